@@ -1,0 +1,101 @@
+# keryx — build, run, test, bench.
+# `make` builds ./keryx; `make run` serves ./app; `make test` runs every suite (also .ci/run).
+# Missing Debian packages are installed first when running as root with apt-get.
+
+DEB_PKGS := gcc make pkg-config libev-dev libluajit2-5.1-dev luajit2 libhiredis-dev lua-cjson \
+            libssl-dev node-llhttp libwslay-dev lua-busted libcmocka-dev redis-server \
+            zlib1g-dev lua-socket curl netcat-openbsd
+BENCH_PKGS := wrk nginx-light libnginx-mod-http-lua
+
+CC      ?= gcc
+LLHTTP_DIR := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+LUA_CFLAGS := $(shell pkg-config --cflags luajit 2>/dev/null)
+LUA_LIBS   := $(shell pkg-config --libs luajit 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -D_GNU_SOURCE -fno-strict-aliasing -I src -I $(LLHTTP_INC) $(LUA_CFLAGS)
+LDLIBS  := -lev $(LUA_LIBS) -lhiredis -lwslay -lssl -lcrypto -lz -lm -lpthread -ldl
+
+SRCS    := $(wildcard src/*.c)
+OBJDIR  ?= build
+OBJS    := $(patsubst src/%.c,$(OBJDIR)/%.o,$(SRCS))
+LLOBJS  := $(patsubst $(LLHTTP_DIR)/%.c,$(OBJDIR)/llhttp/%.o,$(wildcard $(LLHTTP_DIR)/*.c))
+BIN     ?= keryx
+
+.PHONY: all deps run test test-c test-unit test-integration test-asan bench clean
+
+all: deps $(BIN)
+
+# Installs what is missing; does nothing when everything is present.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  else echo "missing Debian packages:$$missing (run as root or install them)"; exit 1; fi; \
+	fi
+
+$(BIN): $(OBJS) $(LLOBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OBJDIR)/%.o: src/%.c src/*.h | $(OBJDIR)
+	$(CC) $(CFLAGS) $(WARN) -c -o $@ $<
+
+# llhttp's generated sources are third-party (SPEC §9.18).
+$(OBJDIR)/llhttp/%.o: $(LLHTTP_DIR)/%.c | $(OBJDIR)
+	@mkdir -p $(OBJDIR)/llhttp
+	$(CC) $(CFLAGS) -Wall -Wextra -Werror -Wno-unused-parameter -c -o $@ $<
+
+$(OBJDIR):
+	@mkdir -p $(OBJDIR)
+
+run: all
+	./scripts/run-example.sh
+
+# ---- tests -------------------------------------------------------------------------------
+# Each tests/test_<m>.c links against every keryx object except main.o (the linker keeps what
+# it needs), so a test exercises the real module, never a copy.
+TEST_SRCS := $(wildcard tests/test_*.c)
+TEST_BINS := $(patsubst tests/%.c,$(OBJDIR)/tests/%,$(TEST_SRCS))
+LIB_OBJS  := $(filter-out $(OBJDIR)/main.o,$(OBJS)) $(LLOBJS)
+
+$(OBJDIR)/tests/%: tests/%.c $(LIB_OBJS)
+	@mkdir -p $(OBJDIR)/tests
+	$(CC) $(CFLAGS) $(WARN) -o $@ $< $(LIB_OBJS) $(LDLIBS) -lcmocka
+
+test-c: all $(TEST_BINS)
+	@set -e; for t in $(TEST_BINS); do echo "== $$t"; (cd $(CURDIR) && $$t); done
+
+BUSTED := luajit /usr/bin/busted
+
+test-unit: all
+	$(BUSTED) --helper=spec/helpers/unit_env.lua spec/unit
+
+test-integration: all
+	KERYX_BIN=$(CURDIR)/$(BIN) $(BUSTED) --helper=spec/helpers/integration_env.lua spec/integration
+
+# The C tests and the integration suite once more against an ASan+UBSan build.
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+test-asan: deps
+	$(MAKE) --no-print-directory OBJDIR=build-asan BIN=keryx-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" keryx-asan test-c-asan
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  KERYX_BIN=$(CURDIR)/keryx-asan $(BUSTED) --helper=spec/helpers/integration_env.lua spec/integration
+
+test-c-asan: $(TEST_BINS)
+	@set -e; for t in $(TEST_BINS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
+
+test: all test-c test-unit test-integration test-asan
+	@echo "make test: all suites passed"
+
+bench: all
+	@for p in $(BENCH_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || { \
+	  [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null; }; done
+	./bench/run.sh
+
+clean:
+	rm -rf build build-asan keryx keryx-asan

@@ -1,0 +1,502 @@
+#!/usr/bin/env bash
+# run.sh — `make bench`: keryx against nginx + its Lua module on GET /api/status.
+#
+# Both servers run one worker pinned to CPU 0; wrk runs pinned to CPU 1. Runs are interleaved
+# (keryx, nginx, keryx, nginx, …) so drift of the machine hits both alike. For each server it
+# reports the median requests/s, the median p99 latency and the median server CPU time per
+# request (utime+stime from /proc/<pid>/stat before and after a run, divided by the requests
+# wrk completed), then the keryx/nginx ratios against the targets and keryx's idle RSS.
+# See bench/README.md for how to read the figures.
+#
+# Environment:
+#   BENCH_DURATION  wrk duration per run (default 10s; a bare number means seconds)
+#   BENCH_RUNS      measured runs per server (default 3)
+#   BENCH_WARMUP    unmeasured warm-up run per server before the first run (default 1s; 0 = none)
+#   BENCH_ONLY      "keryx" or "nginx" to run one side only (default: both)
+#   BENCH_WRITE     1 = append a dated section to bench/RESULTS.md
+#   BENCH_NGINX_MEM "heap" (default) or "statm": how nginx computes consumedMemoryMB
+#
+# Exit status: 0 whatever the PASS/FAIL words say; 1 when a server fails to start or a
+# prerequisite is missing.
+
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+
+DURATION=${BENCH_DURATION:-10s}
+RUNS=${BENCH_RUNS:-3}
+WARMUP=${BENCH_WARMUP:-1s}
+ONLY=${BENCH_ONLY:-}
+WRITE=${BENCH_WRITE:-0}
+NGINX_MEM=${BENCH_NGINX_MEM:-heap}
+
+SERVER_CPU=0
+CLIENT_CPU=1
+CONNECTIONS=50
+STATUS_PATH=/api/status
+START_TIMEOUT_S=10
+MIN_BUSY_PCT=90            # below this the server was not saturated: a warning is printed
+NGINX_MODULES_DIR=/usr/lib/nginx/modules
+
+# Targets printed next to the ratios (keryx / nginx).
+TARGET_RPS_RATIO=0.9       # req/s ratio must be >= this
+TARGET_CPU_RATIO=1.3       # CPU-per-request ratio must be <= this
+TARGET_IDLE_RSS_KIB=10240  # keryx idle RSS must be < this (10 MiB)
+
+CLK_TCK=$(getconf CLK_TCK)
+TMP=""
+KERYX_PID=""
+NGINX_PID=""
+WRK_PID=""
+KERYX_URL=""
+NGINX_URL=""
+KERYX_IDLE_RSS_KIB=""
+NGINX_IDLE_RSS_KIB=""
+
+# Per-run figures, indexed by server name then run: "rps p99_us cpu_us_per_req errors busy_pct".
+declare -A RESULT=()
+
+log()  { printf '[bench] %s\n' "$*" >&2; }
+warn() { printf '[bench] WARNING: %s\n' "$*" >&2; }
+die()  { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# Setup and teardown
+# ---------------------------------------------------------------------------------------------
+
+check_args() {
+    case "$ONLY" in ""|keryx|nginx) ;; *) die "BENCH_ONLY must be keryx or nginx, not '$ONLY'";; esac
+    case "$NGINX_MEM" in heap|statm) ;; *) die "BENCH_NGINX_MEM must be heap or statm";; esac
+    [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
+}
+
+check_prereqs() {
+    local cmd
+    for cmd in wrk taskset curl awk getconf pgrep; do
+        command -v "$cmd" >/dev/null || die "'$cmd' not found (Debian: apt-get install wrk util-linux curl procps)"
+    done
+    taskset -c "$CLIENT_CPU" true 2>/dev/null ||
+        die "CPU $CLIENT_CPU is not available: the bench needs two CPUs (server on $SERVER_CPU, wrk on $CLIENT_CPU)"
+    if wants nginx; then
+        command -v nginx >/dev/null || die "nginx not found (apt-get install nginx-light libnginx-mod-http-lua lua-cjson)"
+        [[ -f "$NGINX_MODULES_DIR/ngx_http_lua_module.so" && -f "$NGINX_MODULES_DIR/ndk_http_module.so" ]] ||
+            die "nginx Lua module missing in $NGINX_MODULES_DIR (apt-get install libnginx-mod-http-lua)"
+    fi
+    if wants keryx; then
+        [[ -x "$ROOT/keryx" ]] || die "$ROOT/keryx not built (run 'make', or BENCH_ONLY=nginx)"
+    fi
+}
+
+# wants <server>: true when this run includes that server.
+wants() { [[ -z "$ONLY" || "$ONLY" == "$1" ]]; }
+
+cleanup() {
+    stop_process "$WRK_PID"
+    stop_process "$KERYX_PID"
+    stop_process "$NGINX_PID"
+    [[ -n "$TMP" && -d "$TMP" ]] && rm -rf "$TMP"
+    return 0
+}
+
+# stop_process <pid>: SIGTERM, up to 5 s of grace, then SIGKILL.
+stop_process() {
+    local pid=$1 i
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# A Debian nginx package may have started the system nginx (from /etc/nginx). It is stopped so
+# that nothing else is serving on this machine while we measure. Our own masters, and any other
+# nginx started with an explicit -c, are left alone: their title names the config file.
+stop_system_nginx() {
+    local pid title
+    for pid in $(pgrep -x nginx || true); do
+        title=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+        [[ "$title" == *"master process"* ]] || continue
+        if [[ "$title" != *" -c "* || "$title" == *"/etc/nginx"* ]]; then
+            log "stopping the system nginx (pid $pid: $title)"
+            nginx -s stop 2>/dev/null || warn "could not stop the system nginx (pid $pid); figures may be disturbed"
+        fi
+    done
+}
+
+# free_port: prints a TCP port nobody listens on (the kernel picks it).
+free_port() {
+    if command -v python3 >/dev/null &&
+        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null; then
+        return 0
+    fi
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return 0; }
+    done
+}
+
+# wait_http <url> <pid>: true once the URL answers 2xx, false on timeout or when pid died.
+wait_http() {
+    local url=$1 pid=$2 deadline=$((SECONDS + START_TIMEOUT_S))
+    while ((SECONDS < deadline)); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        curl -sf -o /dev/null --max-time 1 "$url" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+start_keryx() {
+    local port
+    port=$(free_port)
+    KERYX_URL="http://127.0.0.1:$port$STATUS_PATH"
+    log "starting keryx on 127.0.0.1:$port (CPU $SERVER_CPU)"
+    # env → taskset → keryx all exec, so $! is keryx itself.
+    (cd "$ROOT" && exec env WEB_SERVER_PORT="$port" WEB_SERVER_HOST=127.0.0.1 LOG_LEVEL=warn \
+        NODE_ENV=production taskset -c "$SERVER_CPU" ./keryx start) >"$TMP/keryx.log" 2>&1 &
+    KERYX_PID=$!
+    if ! wait_http "$KERYX_URL" "$KERYX_PID"; then
+        tail -n 20 "$TMP/keryx.log" >&2 || true
+        die "keryx exited or did not answer $KERYX_URL within ${START_TIMEOUT_S}s"
+    fi
+    KERYX_IDLE_RSS_KIB=$(tree_rss_kib "$KERYX_PID")
+    log "keryx pid $KERYX_PID, idle RSS ${KERYX_IDLE_RSS_KIB} KiB"
+}
+
+start_nginx() {
+    local port prefix="$TMP/nginx"
+    port=$(free_port)
+    NGINX_URL="http://127.0.0.1:$port$STATUS_PATH"
+    mkdir -p "$prefix"
+    sed -e "s#@MODULES_DIR@#$NGINX_MODULES_DIR#g" \
+        -e "s#@PREFIX@#$prefix#g" \
+        -e "s#@PORT@#$port#g" \
+        -e "s#@MEM_SOURCE@#$NGINX_MEM#g" \
+        -e "s#@PAGE_SIZE@#$(getconf PAGESIZE)#g" \
+        "$BENCH_DIR/nginx.conf.template" >"$prefix/nginx.conf"
+    log "starting nginx on 127.0.0.1:$port (CPU $SERVER_CPU, prefix $prefix)"
+    # -e: errors before the config is read also go to the prefix, never /var/log/nginx.
+    taskset -c "$SERVER_CPU" nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" \
+        >"$prefix/stdout.log" 2>&1 &
+    NGINX_PID=$!
+    if ! wait_http "$NGINX_URL" "$NGINX_PID"; then
+        tail -n 20 "$prefix/error.log" "$prefix/stdout.log" >&2 || true
+        die "nginx exited or did not answer $NGINX_URL within ${START_TIMEOUT_S}s"
+    fi
+    check_nginx_affinity
+    NGINX_IDLE_RSS_KIB=$(tree_rss_kib "$NGINX_PID")
+    log "nginx master pid $NGINX_PID, workers $(children "$NGINX_PID" | tr '\n' ' ')"
+}
+
+# The worker must sit on the server CPU: worker_cpu_affinity says so, taskset on the master
+# is the fallback. A mismatch is reported, not fatal.
+check_nginx_affinity() {
+    local pid cpus
+    for pid in $NGINX_PID $(children "$NGINX_PID"); do
+        cpus=$(taskset -pc "$pid" 2>/dev/null | awk -F': ' '{print $2}')
+        [[ "$cpus" == "$SERVER_CPU" ]] || warn "nginx pid $pid runs on CPUs '$cpus', not $SERVER_CPU"
+    done
+}
+
+# Headers and body size should match; differences are printed (not fatal) so a reader can
+# judge whether both servers still do the same work.
+compare_responses() {
+    local k n
+    k=$(stable_headers "$KERYX_URL")
+    n=$(stable_headers "$NGINX_URL")
+    if [[ "$k" != "$n" ]]; then
+        warn "response headers differ (< keryx only, > nginx only):"
+        diff <(echo "$k") <(echo "$n") | grep '^[<>]' >&2 || true
+    fi
+    # pid, uptime and memory figures may differ in digits: only a bigger gap is reported.
+    k=$(curl -s "$KERYX_URL" | wc -c)
+    n=$(curl -s "$NGINX_URL" | wc -c)
+    ((k - n <= 16 && n - k <= 16)) || warn "body sizes differ: keryx $k bytes, nginx $n bytes"
+}
+
+# stable_headers <url>: sorted "name: value" lines, names lowercased, minus the headers every
+# server sets its own way (date, server, connection, length); a cookie shows its name only.
+stable_headers() {
+    curl -s -D - -o /dev/null "$1" | tr -d '\r' |
+        awk 'NR > 1 && index($0, ":") {
+                 name = tolower(substr($0, 1, index($0, ":") - 1))
+                 value = substr($0, index($0, ":") + 1); sub(/^ +/, "", value)
+                 if (name ~ /^(date|server|connection|keep-alive|content-length)$/) next
+                 if (name == "set-cookie") sub(/=.*/, "=…", value)
+                 print name ": " value
+             }' | sort
+}
+
+# ---------------------------------------------------------------------------------------------
+# /proc readings
+# ---------------------------------------------------------------------------------------------
+
+# children <pid>: direct child pids (nginx workers; keryx workers if any).
+children() { pgrep -P "$1" || true; }
+
+# cpu_ticks <pid>: utime + stime (fields 14 and 15) of the whole process, in clock ticks.
+# The command name (field 2) may hold spaces, so fields are counted after its closing ')'.
+cpu_ticks() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    awk '{print $12 + $13}' <<<"${stat##*) }"
+}
+
+# tree_cpu_ticks <pid>: the process and its direct children (nginx: master + workers).
+tree_cpu_ticks() {
+    local total=0 pid
+    for pid in "$1" $(children "$1"); do
+        total=$((total + $(cpu_ticks "$pid")))
+    done
+    echo "$total"
+}
+
+# tree_rss_kib <pid>: VmRSS of the process and its direct children, in KiB.
+tree_rss_kib() {
+    local total=0 pid rss
+    for pid in "$1" $(children "$1"); do
+        rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+        total=$((total + ${rss:-0}))
+    done
+    echo "$total"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Load runs
+# ---------------------------------------------------------------------------------------------
+
+# wrk_run <url> <duration>: wrk pinned to the client CPU, its output on stdout.
+# wrk runs in the background and is waited for, so a TERM/INT trap fires at once (bash defers
+# traps while a foreground child runs) and cleanup can stop it.
+wrk_run() {
+    local out="$TMP/wrk.out" rc=0
+    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$2" --latency "$1" >"$out" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || rc=$?
+    WRK_PID=""
+    cat "$out"
+    return "$rc"
+}
+
+# parse_wrk: reads wrk output, prints "requests rps p99_us errors".
+# Latencies come as 123.45us / 1.23ms / 1.00s; errors = socket errors + non-2xx/3xx replies.
+parse_wrk() {
+    awk '
+        function to_us(v,   n) {
+            n = v + 0
+            if (v ~ /us$/) return n
+            if (v ~ /ms$/) return n * 1000
+            if (v ~ /m$/)  return n * 60000000
+            if (v ~ /s$/)  return n * 1000000
+            return n
+        }
+        / requests in /              { requests = $1 }
+        /^Requests\/sec:/            { rps = $2 }
+        $1 == "99%"                  { p99 = to_us($2) }
+        /^ *Non-2xx or 3xx/          { errors += $NF }
+        /^ *Socket errors:/          { gsub(/[a-z:,]/, ""); for (i = 1; i <= NF; i++) errors += $i }
+        END { printf "%d %s %.0f %d\n", requests, rps, p99, errors }
+    '
+}
+
+# measure <server> <url> <pid> <run>: one measured run, stored in RESULT[<server>,<run>].
+measure() {
+    local server=$1 url=$2 pid=$3 run=$4 out before after t0 t1 requests rps p99 errors cpu_us busy
+    before=$(tree_cpu_ticks "$pid")
+    t0=$EPOCHREALTIME
+    wrk_run "$url" "$DURATION" >"$TMP/wrk.txt" || { cat "$TMP/wrk.txt" >&2; die "wrk failed against $server ($url)"; }
+    t1=$EPOCHREALTIME
+    after=$(tree_cpu_ticks "$pid")
+    out=$(<"$TMP/wrk.txt")
+    kill -0 "$pid" 2>/dev/null || die "$server (pid $pid) died during run $run"
+    read -r requests rps p99 errors <<<"$(parse_wrk <<<"$out")"
+    ((requests > 0)) || { echo "$out" >&2; die "$server completed no request in run $run"; }
+    cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" \
+        'BEGIN {printf "%.2f", t / hz * 1000000 / n}')
+    # Share of the run's wall time the server spent on CPU: ~100% when it is the bottleneck.
+    busy=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v t0="$t0" -v t1="$t1" \
+        'BEGIN {printf "%.0f", t / hz / (t1 - t0) * 100}')
+    ((errors == 0)) || warn "$server run $run: $errors errors (socket errors or non-2xx replies)"
+    ((busy >= MIN_BUSY_PCT)) ||
+        warn "$server run $run: server on CPU only $busy% of the run (machine busy, or the server waits)"
+    RESULT[$server,$run]="$rps $p99 $cpu_us $errors $busy"
+    log "$(printf '%-5s run %d: %10.0f req/s  p99 %8.2f ms  %6.2f us CPU/req  busy %3d%%  (%d ticks, %d requests)' \
+        "$server" "$run" "$rps" "$(awk -v u="$p99" 'BEGIN {print u / 1000}')" "$cpu_us" "$busy" \
+        $((after - before)) "$requests")"
+}
+
+warm_up() {
+    [[ "$WARMUP" == 0 || "$WARMUP" == 0s ]] && return 0
+    log "warm-up $1 ($WARMUP)"
+    wrk_run "$2" "$WARMUP" >/dev/null || die "wrk failed against $1 ($2)"
+}
+
+# servers: the names measured, in interleaving order.
+servers() {
+    local s
+    for s in keryx nginx; do
+        if wants "$s"; then echo "$s"; fi
+    done
+}
+
+url_of() { if [[ $1 == keryx ]]; then echo "$KERYX_URL"; else echo "$NGINX_URL"; fi; }
+pid_of() { if [[ $1 == keryx ]]; then echo "$KERYX_PID"; else echo "$NGINX_PID"; fi; }
+
+run_all() {
+    local s run
+    for s in $(servers); do warm_up "$s" "$(url_of "$s")"; done
+    for ((run = 1; run <= RUNS; run++)); do
+        for s in $(servers); do
+            measure "$s" "$(url_of "$s")" "$(pid_of "$s")" "$run"
+        done
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Figures and report
+# ---------------------------------------------------------------------------------------------
+
+# column <server> <n>: the n-th figure (1 rps, 2 p99_us, 3 cpu_us, 4 errors, 5 busy) of every run.
+column() {
+    local run
+    for ((run = 1; run <= RUNS; run++)); do
+        awk -v n="$2" '{print $n}' <<<"${RESULT[$1,$run]}"
+    done
+}
+
+median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+sum()    { awk '{s += $1} END {print s + 0}'; }
+
+# Medians per server, filled by summarise: MED[<server>,rps|p99_ms|cpu_us|errors].
+declare -A MED=()
+
+summarise() {
+    local s
+    for s in $(servers); do
+        MED[$s,rps]=$(column "$s" 1 | median | awk '{printf "%.0f", $1}')
+        MED[$s,p99_ms]=$(column "$s" 2 | median | awk '{printf "%.2f", $1 / 1000}')
+        MED[$s,cpu_us]=$(column "$s" 3 | median | awk '{printf "%.2f", $1}')
+        MED[$s,errors]=$(column "$s" 4 | sum)
+    done
+}
+
+# verdict <value> <op> <target>: PASS or FAIL.
+verdict() {
+    awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+        ok = (op == ">=") ? v >= t : (op == "<=") ? v <= t : v < t
+        print ok ? "PASS" : "FAIL"
+    }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
+kib_to_mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+
+# markdown_tables: the summary table (medians + ratios) and the per-run table.
+markdown_tables() {
+    local s run label rss rps_ratio cpu_ratio rps p99 cpu errors busy
+    echo "| server | req/s (median) | p99 latency (median) | server CPU per request (median) | idle RSS | errors |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for s in $(servers); do
+        if [[ $s == keryx ]]; then label=keryx; rss=$KERYX_IDLE_RSS_KIB; else label="nginx + Lua"; rss=$NGINX_IDLE_RSS_KIB; fi
+        printf '| %s | %s | %s ms | %s µs | %s KiB | %s |\n' "$label" "${MED[$s,rps]}" \
+            "${MED[$s,p99_ms]}" "${MED[$s,cpu_us]}" "$rss" "${MED[$s,errors]}"
+    done
+    if wants keryx && wants nginx; then
+        rps_ratio=$(ratio "${MED[keryx,rps]}" "${MED[nginx,rps]}")
+        cpu_ratio=$(ratio "${MED[keryx,cpu_us]}" "${MED[nginx,cpu_us]}")
+        printf '| **keryx / nginx** | %s (target ≥ %s: %s) | %s | %s (target ≤ %s: %s) | keryx %s MiB (target < %s MiB: %s) | |\n' \
+            "$rps_ratio" "$TARGET_RPS_RATIO" "$(verdict "$rps_ratio" ">=" "$TARGET_RPS_RATIO")" \
+            "$(ratio "${MED[keryx,p99_ms]}" "${MED[nginx,p99_ms]}")" \
+            "$cpu_ratio" "$TARGET_CPU_RATIO" "$(verdict "$cpu_ratio" "<=" "$TARGET_CPU_RATIO")" \
+            "$(kib_to_mib "$KERYX_IDLE_RSS_KIB")" "$(kib_to_mib "$TARGET_IDLE_RSS_KIB")" \
+            "$(verdict "$KERYX_IDLE_RSS_KIB" "<" "$TARGET_IDLE_RSS_KIB")"
+    elif wants keryx; then
+        printf '| **keryx idle RSS** | | | | %s MiB (target < %s MiB: %s) | |\n' \
+            "$(kib_to_mib "$KERYX_IDLE_RSS_KIB")" "$(kib_to_mib "$TARGET_IDLE_RSS_KIB")" \
+            "$(verdict "$KERYX_IDLE_RSS_KIB" "<" "$TARGET_IDLE_RSS_KIB")"
+    fi
+    echo
+    echo "| run | server | req/s | p99 latency | server CPU per request | server CPU busy | errors |"
+    echo "|---:|---|---:|---:|---:|---:|---:|"
+    for ((run = 1; run <= RUNS; run++)); do
+        for s in $(servers); do
+            read -r rps p99 cpu errors busy <<<"${RESULT[$s,$run]}"
+            printf '| %d | %s | %.0f | %.2f ms | %s µs | %s%% | %s |\n' "$run" "$s" "$rps" \
+                "$(awk -v u="$p99" 'BEGIN {print u / 1000}')" "$cpu" "$busy" "$errors"
+        done
+    done
+}
+
+# The plain-words verdict lines, for a reader of the terminal.
+print_verdicts() {
+    wants keryx && wants nginx || return 0
+    local rps_ratio cpu_ratio
+    rps_ratio=$(ratio "${MED[keryx,rps]}" "${MED[nginx,rps]}")
+    cpu_ratio=$(ratio "${MED[keryx,cpu_us]}" "${MED[nginx,cpu_us]}")
+    printf 'req/s ratio keryx/nginx:       %s  (target >= %s)  %s\n' "$rps_ratio" "$TARGET_RPS_RATIO" \
+        "$(verdict "$rps_ratio" ">=" "$TARGET_RPS_RATIO")"
+    printf 'CPU/request ratio keryx/nginx: %s  (target <= %s)  %s\n' "$cpu_ratio" "$TARGET_CPU_RATIO" \
+        "$(verdict "$cpu_ratio" "<=" "$TARGET_CPU_RATIO")"
+    printf 'keryx idle RSS:                %s KiB  (target < %s KiB)  %s\n' "$KERYX_IDLE_RSS_KIB" \
+        "$TARGET_IDLE_RSS_KIB" "$(verdict "$KERYX_IDLE_RSS_KIB" "<" "$TARGET_IDLE_RSS_KIB")"
+}
+
+machine_line() {
+    local cpu
+    cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+    printf '%s, %s CPUs, Linux %s; %s; wrk -t1 -c%s -d%s, %s run(s) per server, interleaved' \
+        "${cpu:-unknown CPU}" "$(nproc)" "$(uname -r)" \
+        "$(nginx -v 2>&1 | sed 's/^nginx version: //' || echo 'nginx ?')" \
+        "$CONNECTIONS" "$DURATION" "$RUNS"
+}
+
+report() {
+    local tables
+    summarise
+    tables=$(markdown_tables)
+    echo
+    echo "Machine: $(machine_line)"
+    echo
+    echo "$tables"
+    echo
+    print_verdicts
+    if [[ "$WRITE" == 1 ]]; then
+        write_results "$tables"
+    fi
+}
+
+# write_results <tables>: appends a dated section to bench/RESULTS.md.
+write_results() {
+    local rev
+    rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    {
+        echo
+        echo "## $(date -u '+%Y-%m-%d %H:%M UTC') — commit $rev${ONLY:+ (only $ONLY)}"
+        echo
+        echo "$(machine_line); nginx consumedMemoryMB source: $NGINX_MEM."
+        echo
+        echo "$1"
+    } >>"$BENCH_DIR/RESULTS.md"
+    log "appended to $BENCH_DIR/RESULTS.md"
+}
+
+main() {
+    check_args
+    check_prereqs
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/keryx-bench.XXXXXX")
+    wants nginx && stop_system_nginx
+    wants keryx && start_keryx
+    wants nginx && start_nginx
+    wants keryx && wants nginx && compare_responses
+    run_all
+    report
+}
+
+main "$@"

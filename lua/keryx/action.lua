@@ -1,0 +1,72 @@
+-- keryx.action — validates an action definition (SPEC §3) so mistakes fail at boot with the
+-- file and field named, never at request time.
+local M = {}
+
+local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true }
+
+local function fail(level, name, msg)
+    error(("action %s: %s"):format(name and ("'" .. name .. "'") or "(unnamed)", msg), level + 1)
+end
+
+local function check_middleware(list, name, level)
+    if list == nil then return {} end
+    if type(list) ~= "table" then fail(level, name, "middleware must be a list") end
+    for i, mw in ipairs(list) do
+        if type(mw) ~= "table" then fail(level, name, "middleware[" .. i .. "] must be a table") end
+        if mw.before ~= nil and type(mw.before) ~= "function" then
+            fail(level, name, "middleware[" .. i .. "].before must be a function")
+        end
+        if mw.after ~= nil and type(mw.after) ~= "function" then
+            fail(level, name, "middleware[" .. i .. "].after must be a function")
+        end
+    end
+    return list
+end
+
+function M.define(def, level)
+    level = (level or 1) + 1
+    if type(def) ~= "table" then error("keryx.action expects a table", level) end
+    local name = def.name
+    if type(name) ~= "string" or not name:match("^[%w:._-]+$") then
+        fail(level, name, "name must be a string of letters, digits and : . _ -")
+    end
+    if type(def.run) ~= "function" then fail(level, name, "run must be a function") end
+    if def.inputs ~= nil and (type(def.inputs) ~= "table" or type(def.inputs.parse) ~= "function") then
+        fail(level, name, "inputs must be a keryx.schema object (z.object{...})")
+    end
+    if def.description ~= nil and type(def.description) ~= "string" then
+        fail(level, name, "description must be a string")
+    end
+    if def.timeout ~= nil and (type(def.timeout) ~= "number" or def.timeout < 0) then
+        fail(level, name, "timeout must be a number of milliseconds >= 0")
+    end
+    local web = def.web
+    if web ~= nil then
+        if type(web) ~= "table" or type(web.route) ~= "string" or web.route:sub(1, 1) ~= "/" then
+            fail(level, name, "web.route must be a string starting with /")
+        end
+        local method = (web.method or "GET"):upper()
+        if not METHODS[method] then
+            fail(level, name, "web.method must be one of GET, POST, PUT, PATCH, DELETE")
+        end
+        web = { route = web.route, method = method }
+    end
+    local mcp = { tool = true }
+    if type(def.mcp) == "table" then
+        for k, v in pairs(def.mcp) do mcp[k] = v end
+    end
+    return {
+        name = name,
+        description = def.description or ("An Action: " .. name),
+        inputs = def.inputs,
+        web = web,
+        task = def.task,
+        middleware = check_middleware(def.middleware, name, level),
+        timeout = def.timeout,
+        mcp = mcp,
+        run = def.run,
+        __keryx_action = true,
+    }
+end
+
+return M

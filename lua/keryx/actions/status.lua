@@ -1,0 +1,24 @@
+-- status — GET /api/status: process health (SPEC §9.9).
+local keryx = require "keryx"
+local core = require "keryx.core"
+
+local floor = math.floor
+local name = core.config.process.name
+local pid = core.pid()
+
+return keryx.action {
+    name = "status",
+    description = "Return the status of the server",
+    web = { route = "/status", method = "GET" },
+    run = function()
+        return {
+            name = name,
+            pid = pid,
+            version = core.version,
+            uptime = floor(core.uptime_ms()),
+            consumedMemoryMB = floor(core.rss() / 1048576 * 100 + 0.5) / 100,
+            healthy = true,
+            checks = {},
+        }
+    end,
+}

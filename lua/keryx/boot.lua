@@ -1,0 +1,65 @@
+-- keryx.boot — loads the framework's built-in actions and the app's actions/*.lua (sorted by
+-- file name), checks names and routes are unique, registers HTTP routes with the C router,
+-- and returns the entry points lua_bridge.c calls.
+local core = require "keryx.core"
+local pipeline = require "keryx.pipeline"
+
+local M = {}
+
+local BUILTIN = { "keryx.actions.status", "keryx.actions.swagger" }
+
+local function add(registry, action, source)
+    if type(action) ~= "table" or not action.__keryx_action then
+        error(source .. ": must return keryx.action{...} or a list of them", 0)
+    end
+    if registry.by_name[action.name] then
+        error(source .. ": duplicate action name '" .. action.name .. "'", 0)
+    end
+    local id = #registry.list + 1
+    registry.list[id] = action
+    registry.by_name[action.name] = action
+    if action.web then
+        local ok, err = pcall(core.add_route, action.web.method, action.web.route, id)
+        if not ok then error(source .. ": action '" .. action.name .. "': " .. tostring(err), 0) end
+    end
+end
+
+local function add_all(registry, value, source)
+    if type(value) == "table" and not value.__keryx_action and value[1] ~= nil then
+        for _, a in ipairs(value) do add(registry, a, source) end
+    else
+        add(registry, value, source)
+    end
+end
+
+local function load_file(path)
+    local chunk, err = loadfile(path)
+    if not chunk then error(err, 0) end
+    local ok, value = pcall(chunk)
+    if not ok then error(path .. ": " .. tostring(value), 0) end
+    return value
+end
+
+function M.start(app_dir)
+    local registry = pipeline.registry
+    for _, mod in ipairs(BUILTIN) do add_all(registry, require(mod), mod) end
+    local dir = app_dir .. "/actions"
+    local files = core.list_dir(dir)
+    for _, f in ipairs(files or {}) do
+        local path = dir .. "/" .. f
+        add_all(registry, load_file(path), path)
+    end
+    return { web = pipeline.web, cli = pipeline.cli, list_actions = M.list_actions }
+end
+
+function M.list_actions()
+    local api = core.config.server.web.apiRoute
+    local lines = {}
+    for _, a in ipairs(pipeline.registry.list) do
+        local route = a.web and (a.web.method .. " " .. api .. a.web.route) or "-"
+        lines[#lines + 1] = ("%-24s %-28s %s"):format(a.name, route, a.description)
+    end
+    return table.concat(lines, "\n") .. "\n"
+end
+
+return M

@@ -1,0 +1,152 @@
+-- keryx.errors: typed errors and their JSON envelope.
+--
+-- Owns the type -> HTTP status table (reference §1.7, plus the types SPEC §9.3 decides in C)
+-- and the shape `{error = {message, type, timestamp, key?, value?, stack?}}`.
+-- Called by the pipeline, middleware, the facade (`keryx.error`) and application code.
+-- It never logs, never encodes JSON and never decides whether stacks are shown: the caller
+-- passes that in (WEB_SERVER_INCLUDE_STACK_IN_ERRORS and friends).
+
+local M = {}
+
+local type, tostring, pairs, pcall, rawset = type, tostring, pairs, pcall, rawset
+local setmetatable, getmetatable, error = setmetatable, getmetatable, error
+local os_time, math_floor = os.time, math.floor
+
+-- Type -> HTTP status. Unknown types answer 500.
+local STATUS = {
+    SERVER_INITIALIZATION = 500,
+    SERVER_START = 500,
+    SERVER_STOP = 500,
+    CONFIG_ERROR = 500,
+    INITIALIZER_VALIDATION = 500,
+    ACTION_VALIDATION = 500,
+    TASK_VALIDATION = 500,
+    SERVER_VALIDATION = 500,
+    CONNECTION_SESSION_NOT_FOUND = 401,
+    CONNECTION_SERVER_ERROR = 500,
+    CONNECTION_ACTION_NOT_FOUND = 404,
+    CONNECTION_ACTION_PARAM_REQUIRED = 406,
+    CONNECTION_ACTION_PARAM_DEFAULT = 406,
+    CONNECTION_ACTION_TIMEOUT = 408,
+    CONNECTION_TASK_DEFINITION = 500,
+    CONNECTION_ACTION_PARAM_VALIDATION = 406,
+    -- Keryx says 406; SPEC §9.3 makes a malformed JSON body a 400 with this type.
+    CONNECTION_ACTION_PARAM_FORMATTING = 400,
+    CONNECTION_ACTION_RUN = 500,
+    CONNECTION_TYPE_NOT_FOUND = 406,
+    CONNECTION_NOT_SUBSCRIBED = 406,
+    CONNECTION_CHANNEL_AUTHORIZATION = 403,
+    CONNECTION_CHANNEL_VALIDATION = 400,
+    CONNECTION_RATE_LIMITED = 429,
+    -- decided in C (SPEC §9.3)
+    CONNECTION_BAD_REQUEST = 400,
+    CONNECTION_FORBIDDEN = 403,
+    CONNECTION_REQUEST_TIMEOUT = 408,
+    CONNECTION_PAYLOAD_TOO_LARGE = 413,
+    CONNECTION_HEADERS_TOO_LARGE = 431,
+    CONNECTION_SERVER_BUSY = 503,
+    CHANNEL_NOT_FOUND = 404,
+}
+
+-- Constants so callers can write errors.types.CONNECTION_ACTION_RUN and typos fail loudly.
+M.types = setmetatable({}, {
+    __index = function(_, k)
+        error("keryx.errors: unknown error type '" .. tostring(k) .. "'", 2)
+    end,
+    __newindex = function()
+        error("keryx.errors.types is read-only", 2)
+    end,
+})
+for name in pairs(STATUS) do
+    rawset(M.types, name, name)
+end
+
+M.mt = {
+    __tostring = function(e)
+        return e.message
+    end,
+}
+
+--- A typed error object: {type, message, key?, value?}. Misuse (non-string type) raises.
+function M.new(err_type, message, key, value)
+    if type(err_type) ~= "string" or err_type == "" then
+        error("keryx.errors.new: type must be a non-empty string", 2)
+    end
+    if message == nil then
+        message = err_type
+    elseif type(message) ~= "string" then
+        message = tostring(message)
+    end
+    return setmetatable({ type = err_type, message = message, key = key, value = value }, M.mt)
+end
+
+--- error() with a typed error, blamed on the caller.
+function M.raise(err_type, message, key, value)
+    error(M.new(err_type, message, key, value), 2)
+end
+
+function M.is(e)
+    return type(e) == "table" and getmetatable(e) == M.mt
+end
+
+--- HTTP status for a type; unknown types (and non-strings) are 500.
+function M.status(err_type)
+    return STATUS[err_type] or 500
+end
+
+function M.known(err_type)
+    return STATUS[err_type] ~= nil
+end
+
+--- Any error value -> typed error. Typed errors pass through untouched; anything else
+-- becomes CONNECTION_ACTION_RUN with message tostring(e), the traceback kept in `.stack`
+-- for the log (and for the response only where the caller enables stacks).
+function M.from_any(e, traceback)
+    if M.is(e) then
+        if traceback ~= nil and e.stack == nil then
+            e.stack = traceback
+        end
+        return e
+    end
+    local ok, msg = pcall(tostring, e)
+    if not ok or type(msg) ~= "string" then
+        msg = "unknown error"
+    end
+    local te = M.new("CONNECTION_ACTION_RUN", msg)
+    te.stack = traceback
+    te.cause = e
+    return te
+end
+
+--- The response envelope {error = {...}} (a fresh table; encode it with keryx.json).
+-- opts.now_ms: timestamp (default os.time()*1000); opts.include_stack: add `stack`, taken
+-- from opts.stack or the error's own `.stack`, and only when it is a string.
+function M.to_envelope(e, opts)
+    opts = opts or {}
+    if not M.is(e) then
+        e = M.from_any(e)
+    end
+    local now = opts.now_ms
+    if type(now) ~= "number" then
+        now = os_time() * 1000
+    end
+    local body = {
+        message = e.message,
+        type = e.type,
+        timestamp = math_floor(now),
+        key = e.key,
+        value = e.value,
+    }
+    if opts.include_stack then
+        local stack = opts.stack
+        if stack == nil then
+            stack = e.stack
+        end
+        if type(stack) == "string" then
+            body.stack = stack
+        end
+    end
+    return { error = body }
+end
+
+return M

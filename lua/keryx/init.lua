@@ -1,0 +1,55 @@
+-- keryx — the facade an application requires: `local keryx = require "keryx"`.
+-- Submodules load lazily on first use (so `keryx.schema` costs nothing until touched).
+local core = require "keryx.core"
+
+local M = {}
+
+local lazy = {
+    schema = "keryx.schema",
+    errors = "keryx.errors",
+    json = "keryx.json",
+    log = "keryx.log",
+    swagger = "keryx.swagger",
+    params = "keryx.params",
+    middleware = "keryx.middleware",
+}
+
+setmetatable(M, {
+    __index = function(t, k)
+        local mod = lazy[k]
+        if not mod then return nil end
+        local v = require(mod)
+        rawset(t, k, v)
+        return v
+    end,
+})
+
+M.version = core.version
+M.config = core.config
+
+--- Defines an action (SPEC §3). Returns the validated definition.
+function M.action(def)
+    return require("keryx.action").define(def, 2)
+end
+
+--- Raises a typed error: keryx.error("CONNECTION_SESSION_NOT_FOUND", "Session not found").
+function M.error(err_type, message, key, value)
+    local errors = require "keryx.errors"
+    error(errors.new(err_type, message, key, value), 2)
+end
+
+--- Parks the request for ms milliseconds without blocking the server.
+function M.sleep(ms)
+    if type(ms) ~= "number" then error("keryx.sleep: ms must be a number", 2) end
+    local ok, why = core.sleep(ms)
+    if not ok and why == "aborted" then
+        local errors = require "keryx.errors"
+        error(errors.new("CONNECTION_ACTION_TIMEOUT", "action timed out"), 2)
+    end
+    return true
+end
+
+--- Wall-clock milliseconds since the epoch.
+M.now_ms = core.now_ms
+
+return M

@@ -1,0 +1,213 @@
+-- keryx.pipeline — one action run, the same for every transport (SPEC §9.2, reference §1.2):
+-- find action → validate inputs → middleware before (list order) → run → middleware after
+-- (always) → one action log line → the transport's answer. Runs inside the request's
+-- coroutine, so anything the action waits on yields to the event loop.
+local core = require "keryx.core"
+local errors = require "keryx.errors"
+local json = require "keryx.json"
+local params_mod = require "keryx.params"
+
+local M = {}
+
+local config = core.config
+local web_cfg = config.server.web
+local xpcall, traceback, type, tostring, floor, concat = xpcall, debug.traceback, type, tostring, math.floor, table.concat
+local clock_ms, now_ms, log_enabled, core_log = core.clock_ms, core.now_ms, core.log_enabled, core.log
+local arm_timeout, aborted = core.arm_timeout, core.aborted
+local empty_params = "{}"
+
+M.registry = { list = {}, by_name = {} }
+
+-- Keeps typed errors as they are and gives any other error its traceback (for the log).
+local function on_error(e)
+    if errors.is(e) then return e end
+    local ok, tb = pcall(traceback, tostring(e), 2)
+    return errors.from_any(e, ok and tb or nil)
+end
+
+local function validation_error(verr)
+    local e = errors.new("CONNECTION_ACTION_PARAM_REQUIRED", verr.message, verr.key)
+    if not verr.secret then e.value = verr.value end
+    return e
+end
+
+local function timeout_error(action, ms)
+    return errors.new("CONNECTION_ACTION_TIMEOUT", ("Action '%s' timed out after %dms"):format(action.name, ms))
+end
+
+local function run_middleware_and_action(action, params, conn)
+    for _, mw in ipairs(action.middleware) do
+        if mw.before then
+            local replaced = mw.before(params, conn)
+            if replaced ~= nil then params = replaced end
+        end
+    end
+    return action.run(params, conn), params
+end
+
+--- Runs `action` with raw params for conn. Returns response, err (typed error or nil).
+function M.act(action, raw, conn)
+    conn.metadata = {}
+    local ms = action.timeout or config.actions.timeout
+    if ms > 0 then arm_timeout(ms) end
+    local params, verr = raw, nil
+    if action.inputs then
+        params, verr = action.inputs:parse(raw)
+        if not params then return nil, validation_error(verr) end
+    end
+    local ok, response, final_params = xpcall(run_middleware_and_action, on_error, action, params, conn)
+    local err
+    if ok then
+        params = final_params
+    else
+        err = response
+        response = nil
+        if err.type == "CONNECTION_ACTION_RUN" and err.message:find("not enough memory", 1, true) then
+            collectgarbage()
+        end
+    end
+    if aborted() then err, response = timeout_error(action, ms), nil end
+    for _, mw in ipairs(action.middleware) do
+        if mw.after then
+            local aok, replaced = xpcall(mw.after, on_error, params, conn, response, err)
+            if not aok then err, response = replaced, nil
+            elseif replaced ~= nil then response = replaced end
+        end
+    end
+    if aborted() and (not err or err.type ~= "CONNECTION_ACTION_TIMEOUT") then
+        err, response = timeout_error(action, ms), nil
+    end
+    return response, err
+end
+
+-- ---- log line ---------------------------------------------------------------------------
+
+local function log_params(action, raw)
+    if raw == nil or next(raw) == nil then return empty_params end
+    local max = config.logger.maxParamLength
+    local shown = raw
+    if action and action.inputs then shown = action.inputs:redact(raw, max) end
+    return json.encode(shown) or "{}"
+end
+
+--- The action line (SPEC §9.8): empty pieces are left out with their space.
+function M.log_action(kind, action_name, started, method, identifier, url, cor, err, action, raw)
+    local level = err and "info" or "info"
+    if not log_enabled(level) then return end
+    local parts = {
+        ("[ACTION:%s:%s]"):format(kind, err and "ERROR" or "OK"),
+        action_name or "null",
+        ("(%dms)"):format(floor(clock_ms() - started + 0.5)),
+    }
+    if method then parts[#parts + 1] = "[" .. method .. "]" end
+    parts[#parts + 1] = identifier .. (url and ("(" .. url .. ")") or "")
+    if cor then parts[#parts + 1] = "[cor:" .. cor .. "]" end
+    if err then parts[#parts + 1] = "Error: " .. err.message end
+    parts[#parts + 1] = log_params(action, raw)
+    local line = concat(parts, " ")
+    if err and err.stack and err.type == "CONNECTION_ACTION_RUN" then line = line .. "\n" .. err.stack end
+    core_log(level, line)
+end
+
+-- ---- web -------------------------------------------------------------------------------
+
+local function envelope(err, include_stack)
+    local env = errors.to_envelope(err, { include_stack = include_stack, now_ms = now_ms() })
+    return json.encode(env) or '{"error":{"message":"error","type":"CONNECTION_ACTION_RUN"}}'
+end
+
+local function encode_response(response)
+    if response == nil then return "{}" end
+    local body, err = json.encode(response)
+    if body then return body end
+    return nil, errors.new("CONNECTION_ACTION_RUN", "cannot encode the response as JSON: " .. tostring(err))
+end
+
+--- Entry point for HTTP (called by lua_bridge.c in a fresh task).
+--- Returns status, body, extra header lines, content type.
+function M.web(action_id, req)
+    local started = clock_ms()
+    local action = M.registry.list[action_id]
+    local conn = {
+        type = "web",
+        identifier = req.identifier,
+        correlation_id = req.correlation_id,
+        method = req.method,
+    }
+    local raw, perr = params_mod.from_request(req)
+    local response, err
+    if raw then
+        response, err = M.act(action, raw, conn)
+    else
+        err = perr
+    end
+    local body
+    if not err then
+        body, err = encode_response(response)
+    end
+    local url = "http://" .. (req.host or "localhost") .. req.target
+    M.log_action("WEB", action.name, started, req.method, req.identifier, url, req.correlation_id, err, action, raw)
+    local extra = conn.response_headers
+    if err then
+        return errors.status(err.type), envelope(err, web_cfg.includeStackInErrors), extra
+    end
+    return conn.status or 200, body, extra
+end
+
+-- ---- cli -------------------------------------------------------------------------------
+
+local function cli_args(argv)
+    local raw, i = {}, 1
+    while i <= #argv do
+        local a = argv[i]
+        if a == "-q" or a == "--quiet" then
+            i = i + 1
+        elseif a:sub(1, 2) == "--" and #a > 2 then
+            local k, v = a:match("^%-%-([^=]+)=(.*)$")
+            if k then
+                i = i + 1
+            else
+                k = a:sub(3)
+                local nxt = argv[i + 1]
+                if nxt ~= nil and nxt:sub(1, 2) ~= "--" then
+                    v, i = nxt, i + 2
+                else
+                    v, i = "true", i + 1
+                end
+            end
+            local old = raw[k]
+            if old == nil then raw[k] = v
+            elseif type(old) == "table" then old[#old + 1] = v
+            else raw[k] = { old, v } end
+        else
+            return nil, errors.new("CONNECTION_ACTION_PARAM_FORMATTING", "unexpected argument '" .. a .. "' (use --name value)")
+        end
+    end
+    return raw
+end
+
+--- Entry point for `keryx run`. Returns exit code, stdout text, stderr text.
+function M.cli(name, argv)
+    local started = clock_ms()
+    local identifier = "cli:" .. (os.getenv("USER") or "unknown")
+    local conn = { type = "cli", identifier = identifier }
+    local action = M.registry.by_name[name]
+    local raw, err = cli_args(argv)
+    local response
+    if not action then
+        err = errors.new("CONNECTION_ACTION_NOT_FOUND", "Action not found: " .. tostring(name))
+    elseif raw then
+        response, err = M.act(action, raw, conn)
+    end
+    M.log_action("CLI", name, started, nil, identifier, nil, nil, err, action, raw)
+    if not err then
+        local out, eerr = json.encode({ response = response == nil and {} or response })
+        if out then return 0, out, nil end
+        err = errors.new("CONNECTION_ACTION_RUN", "cannot encode the response as JSON: " .. tostring(eerr))
+    end
+    local env = errors.to_envelope(err, { include_stack = config.cli.includeStackInErrors, now_ms = now_ms() })
+    local text = json.encode({ response = {}, error = env.error })
+    return 1, nil, text
+end
+
+return M

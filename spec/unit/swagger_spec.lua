@@ -1,0 +1,216 @@
+local swagger = require "keryx.swagger"
+local json = require "keryx.json"
+local z = require "keryx.schema"
+
+local function actions()
+    return {
+        { name = "status", description = "Server status", web = { route = "/status", method = "GET" } },
+        { name = "swagger", web = { route = "/swagger", method = "GET" } },
+        {
+            name = "user:create",
+            description = "Create a new user",
+            inputs = z.object({
+                name = z.string():min(3),
+                email = z.string():email(),
+                password = z.string():min(8):secret(),
+            }),
+            web = { route = "/user", method = "PUT" },
+        },
+        {
+            name = "user:view",
+            inputs = z.object({
+                id = z.integer():describe("The user id"),
+                fields = z.array(z.string()):optional(),
+                verbose = z.boolean():default(false),
+            }),
+            web = { route = "/user/:id", method = "GET" },
+        },
+        {
+            name = "user:edit",
+            inputs = z.object({ id = z.integer(), name = z.string():optional() }),
+            web = { route = "/user/:id", method = "post" },
+        },
+        {
+            name = "post:comment",
+            inputs = z.object({ post_id = z.string(), comment_id = z.string() }),
+            web = { route = "/posts/:post_id/comments/:comment_id", method = "DELETE" },
+        },
+        { name = "events", web = { route = "/events", method = "GET", streaming = true } },
+        { name = "task:only", inputs = z.object({ a = z.string() }) },
+        { name = "regex:route", web = { route = { "^/x" }, method = "GET" } },
+        { name = "dup:second", web = { route = "/status", method = "GET" } },
+    }
+end
+
+local OPTS = {
+    title = "my-app",
+    version = "1.2.3",
+    description = "My API",
+    license = "MIT",
+    server_url = "http://localhost:8080/api",
+    cookie_name = "my_session",
+}
+
+-- encode then decode, the way a client sees it
+local function roundtrip(doc)
+    local text = assert(json.encode(doc))
+    return assert(json.decode(text)), text
+end
+
+describe("keryx.swagger", function()
+    it("builds the OpenAPI 3.0.0 header", function()
+        local doc = roundtrip(swagger.document(actions(), OPTS))
+        assert.are.equal("3.0.0", doc.openapi)
+        assert.are.same({ title = "my-app", version = "1.2.3", description = "My API", license = { name = "MIT" } },
+            doc.info)
+        assert.are.equal(1, #doc.servers)
+        assert.are.equal("http://localhost:8080/api", doc.servers[1].url)
+        assert.is_string(doc.servers[1].description)
+    end)
+
+    it("declares the session cookie security scheme with an empty scope list", function()
+        local doc, text = roundtrip(swagger.document(actions(), OPTS))
+        local scheme = doc.components.securitySchemes.sessionCookie
+        assert.are.equal("apiKey", scheme.type)
+        assert.are.equal("cookie", scheme["in"])
+        assert.are.equal("my_session", scheme.name)
+        assert.is_string(scheme.description)
+        assert.truthy(text:find('"security":[{"sessionCookie":[]}]', 1, true))
+    end)
+
+    it("documents the status action", function()
+        local doc = roundtrip(swagger.document(actions(), OPTS))
+        local op = doc.paths["/status"].get
+        assert.are.equal("status", op.operationId)
+        assert.are.equal("status", op.summary)
+        assert.are.equal("Server status", op.description)
+        assert.are.same({ "status" }, op.tags)
+        assert.are.same({}, op.parameters)
+        assert.is_nil(op.requestBody)
+    end)
+
+    it("encodes empty parameter lists as arrays", function()
+        local _, text = roundtrip(swagger.document(actions(), OPTS))
+        assert.truthy(text:find('"parameters":[]', 1, true))
+        assert.is_nil(text:find('"parameters":{}', 1, true))
+    end)
+
+    it("keeps the first action for a repeated path and method", function()
+        local doc = roundtrip(swagger.document(actions(), OPTS))
+        assert.are.equal("status", doc.paths["/status"].get.operationId)
+    end)
+
+    it("fills in a default description", function()
+        local doc = roundtrip(swagger.document(actions(), OPTS))
+        assert.are.equal("An Action: swagger", doc.paths["/swagger"].get.description)
+    end)
+
+    it("skips actions without web or with a non-string route", function()
+        local doc = swagger.document(actions(), OPTS)
+        assert.are.same({
+            "DELETE /posts/{post_id}/comments/{comment_id}",
+            "GET /events",
+            "GET /status",
+            "GET /swagger",
+            "GET /user/{id}",
+            "POST /user/{id}",
+            "PUT /user",
+        }, swagger.operations(doc))
+    end)
+
+    it("converts :params and lists path params in route order", function()
+        local doc = roundtrip(swagger.document(actions(), OPTS))
+        local op = doc.paths["/posts/{post_id}/comments/{comment_id}"].delete
+        assert.are.equal(2, #op.parameters)
+        assert.are.same({ name = "post_id", ["in"] = "path", required = true,
+            description = "The post_id parameter", schema = { type = "string" } }, op.parameters[1])
+        assert.are.equal("comment_id", op.parameters[2].name)
+        assert.are.same({ "post" }, op.tags)
+        -- every input is a path param: no body
+        assert.is_nil(op.requestBody)
+    end)
+
+    it("turns GET inputs into query params after path params, sorted", function()
+        local doc = roundtrip(swagger.document(actions(), OPTS))
+        local op = doc.paths["/user/{id}"].get
+        local names = {}
+        for i, p in ipairs(op.parameters) do
+            names[i] = p["in"] .. ":" .. p.name
+        end
+        assert.are.same({ "path:id", "query:fields", "query:verbose" }, names)
+        assert.are.equal("The user id", op.parameters[1].description)
+        assert.is_true(op.parameters[1].required)
+        assert.are.same({ type = "string" }, op.parameters[1].schema)
+        assert.is_false(op.parameters[2].required)
+        assert.are.same({ type = "array", items = { type = "string" } }, op.parameters[2].schema)
+        assert.are.same({ type = "boolean", default = false }, op.parameters[3].schema)
+        assert.are.same({ "user" }, op.tags)
+    end)
+
+    it("puts non-GET inputs in a referenced request body schema", function()
+        local doc, text = roundtrip(swagger.document(actions(), OPTS))
+        local op = doc.paths["/user"].put
+        assert.is_true(op.requestBody.required)
+        assert.are.equal("#/components/schemas/user_create_Request",
+            op.requestBody.content["application/json"].schema["$ref"])
+        assert.truthy(text:find('"$ref":"#/components/schemas/user_create_Request"', 1, true))
+        local schema = doc.components.schemas.user_create_Request
+        assert.are.equal("object", schema.type)
+        assert.are.same({ "email", "name", "password" }, schema.required)
+        assert.are.equal("email", schema.properties.email.format)
+        assert.are.equal(3, schema.properties.name.minLength)
+        assert.is_true(schema.properties.password.writeOnly)
+        assert.are.same({}, op.parameters)
+    end)
+
+    it("leaves path params out of the request body", function()
+        local doc = roundtrip(swagger.document(actions(), OPTS))
+        local op = doc.paths["/user/{id}"].post
+        assert.are.equal("path", op.parameters[1]["in"])
+        assert.are.equal(1, #op.parameters)
+        local schema = doc.components.schemas.user_edit_Request
+        assert.is_nil(schema.properties.id)
+        assert.are.same({ type = "string" }, schema.properties.name)
+        assert.is_nil(schema.required)
+    end)
+
+    it("declares the 200 and shared error responses", function()
+        local doc = roundtrip(swagger.document(actions(), OPTS))
+        local r = doc.paths["/status"].get.responses
+        assert.are.same({ type = "object" }, r["200"].content["application/json"].schema)
+        for _, code in ipairs({ "400", "404", "422", "500" }) do
+            assert.is_string(r[code].description)
+            assert.are.same({ type = "object", properties = { error = { type = "string" } } },
+                r[code].content["application/json"].schema)
+        end
+    end)
+
+    it("documents streaming actions as text/event-stream", function()
+        local doc = roundtrip(swagger.document(actions(), OPTS))
+        local ok = doc.paths["/events"].get.responses["200"]
+        assert.are.same({ type = "string" }, ok.content["text/event-stream"].schema)
+        assert.is_nil(ok.content["application/json"])
+    end)
+
+    it("encodes paths and schemas as objects when there are no actions", function()
+        local doc, text = roundtrip(swagger.document({}, {}))
+        assert.truthy(text:find('"paths":{}', 1, true))
+        assert.truthy(text:find('"schemas":{}', 1, true))
+        assert.are.equal("__session", doc.components.securitySchemes.sessionCookie.name)
+        assert.are.equal("/api", doc.servers[1].url)
+        assert.is_nil(doc.info.license)
+    end)
+
+    it("copes with nil arguments and junk entries", function()
+        local doc = swagger.document(nil, nil)
+        assert.are.same({}, swagger.operations(doc))
+        doc = swagger.document({ "junk", { web = { route = "/x" } }, { name = "ok", web = { route = "/ok" } } })
+        assert.are.same({ "GET /ok" }, swagger.operations(doc))
+    end)
+
+    it("produces a document larger than 1 KB (the gzip canary)", function()
+        local _, text = roundtrip(swagger.document(actions(), OPTS))
+        assert.is_true(#text > 1024)
+        assert.is_nil(text:find("\\/", 1, true))
+    end)
+end)

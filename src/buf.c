@@ -1,0 +1,72 @@
+/* buf.c — growable byte buffer (see buf.h). */
+#include "buf.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+void kx_buf_reserve(kx_buf_t *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) cap *= 2;
+    b->data = kx_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void kx_buf_append(kx_buf_t *b, const void *p, size_t n)
+{
+    kx_buf_reserve(b, n);
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void kx_buf_puts(kx_buf_t *b, const char *s)
+{
+    kx_buf_append(b, s, strlen(s));
+}
+
+void kx_buf_printf(kx_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[256];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) {
+        kx_buf_append(b, tmp, (size_t)n);
+        return;
+    }
+    kx_buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void kx_buf_consume(kx_buf_t *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+        if (b->data) b->data[0] = '\0';
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    b->data[b->len] = '\0';
+}
+
+void kx_buf_reset(kx_buf_t *b)
+{
+    b->len = 0;
+    if (b->data) b->data[0] = '\0';
+}
+
+void kx_buf_free(kx_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

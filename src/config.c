@@ -1,0 +1,391 @@
+/* config.c — defaults, parsing and validation of settings (see config.h). */
+#include "config.h"
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#define OFF(f) offsetof(kx_config_t, f)
+
+static const kx_config_desc_t descs[] = {
+    { "process.name", "PROCESS_NAME", KX_CT_STRING, OFF(process_name), 0 },
+    { "process.shutdownTimeout", "PROCESS_SHUTDOWN_TIMEOUT", KX_CT_INT, OFF(shutdown_timeout_ms), 0 },
+    { "logger.level", "LOG_LEVEL", KX_CT_LOGLEVEL, OFF(log_level), 0 },
+    { "logger.includeTimestamps", "LOG_INCLUDE_TIMESTAMPS", KX_CT_BOOL, OFF(log_timestamps), 0 },
+    { "logger.colorize", "LOG_COLORIZE", KX_CT_BOOL, OFF(log_colorize), 0 },
+    { "logger.json", "LOG_JSON", KX_CT_BOOL, OFF(log_json), 0 },
+    { "logger.maxParamLength", "LOG_MAX_PARAM_LENGTH", KX_CT_INT, OFF(log_max_param_length), 0 },
+    { "actions.timeout", "ACTION_TIMEOUT", KX_CT_INT, OFF(action_timeout_ms), 0 },
+    { "lua.memoryLimitMb", "LUA_MEMORY_LIMIT_MB", KX_CT_INT, OFF(lua_memory_limit_mb), 16 },
+    { "redis.connectionString", "REDIS_URL", KX_CT_STRING, OFF(redis_url), 0 },
+    { "redis.commandTimeoutMs", "REDIS_COMMAND_TIMEOUT_MS", KX_CT_INT, OFF(redis_command_timeout_ms), 1 },
+    { "session.ttl", "SESSION_TTL", KX_CT_INT, OFF(session_ttl), 1 },
+    { "session.cookieName", "SESSION_COOKIE_NAME", KX_CT_STRING, OFF(session_cookie_name), 0 },
+    { "session.cookieHttpOnly", "SESSION_COOKIE_HTTP_ONLY", KX_CT_BOOL, OFF(session_cookie_http_only), 0 },
+    { "session.cookieSecure", "SESSION_COOKIE_SECURE", KX_CT_BOOL, OFF(session_cookie_secure), 0 },
+    { "session.cookieSameSite", "SESSION_COOKIE_SAME_SITE", KX_CT_SAMESITE, OFF(session_cookie_same_site), 0 },
+    { "rateLimit.enabled", "RATE_LIMIT_ENABLED", KX_CT_BOOL, OFF(rate_limit_enabled), 0 },
+    { "rateLimit.windowMs", "RATE_LIMIT_WINDOW_MS", KX_CT_INT, OFF(rate_limit_window_ms), 1 },
+    { "rateLimit.unauthenticatedLimit", "RATE_LIMIT_UNAUTH_LIMIT", KX_CT_INT, OFF(rate_limit_unauth_limit), 0 },
+    { "rateLimit.authenticatedLimit", "RATE_LIMIT_AUTH_LIMIT", KX_CT_INT, OFF(rate_limit_auth_limit), 0 },
+    { "rateLimit.keyPrefix", "RATE_LIMIT_KEY_PREFIX", KX_CT_STRING, OFF(rate_limit_key_prefix), 0 },
+    { "rateLimit.oauthRegisterLimit", "RATE_LIMIT_OAUTH_REGISTER_LIMIT", KX_CT_INT, OFF(rate_limit_oauth_register_limit), 0 },
+    { "rateLimit.oauthRegisterWindowMs", "RATE_LIMIT_OAUTH_REGISTER_WINDOW_MS", KX_CT_INT, OFF(rate_limit_oauth_register_window_ms), 1 },
+    { "rateLimit.failOpen", "RATE_LIMIT_FAIL_OPEN", KX_CT_BOOL, OFF(rate_limit_fail_open), 0 },
+    { "server.web.enabled", "WEB_SERVER_ENABLED", KX_CT_BOOL, OFF(web_enabled), 0 },
+    { "server.web.port", "WEB_SERVER_PORT", KX_CT_INT, OFF(web_port), 0 },
+    { "server.web.host", "WEB_SERVER_HOST", KX_CT_STRING, OFF(web_host), 0 },
+    { "server.web.applicationUrl", "APPLICATION_URL", KX_CT_STRING, OFF(application_url), 0 },
+    { "server.web.apiRoute", "WEB_SERVER_API_ROUTE", KX_CT_STRING, OFF(api_route), 0 },
+    { "server.web.allowedOrigins", "WEB_SERVER_ALLOWED_ORIGINS", KX_CT_STRING, OFF(allowed_origins), 0 },
+    { "server.web.allowedMethods", "WEB_SERVER_ALLOWED_METHODS", KX_CT_STRING, OFF(allowed_methods), 0 },
+    { "server.web.allowedHeaders", "WEB_SERVER_ALLOWED_HEADERS", KX_CT_STRING, OFF(allowed_headers), 0 },
+    { "server.web.staticFiles.enabled", "WEB_SERVER_STATIC_ENABLED", KX_CT_BOOL, OFF(static_enabled), 0 },
+    { "server.web.staticFiles.directory", "WEB_SERVER_STATIC_DIRECTORY", KX_CT_STRING, OFF(static_directory), 0 },
+    { "server.web.staticFiles.route", "WEB_SERVER_STATIC_ROUTE", KX_CT_STRING, OFF(static_route), 0 },
+    { "server.web.staticFiles.cacheControl", "WEB_SERVER_STATIC_CACHE_CONTROL", KX_CT_STRING, OFF(static_cache_control), 0 },
+    { "server.web.staticFiles.etag", "WEB_SERVER_STATIC_ETAG", KX_CT_BOOL, OFF(static_etag), 0 },
+    { "server.web.includeStackInErrors", "WEB_SERVER_INCLUDE_STACK_IN_ERRORS", KX_CT_BOOL, OFF(include_stack_in_errors), 0 },
+    { "server.web.securityHeaders.csp", "WEB_SECURITY_CSP", KX_CT_STRING, OFF(sec_csp), 0 },
+    { "server.web.securityHeaders.contentTypeOptions", "WEB_SECURITY_CONTENT_TYPE_OPTIONS", KX_CT_STRING, OFF(sec_content_type_options), 0 },
+    { "server.web.securityHeaders.frameOptions", "WEB_SECURITY_FRAME_OPTIONS", KX_CT_STRING, OFF(sec_frame_options), 0 },
+    { "server.web.securityHeaders.hsts", "WEB_SECURITY_HSTS", KX_CT_STRING, OFF(sec_hsts), 0 },
+    { "server.web.securityHeaders.referrerPolicy", "WEB_SECURITY_REFERRER_POLICY", KX_CT_STRING, OFF(sec_referrer_policy), 0 },
+    { "server.web.maxBodySize", "WEB_MAX_BODY_SIZE", KX_CT_INT, OFF(max_body_size), 0 },
+    { "server.web.compression.enabled", "WEB_COMPRESSION_ENABLED", KX_CT_BOOL, OFF(compression_enabled), 0 },
+    { "server.web.compression.threshold", "WEB_COMPRESSION_THRESHOLD", KX_CT_INT, OFF(compression_threshold), 0 },
+    { "server.web.correlationId.header", "WEB_CORRELATION_ID_HEADER", KX_CT_STRING, OFF(correlation_header), 0 },
+    { "server.web.correlationId.trustProxy", "WEB_CORRELATION_ID_TRUST_PROXY", KX_CT_BOOL, OFF(correlation_trust_proxy), 0 },
+    { "server.web.headerTimeoutMs", "WEB_SERVER_HEADER_TIMEOUT_MS", KX_CT_INT, OFF(header_timeout_ms), 1 },
+    { "server.web.keepaliveTimeoutMs", "WEB_SERVER_KEEPALIVE_TIMEOUT_MS", KX_CT_INT, OFF(keepalive_timeout_ms), 1 },
+    { "server.web.bodyTimeoutMs", "WEB_SERVER_BODY_TIMEOUT_MS", KX_CT_INT, OFF(body_timeout_ms), 1 },
+    { "server.web.maxConnections", "WEB_SERVER_MAX_CONNECTIONS", KX_CT_INT, OFF(max_connections), 1 },
+    { "server.web.tlsCert", "WEB_SERVER_TLS_CERT", KX_CT_STRING, OFF(tls_cert), 0 },
+    { "server.web.tlsKey", "WEB_SERVER_TLS_KEY", KX_CT_STRING, OFF(tls_key), 0 },
+    { "server.web.workers", "WEB_SERVER_WORKERS", KX_CT_WORKERS, OFF(workers), 0 },
+    { "server.web.websocket.maxPayloadSize", "WS_MAX_PAYLOAD_SIZE", KX_CT_INT, OFF(ws_max_payload_size), 1 },
+    { "server.web.websocket.maxMessagesPerSecond", "WS_MAX_MESSAGES_PER_SECOND", KX_CT_INT, OFF(ws_max_messages_per_second), 0 },
+    { "server.web.websocket.maxSubscriptions", "WS_MAX_SUBSCRIPTIONS", KX_CT_INT, OFF(ws_max_subscriptions), 0 },
+    { "server.web.websocket.drainTimeout", "WS_DRAIN_TIMEOUT", KX_CT_INT, OFF(ws_drain_timeout_ms), 0 },
+    { "server.web.websocket.pingIntervalMs", "WS_PING_INTERVAL_MS", KX_CT_INT, OFF(ws_ping_interval_ms), 1 },
+    { "server.web.websocket.idleTimeoutMs", "WS_IDLE_TIMEOUT_MS", KX_CT_INT, OFF(ws_idle_timeout_ms), 1 },
+    { "cli.includeStackInErrors", "CLI_INCLUDE_STACK_IN_ERRORS", KX_CT_BOOL, OFF(cli_include_stack_in_errors), 0 },
+    { "cli.quiet", "CLI_QUIET", KX_CT_BOOL, OFF(cli_quiet), 0 },
+    { NULL, NULL, KX_CT_STRING, 0, 0 },
+};
+
+const kx_config_desc_t *kx_config_descs(void)
+{
+    return descs;
+}
+
+#define FIELD(c, d, T) ((T *)((char *)(c) + (d)->offset))
+
+static void set_str(char **slot, const char *v)
+{
+    free(*slot);
+    *slot = v ? kx_xstrdup(v) : NULL;
+}
+
+void kx_config_defaults(kx_config_t *c, const char *node_env)
+{
+    memset(c, 0, sizeof *c);
+    if (!node_env || !*node_env) node_env = "development";
+    bool prod = strcmp(node_env, "production") == 0;
+    bool test = strcmp(node_env, "test") == 0;
+    set_str(&c->node_env, node_env);
+    set_str(&c->process_name, "server");
+    c->shutdown_timeout_ms = 30000;
+    c->log_level = KX_LOG_INFO;
+    c->log_timestamps = true;
+    c->log_colorize = true;
+    c->log_max_param_length = 100;
+    c->action_timeout_ms = 300000;
+    c->lua_memory_limit_mb = 512;
+    set_str(&c->redis_url, "redis://127.0.0.1:6379/0");
+    c->redis_command_timeout_ms = 2000;
+    c->session_ttl = 86400;
+    set_str(&c->session_cookie_name, "__session");
+    c->session_cookie_http_only = true;
+    c->session_cookie_secure = false;
+    c->session_cookie_same_site = KX_SAMESITE_STRICT;
+    c->rate_limit_enabled = !test;
+    c->rate_limit_window_ms = 60000;
+    c->rate_limit_unauth_limit = 20;
+    c->rate_limit_auth_limit = 200;
+    set_str(&c->rate_limit_key_prefix, "ratelimit");
+    c->rate_limit_oauth_register_limit = 5;
+    c->rate_limit_oauth_register_window_ms = 3600000;
+    c->rate_limit_fail_open = !prod;
+    c->web_enabled = true;
+    c->web_port = 8080;
+    set_str(&c->web_host, "localhost");
+    set_str(&c->api_route, "/api");
+    set_str(&c->allowed_origins, "*");
+    set_str(&c->allowed_methods, "HEAD, GET, POST, PUT, PATCH, DELETE, OPTIONS");
+    set_str(&c->allowed_headers, "Content-Type");
+    c->static_enabled = true;
+    set_str(&c->static_directory, "assets");
+    set_str(&c->static_route, "/");
+    set_str(&c->static_cache_control, "public, max-age=3600");
+    c->static_etag = true;
+    c->include_stack_in_errors = !prod;
+    set_str(&c->sec_csp, "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; "
+                         "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+                         "font-src 'self' https://cdn.jsdelivr.net data:; img-src 'self' data: blob:; "
+                         "connect-src 'self'; worker-src blob:");
+    set_str(&c->sec_content_type_options, "nosniff");
+    set_str(&c->sec_frame_options, "DENY");
+    set_str(&c->sec_hsts, "max-age=31536000; includeSubDomains");
+    set_str(&c->sec_referrer_policy, "strict-origin-when-cross-origin");
+    c->max_body_size = 10485760;
+    c->compression_enabled = true;
+    c->compression_threshold = 1024;
+    set_str(&c->correlation_header, "X-Request-Id");
+    c->correlation_trust_proxy = false;
+    c->header_timeout_ms = 10000;
+    c->keepalive_timeout_ms = 15000;
+    c->body_timeout_ms = 30000;
+    c->max_connections = 10000;
+    c->workers = 1;
+    c->ws_max_payload_size = 65536;
+    c->ws_max_messages_per_second = 20;
+    c->ws_max_subscriptions = 100;
+    c->ws_drain_timeout_ms = 5000;
+    c->ws_ping_interval_ms = 30000;
+    c->ws_idle_timeout_ms = 120000;
+    c->cli_include_stack_in_errors = true;
+    c->cli_quiet = false;
+}
+
+int kx_config_parse_bool(const char *s, bool *out)
+{
+    static const char *yes[] = { "true", "1", "yes" }, *no[] = { "false", "0", "no" };
+    for (size_t i = 0; i < 3; i++) {
+        if (strcasecmp(s, yes[i]) == 0) { *out = true; return KX_OK; }
+        if (strcasecmp(s, no[i]) == 0) { *out = false; return KX_OK; }
+    }
+    return KX_EINVAL;
+}
+
+int kx_config_parse_int(const char *s, int64_t *out)
+{
+    if (!*s || isspace((unsigned char)*s)) return KX_EINVAL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end) return KX_EINVAL;
+    *out = v;
+    return KX_OK;
+}
+
+/* scheme://host[:port]: no path, no trailing slash, no userinfo, no whitespace. */
+static bool valid_origin(const char *s, size_t n)
+{
+    const char *sep = memmem(s, n, "://", 3);
+    if (!sep || sep == s) return false;
+    for (const char *p = s; p < sep; p++)
+        if (!isalnum((unsigned char)*p) && *p != '+' && *p != '-' && *p != '.') return false;
+    const char *host = sep + 3, *end = s + n;
+    if (host == end) return false;
+    const char *colon = NULL;
+    for (const char *p = host; p < end; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '/' || ch == '@' || ch == '?' || ch == '#' || ch <= ' ' || ch >= 0x7f) return false;
+        if (ch == ':' && *host != '[') colon = p;
+        if (ch == ']') colon = NULL;
+    }
+    if (colon) {
+        if (colon + 1 == end) return false;
+        for (const char *p = colon + 1; p < end; p++)
+            if (!isdigit((unsigned char)*p)) return false;
+    }
+    return true;
+}
+
+int kx_config_parse_origins(const char *s, char **out, int max, int *n, bool *any)
+{
+    *n = 0;
+    *any = false;
+    const char *p = s;
+    int count = 0;
+    bool star = false;
+    while (1) {
+        const char *comma = strchr(p, ',');
+        const char *e = comma ? comma : p + strlen(p);
+        const char *a = p;
+        while (a < e && isspace((unsigned char)*a)) a++;
+        const char *b = e;
+        while (b > a && isspace((unsigned char)b[-1])) b--;
+        size_t len = (size_t)(b - a);
+        if (len == 1 && *a == '*') {
+            star = true;
+        } else {
+            if (len == 0 || !valid_origin(a, len)) goto fail;
+            if (count >= max) goto fail;
+            if (out) out[count] = kx_xstrndup(a, len);
+        }
+        count++;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    if (star && count != 1) goto fail;
+    *any = star;
+    *n = star ? 0 : count;
+    return KX_OK;
+fail:
+    if (out) for (int i = 0; i < count && i < max; i++) { free(out[i]); out[i] = NULL; }
+    return KX_EINVAL;
+}
+
+static int parse_samesite(const char *s, kx_samesite_t *out)
+{
+    if (strcasecmp(s, "strict") == 0) *out = KX_SAMESITE_STRICT;
+    else if (strcasecmp(s, "lax") == 0) *out = KX_SAMESITE_LAX;
+    else if (strcasecmp(s, "none") == 0) *out = KX_SAMESITE_NONE;
+    else return KX_EINVAL;
+    return KX_OK;
+}
+
+int kx_config_set(kx_config_t *c, const kx_config_desc_t *d, const char *value,
+                  const char *source, char *err, size_t errcap)
+{
+    int rc = KX_OK;
+    const char *expect = "";
+    switch (d->type) {
+    case KX_CT_STRING:
+        set_str(FIELD(c, d, char *), value);
+        return KX_OK;
+    case KX_CT_INT: {
+        int64_t v;
+        expect = "a whole number";
+        rc = kx_config_parse_int(value, &v);
+        if (rc == KX_OK && v < d->min) rc = KX_EINVAL;
+        if (rc == KX_OK) *FIELD(c, d, int64_t) = v;
+        if (d->min > 0) expect = "a whole number >= 1";
+        break;
+    }
+    case KX_CT_BOOL:
+        expect = "true/false/1/0/yes/no";
+        rc = kx_config_parse_bool(value, FIELD(c, d, bool));
+        break;
+    case KX_CT_LOGLEVEL:
+        expect = "trace, debug, info, warn, error or fatal";
+        rc = kx_log_level_parse(value, FIELD(c, d, kx_log_level_t));
+        break;
+    case KX_CT_SAMESITE:
+        expect = "Strict, Lax or None";
+        rc = parse_samesite(value, FIELD(c, d, kx_samesite_t));
+        break;
+    case KX_CT_WORKERS:
+        expect = "a whole number >= 1 or auto";
+        if (strcasecmp(value, "auto") == 0) {
+            *FIELD(c, d, int64_t) = 0;
+        } else {
+            int64_t v;
+            rc = kx_config_parse_int(value, &v);
+            if (rc == KX_OK && v < 1) rc = KX_EINVAL;
+            if (rc == KX_OK) *FIELD(c, d, int64_t) = v;
+        }
+        break;
+    }
+    if (rc != KX_OK)
+        snprintf(err, errcap, "invalid value for %s: \"%s\" (expected %s)", source, value, expect);
+    return rc;
+}
+
+int kx_config_apply_env(kx_config_t *c, char *err, size_t errcap)
+{
+    char upper_env[64] = "";
+    size_t i = 0;
+    for (; c->node_env[i] && i < sizeof upper_env - 1; i++)
+        upper_env[i] = (char)toupper((unsigned char)c->node_env[i]);
+    upper_env[i] = '\0';
+    for (const kx_config_desc_t *d = descs; d->key; d++) {
+        char name[160];
+        snprintf(name, sizeof name, "%s_%s", d->env, upper_env);
+        const char *v = getenv(name);
+        const char *src = name;
+        if (!v || !*v) {
+            v = getenv(d->env);
+            src = d->env;
+        }
+        if (!v) continue;
+        if (kx_config_set(c, d, v, src, err, errcap) != KX_OK) return KX_EINVAL;
+    }
+    return KX_OK;
+}
+
+int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
+{
+    for (int i = 0; i < c->n_origins; i++) { free(c->origins[i]); c->origins[i] = NULL; }
+    if (kx_config_parse_origins(c->allowed_origins, c->origins, KX_MAX_ORIGINS, &c->n_origins,
+                                &c->origins_any) != KX_OK) {
+        snprintf(err, errcap, "invalid value for WEB_SERVER_ALLOWED_ORIGINS: \"%s\" (expected \"*\" "
+                 "or a comma-separated list of scheme://host[:port])", c->allowed_origins);
+        return KX_EINVAL;
+    }
+    if (c->web_port > 65535) {
+        snprintf(err, errcap, "invalid value for WEB_SERVER_PORT: %lld (expected 0-65535)",
+                 (long long)c->web_port);
+        return KX_EINVAL;
+    }
+    if (!c->api_route[0] || c->api_route[0] != '/' || strcmp(c->api_route, "/") == 0) {
+        snprintf(err, errcap, "invalid value for WEB_SERVER_API_ROUTE: \"%s\" (expected a path "
+                 "like /api)", c->api_route);
+        return KX_EINVAL;
+    }
+    size_t rl = strlen(c->api_route);
+    if (rl > 1 && c->api_route[rl - 1] == '/') c->api_route[rl - 1] = '\0';
+    if (c->session_cookie_same_site == KX_SAMESITE_NONE && !c->session_cookie_secure) {
+        snprintf(err, errcap, "SESSION_COOKIE_SAME_SITE=None requires SESSION_COOKIE_SECURE=true "
+                 "(browsers refuse SameSite=None cookies without Secure)");
+        return KX_EINVAL;
+    }
+    if ((c->tls_cert && *c->tls_cert) != (c->tls_key && *c->tls_key)) {
+        snprintf(err, errcap, "WEB_SERVER_TLS_CERT and WEB_SERVER_TLS_KEY must be set together");
+        return KX_EINVAL;
+    }
+    if (!c->application_url || !*c->application_url) {
+        char url[512];
+        snprintf(url, sizeof url, "http://%s:%lld", c->web_host, (long long)c->web_port);
+        set_str(&c->application_url, url);
+    }
+    return KX_OK;
+}
+
+void kx_config_get_string(const kx_config_t *c, const kx_config_desc_t *d, char *buf, size_t cap)
+{
+    static const char *ss[] = { "Strict", "Lax", "None" };
+    static const char *lv[] = { "trace", "debug", "info", "warn", "error", "fatal", "off" };
+    switch (d->type) {
+    case KX_CT_STRING: {
+        const char *s = *FIELD(c, d, char *);
+        snprintf(buf, cap, "%s", s ? s : "");
+        break;
+    }
+    case KX_CT_INT:
+    case KX_CT_WORKERS:
+        snprintf(buf, cap, "%lld", (long long)*FIELD(c, d, int64_t));
+        break;
+    case KX_CT_BOOL:
+        snprintf(buf, cap, "%s", *FIELD(c, d, bool) ? "true" : "false");
+        break;
+    case KX_CT_LOGLEVEL:
+        snprintf(buf, cap, "%s", lv[*FIELD(c, d, kx_log_level_t)]);
+        break;
+    case KX_CT_SAMESITE:
+        snprintf(buf, cap, "%s", ss[*FIELD(c, d, kx_samesite_t)]);
+        break;
+    }
+}
+
+void kx_config_free(kx_config_t *c)
+{
+    free(c->node_env);
+    for (const kx_config_desc_t *d = descs; d->key; d++)
+        if (d->type == KX_CT_STRING) set_str(FIELD(c, d, char *), NULL);
+    for (int i = 0; i < c->n_origins; i++) free(c->origins[i]);
+    memset(c, 0, sizeof *c);
+}

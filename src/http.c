@@ -1,0 +1,360 @@
+/* http.c — HTTP/1.1 request reading: head framing and strict validation (http_guard.c),
+ * tokenising with llhttp, body reading (Content-Length or the strict chunked decoder),
+ * keep-alive and pipelining (one request in flight per connection, answered in order).
+ *
+ * llhttp 8.1 only ever sees a complete head that http_guard.c already accepted, and never a
+ * body: that is how the three request-splitting shapes it lets through are closed. */
+#include "server.h"
+#include "log.h"
+#include <ctype.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define PIPELINE_WBUF_MAX (256 * 1024)
+
+/* ---- llhttp tokenising -------------------------------------------------------------------- */
+
+/* Extends the span when llhttp hands a token over in pieces (contiguous in our copy). */
+static void span_add(const char **p, size_t *len, const char *at, size_t n)
+{
+    if (*p && *p + *len == at) *len += n;
+    else { *p = at; *len = n; }
+}
+
+static int on_method(llhttp_t *h, const char *at, size_t n)
+{
+    kx_request_t *r = h->data;
+    span_add(&r->method, &r->method_len, at, n);
+    return 0;
+}
+
+static int on_url(llhttp_t *h, const char *at, size_t n)
+{
+    kx_request_t *r = h->data;
+    span_add(&r->target, &r->target_len, at, n);
+    return 0;
+}
+
+static int on_header_field(llhttp_t *h, const char *at, size_t n)
+{
+    kx_request_t *r = h->data;
+    kx_header_t *hd = &r->headers[r->n_headers];
+    if (hd->name && hd->value) return -1; /* guard guarantees this never happens */
+    if (r->n_headers >= KX_MAX_HEADERS) return -1;
+    span_add(&hd->name, &hd->name_len, at, n);
+    return 0;
+}
+
+static int on_header_value(llhttp_t *h, const char *at, size_t n)
+{
+    kx_request_t *r = h->data;
+    kx_header_t *hd = &r->headers[r->n_headers];
+    span_add(&hd->value, &hd->value_len, at, n);
+    return 0;
+}
+
+static int on_header_value_complete(llhttp_t *h)
+{
+    kx_request_t *r = h->data;
+    kx_header_t *hd = &r->headers[r->n_headers];
+    if (!hd->value) hd->value = hd->name + hd->name_len, hd->value_len = 0;
+    r->n_headers++;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *h)
+{
+    (void)h;
+    return 1; /* never let llhttp read a body: we frame bodies ourselves */
+}
+
+static llhttp_settings_t settings;
+
+static int tokenise(kx_request_t *r)
+{
+    static bool init;
+    if (!init) {
+        llhttp_settings_init(&settings);
+        settings.on_method = on_method;
+        settings.on_url = on_url;
+        settings.on_header_field = on_header_field;
+        settings.on_header_value = on_header_value;
+        settings.on_header_value_complete = on_header_value_complete;
+        settings.on_headers_complete = on_headers_complete;
+        init = true;
+    }
+    llhttp_t parser;
+    llhttp_init(&parser, HTTP_REQUEST, &settings);
+    parser.data = r;
+    llhttp_errno_t e = llhttp_execute(&parser, r->head, r->head_len);
+    if (e != HPE_OK && e != HPE_PAUSED_UPGRADE) return KX_EPROTO;
+    if (!r->method || !r->target) return KX_EPROTO;
+    return KX_OK;
+}
+
+/* ---- request fields ----------------------------------------------------------------------- */
+
+const kx_header_t *kx_http_header(const kx_request_t *r, const char *name)
+{
+    for (int i = 0; i < r->n_headers; i++)
+        if (kx_strcaseeq_n(r->headers[i].name, r->headers[i].name_len, name)) return &r->headers[i];
+    return NULL;
+}
+
+static void split_target(kx_request_t *r)
+{
+    const char *t = r->target, *end = t + r->target_len;
+    /* absolute-form: skip scheme://authority, keep the path */
+    const char *sep = r->target_len > 7 ? memmem(t, r->target_len, "://", 3) : NULL;
+    if (t[0] != '/' && sep) {
+        const char *slash = memchr(sep + 3, '/', (size_t)(end - sep - 3));
+        const char *q0 = memchr(sep + 3, '?', (size_t)(end - sep - 3));
+        if (q0 && (!slash || q0 < slash)) slash = NULL;
+        t = slash ? slash : "/";
+        if (!slash) end = t + 1;
+    }
+    const char *q = memchr(t, '?', (size_t)(end - t));
+    r->path = t;
+    r->path_len = (size_t)((q ? q : end) - t);
+    r->query = q ? q + 1 : NULL;
+    r->query_len = q ? (size_t)(end - q - 1) : 0;
+}
+
+static bool q_is_zero(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    if (e - p < 2 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=') return false;
+    p += 2;
+    if (p == e || *p != '0') return false;
+    for (p++; p < e; p++)
+        if (*p != '0' && *p != '.' && *p != ' ') return false;
+    return true;
+}
+
+static bool accepts_gzip(const kx_header_t *h)
+{
+    if (!h) return false;
+    size_t i = 0, n = h->value_len;
+    const char *v = h->value;
+    while (i < n) {
+        size_t e = i;
+        while (e < n && v[e] != ',') e++;
+        size_t a = i, semi = i;
+        while (a < e && (v[a] == ' ' || v[a] == '\t')) a++;
+        while (semi < e && v[semi] != ';') semi++;
+        size_t ne = semi;
+        while (ne > a && (v[ne - 1] == ' ' || v[ne - 1] == '\t')) ne--;
+        if (kx_strcaseeq_n(v + a, ne - a, "gzip"))
+            return !(semi < e && q_is_zero(v + semi + 1, v + e));
+        i = e + 1;
+    }
+    return false;
+}
+
+static void take_correlation_id(kx_request_t *r, const kx_config_t *cfg)
+{
+    r->correlation_id[0] = '\0';
+    if (!cfg->correlation_trust_proxy || !cfg->correlation_header[0]) return;
+    const kx_header_t *h = kx_http_header(r, cfg->correlation_header);
+    if (!h || h->value_len == 0 || h->value_len > 128) return;
+    for (size_t i = 0; i < h->value_len; i++) {
+        char ch = h->value[i];
+        if (!isalnum((unsigned char)ch) && ch != '.' && ch != '_' && ch != ':' && ch != '-') return;
+    }
+    memcpy(r->correlation_id, h->value, h->value_len);
+    r->correlation_id[h->value_len] = '\0';
+}
+
+static void request_reset(kx_request_t *r)
+{
+    free(r->head);
+    kx_buf_free(&r->body);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- state machine ------------------------------------------------------------------------ */
+
+static void fail(kx_conn_t *c, int status, const char *type, const char *msg)
+{
+    kx_log_debug("closing connection from %s: %d %s", c->peer_ip, status, msg);
+    kx_http_send_error(c, status, type, msg, KX_R_CLOSE);
+}
+
+static const char *type_for(int status)
+{
+    switch (status) {
+    case 413: return "CONNECTION_PAYLOAD_TOO_LARGE";
+    case 431: return "CONNECTION_HEADERS_TOO_LARGE";
+    default: return "CONNECTION_BAD_REQUEST";
+    }
+}
+
+static void start_dispatch(kx_conn_t *c)
+{
+    c->state = KX_CONN_BUSY;
+    c->timer_is_head = false;
+    kx_conn_set_timer(c, 0);
+    kx_dispatch(c);
+}
+
+static bool begin_body(kx_conn_t *c)
+{
+    kx_request_t *r = &c->req;
+    const kx_config_t *cfg = kx_srv->cfg;
+    uint64_t max = cfg->max_body_size > 0 ? (uint64_t)cfg->max_body_size : 0;
+    if (r->info.transfer_encoding == KX_TE_CHUNKED) {
+        kx_chunk_decoder_init(&r->chunk, max);
+    } else if (r->info.has_content_length && r->info.content_length > 0) {
+        if (max && r->info.content_length > max) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "Payload Too Large \xe2\x80\x94 body of %llu bytes exceeds the %llu byte limit",
+                     (unsigned long long)r->info.content_length, (unsigned long long)max);
+            fail(c, 413, "CONNECTION_PAYLOAD_TOO_LARGE", msg);
+            return false;
+        }
+        r->body_left = r->info.content_length;
+    } else {
+        start_dispatch(c);
+        return true;
+    }
+    c->state = KX_CONN_BODY;
+    if (r->info.expect_continue && c->rbuf.len == 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        kx_conn_write(c, cont, sizeof cont - 1);
+        kx_conn_flush(c);
+    }
+    c->timer_is_head = false;
+    kx_conn_set_timer(c, cfg->body_timeout_ms);
+    return true;
+}
+
+static bool process_head(kx_conn_t *c)
+{
+    const kx_config_t *cfg = kx_srv->cfg;
+    if (c->rbuf.len == 0) return false;
+    if (!c->timer_is_head) {
+        c->timer_is_head = true;
+        kx_conn_set_timer(c, cfg->header_timeout_ms);
+    }
+    long end = kx_http_head_end(c->rbuf.data, c->rbuf.len);
+    if (end == 0) {
+        if (c->rbuf.len > KX_MAX_HEAD) fail(c, 431, "CONNECTION_HEADERS_TOO_LARGE", "Request header block exceeds 16 KiB");
+        return false;
+    }
+    if (end < 0) {
+        fail(c, 400, "CONNECTION_BAD_REQUEST", "Malformed request head");
+        return false;
+    }
+    if (end > KX_MAX_HEAD) {
+        fail(c, 431, "CONNECTION_HEADERS_TOO_LARGE", "Request header block exceeds 16 KiB");
+        return false;
+    }
+    kx_request_t *r = &c->req;
+    request_reset(r);
+    int status = 400;
+    const char *reason = "Bad request";
+    if (kx_http_guard_head(c->rbuf.data, (size_t)end, &r->info, &status, &reason) != KX_OK) {
+        fail(c, status, type_for(status), reason);
+        return false;
+    }
+    r->head = kx_xstrndup(c->rbuf.data, (size_t)end);
+    r->head_len = (size_t)end;
+    kx_buf_consume(&c->rbuf, (size_t)end);
+    if (tokenise(r) != KX_OK) {
+        fail(c, 400, "CONNECTION_BAD_REQUEST", "Malformed request");
+        return false;
+    }
+    split_target(r);
+    r->started = ev_now(kx_srv->loop);
+    r->is_head = r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0;
+    r->accept_gzip = accepts_gzip(kx_http_header(r, "Accept-Encoding"));
+    const kx_header_t *o = kx_http_header(r, "Origin");
+    if (o) { r->origin = o->value; r->origin_len = o->value_len; }
+    take_correlation_id(r, cfg);
+    c->keep_alive = r->info.keep_alive && !kx_srv->draining;
+    c->gen++;
+    return begin_body(c);
+}
+
+static void on_body_data(void *ud, const char *p, size_t n)
+{
+    kx_buf_append(ud, p, n);
+}
+
+static bool process_body(kx_conn_t *c)
+{
+    kx_request_t *r = &c->req;
+    if (c->rbuf.len == 0) return false;
+    if (r->info.transfer_encoding == KX_TE_CHUNKED) {
+        size_t used = 0;
+        int rc = kx_chunk_decoder_feed(&r->chunk, c->rbuf.data, c->rbuf.len, &used, on_body_data, &r->body);
+        kx_buf_consume(&c->rbuf, used);
+        if (rc == KX_ELIMIT) {
+            fail(c, 413, "CONNECTION_PAYLOAD_TOO_LARGE", "Payload Too Large \xe2\x80\x94 body exceeds the byte limit");
+            return false;
+        }
+        if (rc != KX_OK) {
+            fail(c, 400, "CONNECTION_BAD_REQUEST", "Malformed chunked body");
+            return false;
+        }
+        if (!kx_chunk_decoder_done(&r->chunk)) {
+            kx_conn_set_timer(c, kx_srv->cfg->body_timeout_ms);
+            return false;
+        }
+    } else {
+        size_t take = c->rbuf.len < r->body_left ? c->rbuf.len : (size_t)r->body_left;
+        kx_buf_append(&r->body, c->rbuf.data, take);
+        kx_buf_consume(&c->rbuf, take);
+        r->body_left -= take;
+        if (r->body_left > 0) {
+            kx_conn_set_timer(c, kx_srv->cfg->body_timeout_ms);
+            return false;
+        }
+    }
+    start_dispatch(c);
+    return true;
+}
+
+static bool in_reader;
+
+void kx_http_on_readable(kx_conn_t *c)
+{
+    bool outer = !in_reader;
+    in_reader = true;
+    while (!c->closed) {
+        bool progressed = false;
+        if (c->state == KX_CONN_HEAD) {
+            if (c->wbuf.len - c->wpos > PIPELINE_WBUF_MAX) break; /* backpressure */
+            progressed = process_head(c);
+        } else if (c->state == KX_CONN_BODY) {
+            progressed = process_body(c);
+        }
+        if (!progressed) break;
+    }
+    /* While a request is in flight, stop reading: pipelined bytes wait in the kernel. */
+    if (!c->closed) {
+        bool want = c->state == KX_CONN_HEAD || c->state == KX_CONN_BODY;
+        if (want && !c->reading) ev_io_start(kx_srv->loop, &c->rio);
+        if (!want && c->reading) ev_io_stop(kx_srv->loop, &c->rio);
+        c->reading = want;
+    }
+    if (outer) in_reader = false;
+}
+
+void kx_http_response_done(kx_conn_t *c)
+{
+    if (c->closed) return;
+    if (!c->keep_alive || kx_srv->draining) c->state = KX_CONN_CLOSING;
+    kx_conn_flush(c);
+    if (c->closed || c->state == KX_CONN_CLOSING) return;
+    c->state = KX_CONN_HEAD;
+    request_reset(&c->req);
+    c->timer_is_head = false;
+    kx_conn_set_timer(c, kx_srv->cfg->keepalive_timeout_ms);
+    if (!in_reader) {
+        kx_conn_ref(c);
+        kx_http_on_readable(c);
+        kx_conn_unref(c);
+    }
+}

@@ -1,0 +1,581 @@
+/* http_guard.c — strict request-head validator and chunked decoder (see http_guard.h).
+ *
+ * A small hand-written scanner: one function per grammar piece of RFC 9112 / RFC 9110. It is
+ * deliberately stricter than the RFCs where they allow leniency (bare LF, obs-fold, BWS in
+ * chunk sizes, transfer-coding lists), because every leniency is a place where two parsers can
+ * disagree about message boundaries. */
+#include "http_guard.h"
+
+/* ---- character classes ------------------------------------------------------------------ */
+
+static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static bool is_alpha(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
+static bool is_ows(unsigned char c) { return c == ' ' || c == '\t'; }
+
+/* RFC 9110 §5.6.2 tchar. */
+static bool is_tchar(unsigned char c)
+{
+    if (is_alpha(c) || is_digit(c)) return true;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* RFC 9110 §5.5 field-vchar plus SP/HTAB: everything a field value may hold. */
+static bool is_field_byte(unsigned char c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+/* RFC 3986 unreserved / pct-encoded / sub-delims: what a reg-name may hold. */
+static bool is_reg_name_char(unsigned char c)
+{
+    if (is_alpha(c) || is_digit(c)) return true;
+    return c != '\0' && strchr("-._~%!$&'()*+,;=", c) != NULL;
+}
+
+static int hex_value(unsigned char c)
+{
+    if (is_digit(c)) return c - '0';
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
+    return -1;
+}
+
+static size_t token_len(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && is_tchar((unsigned char)p[i])) i++;
+    return i;
+}
+
+static void trim_ows(const char **p, size_t *n)
+{
+    while (*n && is_ows((unsigned char)(*p)[0])) { (*p)++; (*n)--; }
+    while (*n && is_ows((unsigned char)(*p)[*n - 1])) (*n)--;
+}
+
+static bool has_prefix_ci(const char *p, size_t n, const char *prefix)
+{
+    size_t k = strlen(prefix);
+    return n >= k && kx_strcaseeq_n(p, k, prefix);
+}
+
+/* ---- head terminator --------------------------------------------------------------------- */
+
+/* Returns the number of leading CRLF bytes, or KX_EPROTO when there are too many. */
+static long skip_empty_lines(const char *buf, size_t len)
+{
+    size_t i = 0, lines = 0;
+    while (i + 1 < len && buf[i] == '\r' && buf[i + 1] == '\n') {
+        if (++lines > KX_HTTP_MAX_LEADING_EMPTY_LINES) return KX_EPROTO;
+        i += 2;
+    }
+    return (long)i;
+}
+
+long kx_http_head_end_from(const char *buf, size_t len, size_t *scanned)
+{
+    long skip = skip_empty_lines(buf, len);
+    if (skip < 0) return skip;
+    size_t start = (size_t)skip;
+    size_t i = *scanned > start ? *scanned : start;
+
+    for (; i < len; i++) {
+        char c = buf[i];
+        if (c == '\r') {
+            if (i + 1 == len) break;              /* its LF may come with the next read */
+            if (buf[i + 1] != '\n') return KX_EPROTO;
+        } else if (c == '\n') {
+            if (i == 0 || buf[i - 1] != '\r') return KX_EPROTO;
+            /* Only a CRLFCRLF that starts inside the request counts, not the skipped lines. */
+            if (i >= start + 3 && buf[i - 2] == '\n' && buf[i - 3] == '\r') return (long)(i + 1);
+        }
+    }
+    *scanned = i;
+    return 0;
+}
+
+long kx_http_head_end(const char *buf, size_t len)
+{
+    size_t scanned = 0;
+    return kx_http_head_end_from(buf, len, &scanned);
+}
+
+/* ---- head validator ---------------------------------------------------------------------- */
+
+typedef struct {
+    const char *p;          /* next unread byte */
+    const char *end;        /* one past the head */
+    int status;
+    const char *reason;
+    int http_minor;
+    unsigned headers;
+    unsigned hosts, content_lengths, transfer_encodings;
+    uint64_t content_length;
+    bool chunked;
+    bool absolute_form;
+    bool conn_close, conn_keep_alive, conn_upgrade;
+    bool upgrade_websocket, expect_continue;
+} guard_t;
+
+static int fail(guard_t *g, int status, const char *reason)
+{
+    g->status = status;
+    g->reason = reason;
+    return KX_EPROTO;
+}
+
+/* Every CR must start a CRLF and every LF must end one: this alone closes the bare-CR and
+ * bare-LF head-terminator confusions (CVE-2023-30589 class). */
+static int check_line_endings(guard_t *g, const char *head, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (head[i] == '\r' && (i + 1 == len || head[i + 1] != '\n'))
+            return fail(g, 400, "bare CR in request head");
+        if (head[i] == '\n' && (i == 0 || head[i - 1] != '\r'))
+            return fail(g, 400, "bare LF in request head");
+    }
+    return KX_OK;
+}
+
+/* Takes the next CRLF-terminated line (without the CRLF). Line endings are already checked,
+ * so the first CR is the line end. */
+static bool next_line(guard_t *g, const char **line, size_t *n)
+{
+    const char *cr = memchr(g->p, '\r', (size_t)(g->end - g->p));
+    if (!cr || cr + 1 >= g->end) return false;
+    *line = g->p;
+    *n = (size_t)(cr - g->p);
+    g->p = cr + 2;
+    return true;
+}
+
+/* host = IP-literal / IPv4address / reg-name, then [ ":" port ]. Stricter than RFC 3986 in
+ * that the host must be non-empty: an http(s) URI always names one. No '@' (userinfo), '/',
+ * space or CTL can pass. */
+static bool valid_authority(const char *p, size_t n)
+{
+    size_t i = 0;
+    if (n && p[0] == '[') {
+        for (i = 1; i < n && p[i] != ']'; i++)
+            if (hex_value((unsigned char)p[i]) < 0 && p[i] != ':' && p[i] != '.') return false;
+        if (i == n || i == 1) return false;
+        i++;                                        /* past ']' */
+    } else {
+        while (i < n && is_reg_name_char((unsigned char)p[i])) {
+            if (p[i] == '%' && (i + 2 >= n || hex_value((unsigned char)p[i + 1]) < 0 ||
+                                hex_value((unsigned char)p[i + 2]) < 0))
+                return false;
+            i++;
+        }
+        if (i == 0) return false;
+    }
+    if (i == n) return true;
+    if (p[i] != ':') return false;
+    size_t digits = n - i - 1;
+    if (digits > 5) return false;
+    for (i++; i < n; i++)
+        if (!is_digit((unsigned char)p[i])) return false;
+    return true;
+}
+
+/* absolute-form: "http://" or "https://" authority [ path-abempty [ "?" query ] ]. */
+static int check_absolute_form(guard_t *g, const char *t, size_t n)
+{
+    size_t skip = has_prefix_ci(t, n, "http://") ? 7 : 8;
+    const char *a = t + skip;
+    size_t alen = 0;
+    while (skip + alen < n && a[alen] != '/' && a[alen] != '?') alen++;
+    if (!valid_authority(a, alen)) return fail(g, 400, "invalid authority in request target");
+    g->absolute_form = true;
+    return KX_OK;
+}
+
+static int check_target(guard_t *g, const char *method, size_t mlen, const char *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c <= 0x20 || c >= 0x7f) return fail(g, 400, "invalid character in request target");
+        if (c == '#') return fail(g, 400, "fragment in request target");
+    }
+    if (t[0] == '/') return KX_OK;
+    if (n == 1 && t[0] == '*') {
+        if (mlen == 7 && memcmp(method, "OPTIONS", 7) == 0) return KX_OK;
+        return fail(g, 400, "asterisk-form target without OPTIONS");
+    }
+    if (has_prefix_ci(t, n, "http://") || has_prefix_ci(t, n, "https://"))
+        return check_absolute_form(g, t, n);
+    return fail(g, 400, "invalid request target");
+}
+
+/* HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (RFC 9112 §2.3). */
+static int check_version(guard_t *g, const char *v, size_t n)
+{
+    if (n != 8 || memcmp(v, "HTTP/", 5) != 0 || !is_digit((unsigned char)v[5]) || v[6] != '.' ||
+        !is_digit((unsigned char)v[7]))
+        return fail(g, 400, "invalid HTTP version");
+    if (v[5] != '1' || v[7] > '1') return fail(g, 505, "unsupported HTTP version");
+    g->http_minor = v[7] - '0';
+    return KX_OK;
+}
+
+/* request-line = method SP request-target SP HTTP-version: exactly one SP each, nothing else. */
+static int parse_request_line(guard_t *g, const char *line, size_t n)
+{
+    size_t mlen = token_len(line, n);
+    if (mlen == n) return fail(g, 400, "invalid request line");
+    if (mlen == 0 || line[mlen] != ' ') return fail(g, 400, "invalid method");
+
+    const char *t = line + mlen + 1;
+    size_t rest = n - mlen - 1;
+    const char *sp = memchr(t, ' ', rest);
+    if (!sp) return fail(g, 400, "missing HTTP version");
+    size_t tlen = (size_t)(sp - t);
+    if (tlen == 0) return fail(g, 400, "empty request target");
+    int rc = check_target(g, line, mlen, t, tlen);
+    if (rc != KX_OK) return rc;
+    return check_version(g, sp + 1, rest - tlen - 1);
+}
+
+/* Content-Length = 1*DIGIT, capped at 18 digits so the value always fits (and a 10^18-byte
+ * body is refused long before by the body cap anyway). */
+static int header_content_length(guard_t *g, const char *v, size_t n)
+{
+    if (++g->content_lengths > 1) return fail(g, 400, "duplicate Content-Length");
+    if (n == 0) return fail(g, 400, "invalid Content-Length");
+    if (n > 18) return fail(g, 400, "Content-Length too large");
+    uint64_t value = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_digit((unsigned char)v[i])) return fail(g, 400, "invalid Content-Length");
+        value = value * 10 + (uint64_t)(v[i] - '0');
+    }
+    g->content_length = value;
+    return KX_OK;
+}
+
+/* Only a lone "chunked" is accepted. A list ("gzip, chunked", "chunked, chunked") or
+ * parameters are 400 — never guess at the final coding. A single other coding is 501. */
+static int header_transfer_encoding(guard_t *g, const char *v, size_t n)
+{
+    if (++g->transfer_encodings > 1) return fail(g, 400, "duplicate Transfer-Encoding");
+    if (kx_strcaseeq_n(v, n, "chunked")) {
+        g->chunked = true;
+        return KX_OK;
+    }
+    if (n > 0 && token_len(v, n) == n) return fail(g, 501, "unsupported transfer coding");
+    return fail(g, 400, "invalid Transfer-Encoding");
+}
+
+static int header_host(guard_t *g, const char *v, size_t n)
+{
+    if (++g->hosts > 1) return fail(g, 400, "duplicate Host header");
+    if (!valid_authority(v, n)) return fail(g, 400, "invalid Host header");
+    return KX_OK;
+}
+
+/* Calls fn on each non-empty, OWS-trimmed element of a comma-separated list (RFC 9110 §5.6.1
+ * lets senders include empty elements). */
+static void for_each_element(guard_t *g, const char *v, size_t n,
+                             void (*fn)(guard_t *g, const char *e, size_t len))
+{
+    while (n > 0) {
+        const char *comma = memchr(v, ',', n);
+        size_t len = comma ? (size_t)(comma - v) : n;
+        const char *e = v;
+        size_t elen = len;
+        trim_ows(&e, &elen);
+        if (elen) fn(g, e, elen);
+        if (!comma) break;
+        v += len + 1;
+        n -= len + 1;
+    }
+}
+
+static void connection_option(guard_t *g, const char *e, size_t n)
+{
+    if (kx_strcaseeq_n(e, n, "close")) g->conn_close = true;
+    else if (kx_strcaseeq_n(e, n, "keep-alive")) g->conn_keep_alive = true;
+    else if (kx_strcaseeq_n(e, n, "upgrade")) g->conn_upgrade = true;
+}
+
+/* protocol-name [ "/" version ]: the websocket upgrade is registered without a version. */
+static void upgrade_protocol(guard_t *g, const char *e, size_t n)
+{
+    if (kx_strcaseeq_n(e, n, "websocket")) g->upgrade_websocket = true;
+}
+
+/* Dispatches the headers that decide framing or connection handling; the others are left to
+ * the HTTP layer. Names are compared case-insensitively (RFC 9110 §5.1). */
+static int apply_header(guard_t *g, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+    if (kx_strcaseeq_n(name, nlen, "content-length")) return header_content_length(g, v, vlen);
+    if (kx_strcaseeq_n(name, nlen, "transfer-encoding"))
+        return header_transfer_encoding(g, v, vlen);
+    if (kx_strcaseeq_n(name, nlen, "host")) return header_host(g, v, vlen);
+    if (kx_strcaseeq_n(name, nlen, "connection")) for_each_element(g, v, vlen, connection_option);
+    else if (kx_strcaseeq_n(name, nlen, "upgrade")) for_each_element(g, v, vlen, upgrade_protocol);
+    else if (kx_strcaseeq_n(name, nlen, "expect") && kx_strcaseeq_n(v, vlen, "100-continue"))
+        g->expect_continue = true;
+    return KX_OK;
+}
+
+/* field-line = field-name ":" OWS field-value OWS (RFC 9112 §5). */
+static int parse_header_line(guard_t *g, const char *line, size_t n)
+{
+    if (++g->headers > KX_HTTP_MAX_HEADERS) return fail(g, 431, "too many headers");
+    if (is_ows((unsigned char)line[0])) return fail(g, 400, "obs-fold header line");
+
+    size_t nlen = token_len(line, n);
+    if (nlen == n) return fail(g, 400, "missing colon in header line");
+    if (nlen > 0 && is_ows((unsigned char)line[nlen])) {
+        size_t i = nlen;
+        while (i < n && is_ows((unsigned char)line[i])) i++;
+        /* "Name : v" is the classic TE.TE obfuscation; "X Y: v" is just a bad name. */
+        if (i < n && line[i] == ':') return fail(g, 400, "whitespace before colon");
+    }
+    if (nlen == 0 || line[nlen] != ':') return fail(g, 400, "invalid header name");
+
+    const char *v = line + nlen + 1;
+    size_t vlen = n - nlen - 1;
+    for (size_t i = 0; i < vlen; i++)
+        if (!is_field_byte((unsigned char)v[i]))
+            return fail(g, 400, "invalid character in header value");
+    trim_ows(&v, &vlen);
+    return apply_header(g, line, nlen, v, vlen);
+}
+
+/* Checks that need the whole header section (RFC 9112 §3.2, §6.1). */
+static int check_framing(guard_t *g)
+{
+    if (g->transfer_encodings && g->content_lengths)
+        return fail(g, 400, "Content-Length with Transfer-Encoding");
+    if (g->transfer_encodings && g->http_minor == 0)
+        return fail(g, 400, "Transfer-Encoding in HTTP/1.0 request");
+    if (g->http_minor == 1 && g->hosts == 0) return fail(g, 400, "missing Host header");
+    return KX_OK;
+}
+
+static void fill_info(const guard_t *g, kx_head_info_t *info, size_t head_start)
+{
+    bool v11 = g->http_minor == 1;
+    memset(info, 0, sizeof *info);
+    info->http_minor = g->http_minor;
+    info->has_content_length = g->content_lengths == 1;
+    info->content_length = g->content_length;
+    info->transfer_encoding = g->chunked ? KX_TE_CHUNKED : KX_TE_NONE;
+    info->keep_alive = !g->conn_close && (v11 || g->conn_keep_alive);
+    info->upgrade_websocket = v11 && g->conn_upgrade && g->upgrade_websocket;
+    info->expect_continue = v11 && g->expect_continue;
+    info->absolute_form = g->absolute_form;
+    info->head_start = head_start;
+}
+
+static int guard_head(guard_t *g, const char *head, size_t len, size_t *head_start)
+{
+    int rc = check_line_endings(g, head, len);
+    if (rc != KX_OK) return rc;
+    long skip = skip_empty_lines(head, len);
+    if (skip < 0) return fail(g, 400, "too many empty lines before request line");
+    *head_start = (size_t)skip;
+    g->p = head + skip;
+    g->end = head + len;
+
+    const char *line;
+    size_t n;
+    if (!next_line(g, &line, &n) || n == 0) return fail(g, 400, "incomplete request head");
+    if ((rc = parse_request_line(g, line, n)) != KX_OK) return rc;
+    for (;;) {
+        if (!next_line(g, &line, &n)) return fail(g, 400, "incomplete request head");
+        if (n == 0) break;
+        if ((rc = parse_header_line(g, line, n)) != KX_OK) return rc;
+    }
+    /* The caller passes the length kx_http_head_end returned, so the empty line ends it. */
+    if (g->p != g->end) return fail(g, 400, "data after request head");
+    return check_framing(g);
+}
+
+int kx_http_guard_head(const char *head, size_t len, kx_head_info_t *info,
+                       int *status, const char **reason)
+{
+    guard_t g;
+    memset(&g, 0, sizeof g);
+    size_t head_start = 0;
+    int rc = guard_head(&g, head, len, &head_start);
+    if (rc == KX_OK) fill_info(&g, info, head_start);
+    if (status) *status = rc == KX_OK ? 0 : g.status;
+    if (reason) *reason = rc == KX_OK ? NULL : g.reason;
+    return rc;
+}
+
+/* ---- chunked decoder --------------------------------------------------------------------- */
+
+enum {
+    CH_SIZE,          /* hex digits of chunk-size */
+    CH_EXT,           /* after ';' until CR */
+    CH_SIZE_LF,       /* CR of the size line seen */
+    CH_DATA,
+    CH_DATA_CR,       /* chunk data done: exactly CRLF must follow */
+    CH_DATA_LF,
+    CH_TRAILER_START, /* start of a trailer line, or of the final empty line */
+    CH_TRAILER_NAME,
+    CH_TRAILER_VALUE,
+    CH_TRAILER_LF,    /* CR of a trailer line seen */
+    CH_END_LF,        /* CR of the final empty line seen */
+    CH_DONE,
+    CH_ERROR,
+};
+
+void kx_chunk_decoder_init(kx_chunk_decoder_t *d, uint64_t max_body)
+{
+    memset(d, 0, sizeof *d);
+    d->state = CH_SIZE;
+    d->max_body = max_body;
+}
+
+bool kx_chunk_decoder_done(const kx_chunk_decoder_t *d)
+{
+    return d->state == CH_DONE;
+}
+
+const char *kx_chunk_decoder_reason(const kx_chunk_decoder_t *d)
+{
+    return d->reason;
+}
+
+static int chunk_fail(kx_chunk_decoder_t *d, int err, const char *reason)
+{
+    d->state = CH_ERROR;
+    d->error = err;
+    d->reason = reason;
+    return err;
+}
+
+static int size_byte(kx_chunk_decoder_t *d, unsigned char c)
+{
+    int h = hex_value(c);
+    if (h >= 0) {
+        if (d->size_digits == 16) return chunk_fail(d, KX_EPROTO, "chunk size too long");
+        d->size = d->size * 16 + (uint64_t)h;
+        d->size_digits++;
+        if (d->size > KX_CHUNK_MAX_SIZE) return chunk_fail(d, KX_EPROTO, "chunk size too large");
+        return KX_OK;
+    }
+    /* No BWS: "1 ;x" and "1 " are refused although RFC 9112 tolerates them. */
+    if (d->size_digits == 0 || (c != ';' && c != '\r'))
+        return chunk_fail(d, KX_EPROTO, "invalid chunk size");
+    if (c == '\r') {
+        d->state = CH_SIZE_LF;
+        return KX_OK;
+    }
+    d->state = CH_EXT;
+    d->ext_bytes++;                                 /* the ';' counts towards the cap */
+    return KX_OK;
+}
+
+static int ext_byte(kx_chunk_decoder_t *d, unsigned char c)
+{
+    if (c == '\r') {
+        d->state = CH_SIZE_LF;
+        return KX_OK;
+    }
+    if (!is_field_byte(c)) return chunk_fail(d, KX_EPROTO, "invalid chunk extension");
+    if (++d->ext_bytes > KX_CHUNK_MAX_EXT_BYTES)
+        return chunk_fail(d, KX_EPROTO, "chunk extensions too long");
+    return KX_OK;
+}
+
+/* The size line is complete: start the data, or the trailer section after the last chunk.
+ * max_body is enforced here, before any byte of an oversized chunk is delivered. */
+static int size_line_done(kx_chunk_decoder_t *d)
+{
+    if (d->size == 0) {
+        d->state = CH_TRAILER_START;
+        return KX_OK;
+    }
+    if (d->max_body && d->size > d->max_body - d->total)
+        return chunk_fail(d, KX_ELIMIT, "chunked body too large");
+    d->remaining = d->size;
+    d->size = 0;
+    d->size_digits = 0;
+    d->state = CH_DATA;
+    return KX_OK;
+}
+
+static int expect_byte(kx_chunk_decoder_t *d, unsigned char c, unsigned char want, int next,
+                       const char *reason)
+{
+    if (c != want) return chunk_fail(d, KX_EPROTO, reason);
+    d->state = next;
+    return KX_OK;
+}
+
+/* Trailer fields are parsed only to find where they end; their content is dropped. */
+static int trailer_byte(kx_chunk_decoder_t *d, unsigned char c)
+{
+    if (++d->trailer_bytes > KX_CHUNK_MAX_TRAILER_BYTES)
+        return chunk_fail(d, KX_EPROTO, "chunked trailer too long");
+    switch (d->state) {
+    case CH_TRAILER_START:
+        if (c == '\r') d->state = CH_END_LF;
+        else if (is_ows(c)) return chunk_fail(d, KX_EPROTO, "obs-fold in chunked trailer");
+        else if (is_tchar(c)) d->state = CH_TRAILER_NAME;
+        else return chunk_fail(d, KX_EPROTO, "invalid chunked trailer");
+        return KX_OK;
+    case CH_TRAILER_NAME:
+        if (c == ':') d->state = CH_TRAILER_VALUE;
+        else if (!is_tchar(c)) return chunk_fail(d, KX_EPROTO, "invalid chunked trailer");
+        return KX_OK;
+    case CH_TRAILER_VALUE:
+        if (c == '\r') d->state = CH_TRAILER_LF;
+        else if (!is_field_byte(c)) return chunk_fail(d, KX_EPROTO, "invalid chunked trailer");
+        return KX_OK;
+    case CH_TRAILER_LF:
+        return expect_byte(d, c, '\n', CH_TRAILER_START, "bare CR in chunked trailer");
+    default: /* CH_END_LF */
+        return expect_byte(d, c, '\n', CH_DONE, "bare CR after chunked trailer");
+    }
+}
+
+/* One framing byte (everything but chunk data). */
+static int framing_byte(kx_chunk_decoder_t *d, unsigned char c)
+{
+    switch (d->state) {
+    case CH_SIZE: return size_byte(d, c);
+    case CH_EXT: return ext_byte(d, c);
+    case CH_SIZE_LF:
+        if (c != '\n') return chunk_fail(d, KX_EPROTO, "bare CR in chunk size line");
+        return size_line_done(d);
+    case CH_DATA_CR:
+        return expect_byte(d, c, '\r', CH_DATA_LF, "chunk data not followed by CRLF");
+    case CH_DATA_LF:
+        return expect_byte(d, c, '\n', CH_SIZE, "chunk data not followed by CRLF");
+    default:
+        return trailer_byte(d, c);
+    }
+}
+
+int kx_chunk_decoder_feed(kx_chunk_decoder_t *d, const char *p, size_t n, size_t *consumed,
+                          void (*on_data)(void *ud, const char *p, size_t n), void *ud)
+{
+    size_t i = 0;
+    *consumed = 0;
+    if (d->state == CH_ERROR) return d->error;
+    while (i < n && d->state != CH_DONE) {
+        if (d->state == CH_DATA) {
+            size_t take = n - i;
+            if ((uint64_t)take > d->remaining) take = (size_t)d->remaining;
+            if (on_data) on_data(ud, p + i, take);
+            d->total += take;
+            d->remaining -= take;
+            i += take;
+            if (d->remaining == 0) d->state = CH_DATA_CR;
+            continue;
+        }
+        int rc = framing_byte(d, (unsigned char)p[i]);
+        if (rc != KX_OK) {
+            *consumed = i;
+            return rc;
+        }
+        i++;
+    }
+    *consumed = i;
+    return KX_OK;
+}

@@ -1,0 +1,35 @@
+/* log.h — levelled log lines.
+ *
+ * Owns: the log sink (stdout for the server, stderr for the CLI), level filter, format.
+ * Callers: everyone. Never: allocates per line beyond a stack buffer; never blocks on
+ * anything but the write(2) of the line. Phrases logged here are stable: tests grep them. */
+#ifndef KX_LOG_H
+#define KX_LOG_H
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum { KX_LOG_TRACE, KX_LOG_DEBUG, KX_LOG_INFO, KX_LOG_WARN, KX_LOG_ERROR,
+               KX_LOG_FATAL, KX_LOG_OFF } kx_log_level_t;
+
+typedef struct {
+    kx_log_level_t level;
+    bool timestamps;
+    bool colorize;
+    bool json;
+    int fd;          /* 1 or 2 */
+} kx_log_opts_t;
+
+void kx_log_configure(const kx_log_opts_t *opts);
+bool kx_log_enabled(kx_log_level_t level);
+/* Parses "trace".."fatal" (any case). Returns 0 or KX_EINVAL. */
+int kx_log_level_parse(const char *s, kx_log_level_t *out);
+void kx_log(kx_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Logs a message that is already formatted (may contain '%'). */
+void kx_log_raw(kx_log_level_t level, const char *msg, size_t len);
+
+#define kx_log_info(...)  kx_log(KX_LOG_INFO, __VA_ARGS__)
+#define kx_log_warn(...)  kx_log(KX_LOG_WARN, __VA_ARGS__)
+#define kx_log_error(...) kx_log(KX_LOG_ERROR, __VA_ARGS__)
+#define kx_log_debug(...) kx_log(KX_LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,473 @@
+/* lua_bridge.c — the LuaJIT VM, tasks (one coroutine per request) and the scheduler.
+ * See lua_bridge.h for the contract.
+ *
+ * A task runs a framework entry function (keryx.pipeline.web / .cli) in a pooled coroutine.
+ * When Lua calls a waiting C function (core.sleep, later Redis) it yields; the wakeup pushes
+ * the results onto the coroutine's stack and puts the task on the ready queue, which an
+ * ev_check watcher drains (with an ev_idle keeping the loop from sleeping meanwhile). The
+ * action timeout is an ev_timer per task: it marks the task aborted and wakes it with
+ * nil, "aborted", so the pipeline answers 408 even while the action is parked. */
+#include "lua_bridge.h"
+#include "lua_api.h"
+#include "log.h"
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef enum { TASK_WEB, TASK_CLI } task_kind_t;
+
+struct kx_task {
+    lua_State *co;
+    int ref;
+    task_kind_t kind;
+    kx_conn_t *conn;
+    uint32_t gen;
+    ev_timer timeout;
+    ev_timer sleep;
+    bool aborted;
+    bool sleeping;
+    bool queued;
+    bool done;
+    int nargs;                   /* values pushed on co for the next resume */
+    int exit_code;               /* CLI */
+    kx_task_t *next;             /* ready queue */
+};
+
+static struct {
+    lua_State *L;
+    kx_server_t *srv;
+    kx_mode_t mode;
+    size_t mem_used, mem_limit;
+    int ref_web, ref_cli, ref_list;
+    kx_task_t *current;
+    kx_task_t *ready_head, *ready_tail;
+    ev_check check;
+    ev_idle idle;
+    int in_flight;
+    struct { lua_State *co; int ref; } pool[256];
+    int npool;
+} B;
+
+/* ---- memory cap ---------------------------------------------------------------------------- */
+
+static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    if (nsize == 0) {
+        free(ptr);
+        B.mem_used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && B.mem_limit && B.mem_used + (nsize - osize) > B.mem_limit) return NULL;
+    void *p = realloc(ptr, nsize);
+    if (!p) return NULL;
+    B.mem_used = B.mem_used - osize + nsize;
+    return p;
+}
+
+static int l_panic(lua_State *L)
+{
+    kx_log_error("Lua panic: %s", lua_tostring(L, -1));
+    abort();
+}
+
+/* ---- tasks --------------------------------------------------------------------------------- */
+
+kx_task_t *kx_lua_current_task(void)
+{
+    return B.current;
+}
+
+bool kx_task_aborted(const kx_task_t *t)
+{
+    return t->aborted;
+}
+
+lua_State *kx_task_thread(kx_task_t *t)
+{
+    return t->co;
+}
+
+void kx_task_wake(kx_task_t *t, int nargs)
+{
+    t->nargs = nargs;
+    if (t->queued) return;
+    t->queued = true;
+    t->next = NULL;
+    if (B.ready_tail) B.ready_tail->next = t;
+    else B.ready_head = t;
+    B.ready_tail = t;
+    if (!ev_is_active(&B.idle)) ev_idle_start(B.srv->loop, &B.idle);
+}
+
+static void on_sleep_done(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    kx_task_t *t = w->data;
+    t->sleeping = false;
+    lua_pushboolean(t->co, 1);
+    kx_task_wake(t, 1);
+}
+
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    kx_task_t *t = w->data;
+    t->aborted = true;
+    if (t->sleeping) {
+        ev_timer_stop(loop, &t->sleep);
+        t->sleeping = false;
+        lua_pushnil(t->co);
+        lua_pushliteral(t->co, "aborted");
+        kx_task_wake(t, 2);
+    }
+}
+
+/* core.sleep(ms) → true, or nil, "aborted" when the action timed out meanwhile. */
+static int l_sleep(lua_State *L)
+{
+    lua_Number ms = luaL_checknumber(L, 1);
+    kx_task_t *t = B.current;
+    if (!t || t->co != L) return luaL_error(L, "keryx.sleep called outside a request");
+    if (ms < 0) ms = 0;
+    if (t->aborted) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "aborted");
+        return 2;
+    }
+    ev_timer_init(&t->sleep, on_sleep_done, ms / 1000.0, 0.);
+    t->sleep.data = t;
+    ev_timer_start(B.srv->loop, &t->sleep);
+    t->sleeping = true;
+    return lua_yield(L, 0);
+}
+
+/* core.arm_timeout(ms): the pipeline calls it once it knows the action's timeout. */
+static int l_arm_timeout(lua_State *L)
+{
+    lua_Number ms = luaL_checknumber(L, 1);
+    kx_task_t *t = B.current;
+    if (!t) return luaL_error(L, "arm_timeout called outside a request");
+    ev_timer_stop(B.srv->loop, &t->timeout);
+    if (ms > 0) {
+        ev_timer_set(&t->timeout, ms / 1000.0, 0.);
+        ev_timer_start(B.srv->loop, &t->timeout);
+    }
+    return 0;
+}
+
+static int l_aborted(lua_State *L)
+{
+    lua_pushboolean(L, B.current && B.current->aborted);
+    return 1;
+}
+
+static kx_task_t *task_new(task_kind_t kind)
+{
+    kx_task_t *t = kx_xcalloc(1, sizeof *t);
+    t->kind = kind;
+    if (B.npool > 0) {
+        B.npool--;
+        t->co = B.pool[B.npool].co;
+        t->ref = B.pool[B.npool].ref;
+    } else {
+        t->co = lua_newthread(B.L);
+        t->ref = luaL_ref(B.L, LUA_REGISTRYINDEX);
+    }
+    ev_init(&t->timeout, on_timeout);
+    t->timeout.data = t;
+    B.in_flight++;
+    return t;
+}
+
+static void task_free(kx_task_t *t, bool reusable)
+{
+    ev_timer_stop(B.srv->loop, &t->timeout);
+    ev_timer_stop(B.srv->loop, &t->sleep);
+    if (reusable && B.npool < (int)KX_ARRAY_LEN(B.pool)) {
+        lua_settop(t->co, 0);
+        B.pool[B.npool].co = t->co;
+        B.pool[B.npool].ref = t->ref;
+        B.npool++;
+    } else {
+        /* A coroutine that died with an error cannot be resumed again in LuaJIT. */
+        luaL_unref(B.L, LUA_REGISTRYINDEX, t->ref);
+    }
+    if (t->conn) kx_conn_unref(t->conn);
+    B.in_flight--;
+    free(t);
+}
+
+static void finish_web(kx_task_t *t)
+{
+    lua_State *co = t->co;
+    kx_conn_t *c = t->conn;
+    if (c->closed || c->gen != t->gen) return; /* the client went away: drop the answer */
+    int status = (int)lua_tointeger(co, 1);
+    size_t blen = 0, hlen = 0;
+    const char *body = lua_tolstring(co, 2, &blen);
+    const char *hdrs = lua_tolstring(co, 3, &hlen);
+    const char *ctype = lua_tostring(co, 4);
+    if (status < 100 || status > 599 || !body) {
+        kx_http_send_error(c, 500, "CONNECTION_SERVER_ERROR", "Invalid response from pipeline", 0);
+        return;
+    }
+    kx_http_send(c, status, ctype ? ctype : "application/json", hdrs, hlen, body, blen, KX_R_CORS);
+}
+
+static void fail_web(kx_task_t *t)
+{
+    kx_conn_t *c = t->conn;
+    if (c->closed || c->gen != t->gen) return;
+    kx_http_send_error(c, 500, "CONNECTION_ACTION_RUN", "Internal server error", 0);
+}
+
+static void resume(kx_task_t *t)
+{
+    int nargs = t->nargs;
+    t->nargs = 0;
+    B.current = t;
+    int rc = lua_resume(t->co, nargs);
+    B.current = NULL;
+    if (rc == LUA_YIELD) return;
+    t->done = true;
+    if (rc != 0) {
+        /* The pipeline catches action errors itself; reaching here means the framework
+         * failed (e.g. out of memory while building an answer). */
+        const char *msg = lua_tostring(t->co, -1);
+        luaL_traceback(B.L, t->co, msg ? msg : "(error object)", 0);
+        kx_log_error("task failed: %s", lua_tostring(B.L, -1));
+        lua_pop(B.L, 1);
+        lua_gc(B.L, LUA_GCCOLLECT, 0);
+        if (t->kind == TASK_WEB) fail_web(t);
+        else t->exit_code = 1;
+        task_free(t, false);
+        return;
+    }
+    if (t->kind == TASK_WEB) {
+        finish_web(t);
+    } else {
+        t->exit_code = (int)lua_tointeger(t->co, 1);
+        const char *out = lua_tostring(t->co, 2);
+        const char *errout = lua_tostring(t->co, 3);
+        if (out) printf("%s\n", out);
+        if (errout) fprintf(stderr, "%s\n", errout);
+        fflush(stdout);
+        ev_break(B.srv->loop, EVBREAK_ALL);
+        return; /* run_cli reads exit_code, then frees */
+    }
+    task_free(t, true);
+}
+
+static void on_check(struct ev_loop *loop, ev_check *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    while (B.ready_head) {
+        kx_task_t *t = B.ready_head;
+        B.ready_head = t->next;
+        if (!B.ready_head) B.ready_tail = NULL;
+        t->queued = false;
+        resume(t);
+    }
+    ev_idle_stop(loop, &B.idle);
+}
+
+static void on_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents; /* only keeps the loop from blocking while tasks are ready */
+}
+
+int kx_lua_tasks_in_flight(void)
+{
+    return B.in_flight;
+}
+
+/* ---- entry points -------------------------------------------------------------------------- */
+
+static void push_lstr(lua_State *L, const char *k, const char *v, size_t n)
+{
+    lua_pushlstring(L, v, n);
+    lua_setfield(L, -2, k);
+}
+
+void kx_lua_spawn_web(kx_conn_t *c, int action_id, const kx_route_param_t *params, int n)
+{
+    kx_request_t *r = &c->req;
+    kx_task_t *t = task_new(TASK_WEB);
+    t->conn = c;
+    t->gen = c->gen;
+    kx_conn_ref(c);
+    lua_State *co = t->co;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, B.ref_web);
+    lua_pushinteger(co, action_id);
+    /* stack: fn, action_id, req */
+    lua_createtable(co, 0, 12);
+    push_lstr(co, "method", r->method, r->method_len);
+    push_lstr(co, "path", r->path, r->path_len);
+    if (r->query) push_lstr(co, "query", r->query, r->query_len);
+    if (r->body.len) push_lstr(co, "body", r->body.data, r->body.len);
+    const kx_header_t *ct = kx_http_header(r, "Content-Type");
+    if (ct) push_lstr(co, "content_type", ct->value, ct->value_len);
+    const kx_header_t *host = kx_http_header(r, "Host");
+    if (host) push_lstr(co, "host", host->value, host->value_len);
+    push_lstr(co, "target", r->target, r->target_len);
+    lua_pushstring(co, c->peer_ip);
+    lua_setfield(co, -2, "identifier");
+    if (r->correlation_id[0]) {
+        lua_pushstring(co, r->correlation_id);
+        lua_setfield(co, -2, "correlation_id");
+    }
+    if (n > 0) {
+        lua_createtable(co, 0, n);
+        for (int i = 0; i < n; i++) {
+            lua_pushlstring(co, params[i].name, params[i].name_len);
+            lua_pushlstring(co, params[i].value, params[i].value_len);
+            lua_rawset(co, -3);
+        }
+        lua_setfield(co, -2, "params");
+    }
+    t->nargs = 2;
+    resume(t);
+}
+
+int kx_lua_run_cli(const char *action, int argc, char **argv)
+{
+    kx_task_t *t = task_new(TASK_CLI);
+    lua_State *co = t->co;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, B.ref_cli);
+    lua_pushstring(co, action);
+    lua_createtable(co, argc, 0);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(co, argv[i]);
+        lua_rawseti(co, -2, i + 1);
+    }
+    t->nargs = 2;
+    resume(t);
+    if (!t->done) ev_run(B.srv->loop, 0);
+    int code = t->done ? t->exit_code : 1;
+    task_free(t, true);
+    return code;
+}
+
+int kx_lua_list_actions(void)
+{
+    lua_rawgeti(B.L, LUA_REGISTRYINDEX, B.ref_list);
+    if (lua_pcall(B.L, 0, 1, 0) != 0) {
+        fprintf(stderr, "%s\n", lua_tostring(B.L, -1));
+        return 1;
+    }
+    printf("%s", lua_tostring(B.L, -1));
+    lua_pop(B.L, 1);
+    return 0;
+}
+
+/* ---- boot ---------------------------------------------------------------------------------- */
+
+static int l_add_route(lua_State *L)
+{
+    const char *method = luaL_checkstring(L, 1);
+    const char *route = luaL_checkstring(L, 2);
+    int id = (int)luaL_checkinteger(L, 3);
+    char err[256];
+    if (kx_router_add(B.srv->router, method, route, id, err, sizeof err) != KX_OK)
+        return luaL_error(L, "%s", err);
+    return 0;
+}
+
+static const luaL_Reg task_fns[] = {
+    { "sleep", l_sleep },
+    { "arm_timeout", l_arm_timeout },
+    { "aborted", l_aborted },
+    { "add_route", l_add_route },
+    { NULL, NULL },
+};
+
+static int open_core(lua_State *L)
+{
+    lua_newtable(L);
+    luaL_register(L, NULL, task_fns);
+    kx_lua_open_util(L, B.srv);
+    lua_pushstring(L, B.mode == KX_MODE_CLI ? "cli" : "server");
+    lua_setfield(L, -2, "mode");
+    return 1;
+}
+
+static int get_ref(lua_State *L, const char *field)
+{
+    lua_getfield(L, -1, field);
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        return LUA_NOREF;
+    }
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, size_t errcap)
+{
+    B.srv = s;
+    B.mode = mode;
+    B.mem_limit = (size_t)s->cfg->lua_memory_limit_mb * 1024 * 1024;
+    lua_State *L = lua_newstate(l_alloc, NULL);
+    if (!L) {
+        snprintf(err, errcap, "cannot create the Lua VM");
+        return KX_EIO;
+    }
+    B.L = L;
+    lua_atpanic(L, l_panic);
+    luaL_openlibs(L);
+
+    /* package.path: the framework first, then the app's directory. */
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;", s->home, s->home, app_dir);
+    lua_getfield(L, -2, "path");
+    lua_concat(L, 2);
+    lua_setfield(L, -2, "path");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, open_core);
+    lua_setfield(L, -2, "keryx.core");
+    lua_pop(L, 2);
+
+    ev_check_init(&B.check, on_check);
+    ev_check_start(s->loop, &B.check);
+    ev_idle_init(&B.idle, on_idle);
+
+    /* boot.start(app_dir) loads actions, registers their routes, returns the entry points. */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "keryx.boot");
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        snprintf(err, errcap, "%s", lua_tostring(L, -1));
+        return KX_EINVAL;
+    }
+    lua_getfield(L, -1, "start");
+    lua_pushstring(L, app_dir);
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        snprintf(err, errcap, "%s", lua_tostring(L, -1));
+        return KX_EINVAL;
+    }
+    B.ref_web = get_ref(L, "web");
+    B.ref_cli = get_ref(L, "cli");
+    B.ref_list = get_ref(L, "list_actions");
+    lua_pop(L, 2);
+    if (B.ref_web == LUA_NOREF || B.ref_cli == LUA_NOREF || B.ref_list == LUA_NOREF) {
+        snprintf(err, errcap, "keryx.boot.start did not return the entry points");
+        return KX_EINVAL;
+    }
+    /* Guard _G: actions must not create globals by accident (a shared VM serves everyone). */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "keryx.strict");
+    if (lua_pcall(L, 1, 0, 0) != 0) lua_pop(L, 1);
+    return KX_OK;
+}
+
+void kx_lua_close(void)
+{
+    if (!B.L) return;
+    lua_close(B.L);
+    B.L = NULL;
+}

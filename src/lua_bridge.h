@@ -1,0 +1,27 @@
+/* lua_bridge.h — the LuaJIT VM, the coroutine scheduler and the entry points C uses to run
+ * Lua (SPEC §3; architecture-notes b.5/b.6).
+ *
+ * Owns: the lua_State, the memory cap (LUA_MEMORY_LIMIT_MB), registry refs of the framework's
+ * entry functions, tasks (one coroutine per request) and their timers, the ready queue.
+ * Callers: main.c (init, CLI), dispatch.c (spawn). Only this file calls lua_resume.
+ * Never: blocks the loop; resumes a coroutine from inside another library's callback (wakeups
+ * go through the ready queue). A yielding C function checks it runs inside a task first. */
+#ifndef KX_LUA_BRIDGE_H
+#define KX_LUA_BRIDGE_H
+#include "server.h"
+
+typedef enum { KX_MODE_SERVER, KX_MODE_CLI } kx_mode_t;
+
+/* Creates the VM, loads the framework (home/lua) and the app (app_dir), registers routes. */
+int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, size_t errcap);
+void kx_lua_close(void);
+/* Runs the action for the request on c in a new task; the task answers through kx_http_send. */
+void kx_lua_spawn_web(kx_conn_t *c, int action_id, const kx_route_param_t *params, int n);
+/* Runs one action from the command line to completion; returns the exit code. */
+int kx_lua_run_cli(const char *action, int argc, char **argv);
+/* Prints the action list (name, route, description) to stdout. */
+int kx_lua_list_actions(void);
+/* Number of tasks not finished yet (drain waits for them). */
+int kx_lua_tasks_in_flight(void);
+
+#endif

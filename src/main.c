@@ -1,0 +1,272 @@
+/* main.c — command line, boot order (config → logging → VM and app → listener → loop) and
+ * graceful drain on SIGTERM/SIGINT.
+ *
+ *   keryx start                 serve ./app with ./config.lua
+ *   keryx run ACTION [--k v]    run one action through the pipeline (connection type cli)
+ *   keryx actions               list actions, routes and descriptions
+ *   keryx --help | --version    (global options: --app DIR, --config FILE) */
+#include "server.h"
+#include "log.h"
+#include "lua_bridge.h"
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <libgen.h>
+#include <limits.h>
+#include <lua.h>
+#include <lualib.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+kx_server_t *kx_srv;
+
+static const char usage[] =
+    "keryx " KX_VERSION " — Lua actions over HTTP, WebSocket and the command line\n"
+    "\n"
+    "usage:\n"
+    "  keryx [--app DIR] [--config FILE] start          serve the app (HTTP)\n"
+    "  keryx [--app DIR] [--config FILE] run ACTION [--input value ...] [-q]\n"
+    "                                                  run one action; JSON result on stdout\n"
+    "  keryx [--app DIR] [--config FILE] actions        list actions with routes\n"
+    "  keryx --help | --version\n"
+    "\n"
+    "defaults: --app ./app, --config ./config.lua; settings: see README (env vars win).\n";
+
+/* ---- config.lua ------------------------------------------------------------------------- */
+
+/* Pushes the value at a dotted path of the table on top of the stack (or nil). */
+static void lookup_path(lua_State *L, const char *key)
+{
+    lua_pushvalue(L, -1);
+    const char *p = key;
+    for (;;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (!lua_istable(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushnil(L);
+            return;
+        }
+        lua_pushlstring(L, p, n);
+        lua_gettable(L, -2);
+        lua_remove(L, -2);
+        if (!dot) return;
+        p = dot + 1;
+    }
+}
+
+static int apply_config_file(kx_config_t *cfg, const char *path, bool required, char *err, size_t cap)
+{
+    if (access(path, R_OK) != 0) {
+        if (!required) return KX_OK;
+        snprintf(err, cap, "cannot read config file %s", path);
+        return KX_EINVAL;
+    }
+    lua_State *L = luaL_newstate();
+    luaL_openlibs(L);
+    if (luaL_loadfile(L, path) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
+        snprintf(err, cap, "config file %s: %s", path, lua_tostring(L, -1));
+        lua_close(L);
+        return KX_EINVAL;
+    }
+    if (!lua_istable(L, -1)) {
+        snprintf(err, cap, "config file %s must return a table", path);
+        lua_close(L);
+        return KX_EINVAL;
+    }
+    int rc = KX_OK;
+    for (const kx_config_desc_t *d = kx_config_descs(); d->key && rc == KX_OK; d++) {
+        lookup_path(L, d->key);
+        char buf[64], src[256];
+        const char *v = NULL;
+        snprintf(src, sizeof src, "%s in %s", d->key, path);
+        if (lua_type(L, -1) == LUA_TBOOLEAN) {
+            v = lua_toboolean(L, -1) ? "true" : "false";
+        } else if (lua_type(L, -1) == LUA_TNUMBER) {
+            double n = lua_tonumber(L, -1);
+            if (n == (double)(long long)n) snprintf(buf, sizeof buf, "%lld", (long long)n);
+            else snprintf(buf, sizeof buf, "%.17g", n);
+            v = buf;
+        } else if (lua_type(L, -1) == LUA_TSTRING) {
+            v = lua_tostring(L, -1);
+        } else if (!lua_isnil(L, -1)) {
+            snprintf(err, cap, "invalid value for %s: expected a string, number or boolean", src);
+            rc = KX_EINVAL;
+        }
+        if (v) rc = kx_config_set(cfg, d, v, src, err, cap);
+        lua_pop(L, 1);
+    }
+    lua_close(L);
+    return rc;
+}
+
+/* ---- drain ------------------------------------------------------------------------------ */
+
+static ev_signal sig_term, sig_int;
+static ev_timer drain_timer;
+static ev_tstamp drain_deadline;
+
+static void close_idle(kx_server_t *s)
+{
+    for (kx_conn_t *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == KX_CONN_HEAD && c->rbuf.len == 0) kx_conn_close(c);
+    }
+}
+
+static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    kx_server_t *s = kx_srv;
+    close_idle(s);
+    if ((s->n_conns == 0 && kx_lua_tasks_in_flight() == 0) || ev_now(loop) >= drain_deadline) {
+        if (s->n_conns) kx_log_warn("Force-closed %d lingering connection(s)", s->n_conns);
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    kx_server_t *s = kx_srv;
+    if (s->draining) return;
+    kx_log_info("received %s: draining %d connection(s)", w->signum == SIGTERM ? "SIGTERM" : "SIGINT",
+                s->n_conns);
+    s->draining = true;
+    kx_listen_stop(s);
+    drain_deadline = ev_now(loop) + (ev_tstamp)s->cfg->shutdown_timeout_ms / 1000.0;
+    ev_timer_init(&drain_timer, on_drain_tick, 0., 0.05);
+    ev_timer_start(loop, &drain_timer);
+}
+
+/* ---- boot ------------------------------------------------------------------------------- */
+
+static char *find_home(void)
+{
+    const char *env = getenv("KERYX_HOME");
+    if (env && *env) return kx_xstrdup(env);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return kx_xstrdup(".");
+    exe[n] = '\0';
+    return kx_xstrdup(dirname(exe));
+}
+
+static int open_dir(const char *path)
+{
+    return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+typedef struct {
+    const char *app;
+    const char *config;
+    bool config_given;
+    const char *cmd;
+    int rest;            /* index of the first argument after the command */
+} args_t;
+
+static int parse_args(int argc, char **argv, args_t *a)
+{
+    a->app = "app";
+    a->config = "config.lua";
+    a->cmd = NULL;
+    int i = 1;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--app") == 0 && i + 1 < argc) a->app = argv[++i];
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) a->config = argv[++i], a->config_given = true;
+        else if (strncmp(argv[i], "--app=", 6) == 0) a->app = argv[i] + 6;
+        else if (strncmp(argv[i], "--config=", 9) == 0) a->config = argv[i] + 9, a->config_given = true;
+        else break;
+    }
+    if (i < argc) a->cmd = argv[i++];
+    a->rest = i;
+    return KX_OK;
+}
+
+static int fatal(const char *msg)
+{
+    fprintf(stderr, "keryx: %s\n", msg);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    args_t a;
+    parse_args(argc, argv, &a);
+    if (!a.cmd || strcmp(a.cmd, "--help") == 0 || strcmp(a.cmd, "-h") == 0 || strcmp(a.cmd, "help") == 0) {
+        fputs(usage, a.cmd ? stdout : stderr);
+        return a.cmd ? 0 : 1;
+    }
+    if (strcmp(a.cmd, "--version") == 0 || strcmp(a.cmd, "-v") == 0 || strcmp(a.cmd, "version") == 0) {
+        printf("keryx %s\n", KX_VERSION);
+        return 0;
+    }
+    bool cli = strcmp(a.cmd, "run") == 0;
+    bool list = strcmp(a.cmd, "actions") == 0;
+    if (!cli && !list && strcmp(a.cmd, "start") != 0) {
+        fprintf(stderr, "error: unknown command '%s'\n\n%s", a.cmd, usage);
+        return 1;
+    }
+    if (cli && a.rest >= argc) return fatal("usage: keryx run ACTION [--input value ...] [-q]");
+
+    static kx_config_t cfg;
+    static kx_server_t srv;
+    char err[1024];
+    kx_config_defaults(&cfg, getenv("NODE_ENV"));
+    if (apply_config_file(&cfg, a.config, a.config_given, err, sizeof err) != KX_OK ||
+        kx_config_apply_env(&cfg, err, sizeof err) != KX_OK ||
+        kx_config_finish(&cfg, err, sizeof err) != KX_OK)
+        return fatal(err);
+
+    bool quiet = cfg.cli_quiet;
+    for (int i = a.rest; cli && i < argc; i++)
+        if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) quiet = true;
+    kx_log_opts_t lo = { cfg.log_level, cfg.log_timestamps, cfg.log_colorize && isatty(cli || list ? 2 : 1),
+                         cfg.log_json, (cli || list) ? 2 : 1 };
+    if ((cli && quiet) || list) lo.level = list ? KX_LOG_WARN : KX_LOG_OFF;
+    kx_log_configure(&lo);
+    signal(SIGPIPE, SIG_IGN);
+
+    srv.loop = ev_default_loop(EVFLAG_AUTO);
+    srv.cfg = &cfg;
+    srv.router = kx_router_new();
+    srv.listen_fd = srv.spare_fd = -1;
+    srv.home = find_home();
+    srv.started = ev_time();
+    srv.static_root_fd = open_dir(cfg.static_directory);
+    char www[PATH_MAX];
+    snprintf(www, sizeof www, "%s/lua/keryx/www", srv.home);
+    srv.www_root_fd = open_dir(www);
+    kx_srv = &srv;
+    kx_response_init(&srv);
+
+    if (kx_lua_init(&srv, cli ? KX_MODE_CLI : KX_MODE_SERVER, a.app, err, sizeof err) != KX_OK)
+        return fatal(err);
+    if (list) return kx_lua_list_actions();
+    if (cli) {
+        int code = kx_lua_run_cli(argv[a.rest], argc - a.rest - 1, argv + a.rest + 1);
+        kx_lua_close();
+        return code;
+    }
+
+    if (cfg.static_enabled && srv.static_root_fd < 0)
+        kx_log_warn("static files directory \"%s\" not found: static files disabled", cfg.static_directory);
+    if (cfg.include_stack_in_errors && strcmp(cfg.web_host, "localhost") && strcmp(cfg.web_host, "127.0.0.1") &&
+        strcmp(cfg.web_host, "::1") && strcmp(cfg.web_host, "[::1]"))
+        kx_log_warn("stack traces are included in error responses and the server listens on %s: "
+                    "set NODE_ENV=production or WEB_SERVER_INCLUDE_STACK_IN_ERRORS=false", cfg.web_host);
+    if (kx_listen_start(&srv, err, sizeof err) != KX_OK) return fatal(err);
+    kx_log_info("started server @ http://%s:%d", cfg.web_host, kx_listen_port(&srv));
+
+    ev_signal_init(&sig_term, on_signal, SIGTERM);
+    ev_signal_init(&sig_int, on_signal, SIGINT);
+    ev_signal_start(srv.loop, &sig_term);
+    ev_signal_start(srv.loop, &sig_int);
+    ev_run(srv.loop, 0);
+    kx_log_info("stopped server");
+    kx_lua_close();
+    return 0;
+}

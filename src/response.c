@@ -1,0 +1,192 @@
+/* response.c — response serialisation: status line, the headers every response carries
+ * (security headers, X-SERVER-NAME, CORS, correlation id), gzip, and the C-side error
+ * envelope. Ends by handing the connection back to http.c (keep-alive or close). */
+#include "server.h"
+#include "cors.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/time.h>
+#include <time.h>
+#include <zlib.h>
+
+const char *kx_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+static void add_header(kx_buf_t *b, const char *name, const char *value)
+{
+    if (!value || !*value) return; /* an empty setting omits the header */
+    kx_buf_puts(b, name);
+    kx_buf_puts(b, ": ");
+    kx_buf_puts(b, value);
+    kx_buf_puts(b, "\r\n");
+}
+
+void kx_response_init(kx_server_t *s)
+{
+    const kx_config_t *c = s->cfg;
+    kx_buf_t b = KX_BUF_INIT;
+    add_header(&b, "X-SERVER-NAME", c->process_name);
+    add_header(&b, "Content-Security-Policy", c->sec_csp);
+    add_header(&b, "X-Content-Type-Options", c->sec_content_type_options);
+    add_header(&b, "X-Frame-Options", c->sec_frame_options);
+    add_header(&b, "Strict-Transport-Security", c->sec_hsts);
+    add_header(&b, "Referrer-Policy", c->sec_referrer_policy);
+    free(s->static_headers);
+    s->static_headers = b.data ? b.data : kx_xstrdup("");
+    s->static_headers_len = b.len;
+}
+
+/* The Date header, formatted once per second. */
+static const char *date_header(void)
+{
+    static char buf[64];
+    static time_t last;
+    time_t now = time(NULL);
+    if (now != last) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(buf, sizeof buf, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        last = now;
+    }
+    return buf;
+}
+
+int kx_gzip(const char *in, size_t len, kx_buf_t *out)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    /* 15 + 16: zlib window with a gzip wrapper; level 5 is the usual speed/size balance. */
+    if (deflateInit2(&zs, 5, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return KX_EIO;
+    size_t bound = deflateBound(&zs, len);
+    kx_buf_reserve(out, bound);
+    zs.next_in = (Bytef *)in;
+    zs.avail_in = (uInt)len;
+    zs.next_out = (Bytef *)(out->data + out->len);
+    zs.avail_out = (uInt)bound;
+    int rc = deflate(&zs, Z_FINISH);
+    if (rc != Z_STREAM_END) {
+        deflateEnd(&zs);
+        return KX_EIO;
+    }
+    out->len += zs.total_out;
+    out->data[out->len] = '\0';
+    deflateEnd(&zs);
+    return KX_OK;
+}
+
+static bool compressible(const char *ctype)
+{
+    static const char *skip[] = { "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif",
+                                  "image/bmp", "image/x-icon", "video/", "audio/", "application/zip",
+                                  "application/gzip", "application/x-bzip2", "application/x-7z-compressed",
+                                  "application/x-rar-compressed", "application/wasm", "font/woff" };
+    if (!ctype) return false;
+    for (size_t i = 0; i < KX_ARRAY_LEN(skip); i++)
+        if (strncmp(ctype, skip[i], strlen(skip[i])) == 0) return false;
+    return true;
+}
+
+void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,
+                  const char *body, size_t len, unsigned flags)
+{
+    if (c->closed) return;
+    const kx_config_t *cfg = kx_srv->cfg;
+    kx_request_t *r = &c->req;
+    if (flags & KX_R_CLOSE) c->keep_alive = false;
+
+    kx_buf_t gz = KX_BUF_INIT;
+    bool gzipped = false;
+    if (!(flags & (KX_R_NOGZIP | KX_R_BODY_FOLLOWS)) && cfg->compression_enabled && r->accept_gzip && len > 0 &&
+        len >= (size_t)cfg->compression_threshold && compressible(ctype) &&
+        kx_gzip(body, len, &gz) == KX_OK) {
+        body = gz.data;
+        len = gz.len;
+        gzipped = true;
+    }
+
+    kx_buf_t *b = &c->wbuf;
+    kx_buf_reserve(b, 1024 + extra_len + kx_srv->static_headers_len + (r->is_head ? 0 : len));
+    kx_buf_printf(b, "HTTP/1.1 %d %s\r\n", status, kx_http_reason(status));
+    kx_buf_puts(b, date_header());
+    if (ctype) add_header(b, "Content-Type", ctype);
+    kx_buf_append(b, kx_srv->static_headers, kx_srv->static_headers_len);
+    bool vary_origin = false;
+    if (flags & KX_R_CORS) kx_cors_append(cfg, r->origin, r->origin_len, b, &vary_origin);
+    if (vary_origin && gzipped) kx_buf_puts(b, "Vary: Origin, Accept-Encoding\r\n");
+    else if (vary_origin) kx_buf_puts(b, "Vary: Origin\r\n");
+    else if (gzipped) kx_buf_puts(b, "Vary: Accept-Encoding\r\n");
+    if (gzipped) kx_buf_puts(b, "Content-Encoding: gzip\r\n");
+    if (r->correlation_id[0]) {
+        kx_buf_puts(b, cfg->correlation_header);
+        kx_buf_puts(b, ": ");
+        kx_buf_puts(b, r->correlation_id);
+        kx_buf_puts(b, "\r\n");
+    }
+    if (extra && extra_len) kx_buf_append(b, extra, extra_len);
+    if (status != 204 && status != 304) kx_buf_printf(b, "Content-Length: %zu\r\n", len);
+    if (!c->keep_alive) kx_buf_puts(b, "Connection: close\r\n");
+    else if (r->info.http_minor == 0) kx_buf_puts(b, "Connection: keep-alive\r\n");
+    kx_buf_puts(b, "\r\n");
+    if (!r->is_head && status != 204 && status != 304 && !(flags & KX_R_BODY_FOLLOWS))
+        kx_buf_append(b, body, len);
+    kx_buf_free(&gz);
+    kx_http_response_done(c);
+}
+
+void kx_http_send_error(kx_conn_t *c, int status, const char *type, const char *message,
+                        unsigned flags)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    long long ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    kx_buf_t body = KX_BUF_INIT;
+    kx_buf_puts(&body, "{\"error\":{\"message\":\"");
+    for (const char *p = message; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"' || ch == '\\') kx_buf_printf(&body, "\\%c", ch);
+        else if (ch < 0x20) kx_buf_printf(&body, "\\u%04x", ch);
+        else kx_buf_append(&body, p, 1);
+    }
+    kx_buf_printf(&body, "\",\"type\":\"%s\",\"timestamp\":%lld}}", type, ms);
+    /* A request that failed before its head was parsed has no method: never omit the body. */
+    if (c->state != KX_CONN_BUSY) c->req.is_head = false;
+    kx_http_send(c, status, "application/json", NULL, 0, body.data, body.len,
+                 flags | KX_R_CORS | KX_R_NOGZIP);
+    kx_buf_free(&body);
+}

@@ -1,0 +1,33 @@
+/* router.h — the action route table: method + "/path/:param" → action id.
+ *
+ * Owns: the routes registered at boot. Callers: lua_bridge.c registers (boot only);
+ * dispatch.c matches. Never: allocates while matching, decodes or touches Lua.
+ * Rules: static routes beat dynamic ones; among dynamic routes the first registered wins;
+ * a duplicate route is refused; HEAD matches GET routes; no trailing-slash folding. */
+#ifndef KX_ROUTER_H
+#define KX_ROUTER_H
+#include "common.h"
+
+#define KX_ROUTE_MAX_PARAMS 16
+
+typedef struct kx_router kx_router_t;
+
+typedef struct {
+    const char *name;   /* points into the router (lives as long as it) */
+    size_t name_len;
+    const char *value;  /* points into the matched path (raw, not decoded) */
+    size_t value_len;
+} kx_route_param_t;
+
+kx_router_t *kx_router_new(void);
+void kx_router_free(kx_router_t *r);
+/* Returns KX_OK, or KX_EINVAL (bad method/route, with a message in err) — a route must start
+ * with '/', segments are literals or :name with name [A-Za-z0-9_]+. */
+int kx_router_add(kx_router_t *r, const char *method, const char *route, int action_id,
+                  char *err, size_t errcap);
+/* Returns KX_OK with *action_id and params filled, or KX_ENOTFOUND. */
+int kx_router_match(const kx_router_t *r, const char *method, size_t mlen,
+                    const char *path, size_t plen, int *action_id,
+                    kx_route_param_t *params, int *nparams);
+
+#endif
