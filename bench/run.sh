@@ -52,6 +52,11 @@ WRK_PID=""
 KERYX_URL=""
 NGINX_URL=""
 KERYX_IDLE_RSS_KIB=""
+# The process name nginx puts in X-SERVER-NAME and the JSON "name": keryx's own when keryx
+# runs (./config.lua may set process.name), else keryx's default.
+SERVER_NAME=server
+# Whether the JSON body ends with CRLF (the reference Keryx does); mirrored from keryx too.
+BODY_CRLF=true
 NGINX_IDLE_RSS_KIB=""
 
 # Per-run figures, indexed by server name then run: "rps p99_us cpu_us_per_req errors busy_pct".
@@ -166,6 +171,22 @@ start_keryx() {
     fi
     KERYX_IDLE_RSS_KIB=$(tree_rss_kib "$KERYX_PID")
     log "keryx pid $KERYX_PID, idle RSS ${KERYX_IDLE_RSS_KIB} KiB"
+    adopt_keryx_reply
+}
+
+# adopt_keryx_reply: nginx answers with keryx's X-SERVER-NAME and body ending so both replies
+# match byte for byte. Only plain names are taken: the value goes into nginx.conf and Lua.
+adopt_keryx_reply() {
+    local name tail
+    tail=$(curl -s "$KERYX_URL" | tail -c 2 | od -An -c | tr -d ' ')
+    if [[ "$tail" == '\r\n' ]]; then BODY_CRLF=true; else BODY_CRLF=false; fi
+    name=$(curl -s -D - -o /dev/null "$KERYX_URL" | tr -d '\r' |
+        awk -F': ' 'tolower($1) == "x-server-name" {print $2; exit}')
+    if [[ "$name" =~ ^[A-Za-z0-9._-]{1,64}$ ]]; then
+        SERVER_NAME=$name
+    else
+        warn "keryx's X-SERVER-NAME '$name' not usable in nginx.conf; nginx answers as '$SERVER_NAME'"
+    fi
 }
 
 start_nginx() {
@@ -176,6 +197,8 @@ start_nginx() {
     sed -e "s#@MODULES_DIR@#$NGINX_MODULES_DIR#g" \
         -e "s#@PREFIX@#$prefix#g" \
         -e "s#@PORT@#$port#g" \
+        -e "s#@SERVER_NAME@#$SERVER_NAME#g" \
+        -e "s#@BODY_CRLF@#$BODY_CRLF#g" \
         -e "s#@MEM_SOURCE@#$NGINX_MEM#g" \
         -e "s#@PAGE_SIZE@#$(getconf PAGESIZE)#g" \
         "$BENCH_DIR/nginx.conf.template" >"$prefix/nginx.conf"

@@ -237,7 +237,7 @@ static bool process_head(kx_conn_t *c)
         c->timer_is_head = true;
         kx_conn_set_timer(c, cfg->header_timeout_ms);
     }
-    long end = kx_http_head_end(c->rbuf.data, c->rbuf.len);
+    long end = kx_http_head_end_from(c->rbuf.data, c->rbuf.len, &c->head_scanned);
     if (end == 0) {
         if (c->rbuf.len > KX_MAX_HEAD) fail(c, 431, "CONNECTION_HEADERS_TOO_LARGE", "Request header block exceeds 16 KiB");
         return false;
@@ -261,6 +261,7 @@ static bool process_head(kx_conn_t *c)
     r->head = kx_xstrndup(c->rbuf.data, (size_t)end);
     r->head_len = (size_t)end;
     kx_buf_consume(&c->rbuf, (size_t)end);
+    c->head_scanned = 0;
     if (tokenise(r) != KX_OK) {
         fail(c, 400, "CONNECTION_BAD_REQUEST", "Malformed request");
         return false;

@@ -90,6 +90,7 @@ struct kx_conn {
     bool keep_alive;
     bool reading;
     bool timer_is_head;          /* timer currently measures the head deadline */
+    size_t head_scanned;         /* bytes of rbuf already searched for the head's end */
     char peer_ip[64];
     kx_conn_t *prev, *next;
 };

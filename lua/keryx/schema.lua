@@ -99,10 +99,10 @@ end
 local NOUN = {
     string = "a string",
     number = "a number",
-    integer = "a integer",
+    integer = "an integer",
     boolean = "a boolean",
-    array = "a array",
-    object = "a object",
+    array = "an array",
+    object = "an object",
 }
 
 local function fmt_num(n)

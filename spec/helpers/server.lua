@@ -1,0 +1,206 @@
+-- Test harness: starts the real keryx binary (KERYX_BIN, default ./keryx) on a free port with
+-- the environment a spec asks for, waits for "started server @", and stops it. Also a small
+-- HTTP/1.1 client over lua-socket (raw bytes in, parsed response out) for black-box checks.
+local socket = require "socket"
+
+local M = {}
+
+local BIN = os.getenv("KERYX_BIN") or "./keryx"
+local ROOT = os.getenv("PWD") or "."
+
+local function sh_quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function read_file(path)
+    local f = io.open(path, "rb")
+    if not f then return "" end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+M.read_file = read_file
+
+local function sleep(s) socket.sleep(s) end
+M.sleep = sleep
+
+local Server = {}
+Server.__index = Server
+
+--- Starts keryx. opts: env (table), args (list, default {"start"}), app, config, cwd,
+--- wait (default true), timeout (s, default 10). Env defaults: WEB_SERVER_PORT=0,
+--- WEB_SERVER_HOST=127.0.0.1, NODE_ENV=test, LOG_COLORIZE=false.
+function M.start(opts)
+    opts = opts or {}
+    local env = {
+        WEB_SERVER_PORT = "0", WEB_SERVER_HOST = "127.0.0.1", NODE_ENV = "test",
+        LOG_COLORIZE = "false", LOG_LEVEL = "info",
+    }
+    for k, v in pairs(opts.env or {}) do env[k] = v end
+    local log = os.tmpname()
+    local parts = { "env" }
+    for k, v in pairs(env) do
+        if v ~= false then parts[#parts + 1] = sh_quote(k .. "=" .. tostring(v)) end
+    end
+    parts[#parts + 1] = sh_quote(BIN)
+    if opts.app then parts[#parts + 1] = "--app " .. sh_quote(opts.app) end
+    if opts.config then parts[#parts + 1] = "--config " .. sh_quote(opts.config) end
+    for _, a in ipairs(opts.args or { "start" }) do parts[#parts + 1] = sh_quote(a) end
+    local cmd = table.concat(parts, " ")
+    local cwd = opts.cwd or ROOT
+    local p = io.popen("cd " .. sh_quote(cwd) .. " && { " .. cmd .. " > " .. sh_quote(log) .. " 2>&1 & echo $!; }")
+    local pid = tonumber(p:read("*l"))
+    p:close()
+    local self = setmetatable({ pid = pid, log_path = log, env = env }, Server)
+    if opts.wait == false then return self end
+    local deadline = socket.gettime() + (opts.timeout or 10)
+    while socket.gettime() < deadline do
+        local text = read_file(log)
+        local port = text:match("started server @ http://[^:]+:(%d+)")
+        if port then
+            self.port = tonumber(port)
+            return self
+        end
+        if not self:alive() then
+            error("keryx exited during start-up:\n" .. text, 2)
+        end
+        sleep(0.02)
+    end
+    self:stop()
+    error("keryx did not start in time:\n" .. read_file(log), 2)
+end
+
+function Server:alive()
+    return os.execute("kill -0 " .. self.pid .. " 2>/dev/null") == 0
+end
+
+function Server:log()
+    return read_file(self.log_path)
+end
+
+--- Sends a signal (default TERM) and waits up to timeout seconds for the exit.
+function Server:stop(sig, timeout)
+    if not self.pid then return end
+    os.execute("kill -" .. (sig or "TERM") .. " " .. self.pid .. " 2>/dev/null")
+    local deadline = socket.gettime() + (timeout or 10)
+    while self:alive() and socket.gettime() < deadline do sleep(0.02) end
+    if self:alive() then os.execute("kill -KILL " .. self.pid .. " 2>/dev/null") end
+    -- reap: the shell that started us already exited, so the child is re-parented; nothing to wait on.
+end
+
+function Server:url(path)
+    return "http://127.0.0.1:" .. self.port .. (path or "/")
+end
+
+--- Opens a TCP connection to the server (timeout in seconds).
+function Server:connect(timeout)
+    local c = assert(socket.tcp())
+    c:settimeout(timeout or 5)
+    assert(c:connect("127.0.0.1", self.port))
+    return c
+end
+
+-- ---- HTTP over raw sockets ----------------------------------------------------------------
+
+--- Reads one HTTP response from connection c. Returns { status, reason, headers (lower-case
+--- names → value; repeated names joined with ", "), header_list, body, raw } or nil, err.
+function M.read_response(c, method)
+    local line, err = c:receive("*l")
+    if not line then return nil, err end
+    local status, reason = line:match("^HTTP/1%.%d (%d%d%d) ?(.*)$")
+    if not status then return nil, "bad status line: " .. line end
+    local res = { status = tonumber(status), reason = reason, headers = {}, header_list = {}, raw = line .. "\r\n" }
+    while true do
+        local h, herr = c:receive("*l")
+        if not h then return nil, herr end
+        res.raw = res.raw .. h .. "\r\n"
+        if h == "" then break end
+        local name, value = h:match("^([^:]+):%s*(.-)%s*$")
+        if name then
+            local k = name:lower()
+            res.header_list[#res.header_list + 1] = { name, value }
+            res.headers[k] = res.headers[k] and (res.headers[k] .. ", " .. value) or value
+        end
+    end
+    local len = tonumber(res.headers["content-length"] or "")
+    if method == "HEAD" or res.status == 204 or res.status == 304 then
+        res.body = ""
+    elseif len then
+        res.body = len > 0 and assert(c:receive(len)) or ""
+    else
+        res.body = c:receive("*a") or ""
+    end
+    res.raw = res.raw .. res.body
+    return res
+end
+
+--- Builds request bytes. req: method, path, headers (table or list of {k, v}), body, version.
+function M.build(req)
+    local lines = { ("%s %s HTTP/%s"):format(req.method or "GET", req.path or "/", req.version or "1.1") }
+    local have_host, have_len = false, false
+    local hs = req.headers or {}
+    local list = {}
+    if hs[1] then list = hs else for k, v in pairs(hs) do list[#list + 1] = { k, v } end end
+    for _, kv in ipairs(list) do
+        local lk = kv[1]:lower()
+        if lk == "host" then have_host = true end
+        if lk == "content-length" or lk == "transfer-encoding" then have_len = true end
+        lines[#lines + 1] = kv[1] .. ": " .. kv[2]
+    end
+    if not have_host and req.host ~= false then lines[#lines + 1] = "Host: localhost" end
+    if req.body and not have_len then lines[#lines + 1] = "Content-Length: " .. #req.body end
+    return table.concat(lines, "\r\n") .. "\r\n\r\n" .. (req.body or "")
+end
+
+--- One request on a fresh connection; returns the parsed response (and the socket).
+function Server:request(req)
+    if type(req) == "string" then req = { path = req } end
+    local c = self:connect(req.timeout)
+    assert(c:send(M.build(req)))
+    local res, err = M.read_response(c, req.method)
+    c:close()
+    assert(res, err)
+    return res
+end
+
+--- Sends raw bytes; returns everything the server sent until it closed or `timeout` passed.
+function Server:raw(bytes, timeout)
+    local c = self:connect(timeout or 2)
+    c:send(bytes)
+    local out = {}
+    while true do
+        local chunk, err, partial = c:receive(4096)
+        local got = chunk or partial
+        if got and #got > 0 then out[#out + 1] = got end
+        if not chunk then
+            local closed = err == "closed"
+            c:close()
+            return table.concat(out), closed
+        end
+    end
+end
+
+--- Decodes a JSON body (cjson) or fails the test.
+function M.json(body)
+    local cjson = require "cjson"
+    return cjson.decode(body)
+end
+
+--- Runs the keryx CLI; returns exit code, stdout, stderr.
+function M.cli(args, env, cwd)
+    local out, errf = os.tmpname(), os.tmpname()
+    local parts = { "env", "NODE_ENV=test", "LOG_COLORIZE=false" }
+    for k, v in pairs(env or {}) do parts[#parts + 1] = sh_quote(k .. "=" .. v) end
+    parts[#parts + 1] = sh_quote(BIN)
+    for _, a in ipairs(args) do parts[#parts + 1] = sh_quote(a) end
+    local cmd = "cd " .. sh_quote(cwd or ROOT) .. " && " .. table.concat(parts, " ") ..
+        " > " .. sh_quote(out) .. " 2> " .. sh_quote(errf)
+    local ok, _, code = os.execute(cmd)
+    if type(ok) == "number" then code = ok / 256 end -- Lua 5.1: os.execute returns the status
+    local so, se = read_file(out), read_file(errf)
+    os.remove(out)
+    os.remove(errf)
+    return code, so, se
+end
+
+return M
