@@ -166,7 +166,7 @@ start_keryx() {
         NODE_ENV=production taskset -c "$SERVER_CPU" ./keryx start) >"$TMP/keryx.log" 2>&1 &
     KERYX_PID=$!
     if ! wait_http "$KERYX_URL" "$KERYX_PID"; then
-        tail -n 20 "$TMP/keryx.log" >&2 || true
+        server_log_tail keryx
         die "keryx exited or did not answer $KERYX_URL within ${START_TIMEOUT_S}s"
     fi
     KERYX_IDLE_RSS_KIB=$(tree_rss_kib "$KERYX_PID")
@@ -208,12 +208,28 @@ start_nginx() {
         >"$prefix/stdout.log" 2>&1 &
     NGINX_PID=$!
     if ! wait_http "$NGINX_URL" "$NGINX_PID"; then
-        tail -n 20 "$prefix/error.log" "$prefix/stdout.log" >&2 || true
+        server_log_tail nginx
         die "nginx exited or did not answer $NGINX_URL within ${START_TIMEOUT_S}s"
     fi
     check_nginx_affinity
     NGINX_IDLE_RSS_KIB=$(tree_rss_kib "$NGINX_PID")
     log "nginx master pid $NGINX_PID, workers $(children "$NGINX_PID" | tr '\n' ' ')"
+}
+
+# server_log_tail <server>: the end of its logs on stderr, and its exit status if it died.
+server_log_tail() {
+    local pid rc=0
+    if [[ $1 == keryx ]]; then
+        tail -n 20 "$TMP/keryx.log" >&2 || true
+        pid=$KERYX_PID
+    else
+        tail -n 20 "$TMP/nginx/error.log" "$TMP/nginx/stdout.log" >&2 || true
+        pid=$NGINX_PID
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid" 2>/dev/null || rc=$?
+        if ((rc > 128)); then warn "$1 was killed by signal $((rc - 128))"; else warn "$1 exited with status $rc"; fi
+    fi
 }
 
 # The worker must sit on the server CPU: worker_cpu_affinity says so, taskset on the master
@@ -336,7 +352,7 @@ measure() {
     t1=$EPOCHREALTIME
     after=$(tree_cpu_ticks "$pid")
     out=$(<"$TMP/wrk.txt")
-    kill -0 "$pid" 2>/dev/null || die "$server (pid $pid) died during run $run"
+    kill -0 "$pid" 2>/dev/null || { server_log_tail "$server"; die "$server (pid $pid) died during run $run"; }
     read -r requests rps p99 errors <<<"$(parse_wrk <<<"$out")"
     ((requests > 0)) || { echo "$out" >&2; die "$server completed no request in run $run"; }
     cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" \

@@ -336,6 +336,13 @@ int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
                  "like /api)", c->api_route);
         return KX_EINVAL;
     }
+    for (const char *p = c->api_route; *p; p++) {
+        if (!isalnum((unsigned char)*p) && !strchr("/_.-", *p)) {
+            snprintf(err, errcap, "invalid value for WEB_SERVER_API_ROUTE: \"%s\" (letters, digits "
+                     "and / _ . - only)", c->api_route);
+            return KX_EINVAL;
+        }
+    }
     size_t rl = strlen(c->api_route);
     if (rl > 1 && c->api_route[rl - 1] == '/') c->api_route[rl - 1] = '\0';
     if (c->session_cookie_same_site == KX_SAMESITE_NONE && !c->session_cookie_secure) {

@@ -38,6 +38,17 @@ static void dispatch_action(kx_conn_t *c, size_t skip)
     kx_lua_spawn_web(c, action_id, params, n);
 }
 
+/* Generated (not a file) because it names the configured API route. */
+static void serve_swagger_init(kx_conn_t *c)
+{
+    kx_buf_t js = KX_BUF_INIT;
+    kx_buf_printf(&js, "window.addEventListener('load', function () {\n"
+                       "  window.ui = SwaggerUIBundle({ url: '%s/swagger', dom_id: '#swagger-ui',\n"
+                       "    deepLinking: true });\n});\n", kx_srv->cfg->api_route);
+    kx_http_send(c, 200, "text/javascript; charset=utf-8", NULL, 0, js.data, js.len, 0);
+    kx_buf_free(&js);
+}
+
 static bool is_get(const kx_request_t *r)
 {
     return (r->method_len == 3 && memcmp(r->method, "GET", 3) == 0) || r->is_head;
@@ -64,6 +75,10 @@ void kx_dispatch(kx_conn_t *c)
     if (kx_srv->www_root_fd >= 0) {
         if (r->path_len == 8 && memcmp(r->path, "/swagger", 8) == 0) {
             kx_static_serve(c, kx_srv->www_root_fd, "/swagger.html", 13, false);
+            return;
+        }
+        if (r->path_len == 24 && memcmp(r->path, "/swagger/swagger-init.js", 24) == 0) {
+            serve_swagger_init(c);
             return;
         }
         if (r->path_len > 9 && memcmp(r->path, "/swagger/", 9) == 0) {

@@ -221,6 +221,12 @@ int main(int argc, char **argv)
         kx_config_finish(&cfg, err, sizeof err) != KX_OK)
         return fatal(err);
 
+    if (cfg.tls_cert && *cfg.tls_cert)
+        return fatal("WEB_SERVER_TLS_CERT/WEB_SERVER_TLS_KEY are set, but this build does not speak TLS "
+                     "yet: terminate TLS in front of keryx, or unset them (refusing to serve plain HTTP "
+                     "where HTTPS was asked for)");
+    if (cfg.workers != 1)
+        return fatal("WEB_SERVER_WORKERS: only 1 worker is supported in this release");
     bool quiet = cfg.cli_quiet;
     for (int i = a.rest; cli && i < argc; i++)
         if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) quiet = true;
