@@ -10,12 +10,14 @@ BENCH_PKGS := wrk nginx-light libnginx-mod-http-lua
 CC      ?= gcc
 LLHTTP_DIR := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
-LUA_CFLAGS := $(shell pkg-config --cflags luajit 2>/dev/null)
-LUA_LIBS   := $(shell pkg-config --libs luajit 2>/dev/null)
+# Fallbacks: on a fresh machine this file is parsed before `deps` installs pkg-config/luajit.
+LUA_CFLAGS := $(or $(shell pkg-config --cflags luajit 2>/dev/null),-I/usr/include/luajit-2.1)
+LUA_LIBS   := $(or $(shell pkg-config --libs luajit 2>/dev/null),-lluajit-5.1)
 
 WARN    := -Wall -Wextra -Werror
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -D_GNU_SOURCE -fno-strict-aliasing -I src -I $(LLHTTP_INC) $(LUA_CFLAGS)
+# Flags keryx needs whatever CFLAGS the caller passes (the ASan build overrides CFLAGS).
+KX_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fno-strict-aliasing -I src -I $(LLHTTP_INC) $(LUA_CFLAGS)
 LDLIBS  := -lev $(LUA_LIBS) -lhiredis -lwslay -lssl -lcrypto -lz -lm -lpthread -ldl
 
 SRCS    := $(wildcard src/*.c)
@@ -24,9 +26,14 @@ OBJS    := $(patsubst src/%.c,$(OBJDIR)/%.o,$(SRCS))
 LLOBJS  := $(patsubst $(LLHTTP_DIR)/%.c,$(OBJDIR)/llhttp/%.o,$(wildcard $(LLHTTP_DIR)/*.c))
 BIN     ?= keryx
 
-.PHONY: all deps run test test-c test-unit test-integration test-asan bench clean
+.PHONY: all deps build run test test-all test-c test-unit test-integration test-asan bench clean
 
-all: deps $(BIN)
+# Top-level targets install packages first, then re-enter make so the file lists (llhttp's
+# sources come from a package) are computed after the install.
+all: deps
+	@$(MAKE) --no-print-directory build
+
+build: $(BIN)
 
 # Installs what is missing; does nothing when everything is present.
 deps:
@@ -41,15 +48,15 @@ deps:
 	fi
 
 $(BIN): $(OBJS) $(LLOBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(KX_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OBJDIR)/%.o: src/%.c src/*.h | $(OBJDIR)
-	$(CC) $(CFLAGS) $(WARN) -c -o $@ $<
+	$(CC) $(CFLAGS) $(KX_CFLAGS) $(WARN) -c -o $@ $<
 
 # llhttp's generated sources are third-party (SPEC §9.18).
 $(OBJDIR)/llhttp/%.o: $(LLHTTP_DIR)/%.c | $(OBJDIR)
 	@mkdir -p $(OBJDIR)/llhttp
-	$(CC) $(CFLAGS) -Wall -Wextra -Werror -Wno-unused-parameter -c -o $@ $<
+	$(CC) $(CFLAGS) $(KX_CFLAGS) -Wall -Wextra -Werror -Wno-unused-parameter -c -o $@ $<
 
 $(OBJDIR):
 	@mkdir -p $(OBJDIR)
@@ -58,30 +65,35 @@ run: all
 	./scripts/run-example.sh
 
 # ---- tests -------------------------------------------------------------------------------
-# Each tests/test_<m>.c links against every keryx object except main.o (the linker keeps what
-# it needs), so a test exercises the real module, never a copy.
+# Each tests/test_<m>.c links against libkeryx.a (every keryx object except main.o); the linker
+# pulls in only the modules a test uses, so a test exercises the real module, never a copy.
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(OBJDIR)/tests/%,$(TEST_SRCS))
 LIB_OBJS  := $(filter-out $(OBJDIR)/main.o,$(OBJS)) $(LLOBJS)
+LIB_A     := $(OBJDIR)/libkeryx.a
 
-$(OBJDIR)/tests/%: tests/%.c $(LIB_OBJS)
+$(LIB_A): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(OBJDIR)/tests/%: tests/%.c $(LIB_A)
 	@mkdir -p $(OBJDIR)/tests
-	$(CC) $(CFLAGS) $(WARN) -o $@ $< $(LIB_OBJS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(KX_CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS) -lcmocka
 
-test-c: all $(TEST_BINS)
+test-c: build $(TEST_BINS)
 	@set -e; for t in $(TEST_BINS); do echo "== $$t"; (cd $(CURDIR) && $$t); done
 
 BUSTED := luajit /usr/bin/busted
 
-test-unit: all
+test-unit: build
 	$(BUSTED) --helper=spec/helpers/unit_env.lua spec/unit
 
-test-integration: all
+test-integration: build
 	KERYX_BIN=$(CURDIR)/$(BIN) $(BUSTED) --helper=spec/helpers/integration_env.lua spec/integration
 
 # The C tests and the integration suite once more against an ASan+UBSan build.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-test-asan: deps
+test-asan:
 	$(MAKE) --no-print-directory OBJDIR=build-asan BIN=keryx-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" keryx-asan test-c-asan
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  KERYX_BIN=$(CURDIR)/keryx-asan $(BUSTED) --helper=spec/helpers/integration_env.lua spec/integration
@@ -89,7 +101,10 @@ test-asan: deps
 test-c-asan: $(TEST_BINS)
 	@set -e; for t in $(TEST_BINS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
 
-test: all test-c test-unit test-integration test-asan
+test: deps
+	@$(MAKE) --no-print-directory test-all
+
+test-all: build test-c test-unit test-integration test-asan
 	@echo "make test: all suites passed"
 
 bench: all

@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+kx_server_t *kx_srv;
+
 #define READ_CHUNK 16384
 #define FILE_CHUNK 65536
 

@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-kx_server_t *kx_srv;
+
 
 static const char usage[] =
     "keryx " KX_VERSION " — Lua actions over HTTP, WebSocket and the command line\n"
