@@ -26,14 +26,14 @@ OBJS    := $(patsubst src/%.c,$(OBJDIR)/%.o,$(SRCS))
 LLOBJS  := $(patsubst $(LLHTTP_DIR)/%.c,$(OBJDIR)/llhttp/%.o,$(wildcard $(LLHTTP_DIR)/*.c))
 BIN     ?= keryx
 
-.PHONY: all deps build run test test-all test-c test-unit test-integration test-asan bench clean
+.PHONY: all deps compile run test test-all test-c test-unit test-integration test-asan bench clean
 
 # Top-level targets install packages first, then re-enter make so the file lists (llhttp's
 # sources come from a package) are computed after the install.
 all: deps
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory compile
 
-build: $(BIN)
+compile: $(BIN)
 
 # Installs what is missing; does nothing when everything is present.
 deps:
@@ -80,15 +80,15 @@ $(OBJDIR)/tests/%: tests/%.c $(LIB_A)
 	@mkdir -p $(OBJDIR)/tests
 	$(CC) $(CFLAGS) $(KX_CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS) -lcmocka
 
-test-c: build $(TEST_BINS)
+test-c: compile $(TEST_BINS)
 	@set -e; for t in $(TEST_BINS); do echo "== $$t"; (cd $(CURDIR) && $$t); done
 
 BUSTED := luajit /usr/bin/busted
 
-test-unit: build
+test-unit: compile
 	$(BUSTED) --helper=spec/helpers/unit_env.lua spec/unit
 
-test-integration: build
+test-integration: compile
 	KERYX_BIN=$(CURDIR)/$(BIN) $(BUSTED) --helper=spec/helpers/integration_env.lua spec/integration
 
 # The C tests and the integration suite once more against an ASan+UBSan build.
@@ -104,7 +104,7 @@ test-c-asan: $(TEST_BINS)
 test: deps
 	@$(MAKE) --no-print-directory test-all
 
-test-all: build test-c test-unit test-integration test-asan
+test-all: compile test-c test-unit test-integration test-asan
 	@echo "make test: all suites passed"
 
 bench: all
