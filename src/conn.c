@@ -254,6 +254,7 @@ static void refuse_busy(int fd)
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
+    (void)loop;
     (void)revents;
     kx_server_t *s = w->data;
     for (int i = 0; i < 64; i++) {
@@ -282,26 +283,34 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        kx_conn_t *c = kx_xcalloc(1, sizeof *c);
-        c->fd = fd;
-        c->tp = &kx_transport_plain;
-        c->send_fd = -1;
-        c->refs = 1;
-        c->state = KX_CONN_HEAD;
-        peer_to_string(&ss, c->peer_ip, sizeof c->peer_ip);
-        ev_io_init(&c->rio, on_readable, fd, EV_READ);
-        ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
-        ev_init(&c->timer, on_timer);
-        c->rio.data = c->wio.data = c->timer.data = c;
-        c->next = s->conns;
-        if (s->conns) s->conns->prev = c;
-        s->conns = c;
-        s->n_conns++;
-        c->reading = true;
-        ev_io_start(loop, &c->rio);
-        c->timer_is_head = true;
-        kx_conn_set_timer(c, s->cfg->header_timeout_ms);
+        char peer[64];
+        peer_to_string(&ss, peer, sizeof peer);
+        kx_conn_open(s, fd, &kx_transport_plain, peer);
     }
+}
+
+kx_conn_t *kx_conn_open(kx_server_t *s, int fd, const kx_transport_t *tp, const char *peer_ip)
+{
+    kx_conn_t *c = kx_xcalloc(1, sizeof *c);
+    c->fd = fd;
+    c->tp = tp;
+    c->send_fd = -1;
+    c->refs = 1;
+    c->state = KX_CONN_HEAD;
+    snprintf(c->peer_ip, sizeof c->peer_ip, "%s", peer_ip);
+    ev_io_init(&c->rio, on_readable, fd, EV_READ);
+    ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
+    ev_init(&c->timer, on_timer);
+    c->rio.data = c->wio.data = c->timer.data = c;
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    s->n_conns++;
+    c->reading = true;
+    ev_io_start(s->loop, &c->rio);
+    c->timer_is_head = true;
+    kx_conn_set_timer(c, s->cfg->header_timeout_ms);
+    return c;
 }
 
 int kx_listen_start(kx_server_t *s, char *err, size_t errcap)

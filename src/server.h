@@ -118,6 +118,8 @@ extern kx_server_t *kx_srv;
 /* conn.c */
 int kx_listen_start(kx_server_t *s, char *err, size_t errcap);
 void kx_listen_stop(kx_server_t *s);
+/* Adopts an accepted, non-blocking fd (listen.c, and tests over a socketpair). */
+kx_conn_t *kx_conn_open(kx_server_t *s, int fd, const kx_transport_t *tp, const char *peer_ip);
 void kx_conn_close(kx_conn_t *c);
 void kx_conn_ref(kx_conn_t *c);
 void kx_conn_unref(kx_conn_t *c);

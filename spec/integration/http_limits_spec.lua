@@ -1,0 +1,393 @@
+-- Black-box checks of keryx's HTTP limits (SPEC §4 table, §7, §9.3, §9.11): head size and
+-- header count (431), body cap answered before the body (413), slowloris head deadline and body
+-- idle timeout (408), keep-alive idle timeout, connection cap (503). Timeouts are shortened
+-- through the environment so the whole file runs in a few seconds.
+local socket = require "socket"
+local cjson = require "cjson"
+local H = require "server"
+
+-- ---- helpers (kept local so this file stands alone) -----------------------------------------
+
+local now = socket.gettime
+
+-- Reads until the server closes/resets or `timeout` s pass. Returns bytes, "closed" | "reset" |
+-- "timeout", and the time at which it ended.
+local function drain(c, timeout)
+    local out = {}
+    local deadline = now() + (timeout or 2)
+    while true do
+        local left = deadline - now()
+        if left <= 0 then
+            c:close()
+            return table.concat(out), "timeout", now()
+        end
+        c:settimeout(left)
+        local chunk, err, partial = c:receive(4096)
+        local got = chunk or partial
+        if got and #got > 0 then out[#out + 1] = got end
+        if not chunk then
+            local t = now()
+            c:close()
+            if err == "closed" then return table.concat(out), "closed", t end
+            if err == "timeout" then return table.concat(out), "timeout", t end
+            return table.concat(out), "reset", t
+        end
+    end
+end
+
+local function exchange(srv, bytes, timeout)
+    local c = srv:connect(timeout or 2)
+    assert(c:send(bytes))
+    return drain(c, timeout)
+end
+
+local function parse_all(raw)
+    local list, pos = {}, 1
+    while pos <= #raw do
+        local he = raw:find("\r\n\r\n", pos, true)
+        if not he then
+            list[#list + 1] = { partial = raw:sub(pos) }
+            break
+        end
+        local head = raw:sub(pos, he - 1)
+        local status = tonumber(head:match("^HTTP/1%.[01] (%d%d%d) ") or "")
+        local headers = {}
+        for line in head:gmatch("\r\n([^\r]*)") do
+            local k, v = line:match("^([^:]+):%s*(.-)%s*$")
+            if k then headers[k:lower()] = v end
+        end
+        local len = tonumber(headers["content-length"] or "0") or 0
+        if not status or status < 200 or status == 204 or status == 304 then len = 0 end
+        list[#list + 1] = { status = status, headers = headers, body = raw:sub(he + 4, he + 3 + len) }
+        pos = he + 4 + len
+    end
+    return list
+end
+
+local SECURITY = {
+    ["x-content-type-options"] = "nosniff",
+    ["x-frame-options"] = "DENY",
+    ["strict-transport-security"] = "max-age=31536000; includeSubDomains",
+    ["referrer-policy"] = "strict-origin-when-cross-origin",
+}
+
+local function assert_security_headers(res)
+    for name, value in pairs(SECURITY) do assert.are.equal(value, res.headers[name], name) end
+    assert.is_truthy((res.headers["content-security-policy"] or ""):find("default-src 'self'", 1, true),
+        "content-security-policy")
+end
+
+-- The envelope body alone: exact keys, current timestamp, no stack.
+local function assert_envelope_body(res, typ)
+    assert.are.equal("application/json", res.headers["content-type"])
+    local ok, doc = pcall(cjson.decode, res.body)
+    assert.is_true(ok, "error body is not JSON: " .. tostring(res.body))
+    assert.is_table(doc.error)
+    assert.is_string(doc.error.message)
+    assert.are.equal(typ, doc.error.type)
+    assert.is_number(doc.error.timestamp)
+    assert.is_nil(doc.error.stack)
+    assert.is_nil(doc.stack)
+    for k in pairs(doc.error) do
+        assert.is_truthy(k == "message" or k == "type" or k == "timestamp", "unexpected key " .. k)
+    end
+    return doc
+end
+
+local function assert_envelope(res, status, typ)
+    assert.are.equal(status, res.status)
+    local doc = assert_envelope_body(res, typ)
+    assert.is_true(math.abs(doc.error.timestamp - now() * 1000) < 60000,
+        "timestamp is not the current time in ms: " .. tostring(doc.error.timestamp))
+    assert_security_headers(res)
+    return doc
+end
+
+-- Exactly one error response followed by a close.
+local function assert_one_error_then_close(raw, how, status, typ)
+    local list = parse_all(raw)
+    assert.are.equal(1, #list, "expected one response, got:\n" .. raw)
+    local doc = assert_envelope(list[1], status, typ)
+    assert.are.equal("close", list[1].headers["connection"])
+    assert.is_truthy(how == "closed" or how == "reset", "connection not closed (" .. how .. ")")
+    return list[1], doc
+end
+
+local HOST = "Host: localhost\r\n"
+
+-- A GET whose head is exactly `size` bytes long (request line + Host + padding header + CRLF).
+local function head_of_size(size)
+    local fixed = "GET /api/status HTTP/1.1\r\n" .. HOST .. "Connection: close\r\nX-Pad: \r\n\r\n"
+    return "GET /api/status HTTP/1.1\r\n" .. HOST .. "Connection: close\r\nX-Pad: " ..
+        string.rep("p", size - #fixed) .. "\r\n\r\n"
+end
+
+-- ---- head, body and timing limits (one server) -------------------------------------------
+
+describe("HTTP limits", function()
+    local srv
+    setup(function()
+        srv = H.start { env = {
+            WEB_MAX_BODY_SIZE = "100",
+            WEB_SERVER_HEADER_TIMEOUT_MS = "500",
+            WEB_SERVER_BODY_TIMEOUT_MS = "500",
+            WEB_SERVER_KEEPALIVE_TIMEOUT_MS = "300",
+        } }
+    end)
+    teardown(function() srv:stop() end)
+
+    describe("request head size", function()
+        it("serves a head of exactly 16384 bytes", function()
+            local bytes = head_of_size(16384)
+            assert.are.equal(16384, #bytes)
+            local list = parse_all((exchange(srv, bytes)))
+            assert.are.equal(1, #list)
+            assert.are.equal(200, list[1].status)
+        end)
+
+        it("answers a head of 16385 bytes with 431 CONNECTION_HEADERS_TOO_LARGE and closes", function()
+            local bytes = head_of_size(16385)
+            assert.are.equal(16385, #bytes)
+            local raw, how = exchange(srv, bytes)
+            assert_one_error_then_close(raw, how, 431, "CONNECTION_HEADERS_TOO_LARGE")
+        end)
+
+        it("answers 431 as soon as 16 KiB arrive without a head terminator", function()
+            local c = srv:connect(2)
+            local t0 = now()
+            assert(c:send("GET /api/status HTTP/1.1\r\n" .. HOST .. "X-Big: " .. string.rep("b", 17000)))
+            local raw, how, t1 = drain(c, 1)
+            assert_one_error_then_close(raw, how, 431, "CONNECTION_HEADERS_TOO_LARGE")
+            assert.is_true(t1 - t0 < 0.4, "431 came after " .. (t1 - t0) .. " s: it waited for a timeout")
+        end)
+
+        it("serves 100 header lines", function()
+            local lines = { "GET /api/status HTTP/1.1\r\n", HOST, "Connection: close\r\n" }
+            for i = 1, 98 do lines[#lines + 1] = "X-H" .. i .. ": v\r\n" end
+            local list = parse_all((exchange(srv, table.concat(lines) .. "\r\n")))
+            assert.are.equal(1, #list)
+            assert.are.equal(200, list[1].status)
+        end)
+
+        it("answers 101 header lines with 431 CONNECTION_HEADERS_TOO_LARGE and closes", function()
+            local lines = { "GET /api/status HTTP/1.1\r\n", HOST, "Connection: close\r\n" }
+            for i = 1, 99 do lines[#lines + 1] = "X-H" .. i .. ": v\r\n" end
+            local raw, how = exchange(srv, table.concat(lines) .. "\r\n")
+            assert_one_error_then_close(raw, how, 431, "CONNECTION_HEADERS_TOO_LARGE")
+        end)
+    end)
+
+    describe("body size (WEB_MAX_BODY_SIZE=100)", function()
+        it("answers a Content-Length over the cap with 413 before any body byte is sent", function()
+            local c = srv:connect(2)
+            local t0 = now()
+            assert(c:send("GET /api/status HTTP/1.1\r\n" .. HOST .. "Content-Length: 101\r\n\r\n"))
+            local raw, how, t1 = drain(c, 1)
+            local _, doc = assert_one_error_then_close(raw, how, 413, "CONNECTION_PAYLOAD_TOO_LARGE")
+            assert.is_truthy(doc.error.message:find("Payload Too Large", 1, true))
+            assert.is_true(t1 - t0 < 1, "413 took " .. (t1 - t0) .. " s")
+        end)
+
+        it("answers a huge Content-Length (18 digits) with 413 at once", function()
+            local raw, how = exchange(srv, "GET /api/status HTTP/1.1\r\n" .. HOST ..
+                "Content-Length: 999999999999999999\r\n\r\n", 1)
+            assert_one_error_then_close(raw, how, 413, "CONNECTION_PAYLOAD_TOO_LARGE")
+        end)
+
+        it("accepts a body of exactly the cap", function()
+            local raw = exchange(srv, "GET /api/hello?name=Cap HTTP/1.1\r\n" .. HOST ..
+                "Connection: close\r\nContent-Length: 100\r\n\r\n" .. string.rep("x", 100))
+            local list = parse_all(raw)
+            assert.are.equal(1, #list)
+            assert.are.equal(200, list[1].status)
+            assert.are.same({ message = "Hello, Cap!" }, cjson.decode(list[1].body))
+        end)
+
+        it("accepts a chunked body of exactly the cap", function()
+            local raw = exchange(srv, "GET /api/hello?name=Chunks HTTP/1.1\r\n" .. HOST ..
+                "Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+                "32\r\n" .. string.rep("x", 50) .. "\r\n32\r\n" .. string.rep("y", 50) .. "\r\n0\r\n\r\n")
+            local list = parse_all(raw)
+            assert.are.equal(1, #list)
+            assert.are.equal(200, list[1].status)
+        end)
+
+        it("answers a chunked body growing past the cap with 413 and closes", function()
+            local raw, how = exchange(srv, "GET /api/status HTTP/1.1\r\n" .. HOST ..
+                "Transfer-Encoding: chunked\r\n\r\n" ..
+                "3c\r\n" .. string.rep("x", 60) .. "\r\n3c\r\n" .. string.rep("y", 60) .. "\r\n0\r\n\r\n")
+            assert_one_error_then_close(raw, how, 413, "CONNECTION_PAYLOAD_TOO_LARGE")
+        end)
+
+        it("answers a single chunk announced over the cap with 413 before its data is sent", function()
+            local c = srv:connect(2)
+            local t0 = now()
+            assert(c:send("GET /api/status HTTP/1.1\r\n" .. HOST ..
+                "Transfer-Encoding: chunked\r\n\r\n" .. "ffff\r\n"))
+            local raw, how, t1 = drain(c, 1)
+            assert_one_error_then_close(raw, how, 413, "CONNECTION_PAYLOAD_TOO_LARGE")
+            assert.is_true(t1 - t0 < 1)
+        end)
+    end)
+
+    describe("timeouts", function()
+        it("408s a slowloris head (one byte every 100 ms) at the 500 ms head deadline and closes", function()
+            local c = srv:connect(3)
+            local t0 = now()
+            assert(c:send("GET /api/status HTTP/1.1\r\n" .. HOST .. "X-Slow: "))
+            local out, how, t1 = {}, "timeout", nil
+            while now() - t0 < 3 do
+                c:settimeout(0.1)
+                local chunk, err, partial = c:receive(4096)
+                local got = chunk or partial
+                if got and #got > 0 then out[#out + 1] = got end
+                if err == "closed" or (err and err ~= "timeout") then
+                    t1 = now()
+                    how = err == "closed" and "closed" or "reset"
+                    break
+                end
+                if #out == 0 then c:send("a") end -- keep trickling until the server answers
+            end
+            c:close()
+            local raw = table.concat(out)
+            assert.is_not_nil(t1, "server never closed the slow connection; got:\n" .. raw)
+            assert_one_error_then_close(raw, how, 408, "CONNECTION_REQUEST_TIMEOUT")
+            assert.is_true(t1 - t0 < 2, "closed only after " .. (t1 - t0) .. " s")
+            assert.is_true(t1 - t0 > 0.4, "closed after " .. (t1 - t0) .. " s, before the deadline")
+        end)
+
+        it("408s a body that stops arriving (body timeout 500 ms) and closes", function()
+            local c = srv:connect(3)
+            local t0 = now()
+            assert(c:send("GET /api/status HTTP/1.1\r\n" .. HOST .. "Content-Length: 50\r\n\r\n0123456789"))
+            local raw, how, t1 = drain(c, 3)
+            assert_one_error_then_close(raw, how, 408, "CONNECTION_REQUEST_TIMEOUT")
+            assert.is_true(t1 - t0 < 2, "closed only after " .. (t1 - t0) .. " s")
+            assert.is_true(t1 - t0 > 0.4, "closed after " .. (t1 - t0) .. " s, before the timeout")
+        end)
+
+        it("408s a chunked body that stops arriving and closes", function()
+            local c = srv:connect(3)
+            local t0 = now()
+            assert(c:send("GET /api/status HTTP/1.1\r\n" .. HOST ..
+                "Transfer-Encoding: chunked\r\n\r\n5\r\nhel"))
+            local raw, how, t1 = drain(c, 3)
+            assert_one_error_then_close(raw, how, 408, "CONNECTION_REQUEST_TIMEOUT")
+            assert.is_true(t1 - t0 < 2 and t1 - t0 > 0.4, "closed after " .. (t1 - t0) .. " s")
+        end)
+
+        it("lets a body trickle in (gaps of 100 ms < body timeout) for longer than the timeout", function()
+            local c = srv:connect(3)
+            local t0 = now()
+            assert(c:send("GET /api/hello?name=Trickle HTTP/1.1\r\n" .. HOST ..
+                "Connection: close\r\nContent-Length: 9\r\n\r\n"))
+            for _ = 1, 9 do
+                socket.sleep(0.1)
+                assert(c:send("z"))
+            end
+            local raw = drain(c, 2)
+            assert.is_true(now() - t0 > 0.8)
+            local list = parse_all(raw)
+            assert.are.equal(1, #list, raw)
+            assert.are.equal(200, list[1].status)
+            assert.are.same({ message = "Hello, Trickle!" }, cjson.decode(list[1].body))
+        end)
+
+        it("closes an idle keep-alive connection after ~300 ms, not before ~200 ms", function()
+            local c = srv:connect(3)
+            assert(c:send("GET /api/status HTTP/1.1\r\n" .. HOST .. "\r\n"))
+            local res = assert(H.read_response(c))
+            assert.are.equal(200, res.status)
+            assert.is_nil(res.headers["connection"])
+            local t0 = now()
+            local raw, how, t1 = drain(c, 3)
+            assert.are.equal("", raw)
+            assert.are.equal("closed", how)
+            assert.is_true(t1 - t0 > 0.2, "idle connection closed after only " .. (t1 - t0) .. " s")
+            assert.is_true(t1 - t0 < 1, "idle connection closed only after " .. (t1 - t0) .. " s")
+        end)
+
+        it("restarts the keep-alive idle timer on every request", function()
+            local c = srv:connect(3)
+            local t0 = now()
+            for i = 1, 4 do
+                assert(c:send("GET /api/hello?name=I" .. i .. " HTTP/1.1\r\n" .. HOST .. "\r\n"))
+                local res = assert(H.read_response(c))
+                assert.are.same({ message = "Hello, I" .. i .. "!" }, cjson.decode(res.body))
+                socket.sleep(0.15)
+            end
+            assert.is_true(now() - t0 > 0.5) -- longer than one idle period in total
+            c:close()
+        end)
+
+        it("closes a connection that never sends a byte without answering it", function()
+            local c = srv:connect(3)
+            local t0 = now()
+            local raw, how, t1 = drain(c, 3)
+            assert.are.equal("", raw)
+            assert.are.equal("closed", how)
+            assert.is_true(t1 - t0 < 2, "silent connection kept for " .. (t1 - t0) .. " s")
+        end)
+    end)
+end)
+
+-- ---- connection cap (its own server: other tests' connections must not count) ---------------
+
+describe("HTTP connection cap (WEB_SERVER_MAX_CONNECTIONS=5)", function()
+    local srv
+    setup(function() srv = H.start { env = { WEB_SERVER_MAX_CONNECTIONS = "5" } } end)
+    teardown(function() srv:stop() end)
+
+    -- Opens the 6th connection and returns what the server sent on it.
+    local function over_cap()
+        local c = srv:connect(2)
+        return drain(c, 2)
+    end
+
+    it("refuses the 6th connection with 503 CONNECTION_SERVER_BUSY and serves again after one closes", function()
+        local held = {}
+        for i = 1, 5 do held[i] = srv:connect(3) end
+        socket.sleep(0.1) -- let the server accept all five (idle, accepted connections count)
+
+        local raw, how = over_cap()
+        local list = parse_all(raw)
+        assert.are.equal(1, #list, "expected one 503, got:\n" .. raw)
+        assert.are.equal(503, list[1].status)
+        assert_envelope_body(list[1], "CONNECTION_SERVER_BUSY")
+        assert.are.equal("close", list[1].headers["connection"])
+        assert.are.equal("closed", how)
+
+        -- The held connections were not disturbed by the refusal.
+        assert(held[1]:send("GET /api/hello?name=Held HTTP/1.1\r\n" .. HOST .. "\r\n"))
+        local res = assert(H.read_response(held[1]))
+        assert.are.same({ message = "Hello, Held!" }, cjson.decode(res.body))
+
+        -- Free one slot; a new connection is served (retry while the server notices the close).
+        held[5]:close()
+        local served
+        for _ = 1, 20 do
+            socket.sleep(0.05)
+            local r = parse_all((exchange(srv, "GET /api/hello?name=Next HTTP/1.1\r\n" .. HOST ..
+                "Connection: close\r\n\r\n")))
+            if r[1] and r[1].status == 200 then
+                served = r[1]
+                break
+            end
+        end
+        assert.is_not_nil(served, "no connection served after a slot was freed")
+        assert.are.same({ message = "Hello, Next!" }, cjson.decode(served.body))
+        for i = 1, 4 do held[i]:close() end
+    end)
+
+    it("gives the 503 envelope a current timestamp and the five security headers", function()
+        local held = {}
+        for i = 1, 5 do held[i] = srv:connect(3) end
+        socket.sleep(0.1)
+        local raw = over_cap()
+        for i = 1, 5 do held[i]:close() end
+        local list = parse_all(raw)
+        assert.are.equal(1, #list, raw)
+        assert.are.equal(503, list[1].status)
+        assert_envelope(list[1], 503, "CONNECTION_SERVER_BUSY")
+    end)
+end)

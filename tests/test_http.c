@@ -1,0 +1,262 @@
+/* test_http.c — the HTTP layer (http.c, response.c, dispatch.c, conn.c) driven in-process
+ * over a socketpair: each fixture is fed whole and byte by byte (one loop turn per byte) and
+ * must give the same answer; smuggling shapes must get exactly one 400 and a closed socket. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "server.h"
+
+static kx_config_t cfg;
+static kx_server_t srv;
+
+typedef struct {
+    char out[65536];
+    size_t len;
+    bool closed;
+} result_t;
+
+static void setup_server(void)
+{
+    char err[256];
+    kx_config_defaults(&cfg, "test");
+    assert_int_equal(kx_config_finish(&cfg, err, sizeof err), KX_OK);
+    memset(&srv, 0, sizeof srv);
+    srv.loop = ev_loop_new(EVFLAG_AUTO);
+    srv.cfg = &cfg;
+    srv.router = kx_router_new();
+    srv.listen_fd = srv.spare_fd = -1;
+    srv.static_root_fd = srv.www_root_fd = -1;
+    kx_srv = &srv;
+    kx_response_init(&srv);
+}
+
+static void teardown_server(void)
+{
+    while (srv.conns) kx_conn_close(srv.conns);
+    kx_router_free(srv.router);
+    ev_loop_destroy(srv.loop);
+    free(srv.static_headers);
+    kx_config_free(&cfg);
+}
+
+static void drain(int fd, result_t *r)
+{
+    for (;;) {
+        ssize_t n = read(fd, r->out + r->len, sizeof r->out - 1 - r->len);
+        if (n > 0) {
+            r->len += (size_t)n;
+            continue;
+        }
+        if (n == 0) r->closed = true;
+        break;
+    }
+    r->out[r->len] = '\0';
+}
+
+/* Sends req (whole or byte by byte) and collects what the server answers. */
+static void exchange(const char *req, size_t len, bool bytewise, result_t *r)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    kx_conn_open(&srv, sv[0], &kx_transport_plain, "127.0.0.1");
+    memset(r, 0, sizeof *r);
+    size_t step = bytewise ? 1 : len;
+    for (size_t off = 0; off < len; off += step) {
+        size_t n = len - off < step ? len - off : step;
+        if (write(sv[1], req + off, n) != (ssize_t)n) break; /* server closed early */
+        for (int i = 0; i < 3; i++) ev_run(srv.loop, EVRUN_NOWAIT);
+        drain(sv[1], r);
+    }
+    for (int i = 0; i < 5; i++) ev_run(srv.loop, EVRUN_NOWAIT);
+    drain(sv[1], r);
+    close(sv[1]);
+    for (int i = 0; i < 3; i++) ev_run(srv.loop, EVRUN_NOWAIT);
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) n++;
+    return n;
+}
+
+/* Runs a fixture both ways and checks the answers agree on status lines and closing. */
+static void both(const char *req, result_t *whole)
+{
+    result_t bytes;
+    exchange(req, strlen(req), false, whole);
+    exchange(req, strlen(req), true, &bytes);
+    assert_int_equal(count(whole->out, "HTTP/1.1 "), count(bytes.out, "HTTP/1.1 "));
+    assert_int_equal(whole->closed, bytes.closed);
+    assert_memory_equal(whole->out, bytes.out, 12);
+}
+
+static void test_get_404_keeps_alive(void **state)
+{
+    (void)state;
+    result_t r;
+    both("GET /api/nope HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    assert_non_null(strstr(r.out, "HTTP/1.1 404 Not Found\r\n"));
+    assert_non_null(strstr(r.out, "\"type\":\"CONNECTION_ACTION_NOT_FOUND\""));
+    assert_non_null(strstr(r.out, "X-Content-Type-Options: nosniff\r\n"));
+    assert_non_null(strstr(r.out, "Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n"));
+    assert_null(strstr(r.out, "\"stack\""));
+    assert_false(r.closed);
+}
+
+static void test_pipelined_in_order(void **state)
+{
+    (void)state;
+    result_t r;
+    both("OPTIONS /a HTTP/1.1\r\nHost: a\r\n\r\n"
+         "GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n"
+         "OPTIONS /b HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    assert_int_equal(count(r.out, "HTTP/1.1 "), 3);
+    char *a = strstr(r.out, "HTTP/1.1 204");
+    char *b = strstr(r.out, "HTTP/1.1 404");
+    char *c = a ? strstr(a + 1, "HTTP/1.1 204") : NULL;
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_true(a < b && b < c);
+}
+
+static void expect_one_400_and_close(const char *req, int status)
+{
+    result_t r;
+    both(req, &r);
+    char line[32];
+    snprintf(line, sizeof line, "HTTP/1.1 %d ", status);
+    assert_int_equal(count(r.out, "HTTP/1.1 "), 1);
+    assert_non_null(strstr(r.out, line));
+    assert_non_null(strstr(r.out, "Connection: close\r\n"));
+    assert_true(r.closed);
+}
+
+static void test_smuggling_shapes(void **state)
+{
+    (void)state;
+    /* The three shapes Debian's llhttp 8.1 splits into two requests, then the rest of A1. */
+    expect_one_400_and_close("GET / HTTP/1.1\r\nHost: a\r\n\rXGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    expect_one_400_and_close("POST /api/x HTTP/1.1\r\nHost: a\r\nX: y\r\n Content-Length: 35\r\n\r\n"
+                             "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    expect_one_400_and_close("POST /api/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "3\r\nabcXX0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    expect_one_400_and_close("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+    expect_one_400_and_close("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400);
+    expect_one_400_and_close("GET / HTTP/1.1\r\n\r\n", 400);
+    expect_one_400_and_close("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+    expect_one_400_and_close("GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", 400);
+    expect_one_400_and_close("GET /\r\n\r\n", 400);
+    expect_one_400_and_close("GET / HTTP/1.1\nHost: a\n\n", 400);
+    expect_one_400_and_close("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+    expect_one_400_and_close("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n", 400);
+    expect_one_400_and_close("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505);
+}
+
+static void test_chunked_body_then_next_request(void **state)
+{
+    (void)state;
+    result_t r;
+    both("POST /api/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "5\r\nhello\r\n0\r\n\r\nOPTIONS / HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    assert_int_equal(count(r.out, "HTTP/1.1 "), 2);
+    assert_non_null(strstr(r.out, "HTTP/1.1 404"));
+    assert_non_null(strstr(r.out, "HTTP/1.1 204"));
+    assert_false(r.closed);
+}
+
+static void test_header_block_too_large(void **state)
+{
+    (void)state;
+    size_t n = 20000;
+    char *req = malloc(n + 64);
+    int off = sprintf(req, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: ");
+    memset(req + off, 'a', n);
+    strcpy(req + off + n, "\r\n\r\n");
+    result_t r;
+    exchange(req, strlen(req), false, &r);
+    assert_non_null(strstr(r.out, "HTTP/1.1 431 "));
+    assert_non_null(strstr(r.out, "CONNECTION_HEADERS_TOO_LARGE"));
+    assert_true(r.closed);
+    free(req);
+}
+
+static void test_body_too_large_before_reading(void **state)
+{
+    (void)state;
+    cfg.max_body_size = 100;
+    result_t r;
+    /* Only the head is sent: the answer must not wait for the body. */
+    both("POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n", &r);
+    assert_non_null(strstr(r.out, "HTTP/1.1 413 "));
+    assert_non_null(strstr(r.out, "CONNECTION_PAYLOAD_TOO_LARGE"));
+    assert_true(r.closed);
+    both("POST /api/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "64\r\n" "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+         "1\r\nx\r\n0\r\n\r\n", &r);
+    assert_non_null(strstr(r.out, "HTTP/1.1 413 "));
+    cfg.max_body_size = 10485760;
+}
+
+static void test_http10_closes_unless_keep_alive(void **state)
+{
+    (void)state;
+    result_t r;
+    both("OPTIONS / HTTP/1.0\r\n\r\n", &r);
+    assert_non_null(strstr(r.out, "HTTP/1.1 204"));
+    assert_true(r.closed);
+    both("OPTIONS / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &r);
+    assert_non_null(strstr(r.out, "Connection: keep-alive\r\n"));
+    assert_false(r.closed);
+}
+
+static void test_cors_allow_list(void **state)
+{
+    (void)state;
+    char err[256];
+    const kx_config_desc_t *d = kx_config_descs();
+    while (strcmp(d->env, "WEB_SERVER_ALLOWED_ORIGINS") != 0) d++;
+    assert_int_equal(kx_config_set(&cfg, d, "https://a.example", "test", err, sizeof err), KX_OK);
+    assert_int_equal(kx_config_finish(&cfg, err, sizeof err), KX_OK);
+    result_t r;
+    both("OPTIONS /api/x HTTP/1.1\r\nHost: a\r\nOrigin: https://a.example\r\n\r\n", &r);
+    assert_non_null(strstr(r.out, "Access-Control-Allow-Origin: https://a.example\r\n"));
+    assert_non_null(strstr(r.out, "Access-Control-Allow-Credentials: true\r\n"));
+    assert_non_null(strstr(r.out, "Vary: Origin\r\n"));
+    both("OPTIONS /api/x HTTP/1.1\r\nHost: a\r\nOrigin: https://evil.example\r\n\r\n", &r);
+    assert_null(strstr(r.out, "Access-Control-Allow-Origin"));
+    assert_null(strstr(r.out, "Access-Control-Allow-Credentials"));
+    assert_int_equal(kx_config_set(&cfg, d, "*", "test", err, sizeof err), KX_OK);
+    assert_int_equal(kx_config_finish(&cfg, err, sizeof err), KX_OK);
+    both("OPTIONS /api/x HTTP/1.1\r\nHost: a\r\nOrigin: https://evil.example\r\n\r\n", &r);
+    assert_non_null(strstr(r.out, "Access-Control-Allow-Origin: *\r\n"));
+    assert_null(strstr(r.out, "Access-Control-Allow-Credentials"));
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* the server closes on bad input; our next write must not kill us */
+    setup_server();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_get_404_keeps_alive),
+        cmocka_unit_test(test_pipelined_in_order),
+        cmocka_unit_test(test_smuggling_shapes),
+        cmocka_unit_test(test_chunked_body_then_next_request),
+        cmocka_unit_test(test_header_block_too_large),
+        cmocka_unit_test(test_body_too_large_before_reading),
+        cmocka_unit_test(test_http10_closes_unless_keep_alive),
+        cmocka_unit_test(test_cors_allow_list),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    teardown_server();
+    return rc;
+}
