@@ -6,6 +6,7 @@
 
 void kx_buf_reserve(kx_buf_t *b, size_t extra)
 {
+    kx_assert(extra < SIZE_MAX / 2 - b->len); /* callers pass bounded sizes; never wrap */
     size_t need = b->len + extra + 1;
     if (need <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;

@@ -192,26 +192,30 @@ static bool valid_origin(const char *s, size_t n)
     const char *colon = NULL;
     for (const char *p = host; p < end; p++) {
         unsigned char ch = (unsigned char)*p;
-        if (ch == '/' || ch == '@' || ch == '?' || ch == '#' || ch <= ' ' || ch >= 0x7f) return false;
+        if (ch == '/' || ch == '@' || ch == '?' || ch == '#' || ch == '*' || ch <= ' ' || ch >= 0x7f)
+            return false;
         if (ch == ':' && *host != '[') colon = p;
         if (ch == ']') colon = NULL;
     }
+    if (colon == host) return false; /* empty host */
     if (colon) {
-        if (colon + 1 == end) return false;
-        for (const char *p = colon + 1; p < end; p++)
+        if (colon + 1 == end || end - colon - 1 > 5) return false;
+        long port = 0;
+        for (const char *p = colon + 1; p < end; p++) {
             if (!isdigit((unsigned char)*p)) return false;
+            port = port * 10 + (*p - '0');
+        }
+        if (port < 1 || port > 65535) return false;
     }
     return true;
 }
 
-int kx_config_parse_origins(const char *s, char **out, int max, int *n, bool *any)
+/* One pass over the list; writes entries only when out != NULL. */
+static int origins_pass(const char *s, char **out, int max, int *n, bool *any)
 {
-    *n = 0;
-    *any = false;
-    const char *p = s;
     int count = 0;
     bool star = false;
-    while (1) {
+    for (const char *p = s;;) {
         const char *comma = strchr(p, ',');
         const char *e = comma ? comma : p + strlen(p);
         const char *a = p;
@@ -222,21 +226,28 @@ int kx_config_parse_origins(const char *s, char **out, int max, int *n, bool *an
         if (len == 1 && *a == '*') {
             star = true;
         } else {
-            if (len == 0 || !valid_origin(a, len)) goto fail;
-            if (count >= max) goto fail;
+            if (len == 0 || !valid_origin(a, len) || count >= max) return KX_EINVAL;
             if (out) out[count] = kx_xstrndup(a, len);
         }
         count++;
         if (!comma) break;
         p = comma + 1;
     }
-    if (star && count != 1) goto fail;
+    if (star && count != 1) return KX_EINVAL;
     *any = star;
     *n = star ? 0 : count;
     return KX_OK;
-fail:
-    if (out) for (int i = 0; i < count && i < max; i++) { free(out[i]); out[i] = NULL; }
-    return KX_EINVAL;
+}
+
+int kx_config_parse_origins(const char *s, char **out, int max, int *n, bool *any)
+{
+    *n = 0;
+    *any = false;
+    /* Validate first, so a refused list never touches the caller's slots. */
+    int vn;
+    bool vany;
+    if (origins_pass(s, NULL, max, &vn, &vany) != KX_OK) return KX_EINVAL;
+    return origins_pass(s, out, max, n, any);
 }
 
 static int parse_samesite(const char *s, kx_samesite_t *out)
@@ -259,11 +270,15 @@ int kx_config_set(kx_config_t *c, const kx_config_desc_t *d, const char *value,
         return KX_OK;
     case KX_CT_INT: {
         int64_t v;
+        char minbuf[48];
         expect = "a whole number";
         rc = kx_config_parse_int(value, &v);
         if (rc == KX_OK && v < d->min) rc = KX_EINVAL;
         if (rc == KX_OK) *FIELD(c, d, int64_t) = v;
-        if (d->min > 0) expect = "a whole number >= 1";
+        if (d->min > 0) {
+            snprintf(minbuf, sizeof minbuf, "a whole number >= %lld", (long long)d->min);
+            expect = minbuf;
+        }
         break;
     }
     case KX_CT_BOOL:
@@ -331,20 +346,25 @@ int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
                  (long long)c->web_port);
         return KX_EINVAL;
     }
-    if (!c->api_route[0] || c->api_route[0] != '/' || strcmp(c->api_route, "/") == 0) {
+    /* Trailing slashes are dropped (on a copy, kept only if valid) so "/" and "//" are
+     * refused alike and "/api/" means "/api". */
+    char route[256];
+    snprintf(route, sizeof route, "%s", c->api_route);
+    for (size_t rl = strlen(route); rl > 1 && route[rl - 1] == '/'; rl--) route[rl - 1] = '\0';
+    if (route[0] != '/' || strcmp(route, "/") == 0 || strstr(route, "//") ||
+        strlen(c->api_route) >= sizeof route) {
         snprintf(err, errcap, "invalid value for WEB_SERVER_API_ROUTE: \"%s\" (expected a path "
                  "like /api)", c->api_route);
         return KX_EINVAL;
     }
-    for (const char *p = c->api_route; *p; p++) {
+    for (const char *p = route; *p; p++) {
         if (!isalnum((unsigned char)*p) && !strchr("/_.-", *p)) {
             snprintf(err, errcap, "invalid value for WEB_SERVER_API_ROUTE: \"%s\" (letters, digits "
                      "and / _ . - only)", c->api_route);
             return KX_EINVAL;
         }
     }
-    size_t rl = strlen(c->api_route);
-    if (rl > 1 && c->api_route[rl - 1] == '/') c->api_route[rl - 1] = '\0';
+    set_str(&c->api_route, route);
     if (c->session_cookie_same_site == KX_SAMESITE_NONE && !c->session_cookie_secure) {
         snprintf(err, errcap, "SESSION_COOKIE_SAME_SITE=None requires SESSION_COOKIE_SECURE=true "
                  "(browsers refuse SameSite=None cookies without Secure)");

@@ -53,6 +53,13 @@ static bool valid_method(const char *m)
     return true;
 }
 
+static int count_params(const route_t *rt)
+{
+    int n = 0;
+    for (int i = 0; i < rt->nsegs; i++) n += rt->segs[i].param;
+    return n;
+}
+
 static int split_route(route_t *rt, const char *route, char *err, size_t errcap)
 {
     const char *p = route + 1;
@@ -61,6 +68,10 @@ static int split_route(route_t *rt, const char *route, char *err, size_t errcap)
     while (1) {
         const char *slash = strchr(p, '/');
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (p[0] == ':' && count_params(rt) == KX_ROUTE_MAX_PARAMS) {
+            snprintf(err, errcap, "invalid route \"%s\": more than %d parameters", route, KX_ROUTE_MAX_PARAMS);
+            return KX_EINVAL;
+        }
         if (len == 0 || rt->nsegs == MAX_SEGS) {
             snprintf(err, errcap, "invalid route \"%s\": empty segment or too many segments", route);
             return KX_EINVAL;

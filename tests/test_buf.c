@@ -8,13 +8,9 @@
 #include <cmocka.h>
 
 #include "buf.h"
-#include "server.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-
-/* Test binaries link every keryx object but main.o, where this lives. */
-kx_server_t *kx_srv;
 
 /* Deterministic filler: byte i of a pattern is 'a' + i % 26. */
 static void fill_pattern(char *p, size_t n, size_t start)

@@ -9,13 +9,9 @@
 #include <cmocka.h>
 
 #include "cors.h"
-#include "server.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-
-/* Test binaries link every keryx object but main.o, where this lives. */
-kx_server_t *kx_srv;
 
 static const kx_config_desc_t *desc(const char *env)
 {

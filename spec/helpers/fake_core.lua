@@ -1,0 +1,314 @@
+-- fake_core.lua — a pure-Lua stand-in for the C module `keryx.core` (src/lua_bridge.c +
+-- src/lua_api_util.c), so the pipeline and its helpers run under busted without a server.
+--
+-- Preloaded as `keryx.core` by spec/helpers/unit_env.lua; `require "keryx.core"` and
+-- `require "fake_core"` give the same table. Same function names and return shapes as C:
+--
+--   sleep(ms)         yields the running task; resumes with true, or nil, "aborted" when the
+--                     task's timeout fires first (or the task was already aborted). Raises
+--                     "keryx.sleep called outside a request" outside a task's own coroutine.
+--   arm_timeout(ms)   (re)arms the running task's timeout; ms <= 0 disarms. Raises outside a task.
+--   aborted()         true once the running task's timeout fired (false outside a task).
+--   add_route(m, r, id)  raises like kx_router_add: bad method, route not starting with /,
+--                     duplicate method + route, bad :param names, empty segments.
+--   log(level, msg)   records {level, msg} into fake.logs when log_enabled(level).
+--   log_enabled(lv)   lv >= fake.log_level (unknown names count as info; "off" disables all).
+--   now_ms(), clock_ms(), pid(), uptime_ms(), rss(), list_dir(path)
+--   config (real defaults for NODE_ENV=test), version, home, mode
+--
+-- The clock is virtual: it moves only when the scheduler wakes a sleeper or a spec calls
+-- fake.advance(ms). Scheduler: fake.run(fn, ...) runs fn as a task and then wakes sleeping
+-- tasks in timer order until none is left, returning fn's results (its error is re-raised).
+-- A timeout armed with arm_timeout fires like the C ev_timer: only while the task is
+-- parked, and it wins a tie with the sleep's own timer. fake.abort_current() marks the
+-- running task as timed out right now (the next sleep answers nil, "aborted").
+--
+-- fake.reset([node_env]) restores everything (config refilled IN PLACE, so modules that
+-- captured `core.config` or its sub-tables at require time keep seeing the live values).
+local M = {}
+
+local unpack = unpack or table.unpack
+local pack = function(...) return { n = select("#", ...), ... } end
+
+local LEVELS = { trace = 1, debug = 2, info = 3, warn = 4, error = 5, fatal = 6, off = 7 }
+local WALL_EPOCH = 1700000000000 -- now_ms() at clock 0 (2023-11-14T22:13:20Z)
+
+-- src/config.c kx_config_defaults + kx_config_finish (applicationUrl), as push_config shapes
+-- them: ints are numbers, bools booleans, unset strings "".
+local function defaults(node_env)
+    local prod, test = node_env == "production", node_env == "test"
+    return {
+        nodeEnv = node_env,
+        process = { name = "server", shutdownTimeout = 30000 },
+        logger = { level = "info", includeTimestamps = true, colorize = true, json = false, maxParamLength = 100 },
+        actions = { timeout = 300000 },
+        lua = { memoryLimitMb = 512 },
+        redis = { connectionString = "redis://127.0.0.1:6379/0", commandTimeoutMs = 2000 },
+        session = {
+            ttl = 86400, cookieName = "__session", cookieHttpOnly = true, cookieSecure = false,
+            cookieSameSite = "Strict",
+        },
+        rateLimit = {
+            enabled = not test, windowMs = 60000, unauthenticatedLimit = 20, authenticatedLimit = 200,
+            keyPrefix = "ratelimit", oauthRegisterLimit = 5, oauthRegisterWindowMs = 3600000,
+            failOpen = not prod,
+        },
+        server = {
+            web = {
+                enabled = true, port = 8080, host = "localhost", applicationUrl = "http://localhost:8080",
+                apiRoute = "/api", allowedOrigins = "*",
+                allowedMethods = "HEAD, GET, POST, PUT, PATCH, DELETE, OPTIONS",
+                allowedHeaders = "Content-Type",
+                staticFiles = {
+                    enabled = true, directory = "assets", route = "/",
+                    cacheControl = "public, max-age=3600", etag = true,
+                },
+                includeStackInErrors = not prod,
+                securityHeaders = {
+                    csp = "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; "
+                        .. "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+                        .. "font-src 'self' https://cdn.jsdelivr.net data:; img-src 'self' data: blob:; "
+                        .. "connect-src 'self'; worker-src blob:",
+                    contentTypeOptions = "nosniff", frameOptions = "DENY",
+                    hsts = "max-age=31536000; includeSubDomains",
+                    referrerPolicy = "strict-origin-when-cross-origin",
+                },
+                maxBodySize = 10485760,
+                compression = { enabled = true, threshold = 1024 },
+                correlationId = { header = "X-Request-Id", trustProxy = false },
+                headerTimeoutMs = 10000, keepaliveTimeoutMs = 15000, bodyTimeoutMs = 30000,
+                maxConnections = 10000, tlsCert = "", tlsKey = "", workers = 1,
+                websocket = {
+                    maxPayloadSize = 65536, maxMessagesPerSecond = 20, maxSubscriptions = 100,
+                    drainTimeout = 5000, pingIntervalMs = 30000, idleTimeoutMs = 120000,
+                },
+            },
+        },
+        cli = { includeStackInErrors = true, quiet = false },
+    }
+end
+
+-- Makes dst equal to src without replacing dst or any nested table dst already has.
+local function refill(dst, src)
+    for k in pairs(dst) do
+        if src[k] == nil then dst[k] = nil end
+    end
+    for k, v in pairs(src) do
+        if type(v) == "table" then
+            if type(dst[k]) ~= "table" then dst[k] = {} end
+            refill(dst[k], v)
+        else
+            dst[k] = v
+        end
+    end
+end
+
+M.config = {}
+M.version = "0.1.0"
+M.home = os.getenv("PWD") or "."
+M.mode = "server"
+
+-- ---- state -----------------------------------------------------------------------------
+
+local tasks, current
+
+--- Restores the fake: config defaults for node_env (default "test"), empty captures, clock 0.
+function M.reset(node_env)
+    refill(M.config, defaults(node_env or "test"))
+    M.logs = {}          -- { {level=, msg=}, ... } in call order
+    M.routes = {}        -- { {method=, route=, id=}, ... } in registration order
+    M.timeouts = {}      -- every ms passed to arm_timeout, in call order
+    M.log_level = "info" -- what the C logger was started with
+    M.clock = 0          -- clock_ms(); now_ms() is WALL_EPOCH + clock
+    M.rss_bytes = 8 * 1024 * 1024
+    M.dirs = {}          -- list_dir overrides: path -> list of names (else the real disk)
+    tasks, current = {}, nil
+end
+
+local function check(fname, i, v, want)
+    if type(v) ~= want then
+        error(("bad argument #%d to '%s' (%s expected, got %s)"):format(i, fname, want, type(v)), 3)
+    end
+    return v
+end
+
+-- ---- tasks and the scheduler -----------------------------------------------------------
+
+local function resume(t, ...)
+    current = t
+    local res = pack(coroutine.resume(t.co, ...))
+    current = nil
+    if coroutine.status(t.co) == "dead" then
+        t.done = true
+        if res[1] then
+            t.results = pack(unpack(res, 2, res.n))
+        else
+            t.err = debug.traceback(t.co, tostring(res[2]))
+        end
+    end
+end
+
+--- Queues fn(...) as a task; M.drain() (or M.run) runs it. Returns the task record.
+function M.spawn(fn, ...)
+    local t = { co = coroutine.create(fn), start_args = pack(...), aborted = false }
+    tasks[#tasks + 1] = t
+    return t
+end
+
+-- The next timer event: the earliest of each parked task's sleep end and timeout.
+local function next_event()
+    local best, when, is_timeout
+    for _, t in ipairs(tasks) do
+        if not t.done and t.sleeping then
+            local fires = t.deadline ~= nil and t.deadline <= t.wake
+            local at = fires and t.deadline or t.wake
+            if not when or at < when then best, when, is_timeout = t, at, fires end
+        end
+    end
+    return best, when, is_timeout
+end
+
+--- Runs every spawned task until all are done, advancing the clock from timer to timer.
+function M.drain()
+    for _, t in ipairs(tasks) do
+        if not t.started then
+            t.started = true
+            resume(t, unpack(t.start_args, 1, t.start_args.n))
+        end
+    end
+    while true do
+        local t, when, is_timeout = next_event()
+        if not t then break end
+        if when > M.clock then M.clock = when end
+        t.sleeping = false
+        if is_timeout or t.aborted then
+            t.aborted = true
+            resume(t, nil, "aborted")
+        else
+            resume(t, true)
+        end
+    end
+    for _, t in ipairs(tasks) do
+        if not t.done then error("fake_core: task never finished (yielded outside keryx.core.sleep)", 2) end
+    end
+    tasks = {}
+end
+
+--- Runs fn(...) as a task to the end; returns its results, re-raises its error.
+function M.run(fn, ...)
+    local t = M.spawn(fn, ...)
+    M.drain()
+    if t.err then error(t.err, 0) end
+    return unpack(t.results, 1, t.results.n)
+end
+
+--- Marks the running task as timed out now, as if its ev_timer had just fired.
+function M.abort_current()
+    if not current then error("fake_core.abort_current called outside a task", 2) end
+    current.aborted = true
+end
+
+--- Moves both clocks forward (CPU time spent inside an action). Fires no timers, like C.
+function M.advance(ms)
+    M.clock = M.clock + ms
+end
+
+-- ---- task functions (lua_bridge.c) -----------------------------------------------------
+
+function M.sleep(ms)
+    ms = check("sleep", 1, ms, "number")
+    local t = current
+    if not t or coroutine.running() ~= t.co then error("keryx.sleep called outside a request", 2) end
+    if t.aborted then return nil, "aborted" end
+    if ms < 0 then ms = 0 end
+    t.sleeping, t.wake = true, M.clock + ms
+    return coroutine.yield()
+end
+
+function M.arm_timeout(ms)
+    ms = check("arm_timeout", 1, ms, "number")
+    if not current then error("arm_timeout called outside a request", 2) end
+    M.timeouts[#M.timeouts + 1] = ms
+    current.deadline = ms > 0 and (M.clock + ms) or nil
+end
+
+function M.aborted()
+    return current ~= nil and current.aborted
+end
+
+local ROUTE_METHOD = "^%u+$"
+
+function M.add_route(method, route, id)
+    check("add_route", 1, method, "string")
+    check("add_route", 2, route, "string")
+    check("add_route", 3, id, "number")
+    if not method:match(ROUTE_METHOD) or #method >= 16 then
+        error(('invalid method "%s" (expected GET, POST, PUT, PATCH, DELETE, ...)'):format(method), 2)
+    end
+    if route:sub(1, 1) ~= "/" then error(('invalid route "%s": must start with /'):format(route), 2) end
+    for _, r in ipairs(M.routes) do
+        if r.method == method and r.route == route then
+            error(("duplicate route %s %s"):format(method, route), 2)
+        end
+    end
+    if route ~= "/" then
+        local rest = route:sub(2)
+        for seg in (rest .. "/"):gmatch("([^/]*)/") do
+            if seg == "" then
+                error(('invalid route "%s": empty segment or too many segments'):format(route), 2)
+            end
+            if seg:sub(1, 1) == ":" and not seg:sub(2):match("^[%w_]+$") then
+                error(('invalid route "%s": parameter names are [A-Za-z0-9_]+'):format(route), 2)
+            end
+        end
+    end
+    M.routes[#M.routes + 1] = { method = method, route = route, id = id }
+end
+
+-- ---- util functions (lua_api_util.c) ---------------------------------------------------
+
+function M.log_enabled(level)
+    check("log_enabled", 1, level, "string")
+    local lv = LEVELS[level:lower()] or LEVELS.info
+    local min = LEVELS[M.log_level] or LEVELS.info
+    return lv >= min and lv < LEVELS.off
+end
+
+function M.log(level, msg)
+    check("log", 1, level, "string")
+    if type(msg) == "number" then msg = tostring(msg) end
+    check("log", 2, msg, "string")
+    local lv = level:lower()
+    if not LEVELS[lv] or lv == "off" then error(("unknown log level '%s'"):format(level), 2) end
+    if M.log_enabled(lv) then M.logs[#M.logs + 1] = { level = lv, msg = msg } end
+end
+
+function M.now_ms() return WALL_EPOCH + math.floor(M.clock) end
+function M.clock_ms() return M.clock end
+function M.pid() return 4242 end
+function M.uptime_ms() return M.clock end
+function M.rss() return M.rss_bytes end
+
+local function lua_files(names)
+    local out = {}
+    for _, n in ipairs(names) do
+        if n:sub(1, 1) ~= "." and #n >= 5 and n:sub(-4) == ".lua" then out[#out + 1] = n end
+    end
+    table.sort(out)
+    return out
+end
+
+function M.list_dir(path)
+    check("list_dir", 1, path, "string")
+    if M.dirs[path] then return lua_files(M.dirs[path]) end
+    local ok, lfs = pcall(require, "lfs")
+    if not ok or lfs.attributes(path, "mode") ~= "directory" then
+        return nil, ("cannot open %s: No such file or directory"):format(path)
+    end
+    local names = {}
+    for n in lfs.dir(path) do names[#names + 1] = n end
+    return lua_files(names)
+end
+
+M.reset()
+return M

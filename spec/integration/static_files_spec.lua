@@ -1,0 +1,362 @@
+-- Black-box checks of static file serving (SPEC §6.2, §9.5; reference keryx-behaviour.md §2.10
+-- and its test cases 28–34; reliability-anchors.md §A9).
+--
+-- setup() copies spec/fixtures/assets to a temporary directory laid out as
+--   <tmp>/secret.txt            a copy of spec/fixtures/secret.txt, one level above the root
+--   <tmp>/assets/               the static root (WEB_SERVER_STATIC_DIRECTORY)
+--   <tmp>/assets/escape.txt     symlink → <repo>/spec/fixtures/secret.txt (absolute, outside)
+--   <tmp>/assets/escape-rel.txt symlink → ../secret.txt (relative, outside)
+--   <tmp>/assets/up             symlink → .. (a directory outside)
+--   <tmp>/assets/inside.txt     symlink → test.txt (stays inside: served)
+-- so every traversal has a real file to reach. Its content must never appear in a response.
+local socket = require "socket"
+local cjson = require "cjson"
+local H = require "server"
+
+-- ---- helpers (kept local so this file stands alone) -----------------------------------------
+
+local function sh_quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function sh(cmd)
+    local ok = os.execute(cmd)
+    assert(ok == 0 or ok == true, "command failed: " .. cmd)
+end
+
+local function drain(c, timeout)
+    local out = {}
+    local deadline = socket.gettime() + (timeout or 2)
+    while true do
+        local left = deadline - socket.gettime()
+        if left <= 0 then
+            c:close()
+            return table.concat(out), "timeout"
+        end
+        c:settimeout(left)
+        local chunk, err, partial = c:receive(4096)
+        local got = chunk or partial
+        if got and #got > 0 then out[#out + 1] = got end
+        if not chunk then
+            c:close()
+            return table.concat(out), err == "closed" and "closed" or err
+        end
+    end
+end
+
+-- One request (exact bytes) on a fresh connection that the request itself asks to close.
+local function exchange(srv, bytes)
+    local c = srv:connect(2)
+    assert(c:send(bytes))
+    return drain(c, 2)
+end
+
+-- Parses one response from raw bytes; `no_body` for HEAD. Returns res and the bytes after it.
+local function parse_one(raw, no_body)
+    local he = raw:find("\r\n\r\n", 1, true)
+    assert(he, "no complete response head in:\n" .. raw)
+    local head = raw:sub(1, he - 1)
+    local res = { status = tonumber(head:match("^HTTP/1%.1 (%d%d%d) ") or ""), headers = {}, head = head }
+    for line in head:gmatch("\r\n([^\r]*)") do
+        local k, v = line:match("^([^:]+):%s*(.-)%s*$")
+        if k then res.headers[k:lower()] = v end
+    end
+    local len = tonumber(res.headers["content-length"] or "0") or 0
+    if no_body or res.status == 304 or res.status == 204 then len = 0 end
+    res.body = raw:sub(he + 4, he + 3 + len)
+    return res, raw:sub(he + 4 + len)
+end
+
+local function request(srv, method, path, headers)
+    local lines = { method .. " " .. path .. " HTTP/1.1", "Host: localhost", "Connection: close" }
+    for _, kv in ipairs(headers or {}) do lines[#lines + 1] = kv[1] .. ": " .. kv[2] end
+    local raw = exchange(srv, table.concat(lines, "\r\n") .. "\r\n\r\n")
+    local res, rest = parse_one(raw, method == "HEAD")
+    res.raw, res.rest = raw, rest
+    return res
+end
+
+local SECURITY = {
+    ["x-content-type-options"] = "nosniff",
+    ["x-frame-options"] = "DENY",
+    ["strict-transport-security"] = "max-age=31536000; includeSubDomains",
+    ["referrer-policy"] = "strict-origin-when-cross-origin",
+}
+
+local function assert_security_headers(res)
+    for name, value in pairs(SECURITY) do assert.are.equal(value, res.headers[name], name) end
+    assert.is_truthy((res.headers["content-security-policy"] or ""):find("default-src 'self'", 1, true))
+end
+
+local function assert_envelope(res, status, typ)
+    assert.are.equal(status, res.status)
+    assert.are.equal("application/json", res.headers["content-type"])
+    local ok, doc = pcall(cjson.decode, res.body)
+    assert.is_true(ok, "error body is not JSON: " .. tostring(res.body))
+    assert.are.equal(typ, doc.error.type)
+    assert.is_string(doc.error.message)
+    assert.is_number(doc.error.timestamp)
+    assert.is_nil(doc.error.stack)
+    for k in pairs(doc.error) do
+        assert.is_truthy(k == "message" or k == "type" or k == "timestamp", "unexpected key " .. k)
+    end
+    assert_security_headers(res)
+end
+
+local ROOT = os.getenv("PWD") or "."
+local FIXTURES = ROOT .. "/spec/fixtures"
+local SECRET = H.read_file(FIXTURES .. "/secret.txt")
+local SECRET_MARK = "TOP-SECRET-c0ffee-7f3a9c"
+local ENV_MARK = "env-file-must-never-be-served"
+local BIG = H.read_file(FIXTURES .. "/assets/big.txt")
+
+-- Raw request targets (sent byte for byte) and what each must get. Lua "\\" is one backslash.
+local TRAVERSAL = {
+    { "/../secret.txt", 403, "CONNECTION_FORBIDDEN" },
+    { "/../../secret.txt", 403, "CONNECTION_FORBIDDEN" },
+    { "/%2e%2e/secret.txt", 403, "CONNECTION_FORBIDDEN" },
+    { "/%2E%2E/secret.txt", 403, "CONNECTION_FORBIDDEN" },
+    { "/.%2e/secret.txt", 403, "CONNECTION_FORBIDDEN" },
+    { "/..%2fsecret.txt", 403, "CONNECTION_FORBIDDEN" },
+    { "/subdir/..%2F..%2Fsecret.txt", 403, "CONNECTION_FORBIDDEN" },
+    { "/subdir/../test.txt", 403, "CONNECTION_FORBIDDEN" },
+    { "/subdir/%2e%2e/%2e%2e/secret.txt", 403, "CONNECTION_FORBIDDEN" },
+    { "/subdir%2findex.html", 403, "CONNECTION_FORBIDDEN" },
+    { "/escape.txt", 403, "CONNECTION_FORBIDDEN" },
+    { "/escape-rel.txt", 403, "CONNECTION_FORBIDDEN" },
+    { "/up/secret.txt", 403, "CONNECTION_FORBIDDEN" },
+    { "/%252e%252e/secret.txt", 404, "CONNECTION_ACTION_NOT_FOUND" },
+    { "/%%32%65%%32%65/secret.txt", 400, "CONNECTION_BAD_REQUEST" },
+    { "/....//....//secret.txt", 404, "CONNECTION_ACTION_NOT_FOUND" },
+    { "/..\\..\\secret.txt", 404, "CONNECTION_ACTION_NOT_FOUND" },
+    { "/subdir\\..\\..\\secret.txt", 404, "CONNECTION_ACTION_NOT_FOUND" },
+    { "/.env", 404, "CONNECTION_ACTION_NOT_FOUND" },
+    { "/%2eenv", 404, "CONNECTION_ACTION_NOT_FOUND" },
+    { "/subdir/.env", 404, "CONNECTION_ACTION_NOT_FOUND" },
+    { "/secret.txt", 404, "CONNECTION_ACTION_NOT_FOUND" },
+    { "/etc/passwd", 404, "CONNECTION_ACTION_NOT_FOUND" },
+    { "//etc/passwd", 404, "CONNECTION_ACTION_NOT_FOUND" },
+    { "/%00", 400, "CONNECTION_BAD_REQUEST" },
+    { "/test.txt%00.html", 400, "CONNECTION_BAD_REQUEST" },
+    { "/%zz", 400, "CONNECTION_BAD_REQUEST" },
+    { "/test.txt%2", 400, "CONNECTION_BAD_REQUEST" },
+    { "/%c0%ae%c0%ae/secret.txt", 400, "CONNECTION_BAD_REQUEST" },
+    { "/%e0%80%ae%e0%80%ae/secret.txt", 400, "CONNECTION_BAD_REQUEST" },
+    { "/%ff", 400, "CONNECTION_BAD_REQUEST" },
+}
+
+describe("static files", function()
+    local srv, tmp
+
+    setup(function()
+        local p = io.popen("mktemp -d")
+        tmp = p:read("*l")
+        p:close()
+        assert(tmp and #tmp > 1)
+        sh("cp -R " .. sh_quote(FIXTURES .. "/assets") .. " " .. sh_quote(tmp .. "/assets"))
+        sh("cp " .. sh_quote(FIXTURES .. "/secret.txt") .. " " .. sh_quote(tmp .. "/secret.txt"))
+        local a = tmp .. "/assets/"
+        sh("ln -sf " .. sh_quote(FIXTURES .. "/secret.txt") .. " " .. sh_quote(a .. "escape.txt"))
+        sh("ln -sf ../secret.txt " .. sh_quote(a .. "escape-rel.txt"))
+        sh("ln -sfn .. " .. sh_quote(a .. "up"))
+        sh("ln -sf test.txt " .. sh_quote(a .. "inside.txt"))
+        -- The fixture must really reach the secret, or the traversal checks prove nothing.
+        assert.are.equal(SECRET, H.read_file(a .. "escape.txt"))
+        assert.are.equal(SECRET, H.read_file(a .. "up/secret.txt"))
+        assert.is_truthy(SECRET:find(SECRET_MARK, 1, true))
+        srv = H.start { env = { WEB_SERVER_STATIC_DIRECTORY = tmp .. "/assets" } }
+    end)
+
+    teardown(function()
+        if srv then srv:stop() end
+        if tmp and tmp:match("^/tmp/") then sh("rm -rf " .. sh_quote(tmp)) end
+    end)
+
+    describe("serving", function()
+        it("serves index.html for /", function()
+            local res = request(srv, "GET", "/")
+            assert.are.equal(200, res.status)
+            assert.are.equal("root index", res.body)
+            assert.are.equal("text/html; charset=utf-8", res.headers["content-type"])
+        end)
+
+        it("serves subdir/index.html for /subdir and /subdir/", function()
+            for _, path in ipairs({ "/subdir", "/subdir/", "/subdir/index.html", "//subdir//" }) do
+                local res = request(srv, "GET", path)
+                assert.are.equal(200, res.status, path)
+                assert.are.equal("subdir index", res.body, path)
+            end
+        end)
+
+        it("serves a text file with validators, cache headers and security headers", function()
+            local res = request(srv, "GET", "/test.txt")
+            assert.are.equal(200, res.status)
+            assert.are.equal("hello static", res.body)
+            assert.are.equal("", res.rest)
+            assert.are.equal("text/plain; charset=utf-8", res.headers["content-type"])
+            assert.are.equal("12", res.headers["content-length"])
+            -- ETag: "<mtime ms base36>-<size base36>"; 12 bytes is "c" in base 36.
+            assert.is_truthy(res.headers["etag"]:match('^"[0-9a-z]+%-c"$'), res.headers["etag"])
+            assert.is_truthy(res.headers["last-modified"]:match(
+                "^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT$"), res.headers["last-modified"])
+            assert.are.equal("public, max-age=3600", res.headers["cache-control"])
+            assert.are.equal("keryx-example", res.headers["x-server-name"])
+            assert_security_headers(res)
+            assert.is_nil(res.headers["set-cookie"])
+            assert.is_nil(res.headers["access-control-allow-origin"])
+            assert.is_nil(res.headers["content-encoding"])
+        end)
+
+        it("serves the target of a symlink that stays inside the root", function()
+            local res = request(srv, "GET", "/inside.txt")
+            assert.are.equal(200, res.status)
+            assert.are.equal("hello static", res.body)
+        end)
+
+        it("types .css as text/css and an unknown extension as application/octet-stream", function()
+            local css = request(srv, "GET", "/style.css")
+            assert.are.equal(200, css.status)
+            assert.are.equal("text/css; charset=utf-8", css.headers["content-type"])
+            assert.are.equal("body { color: #333; }\n", css.body)
+            local blob = request(srv, "GET", "/blob.kxunknown")
+            assert.are.equal(200, blob.status)
+            assert.are.equal("application/octet-stream", blob.headers["content-type"])
+        end)
+
+        it("answers a missing file with the 404 envelope", function()
+            assert_envelope(request(srv, "GET", "/no-such-file.txt"), 404, "CONNECTION_ACTION_NOT_FOUND")
+            assert_envelope(request(srv, "GET", "/subdir/missing/"), 404, "CONNECTION_ACTION_NOT_FOUND")
+        end)
+
+        it("does not serve static files for POST", function()
+            local res = request(srv, "POST", "/test.txt", { { "Content-Length", "0" } })
+            assert_envelope(res, 404, "CONNECTION_ACTION_NOT_FOUND")
+            assert.is_nil(res.body:find("hello static", 1, true))
+        end)
+
+        it("answers HEAD with the headers and Content-Length of GET but no body", function()
+            local res = request(srv, "HEAD", "/test.txt")
+            assert.are.equal(200, res.status)
+            assert.are.equal("12", res.headers["content-length"])
+            assert.are.equal("text/plain; charset=utf-8", res.headers["content-type"])
+            assert.is_truthy(res.headers["etag"])
+            assert.are.equal("", res.rest, "HEAD response carried body bytes")
+            local big = request(srv, "HEAD", "/big.txt")
+            assert.are.equal(tostring(#BIG), big.headers["content-length"])
+            assert.are.equal("", big.rest)
+        end)
+    end)
+
+    describe("conditional requests", function()
+        it("answers If-None-Match with the current ETag with an empty 304 without Cache-Control", function()
+            local first = request(srv, "GET", "/test.txt")
+            local res = request(srv, "GET", "/test.txt", { { "If-None-Match", first.headers["etag"] } })
+            assert.are.equal(304, res.status)
+            assert.are.equal("", res.rest, "304 carried a body")
+            assert.are.equal(first.headers["etag"], res.headers["etag"])
+            assert.are.equal(first.headers["last-modified"], res.headers["last-modified"])
+            assert.is_nil(res.headers["cache-control"])
+            assert_security_headers(res)
+        end)
+
+        it("answers a bogus If-None-Match with the full 200", function()
+            local res = request(srv, "GET", "/test.txt", { { "If-None-Match", '"bogus"' } })
+            assert.are.equal(200, res.status)
+            assert.are.equal("hello static", res.body)
+        end)
+
+        it("answers If-Modified-Since at Last-Modified with 304, and an older date with 200", function()
+            local first = request(srv, "GET", "/test.txt")
+            local res = request(srv, "GET", "/test.txt", { { "If-Modified-Since", first.headers["last-modified"] } })
+            assert.are.equal(304, res.status)
+            assert.are.equal("", res.rest)
+            assert.is_nil(res.headers["cache-control"])
+            local old = request(srv, "GET", "/test.txt", { { "If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT" } })
+            assert.are.equal(200, old.status)
+            assert.are.equal("hello static", old.body)
+        end)
+
+        it("lets a non-matching If-None-Match win over a matching If-Modified-Since", function()
+            local first = request(srv, "GET", "/test.txt")
+            local res = request(srv, "GET", "/test.txt", {
+                { "If-None-Match", '"bogus"' }, { "If-Modified-Since", first.headers["last-modified"] } })
+            assert.are.equal(200, res.status)
+        end)
+    end)
+
+    describe("compression", function()
+        it("gzips a 2 KB+ text file for Accept-Encoding: gzip, and it round-trips", function()
+            assert.is_true(#BIG > 2048)
+            local res = request(srv, "GET", "/big.txt", { { "Accept-Encoding", "gzip, deflate" } })
+            assert.are.equal(200, res.status)
+            assert.are.equal("gzip", res.headers["content-encoding"])
+            assert.is_truthy((res.headers["vary"] or ""):find("Accept-Encoding", 1, true))
+            assert.are.equal(tostring(#res.body), res.headers["content-length"])
+            assert.is_true(#res.body < #BIG)
+            assert.are.equal("\31\139", res.body:sub(1, 2)) -- gzip magic
+            local gz = os.tmpname()
+            local f = assert(io.open(gz, "wb"))
+            f:write(res.body)
+            f:close()
+            local p = io.popen("gzip -dc < " .. sh_quote(gz))
+            local plain = p:read("*a")
+            p:close()
+            os.remove(gz)
+            assert.are.equal(BIG, plain)
+        end)
+
+        it("does not gzip for gzip;q=0, identity, or no Accept-Encoding", function()
+            for _, ae in ipairs({ "gzip;q=0", "gzip; q=0.000", "identity", false }) do
+                local res = request(srv, "GET", "/big.txt", ae and { { "Accept-Encoding", ae } } or nil)
+                assert.are.equal(200, res.status)
+                assert.is_nil(res.headers["content-encoding"], tostring(ae))
+                assert.are.equal(BIG, res.body, tostring(ae))
+            end
+        end)
+
+        it("does not gzip a file below the 1024-byte threshold", function()
+            local res = request(srv, "GET", "/test.txt", { { "Accept-Encoding", "gzip" } })
+            assert.is_nil(res.headers["content-encoding"])
+            assert.are.equal("hello static", res.body)
+        end)
+    end)
+
+    describe("traversal (raw bytes, no client normalisation)", function()
+        for _, case in ipairs(TRAVERSAL) do
+            local path, status, typ = case[1], case[2], case[3]
+            it(("GET %s → %d %s, no secret in the response"):format(path, status, typ), function()
+                local raw = exchange(srv, "GET " .. path .. " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                assert.is_nil(raw:find(SECRET_MARK, 1, true), "secret leaked:\n" .. raw)
+                assert.is_nil(raw:find(ENV_MARK, 1, true), ".env leaked:\n" .. raw)
+                assert.is_nil(raw:find("root:", 1, true), "/etc/passwd leaked")
+                local res = parse_one(raw)
+                assert_envelope(res, status, typ)
+            end)
+        end
+
+        it("gives the same answers to HEAD (and never a body)", function()
+            for _, case in ipairs(TRAVERSAL) do
+                local raw = exchange(srv, "HEAD " .. case[1] .. " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                assert.is_nil(raw:find(SECRET_MARK, 1, true), case[1])
+                local res = parse_one(raw, true)
+                assert.are.equal(case[2], res.status, case[1])
+            end
+        end)
+
+        it("gives a real client (curl --path-as-is) the same answers", function()
+            local out = os.tmpname()
+            for _, case in ipairs(TRAVERSAL) do
+                local url = "http://127.0.0.1:" .. srv.port .. case[1]
+                local p = io.popen("curl -s --path-as-is -o " .. sh_quote(out) .. " -w '%{http_code}' " .. sh_quote(url))
+                local code = p:read("*a")
+                p:close()
+                local body = H.read_file(out)
+                assert.are.equal(tostring(case[2]), code, case[1])
+                assert.is_nil(body:find(SECRET_MARK, 1, true), "secret leaked via curl for " .. case[1])
+                assert.is_nil(body:find(ENV_MARK, 1, true), case[1])
+                assert.are.equal(case[3], cjson.decode(body).error.type, case[1])
+            end
+            os.remove(out)
+        end)
+    end)
+end)
