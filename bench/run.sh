@@ -16,8 +16,8 @@
 #   BENCH_WRITE     1 = append a dated section to bench/RESULTS.md
 #   BENCH_NGINX_MEM "heap" (default) or "statm": how nginx computes consumedMemoryMB
 #
-# Exit status: 0 whatever the PASS/FAIL words say; 1 when a server fails to start or a
-# prerequisite is missing.
+# Exit status: 0 whatever the PASS/FAIL words say; 1 when a server fails to start (or dies),
+# wrk fails, or a prerequisite is missing.
 
 set -euo pipefail
 
@@ -52,12 +52,12 @@ WRK_PID=""
 KERYX_URL=""
 NGINX_URL=""
 KERYX_IDLE_RSS_KIB=""
+NGINX_IDLE_RSS_KIB=""
 # The process name nginx puts in X-SERVER-NAME and the JSON "name": keryx's own when keryx
 # runs (./config.lua may set process.name), else keryx's default.
 SERVER_NAME=server
 # Whether the JSON body ends with CRLF (the reference Keryx does); mirrored from keryx too.
 BODY_CRLF=true
-NGINX_IDLE_RSS_KIB=""
 
 # Per-run figures, indexed by server name then run: "rps p99_us cpu_us_per_req errors busy_pct".
 declare -A RESULT=()
@@ -486,11 +486,13 @@ print_verdicts() {
 }
 
 machine_line() {
-    local cpu
+    local cpu nginx_version="no nginx"
     cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+    if command -v nginx >/dev/null; then
+        nginx_version=$(nginx -v 2>&1 | sed 's/^nginx version: //')
+    fi
     printf '%s, %s CPUs, Linux %s; %s; wrk -t1 -c%s -d%s, %s run(s) per server, interleaved' \
-        "${cpu:-unknown CPU}" "$(nproc)" "$(uname -r)" \
-        "$(nginx -v 2>&1 | sed 's/^nginx version: //' || echo 'nginx ?')" \
+        "${cpu:-unknown CPU}" "$(nproc)" "$(uname -r)" "$nginx_version" \
         "$CONNECTIONS" "$DURATION" "$RUNS"
 }
 
@@ -530,10 +532,11 @@ main() {
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     TMP=$(mktemp -d "${TMPDIR:-/tmp}/keryx-bench.XXXXXX")
-    wants nginx && stop_system_nginx
-    wants keryx && start_keryx
-    wants nginx && start_nginx
-    wants keryx && wants nginx && compare_responses
+    if wants nginx; then stop_system_nginx; fi
+    # keryx first: nginx copies its process name and body ending.
+    if wants keryx; then start_keryx; fi
+    if wants nginx; then start_nginx; fi
+    if wants keryx && wants nginx; then compare_responses; fi
     run_all
     report
 }

@@ -9,6 +9,7 @@ local function fail(level, name, msg)
 end
 
 local function check_middleware(list, name, level)
+    level = level + 1 -- errors point past this helper, at define's caller
     if list == nil then return {} end
     if type(list) ~= "table" then fail(level, name, "middleware must be a list") end
     for i, mw in ipairs(list) do
@@ -31,7 +32,8 @@ function M.define(def, level)
         fail(level, name, "name must be a string of letters, digits and : . _ -")
     end
     if type(def.run) ~= "function" then fail(level, name, "run must be a function") end
-    if def.inputs ~= nil and (type(def.inputs) ~= "table" or type(def.inputs.parse) ~= "function") then
+    if def.inputs ~= nil and (type(def.inputs) ~= "table" or def.inputs.kind ~= "object"
+        or type(def.inputs.parse) ~= "function") then
         fail(level, name, "inputs must be a keryx.schema object (z.object{...})")
     end
     if def.description ~= nil and type(def.description) ~= "string" then

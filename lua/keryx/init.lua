@@ -29,7 +29,9 @@ M.config = core.config
 
 --- Defines an action (SPEC §3). Returns the validated definition.
 function M.action(def)
-    return require("keryx.action").define(def, 2)
+    -- Not a tail call: define's error level counts this frame to blame the caller's line.
+    local action = require("keryx.action").define(def, 2)
+    return action
 end
 
 --- Raises a typed error: keryx.error("CONNECTION_SESSION_NOT_FOUND", "Session not found").

@@ -69,6 +69,8 @@ function M.from_request(req)
     if body and body ~= "" then
         local mt = media_type(req.content_type)
         if mt == "application/json" or (mt and find(mt, "+json", 1, true)) then
+            -- cjson decodes [] and {} alike, so look at the text for the object brace.
+            if not find(body, "^%s*{") then return formatting("request body must be a JSON object") end
             local v, err = json.decode(body)
             if v == nil then return formatting("cannot parse request body: " .. tostring(err)) end
             if type(v) ~= "table" or json.is_array(v) or (next(v) ~= nil and v[1] ~= nil) then

@@ -66,7 +66,11 @@ function M.act(action, raw, conn)
             collectgarbage()
         end
     end
-    if aborted() then err, response = timeout_error(action, ms), nil end
+    local timeout_err -- one object, so after hooks see the same error the caller gets
+    if aborted() then
+        timeout_err = timeout_error(action, ms)
+        err, response = timeout_err, nil
+    end
     for _, mw in ipairs(action.middleware) do
         if mw.after then
             local aok, replaced = xpcall(mw.after, on_error, params, conn, response, err)
@@ -74,9 +78,9 @@ function M.act(action, raw, conn)
             elseif replaced ~= nil then response = replaced end
         end
     end
-    if aborted() and (not err or err.type ~= "CONNECTION_ACTION_TIMEOUT") then
-        err, response = timeout_error(action, ms), nil
-    end
+    -- Whatever happened after the timer fired (an after hook parked and was woken with the
+    -- generic abort, or swallowed it), the answer is the action's timeout.
+    if aborted() then err, response = timeout_err or timeout_error(action, ms), nil end
     return response, err
 end
 

@@ -10,7 +10,8 @@
 --   arm_timeout(ms)   (re)arms the running task's timeout; ms <= 0 disarms. Raises outside a task.
 --   aborted()         true once the running task's timeout fired (false outside a task).
 --   add_route(m, r, id)  raises like kx_router_add: bad method, route not starting with /,
---                     duplicate method + route, bad :param names, empty segments.
+--                     duplicate method + route, bad :param names, empty segments, more than
+--                     32 segments or 16 :params.
 --   log(level, msg)   records {level, msg} into fake.logs when log_enabled(level).
 --   log_enabled(lv)   lv >= fake.log_level (unknown names count as info; "off" disables all).
 --   now_ms(), clock_ms(), pid(), uptime_ms(), rss(), list_dir(path)
@@ -237,6 +238,7 @@ function M.aborted()
 end
 
 local ROUTE_METHOD = "^%u+$"
+local MAX_ROUTE_SEGS, MAX_ROUTE_PARAMS = 32, 16 -- src/router.c MAX_SEGS, router.h KX_ROUTE_MAX_PARAMS
 
 function M.add_route(method, route, id)
     check("add_route", 1, method, "string")
@@ -252,9 +254,16 @@ function M.add_route(method, route, id)
         end
     end
     if route ~= "/" then
-        local rest = route:sub(2)
-        for seg in (rest .. "/"):gmatch("([^/]*)/") do
-            if seg == "" then
+        local nsegs, nparams = 0, 0
+        for seg in (route:sub(2) .. "/"):gmatch("([^/]*)/") do
+            if seg:sub(1, 1) == ":" then
+                if nparams == MAX_ROUTE_PARAMS then
+                    error(('invalid route "%s": more than %d parameters'):format(route, MAX_ROUTE_PARAMS), 2)
+                end
+                nparams = nparams + 1
+            end
+            nsegs = nsegs + 1
+            if seg == "" or nsegs > MAX_ROUTE_SEGS then
                 error(('invalid route "%s": empty segment or too many segments'):format(route), 2)
             end
             if seg:sub(1, 1) == ":" and not seg:sub(2):match("^[%w_]+$") then

@@ -56,10 +56,6 @@ describe("action.define validation", function()
     end)
 
     it("refuses a non-object schema as inputs", function()
-        pending("BUG: action.define{inputs = z.string()} is accepted (only `inputs.parse` is checked), "
-            .. "expected the 'inputs must be a keryx.schema object (z.object{...})' boot error; the "
-            .. "pipeline later calls inputs:redact() for the log line, which raises for a non-object "
-            .. "schema at request time")
         define_error({ inputs = z.string() })
     end)
 
@@ -122,20 +118,12 @@ describe("action.define validation", function()
     end)
 
     it("blames the caller's file and line through keryx.action", function()
-        pending("BUG: lua/keryx/init.lua M.action tail-calls define(def, 2) ('return require(...)"
-            .. ".define(def, 2)'), so its own frame is gone and level 2 overshoots by one: "
-            .. "`local a = keryx.action{name='x'}` raises 'action 'x': run must be a function' with "
-            .. "no position (expected '<caller file>:<line>: action 'x': ...')")
         local ok, err = pcall(via_facade, { name = "x" })
         assert.is_false(ok)
         assert.matches("^[^:]*action_spec%.lua:%d+: action 'x': run must be a function$", err)
     end)
 
     it("blames the caller for middleware mistakes when called directly", function()
-        pending("BUG: lua/keryx/action.lua check_middleware raises one frame too shallow (it adds "
-            .. "a frame below define): `local a = action.define{name='x', run=f, middleware='m'}` "
-            .. "raises 'lua/keryx/action.lua:64: action 'x': middleware must be a list' instead of "
-            .. "the caller's position (through keryx.action the two off-by-ones cancel out)")
         local ok, err = pcall(via_define, { name = "x", run = run, middleware = "m" })
         assert.is_false(ok)
         assert.matches("^[^:]*action_spec%.lua:%d+: action 'x': middleware must be a list$", err)

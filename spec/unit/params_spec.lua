@@ -154,9 +154,6 @@ describe("params.from_request", function()
     end
 
     it("answers a formatting error for an empty JSON array body []", function()
-        pending("BUG: params.from_request: body '[]' (application/json) is accepted as an empty "
-            .. "object ({}), expected CONNECTION_ACTION_PARAM_FORMATTING 'request body must be a JSON "
-            .. "object' — json.decode('[]') gives an unmarked empty table indistinguishable from {}")
         local p, err = params.from_request({ content_type = "application/json", body = "[]" })
         formatting_error(p, err)
     end)

@@ -118,6 +118,23 @@ describe("pipeline.act", function()
             assert.is_nil(env:find("short", 1, true))
         end)
 
+        it("drops the value of a secret field itself, whatever the validator reports", function()
+            -- a duck-typed inputs object whose error carries the value: the pipeline's own guard
+            local leaky = register({
+                name = "leaky",
+                inputs = {
+                    kind = "object",
+                    parse = function() return nil, { key = "pin", message = "bad pin", value = "1234", secret = true } end,
+                    redact = function(_, raw) return raw end,
+                },
+            })
+            local _, err = act(leaky, { pin = "1234" })
+            assert.are.equal("CONNECTION_ACTION_PARAM_REQUIRED", err.type)
+            assert.are.equal("pin", err.key)
+            assert.are.equal("bad pin", err.message)
+            assert.is_nil(err.value)
+        end)
+
         it("reports a missing param by name", function()
             local _, err = act(a, { password = "long enough" })
             assert.are.equal("name", err.key)
@@ -324,6 +341,29 @@ describe("pipeline.act", function()
             assert.are.equal(408, status)
             assert.are.equal("CONNECTION_ACTION_TIMEOUT", decode(body).error.type)
             assert.is_nil(body:find("rescued", 1, true))
+        end)
+
+        it("answers the timeout when it fires during an after hook that swallows it", function()
+            local a = register({
+                name = "cleanup", timeout = 10,
+                middleware = { { after = function() pcall(keryx.sleep, 100) end } },
+                run = function() return { ok = true } end,
+            })
+            local response, err = act(a, {})
+            assert.is_nil(response)
+            assert.are.equal("CONNECTION_ACTION_TIMEOUT", err.type)
+            assert.are.equal("Action 'cleanup' timed out after 10ms", err.message)
+        end)
+
+        it("names the action and ms when the timeout fires during an after hook", function()
+            local a = register({
+                name = "cleanup", timeout = 10,
+                middleware = { { after = function() keryx.sleep(100) end } },
+                run = function() return { ok = true } end,
+            })
+            local _, err = act(a, {})
+            assert.are.equal("CONNECTION_ACTION_TIMEOUT", err.type)
+            assert.are.equal("Action 'cleanup' timed out after 10ms", err.message)
         end)
 
         it("replaces the action's own error with the timeout", function()
@@ -794,6 +834,16 @@ describe("fake keryx.core", function()
         assert.has_error(function() fake.add_route("GET", "x", 3) end, 'invalid route "x": must start with /')
         assert.has_error(function() fake.add_route("GET", "/a//b", 3) end)
         assert.has_error(function() fake.add_route("GET", "/a/:b-c", 3) end)
+        assert.has_error(function() fake.add_route("GET", "/a/", 3) end)
+        local segs, params = {}, {}
+        for i = 1, 33 do segs[i] = "s" end
+        for i = 1, 17 do params[i] = ":p" .. i end
+        assert.has_error(function() fake.add_route("GET", "/" .. table.concat(segs, "/"), 3) end)
+        assert.has_error(function() fake.add_route("GET", "/" .. table.concat(params, "/"), 3) end,
+            'invalid route "/' .. table.concat(params, "/") .. '": more than 16 parameters')
+        fake.add_route("GET", "/" .. table.concat(params, "/", 1, 16), 3)
+        fake.add_route("GET", "/" .. table.concat(segs, "/", 1, 32), 4)
+        table.remove(fake.routes); table.remove(fake.routes)
         assert.are.same({ { method = "GET", route = "/user/:id", id = 1 }, { method = "POST", route = "/user/:id", id = 2 } }, fake.routes)
     end)
 
