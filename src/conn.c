@@ -93,19 +93,19 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     kx_conn_t *c = w->data;
+    /* Sending may close (and so free) the connection: hold it until we are done with it. */
+    kx_conn_ref(c);
     if (c->state == KX_CONN_HEAD && c->timer_is_head && c->rbuf.len > 0) {
         /* Slowloris: the head did not arrive in time. */
         kx_http_send_error(c, 408, "CONNECTION_REQUEST_TIMEOUT", "Request head not received in time",
                            KX_R_CLOSE);
-        return;
-    }
-    if (c->state == KX_CONN_BODY) {
+    } else if (c->state == KX_CONN_BODY) {
         kx_http_send_error(c, 408, "CONNECTION_REQUEST_TIMEOUT", "Request body not received in time",
                            KX_R_CLOSE);
-        return;
+    } else if (c->state != KX_CONN_BUSY) { /* BUSY: the action timeout owns this phase */
+        kx_conn_close(c);
     }
-    if (c->state == KX_CONN_BUSY) return; /* the action timeout owns this phase */
-    kx_conn_close(c);
+    kx_conn_unref(c);
 }
 
 void kx_conn_set_timer(kx_conn_t *c, int64_t ms)
@@ -240,15 +240,13 @@ static void peer_to_string(const struct sockaddr_storage *ss, char *buf, size_t 
 
 static void refuse_busy(int fd)
 {
-    /* Over the connection cap: answer and close (SPEC §9.3), never queue. */
-    static const char body[] = "{\"error\":{\"message\":\"Server is at its connection limit\","
-                               "\"type\":\"CONNECTION_SERVER_BUSY\",\"timestamp\":0}}";
-    char head[256];
-    int n = snprintf(head, sizeof head, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-                     "application/json\r\nContent-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
-                     sizeof body - 1);
-    if (send(fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n)
-        (void)send(fd, body, sizeof body - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    /* Over the connection cap: answer and close (SPEC §9.3), never queue. One best-effort
+     * send: a client that cannot take ~1 KiB right away just sees the close. */
+    kx_buf_t out = KX_BUF_INIT;
+    kx_http_error_bytes(503, "CONNECTION_SERVER_BUSY", "Server is at its connection limit",
+                        "Retry-After: 1\r\n", &out);
+    (void)send(fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    kx_buf_free(&out);
     close(fd);
 }
 

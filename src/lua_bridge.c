@@ -28,10 +28,13 @@ struct kx_task {
     ev_timer sleep;
     bool aborted;
     bool sleeping;
+    void (*wait_cancel)(void *ud);   /* set while parked on an external operation */
+    void *wait_ud;
     bool queued;
     bool done;
     int nargs;                   /* values pushed on co for the next resume */
     int exit_code;               /* CLI */
+    bool reusable;               /* CLI: the coroutine finished cleanly */
     kx_task_t *next;             /* ready queue */
 };
 
@@ -112,14 +115,35 @@ static void on_sleep_done(struct ev_loop *loop, ev_timer *w, int revents)
     kx_task_wake(t, 1);
 }
 
+void kx_task_set_wait(kx_task_t *t, void (*cancel)(void *ud), void *ud)
+{
+    t->wait_cancel = cancel;
+    t->wait_ud = ud;
+}
+
+lua_State *kx_lua_main(void)
+{
+    return B.L;
+}
+
 static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     kx_task_t *t = w->data;
     t->aborted = true;
+    bool parked = t->sleeping || t->wait_cancel;
     if (t->sleeping) {
         ev_timer_stop(loop, &t->sleep);
         t->sleeping = false;
+    }
+    if (t->wait_cancel) {
+        /* The operation cannot be recalled (hiredis has sent it): it is told to drop the
+         * late answer, and the task moves on now. */
+        t->wait_cancel(t->wait_ud);
+        t->wait_cancel = NULL;
+        t->wait_ud = NULL;
+    }
+    if (parked) {
         lua_pushnil(t->co);
         lua_pushliteral(t->co, "aborted");
         kx_task_wake(t, 2);
@@ -242,24 +266,33 @@ static void resume(kx_task_t *t)
         kx_log_error("task failed: %s", lua_tostring(B.L, -1));
         lua_pop(B.L, 1);
         lua_gc(B.L, LUA_GCCOLLECT, 0);
-        if (t->kind == TASK_WEB) fail_web(t);
-        else t->exit_code = 1;
-        task_free(t, false);
-        return;
+        if (t->kind == TASK_WEB) {
+            fail_web(t);
+            task_free(t, false);
+            return;
+        }
+        t->exit_code = 1;
+        t->reusable = false;
+        fprintf(stderr, "{\"response\":{},\"error\":{\"message\":\"Internal error\",\"type\":\"CONNECTION_ACTION_RUN\"}}\n");
+        ev_break(B.srv->loop, EVBREAK_ALL);
+        return; /* run_cli frees */
     }
     if (t->kind == TASK_WEB) {
         finish_web(t);
-    } else {
-        t->exit_code = (int)lua_tointeger(t->co, 1);
-        const char *out = lua_tostring(t->co, 2);
-        const char *errout = lua_tostring(t->co, 3);
-        if (out) printf("%s\n", out);
-        if (errout) fprintf(stderr, "%s\n", errout);
-        fflush(stdout);
-        ev_break(B.srv->loop, EVBREAK_ALL);
-        return; /* run_cli reads exit_code, then frees */
+        /* The pipeline flags a coroutine that hit a stack overflow or the memory cap: LuaJIT
+         * keeps its stack at the extended size, so the next overflow could not be handled. */
+        task_free(t, !lua_toboolean(t->co, 5));
+        return;
     }
-    task_free(t, true);
+    t->exit_code = (int)lua_tointeger(t->co, 1);
+    t->reusable = true;
+    const char *out = lua_tostring(t->co, 2);
+    const char *errout = lua_tostring(t->co, 3);
+    if (out) printf("%s\n", out);
+    if (errout) fprintf(stderr, "%s\n", errout);
+    fflush(stdout);
+    ev_break(B.srv->loop, EVBREAK_ALL);
+    /* run_cli reads exit_code, then frees */
 }
 
 static void on_check(struct ev_loop *loop, ev_check *w, int revents)
@@ -351,7 +384,7 @@ int kx_lua_run_cli(const char *action, int argc, char **argv)
     resume(t);
     if (!t->done) ev_run(B.srv->loop, 0);
     int code = t->done ? t->exit_code : 1;
-    task_free(t, true);
+    task_free(t, t->done && t->reusable);
     return code;
 }
 
@@ -393,6 +426,7 @@ static int open_core(lua_State *L)
     lua_newtable(L);
     luaL_register(L, NULL, task_fns);
     kx_lua_open_util(L, B.srv);
+    kx_lua_open_redis(L);
     lua_pushstring(L, B.mode == KX_MODE_CLI ? "cli" : "server");
     lua_setfield(L, -2, "mode");
     return 1;

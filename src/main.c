@@ -8,6 +8,7 @@
 #include "server.h"
 #include "log.h"
 #include "lua_bridge.h"
+#include "redis.h"
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <libgen.h>
@@ -252,8 +253,12 @@ int main(int argc, char **argv)
     if (kx_lua_init(&srv, cli ? KX_MODE_CLI : KX_MODE_SERVER, a.app, err, sizeof err) != KX_OK)
         return fatal(err);
     if (list) return kx_lua_list_actions();
+    if (kx_redis_start(srv.loop, cfg.redis_url, cfg.redis_command_timeout_ms, err, sizeof err) != KX_OK)
+        return fatal(err);
+    kx_redis_wait_first((double)cfg.redis_command_timeout_ms / 1000.0);
     if (cli) {
         int code = kx_lua_run_cli(argv[a.rest], argc - a.rest - 1, argv + a.rest + 1);
+        kx_redis_stop();
         kx_lua_close();
         return code;
     }
@@ -273,6 +278,7 @@ int main(int argc, char **argv)
     ev_signal_start(srv.loop, &sig_int);
     ev_run(srv.loop, 0);
     kx_log_info("stopped server");
+    kx_redis_stop();
     kx_lua_close();
     return 0;
 }

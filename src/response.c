@@ -122,6 +122,13 @@ static bool compressible(const char *ctype)
     return true;
 }
 
+bool kx_http_will_gzip(const kx_conn_t *c, const char *ctype, size_t len)
+{
+    const kx_config_t *cfg = kx_srv->cfg;
+    return cfg->compression_enabled && c->req.accept_gzip && len > 0 &&
+           len >= (size_t)cfg->compression_threshold && compressible(ctype);
+}
+
 void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,
                   const char *body, size_t len, unsigned flags)
 {
@@ -132,8 +139,7 @@ void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra
 
     kx_buf_t gz = KX_BUF_INIT;
     bool gzipped = false;
-    if (!(flags & (KX_R_NOGZIP | KX_R_BODY_FOLLOWS)) && cfg->compression_enabled && r->accept_gzip && len > 0 &&
-        len >= (size_t)cfg->compression_threshold && compressible(ctype) &&
+    if (!(flags & (KX_R_NOGZIP | KX_R_BODY_FOLLOWS)) && kx_http_will_gzip(c, ctype, len) &&
         kx_gzip(body, len, &gz) == KX_OK) {
         body = gz.data;
         len = gz.len;
@@ -169,21 +175,41 @@ void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra
     kx_http_response_done(c);
 }
 
-void kx_http_send_error(kx_conn_t *c, int status, const char *type, const char *message,
-                        unsigned flags)
+static void envelope(kx_buf_t *body, const char *type, const char *message)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
     long long ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-    kx_buf_t body = KX_BUF_INIT;
-    kx_buf_puts(&body, "{\"error\":{\"message\":\"");
+    kx_buf_puts(body, "{\"error\":{\"message\":\"");
     for (const char *p = message; *p; p++) {
         unsigned char ch = (unsigned char)*p;
-        if (ch == '"' || ch == '\\') kx_buf_printf(&body, "\\%c", ch);
-        else if (ch < 0x20) kx_buf_printf(&body, "\\u%04x", ch);
-        else kx_buf_append(&body, p, 1);
+        if (ch == '"' || ch == '\\') kx_buf_printf(body, "\\%c", ch);
+        else if (ch < 0x20) kx_buf_printf(body, "\\u%04x", ch);
+        else kx_buf_append(body, p, 1);
     }
-    kx_buf_printf(&body, "\",\"type\":\"%s\",\"timestamp\":%lld}}", type, ms);
+    kx_buf_printf(body, "\",\"type\":\"%s\",\"timestamp\":%lld}}", type, ms);
+}
+
+void kx_http_error_bytes(int status, const char *type, const char *message, const char *extra,
+                         kx_buf_t *out)
+{
+    kx_buf_t body = KX_BUF_INIT;
+    envelope(&body, type, message);
+    kx_buf_printf(out, "HTTP/1.1 %d %s\r\n", status, kx_http_reason(status));
+    kx_buf_puts(out, date_header());
+    kx_buf_puts(out, "Content-Type: application/json\r\n");
+    kx_buf_append(out, kx_srv->static_headers, kx_srv->static_headers_len);
+    if (extra) kx_buf_puts(out, extra);
+    kx_buf_printf(out, "Content-Length: %zu\r\nConnection: close\r\n\r\n", body.len);
+    kx_buf_append(out, body.data, body.len);
+    kx_buf_free(&body);
+}
+
+void kx_http_send_error(kx_conn_t *c, int status, const char *type, const char *message,
+                        unsigned flags)
+{
+    kx_buf_t body = KX_BUF_INIT;
+    envelope(&body, type, message);
     /* A request that failed before its head was parsed has no method: never omit the body. */
     if (c->state != KX_CONN_BUSY) c->req.is_head = false;
     kx_http_send(c, status, "application/json", NULL, 0, body.data, body.len,

@@ -149,6 +149,12 @@ void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra
 /* Sends the JSON error envelope {"error":{"message","type","timestamp"}} (never a stack). */
 void kx_http_send_error(kx_conn_t *c, int status, const char *type, const char *message,
                         unsigned flags);
+/* A complete "Connection: close" error response for a socket that has no kx_conn_t (the
+ * connection cap): same envelope and headers as kx_http_send_error. */
+void kx_http_error_bytes(int status, const char *type, const char *message, const char *extra,
+                         kx_buf_t *out);
+/* Whether kx_http_send would gzip a body of this type and size for c's request. */
+bool kx_http_will_gzip(const kx_conn_t *c, const char *ctype, size_t len);
 /* Precomputes the header block every response carries (boot). */
 void kx_response_init(kx_server_t *s);
 const char *kx_http_reason(int status);

@@ -10,10 +10,18 @@
 
 #define IN_MEMORY_MAX (1024 * 1024)
 
+/* If-None-Match uses the weak comparison (RFC 9110 §13.1.2): W/"x" and "x" match. */
+static bool etag_matches(const char *v, size_t n, const char *etag)
+{
+    if (n >= 2 && v[0] == 'W' && v[1] == '/') v += 2, n -= 2;
+    if (etag[0] == 'W' && etag[1] == '/') etag += 2;
+    return n == strlen(etag) && memcmp(v, etag, n) == 0;
+}
+
 static bool not_modified(const kx_request_t *r, const char *etag, time_t mtime)
 {
     const kx_header_t *inm = kx_http_header(r, "If-None-Match");
-    if (inm) return inm->value_len == strlen(etag) && memcmp(inm->value, etag, inm->value_len) == 0;
+    if (inm) return etag_matches(inm->value, inm->value_len, etag);
     const kx_header_t *ims = kx_http_header(r, "If-Modified-Since");
     time_t t;
     if (ims && kx_http_date_parse(ims->value, ims->value_len, &t) == KX_OK) return mtime <= t;
@@ -55,8 +63,13 @@ void kx_static_serve(kx_conn_t *c, int root_fd, const char *path, size_t len, bo
     }
     kx_buf_t h = KX_BUF_INIT;
     char etag[64] = "", date[64];
+    const char *mime = kx_static_mime(rel);
+    size_t size = (size_t)st.st_size;
     if (cfg->static_etag) {
-        kx_static_etag(&st, etag, sizeof etag);
+        /* The gzip variant is another representation: its validator is weak (as nginx does). */
+        bool gz = size <= IN_MEMORY_MAX && kx_http_will_gzip(c, mime, size);
+        if (gz) memcpy(etag, "W/", 3);
+        kx_static_etag(&st, etag + (gz ? 2 : 0), sizeof etag - 2);
         kx_http_date_format(st.st_mtime, date, sizeof date);
         kx_buf_printf(&h, "ETag: %s\r\nLast-Modified: %s\r\n", etag, date);
         if (not_modified(&c->req, etag, st.st_mtime)) {
@@ -68,12 +81,11 @@ void kx_static_serve(kx_conn_t *c, int root_fd, const char *path, size_t len, bo
     }
     if (cache && cfg->static_cache_control[0])
         kx_buf_printf(&h, "Cache-Control: %s\r\n", cfg->static_cache_control);
-    const char *mime = kx_static_mime(rel);
-    size_t size = (size_t)st.st_size;
-    if (c->req.is_head) {
+    if (c->req.is_head && size > IN_MEMORY_MAX) {
         close(fd);
         kx_http_send(c, 200, mime, h.data, h.len, NULL, size, KX_R_BODY_FOLLOWS);
     } else if (size <= IN_MEMORY_MAX) {
+        /* HEAD reads the file too, so its headers (gzip, length) are exactly GET's. */
         char *body = kx_xmalloc(size + 1);
         bool ok = read_all(fd, body, size);
         close(fd);

@@ -81,6 +81,15 @@ function M.new(err_type, message, key, value)
 end
 
 --- error() with a typed error, blamed on the caller.
+--- A dependency (Redis) is unreachable: 503 CONNECTION_SERVER_ERROR with Retry-After: 1
+--- (SPEC §9.3). An app raising CONNECTION_SERVER_ERROR itself still gets 500.
+function M.unavailable(message)
+    local e = M.new("CONNECTION_SERVER_ERROR", message or "Service unavailable")
+    e.status = 503
+    e.retry_after = 1
+    return e
+end
+
 function M.raise(err_type, message, key, value)
     error(M.new(err_type, message, key, value), 2)
 end

@@ -12,6 +12,7 @@ local lazy = {
     swagger = "keryx.swagger",
     params = "keryx.params",
     middleware = "keryx.middleware",
+    redis = "keryx.redis",
 }
 
 setmetatable(M, {

@@ -18,16 +18,29 @@ local empty_params = "{}"
 
 M.registry = { list = {}, by_name = {} }
 
--- Keeps typed errors as they are and gives any other error its traceback (for the log).
+-- Gives every raised error its traceback (typed ones too: stacks are shown where enabled)
+-- and turns anything untyped into CONNECTION_ACTION_RUN.
 local function on_error(e)
-    if errors.is(e) then return e end
     local ok, tb = pcall(traceback, tostring(e), 2)
     return errors.from_any(e, ok and tb or nil)
 end
 
-local function validation_error(verr)
+-- LuaJIT does not call the xpcall handler for memory errors or for an error inside the
+-- handler (e.g. after a stack overflow): such errors arrive as plain strings.
+local function as_typed(e)
+    if errors.is(e) then return e end
+    return errors.from_any(e, nil)
+end
+
+local function wants_stack(conn)
+    if conn.type == "cli" then return config.cli.includeStackInErrors end
+    return web_cfg.includeStackInErrors
+end
+
+local function validation_error(verr, conn)
     local e = errors.new("CONNECTION_ACTION_PARAM_REQUIRED", verr.message, verr.key)
     if not verr.secret then e.value = verr.value end
+    if wants_stack(conn) then e.stack = traceback("CONNECTION_ACTION_PARAM_REQUIRED: " .. verr.message, 2) end
     return e
 end
 
@@ -53,17 +66,19 @@ function M.act(action, raw, conn)
     local params, verr = raw, nil
     if action.inputs then
         params, verr = action.inputs:parse(raw)
-        if not params then return nil, validation_error(verr) end
+        if not params then return nil, validation_error(verr, conn) end
     end
     local ok, response, final_params = xpcall(run_middleware_and_action, on_error, action, params, conn)
     local err
     if ok then
         params = final_params
     else
-        err = response
+        err = as_typed(response)
         response = nil
-        if err.type == "CONNECTION_ACTION_RUN" and err.message:find("not enough memory", 1, true) then
-            collectgarbage()
+        if err.type == "CONNECTION_ACTION_RUN" then
+            -- The coroutine may have hit the stack or memory cap: do not pool it.
+            conn.discard_thread = true
+            if err.message:find("not enough memory", 1, true) then collectgarbage() end
         end
     end
     local timeout_err -- one object, so after hooks see the same error the caller gets
@@ -74,7 +89,7 @@ function M.act(action, raw, conn)
     for _, mw in ipairs(action.middleware) do
         if mw.after then
             local aok, replaced = xpcall(mw.after, on_error, params, conn, response, err)
-            if not aok then err, response = replaced, nil
+            if not aok then err, response = as_typed(replaced), nil
             elseif replaced ~= nil then response = replaced end
         end
     end
@@ -153,9 +168,13 @@ function M.web(action_id, req)
     M.log_action("WEB", action.name, started, req.method, req.identifier, url, req.correlation_id, err, action, raw)
     local extra = conn.response_headers
     if err then
-        return errors.status(err.type), envelope(err, web_cfg.includeStackInErrors), extra
+        if err.retry_after then
+            extra = (extra or "") .. "Retry-After: " .. tostring(err.retry_after) .. "\r\n"
+        end
+        return err.status or errors.status(err.type), envelope(err, web_cfg.includeStackInErrors), extra,
+            nil, conn.discard_thread
     end
-    return conn.status or 200, body, extra
+    return conn.status or 200, body, extra, nil, conn.discard_thread
 end
 
 -- ---- cli -------------------------------------------------------------------------------
@@ -164,7 +183,7 @@ local function cli_args(argv)
     local raw, i = {}, 1
     while i <= #argv do
         local a = argv[i]
-        if a == "-q" or a == "--quiet" then
+        if a == "-q" or a == "--quiet" then -- main.c reads these too (quiet logging)
             i = i + 1
         elseif a:sub(1, 2) == "--" and #a > 2 then
             local k, v = a:match("^%-%-([^=]+)=(.*)$")
@@ -173,7 +192,7 @@ local function cli_args(argv)
             else
                 k = a:sub(3)
                 local nxt = argv[i + 1]
-                if nxt ~= nil and nxt:sub(1, 2) ~= "--" then
+                if nxt ~= nil and nxt:sub(1, 2) ~= "--" and nxt ~= "-q" then
                     v, i = nxt, i + 2
                 else
                     v, i = "true", i + 1

@@ -24,6 +24,57 @@ M.read_file = read_file
 local function sleep(s) socket.sleep(s) end
 M.sleep = sleep
 
+-- ---- a throwaway redis-server per test run ---------------------------------------------------
+
+--- A free TCP port on 127.0.0.1 (bound then released).
+function M.free_port()
+    local s = assert(socket.bind("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    s:close()
+    return tonumber(port)
+end
+
+local redis_instance
+
+--- Starts (once per busted process) a real redis-server on a free port, without persistence.
+--- A watcher kills it when this busted process exits, so no server outlives the run.
+--- Returns { port, url, cli = function(...) → output of redis-cli }.
+function M.redis()
+    if redis_instance then return redis_instance end
+    local port = M.free_port()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. sh_quote(dir))
+    local p = io.popen("echo $PPID")
+    local owner = p:read("*l")
+    p:close()
+    local cmd = ("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --dir %s " ..
+        "--daemonize no > %s/redis.log 2>&1 & rpid=$!; " ..
+        "( while kill -0 %s 2>/dev/null && kill -0 $rpid 2>/dev/null; do sleep 1; done; kill $rpid 2>/dev/null ) " ..
+        ">/dev/null 2>&1 & echo $rpid"):format(port, sh_quote(dir), sh_quote(dir), owner)
+    p = io.popen(cmd)
+    local pid = tonumber(p:read("*l"))
+    p:close()
+    local inst = { port = port, pid = pid, url = "redis://127.0.0.1:" .. port .. "/0", dir = dir }
+    function inst.cli(...)
+        local args = { "redis-cli", "-p", tostring(port) }
+        for _, a in ipairs({ ... }) do args[#args + 1] = sh_quote(a) end
+        local h = io.popen(table.concat(args, " ") .. " 2>&1")
+        local out = h:read("*a")
+        h:close()
+        return (out:gsub("\n$", ""))
+    end
+    local deadline = socket.gettime() + 5
+    while socket.gettime() < deadline do
+        if inst.cli("PING") == "PONG" then
+            redis_instance = inst
+            return inst
+        end
+        sleep(0.02)
+    end
+    error("redis-server did not start on port " .. port)
+end
+
 local Server = {}
 Server.__index = Server
 
@@ -36,6 +87,9 @@ function M.start(opts)
         WEB_SERVER_PORT = "0", WEB_SERVER_HOST = "127.0.0.1", NODE_ENV = "test",
         LOG_COLORIZE = "false", LOG_LEVEL = "info",
     }
+    if opts.redis ~= false and not (opts.env and opts.env.REDIS_URL) then
+        env.REDIS_URL = M.redis().url
+    end
     for k, v in pairs(opts.env or {}) do env[k] = v end
     local log = os.tmpname()
     local parts = { "env" }
@@ -71,7 +125,13 @@ function M.start(opts)
 end
 
 function Server:alive()
-    return os.execute("kill -0 " .. self.pid .. " 2>/dev/null") == 0
+    -- An exited child may linger as a zombie until something reaps it: that counts as gone.
+    local f = io.open("/proc/" .. self.pid .. "/stat", "r")
+    if not f then return false end
+    local stat = f:read("*l") or ""
+    f:close()
+    local state = stat:match("^%d+ %b() (%a)")
+    return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
 function Server:log()
@@ -190,6 +250,7 @@ end
 function M.cli(args, env, cwd)
     local out, errf = os.tmpname(), os.tmpname()
     local parts = { "env", "NODE_ENV=test", "LOG_COLORIZE=false" }
+    if not (env and env.REDIS_URL) then parts[#parts + 1] = sh_quote("REDIS_URL=" .. M.redis().url) end
     for k, v in pairs(env or {}) do parts[#parts + 1] = sh_quote(k .. "=" .. v) end
     parts[#parts + 1] = sh_quote(BIN)
     for _, a in ipairs(args) do parts[#parts + 1] = sh_quote(a) end

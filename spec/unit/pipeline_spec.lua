@@ -208,7 +208,8 @@ describe("pipeline.act", function()
             assert.is_false(ran)
             assert.are.equal("CONNECTION_SESSION_NOT_FOUND", err.type)
             assert.are.equal("Session not found", err.message)
-            assert.is_nil(err.stack)
+            -- raised errors carry their traceback (shown only where stacks are enabled)
+            assert.matches("^Session not found\nstack traceback:", err.stack)
             assert.are.equal(err, after_err)
         end)
 
@@ -427,6 +428,8 @@ describe("pipeline.web", function()
         local status, body = web(id)
         assert.are.equal(401, status)
         local env = decode(body)
+        assert.is_string(env.error.stack) -- NODE_ENV=test: stacks on
+        env.error.stack = nil
         assert.are.same({
             message = "Session not found", type = "CONNECTION_SESSION_NOT_FOUND",
             timestamp = fake.now_ms(), key = "sid", value = "v",

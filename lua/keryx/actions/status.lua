@@ -11,14 +11,15 @@ return keryx.action {
     description = "Return the status of the server",
     web = { route = "/status", method = "GET" },
     run = function()
+        local redis_ok = core.redis_ready()
         return {
             name = name,
             pid = pid,
             version = core.version,
             uptime = floor(core.uptime_ms()),
             consumedMemoryMB = floor(core.rss() / 1048576 * 100 + 0.5) / 100,
-            healthy = true,
-            checks = {},
+            healthy = redis_ok,
+            checks = { redis = redis_ok },
         }
     end,
 }

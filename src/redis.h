@@ -1,0 +1,48 @@
+/* redis.h — the Redis command connection: hiredis 0.14 async on the libev loop.
+ *
+ * Owns: one command connection shared by every request (commands of concurrent requests are
+ * pipelined on it), REDIS_URL parsing, AUTH + SELECT on connect, reconnect with backoff, and
+ * a timer per command (hiredis 0.14 has no async timeouts). Callers: lua_api_redis.c,
+ * ratelimit.c, main.c (start/stop), the status action (kx_redis_ready).
+ * Never: blocks; runs Lua; resumes tasks (callers wake their own task from `fn`).
+ *
+ * Every kx_redis_command that returns an op calls `fn` exactly once — with the reply (valid
+ * only during the call), or with reply NULL and err "closed" / "timeout" — unless the caller
+ * cancels first, after which fn is never called. A late reply after a timeout is dropped. */
+#ifndef KX_REDIS_H
+#define KX_REDIS_H
+#include <ev.h>
+#include <hiredis/hiredis.h>
+#include "common.h"
+
+typedef struct {
+    char host[256];
+    int port;
+    char unix_path[256];      /* non-empty for unix sockets */
+    char user[128];
+    char password[256];
+    int db;
+} kx_redis_url_t;
+
+typedef struct kx_redis_op kx_redis_op_t;
+typedef void (*kx_redis_fn)(void *ud, redisReply *reply, const char *err);
+
+/* redis://[[user]:password@]host[:port][/db]  or  unix://[[user]:password@]/path[?db=N].
+ * Returns 0, or KX_EINVAL with a message naming REDIS_URL. */
+int kx_redis_parse_url(const char *url, kx_redis_url_t *out, char *err, size_t errcap);
+/* Parses the URL and starts connecting (never waits). */
+int kx_redis_start(struct ev_loop *loop, const char *url, int64_t timeout_ms, char *err, size_t errcap);
+void kx_redis_stop(void);
+/* Boot only: runs the loop until the first connection attempt resolved (or `seconds`
+ * passed), so the first requests do not race the connect. Returns kx_redis_ready(). */
+bool kx_redis_wait_first(double seconds);
+/* True while the connection is up (the status action's checks.redis). */
+bool kx_redis_ready(void);
+/* Sends a command. Returns NULL when the connection is down (the caller answers "closed"
+ * at once: nothing is queued while Redis is unreachable). */
+kx_redis_op_t *kx_redis_command(int argc, const char **argv, const size_t *argvlen,
+                                kx_redis_fn fn, void *ud);
+/* The caller no longer wants the answer (its request was aborted). */
+void kx_redis_cancel(kx_redis_op_t *op);
+
+#endif
