@@ -10,6 +10,7 @@
 #include "lua_bridge.h"
 #include "lua_api.h"
 #include "log.h"
+#include "session.h"
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -352,6 +353,11 @@ void kx_lua_spawn_web(kx_conn_t *c, int action_id, const kx_route_param_t *param
     push_lstr(co, "target", r->target, r->target_len);
     lua_pushstring(co, c->peer_ip);
     lua_setfield(co, -2, "identifier");
+    char sid[KX_SESSION_ID_LEN + 1];
+    if (kx_session_from_request(r, kx_srv->cfg->session_cookie_name, sid)) {
+        lua_pushstring(co, sid);
+        lua_setfield(co, -2, "session_id");
+    }
     if (r->correlation_id[0]) {
         lua_pushstring(co, r->correlation_id);
         lua_setfield(co, -2, "correlation_id");

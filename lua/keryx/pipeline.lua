@@ -6,6 +6,7 @@ local core = require "keryx.core"
 local errors = require "keryx.errors"
 local json = require "keryx.json"
 local params_mod = require "keryx.params"
+local conn_mod = require "keryx.conn"
 
 local M = {}
 
@@ -147,11 +148,12 @@ end
 function M.web(action_id, req)
     local started = clock_ms()
     local action = M.registry.list[action_id]
-    local conn = {
+    local conn = conn_mod.new {
         type = "web",
         identifier = req.identifier,
         correlation_id = req.correlation_id,
         method = req.method,
+        session_id = req.session_id,
     }
     local raw, perr = params_mod.from_request(req)
     local response, err
@@ -166,15 +168,17 @@ function M.web(action_id, req)
     end
     local url = "http://" .. (req.host or "localhost") .. req.target
     M.log_action("WEB", action.name, started, req.method, req.identifier, url, req.correlation_id, err, action, raw)
-    local extra = conn.response_headers
+    local extra = rawget(conn, "response_headers")
+    local cookie = rawget(conn, "_set_cookie")
+    if cookie then extra = (extra or "") .. cookie end
     if err then
         if err.retry_after then
             extra = (extra or "") .. "Retry-After: " .. tostring(err.retry_after) .. "\r\n"
         end
         return err.status or errors.status(err.type), envelope(err, web_cfg.includeStackInErrors), extra,
-            nil, conn.discard_thread
+            nil, rawget(conn, "discard_thread")
     end
-    return conn.status or 200, body, extra, nil, conn.discard_thread
+    return rawget(conn, "status") or 200, body, extra, nil, rawget(conn, "discard_thread")
 end
 
 -- ---- cli -------------------------------------------------------------------------------
@@ -213,7 +217,7 @@ end
 function M.cli(name, argv)
     local started = clock_ms()
     local identifier = "cli:" .. (os.getenv("USER") or "unknown")
-    local conn = { type = "cli", identifier = identifier }
+    local conn = conn_mod.new { type = "cli", identifier = identifier }
     local action = M.registry.by_name[name]
     local raw, err = cli_args(argv)
     local response

@@ -123,6 +123,11 @@ function M.reset(node_env)
     M.clock = 0          -- clock_ms(); now_ms() is WALL_EPOCH + clock
     M.rss_bytes = 8 * 1024 * 1024
     M.dirs = {}          -- list_dir overrides: path -> list of names (else the real disk)
+    M.store = {}         -- the fake Redis: key -> string value (GET/SET/DEL/EXPIRE/INCR)
+    M.ttl = {}           -- key -> seconds given to the last EXPIRE/SET EX
+    M.redis_up = true    -- false: every call answers nil, "closed"
+    M.redis_log = {}     -- every command, as a list of its arguments
+    M.next_id = 0
     tasks, current = {}, nil
 end
 
@@ -317,6 +322,84 @@ function M.list_dir(path)
     local names = {}
     for n in lfs.dir(path) do names[#names + 1] = n end
     return lua_files(names)
+end
+
+-- ---- Redis (a tiny in-memory stand-in for src/lua_api_redis.c; no yield needed) -------------
+
+M.redis_null = nil -- the C module pushes a NULL lightuserdata; cjson.null is the same value
+do
+    local ok, cjson = pcall(require, "cjson")
+    if ok then M.redis_null = cjson.null end
+end
+
+local function run_command(args)
+    M.redis_log[#M.redis_log + 1] = args
+    local cmd, k = tostring(args[1]):upper(), args[2]
+    if cmd == "GET" then
+        local v = M.store[k]
+        if v == nil then return M.redis_null end
+        return v
+    elseif cmd == "SET" then
+        M.store[k] = tostring(args[3])
+        if args[4] and tostring(args[4]):upper() == "EX" then M.ttl[k] = tonumber(args[5]) end
+        return "OK"
+    elseif cmd == "DEL" then
+        local n = M.store[k] ~= nil and 1 or 0
+        M.store[k], M.ttl[k] = nil, nil
+        return n
+    elseif cmd == "EXPIRE" then
+        if M.store[k] == nil then return 0 end
+        M.ttl[k] = tonumber(args[3])
+        return 1
+    elseif cmd == "INCR" then
+        M.store[k] = tostring((tonumber(M.store[k]) or 0) + 1)
+        return tonumber(M.store[k])
+    end
+    return false, "ERR unknown command '" .. cmd .. "' (fake)"
+end
+
+function M.redis_call(...)
+    if not M.redis_up then return nil, "closed" end
+    return run_command({ ... })
+end
+
+function M.redis_pipeline(cmds)
+    check("redis_pipeline", 1, cmds, "table")
+    if not M.redis_up then return nil, "closed" end
+    local out = {}
+    for i, c in ipairs(cmds) do
+        local v, err = run_command(c)
+        if v == false then v = { err = err } end
+        out[i] = v
+    end
+    return out
+end
+
+function M.redis_ready() return M.redis_up end
+
+-- ---- sessions (src/session.c, src/crypto.c) -------------------------------------------------
+
+local ID_TAIL = "AEIMQUYcgkosw048"
+
+--- Deterministic, well-formed 43-char ids (the C one is 256 random bits).
+function M.random_id()
+    M.next_id = M.next_id + 1
+    local body = ("%042d"):format(M.next_id):gsub("%d", function(d) return string.char(65 + tonumber(d)) end)
+    return body .. "A"
+end
+
+function M.session_id_valid(id)
+    check("session_id_valid", 1, id, "string")
+    return #id == 43 and id:match("^[%w_-]+$") ~= nil and ID_TAIL:find(id:sub(-1), 1, true) ~= nil
+end
+
+function M.session_cookie(id)
+    if id ~= nil and not M.session_id_valid(id) then error("session_cookie: malformed session id", 2) end
+    local s = M.config.session
+    local secure = s.cookieSecure or M.config.server.web.applicationUrl:sub(1, 8) == "https://"
+    return ("Set-Cookie: %s=%s; Max-Age=%d; Path=/%s; SameSite=%s%s\r\n"):format(
+        s.cookieName, id or "", id and s.ttl or 0, s.cookieHttpOnly and "; HttpOnly" or "",
+        s.cookieSameSite, secure and "; Secure" or "")
 end
 
 M.reset()

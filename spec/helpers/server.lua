@@ -145,7 +145,11 @@ function Server:stop(sig, timeout)
     local deadline = socket.gettime() + (timeout or 10)
     while self:alive() and socket.gettime() < deadline do sleep(0.02) end
     if self:alive() then os.execute("kill -KILL " .. self.pid .. " 2>/dev/null") end
-    -- reap: the shell that started us already exited, so the child is re-parented; nothing to wait on.
+    -- Under the sanitizer build a finding is fatal to the run, even if every request passed.
+    local log = self:log()
+    local finding = log:match("(ERROR: AddressSanitizer[^\n]*)") or log:match("(ERROR: LeakSanitizer[^\n]*)")
+        or log:match("([^\n]*runtime error:[^\n]*)")
+    if finding then error("sanitizer finding in keryx:\n" .. finding .. "\n" .. log, 2) end
 end
 
 function Server:url(path)

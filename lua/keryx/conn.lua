@@ -1,0 +1,95 @@
+-- keryx.conn — the connection object an action receives (SPEC §3): type, id, identifier,
+-- correlation_id, metadata, session (loaded from Redis on first access, only when the request
+-- carried a well-formed session cookie), and the session and header methods.
+local core = require "keryx.core"
+local errors = require "keryx.errors"
+local session = require "keryx.session"
+local json = require "keryx.json"
+
+local M = {}
+local methods = {}
+local rawget, rawset, type, pairs, find = rawget, rawset, type, pairs, string.find
+local session_cookie = core.session_cookie
+
+local function load_session(self)
+    if rawget(self, "_session_loaded") then return nil end
+    local id = rawget(self, "session_id")
+    local rec = id and session.load(id) or nil
+    rawset(self, "_session_loaded", true)
+    if rec then rawset(self, "session", rec) end
+    return rec
+end
+
+local mt = {
+    __index = function(self, k)
+        local m = methods[k]
+        if m ~= nil then return m end
+        if k == "session" then return load_session(self) end
+        return nil
+    end,
+}
+
+function M.new(fields)
+    return setmetatable(fields, mt)
+end
+
+local function set_cookie(self, id)
+    -- Only web connections carry cookies; others keep the id on the connection.
+    if self.type == "web" then rawset(self, "_set_cookie", session_cookie(id)) end
+end
+
+--- Adds a response header (web). Names are tokens; values must not contain CR, LF or NUL.
+function methods:set_header(name, value)
+    value = tostring(value)
+    if type(name) ~= "string" or not name:match("^[%w!#$%%&'*+.^_`|~-]+$") then
+        error("set_header: invalid header name", 2)
+    end
+    if find(value, "[%z\r\n]") then error("set_header: header value contains CR, LF or NUL", 2) end
+    rawset(self, "response_headers", (rawget(self, "response_headers") or "") .. name .. ": " .. value .. "\r\n")
+end
+
+--- Merges t into the session's data, creating the session (and its cookie) when there is none.
+--- A value of keryx.json.null removes that key.
+function methods:update_session(t)
+    if type(t) ~= "table" then error("update_session expects a table", 2) end
+    local rec = self.session
+    local created = rec == nil
+    if created then rec = session.new_record() end
+    for k, v in pairs(t) do
+        if v == json.null then rec.data[k] = nil else rec.data[k] = v end
+    end
+    session.save(rec)
+    rawset(self, "session", rec)
+    rawset(self, "session_id", rec.id)
+    if created then set_cookie(self, rec.id) end
+    return rec
+end
+
+--- Moves the session to a fresh id (call it on login: defeats session fixation).
+function methods:regenerate_session()
+    local old = self.session
+    local rec = session.new_record(old and old.data or {})
+    if old then
+        rec.createdAt = old.createdAt
+        session.replace(old.id, rec)
+    else
+        session.save(rec)
+    end
+    rawset(self, "session", rec)
+    rawset(self, "session_id", rec.id)
+    set_cookie(self, rec.id)
+    return rec
+end
+
+--- Deletes the session and expires the cookie (logout).
+function methods:destroy_session()
+    local had_cookie = rawget(self, "session_id") ~= nil
+    local rec = self.session
+    if rec then session.delete(rec.id) end
+    rawset(self, "session", nil)
+    rawset(self, "session_id", nil)
+    if rec or had_cookie then set_cookie(self, nil) end
+    return rec ~= nil
+end
+
+return M

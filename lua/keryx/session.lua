@@ -1,0 +1,65 @@
+-- keryx.session — session records in Redis (SPEC §9.13, reference §4): key `session:<id>`
+-- holding {"id","createdAt","data"}, TTL SESSION_TTL refreshed on every load. Ids are 256-bit
+-- random (core.random_id); the cookie itself is read and written in C (src/session.c).
+-- Redis unreachable → 503 CONNECTION_SERVER_ERROR (errors.unavailable).
+local core = require "keryx.core"
+local json = require "keryx.json"
+local redis = require "keryx.redis"
+local errors = require "keryx.errors"
+
+local M = {}
+local cfg = core.config.session
+local type, tostring = type, tostring
+
+local function key(id)
+    return "session:" .. id
+end
+
+local function unavailable(err)
+    error(errors.unavailable("Sessions are unavailable (" .. tostring(err) .. ")"), 0)
+end
+
+local function check(v, err)
+    if v == nil then unavailable(err) end
+    if v == false or (type(v) == "table" and v.err) then
+        error(errors.new("CONNECTION_ACTION_RUN", "Redis error: " .. tostring(err or v.err)), 0)
+    end
+    return v
+end
+
+--- The record for id, or nil when none exists (a cookie naming no session is never adopted).
+function M.load(id)
+    local res = check(redis.pipeline { { "GET", key(id) }, { "EXPIRE", key(id), cfg.ttl } })
+    local raw = res[1]
+    if type(raw) == "table" and raw.err then check(false, raw.err) end
+    if type(raw) ~= "string" then return nil end
+    local rec = json.decode(raw)
+    if type(rec) ~= "table" or rec.id ~= id or type(rec.data) ~= "table" then return nil end
+    return rec
+end
+
+function M.new_record(data)
+    return { id = core.random_id(), createdAt = core.now_ms(), data = data or {} }
+end
+
+local function encode(rec)
+    local s, err = json.encode(rec)
+    if not s then error(errors.new("CONNECTION_ACTION_RUN", "session data is not JSON-encodable: " .. tostring(err)), 0) end
+    return s
+end
+
+function M.save(rec)
+    check(redis.call("SET", key(rec.id), encode(rec), "EX", cfg.ttl))
+end
+
+--- Stores rec under its (new) id and removes old_id, in one round trip.
+function M.replace(old_id, rec)
+    local res = check(redis.pipeline { { "SET", key(rec.id), encode(rec), "EX", cfg.ttl }, { "DEL", key(old_id) } })
+    if type(res[1]) == "table" and res[1].err then check(false, res[1].err) end
+end
+
+function M.delete(id)
+    check(redis.call("DEL", key(id)))
+end
+
+return M

@@ -1,0 +1,124 @@
+-- keryx.conn + keryx.session against the fake core's in-memory Redis.
+local fake = require "fake_core"
+local conn_mod = require "keryx.conn"
+local json = require "keryx.json"
+local errors = require "keryx.errors"
+
+local function web(session_id)
+    return conn_mod.new { type = "web", identifier = "127.0.0.1", session_id = session_id }
+end
+
+local function store(id, data)
+    fake.store["session:" .. id] = json.encode { id = id, createdAt = 1, data = data }
+end
+
+describe("sessions", function()
+    before_each(function() fake.reset() end)
+
+    it("an anonymous request has no session and touches no Redis key", function()
+        local c = web(nil)
+        assert.is_nil(c.session)
+        assert.are.equal(0, #fake.redis_log)
+        assert.is_nil(rawget(c, "_set_cookie"))
+    end)
+
+    it("loads the record named by the cookie and refreshes its TTL", function()
+        local id = fake.random_id()
+        store(id, { user_id = 7 })
+        local c = web(id)
+        assert.are.equal(7, c.session.data.user_id)
+        assert.are.equal(fake.config.session.ttl, fake.ttl["session:" .. id])
+        c.session.data.x = 1 -- loaded once, cached on the connection
+        assert.are.equal(1, c.session.data.x)
+        assert.are.equal(2, #fake.redis_log) -- GET + EXPIRE, one pipeline
+    end)
+
+    it("never adopts a cookie that names no session (no fixation), and sets no cookie", function()
+        local c = web(fake.random_id())
+        assert.is_nil(c.session)
+        assert.is_nil(rawget(c, "_set_cookie"))
+        for _ in pairs(fake.store) do error("a key was written") end
+    end)
+
+    it("ignores a stored record whose id does not match its key", function()
+        local id, other = fake.random_id(), fake.random_id()
+        fake.store["session:" .. id] = json.encode { id = other, createdAt = 1, data = {} }
+        assert.is_nil(web(id).session)
+        fake.store["session:" .. id] = "not json"
+        assert.is_nil(web(id).session)
+    end)
+
+    it("update_session creates a session with a fresh id and sets the cookie once", function()
+        local supplied = fake.random_id()
+        local c = web(supplied) -- a cookie naming nothing: must not become the id
+        c:update_session { theme = "dark" }
+        local id = c.session.id
+        assert.are_not.equal(supplied, id)
+        assert.is_true(fake.session_id_valid(id))
+        assert.are.equal("dark", json.decode(fake.store["session:" .. id]).data.theme)
+        assert.matches("^Set%-Cookie: __session=" .. id:gsub("%-", "%%-") .. "; Max%-Age=86400; Path=/; HttpOnly; SameSite=Strict\r\n$",
+            rawget(c, "_set_cookie"))
+        rawset(c, "_set_cookie", nil)
+        c:update_session { theme = "light" }
+        assert.is_nil(rawget(c, "_set_cookie")) -- existing session: no new cookie
+        assert.are.equal("light", json.decode(fake.store["session:" .. id]).data.theme)
+    end)
+
+    it("update_session removes keys set to json.null", function()
+        local c = web(nil)
+        c:update_session { a = 1, b = 2 }
+        c:update_session { a = json.null }
+        assert.are.same({ b = 2 }, json.decode(fake.store["session:" .. c.session.id]).data)
+    end)
+
+    it("regenerate_session moves the data to a new id and deletes the old key", function()
+        local id = fake.random_id()
+        store(id, { user_id = 7 })
+        local c = web(id)
+        local rec = c:regenerate_session()
+        assert.are_not.equal(id, rec.id)
+        assert.is_nil(fake.store["session:" .. id])
+        assert.are.equal(7, json.decode(fake.store["session:" .. rec.id]).data.user_id)
+        assert.truthy(rawget(c, "_set_cookie"):find(rec.id, 1, true))
+    end)
+
+    it("destroy_session deletes the record and expires the cookie", function()
+        local id = fake.random_id()
+        store(id, { user_id = 7 })
+        local c = web(id)
+        assert.is_true(c:destroy_session())
+        assert.is_nil(fake.store["session:" .. id])
+        assert.is_nil(c.session)
+        assert.matches("^Set%-Cookie: __session=; Max%-Age=0;", rawget(c, "_set_cookie"))
+    end)
+
+    it("answers 503 CONNECTION_SERVER_ERROR with Retry-After when Redis is unreachable", function()
+        fake.redis_up = false
+        local c = web(fake.random_id())
+        local ok, err = pcall(function() return c.session end)
+        assert.is_false(ok)
+        assert.is_true(errors.is(err))
+        assert.are.equal("CONNECTION_SERVER_ERROR", err.type)
+        assert.are.equal(503, err.status)
+        assert.are.equal(1, err.retry_after)
+    end)
+
+    it("cookie flags follow the configuration", function()
+        local s = fake.config.session
+        s.cookieSecure, s.cookieSameSite, s.cookieHttpOnly = true, "Lax", false
+        local c = web(nil)
+        c:update_session { a = 1 }
+        local line = rawget(c, "_set_cookie")
+        assert.truthy(line:find("; Secure\r\n", 1, true))
+        assert.truthy(line:find("SameSite=Lax", 1, true))
+        assert.is_nil(line:find("HttpOnly", 1, true))
+    end)
+
+    it("set_header refuses header injection", function()
+        local c = web(nil)
+        assert.has_error(function() c:set_header("X-A", "a\r\nSet-Cookie: x=y") end)
+        assert.has_error(function() c:set_header("Bad Name", "v") end)
+        c:set_header("X-A", "ok")
+        assert.are.equal("X-A: ok\r\n", rawget(c, "response_headers"))
+    end)
+end)

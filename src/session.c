@@ -1,0 +1,66 @@
+/* session.c — session cookie parsing and Set-Cookie (see session.h). */
+#include "session.h"
+#include <ctype.h>
+#include <stdio.h>
+
+static bool b64url(unsigned char c)
+{
+    return isalnum(c) || c == '-' || c == '_';
+}
+
+bool kx_session_id_valid(const char *s, size_t len)
+{
+    if (len != KX_SESSION_ID_LEN) return false;
+    for (size_t i = 0; i < len; i++)
+        if (!b64url((unsigned char)s[i])) return false;
+    /* 256 bits fill 42 sextets and 4 bits of the 43rd: its low 2 bits are always zero. */
+    return strchr("AEIMQUYcgkosw048", s[len - 1]) != NULL;
+}
+
+/* Scans one Cookie header value: "a=b; name=value; c=d". */
+static bool scan(const char *v, size_t n, const char *name, char *out)
+{
+    size_t nl = strlen(name);
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ';')) i++;
+        size_t start = i;
+        while (i < n && v[i] != ';') i++;
+        size_t end = i;
+        const char *eq = memchr(v + start, '=', end - start);
+        if (!eq) continue;
+        size_t klen = (size_t)(eq - (v + start));
+        while (klen > 0 && (v[start + klen - 1] == ' ' || v[start + klen - 1] == '\t')) klen--;
+        if (klen != nl || memcmp(v + start, name, nl) != 0) continue;
+        const char *val = eq + 1;
+        size_t vlen = (size_t)(v + end - val);
+        while (vlen > 0 && (val[vlen - 1] == ' ' || val[vlen - 1] == '\t')) vlen--;
+        if (vlen >= 2 && val[0] == '"' && val[vlen - 1] == '"') val++, vlen -= 2;
+        if (kx_session_id_valid(val, vlen)) {
+            memcpy(out, val, vlen);
+            out[vlen] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
+bool kx_session_from_request(const kx_request_t *r, const char *name, char *out)
+{
+    for (int i = 0; i < r->n_headers; i++) {
+        const kx_header_t *h = &r->headers[i];
+        if (kx_strcaseeq_n(h->name, h->name_len, "Cookie") && scan(h->value, h->value_len, name, out))
+            return true;
+    }
+    return false;
+}
+
+void kx_session_set_cookie(const kx_config_t *cfg, const char *id, kx_buf_t *out)
+{
+    static const char *same_site[] = { "Strict", "Lax", "None" };
+    bool secure = cfg->session_cookie_secure || strncmp(cfg->application_url, "https://", 8) == 0;
+    kx_buf_printf(out, "Set-Cookie: %s=%s; Max-Age=%lld; Path=/%s; SameSite=%s%s\r\n",
+                  cfg->session_cookie_name, id ? id : "", id ? (long long)cfg->session_ttl : 0LL,
+                  cfg->session_cookie_http_only ? "; HttpOnly" : "",
+                  same_site[cfg->session_cookie_same_site], secure ? "; Secure" : "");
+}
