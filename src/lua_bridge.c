@@ -9,6 +9,7 @@
  * nil, "aborted", so the pipeline answers 408 even while the action is parked. */
 #include "lua_bridge.h"
 #include "lua_api.h"
+#include "lua_api_ratelimit.h"
 #include "log.h"
 #include "session.h"
 #include <lauxlib.h>
@@ -44,6 +45,7 @@ static struct {
     kx_server_t *srv;
     kx_mode_t mode;
     size_t mem_used, mem_limit;
+    bool mem_grace;              /* the cap was hit: the reserve is open for error handling */
     int ref_web, ref_cli, ref_list;
     kx_task_t *current;
     kx_task_t *ready_head, *ready_tail;
@@ -56,6 +58,11 @@ static struct {
 
 /* ---- memory cap ---------------------------------------------------------------------------- */
 
+/* Past the cap an allocation fails (the action gets "not enough memory"); from then on a
+ * reserve stays open so that unwinding, the error envelope and the log line can still be
+ * built, until a full collection after the task brings usage back under the cap. */
+#define MEM_RESERVE (16u * 1024 * 1024)
+
 static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     (void)ud;
@@ -64,7 +71,13 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         B.mem_used -= osize;
         return NULL;
     }
-    if (nsize > osize && B.mem_limit && B.mem_used + (nsize - osize) > B.mem_limit) return NULL;
+    if (nsize > osize && B.mem_limit) {
+        size_t cap = B.mem_limit + (B.mem_grace ? MEM_RESERVE : 0);
+        if (B.mem_used + (nsize - osize) > cap) {
+            B.mem_grace = true;
+            return NULL;
+        }
+    }
     void *p = realloc(ptr, nsize);
     if (!p) return NULL;
     B.mem_used = B.mem_used - osize + nsize;
@@ -250,6 +263,14 @@ static void fail_web(kx_task_t *t)
     kx_http_send_error(c, 500, "CONNECTION_ACTION_RUN", "Internal server error", 0);
 }
 
+/* After a task that hit the cap: collect, and close the reserve once back under the cap. */
+static void after_memory_pressure(void)
+{
+    if (!B.mem_grace) return;
+    lua_gc(B.L, LUA_GCCOLLECT, 0);
+    if (B.mem_used < B.mem_limit) B.mem_grace = false;
+}
+
 static void resume(kx_task_t *t)
 {
     int nargs = t->nargs;
@@ -257,19 +278,22 @@ static void resume(kx_task_t *t)
     B.current = t;
     int rc = lua_resume(t->co, nargs);
     B.current = NULL;
-    if (rc == LUA_YIELD) return;
+    if (rc == LUA_YIELD) {
+        after_memory_pressure();
+        return;
+    }
     t->done = true;
     if (rc != 0) {
         /* The pipeline catches action errors itself; reaching here means the framework
          * failed (e.g. out of memory while building an answer). */
-        const char *msg = lua_tostring(t->co, -1);
-        luaL_traceback(B.L, t->co, msg ? msg : "(error object)", 0);
-        kx_log_error("task failed: %s", lua_tostring(B.L, -1));
-        lua_pop(B.L, 1);
-        lua_gc(B.L, LUA_GCCOLLECT, 0);
+        /* No traceback here: building one allocates, and this path is reached when memory
+         * is what ran out. The pipeline logs tracebacks of action errors itself. */
+        const char *msg = lua_type(t->co, -1) == LUA_TSTRING ? lua_tostring(t->co, -1) : "(error object)";
+        kx_log_error("task failed: %s", msg);
         if (t->kind == TASK_WEB) {
             fail_web(t);
             task_free(t, false);
+            after_memory_pressure();
             return;
         }
         t->exit_code = 1;
@@ -283,6 +307,7 @@ static void resume(kx_task_t *t)
         /* The pipeline flags a coroutine that hit a stack overflow or the memory cap: LuaJIT
          * keeps its stack at the extended size, so the next overflow could not be handled. */
         task_free(t, !lua_toboolean(t->co, 5));
+        after_memory_pressure();
         return;
     }
     t->exit_code = (int)lua_tointeger(t->co, 1);
@@ -433,6 +458,7 @@ static int open_core(lua_State *L)
     luaL_register(L, NULL, task_fns);
     kx_lua_open_util(L, B.srv);
     kx_lua_open_redis(L);
+    kx_lua_open_ratelimit(L);
     lua_pushstring(L, B.mode == KX_MODE_CLI ? "cli" : "server");
     lua_setfield(L, -2, "mode");
     return 1;

@@ -8,6 +8,7 @@
 #include "server.h"
 #include "log.h"
 #include "lua_bridge.h"
+#include "ratelimit.h"
 #include "redis.h"
 #include <fcntl.h>
 #include <lauxlib.h>
@@ -255,6 +256,7 @@ int main(int argc, char **argv)
     if (list) return kx_lua_list_actions();
     if (kx_redis_start(srv.loop, cfg.redis_url, cfg.redis_command_timeout_ms, err, sizeof err) != KX_OK)
         return fatal(err);
+    if (kx_ratelimit_init(srv.home, err, sizeof err) != KX_OK) return fatal(err);
     kx_redis_wait_first((double)cfg.redis_command_timeout_ms / 1000.0);
     if (cli) {
         int code = kx_lua_run_cli(argv[a.rest], argc - a.rest - 1, argv + a.rest + 1);

@@ -402,5 +402,94 @@ function M.session_cookie(id)
         s.cookieSameSite, secure and "; Secure" or "")
 end
 
+-- ---- rate limiting (src/lua_api_ratelimit.c running lua/redis/ratelimit.lua) -----------------
+--
+-- rate_limit(identifier, limit, window_ms, prefix) runs the REAL Redis script against the fake
+-- store (TIME = the fake wall clock, MGET/INCR/PEXPIRE on M.store), so specs exercise the true
+-- algorithm. Raises like C on bad arguments or outside a task; answers nil, "aborted" once the
+-- task timed out, nil, "closed" while M.redis_up is false, nil, M.rate_limit_failure when a
+-- spec sets that ("timeout", "OOM …"). Every call is recorded in M.rate_limit_calls; PEXPIRE
+-- milliseconds land in M.pttl.
+
+local RL_SCRIPT_PATH = "lua/redis/ratelimit.lua"
+local rl_chunk
+
+local function rl_valid(s)
+    return #s >= 1 and #s <= 256 and not s:find("[%z\r\n{}]")
+end
+
+local function rl_int(fname, i, v, min, max, what)
+    check(fname, i, v, "number")
+    if v ~= math.floor(v) or v < min or v > max then
+        error(("keryx.rate_limit: %s must be an integer in [%d, %d]"):format(what, min, max), 3)
+    end
+end
+
+local fake_redis = {
+    call = function(cmd, ...)
+        local args = { ... }
+        cmd = cmd:upper()
+        if cmd == "TIME" then
+            local now = M.now_ms()
+            return { ("%d"):format(math.floor(now / 1000)), ("%d"):format((now % 1000) * 1000) }
+        elseif cmd == "MGET" then
+            local out = {}
+            for i, k in ipairs(args) do
+                local v = M.store[k]
+                if v == nil then out[i] = false else out[i] = v end
+            end
+            return out
+        elseif cmd == "INCR" then
+            M.store[args[1]] = tostring((tonumber(M.store[args[1]]) or 0) + 1)
+            return tonumber(M.store[args[1]])
+        elseif cmd == "PEXPIRE" then
+            M.pttl[args[1]] = tonumber(args[2])
+            return 1
+        end
+        error("fake redis: command " .. cmd .. " not supported in scripts")
+    end,
+    error_reply = function(msg) return { err = msg } end,
+}
+
+function M.rate_limit(identifier, limit, window_ms, prefix)
+    check("rate_limit", 1, identifier, "string")
+    rl_int("rate_limit", 2, limit, 0, 1000000000, "limit")
+    rl_int("rate_limit", 3, window_ms, 1, 366 * 24 * 3600 * 1000, "window_ms")
+    check("rate_limit", 4, prefix, "string")
+    if not rl_valid(identifier) then
+        error("keryx.rate_limit: identifier must be 1..256 bytes without CR, LF, NUL, '{' or '}'", 2)
+    end
+    if not rl_valid(prefix) then
+        error("keryx.rate_limit: key prefix must be 1..256 bytes without CR, LF, NUL, '{' or '}'", 2)
+    end
+    local t = current
+    if not t or coroutine.running() ~= t.co then error("keryx.rate_limit called outside a request", 2) end
+    if t.aborted then return nil, "aborted" end
+    M.rate_limit_calls[#M.rate_limit_calls + 1] = { identifier = identifier, limit = limit,
+        window_ms = window_ms, prefix = prefix }
+    if not M.redis_up then return nil, "closed" end
+    if M.rate_limit_failure then return nil, M.rate_limit_failure end
+    rl_chunk = rl_chunk or assert(loadfile(RL_SCRIPT_PATH))
+    setfenv(rl_chunk, {
+        KEYS = { prefix .. ":{" .. identifier .. "}" }, ARGV = { tostring(limit), tostring(window_ms) },
+        redis = fake_redis, math = math, string = string, tonumber = tonumber,
+    })
+    local r = rl_chunk()
+    if r.err then return nil, r.err end
+    -- Redis turns Lua numbers into integers by truncation.
+    for i = 1, 5 do r[i] = r[i] >= 0 and math.floor(r[i]) or math.ceil(r[i]) end
+    return { allowed = r[1] == 1, limit = r[2], remaining = r[3], reset_at = r[4], retry_after = r[5] }
+end
+
+do
+    local base_reset = M.reset
+    function M.reset(node_env)
+        base_reset(node_env)
+        M.rate_limit_calls = {} -- { {identifier=, limit=, window_ms=, prefix=}, ... }
+        M.rate_limit_failure = nil
+        M.pttl = {}             -- key -> ms given to the last PEXPIRE
+    end
+end
+
 M.reset()
 return M

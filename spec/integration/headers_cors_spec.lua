@@ -34,7 +34,8 @@ local function exited(pid)
     return stat:match("^%d+ %(.*%) (%a)") == "Z"
 end
 
---- SIGTERM and wait; /proc sees the exit at once where `kill -0` still sees the zombie.
+--- Stops srv with SIGTERM and waits for the exit as /proc shows it (the re-parented keryx can stay
+--- a zombie for seconds before anything reaps it).
 local function stop(srv)
     if not srv or not srv.pid then return end
     os.execute("kill -TERM " .. srv.pid .. " 2>/dev/null")

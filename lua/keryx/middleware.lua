@@ -1,0 +1,69 @@
+-- keryx.middleware — the built-in action middleware (SPEC §3):
+--
+--   rate_limit        the seed's RateLimitMiddleware (reference §5, SPEC §6.4, §9.12). No-op
+--                     when RATE_LIMIT_ENABLED is false. Identity: `user:<id>` with the
+--                     authenticated limit when the session says a user is logged in
+--                     (conn.session.data.user_id), else `ip:<conn.identifier>` with the
+--                     unauthenticated limit. Adds X-RateLimit-Limit/-Remaining/-Reset to the
+--                     answer; over the limit raises 429 CONNECTION_RATE_LIMITED (with
+--                     Retry-After). When Redis cannot answer: RATE_LIMIT_FAIL_OPEN lets the
+--                     request through without headers, else 503 CONNECTION_SERVER_ERROR.
+--   session_required  401 CONNECTION_SESSION_NOT_FOUND unless a user is logged in.
+--
+-- Use: `middleware = { keryx.middleware.rate_limit, keryx.middleware.session_required }`.
+local core = require "keryx.core"
+local errors = require "keryx.errors"
+local rate_limit = require "keryx.rate_limit"
+
+local M = {}
+
+local cfg = core.config.rateLimit
+local pcall, type, tostring, error = pcall, type, tostring, error
+
+-- A usable user id: a number or a non-empty string (anything else is not a login).
+local function user_id_of(conn)
+    local s = conn.session
+    local data = s and s.data
+    local uid = type(data) == "table" and data.user_id or nil
+    if type(uid) == "number" or (type(uid) == "string" and uid ~= "") then return uid end
+    return nil
+end
+
+local function identity(conn)
+    -- Reading conn.session loads it from Redis and raises while Redis is down: the client is
+    -- then counted by IP (the check below meets the same outage and applies failOpen).
+    local ok, uid = pcall(user_id_of, conn)
+    if ok and uid ~= nil then return "user:" .. tostring(uid), true end
+    return "ip:" .. tostring(conn.identifier), false
+end
+
+M.rate_limit = {
+    name = "rate_limit",
+    before = function(_, conn)
+        if not cfg.enabled then return end
+        local id, authed = identity(conn)
+        local info = rate_limit.check(id, authed)
+        if not info then
+            if cfg.failOpen then return end
+            error(errors.unavailable("Rate limiting unavailable"), 0)
+        end
+        conn.response_headers = (conn.response_headers or "") .. rate_limit.headers(info)
+        if info.limited then
+            -- Retry-After is already in the headers above, so the error carries no retry_after.
+            error(errors.new("CONNECTION_RATE_LIMITED",
+                ("Rate limit exceeded. Try again in %d seconds."):format(info.retry_after)), 0)
+        end
+    end,
+}
+
+M.session_required = {
+    name = "session_required",
+    before = function(_, conn)
+        -- Not in a pcall: a Redis outage must answer 503, not pretend the user is anonymous.
+        if user_id_of(conn) == nil then
+            error(errors.new("CONNECTION_SESSION_NOT_FOUND", "Session not found"), 0)
+        end
+    end,
+}
+
+return M

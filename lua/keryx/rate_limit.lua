@@ -1,0 +1,91 @@
+-- keryx.rate_limit — the seed's checkRateLimit() (SPEC §3, §9.12; reference §5).
+--
+--   check(identifier, is_authenticated, opts)
+--       opts: limit (default RATE_LIMIT_AUTH_LIMIT / RATE_LIMIT_UNAUTH_LIMIT per
+--       is_authenticated), window_ms (RATE_LIMIT_WINDOW_MS), key_prefix (RATE_LIMIT_KEY_PREFIX)
+--       → { limit, remaining, reset_at (unix s) }                      when allowed
+--       → { limit, remaining = 0, reset_at, retry_after (s), limited = true }  when refused
+--       → nil, err   Redis unreachable ("closed"), too slow ("timeout") or answering errors
+--       Raises CONNECTION_ACTION_TIMEOUT when the action's timeout fired while waiting, and a
+--       plain error for a bad identifier (empty, > 256 bytes, CR/LF/NUL or braces).
+--   headers(info) → "X-RateLimit-Limit: n\r\nX-RateLimit-Remaining: n\r\nX-RateLimit-Reset: s\r\n"
+--       plus "Retry-After: s\r\n" when refused.
+--
+-- The counting happens in Redis (lua/redis/ratelimit.lua via core.rate_limit), atomically, so
+-- every keryx process on one Redis shares each client's budget. Refused requests are not
+-- counted. Nothing here logs per request: a failure streak is logged once (connection losses
+-- are already logged once by the C Redis client).
+local core = require "keryx.core"
+local errors = require "keryx.errors"
+
+local M = {}
+
+local cfg = core.config.rateLimit
+local rate_limit = core.rate_limit
+local type, tostring, error, floor = type, tostring, error, math.floor
+
+local failing = false -- inside a failure streak already reported
+
+local function note_failure(err)
+    if failing then return end
+    failing = true
+    -- "closed" is the connection itself being down: redis.c has logged that outage.
+    if err ~= "closed" and core.log_enabled("warn") then
+        core.log("warn", "rate limiting: the Redis check failed (" .. tostring(err)
+            .. "); further failures are not logged until a check succeeds")
+    end
+end
+
+local function int_opt(v, name, default)
+    if v == nil then return default end
+    if type(v) ~= "number" or v ~= floor(v) then
+        error("keryx.rate_limit.check: opts." .. name .. " must be an integer", 3)
+    end
+    return v
+end
+
+function M.check(identifier, is_authenticated, opts)
+    if type(identifier) ~= "string" then
+        error("keryx.rate_limit.check: identifier must be a string", 2)
+    end
+    if opts ~= nil and type(opts) ~= "table" then
+        error("keryx.rate_limit.check: opts must be a table", 2)
+    end
+    opts = opts or {}
+    local limit = int_opt(opts.limit, "limit", is_authenticated and cfg.authenticatedLimit or cfg.unauthenticatedLimit)
+    local window_ms = int_opt(opts.window_ms, "window_ms", cfg.windowMs)
+    local prefix = opts.key_prefix
+    if prefix == nil then prefix = cfg.keyPrefix end
+    if type(prefix) ~= "string" then error("keryx.rate_limit.check: opts.key_prefix must be a string", 2) end
+
+    local res, err = rate_limit(identifier, limit, window_ms, prefix)
+    if not res then
+        if err == "aborted" then
+            -- The action's timeout fired meanwhile: the request is over, do not let it go on.
+            error(errors.new("CONNECTION_ACTION_TIMEOUT", "action timed out"), 2)
+        end
+        note_failure(err)
+        return nil, err
+    end
+    failing = false
+    local info = { limit = res.limit, remaining = res.remaining, reset_at = res.reset_at }
+    if not res.allowed then
+        info.remaining = 0
+        info.retry_after = res.retry_after
+        info.limited = true
+    end
+    return info
+end
+
+local function n(v)
+    return ("%d"):format(v)
+end
+
+function M.headers(info)
+    local h = "X-RateLimit-Limit: " .. n(info.limit) .. "\r\nX-RateLimit-Remaining: " .. n(info.remaining)
+        .. "\r\nX-RateLimit-Reset: " .. n(info.reset_at) .. "\r\n"
+    if info.limited then h = h .. "Retry-After: " .. n(info.retry_after) .. "\r\n" end
+    return h
+end
+
+return M

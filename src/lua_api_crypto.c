@@ -1,0 +1,134 @@
+/* lua_api_crypto.c — core.random_id / valid_id / hash_password / verify_password (SPEC §9.13,
+ * §9.15). See lua_api_crypto.h for the Lua-visible results.
+ *
+ * hash_password and verify_password park the task on a crypto.c job: the job's callback
+ * (loop thread) pushes the results and wakes the task; the action timeout instead calls
+ * job_cancel, after which crypto.c guarantees the callback never runs, so nothing here can
+ * touch a task that has moved on. Password length is checked before posting so a bad one
+ * answers at once, without a trip through the pool. */
+#include "lua_api_crypto.h"
+#include "crypto.h"
+#include "lua_api.h"
+#include <lauxlib.h>
+
+static void check_string(lua_State *L, int idx, const char *fn, const char *what)
+{
+    if (lua_type(L, idx) != LUA_TSTRING)
+        luaL_error(L, "%s: %s must be a string, got %s", fn, what, luaL_typename(L, idx));
+}
+
+static kx_task_t *require_task(lua_State *L, const char *fn)
+{
+    kx_task_t *t = kx_lua_current_task();
+    if (!t || kx_task_thread(t) != L) luaL_error(L, "%s called outside a request", fn);
+    return t;
+}
+
+static int fail_now(lua_State *L, const char *why)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+}
+
+static bool password_in_range(size_t len)
+{
+    return len >= 1 && len <= KX_CRYPTO_PW_MAX;
+}
+
+/* The action timeout abandons the job; its callback will not run. */
+static void job_cancel(void *ud)
+{
+    kx_crypto_cancel(ud);
+}
+
+/* ---- ids ----------------------------------------------------------------------------------- */
+
+static int l_random_id(lua_State *L)
+{
+    char id[KX_CRYPTO_ID_LEN + 1];
+    if (kx_crypto_random_id(id, sizeof id) != KX_OK)
+        return luaL_error(L, "random_id: the system random generator failed");
+    lua_pushlstring(L, id, KX_CRYPTO_ID_LEN);
+    return 1;
+}
+
+static int l_valid_id(lua_State *L)
+{
+    size_t len = 0;
+    const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+    lua_pushboolean(L, s && kx_crypto_valid_id(s, len));
+    return 1;
+}
+
+/* ---- passwords ----------------------------------------------------------------------------- */
+
+static void hash_done(void *ud, int status, const char *result)
+{
+    kx_task_t *t = ud;
+    lua_State *co = kx_task_thread(t);
+    kx_task_set_wait(t, NULL, NULL);
+    if (status == KX_OK) {
+        lua_pushstring(co, result);
+        kx_task_wake(t, 1);
+        return;
+    }
+    lua_pushnil(co);
+    lua_pushstring(co, status == KX_EINVAL ? "invalid password" : "failed");
+    kx_task_wake(t, 2);
+}
+
+static void verify_done(void *ud, int status, const char *result)
+{
+    kx_task_t *t = ud;
+    kx_task_set_wait(t, NULL, NULL);
+    lua_pushboolean(kx_task_thread(t), status == KX_OK && result[0] == '1');
+    kx_task_wake(t, 1);
+}
+
+static int l_hash_password(lua_State *L)
+{
+    check_string(L, 1, "hash_password", "password");
+    kx_task_t *t = require_task(L, "hash_password");
+    size_t len;
+    const char *pw = lua_tolstring(L, 1, &len);
+    if (kx_task_aborted(t)) return fail_now(L, "aborted");
+    if (!password_in_range(len)) return fail_now(L, "invalid password");
+    kx_crypto_job_t *job = kx_crypto_hash(pw, len, hash_done, t);
+    if (!job) return fail_now(L, "busy");
+    kx_task_set_wait(t, job_cancel, job);
+    return lua_yield(L, 0);
+}
+
+static int l_verify_password(lua_State *L)
+{
+    check_string(L, 1, "verify_password", "password");
+    check_string(L, 2, "verify_password", "stored hash");
+    kx_task_t *t = require_task(L, "verify_password");
+    size_t len, slen;
+    const char *pw = lua_tolstring(L, 1, &len);
+    const char *stored = lua_tolstring(L, 2, &slen);
+    if (kx_task_aborted(t)) return fail_now(L, "aborted");
+    if (!password_in_range(len)) {
+        /* No password of that length was ever hashed, so it cannot match. */
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    kx_crypto_job_t *job = kx_crypto_verify(pw, len, stored, slen, verify_done, t);
+    if (!job) return fail_now(L, "busy");
+    kx_task_set_wait(t, job_cancel, job);
+    return lua_yield(L, 0);
+}
+
+static const luaL_Reg fns[] = {
+    { "random_id", l_random_id },
+    { "valid_id", l_valid_id },
+    { "hash_password", l_hash_password },
+    { "verify_password", l_verify_password },
+    { NULL, NULL },
+};
+
+void kx_lua_open_crypto(lua_State *L)
+{
+    luaL_register(L, NULL, fns);
+}

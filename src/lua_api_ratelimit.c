@@ -1,0 +1,114 @@
+/* lua_api_ratelimit.c — core.rate_limit(identifier, limit, window_ms, prefix): one atomic
+ * sliding-window check in Redis (ratelimit.c); yields the request's coroutine meanwhile.
+ *   {allowed = bool, limit =, remaining =, reset_at = (unix s), retry_after = (s, 0 if allowed)}
+ *   nil, "closed" | "timeout" | "aborted"   Redis unreachable, too slow, or the action's own
+ *                                          timeout fired meanwhile
+ *   nil, "ERR …" / "OOM …"                 Redis answered with an error, or a malformed reply
+ * Raises for programmer errors: outside a request, a non-integer limit/window, an identifier
+ * or prefix that is empty, over 256 bytes, or holds CR, LF, NUL, '{' or '}'. */
+#include "lua_api.h"
+#include "lua_api_ratelimit.h"
+#include "ratelimit.h"
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    kx_task_t *task;
+    kx_ratelimit_op_t *op;
+} wait_t;
+
+static void push_result(lua_State *L, const kx_ratelimit_result_t *r)
+{
+    lua_createtable(L, 0, 5);
+    lua_pushboolean(L, r->allowed);
+    lua_setfield(L, -2, "allowed");
+    lua_pushnumber(L, (lua_Number)r->limit);
+    lua_setfield(L, -2, "limit");
+    lua_pushnumber(L, (lua_Number)r->remaining);
+    lua_setfield(L, -2, "remaining");
+    lua_pushnumber(L, (lua_Number)r->reset_at);
+    lua_setfield(L, -2, "reset_at");
+    lua_pushnumber(L, (lua_Number)r->retry_after);
+    lua_setfield(L, -2, "retry_after");
+}
+
+static void wait_cancel(void *ud)
+{
+    wait_t *w = ud;
+    kx_ratelimit_cancel(w->op);
+    free(w);
+}
+
+static void wait_done(void *ud, const kx_ratelimit_result_t *res, const char *err)
+{
+    wait_t *w = ud;
+    kx_task_t *t = w->task;
+    free(w);
+    lua_State *co = kx_task_thread(t);
+    int n = 1;
+    if (res) {
+        push_result(co, res);
+    } else {
+        lua_pushnil(co);
+        lua_pushstring(co, err ? err : "closed");
+        n = 2;
+    }
+    kx_task_set_wait(t, NULL, NULL);
+    kx_task_wake(t, n);
+}
+
+static int64_t check_int(lua_State *L, int idx, const char *what, int64_t min, int64_t max)
+{
+    lua_Number v = luaL_checknumber(L, idx);
+    if (v != floor(v) || v < (lua_Number)min || v > (lua_Number)max) {
+        /* lua_pushfstring has no %lld */
+        char msg[160];
+        snprintf(msg, sizeof msg, "keryx.rate_limit: %s must be an integer in [%lld, %lld]", what,
+                 (long long)min, (long long)max);
+        luaL_error(L, "%s", msg);
+    }
+    return (int64_t)v;
+}
+
+static int fail_now(lua_State *L, const char *why)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+}
+
+static int l_rate_limit(lua_State *L)
+{
+    size_t idlen, plen;
+    const char *id = luaL_checklstring(L, 1, &idlen);
+    int64_t limit = check_int(L, 2, "limit", 0, KX_RATELIMIT_MAX_LIMIT);
+    int64_t window = check_int(L, 3, "window_ms", 1, KX_RATELIMIT_MAX_WINDOW_MS);
+    const char *prefix = luaL_checklstring(L, 4, &plen);
+    if (!kx_ratelimit_valid_identifier(id, idlen))
+        return luaL_error(L, "keryx.rate_limit: identifier must be 1..%d bytes without CR, LF, NUL, '{' or '}'",
+                          KX_RATELIMIT_MAX_IDENTIFIER);
+    if (!kx_ratelimit_valid_prefix(prefix, plen))
+        return luaL_error(L, "keryx.rate_limit: key prefix must be 1..%d bytes without CR, LF, NUL, '{' or '}'",
+                          KX_RATELIMIT_MAX_PREFIX);
+    kx_task_t *t = kx_lua_current_task();
+    if (!t || kx_task_thread(t) != L) return luaL_error(L, "keryx.rate_limit called outside a request");
+    if (kx_task_aborted(t)) return fail_now(L, "aborted");
+    wait_t *w = kx_xcalloc(1, sizeof *w);
+    w->task = t;
+    int rc = kx_ratelimit_check(id, idlen, limit, window, prefix, plen, wait_done, w, &w->op);
+    if (rc != KX_OK) {
+        free(w);
+        /* Arguments were checked above, so anything left means Redis is not there. */
+        return fail_now(L, "closed");
+    }
+    kx_task_set_wait(t, wait_cancel, w);
+    return lua_yield(L, 0);
+}
+
+void kx_lua_open_ratelimit(lua_State *L)
+{
+    lua_pushcfunction(L, l_rate_limit);
+    lua_setfield(L, -2, "rate_limit");
+}

@@ -1,0 +1,249 @@
+/* ratelimit.c — the Redis side of rate limiting (see ratelimit.h). */
+#include "ratelimit.h"
+#include "buf.h"
+#include "redis.h"
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define SCRIPT_PATH "/lua/redis/ratelimit.lua"
+#define MAX_SCRIPT_BYTES (64 * 1024)
+
+static struct {
+    char *text;
+    size_t len;
+    char sha[41];
+} S;
+
+struct kx_ratelimit_op {
+    kx_ratelimit_fn fn;
+    void *ud;
+    kx_redis_op_t *rop;
+    bool retried;          /* EVAL already sent after a NOSCRIPT */
+    int64_t limit;
+    size_t keylen;
+    char limit_s[24], window_s[24];
+    char key[KX_RATELIMIT_MAX_PREFIX + KX_RATELIMIT_MAX_IDENTIFIER + 8];
+};
+
+/* ---- pure helpers ------------------------------------------------------------------------ */
+
+static bool valid_part(const char *s, size_t n, size_t max)
+{
+    if (!s || n == 0 || n > max) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '\r' || c == '\n' || c == '\0' || c == '{' || c == '}') return false;
+    }
+    return true;
+}
+
+bool kx_ratelimit_valid_identifier(const char *s, size_t n)
+{
+    return valid_part(s, n, KX_RATELIMIT_MAX_IDENTIFIER);
+}
+
+bool kx_ratelimit_valid_prefix(const char *s, size_t n)
+{
+    return valid_part(s, n, KX_RATELIMIT_MAX_PREFIX);
+}
+
+int kx_ratelimit_base_key(const char *prefix, size_t prefixlen, const char *identifier, size_t idlen,
+                          char *out, size_t cap, size_t *outlen)
+{
+    if (!kx_ratelimit_valid_prefix(prefix, prefixlen) || !kx_ratelimit_valid_identifier(identifier, idlen))
+        return KX_EINVAL;
+    size_t need = prefixlen + 2 + idlen + 1; /* ":{" … "}" */
+    if (!out || cap < need + 1) return KX_ELIMIT;
+    char *p = out;
+    memcpy(p, prefix, prefixlen);
+    p += prefixlen;
+    *p++ = ':';
+    *p++ = '{';
+    memcpy(p, identifier, idlen);
+    p += idlen;
+    *p++ = '}';
+    *p = '\0';
+    if (outlen) *outlen = need;
+    return KX_OK;
+}
+
+static bool is_int(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_INTEGER;
+}
+
+int kx_ratelimit_parse_reply(const redisReply *r, int64_t want_limit, kx_ratelimit_result_t *out)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 5 || !r->element) return KX_EPROTO;
+    for (size_t i = 0; i < 5; i++)
+        if (!is_int(r->element[i])) return KX_EPROTO;
+    int64_t allowed = r->element[0]->integer, limit = r->element[1]->integer;
+    int64_t remaining = r->element[2]->integer, reset_at = r->element[3]->integer;
+    int64_t retry_after = r->element[4]->integer;
+    if (allowed != 0 && allowed != 1) return KX_EPROTO;
+    if (limit != want_limit || remaining < 0 || remaining > limit || reset_at <= 0) return KX_EPROTO;
+    /* A refusal must say when to come back; an allowance must not. */
+    if (allowed ? retry_after != 0 : (retry_after <= 0 || remaining != 0)) return KX_EPROTO;
+    out->allowed = allowed == 1;
+    out->limit = limit;
+    out->remaining = remaining;
+    out->reset_at = reset_at;
+    out->retry_after = retry_after;
+    return KX_OK;
+}
+
+void kx_ratelimit_sha1_hex(const char *data, size_t n, char hex[41])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    static const char digits[] = "0123456789abcdef";
+    if (!EVP_Digest(data, n, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20) {
+        memset(hex, '0', 40); /* cannot happen with a working libcrypto; EVAL fallback still works */
+        hex[40] = '\0';
+        return;
+    }
+    for (unsigned int i = 0; i < 20; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
+    hex[40] = '\0';
+}
+
+bool kx_ratelimit_is_noscript(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && r->str && r->len >= 8 && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* ---- script ------------------------------------------------------------------------------ */
+
+int kx_ratelimit_init(const char *home, char *err, size_t errcap)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s%s", home ? home : ".", SCRIPT_PATH);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errcap, "cannot read the rate-limit script %s: %s", path, strerror(errno));
+        return KX_EIO;
+    }
+    kx_buf_t b = KX_BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= MAX_SCRIPT_BYTES) kx_buf_append(&b, chunk, n);
+    bool bad = ferror(f) || b.len == 0 || b.len > MAX_SCRIPT_BYTES;
+    fclose(f);
+    if (bad) {
+        snprintf(err, errcap, "cannot read the rate-limit script %s: empty, unreadable or over %d bytes",
+                 path, MAX_SCRIPT_BYTES);
+        kx_buf_free(&b);
+        return KX_EIO;
+    }
+    kx_ratelimit_free();
+    S.text = b.data;
+    S.len = b.len;
+    kx_ratelimit_sha1_hex(S.text, S.len, S.sha);
+    return KX_OK;
+}
+
+const char *kx_ratelimit_sha(void)
+{
+    return S.sha;
+}
+
+void kx_ratelimit_free(void)
+{
+    free(S.text);
+    S.text = NULL;
+    S.len = 0;
+    S.sha[0] = '\0';
+}
+
+/* ---- checks ------------------------------------------------------------------------------ */
+
+static void on_reply(void *ud, redisReply *reply, const char *err);
+
+/* EVALSHA first; EVAL <text> after a NOSCRIPT (which also puts the script in Redis' cache). */
+static kx_redis_op_t *send(kx_ratelimit_op_t *op, bool full_text)
+{
+    const char *argv[6] = { full_text ? "EVAL" : "EVALSHA", full_text ? S.text : S.sha, "1", op->key,
+                            op->limit_s, op->window_s };
+    size_t lens[6] = { full_text ? 4 : 7, full_text ? S.len : 40, 1, op->keylen, strlen(op->limit_s),
+                       strlen(op->window_s) };
+    return kx_redis_command(6, argv, lens, on_reply, op);
+}
+
+static void finish(kx_ratelimit_op_t *op, const kx_ratelimit_result_t *res, const char *err)
+{
+    kx_ratelimit_fn fn = op->fn;
+    void *ud = op->ud;
+    free(op);
+    fn(ud, res, err);
+}
+
+static void on_reply(void *ud, redisReply *reply, const char *err)
+{
+    kx_ratelimit_op_t *op = ud;
+    op->rop = NULL;
+    if (!reply) {
+        finish(op, NULL, err ? err : "closed");
+        return;
+    }
+    if (kx_ratelimit_is_noscript(reply) && !op->retried) {
+        /* Redis restarted or SCRIPT FLUSH ran: send the text once. */
+        op->retried = true;
+        op->rop = send(op, true);
+        if (!op->rop) finish(op, NULL, "closed");
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%.*s", (int)(reply->len < 500 ? reply->len : 500), reply->str ? reply->str : "ERR");
+        finish(op, NULL, msg);
+        return;
+    }
+    kx_ratelimit_result_t res;
+    if (kx_ratelimit_parse_reply(reply, op->limit, &res) != KX_OK) {
+        finish(op, NULL, "ERR malformed reply from the rate-limit script");
+        return;
+    }
+    finish(op, &res, NULL);
+}
+
+int kx_ratelimit_check(const char *identifier, size_t idlen, int64_t limit, int64_t window_ms,
+                       const char *prefix, size_t prefixlen, kx_ratelimit_fn fn, void *ud,
+                       kx_ratelimit_op_t **out)
+{
+    *out = NULL;
+    if (!fn || limit < 0 || limit > KX_RATELIMIT_MAX_LIMIT || window_ms < 1 || window_ms > KX_RATELIMIT_MAX_WINDOW_MS)
+        return KX_EINVAL;
+    kx_ratelimit_op_t *op = kx_xcalloc(1, sizeof *op);
+    if (kx_ratelimit_base_key(prefix, prefixlen, identifier, idlen, op->key, sizeof op->key, &op->keylen) != KX_OK) {
+        free(op);
+        return KX_EINVAL;
+    }
+    if (!S.text) {
+        free(op);
+        return KX_ECLOSED;
+    }
+    op->fn = fn;
+    op->ud = ud;
+    op->limit = limit;
+    snprintf(op->limit_s, sizeof op->limit_s, "%" PRId64, limit);
+    snprintf(op->window_s, sizeof op->window_s, "%" PRId64, window_ms);
+    op->rop = send(op, false);
+    if (!op->rop) {
+        free(op);
+        return KX_ECLOSED;
+    }
+    *out = op;
+    return KX_OK;
+}
+
+void kx_ratelimit_cancel(kx_ratelimit_op_t *op)
+{
+    if (!op) return;
+    if (op->rop) kx_redis_cancel(op->rop);
+    free(op);
+}

@@ -1,0 +1,75 @@
+/* ratelimit.h — the Redis side of rate limiting (SPEC §6.4, §9.12; reference §5).
+ *
+ * Owns: the text and SHA1 of lua/redis/ratelimit.lua (read once at boot), the EVALSHA call
+ * with its single EVAL fallback on NOSCRIPT, the base-key layout `<prefix>:{<identifier>}`,
+ * and the check of the script's five-integer reply. Callers: main.c (kx_ratelimit_init once,
+ * after kx_redis_start), lua_api_ratelimit.c (checks on behalf of requests), tests.
+ * Never: decides what is limited or with which limit (keryx.rate_limit / keryx.middleware in
+ * Lua do), runs Lua in this process, wakes tasks, logs per request, blocks.
+ *
+ * Every kx_ratelimit_check that returns KX_OK calls `fn` exactly once — with the result, or
+ * with res NULL and err "closed" / "timeout" / the Redis error text ("ERR …", "OOM …", a
+ * malformed-reply message) — unless kx_ratelimit_cancel comes first, after which fn is never
+ * called. The result is valid only during the call. */
+#ifndef KX_RATELIMIT_H
+#define KX_RATELIMIT_H
+#include <hiredis/hiredis.h>
+#include "common.h"
+
+#define KX_RATELIMIT_MAX_IDENTIFIER 256
+#define KX_RATELIMIT_MAX_PREFIX 256
+/* Bounds on what the script is asked: large enough for any real policy, small enough that
+ * 2 * window and the counters stay exact in Redis' Lua doubles. */
+#define KX_RATELIMIT_MAX_LIMIT 1000000000LL
+#define KX_RATELIMIT_MAX_WINDOW_MS (366LL * 24 * 3600 * 1000)
+
+typedef struct {
+    bool allowed;
+    int64_t limit;
+    int64_t remaining;     /* requests left in the window after this one */
+    int64_t reset_at;      /* unix seconds when the current fixed window ends */
+    int64_t retry_after;   /* seconds; > 0 only when !allowed */
+} kx_ratelimit_result_t;
+
+typedef struct kx_ratelimit_op kx_ratelimit_op_t;
+typedef void (*kx_ratelimit_fn)(void *ud, const kx_ratelimit_result_t *res, const char *err);
+
+/* Reads <home>/lua/redis/ratelimit.lua and computes its SHA1. Boot only; 0 or KX_EIO with a
+ * message naming the file. Calling it again replaces the script. */
+int kx_ratelimit_init(const char *home, char *err, size_t errcap);
+/* The loaded script's SHA1 in lower-case hex ("" before init). */
+const char *kx_ratelimit_sha(void);
+/* Frees the script text (process exit). */
+void kx_ratelimit_free(void);
+
+/* Starts one check: EVALSHA <sha> 1 <prefix>:{<identifier>} <limit> <window_ms>.
+ * Returns KX_OK (fn will be called; *out is the handle to cancel with), KX_EINVAL for a bad
+ * identifier, prefix, limit or window (nothing sent), KX_ECLOSED when Redis is down or the
+ * script was never loaded (nothing sent; fn is not called). */
+int kx_ratelimit_check(const char *identifier, size_t idlen, int64_t limit, int64_t window_ms,
+                       const char *prefix, size_t prefixlen, kx_ratelimit_fn fn, void *ud,
+                       kx_ratelimit_op_t **out);
+/* The caller no longer wants the answer; the op is freed and fn is never called. */
+void kx_ratelimit_cancel(kx_ratelimit_op_t *op);
+
+/* ---- pure helpers (exposed for tests) ---------------------------------------------------- */
+
+/* 1..256 bytes, none of CR, LF, NUL, '{', '}' (a brace would move or empty the hash tag and
+ * split one client's windows across slots). */
+bool kx_ratelimit_valid_identifier(const char *s, size_t n);
+/* Same rules for the key prefix. */
+bool kx_ratelimit_valid_prefix(const char *s, size_t n);
+/* Writes `<prefix>:{<identifier>}` NUL-terminated into out. KX_EINVAL when either part is
+ * invalid, KX_ELIMIT when out is too small. *outlen (may be NULL) gets the length. */
+int kx_ratelimit_base_key(const char *prefix, size_t prefixlen, const char *identifier, size_t idlen,
+                          char *out, size_t cap, size_t *outlen);
+/* Checks the script's reply: an array of exactly five integers, allowed 0|1, limit equal to
+ * `want_limit`, 0 <= remaining <= limit, reset_at > 0, retry_after > 0 iff refused.
+ * KX_EPROTO for anything else (an error reply included: the caller handles those first). */
+int kx_ratelimit_parse_reply(const redisReply *r, int64_t want_limit, kx_ratelimit_result_t *out);
+/* Lower-case hex SHA1 of data into hex[41]. */
+void kx_ratelimit_sha1_hex(const char *data, size_t n, char hex[41]);
+/* True for a NOSCRIPT error reply (the script is not in this Redis' cache). */
+bool kx_ratelimit_is_noscript(const redisReply *r);
+
+#endif

@@ -1,0 +1,312 @@
+/* test_ratelimit.c — the pure parts of ratelimit.c: identifier/prefix rules, the base key,
+ * the script-reply check, SHA1, NOSCRIPT detection, script loading, and the refusals of
+ * kx_ratelimit_check that happen before anything is sent. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "ratelimit.h"
+
+/* ---- identifiers and keys ----------------------------------------------------------------- */
+
+static void test_identifier_rules(void **state)
+{
+    (void)state;
+    assert_true(kx_ratelimit_valid_identifier("ip:127.0.0.1", 12));
+    assert_true(kx_ratelimit_valid_identifier("ip:::1", 6));
+    assert_true(kx_ratelimit_valid_identifier("user:7", 6));
+    assert_true(kx_ratelimit_valid_identifier("x", 1));
+    char big[300];
+    memset(big, 'a', sizeof big);
+    assert_true(kx_ratelimit_valid_identifier(big, 256));
+    assert_false(kx_ratelimit_valid_identifier(big, 257));
+    assert_false(kx_ratelimit_valid_identifier("", 0));
+    assert_false(kx_ratelimit_valid_identifier(NULL, 3));
+    assert_false(kx_ratelimit_valid_identifier("a{b", 3));
+    assert_false(kx_ratelimit_valid_identifier("a}b", 3));
+    assert_false(kx_ratelimit_valid_identifier("{}", 2));
+    assert_false(kx_ratelimit_valid_identifier("a\rb", 3));
+    assert_false(kx_ratelimit_valid_identifier("a\nb", 3));
+    assert_false(kx_ratelimit_valid_identifier("a\0b", 3)); /* counted length sees past the NUL */
+    assert_true(kx_ratelimit_valid_prefix("ratelimit", 9));
+    assert_true(kx_ratelimit_valid_prefix("ratelimit:oauth-register", 24));
+    assert_false(kx_ratelimit_valid_prefix("rl{", 3));
+    assert_false(kx_ratelimit_valid_prefix("", 0));
+    assert_false(kx_ratelimit_valid_prefix(big, 257));
+}
+
+static void test_base_key(void **state)
+{
+    (void)state;
+    char out[64];
+    size_t n = 0;
+    assert_int_equal(kx_ratelimit_base_key("ratelimit", 9, "ip:127.0.0.1", 12, out, sizeof out, &n), KX_OK);
+    assert_string_equal(out, "ratelimit:{ip:127.0.0.1}");
+    assert_int_equal(n, strlen("ratelimit:{ip:127.0.0.1}"));
+    assert_int_equal(kx_ratelimit_base_key("p", 1, "user:7", 6, out, sizeof out, NULL), KX_OK);
+    assert_string_equal(out, "p:{user:7}");
+    /* "p:{ab}" is 6 bytes: needs 7 with the NUL */
+    memset(out, 'Z', sizeof out);
+    assert_int_equal(kx_ratelimit_base_key("p", 1, "ab", 2, out, 6, &n), KX_ELIMIT);
+    assert_int_equal(out[0], 'Z'); /* nothing written on refusal */
+    assert_int_equal(kx_ratelimit_base_key("p", 1, "ab", 2, out, 7, &n), KX_OK);
+    assert_string_equal(out, "p:{ab}");
+    assert_int_equal(kx_ratelimit_base_key("p", 1, "a}b", 3, out, sizeof out, &n), KX_EINVAL);
+    assert_int_equal(kx_ratelimit_base_key("p{", 2, "ab", 2, out, sizeof out, &n), KX_EINVAL);
+    assert_int_equal(kx_ratelimit_base_key("p", 1, "", 0, out, sizeof out, &n), KX_EINVAL);
+    assert_int_equal(kx_ratelimit_base_key("p", 1, "a\r\nSET x y", 11, out, sizeof out, &n), KX_EINVAL);
+    assert_int_equal(kx_ratelimit_base_key("p", 1, "ab", 2, NULL, 0, &n), KX_ELIMIT);
+}
+
+/* ---- replies -------------------------------------------------------------------------------- */
+
+typedef struct {
+    redisReply arr;
+    redisReply items[6];
+    redisReply *ptrs[6];
+} fake_reply_t;
+
+static void make_reply(fake_reply_t *f, size_t n, const long long *v)
+{
+    memset(f, 0, sizeof *f);
+    f->arr.type = REDIS_REPLY_ARRAY;
+    f->arr.elements = n;
+    f->arr.element = f->ptrs;
+    for (size_t i = 0; i < n; i++) {
+        f->items[i].type = REDIS_REPLY_INTEGER;
+        f->items[i].integer = v[i];
+        f->ptrs[i] = &f->items[i];
+    }
+}
+
+static int parse5(long long a, long long b, long long c, long long d, long long e, int64_t want,
+                  kx_ratelimit_result_t *out)
+{
+    fake_reply_t f;
+    long long v[5] = { a, b, c, d, e };
+    make_reply(&f, 5, v);
+    return kx_ratelimit_parse_reply(&f.arr, want, out);
+}
+
+static void test_parse_good(void **state)
+{
+    (void)state;
+    kx_ratelimit_result_t r;
+    assert_int_equal(parse5(1, 20, 19, 1700000060, 0, 20, &r), KX_OK);
+    assert_true(r.allowed);
+    assert_int_equal(r.limit, 20);
+    assert_int_equal(r.remaining, 19);
+    assert_int_equal(r.reset_at, 1700000060);
+    assert_int_equal(r.retry_after, 0);
+    assert_int_equal(parse5(0, 20, 0, 1700000060, 37, 20, &r), KX_OK);
+    assert_false(r.allowed);
+    assert_int_equal(r.remaining, 0);
+    assert_int_equal(r.retry_after, 37);
+    assert_int_equal(parse5(0, 0, 0, 1, 1, 0, &r), KX_OK); /* limit 0 refuses everything */
+    assert_int_equal(parse5(1, 5, 0, 1, 0, 5, &r), KX_OK); /* the last allowed request */
+}
+
+static void test_parse_bad(void **state)
+{
+    (void)state;
+    kx_ratelimit_result_t r;
+    assert_int_equal(parse5(2, 20, 19, 1, 0, 20, &r), KX_EPROTO);   /* allowed not 0|1 */
+    assert_int_equal(parse5(-1, 20, 19, 1, 0, 20, &r), KX_EPROTO);
+    assert_int_equal(parse5(1, 21, 19, 1, 0, 20, &r), KX_EPROTO);   /* limit is not ours */
+    assert_int_equal(parse5(1, 20, -1, 1, 0, 20, &r), KX_EPROTO);   /* remaining < 0 */
+    assert_int_equal(parse5(1, 20, 21, 1, 0, 20, &r), KX_EPROTO);   /* remaining > limit */
+    assert_int_equal(parse5(1, 20, 19, 0, 0, 20, &r), KX_EPROTO);   /* reset_at not a time */
+    assert_int_equal(parse5(1, 20, 19, -5, 0, 20, &r), KX_EPROTO);
+    assert_int_equal(parse5(1, 20, 19, 1, 3, 20, &r), KX_EPROTO);   /* allowed with a retry */
+    assert_int_equal(parse5(0, 20, 0, 1, 0, 20, &r), KX_EPROTO);    /* refused, no retry */
+    assert_int_equal(parse5(0, 20, 0, 1, -2, 20, &r), KX_EPROTO);
+    assert_int_equal(parse5(0, 20, 4, 1, 2, 20, &r), KX_EPROTO);    /* refused, budget left */
+
+    fake_reply_t f;
+    long long v[6] = { 1, 20, 19, 1, 0, 0 };
+    make_reply(&f, 4, v);
+    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 20, &r), KX_EPROTO);
+    make_reply(&f, 6, v);
+    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 20, &r), KX_EPROTO);
+    make_reply(&f, 0, v);
+    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 20, &r), KX_EPROTO);
+    make_reply(&f, 5, v);
+    f.items[2].type = REDIS_REPLY_STRING; /* "19" as a bulk string is not the script's reply */
+    f.items[2].str = "19";
+    f.items[2].len = 2;
+    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 20, &r), KX_EPROTO);
+    make_reply(&f, 5, v);
+    f.ptrs[4] = NULL;
+    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 20, &r), KX_EPROTO);
+    make_reply(&f, 5, v);
+    f.arr.element = NULL;
+    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 20, &r), KX_EPROTO);
+
+    redisReply e = { 0 };
+    e.type = REDIS_REPLY_ERROR;
+    e.str = "OOM command not allowed";
+    e.len = strlen(e.str);
+    assert_int_equal(kx_ratelimit_parse_reply(&e, 20, &r), KX_EPROTO);
+    e.type = REDIS_REPLY_NIL;
+    assert_int_equal(kx_ratelimit_parse_reply(&e, 20, &r), KX_EPROTO);
+    e.type = REDIS_REPLY_INTEGER;
+    e.integer = 1;
+    assert_int_equal(kx_ratelimit_parse_reply(&e, 20, &r), KX_EPROTO);
+    assert_int_equal(kx_ratelimit_parse_reply(NULL, 20, &r), KX_EPROTO);
+}
+
+static void test_noscript(void **state)
+{
+    (void)state;
+    redisReply e = { 0 };
+    e.type = REDIS_REPLY_ERROR;
+    e.str = "NOSCRIPT No matching script. Please use EVAL.";
+    e.len = strlen(e.str);
+    assert_true(kx_ratelimit_is_noscript(&e));
+    e.type = REDIS_REPLY_STATUS; /* only an error reply means it */
+    assert_false(kx_ratelimit_is_noscript(&e));
+    e.type = REDIS_REPLY_ERROR;
+    e.str = "ERR NOSCRIPT";
+    e.len = strlen(e.str);
+    assert_false(kx_ratelimit_is_noscript(&e));
+    e.str = "NOSCRIP";
+    e.len = 7;
+    assert_false(kx_ratelimit_is_noscript(&e));
+    assert_false(kx_ratelimit_is_noscript(NULL));
+}
+
+/* ---- SHA1 and loading ----------------------------------------------------------------------- */
+
+static void test_sha1(void **state)
+{
+    (void)state;
+    char hex[41];
+    kx_ratelimit_sha1_hex("abc", 3, hex);
+    assert_string_equal(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
+    kx_ratelimit_sha1_hex("", 0, hex);
+    assert_string_equal(hex, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    kx_ratelimit_sha1_hex("a\0b", 3, hex); /* binary-safe: the NUL is hashed */
+    char hex2[41];
+    kx_ratelimit_sha1_hex("a", 1, hex2);
+    assert_string_not_equal(hex, hex2);
+}
+
+static void write_file(const char *path, const char *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static void test_init(void **state)
+{
+    (void)state;
+    char home[] = "/tmp/kx_rl_testXXXXXX";
+    assert_non_null(mkdtemp(home));
+    char err[512], dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/lua", home);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(dir, sizeof dir, "%s/lua/redis", home);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof path, "%s/ratelimit.lua", dir);
+
+    err[0] = '\0';
+    assert_int_equal(kx_ratelimit_init(home, err, sizeof err), KX_EIO); /* missing */
+    assert_non_null(strstr(err, "lua/redis/ratelimit.lua"));
+
+    write_file(path, "", 0);
+    assert_int_equal(kx_ratelimit_init(home, err, sizeof err), KX_EIO); /* empty */
+
+    size_t big = 65 * 1024;
+    char *blob = malloc(big);
+    memset(blob, '-', big);
+    write_file(path, blob, big);
+    assert_int_equal(kx_ratelimit_init(home, err, sizeof err), KX_EIO); /* oversized */
+    free(blob);
+
+    write_file(path, "abc", 3);
+    assert_int_equal(kx_ratelimit_init(home, err, sizeof err), KX_OK);
+    assert_string_equal(kx_ratelimit_sha(), "a9993e364706816aba3e25717850c26c9cd0d89d");
+    write_file(path, "return 1", 8); /* a second init replaces the script */
+    assert_int_equal(kx_ratelimit_init(home, err, sizeof err), KX_OK);
+    char want[41];
+    kx_ratelimit_sha1_hex("return 1", 8, want);
+    assert_string_equal(kx_ratelimit_sha(), want);
+
+    kx_ratelimit_free();
+    assert_string_equal(kx_ratelimit_sha(), "");
+    unlink(path);
+    rmdir(dir);
+    snprintf(dir, sizeof dir, "%s/lua", home);
+    rmdir(dir);
+    rmdir(home);
+}
+
+/* The real script from the repository loads (tests run from the repository root). */
+static void test_init_real_script(void **state)
+{
+    (void)state;
+    char err[512];
+    assert_int_equal(kx_ratelimit_init(".", err, sizeof err), KX_OK);
+    assert_int_equal(strlen(kx_ratelimit_sha()), 40);
+    kx_ratelimit_free();
+}
+
+/* ---- check: refusals before anything is sent -------------------------------------------- */
+
+static int calls;
+static void count_fn(void *ud, const kx_ratelimit_result_t *res, const char *err)
+{
+    (void)ud;
+    (void)res;
+    (void)err;
+    calls++;
+}
+
+static void test_check_refusals(void **state)
+{
+    (void)state;
+    kx_ratelimit_op_t *op = (kx_ratelimit_op_t *)&calls;
+    calls = 0;
+    assert_int_equal(kx_ratelimit_check("ip:1", 4, 20, 60000, "rl{", 3, count_fn, NULL, &op), KX_EINVAL);
+    assert_null(op);
+    assert_int_equal(kx_ratelimit_check("a{b", 3, 20, 60000, "rl", 2, count_fn, NULL, &op), KX_EINVAL);
+    assert_int_equal(kx_ratelimit_check("ip:1", 4, -1, 60000, "rl", 2, count_fn, NULL, &op), KX_EINVAL);
+    assert_int_equal(kx_ratelimit_check("ip:1", 4, KX_RATELIMIT_MAX_LIMIT + 1, 60000, "rl", 2, count_fn, NULL, &op),
+                     KX_EINVAL);
+    assert_int_equal(kx_ratelimit_check("ip:1", 4, 20, 0, "rl", 2, count_fn, NULL, &op), KX_EINVAL);
+    assert_int_equal(kx_ratelimit_check("ip:1", 4, 20, KX_RATELIMIT_MAX_WINDOW_MS + 1, "rl", 2, count_fn, NULL, &op),
+                     KX_EINVAL);
+    assert_int_equal(kx_ratelimit_check("ip:1", 4, 20, 60000, "rl", 2, NULL, NULL, &op), KX_EINVAL);
+    /* No script loaded, and no Redis connection in this process: closed, nothing queued. */
+    assert_int_equal(kx_ratelimit_check("ip:1", 4, 20, 60000, "rl", 2, count_fn, NULL, &op), KX_ECLOSED);
+    char err[256];
+    assert_int_equal(kx_ratelimit_init(".", err, sizeof err), KX_OK);
+    assert_int_equal(kx_ratelimit_check("ip:1", 4, 20, 60000, "rl", 2, count_fn, NULL, &op), KX_ECLOSED);
+    assert_null(op);
+    assert_int_equal(calls, 0);
+    kx_ratelimit_cancel(NULL); /* harmless */
+    kx_ratelimit_free();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_identifier_rules),
+        cmocka_unit_test(test_base_key),
+        cmocka_unit_test(test_parse_good),
+        cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_noscript),
+        cmocka_unit_test(test_sha1),
+        cmocka_unit_test(test_init),
+        cmocka_unit_test(test_init_real_script),
+        cmocka_unit_test(test_check_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
