@@ -264,13 +264,13 @@ int kx_config_set(kx_config_t *c, const kx_config_desc_t *d, const char *value,
 {
     int rc = KX_OK;
     const char *expect = "";
+    char minbuf[48]; /* outlives the switch: `expect` may point here */
     switch (d->type) {
     case KX_CT_STRING:
         set_str(FIELD(c, d, char *), value);
         return KX_OK;
     case KX_CT_INT: {
         int64_t v;
-        char minbuf[48];
         expect = "a whole number";
         rc = kx_config_parse_int(value, &v);
         if (rc == KX_OK && v < d->min) rc = KX_EINVAL;

@@ -261,6 +261,7 @@ int main(int argc, char **argv)
     if (cli) {
         int code = kx_lua_run_cli(argv[a.rest], argc - a.rest - 1, argv + a.rest + 1);
         kx_redis_stop();
+        kx_ratelimit_free();
         kx_lua_close();
         return code;
     }
@@ -281,6 +282,7 @@ int main(int argc, char **argv)
     ev_run(srv.loop, 0);
     kx_log_info("stopped server");
     kx_redis_stop();
+    kx_ratelimit_free();
     kx_lua_close();
     return 0;
 }

@@ -1,3 +1,5 @@
+-- hello — GET /api/hello: the smallest action; rate limited, and touches no Redis data but
+-- its rate-limit counter.
 local keryx = require "keryx"
 local z = keryx.schema
 
@@ -8,6 +10,7 @@ return keryx.action {
         name = z.string():min(1):max(100):default("world"):describe("Who to greet"),
     },
     web = { route = "/hello", method = "GET" },
+    middleware = { keryx.middleware.rate_limit },
     run = function(params)
         return { message = "Hello, " .. params.name .. "!" }
     end,

@@ -13,6 +13,9 @@ local lazy = {
     params = "keryx.params",
     middleware = "keryx.middleware",
     redis = "keryx.redis",
+    crypto = "keryx.crypto",
+    rate_limit = "keryx.rate_limit",
+    session = "keryx.session",
 }
 
 setmetatable(M, {

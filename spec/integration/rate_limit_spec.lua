@@ -1,0 +1,360 @@
+-- Black-box specs for rate limiting (SPEC §6.4, §7 "Redis down", §9.12; reference §5; security
+-- guide "Rate Limiting") against a real redis-server: the sliding window in one Redis script,
+-- headers, 429s, keys, sharing between processes, custom checks, and Redis outages/errors with
+-- RATE_LIMIT_FAIL_OPEN on and off.
+local H = require "server"
+local socket = require "socket"
+
+local APP, CONFIG = "spec/fixtures/ratelimit_app", "spec/fixtures/config.lua"
+
+local function start(env, redis_url)
+    local e = { RATE_LIMIT_ENABLED = "true", LOG_LEVEL = "info" }
+    for k, v in pairs(env or {}) do e[k] = v end
+    if redis_url then e.REDIS_URL = redis_url end
+    return H.start { app = APP, config = CONFIG, env = e }
+end
+
+local function stop(srv)
+    if srv then srv:stop() end
+end
+
+local function get(srv, path, headers)
+    return srv:request { method = "GET", path = path, headers = headers }
+end
+
+local function header_count(res, name)
+    local n = 0
+    for _, kv in ipairs(res.header_list) do
+        if kv[1]:lower() == name:lower() then n = n + 1 end
+    end
+    return n
+end
+
+--- The error object of a JSON error envelope, after checking status and type.
+local function envelope(res, status, err_type)
+    assert.are.equal(status, res.status)
+    assert.are.equal("application/json", res.headers["content-type"])
+    local body = H.json(res.body)
+    assert.are.equal(err_type, body.error.type)
+    return body.error
+end
+
+--- Sleeps past the end of the current window when fewer than `need_ms` are left in it, so a
+--- burst of requests that must land in one fixed window does not straddle two.
+local function fresh_window(window_ms, need_ms)
+    local now = socket.gettime() * 1000
+    local left = window_ms - now % window_ms
+    if left < need_ms then H.sleep((left + 50) / 1000) end
+end
+
+local function window_of(window_ms)
+    return math.floor(socket.gettime() * 1000 / window_ms)
+end
+
+local function count(text, needle)
+    local n, from = 0, 1
+    while true do
+        local s, e = text:find(needle, from, true)
+        if not s then return n end
+        n, from = n + 1, e + 1
+    end
+end
+
+--- Waits up to `seconds` for fn() to return true; returns whether it did.
+local function eventually(seconds, fn)
+    local deadline = socket.gettime() + seconds
+    repeat
+        if fn() then return true end
+        H.sleep(0.1)
+    until socket.gettime() > deadline
+    return false
+end
+
+-- ---- a private redis-server that tests may stop and restart -------------------------------
+
+local Private = {}
+Private.__index = Private
+
+local function private_redis()
+    local self = setmetatable({ port = H.free_port() }, Private)
+    self.dir = os.tmpname()
+    os.remove(self.dir)
+    os.execute("mkdir -p " .. self.dir)
+    self.url = "redis://127.0.0.1:" .. self.port .. "/0"
+    self:start()
+    return self
+end
+
+function Private:cli(...)
+    local args = { "redis-cli", "-p", tostring(self.port) }
+    for _, a in ipairs({ ... }) do args[#args + 1] = "'" .. tostring(a):gsub("'", "'\\''") .. "'" end
+    local h = io.popen(table.concat(args, " ") .. " 2>&1")
+    local out = h:read("*a")
+    h:close()
+    return (out:gsub("\n$", ""))
+end
+
+function Private:start()
+    os.execute(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --dir %s " ..
+        "--enable-debug-command local --daemonize yes --pidfile %s/redis.pid --logfile %s/redis.log"):format(self.port, self.dir, self.dir, self.dir))
+    assert(eventually(5, function() return self:cli("PING") == "PONG" end), "private redis did not start")
+end
+
+function Private:stop()
+    self:cli("SHUTDOWN", "NOSAVE")
+    assert(eventually(5, function() return self:cli("PING") ~= "PONG" end), "private redis did not stop")
+end
+
+-- ---- specs ----------------------------------------------------------------------------------
+
+describe("rate limiting", function()
+    local R
+
+    setup(function() R = H.redis() end)
+    before_each(function() R.cli("FLUSHALL") end)
+
+    it("allows the limit with counting-down headers, then answers 429 with Retry-After", function()
+        local srv = start { RATE_LIMIT_UNAUTH_LIMIT = "20" }
+        finally(function() stop(srv) end)
+        fresh_window(60000, 10000)
+        local w = window_of(60000)
+        for i = 1, 20 do
+            local res = get(srv, "/api/limited")
+            assert.are.equal(200, res.status)
+            assert.are.equal("20", res.headers["x-ratelimit-limit"])
+            assert.are.equal(tostring(20 - i), res.headers["x-ratelimit-remaining"])
+            local reset = tonumber(res.headers["x-ratelimit-reset"])
+            assert.is_true(reset > os.time() - 1 and reset <= os.time() + 61)
+            assert.is_nil(res.headers["retry-after"])
+        end
+        for _ = 1, 3 do
+            local res = get(srv, "/api/limited")
+            local err = envelope(res, 429, "CONNECTION_RATE_LIMITED")
+            local secs = err.message:match("^Rate limit exceeded%. Try again in (%d+) seconds%.$")
+            assert.is_truthy(secs, err.message)
+            assert.is_true(tonumber(secs) >= 1 and tonumber(secs) <= 60)
+            assert.are.equal(1, header_count(res, "Retry-After"))
+            assert.are.equal(secs, res.headers["retry-after"])
+            assert.are.equal("20", res.headers["x-ratelimit-limit"])
+            assert.are.equal("0", res.headers["x-ratelimit-remaining"])
+            assert.is_truthy(tonumber(res.headers["x-ratelimit-reset"]))
+        end
+        -- One key, in the documented layout, with a TTL; refused requests were not counted.
+        local key = "ratelimit:{ip:127.0.0.1}:" .. w
+        assert.are.equal(key, R.cli("KEYS", "ratelimit:*"))
+        assert.are.equal("20", R.cli("GET", key))
+        local pttl = tonumber(R.cli("PTTL", key))
+        assert.is_true(pttl > 0 and pttl <= 120000, "PTTL " .. tostring(pttl))
+    end)
+
+    it("honours RATE_LIMIT_KEY_PREFIX", function()
+        local srv = start { RATE_LIMIT_KEY_PREFIX = "rlx" }
+        finally(function() stop(srv) end)
+        fresh_window(60000, 3000)
+        local w = window_of(60000)
+        assert.are.equal(200, get(srv, "/api/limited").status)
+        assert.are.equal("rlx:{ip:127.0.0.1}:" .. w, R.cli("KEYS", "*"))
+    end)
+
+    it("two keryx processes on one Redis share one budget", function()
+        local env = { RATE_LIMIT_UNAUTH_LIMIT = "15" }
+        local a, b = start(env), start(env)
+        finally(function() stop(a); stop(b) end)
+        fresh_window(60000, 10000)
+        for i = 1, 10 do
+            local res = get(a, "/api/limited")
+            assert.are.equal(200, res.status)
+            assert.are.equal(tostring(15 - i), res.headers["x-ratelimit-remaining"])
+        end
+        local statuses = {}
+        for i = 1, 10 do
+            local res = get(b, "/api/limited")
+            statuses[i] = res.status
+            if i <= 5 then assert.are.equal(tostring(5 - i), res.headers["x-ratelimit-remaining"]) end
+        end
+        assert.are.same({ 200, 200, 200, 200, 200, 429, 429, 429, 429, 429 }, statuses)
+        assert.are.equal(429, get(a, "/api/limited").status)
+    end)
+
+    it("the window slides: refused, then allowed again once it has moved on", function()
+        local srv = start { RATE_LIMIT_WINDOW_MS = "1000", RATE_LIMIT_UNAUTH_LIMIT = "3" }
+        finally(function() stop(srv) end)
+        fresh_window(1000, 400)
+        for _ = 1, 3 do assert.are.equal(200, get(srv, "/api/limited").status) end
+        local refused = get(srv, "/api/limited")
+        envelope(refused, 429, "CONNECTION_RATE_LIMITED")
+        assert.are.equal("1", refused.headers["retry-after"])
+        local t0 = socket.gettime()
+        local ok = eventually(3, function() return get(srv, "/api/limited").status == 200 end)
+        assert.is_true(ok, "still refused 3 s later")
+        assert.is_true(socket.gettime() - t0 < 2.5)
+    end)
+
+    it("a custom check from an action uses its own identifier and limit", function()
+        local srv = start { RATE_LIMIT_ENABLED = "false" } -- the check is explicit, not the middleware
+        finally(function() stop(srv) end)
+        fresh_window(60000, 3000)
+        local w = window_of(60000)
+        local r1 = H.json(get(srv, "/api/custom").body).info
+        assert.are.equal(2, r1.limit)
+        assert.are.equal(1, r1.remaining)
+        assert.is_true(r1.reset_at > os.time() - 1)
+        local r2 = H.json(get(srv, "/api/custom").body).info
+        assert.are.equal(0, r2.remaining)
+        assert.is_nil(r2.limited)
+        local res3 = get(srv, "/api/custom")
+        assert.are.equal(200, res3.status)
+        assert.is_nil(res3.headers["x-ratelimit-limit"]) -- no middleware, no headers
+        local r3 = H.json(res3.body).info
+        assert.is_true(r3.limited)
+        assert.is_true(r3.retry_after >= 1)
+        assert.are.equal("2", R.cli("GET", "ratelimit:{custom:x}:" .. w))
+    end)
+
+    it("RATE_LIMIT_ENABLED=false: no headers, no keys, no limit", function()
+        local srv = start { RATE_LIMIT_ENABLED = "false", RATE_LIMIT_UNAUTH_LIMIT = "2" }
+        finally(function() stop(srv) end)
+        for _ = 1, 5 do
+            local res = get(srv, "/api/limited")
+            assert.are.equal(200, res.status)
+            assert.is_nil(res.headers["x-ratelimit-limit"])
+            assert.is_nil(res.headers["x-ratelimit-remaining"])
+            assert.is_nil(res.headers["x-ratelimit-reset"])
+        end
+        assert.are.equal("", R.cli("KEYS", "*"))
+    end)
+
+    it("a logged-in user is limited by user id with the authenticated limit", function()
+        local srv = start { RATE_LIMIT_UNAUTH_LIMIT = "20", RATE_LIMIT_AUTH_LIMIT = "200" }
+        finally(function() stop(srv) end)
+        fresh_window(60000, 3000)
+        local w = window_of(60000)
+        local id = ("a"):rep(42) .. "A"
+        R.cli("SET", "session:" .. id, '{"id":"' .. id .. '","createdAt":0,"data":{"user_id":7}}', "EX", "600")
+        local res = get(srv, "/api/me", { Cookie = "__session=" .. id })
+        assert.are.equal(200, res.status, res.body)
+        assert.are.equal(7, H.json(res.body).user_id)
+        assert.are.equal("200", res.headers["x-ratelimit-limit"])
+        assert.are.equal("199", res.headers["x-ratelimit-remaining"])
+        assert.are.equal("1", R.cli("GET", "ratelimit:{user:7}:" .. w))
+        -- Anonymous: counted by IP with the unauthenticated limit, then refused by session_required.
+        local anon = get(srv, "/api/me")
+        envelope(anon, 401, "CONNECTION_SESSION_NOT_FOUND")
+        assert.are.equal("20", anon.headers["x-ratelimit-limit"])
+        assert.are.equal("19", anon.headers["x-ratelimit-remaining"])
+    end)
+end)
+
+describe("rate limiting when Redis fails", function()
+    local P
+
+    before_each(function() P = private_redis() end)
+    after_each(function()
+        if P then P:cli("SHUTDOWN", "NOSAVE") end
+        P = nil
+    end)
+
+    it("fails closed (503, Retry-After: 1), logs the outage once, and recovers after a restart", function()
+        local srv = start({ RATE_LIMIT_FAIL_OPEN = "false" }, P.url)
+        finally(function() stop(srv) end)
+        local ok = get(srv, "/api/limited")
+        assert.are.equal(200, ok.status)
+        assert.are.equal("20", ok.headers["x-ratelimit-limit"])
+        P:stop()
+        for _ = 1, 5 do
+            local res = get(srv, "/api/limited")
+            local err = envelope(res, 503, "CONNECTION_SERVER_ERROR")
+            assert.are.equal("Rate limiting unavailable", err.message)
+            assert.are.equal("1", res.headers["retry-after"])
+            assert.are.equal(1, header_count(res, "Retry-After"))
+            assert.is_nil(res.headers["x-ratelimit-limit"])
+        end
+        assert.is_true(srv:alive())
+        local log = srv:log()
+        assert.are.equal(1, count(log, "Redis unreachable"), log)
+        assert.are.equal(0, count(log, "rate limiting:"), log)
+        -- Same port again: the reconnect backoff is at most 5 s. The new Redis has an empty
+        -- script cache, so this also goes through the NOSCRIPT → EVAL fallback.
+        P:start()
+        local back = eventually(8, function() return get(srv, "/api/limited").status == 200 end)
+        assert.is_true(back, "no recovery after Redis came back:\n" .. srv:log())
+        local res = get(srv, "/api/limited")
+        assert.are.equal(200, res.status)
+        assert.are.equal("20", res.headers["x-ratelimit-limit"])
+        assert.is_truthy(tonumber(res.headers["x-ratelimit-remaining"]))
+    end)
+
+    it("fails open (200 without rate headers) when RATE_LIMIT_FAIL_OPEN=true", function()
+        local srv = start({ RATE_LIMIT_FAIL_OPEN = "true" }, P.url)
+        finally(function() stop(srv) end)
+        assert.are.equal("20", get(srv, "/api/limited").headers["x-ratelimit-limit"])
+        P:stop()
+        for _ = 1, 25 do -- more than the limit: nothing counts while Redis is away
+            local res = get(srv, "/api/limited")
+            assert.are.equal(200, res.status)
+            assert.is_nil(res.headers["x-ratelimit-limit"])
+            assert.is_nil(res.headers["retry-after"])
+        end
+        P:start()
+        assert.is_true(eventually(8, function()
+            return get(srv, "/api/limited").headers["x-ratelimit-limit"] == "20"
+        end), "rate headers did not come back:\n" .. srv:log())
+    end)
+
+    it("Redis answering errors (OOM) gives a clean 503 envelope, logged once, then recovers", function()
+        local srv = start({ RATE_LIMIT_FAIL_OPEN = "false" }, P.url)
+        finally(function() stop(srv) end)
+        assert.are.equal(200, get(srv, "/api/limited").status)
+        P:cli("FLUSHALL")
+        P:cli("SCRIPT", "FLUSH") -- also forces the NOSCRIPT → EVAL path under OOM
+        P:cli("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        P:cli("CONFIG", "SET", "maxmemory", "1")
+        for _ = 1, 3 do
+            local t0 = socket.gettime()
+            local res = get(srv, "/api/limited")
+            assert.is_true(socket.gettime() - t0 < 2)
+            assert.is_true(res.status == 503 or res.status == 500, res.body)
+            local body = H.json(res.body)
+            assert.is_string(body.error.message)
+            assert.is_string(body.error.type)
+            assert.is_nil(res.headers["x-ratelimit-limit"])
+        end
+        assert.is_true(srv:alive())
+        assert.are.equal(1, count(srv:log(), "rate limiting: the Redis check failed"), srv:log())
+        P:cli("CONFIG", "SET", "maxmemory", "0")
+        local res = get(srv, "/api/limited")
+        assert.are.equal(200, res.status)
+        assert.are.equal("20", res.headers["x-ratelimit-limit"])
+    end)
+
+    it("a Redis that answers too late is a timeout: 503 at once, never a hang", function()
+        local srv = start({ RATE_LIMIT_FAIL_OPEN = "false", REDIS_COMMAND_TIMEOUT_MS = "200" }, P.url)
+        finally(function() stop(srv) end)
+        assert.are.equal(200, get(srv, "/api/limited").status)
+        os.execute(("redis-cli -p %d DEBUG SLEEP 1.5 >/dev/null 2>&1 &"):format(P.port))
+        H.sleep(0.2)
+        local t0 = socket.gettime()
+        local res = get(srv, "/api/limited")
+        local took = socket.gettime() - t0
+        envelope(res, 503, "CONNECTION_SERVER_ERROR")
+        assert.is_true(took < 1.2, "took " .. took .. " s")
+        assert.is_true(eventually(5, function() return get(srv, "/api/limited").status == 200 end))
+        assert.matches("rate limiting: the Redis check failed %(timeout%)", srv:log())
+    end)
+
+    it("the action timeout firing during the check answers 408 and drops the late reply", function()
+        local srv = start({ RATE_LIMIT_FAIL_OPEN = "false", REDIS_COMMAND_TIMEOUT_MS = "5000",
+            ACTION_TIMEOUT = "300" }, P.url)
+        finally(function() stop(srv) end)
+        assert.are.equal(200, get(srv, "/api/limited").status)
+        os.execute(("redis-cli -p %d DEBUG SLEEP 1.2 >/dev/null 2>&1 &"):format(P.port))
+        H.sleep(0.2)
+        local t0 = socket.gettime()
+        local res = get(srv, "/api/limited")
+        envelope(res, 408, "CONNECTION_ACTION_TIMEOUT")
+        assert.is_true(socket.gettime() - t0 < 0.9)
+        -- The late answer arrives for a request that is gone: dropped, the server goes on.
+        assert.is_true(eventually(5, function() return get(srv, "/api/limited").status == 200 end))
+        assert.is_true(srv:alive())
+    end)
+end)
