@@ -9,6 +9,7 @@
  * nil, "aborted", so the pipeline answers 408 even while the action is parked. */
 #include "lua_bridge.h"
 #include "lua_api.h"
+#include "lua_api_crypto.h"
 #include "lua_api_ratelimit.h"
 #include "log.h"
 #include "session.h"
@@ -458,6 +459,7 @@ static int open_core(lua_State *L)
     luaL_register(L, NULL, task_fns);
     kx_lua_open_util(L, B.srv);
     kx_lua_open_redis(L);
+    kx_lua_open_crypto(L);
     kx_lua_open_ratelimit(L);
     lua_pushstring(L, B.mode == KX_MODE_CLI ? "cli" : "server");
     lua_setfield(L, -2, "mode");

@@ -10,6 +10,7 @@
 #include "lua_bridge.h"
 #include "ratelimit.h"
 #include "redis.h"
+#include "crypto.h"
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <libgen.h>
@@ -254,6 +255,7 @@ int main(int argc, char **argv)
     if (kx_lua_init(&srv, cli ? KX_MODE_CLI : KX_MODE_SERVER, a.app, err, sizeof err) != KX_OK)
         return fatal(err);
     if (list) return kx_lua_list_actions();
+    if (kx_crypto_start(srv.loop) != KX_OK) return fatal("cannot start the password hashing threads");
     if (kx_redis_start(srv.loop, cfg.redis_url, cfg.redis_command_timeout_ms, err, sizeof err) != KX_OK)
         return fatal(err);
     if (kx_ratelimit_init(srv.home, err, sizeof err) != KX_OK) return fatal(err);
@@ -262,6 +264,7 @@ int main(int argc, char **argv)
         int code = kx_lua_run_cli(argv[a.rest], argc - a.rest - 1, argv + a.rest + 1);
         kx_redis_stop();
         kx_ratelimit_free();
+        kx_crypto_stop();
         kx_lua_close();
         return code;
     }
@@ -283,6 +286,7 @@ int main(int argc, char **argv)
     kx_log_info("stopped server");
     kx_redis_stop();
     kx_ratelimit_free();
+    kx_crypto_stop();
     kx_lua_close();
     return 0;
 }
