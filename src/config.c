@@ -70,6 +70,8 @@ static const kx_config_desc_t descs[] = {
     { "server.web.websocket.drainTimeout", "WS_DRAIN_TIMEOUT", KX_CT_INT, OFF(ws_drain_timeout_ms), 0 },
     { "server.web.websocket.pingIntervalMs", "WS_PING_INTERVAL_MS", KX_CT_INT, OFF(ws_ping_interval_ms), 1 },
     { "server.web.websocket.idleTimeoutMs", "WS_IDLE_TIMEOUT_MS", KX_CT_INT, OFF(ws_idle_timeout_ms), 1 },
+    { "channels.presenceTTL", "PRESENCE_TTL", KX_CT_INT, OFF(presence_ttl_s), 1 },
+    { "channels.presenceHeartbeatInterval", "PRESENCE_HEARTBEAT_INTERVAL", KX_CT_INT, OFF(presence_heartbeat_s), 1 },
     { "cli.includeStackInErrors", "CLI_INCLUDE_STACK_IN_ERRORS", KX_CT_BOOL, OFF(cli_include_stack_in_errors), 0 },
     { "cli.quiet", "CLI_QUIET", KX_CT_BOOL, OFF(cli_quiet), 0 },
     { NULL, NULL, KX_CT_STRING, 0, 0 },
@@ -155,6 +157,8 @@ void kx_config_defaults(kx_config_t *c, const char *node_env)
     c->ws_drain_timeout_ms = 5000;
     c->ws_ping_interval_ms = 30000;
     c->ws_idle_timeout_ms = 120000;
+    c->presence_ttl_s = 90;
+    c->presence_heartbeat_s = 30;
     c->cli_include_stack_in_errors = true;
     c->cli_quiet = false;
 }
@@ -365,7 +369,10 @@ int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
         }
     }
     set_str(&c->api_route, route);
-    if (c->session_cookie_same_site == KX_SAMESITE_NONE && !c->session_cookie_secure) {
+    /* The cookie is Secure when configured so or when the app is served over https. */
+    bool secure = c->session_cookie_secure ||
+                  (c->application_url && strncmp(c->application_url, "https://", 8) == 0);
+    if (c->session_cookie_same_site == KX_SAMESITE_NONE && !secure) {
         snprintf(err, errcap, "SESSION_COOKIE_SAME_SITE=None requires SESSION_COOKIE_SECURE=true "
                  "(browsers refuse SameSite=None cookies without Secure)");
         return KX_EINVAL;

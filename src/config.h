@@ -70,6 +70,7 @@ typedef struct {
 
     int64_t ws_max_payload_size, ws_max_messages_per_second, ws_max_subscriptions;
     int64_t ws_drain_timeout_ms, ws_ping_interval_ms, ws_idle_timeout_ms;
+    int64_t presence_ttl_s, presence_heartbeat_s;
 
     bool cli_include_stack_in_errors, cli_quiet;
 } kx_config_t;

@@ -2,6 +2,7 @@
  * per-connection timers (see server.h). */
 #include "server.h"
 #include "log.h"
+#include "ws.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -69,6 +70,7 @@ void kx_conn_close(kx_conn_t *c)
     if (c->closed) return;
     kx_server_t *s = kx_srv;
     c->closed = true;
+    if (c->ws) kx_ws_on_close(c);
     ev_io_stop(s->loop, &c->rio);
     ev_io_stop(s->loop, &c->wio);
     ev_timer_stop(s->loop, &c->timer);
@@ -102,6 +104,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     } else if (c->state == KX_CONN_BODY) {
         kx_http_send_error(c, 408, "CONNECTION_REQUEST_TIMEOUT", "Request body not received in time",
                            KX_R_CLOSE);
+    } else if (c->state == KX_CONN_WS) {
+        /* Idle past WS_IDLE_TIMEOUT_MS: say goodbye; if the close reply never comes within
+         * the grace period (second expiry), drop the socket. */
+        if (c->ws && !kx_ws_closing(c)) kx_ws_close(c, 1001, "Idle timeout");
+        else kx_conn_close(c);
     } else if (c->state != KX_CONN_BUSY) { /* BUSY: the action timeout owns this phase */
         kx_conn_close(c);
     }
@@ -219,7 +226,8 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     c->rbuf.len += (size_t)r;
     c->rbuf.data[c->rbuf.len] = '\0';
     kx_conn_ref(c);
-    kx_http_on_readable(c);
+    if (c->ws) kx_ws_on_readable(c);
+    else kx_http_on_readable(c);
     kx_conn_unref(c);
 }
 

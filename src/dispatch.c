@@ -3,6 +3,7 @@
  * then static files; everything else → 404 envelope. */
 #include "server.h"
 #include "lua_bridge.h"
+#include "ws.h"
 
 static bool under_prefix(const char *path, size_t len, const char *prefix, size_t *rest)
 {
@@ -58,6 +59,10 @@ void kx_dispatch(kx_conn_t *c)
 {
     kx_request_t *r = &c->req;
     const kx_config_t *cfg = kx_srv->cfg;
+    if (kx_ws_is_upgrade(r)) { /* any path upgrades (as Keryx) */
+        kx_ws_upgrade(c);
+        return;
+    }
     if (r->method_len == 7 && memcmp(r->method, "OPTIONS", 7) == 0) {
         kx_http_send(c, 204, NULL, NULL, 0, "", 0, KX_R_CORS);
         return;

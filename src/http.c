@@ -335,7 +335,7 @@ void kx_http_on_readable(kx_conn_t *c)
     }
     /* While a request is in flight, stop reading: pipelined bytes wait in the kernel. */
     if (!c->closed) {
-        bool want = c->state == KX_CONN_HEAD || c->state == KX_CONN_BODY;
+        bool want = c->state == KX_CONN_HEAD || c->state == KX_CONN_BODY || c->state == KX_CONN_WS;
         if (want && !c->reading) ev_io_start(kx_srv->loop, &c->rio);
         if (!want && c->reading) ev_io_stop(kx_srv->loop, &c->rio);
         c->reading = want;

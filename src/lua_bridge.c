@@ -10,6 +10,7 @@
 #include "lua_bridge.h"
 #include "lua_api.h"
 #include "lua_api_crypto.h"
+#include "lua_api_ws.h"
 #include "lua_api_ratelimit.h"
 #include "log.h"
 #include "session.h"
@@ -19,7 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef enum { TASK_WEB, TASK_CLI } task_kind_t;
+typedef enum { TASK_WEB, TASK_CLI, TASK_BG } task_kind_t; /* BG: WebSocket events, timers */
 
 struct kx_task {
     lua_State *co;
@@ -48,6 +49,7 @@ static struct {
     size_t mem_used, mem_limit;
     bool mem_grace;              /* the cap was hit: the reserve is open for error handling */
     int ref_web, ref_cli, ref_list;
+    int ref_ws[3], ref_heartbeat;
     kx_task_t *current;
     kx_task_t *ready_head, *ready_tail;
     ev_check check;
@@ -291,8 +293,8 @@ static void resume(kx_task_t *t)
          * is what ran out. The pipeline logs tracebacks of action errors itself. */
         const char *msg = lua_type(t->co, -1) == LUA_TSTRING ? lua_tostring(t->co, -1) : "(error object)";
         kx_log_error("task failed: %s", msg);
-        if (t->kind == TASK_WEB) {
-            fail_web(t);
+        if (t->kind != TASK_CLI) {
+            if (t->kind == TASK_WEB) fail_web(t);
             task_free(t, false);
             after_memory_pressure();
             return;
@@ -302,6 +304,11 @@ static void resume(kx_task_t *t)
         fprintf(stderr, "{\"response\":{},\"error\":{\"message\":\"Internal error\",\"type\":\"CONNECTION_ACTION_RUN\"}}\n");
         ev_break(B.srv->loop, EVBREAK_ALL);
         return; /* run_cli frees */
+    }
+    if (t->kind == TASK_BG) {
+        task_free(t, !lua_toboolean(t->co, 1)); /* true back = the coroutine is spoiled */
+        after_memory_pressure();
+        return;
     }
     if (t->kind == TASK_WEB) {
         finish_web(t);
@@ -349,6 +356,8 @@ int kx_lua_tasks_in_flight(void)
 }
 
 /* ---- entry points -------------------------------------------------------------------------- */
+
+static void start_task(kx_task_t *t);
 
 static void push_lstr(lua_State *L, const char *k, const char *v, size_t n)
 {
@@ -398,7 +407,54 @@ void kx_lua_spawn_web(kx_conn_t *c, int action_id, const kx_route_param_t *param
         lua_setfield(co, -2, "params");
     }
     t->nargs = 2;
-    resume(t);
+    start_task(t);
+}
+
+/* Lua is entered from one place: a task started while another runs (e.g. a socket closed
+ * by a send from inside an action) waits on the ready queue instead of nesting. */
+static void start_task(kx_task_t *t)
+{
+    if (B.current) kx_task_wake(t, t->nargs);
+    else resume(t);
+}
+
+void kx_lua_spawn_ws(kx_ws_event_t ev, uint64_t id, kx_conn_t *c, const char *text, size_t len)
+{
+    if (B.ref_ws[ev] == LUA_NOREF) return;
+    kx_task_t *t = task_new(TASK_BG);
+    lua_State *co = t->co;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, B.ref_ws[ev]);
+    lua_pushnumber(co, (lua_Number)id);
+    if (ev == KX_WS_MESSAGE) {
+        lua_pushlstring(co, text, len);
+    } else if (ev == KX_WS_OPEN) {
+        kx_request_t *r = &c->req;
+        lua_createtable(co, 0, 4);
+        lua_pushstring(co, c->peer_ip);
+        lua_setfield(co, -2, "identifier");
+        char sid[KX_SESSION_ID_LEN + 1];
+        if (kx_session_from_request(r, kx_srv->cfg->session_cookie_name, sid)) {
+            lua_pushstring(co, sid);
+            lua_setfield(co, -2, "session_id");
+        }
+        if (r->correlation_id[0]) {
+            lua_pushstring(co, r->correlation_id);
+            lua_setfield(co, -2, "correlation_id");
+        }
+    } else {
+        lua_pushnil(co);
+    }
+    t->nargs = 2;
+    start_task(t);
+}
+
+void kx_lua_spawn_heartbeat(void)
+{
+    if (B.ref_heartbeat == LUA_NOREF) return;
+    kx_task_t *t = task_new(TASK_BG);
+    lua_rawgeti(t->co, LUA_REGISTRYINDEX, B.ref_heartbeat);
+    t->nargs = 0;
+    start_task(t);
 }
 
 int kx_lua_run_cli(const char *action, int argc, char **argv)
@@ -460,6 +516,7 @@ static int open_core(lua_State *L)
     kx_lua_open_util(L, B.srv);
     kx_lua_open_redis(L);
     kx_lua_open_crypto(L);
+    kx_lua_open_ws(L);
     kx_lua_open_ratelimit(L);
     lua_pushstring(L, B.mode == KX_MODE_CLI ? "cli" : "server");
     lua_setfield(L, -2, "mode");

@@ -17,6 +17,13 @@ int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, 
 void kx_lua_close(void);
 /* Runs the action for the request on c in a new task; the task answers through kx_http_send. */
 void kx_lua_spawn_web(kx_conn_t *c, int action_id, const kx_route_param_t *params, int n);
+typedef enum { KX_WS_OPEN, KX_WS_MESSAGE, KX_WS_CLOSE } kx_ws_event_t;
+/* Hands a WebSocket event to the Lua side (keryx.ws) as a task: OPEN (c is the upgrading
+ * connection: peer, session cookie, correlation id are read from its request), MESSAGE (one
+ * complete text message), CLOSE (c is NULL: the socket is gone). Replies go back by id. */
+void kx_lua_spawn_ws(kx_ws_event_t ev, uint64_t id, kx_conn_t *c, const char *text, size_t len);
+/* Runs keryx.ws.heartbeat in a task (presence refresh). */
+void kx_lua_spawn_heartbeat(void);
 /* Runs one action from the command line to completion; returns the exit code. */
 int kx_lua_run_cli(const char *action, int argc, char **argv);
 /* Prints the action list (name, route, description) to stdout. */

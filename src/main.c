@@ -11,6 +11,8 @@
 #include "ratelimit.h"
 #include "redis.h"
 #include "crypto.h"
+#include "pubsub.h"
+#include "ws.h"
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <libgen.h>
@@ -108,8 +110,31 @@ static int apply_config_file(kx_config_t *cfg, const char *path, bool required, 
 /* ---- drain ------------------------------------------------------------------------------ */
 
 static ev_signal sig_term, sig_int;
-static ev_timer drain_timer;
-static ev_tstamp drain_deadline;
+static ev_timer drain_timer, heartbeat_timer;
+static ev_tstamp drain_deadline, ws_drain_deadline;
+
+/* A broadcast from any keryx process: delivered to local sockets in C, no Lua per recipient.
+ * Clients receive {"message": <the published {"channel","message","sender"}>}. */
+static void on_broadcast(const char *payload, size_t len)
+{
+    const char *name;
+    size_t nlen;
+    if (!kx_pubsub_channel_of(payload, len, &name, &nlen)) return;
+    kx_buf_t frame = KX_BUF_INIT;
+    kx_buf_puts(&frame, "{\"message\":");
+    kx_buf_append(&frame, payload, len);
+    kx_buf_puts(&frame, "}");
+    kx_ws_deliver(name, nlen, frame.data, frame.len);
+    kx_buf_free(&frame);
+}
+
+static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    if (kx_ws_count() > 0) kx_lua_spawn_heartbeat();
+}
 
 static void close_idle(kx_server_t *s)
 {
@@ -125,6 +150,14 @@ static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     kx_server_t *s = kx_srv;
     close_idle(s);
+    /* WebSockets got close 1001; those that have not answered by WS_DRAIN_TIMEOUT go now. */
+    if (kx_ws_count() > 0 && ev_now(loop) >= ws_drain_deadline) {
+        kx_log_warn("Force-closed %d lingering WebSocket connection(s)", kx_ws_count());
+        for (kx_conn_t *c = s->conns, *next; c; c = next) {
+            next = c->next;
+            if (c->ws) kx_conn_close(c);
+        }
+    }
     if ((s->n_conns == 0 && kx_lua_tasks_in_flight() == 0) || ev_now(loop) >= drain_deadline) {
         if (s->n_conns) kx_log_warn("Force-closed %d lingering connection(s)", s->n_conns);
         ev_break(loop, EVBREAK_ALL);
@@ -140,7 +173,10 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
                 s->n_conns);
     s->draining = true;
     kx_listen_stop(s);
+    if (kx_ws_count() > 0) kx_log_info("Draining %d WebSocket connection(s)...", kx_ws_count());
+    kx_ws_close_all(1001, "Server shutting down");
     drain_deadline = ev_now(loop) + (ev_tstamp)s->cfg->shutdown_timeout_ms / 1000.0;
+    ws_drain_deadline = ev_now(loop) + (ev_tstamp)s->cfg->ws_drain_timeout_ms / 1000.0;
     ev_timer_init(&drain_timer, on_drain_tick, 0., 0.05);
     ev_timer_start(loop, &drain_timer);
 }
@@ -275,6 +311,10 @@ int main(int argc, char **argv)
         strcmp(cfg.web_host, "::1") && strcmp(cfg.web_host, "[::1]"))
         kx_log_warn("stack traces are included in error responses and the server listens on %s: "
                     "set NODE_ENV=production or WEB_SERVER_INCLUDE_STACK_IN_ERRORS=false", cfg.web_host);
+    if (kx_pubsub_start(srv.loop, cfg.redis_url, cfg.redis_command_timeout_ms, on_broadcast, err, sizeof err) != KX_OK)
+        return fatal(err);
+    ev_timer_init(&heartbeat_timer, on_heartbeat, (double)cfg.presence_heartbeat_s, (double)cfg.presence_heartbeat_s);
+    ev_timer_start(srv.loop, &heartbeat_timer);
     if (kx_listen_start(&srv, err, sizeof err) != KX_OK) return fatal(err);
     kx_log_info("started server @ http://%s:%d", cfg.web_host, kx_listen_port(&srv));
 
@@ -284,6 +324,7 @@ int main(int argc, char **argv)
     ev_signal_start(srv.loop, &sig_int);
     ev_run(srv.loop, 0);
     kx_log_info("stopped server");
+    kx_pubsub_stop();
     kx_redis_stop();
     kx_ratelimit_free();
     kx_crypto_stop();

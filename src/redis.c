@@ -1,4 +1,4 @@
-/* redis.c — the Redis command connection (see redis.h). */
+/* redis.c — Redis connections and the command connection (see redis.h). */
 #include "redis.h"
 #include "log.h"
 #include <ctype.h>
@@ -15,12 +15,14 @@ struct kx_redis_op {
 
 typedef enum { R_DOWN, R_CONNECTING, R_UP } rstate_t;
 
-static struct {
+/* One connection's lifecycle; the command connection is `cmd`, others are heap-allocated. */
+struct kx_redis_conn {
+    const char *label;     /* starts every log line: "Redis", "Redis subscriber" */
     struct ev_loop *loop;
     kx_redis_url_t url;
     char where[300];       /* host:port or socket path, for log lines (never the password) */
     double timeout;
-    redisAsyncContext *ac;
+    redisAsyncContext *ac; /* ac->data points back here while ac is current */
     rstate_t state;
     bool stopping;
     bool ever_up;
@@ -28,7 +30,11 @@ static struct {
     double backoff;
     ev_timer reconnect;
     ev_timer connect_timeout;
-} R;
+    kx_redis_attach_fn on_attach;
+    void *ud;
+};
+
+static struct kx_redis_conn cmd;
 
 /* ---- URL -------------------------------------------------------------------------------- */
 
@@ -144,62 +150,73 @@ int kx_redis_parse_url(const char *url, kx_redis_url_t *out, char *err, size_t e
     return KX_OK;
 }
 
-/* ---- connection ------------------------------------------------------------------------- */
+/* ---- connection lifecycle (every connection) -------------------------------------------- */
 
-static void connect_now(void);
+static void connect_now(kx_redis_conn_t *c);
 
-static void schedule_reconnect(void)
+static void schedule_reconnect(kx_redis_conn_t *c)
 {
-    if (R.stopping) return;
-    ev_timer_stop(R.loop, &R.reconnect);
-    ev_timer_set(&R.reconnect, R.backoff, 0.);
-    ev_timer_start(R.loop, &R.reconnect);
-    R.backoff = R.backoff * 2 > 5.0 ? 5.0 : R.backoff * 2;
+    if (c->stopping) return;
+    ev_timer_stop(c->loop, &c->reconnect);
+    ev_timer_set(&c->reconnect, c->backoff, 0.);
+    ev_timer_start(c->loop, &c->reconnect);
+    c->backoff = c->backoff * 2 > 5.0 ? 5.0 : c->backoff * 2;
 }
 
-static void went_down(const char *why)
+static void went_down(kx_redis_conn_t *c, const char *why)
 {
-    bool was_up = R.state == R_UP;
-    R.state = R_DOWN;
-    R.ac = NULL;
-    ev_timer_stop(R.loop, &R.connect_timeout);
-    if (R.stopping) return;
+    bool was_up = c->state == R_UP;
+    c->state = R_DOWN;
+    if (c->ac) c->ac->data = NULL; /* hiredis frees it; its late callbacks must not find us */
+    c->ac = NULL;
+    ev_timer_stop(c->loop, &c->connect_timeout);
+    if (c->stopping) return;
     /* One line per outage, not one per retry or per request. */
-    if (was_up || !R.outage_logged) {
-        kx_log_warn("Redis unreachable at %s: %s (retrying with backoff)", R.where, why);
-        R.outage_logged = true;
+    if (was_up || !c->outage_logged) {
+        kx_log_warn("%s unreachable at %s: %s (retrying with backoff)", c->label, c->where, why);
+        c->outage_logged = true;
     }
-    schedule_reconnect();
+    schedule_reconnect(c);
+}
+
+/* The connection whose current context is `ac`, or NULL for a stale or freed context. */
+static kx_redis_conn_t *conn_of(const redisAsyncContext *ac)
+{
+    kx_redis_conn_t *c = ac->data;
+    return c && c->ac == ac ? c : NULL;
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
 {
-    if (ac != R.ac) return;
-    ev_timer_stop(R.loop, &R.connect_timeout);
+    kx_redis_conn_t *c = conn_of(ac);
+    if (!c) return;
+    ev_timer_stop(c->loop, &c->connect_timeout);
     if (status != REDIS_OK) {
-        went_down(ac->errstr[0] ? ac->errstr : "connect failed");
+        went_down(c, ac->errstr[0] ? ac->errstr : "connect failed");
         return;
     }
-    R.state = R_UP;
-    R.backoff = 0.1;
-    if (R.outage_logged || !R.ever_up)
-        kx_log_info("Redis connected (%s)", R.where);
-    R.ever_up = true;
-    R.outage_logged = false;
+    c->state = R_UP;
+    c->backoff = 0.1;
+    if (c->outage_logged || !c->ever_up)
+        kx_log_info("%s connected (%s)", c->label, c->where);
+    c->ever_up = true;
+    c->outage_logged = false;
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
-    if (ac != R.ac) return;
-    went_down(status == REDIS_OK ? "connection closed" : (ac->errstr[0] ? ac->errstr : "connection lost"));
+    kx_redis_conn_t *c = conn_of(ac);
+    if (!c) return;
+    went_down(c, status == REDIS_OK ? "connection closed" : (ac->errstr[0] ? ac->errstr : "connection lost"));
 }
 
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     redisReply *reply = r;
     const char *what = priv;
-    if (reply && reply->type == REDIS_REPLY_ERROR && ac == R.ac) {
-        kx_log_error("Redis %s failed: %s", what, reply->str);
+    kx_redis_conn_t *c = conn_of(ac);
+    if (reply && reply->type == REDIS_REPLY_ERROR && c) {
+        kx_log_error("%s %s failed: %s", c->label, what, reply->str);
         redisAsyncDisconnect(ac);
     }
 }
@@ -207,90 +224,150 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
 static void on_connect_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
-    (void)w;
     (void)revents;
-    if (R.ac && R.state == R_CONNECTING) {
-        redisAsyncContext *ac = R.ac;
-        went_down("connect timed out");
-        redisAsyncFree(ac); /* calls pending callbacks with NULL; on_disconnect ignores (ac != R.ac) */
+    kx_redis_conn_t *c = w->data;
+    if (c->ac && c->state == R_CONNECTING) {
+        redisAsyncContext *ac = c->ac;
+        went_down(c, "connect timed out");
+        redisAsyncFree(ac); /* calls pending callbacks with NULL; they no longer find `c` */
     }
 }
 
 static void on_reconnect(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
-    (void)w;
     (void)revents;
-    connect_now();
+    connect_now(w->data);
 }
 
-static void connect_now(void)
+/* AUTH and SELECT, queued before anything else so they run first on the new connection. */
+static void queue_setup(kx_redis_conn_t *c, redisAsyncContext *ac)
 {
-    redisAsyncContext *ac = R.url.unix_path[0] ? redisAsyncConnectUnix(R.url.unix_path)
-                                               : redisAsyncConnect(R.url.host, R.url.port);
+    if (c->url.password[0]) {
+        if (c->url.user[0]) {
+            const char *argv[] = { "AUTH", c->url.user, c->url.password };
+            redisAsyncCommandArgv(ac, on_setup_reply, "AUTH", 3, argv, NULL);
+        } else {
+            const char *argv[] = { "AUTH", c->url.password };
+            redisAsyncCommandArgv(ac, on_setup_reply, "AUTH", 2, argv, NULL);
+        }
+    }
+    if (c->url.db) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", c->url.db);
+        const char *argv[] = { "SELECT", db };
+        redisAsyncCommandArgv(ac, on_setup_reply, "SELECT", 2, argv, NULL);
+    }
+}
+
+static void connect_now(kx_redis_conn_t *c)
+{
+    redisAsyncContext *ac = c->url.unix_path[0] ? redisAsyncConnectUnix(c->url.unix_path)
+                                                : redisAsyncConnect(c->url.host, c->url.port);
     if (!ac) {
-        went_down("out of memory");
+        went_down(c, "out of memory");
         return;
     }
     if (ac->err) {
         char why[128];
         snprintf(why, sizeof why, "%s", ac->errstr);
         redisAsyncFree(ac);
-        went_down(why);
+        went_down(c, why);
         return;
     }
-    R.ac = ac;
-    R.state = R_CONNECTING;
-    redisLibevAttach(R.loop, ac);
+    c->ac = ac;
+    ac->data = c;
+    c->state = R_CONNECTING;
+    redisLibevAttach(c->loop, ac);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    /* Queued before any request's command, so they run first on the new connection. */
-    if (R.url.password[0]) {
-        if (R.url.user[0]) {
-            const char *argv[] = { "AUTH", R.url.user, R.url.password };
-            redisAsyncCommandArgv(ac, on_setup_reply, "AUTH", 3, argv, NULL);
-        } else {
-            const char *argv[] = { "AUTH", R.url.password };
-            redisAsyncCommandArgv(ac, on_setup_reply, "AUTH", 2, argv, NULL);
-        }
-    }
-    if (R.url.db) {
-        char db[16];
-        snprintf(db, sizeof db, "%d", R.url.db);
-        const char *argv[] = { "SELECT", db };
-        redisAsyncCommandArgv(ac, on_setup_reply, "SELECT", 2, argv, NULL);
-    }
-    ev_timer_set(&R.connect_timeout, R.timeout, 0.);
-    ev_timer_start(R.loop, &R.connect_timeout);
+    queue_setup(c, ac);
+    if (c->on_attach) c->on_attach(ac, c->ud);
+    ev_timer_set(&c->connect_timeout, c->timeout, 0.);
+    ev_timer_start(c->loop, &c->connect_timeout);
 }
+
+static int conn_start(kx_redis_conn_t *c, struct ev_loop *loop, const char *url, int64_t timeout_ms,
+                      const char *label, kx_redis_attach_fn on_attach, void *ud, char *err, size_t errcap)
+{
+    kx_redis_url_t parsed;
+    if (kx_redis_parse_url(url, &parsed, err, errcap) != KX_OK) return KX_EINVAL;
+    memset(c, 0, sizeof *c);
+    c->url = parsed;
+    c->label = label;
+    c->loop = loop;
+    if (c->url.unix_path[0]) snprintf(c->where, sizeof c->where, "%s", c->url.unix_path);
+    else snprintf(c->where, sizeof c->where, "%s:%d", c->url.host, c->url.port);
+    c->timeout = (double)timeout_ms / 1000.0;
+    c->backoff = 0.1;
+    c->on_attach = on_attach;
+    c->ud = ud;
+    ev_init(&c->reconnect, on_reconnect);
+    c->reconnect.data = c;
+    ev_init(&c->connect_timeout, on_connect_timeout);
+    c->connect_timeout.data = c;
+    connect_now(c);
+    return KX_OK;
+}
+
+static void conn_stop(kx_redis_conn_t *c)
+{
+    if (!c->loop) return;
+    c->stopping = true;
+    ev_timer_stop(c->loop, &c->reconnect);
+    ev_timer_stop(c->loop, &c->connect_timeout);
+    if (c->ac) {
+        redisAsyncContext *ac = c->ac;
+        /* Detached first: hiredis may defer the free (when called from one of its callbacks),
+         * and its late disconnect callback must not reach a closed connection. */
+        ac->data = NULL;
+        c->ac = NULL;
+        c->state = R_DOWN;
+        redisAsyncFree(ac);
+    }
+}
+
+int kx_redis_conn_open(struct ev_loop *loop, const char *url, int64_t timeout_ms, const char *label,
+                       kx_redis_attach_fn on_attach, void *ud, kx_redis_conn_t **out,
+                       char *err, size_t errcap)
+{
+    kx_redis_conn_t *c = kx_xmalloc(sizeof *c);
+    int rc = conn_start(c, loop, url, timeout_ms, label, on_attach, ud, err, errcap);
+    if (rc != KX_OK) {
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return KX_OK;
+}
+
+void kx_redis_conn_close(kx_redis_conn_t *c)
+{
+    if (!c) return;
+    conn_stop(c);
+    free(c);
+}
+
+redisAsyncContext *kx_redis_conn_context(const kx_redis_conn_t *c)
+{
+    return c ? c->ac : NULL;
+}
+
+bool kx_redis_conn_up(const kx_redis_conn_t *c)
+{
+    return c && c->state == R_UP;
+}
+
+/* ---- the command connection ------------------------------------------------------------- */
 
 int kx_redis_start(struct ev_loop *loop, const char *url, int64_t timeout_ms, char *err, size_t errcap)
 {
-    if (kx_redis_parse_url(url, &R.url, err, errcap) != KX_OK) return KX_EINVAL;
-    R.loop = loop;
-    if (R.url.unix_path[0]) snprintf(R.where, sizeof R.where, "%s", R.url.unix_path);
-    else snprintf(R.where, sizeof R.where, "%s:%d", R.url.host, R.url.port);
-    R.timeout = (double)timeout_ms / 1000.0;
-    R.backoff = 0.1;
-    R.stopping = false;
-    ev_init(&R.reconnect, on_reconnect);
-    ev_init(&R.connect_timeout, on_connect_timeout);
-    connect_now();
-    return KX_OK;
+    return conn_start(&cmd, loop, url, timeout_ms, "Redis", NULL, NULL, err, errcap);
 }
 
 void kx_redis_stop(void)
 {
-    if (!R.loop) return;
-    R.stopping = true;
-    ev_timer_stop(R.loop, &R.reconnect);
-    ev_timer_stop(R.loop, &R.connect_timeout);
-    if (R.ac) {
-        redisAsyncContext *ac = R.ac;
-        R.ac = NULL;
-        R.state = R_DOWN;
-        redisAsyncFree(ac);
-    }
+    conn_stop(&cmd);
 }
 
 static void on_wait_tick(struct ev_loop *loop, ev_timer *w, int revents)
@@ -304,15 +381,15 @@ bool kx_redis_wait_first(double seconds)
 {
     ev_timer deadline;
     ev_timer_init(&deadline, on_wait_tick, seconds, 0.);
-    ev_timer_start(R.loop, &deadline);
-    while (R.state == R_CONNECTING && ev_is_active(&deadline)) ev_run(R.loop, EVRUN_ONCE);
-    ev_timer_stop(R.loop, &deadline);
+    ev_timer_start(cmd.loop, &deadline);
+    while (cmd.state == R_CONNECTING && ev_is_active(&deadline)) ev_run(cmd.loop, EVRUN_ONCE);
+    ev_timer_stop(cmd.loop, &deadline);
     return kx_redis_ready();
 }
 
 bool kx_redis_ready(void)
 {
-    return R.state == R_UP;
+    return cmd.state == R_UP;
 }
 
 /* ---- commands --------------------------------------------------------------------------- */
@@ -321,7 +398,7 @@ static void op_finish(kx_redis_op_t *op, redisReply *reply, const char *err)
 {
     kx_redis_fn fn = op->fn;
     op->fn = NULL;
-    ev_timer_stop(R.loop, &op->timer);
+    ev_timer_stop(cmd.loop, &op->timer);
     if (fn) fn(op->ud, reply, err);
 }
 
@@ -343,22 +420,30 @@ static void on_op_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 kx_redis_op_t *kx_redis_command(int argc, const char **argv, const size_t *argvlen,
                                 kx_redis_fn fn, void *ud)
 {
-    if (R.state != R_UP || !R.ac) return NULL;
+    if (cmd.state != R_UP || !cmd.ac) return NULL;
     kx_redis_op_t *op = kx_xcalloc(1, sizeof *op);
     op->fn = fn;
     op->ud = ud;
-    if (redisAsyncCommandArgv(R.ac, on_reply, op, argc, argv, argvlen) != REDIS_OK) {
+    if (redisAsyncCommandArgv(cmd.ac, on_reply, op, argc, argv, argvlen) != REDIS_OK) {
         free(op);
         return NULL;
     }
-    ev_timer_init(&op->timer, on_op_timeout, R.timeout, 0.);
+    ev_timer_init(&op->timer, on_op_timeout, cmd.timeout, 0.);
     op->timer.data = op;
-    ev_timer_start(R.loop, &op->timer);
+    ev_timer_start(cmd.loop, &op->timer);
     return op;
 }
 
 void kx_redis_cancel(kx_redis_op_t *op)
 {
     op->fn = NULL;
-    ev_timer_stop(R.loop, &op->timer);
+    ev_timer_stop(cmd.loop, &op->timer);
+}
+
+int kx_redis_send(int argc, const char **argv, const size_t *argvlen)
+{
+    if (cmd.state != R_UP || !cmd.ac) return KX_ECLOSED;
+    /* A NULL callback: hiredis reads and discards the reply, nothing is allocated here. */
+    if (redisAsyncCommandArgv(cmd.ac, NULL, NULL, argc, argv, argvlen) != REDIS_OK) return KX_ECLOSED;
+    return KX_OK;
 }

@@ -1,10 +1,13 @@
-/* redis.h — the Redis command connection: hiredis 0.14 async on the libev loop.
+/* redis.h — Redis connections: hiredis 0.14 async on the libev loop.
  *
- * Owns: one command connection shared by every request (commands of concurrent requests are
- * pipelined on it), REDIS_URL parsing, AUTH + SELECT on connect, reconnect with backoff, and
- * a timer per command (hiredis 0.14 has no async timeouts). Callers: lua_api_redis.c,
- * ratelimit.c, main.c (start/stop), the status action (kx_redis_ready).
- * Never: blocks; runs Lua; resumes tasks (callers wake their own task from `fn`).
+ * Owns: REDIS_URL parsing; the connection lifecycle every keryx Redis connection shares (connect,
+ * AUTH + SELECT on connect, connect timeout, reconnect with backoff, one log line per outage);
+ * the command connection shared by every request (commands of concurrent requests are pipelined
+ * on it) with a timer per command (hiredis 0.14 has no async timeouts). Callers: lua_api_redis.c,
+ * ratelimit.c, pubsub.c (a kx_redis_conn_t for its subscriber, kx_redis_send for PUBLISH),
+ * main.c (start/stop), the status action (kx_redis_ready).
+ * Never: blocks; runs Lua; resumes tasks (callers wake their own task from `fn`); calls back
+ * into a connection's owner except through its attach hook.
  *
  * Every kx_redis_command that returns an op calls `fn` exactly once — with the reply (valid
  * only during the call), or with reply NULL and err "closed" / "timeout" — unless the caller
@@ -13,6 +16,7 @@
 #define KX_REDIS_H
 #include <ev.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/async.h>
 #include "common.h"
 
 typedef struct {
@@ -44,5 +48,27 @@ kx_redis_op_t *kx_redis_command(int argc, const char **argv, const size_t *argvl
                                 kx_redis_fn fn, void *ud);
 /* The caller no longer wants the answer (its request was aborted). */
 void kx_redis_cancel(kx_redis_op_t *op);
+/* Fire-and-forget on the command connection: KX_OK once queued (the reply, even an error, is
+ * dropped), KX_ECLOSED when the connection is down. */
+int kx_redis_send(int argc, const char **argv, const size_t *argvlen);
+
+/* ---- further connections (the pub/sub subscriber) -----------------------------------------
+ * Same lifecycle code as the command connection. `label` starts each log line ("Redis
+ * subscriber unreachable at 127.0.0.1:6379: …"); the command connection's label is "Redis". */
+typedef struct kx_redis_conn kx_redis_conn_t;
+/* Called for every new connection attempt, right after AUTH/SELECT were queued: the owner
+ * queues what must run first on each new connection (the subscriber's SUBSCRIBE). */
+typedef void (*kx_redis_attach_fn)(redisAsyncContext *ac, void *ud);
+
+/* Parses the URL and starts connecting (never waits). `label` must outlive the connection. */
+int kx_redis_conn_open(struct ev_loop *loop, const char *url, int64_t timeout_ms, const char *label,
+                       kx_redis_attach_fn on_attach, void *ud, kx_redis_conn_t **out,
+                       char *err, size_t errcap);
+/* Frees the connection: hiredis calls every pending callback (also subscription callbacks)
+ * with a NULL reply before this returns. */
+void kx_redis_conn_close(kx_redis_conn_t *c);
+/* The context of the current attempt (connecting or up), NULL while down. */
+redisAsyncContext *kx_redis_conn_context(const kx_redis_conn_t *c);
+bool kx_redis_conn_up(const kx_redis_conn_t *c);
 
 #endif

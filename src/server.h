@@ -69,6 +69,7 @@ typedef enum {
     KX_CONN_BODY,        /* reading a body */
     KX_CONN_BUSY,        /* request dispatched, waiting for its response */
     KX_CONN_CLOSING,     /* flushing the last response, then close */
+    KX_CONN_WS,          /* upgraded: frames go to ws.c */
 } kx_conn_state_t;
 
 struct kx_conn {
@@ -92,6 +93,7 @@ struct kx_conn {
     bool timer_is_head;          /* timer currently measures the head deadline */
     size_t head_scanned;         /* bytes of rbuf already searched for the head's end */
     char peer_ip[64];
+    struct kx_ws *ws;            /* non-NULL once upgraded to a WebSocket */
     kx_conn_t *prev, *next;
 };
 

@@ -16,7 +16,8 @@
 
 /* True when s is a well-formed session id. */
 bool kx_session_id_valid(const char *s, size_t len);
-/* Copies the first well-formed value of cookie `name` into out (KX_SESSION_ID_LEN + 1 bytes). */
+/* Copies the value of cookie `name` into out (KX_SESSION_ID_LEN + 1 bytes) when it appears
+ * exactly once across the Cookie headers and is well-formed; otherwise false. */
 bool kx_session_from_request(const kx_request_t *r, const char *name, char *out);
 /* Appends "Set-Cookie: <name>=<id>; Max-Age=<ttl>; Path=/; HttpOnly; SameSite=…[; Secure]\r\n";
  * id NULL expires the cookie (empty value, Max-Age=0). */

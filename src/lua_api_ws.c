@@ -1,0 +1,142 @@
+/* lua_api_ws.c — what keryx.ws and keryx.channels (Lua) may do to sockets, by id:
+ *   core.ws_send(id, text)            → true | nil, "closed"
+ *   core.ws_close(id, code, reason)
+ *   core.ws_subscribe(id, channel)    → true | nil, "limit" | "invalid" | "closed"
+ *   core.ws_unsubscribe(id, channel)  → true | nil, "invalid" | "closed"
+ *   core.ws_is_subscribed(id, channel), core.ws_subscription_count(id), core.ws_count()
+ *   core.channel_name_valid(name)     → the security guide's rule, checked in C
+ *   core.publish(payload)             → true | nil, "closed"   (PUBLISH keryx:pubsub)
+ * None of these yield. */
+#include "lua_api.h"
+#include "lua_api_ws.h"
+#include "pubsub.h"
+#include "ws.h"
+#include <lauxlib.h>
+
+static kx_conn_t *arg_ws(lua_State *L)
+{
+    lua_Number n = luaL_checknumber(L, 1);
+    if (n < 1) return NULL;
+    return kx_ws_find((uint64_t)n);
+}
+
+static int closed(lua_State *L)
+{
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return 2;
+}
+
+static int l_ws_send(lua_State *L)
+{
+    size_t n;
+    kx_conn_t *c = arg_ws(L);
+    const char *text = luaL_checklstring(L, 2, &n);
+    if (!c || kx_ws_send_text(c, text, n) != KX_OK) return closed(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_ws_close(lua_State *L)
+{
+    kx_conn_t *c = arg_ws(L);
+    int code = (int)luaL_optinteger(L, 2, 1000);
+    const char *reason = luaL_optstring(L, 3, "");
+    if (code < 1000 || code > 4999 || code == 1005 || code == 1006 || code == 1015)
+        return luaL_error(L, "ws_close: invalid close code %d", code);
+    if (strlen(reason) > 123) return luaL_error(L, "ws_close: reason longer than 123 bytes");
+    if (c) kx_ws_close(c, (uint16_t)code, reason);
+    return 0;
+}
+
+static int l_ws_subscribe(lua_State *L)
+{
+    size_t n;
+    kx_conn_t *c = arg_ws(L);
+    const char *ch = luaL_checklstring(L, 2, &n);
+    if (!c) return closed(L);
+    int rc = kx_ws_subscribe(c, ch, n);
+    if (rc == KX_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, rc == KX_ELIMIT ? "limit" : "invalid");
+    return 2;
+}
+
+static int l_ws_unsubscribe(lua_State *L)
+{
+    size_t n;
+    kx_conn_t *c = arg_ws(L);
+    const char *ch = luaL_checklstring(L, 2, &n);
+    if (!c) return closed(L);
+    if (kx_ws_unsubscribe(c, ch, n) != KX_OK) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "invalid");
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_ws_is_subscribed(lua_State *L)
+{
+    size_t n;
+    kx_conn_t *c = arg_ws(L);
+    const char *ch = luaL_checklstring(L, 2, &n);
+    lua_pushboolean(L, c && kx_ws_is_subscribed(c, ch, n));
+    return 1;
+}
+
+static int l_ws_subscription_count(lua_State *L)
+{
+    kx_conn_t *c = arg_ws(L);
+    lua_pushinteger(L, c ? kx_ws_subscription_count(c) : 0);
+    return 1;
+}
+
+static int l_ws_count(lua_State *L)
+{
+    lua_pushinteger(L, kx_ws_count());
+    return 1;
+}
+
+static int l_channel_name_valid(lua_State *L)
+{
+    size_t n = 0;
+    const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : NULL;
+    lua_pushboolean(L, s && kx_channel_name_valid(s, n));
+    return 1;
+}
+
+static int l_publish(lua_State *L)
+{
+    size_t n;
+    const char *payload = luaL_checklstring(L, 1, &n);
+    const char *name;
+    size_t nlen;
+    if (!kx_pubsub_channel_of(payload, n, &name, &nlen))
+        return luaL_error(L, "publish: payload must start with {\"channel\":\"<valid name>\",");
+    if (kx_pubsub_publish(payload, n) != KX_OK) return closed(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static const luaL_Reg fns[] = {
+    { "ws_send", l_ws_send },
+    { "ws_close", l_ws_close },
+    { "ws_subscribe", l_ws_subscribe },
+    { "ws_unsubscribe", l_ws_unsubscribe },
+    { "ws_is_subscribed", l_ws_is_subscribed },
+    { "ws_subscription_count", l_ws_subscription_count },
+    { "ws_count", l_ws_count },
+    { "channel_name_valid", l_channel_name_valid },
+    { "publish", l_publish },
+    { NULL, NULL },
+};
+
+void kx_lua_open_ws(lua_State *L)
+{
+    luaL_register(L, NULL, fns);
+}

@@ -1,0 +1,45 @@
+/* pubsub.h — broadcasts between keryx processes over one Redis pub/sub channel.
+ *
+ * Owns: the subscriber connection (a kx_redis_conn_t from redis.c: same connect, AUTH/SELECT,
+ * backoff, outage logging as the command connection; its log lines say "Redis subscriber"),
+ * the SUBSCRIBE to KX_PUBSUB_CHANNEL (sent again on every new connection), PUBLISH on the
+ * command connection, and the pure checks of channel names and of the payload prefix.
+ * Callers: main.c (start/stop), the WebSocket layer (publish, on_message fan-out, the checks).
+ * Never: parses JSON beyond the payload prefix; retries or queues a publish; runs Lua; blocks.
+ *
+ * Delivery is Redis pub/sub: at most once. A message published while this process's
+ * subscriber is disconnected (or not yet re-subscribed) is lost for this process, and a
+ * publish while the command connection is down is refused (KX_ECLOSED), never queued. */
+#ifndef KX_PUBSUB_H
+#define KX_PUBSUB_H
+#include <ev.h>
+#include "common.h"
+
+#define KX_PUBSUB_CHANNEL "keryx:pubsub"
+#define KX_CHANNEL_NAME_MAX 200
+
+/* Called on the loop thread for every message on KX_PUBSUB_CHANNEL (also the ones this
+ * process published). `payload` is valid only during the call and not NUL-terminated. */
+typedef void (*kx_pubsub_fn)(const char *payload, size_t len);
+
+/* Parses `url` (REDIS_URL) and starts connecting the subscriber; never waits. on_message may
+ * be NULL (messages are then read and dropped). KX_EINVAL for a bad URL or when already
+ * started. */
+int kx_pubsub_start(struct ev_loop *loop, const char *url, int64_t timeout_ms, kx_pubsub_fn on_message,
+                    char *err, size_t errcap);
+/* Closes the subscriber. Never call it from inside on_message. */
+void kx_pubsub_stop(void);
+/* True once Redis confirmed the SUBSCRIBE on the current subscriber connection. */
+bool kx_pubsub_ready(void);
+/* PUBLISH KX_PUBSUB_CHANNEL payload on the command connection, fire-and-forget: KX_OK once
+ * sent (the reply is ignored), KX_ECLOSED while the command connection is down. */
+int kx_pubsub_publish(const char *payload, size_t len);
+
+/* ^[a-zA-Z0-9:._-]{1,200}$ (the security guide's channel rule). */
+bool kx_channel_name_valid(const char *s, size_t len);
+/* Accepts only payloads that start exactly with {"channel":"<name>", where <name> passes
+ * kx_channel_name_valid; sets *name and *nlen to the span of the name inside payload. Anything
+ * else (other key order, whitespace, escapes, truncation) → false. */
+bool kx_pubsub_channel_of(const char *payload, size_t len, const char **name, size_t *nlen);
+
+#endif

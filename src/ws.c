@@ -1,0 +1,507 @@
+/* ws.c — WebSocket connections (see ws.h). */
+#include "ws.h"
+#include "cors.h"
+#include "log.h"
+#include "lua_bridge.h"
+#include "pubsub.h"
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <wslay/wslay.h>
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define WS_OUTBUF_MAX (4u * 1024 * 1024) /* a client this far behind is dropped */
+#define WS_CLOSE_GRACE_MS 1000           /* wait this long for the peer's close reply */
+#define ID_BUCKETS 16384
+
+typedef struct chan chan_t;
+
+struct kx_ws {
+    wslay_event_context_ptr ctx;
+    uint64_t id;
+    kx_conn_t *conn;
+    ev_timer ping;
+    double window_start;
+    int64_t window_count;
+    chan_t **chans;              /* subscriptions */
+    int n_chans, cap_chans;
+    bool closing;
+    kx_ws_t *next_by_id;
+};
+
+struct chan {
+    char *name;
+    size_t len;
+    uint32_t hash;
+    kx_conn_t **subs;
+    int n, cap;
+    chan_t *next;
+};
+
+static struct {
+    kx_ws_t *by_id[ID_BUCKETS];
+    uint64_t next_id;
+    int count;
+    chan_t **buckets;
+    size_t nbuckets, nchans;
+} W;
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static uint32_t fnv1a(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+bool kx_utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) { i++; continue; }
+        size_t len;
+        uint32_t cp;
+        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+        else return false;
+        if (i + len > n) return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return false;
+        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += len;
+    }
+    return true;
+}
+
+/* Sec-WebSocket-Key must be base64 of exactly 16 bytes: 22 chars + "==". */
+static bool valid_key(const char *k, size_t n)
+{
+    if (n != 24 || k[22] != '=' || k[23] != '=') return false;
+    for (size_t i = 0; i < 22; i++) {
+        unsigned char c = (unsigned char)k[i];
+        if (!(isalnum(c) || c == '+' || c == '/')) return false;
+    }
+    return true;
+}
+
+static void accept_value(const char *key, size_t n, char out[29])
+{
+    char buf[24 + sizeof WS_GUID];
+    unsigned char sha[SHA_DIGEST_LENGTH];
+    memcpy(buf, key, n); /* n == 24: checked by valid_key */
+    memcpy(buf + n, WS_GUID, sizeof WS_GUID - 1);
+    SHA1((const unsigned char *)buf, n + sizeof WS_GUID - 1, sha);
+    EVP_EncodeBlock((unsigned char *)out, sha, SHA_DIGEST_LENGTH); /* 28 chars + NUL */
+}
+
+/* ---- registry ----------------------------------------------------------------------------- */
+
+static void register_ws(kx_ws_t *ws)
+{
+    size_t b = ws->id % ID_BUCKETS;
+    ws->next_by_id = W.by_id[b];
+    W.by_id[b] = ws;
+    W.count++;
+}
+
+static void unregister_ws(kx_ws_t *ws)
+{
+    kx_ws_t **p = &W.by_id[ws->id % ID_BUCKETS];
+    while (*p && *p != ws) p = &(*p)->next_by_id;
+    if (*p) *p = ws->next_by_id;
+    W.count--;
+}
+
+kx_conn_t *kx_ws_find(uint64_t id)
+{
+    for (kx_ws_t *ws = W.by_id[id % ID_BUCKETS]; ws; ws = ws->next_by_id)
+        if (ws->id == id && !ws->conn->closed) return ws->conn;
+    return NULL;
+}
+
+bool kx_ws_closing(const kx_conn_t *c)
+{
+    return !c->ws || c->ws->closing;
+}
+
+uint64_t kx_ws_id(const kx_conn_t *c)
+{
+    return c->ws ? c->ws->id : 0;
+}
+
+int kx_ws_count(void)
+{
+    return W.count;
+}
+
+/* ---- channels ----------------------------------------------------------------------------- */
+
+static chan_t *chan_find(const char *name, size_t len, bool create)
+{
+    if (W.nbuckets == 0) {
+        if (!create) return NULL;
+        W.nbuckets = 256;
+        W.buckets = kx_xcalloc(W.nbuckets, sizeof *W.buckets);
+    }
+    uint32_t h = fnv1a(name, len);
+    for (chan_t *ch = W.buckets[h % W.nbuckets]; ch; ch = ch->next)
+        if (ch->hash == h && ch->len == len && memcmp(ch->name, name, len) == 0) return ch;
+    if (!create) return NULL;
+    if (W.nchans >= W.nbuckets) { /* grow: keep chains short */
+        size_t nb = W.nbuckets * 2;
+        chan_t **nbk = kx_xcalloc(nb, sizeof *nbk);
+        for (size_t i = 0; i < W.nbuckets; i++) {
+            for (chan_t *ch = W.buckets[i], *next; ch; ch = next) {
+                next = ch->next;
+                ch->next = nbk[ch->hash % nb];
+                nbk[ch->hash % nb] = ch;
+            }
+        }
+        free(W.buckets);
+        W.buckets = nbk;
+        W.nbuckets = nb;
+    }
+    chan_t *ch = kx_xcalloc(1, sizeof *ch);
+    ch->name = kx_xstrndup(name, len);
+    ch->len = len;
+    ch->hash = h;
+    ch->next = W.buckets[h % W.nbuckets];
+    W.buckets[h % W.nbuckets] = ch;
+    W.nchans++;
+    return ch;
+}
+
+static void chan_drop_if_empty(chan_t *ch)
+{
+    if (ch->n > 0) return;
+    chan_t **p = &W.buckets[ch->hash % W.nbuckets];
+    while (*p && *p != ch) p = &(*p)->next;
+    if (*p) *p = ch->next;
+    W.nchans--;
+    free(ch->subs);
+    free(ch->name);
+    free(ch);
+}
+
+static int find_sub(const kx_ws_t *ws, const char *name, size_t len)
+{
+    for (int i = 0; i < ws->n_chans; i++)
+        if (ws->chans[i]->len == len && memcmp(ws->chans[i]->name, name, len) == 0) return i;
+    return -1;
+}
+
+bool kx_ws_is_subscribed(const kx_conn_t *c, const char *channel, size_t len)
+{
+    return c->ws && find_sub(c->ws, channel, len) >= 0;
+}
+
+int kx_ws_subscription_count(const kx_conn_t *c)
+{
+    return c->ws ? c->ws->n_chans : 0;
+}
+
+int kx_ws_subscribe(kx_conn_t *c, const char *channel, size_t len)
+{
+    kx_ws_t *ws = c->ws;
+    if (!ws || !kx_channel_name_valid(channel, len)) return KX_EINVAL;
+    if (find_sub(ws, channel, len) >= 0) return KX_OK;
+    int64_t max = kx_srv->cfg->ws_max_subscriptions;
+    if (max > 0 && ws->n_chans >= max) return KX_ELIMIT;
+    chan_t *ch = chan_find(channel, len, true);
+    if (ch->n == ch->cap) {
+        ch->cap = ch->cap ? ch->cap * 2 : 4;
+        ch->subs = kx_xrealloc(ch->subs, sizeof *ch->subs * (size_t)ch->cap);
+    }
+    ch->subs[ch->n++] = c;
+    if (ws->n_chans == ws->cap_chans) {
+        ws->cap_chans = ws->cap_chans ? ws->cap_chans * 2 : 4;
+        ws->chans = kx_xrealloc(ws->chans, sizeof *ws->chans * (size_t)ws->cap_chans);
+    }
+    ws->chans[ws->n_chans++] = ch;
+    return KX_OK;
+}
+
+static void detach(kx_conn_t *c, int idx)
+{
+    kx_ws_t *ws = c->ws;
+    chan_t *ch = ws->chans[idx];
+    for (int i = 0; i < ch->n; i++) {
+        if (ch->subs[i] == c) {
+            ch->subs[i] = ch->subs[--ch->n];
+            break;
+        }
+    }
+    ws->chans[idx] = ws->chans[--ws->n_chans];
+    chan_drop_if_empty(ch);
+}
+
+int kx_ws_unsubscribe(kx_conn_t *c, const char *channel, size_t len)
+{
+    if (!c->ws || !kx_channel_name_valid(channel, len)) return KX_EINVAL;
+    int idx = find_sub(c->ws, channel, len);
+    if (idx >= 0) detach(c, idx);
+    return KX_OK;
+}
+
+/* ---- frames ------------------------------------------------------------------------------- */
+
+static void pump(kx_conn_t *c)
+{
+    kx_ws_t *ws = c->ws;
+    if (!ws || c->closed) return;
+    if (wslay_event_send(ws->ctx) != 0) {
+        kx_conn_close(c);
+        return;
+    }
+    if (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx))
+        c->state = KX_CONN_CLOSING; /* close handshake done: close once flushed */
+    kx_conn_flush(c);
+}
+
+static int queue_text(kx_ws_t *ws, const char *p, size_t n)
+{
+    struct wslay_event_msg msg = { WSLAY_TEXT_FRAME, (const uint8_t *)p, n };
+    return wslay_event_queue_msg(ws->ctx, &msg) == 0 ? KX_OK : KX_ECLOSED;
+}
+
+int kx_ws_send_text(kx_conn_t *c, const char *p, size_t n)
+{
+    if (!c->ws || c->closed || c->ws->closing) return KX_ECLOSED;
+    int rc = queue_text(c->ws, p, n);
+    if (rc == KX_OK) pump(c);
+    return rc;
+}
+
+void kx_ws_close(kx_conn_t *c, uint16_t code, const char *reason)
+{
+    kx_ws_t *ws = c->ws;
+    if (!ws || c->closed || ws->closing) return;
+    ws->closing = true;
+    wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+    wslay_event_shutdown_read(ws->ctx); /* nothing the peer sends now is acted upon */
+    kx_conn_set_timer(c, WS_CLOSE_GRACE_MS);
+    pump(c);
+}
+
+int kx_ws_deliver(const char *channel, size_t clen, const char *payload, size_t len)
+{
+    chan_t *ch = chan_find(channel, clen, false);
+    if (!ch) return 0;
+    int sent = 0;
+    /* Sending can close a socket (slow consumer), which detaches it from this list: walk a
+     * copy of the list, by id, so removals do not disturb the walk. */
+    int n = ch->n;
+    uint64_t *ids = kx_xmalloc(sizeof *ids * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) ids[i] = ch->subs[i]->ws->id;
+    for (int i = 0; i < n; i++) {
+        kx_conn_t *c = kx_ws_find(ids[i]);
+        if (c && kx_ws_send_text(c, payload, len) == KX_OK) sent++;
+    }
+    free(ids);
+    return sent;
+}
+
+/* ---- wslay callbacks ---------------------------------------------------------------------- */
+
+static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
+{
+    (void)flags;
+    kx_conn_t *c = ud;
+    if (c->rbuf.len == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    size_t n = c->rbuf.len < len ? c->rbuf.len : len;
+    memcpy(buf, c->rbuf.data, n);
+    kx_buf_consume(&c->rbuf, n);
+    return (ssize_t)n;
+}
+
+static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)
+{
+    (void)flags;
+    kx_conn_t *c = ud;
+    if (c->wbuf.len - c->wpos + len > WS_OUTBUF_MAX) {
+        kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)c->ws->id, c->peer_ip);
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    kx_conn_write(c, data, len);
+    return (ssize_t)len;
+}
+
+static bool over_rate(kx_ws_t *ws)
+{
+    int64_t max = kx_srv->cfg->ws_max_messages_per_second;
+    if (max <= 0) return false;
+    double now = ev_now(kx_srv->loop);
+    if (now - ws->window_start >= 1.0) {
+        ws->window_start = now;
+        ws->window_count = 0;
+    }
+    return ++ws->window_count > max;
+}
+
+static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
+{
+    (void)ctx;
+    kx_conn_t *c = ud;
+    kx_ws_t *ws = c->ws;
+    if (ws->closing) return;
+    if (arg->opcode == WSLAY_BINARY_FRAME) {
+        kx_ws_close(c, 1003, "binary messages are not supported");
+        return;
+    }
+    if (arg->opcode != WSLAY_TEXT_FRAME) return; /* ping/pong/close: wslay answers them */
+    if (over_rate(ws)) {
+        kx_log_warn("websocket %llu from %s sent more than %lld messages per second: disconnected",
+                    (unsigned long long)ws->id, c->peer_ip, (long long)kx_srv->cfg->ws_max_messages_per_second);
+        kx_ws_close(c, 1008, "WebSocket rate limit exceeded");
+        return;
+    }
+    if (!kx_utf8_valid(arg->msg, arg->msg_length)) {
+        kx_ws_close(c, 1007, "invalid UTF-8");
+        return;
+    }
+    kx_lua_spawn_ws(KX_WS_MESSAGE, ws->id, c, (const char *)arg->msg, arg->msg_length);
+}
+
+static const struct wslay_event_callbacks callbacks = {
+    on_recv, on_send, NULL, NULL, NULL, NULL, on_msg,
+};
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+static void on_ping(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    kx_conn_t *c = w->data;
+    struct wslay_event_msg msg = { WSLAY_PING, (const uint8_t *)"", 0 };
+    if (wslay_event_queue_msg(c->ws->ctx, &msg) == 0) pump(c);
+}
+
+void kx_ws_on_readable(kx_conn_t *c)
+{
+    kx_ws_t *ws = c->ws;
+    if (!ws->closing) kx_conn_set_timer(c, kx_srv->cfg->ws_idle_timeout_ms);
+    if (wslay_event_recv(ws->ctx) != 0) {
+        kx_conn_close(c);
+        return;
+    }
+    if (ws->closing) kx_buf_reset(&c->rbuf);
+    pump(c);
+    /* Idle sockets should not keep a read buffer around (10,000 of them add up). */
+    if (!c->closed && c->rbuf.len == 0) kx_buf_free(&c->rbuf);
+}
+
+void kx_ws_on_close(kx_conn_t *c)
+{
+    kx_ws_t *ws = c->ws;
+    if (!ws) return;
+    while (ws->n_chans > 0) detach(c, ws->n_chans - 1);
+    free(ws->chans);
+    ev_timer_stop(kx_srv->loop, &ws->ping);
+    unregister_ws(ws);
+    kx_lua_spawn_ws(KX_WS_CLOSE, ws->id, NULL, NULL, 0);
+    wslay_event_context_free(ws->ctx);
+    free(ws);
+    c->ws = NULL;
+}
+
+void kx_ws_close_all(uint16_t code, const char *reason)
+{
+    for (kx_conn_t *c = kx_srv->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->ws) kx_ws_close(c, code, reason);
+    }
+}
+
+bool kx_ws_is_upgrade(const kx_request_t *r)
+{
+    return r->info.upgrade_websocket;
+}
+
+static void refuse(kx_conn_t *c, int status, const char *type, const char *msg, const char *extra)
+{
+    if (!extra) {
+        kx_http_send_error(c, status, type, msg, KX_R_CLOSE);
+        return;
+    }
+    kx_buf_t body = KX_BUF_INIT;
+    kx_buf_printf(&body, "{\"error\":{\"message\":\"%s\",\"type\":\"%s\"}}", msg, type);
+    kx_http_send(c, status, "application/json", extra, strlen(extra), body.data, body.len, KX_R_CLOSE);
+    kx_buf_free(&body);
+}
+
+void kx_ws_upgrade(kx_conn_t *c)
+{
+    kx_request_t *r = &c->req;
+    const kx_config_t *cfg = kx_srv->cfg;
+    if (kx_srv->draining) {
+        refuse(c, 503, "CONNECTION_SERVER_BUSY", "Server is shutting down", NULL);
+        return;
+    }
+    if (!(r->method_len == 3 && memcmp(r->method, "GET", 3) == 0)) {
+        refuse(c, 400, "CONNECTION_BAD_REQUEST", "WebSocket upgrade requires GET", NULL);
+        return;
+    }
+    /* Cross-Site WebSocket Hijacking: the browser's Origin must be on the allow-list. */
+    if (r->origin && !kx_cors_origin_allowed(cfg, r->origin, r->origin_len)) {
+        refuse(c, 403, "CONNECTION_FORBIDDEN", "WebSocket origin not allowed", NULL);
+        return;
+    }
+    const kx_header_t *ver = kx_http_header(r, "Sec-WebSocket-Version");
+    if (!ver || !(ver->value_len == 2 && memcmp(ver->value, "13", 2) == 0)) {
+        refuse(c, 426, "CONNECTION_BAD_REQUEST", "Unsupported WebSocket version", "Sec-WebSocket-Version: 13\r\n");
+        return;
+    }
+    const kx_header_t *key = kx_http_header(r, "Sec-WebSocket-Key");
+    if (!key || !valid_key(key->value, key->value_len)) {
+        refuse(c, 400, "CONNECTION_BAD_REQUEST", "Invalid Sec-WebSocket-Key", NULL);
+        return;
+    }
+    if (r->body.len > 0 || r->info.transfer_encoding == KX_TE_CHUNKED) {
+        refuse(c, 400, "CONNECTION_BAD_REQUEST", "A WebSocket upgrade carries no body", NULL);
+        return;
+    }
+    char accept[32];
+    accept_value(key->value, key->value_len, accept);
+    kx_ws_t *ws = kx_xcalloc(1, sizeof *ws);
+    if (wslay_event_context_server_init(&ws->ctx, &callbacks, c) != 0) {
+        free(ws);
+        refuse(c, 500, "CONNECTION_SERVER_ERROR", "Cannot start the WebSocket", NULL);
+        return;
+    }
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, (uint64_t)cfg->ws_max_payload_size);
+    ws->id = ++W.next_id;
+    ws->conn = c;
+    ws->window_start = ev_now(kx_srv->loop);
+    c->ws = ws;
+    register_ws(ws);
+
+    kx_buf_printf(&c->wbuf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                            "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept);
+    /* The Lua side gets the peer, the session cookie and the correlation id of the upgrade. */
+    kx_lua_spawn_ws(KX_WS_OPEN, ws->id, c, NULL, 0);
+    c->state = KX_CONN_WS;
+    c->keep_alive = false;
+    kx_buf_free(&c->req.body);
+    free(c->req.head);
+    memset(&c->req, 0, sizeof c->req);
+    ev_timer_init(&ws->ping, on_ping, (double)cfg->ws_ping_interval_ms / 1000.0,
+                  (double)cfg->ws_ping_interval_ms / 1000.0);
+    ws->ping.data = c;
+    ev_timer_start(kx_srv->loop, &ws->ping);
+    kx_conn_set_timer(c, cfg->ws_idle_timeout_ms);
+    kx_conn_flush(c);
+    if (!c->closed && c->rbuf.len > 0) kx_ws_on_readable(c);
+}
