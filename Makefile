@@ -6,6 +6,8 @@ DEB_PKGS := gcc make pkg-config libev-dev libluajit2-5.1-dev luajit2 libhiredis-
             libssl-dev node-llhttp libwslay-dev lua-busted libcmocka-dev redis-server \
             zlib1g-dev lua-socket curl netcat-openbsd
 BENCH_PKGS := wrk nginx-light libnginx-mod-http-lua
+# Only the test suites need these (a real browser for the end-to-end WebSocket page test).
+TEST_PKGS  := chromium
 
 CC      ?= gcc
 LLHTTP_DIR := /usr/share/llhttp
@@ -26,7 +28,7 @@ OBJS    := $(patsubst src/%.c,$(OBJDIR)/%.o,$(SRCS))
 LLOBJS  := $(patsubst $(LLHTTP_DIR)/%.c,$(OBJDIR)/llhttp/%.o,$(wildcard $(LLHTTP_DIR)/*.c))
 BIN     ?= keryx
 
-.PHONY: all deps compile run test test-all test-c test-unit test-integration test-asan bench clean
+.PHONY: all deps test-deps install-pkgs compile run test test-all test-c test-unit test-integration test-asan bench clean
 
 # Top-level targets install packages first, then re-enter make so the file lists (llhttp's
 # sources come from a package) are computed after the install.
@@ -37,7 +39,13 @@ compile: $(BIN)
 
 # Installs what is missing; does nothing when everything is present.
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(DEB_PKGS)"
+
+test-deps:
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(TEST_PKGS)"
+
+install-pkgs:
+	@missing=""; for p in $(PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -101,7 +109,7 @@ test-asan:
 test-c-asan: $(TEST_BINS)
 	@set -e; for t in $(TEST_BINS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
 
-test: deps
+test: deps test-deps
 	@$(MAKE) --no-print-directory test-all
 
 test-all: compile test-c test-unit test-integration test-asan
