@@ -359,6 +359,24 @@ int kx_lua_tasks_in_flight(void)
 
 static void start_task(kx_task_t *t);
 
+/* stack: t → t with identifier, session_id (a well-formed session cookie) and correlation_id
+ * of the request on c: who is asking, the same for HTTP and for a WebSocket upgrade. */
+static void push_identity(lua_State *co, kx_conn_t *c)
+{
+    const kx_request_t *r = &c->req;
+    lua_pushstring(co, c->peer_ip);
+    lua_setfield(co, -2, "identifier");
+    char sid[KX_SESSION_ID_LEN + 1];
+    if (kx_session_from_request(r, kx_srv->cfg->session_cookie_name, sid)) {
+        lua_pushstring(co, sid);
+        lua_setfield(co, -2, "session_id");
+    }
+    if (r->correlation_id[0]) {
+        lua_pushstring(co, r->correlation_id);
+        lua_setfield(co, -2, "correlation_id");
+    }
+}
+
 static void push_lstr(lua_State *L, const char *k, const char *v, size_t n)
 {
     lua_pushlstring(L, v, n);
@@ -386,17 +404,7 @@ void kx_lua_spawn_web(kx_conn_t *c, int action_id, const kx_route_param_t *param
     const kx_header_t *host = kx_http_header(r, "Host");
     if (host) push_lstr(co, "host", host->value, host->value_len);
     push_lstr(co, "target", r->target, r->target_len);
-    lua_pushstring(co, c->peer_ip);
-    lua_setfield(co, -2, "identifier");
-    char sid[KX_SESSION_ID_LEN + 1];
-    if (kx_session_from_request(r, kx_srv->cfg->session_cookie_name, sid)) {
-        lua_pushstring(co, sid);
-        lua_setfield(co, -2, "session_id");
-    }
-    if (r->correlation_id[0]) {
-        lua_pushstring(co, r->correlation_id);
-        lua_setfield(co, -2, "correlation_id");
-    }
+    push_identity(co, c);
     if (n > 0) {
         lua_createtable(co, 0, n);
         for (int i = 0; i < n; i++) {
@@ -428,19 +436,8 @@ void kx_lua_spawn_ws(kx_ws_event_t ev, uint64_t id, kx_conn_t *c, const char *te
     if (ev == KX_WS_MESSAGE) {
         lua_pushlstring(co, text, len);
     } else if (ev == KX_WS_OPEN) {
-        kx_request_t *r = &c->req;
         lua_createtable(co, 0, 4);
-        lua_pushstring(co, c->peer_ip);
-        lua_setfield(co, -2, "identifier");
-        char sid[KX_SESSION_ID_LEN + 1];
-        if (kx_session_from_request(r, kx_srv->cfg->session_cookie_name, sid)) {
-            lua_pushstring(co, sid);
-            lua_setfield(co, -2, "session_id");
-        }
-        if (r->correlation_id[0]) {
-            lua_pushstring(co, r->correlation_id);
-            lua_setfield(co, -2, "correlation_id");
-        }
+        push_identity(co, c);
     } else {
         lua_pushnil(co);
     }
