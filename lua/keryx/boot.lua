@@ -1,8 +1,11 @@
--- keryx.boot — loads the framework's built-in actions and the app's actions/*.lua (sorted by
--- file name), checks names and routes are unique, registers HTTP routes with the C router,
--- and returns the entry points lua_bridge.c calls.
+-- keryx.boot — loads the framework's built-in actions and the app's actions/*.lua, then the
+-- app's channels/*.lua (each sorted by file name), checks names, routes and channels are
+-- unique, registers HTTP routes with the C router, and returns the entry points lua_bridge.c
+-- calls: web, cli, list_actions, and ws_open, ws_message, ws_close, heartbeat (keryx.ws).
 local core = require "keryx.core"
 local pipeline = require "keryx.pipeline"
+local channels = require "keryx.channels"
+local ws = require "keryx.ws"
 
 local M = {}
 
@@ -40,6 +43,15 @@ local function load_file(path)
     return value
 end
 
+-- A channels/*.lua file returns one keryx.channel{...} or a list of them.
+local function add_channels(value, source)
+    if type(value) == "table" and not value.__keryx_channel and value[1] ~= nil then
+        for _, c in ipairs(value) do channels.register(c, source) end
+    else
+        channels.register(value, source)
+    end
+end
+
 function M.start(app_dir)
     local registry = pipeline.registry
     for _, mod in ipairs(BUILTIN) do add_all(registry, require(mod), mod) end
@@ -49,7 +61,15 @@ function M.start(app_dir)
         local path = dir .. "/" .. f
         add_all(registry, load_file(path), path)
     end
-    return { web = pipeline.web, cli = pipeline.cli, list_actions = M.list_actions }
+    local cdir = app_dir .. "/channels"
+    for _, f in ipairs(core.list_dir(cdir) or {}) do
+        local path = cdir .. "/" .. f
+        add_channels(load_file(path), path)
+    end
+    return {
+        web = pipeline.web, cli = pipeline.cli, list_actions = M.list_actions,
+        ws_open = ws.open, ws_message = ws.message, ws_close = ws.close, heartbeat = ws.heartbeat,
+    }
 end
 
 function M.list_actions()

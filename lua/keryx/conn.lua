@@ -1,6 +1,8 @@
 -- keryx.conn — the connection object an action receives (SPEC §3): type, id, identifier,
 -- correlation_id, metadata, session (loaded from Redis on first access, only when the request
--- carried a well-formed session cookie), and the session and header methods.
+-- carried a well-formed session cookie), the session and header methods, and broadcast.
+-- A websocket conn (keryx.ws) lives as long as its socket: id is the socket id, uid the
+-- cluster-unique `<node>:<id>`, and its session is cached on it once loaded or changed.
 local core = require "keryx.core"
 local errors = require "keryx.errors"
 local session = require "keryx.session"
@@ -79,6 +81,20 @@ function methods:regenerate_session()
     rawset(self, "session_id", rec.id)
     set_cookie(self, rec.id)
     return rec
+end
+
+--- Broadcasts message on a channel this websocket is subscribed to (reference §6.3); the
+--- sender is the connection's uid (`<node>:<socket id>`, as in presence). Raises 406
+--- CONNECTION_NOT_SUBSCRIBED `not subscribed to this channel` otherwise (always for non-websocket
+--- connections: they have no subscriptions). Returns true | nil, err like keryx.channels.broadcast.
+function methods:broadcast(channel, message)
+    local id = rawget(self, "id")
+    if self.type ~= "websocket" or type(channel) ~= "string" or id == nil
+        or not core.ws_is_subscribed(id, channel) then
+        error(errors.new("CONNECTION_NOT_SUBSCRIBED", "not subscribed to this channel"), 2)
+    end
+    local channels = require "keryx.channels" -- lazily: channels is not needed by most requests
+    return channels.broadcast(channel, message, channels.uid(id))
 end
 
 --- Deletes the session and expires the cookie (logout).

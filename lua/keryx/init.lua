@@ -16,6 +16,7 @@ local lazy = {
     crypto = "keryx.crypto",
     rate_limit = "keryx.rate_limit",
     session = "keryx.session",
+    channels = "keryx.channels",
 }
 
 setmetatable(M, {
@@ -36,6 +37,12 @@ function M.action(def)
     -- Not a tail call: define's error level counts this frame to blame the caller's line.
     local action = require("keryx.action").define(def, 2)
     return action
+end
+
+--- Defines a channel (SPEC §3): keryx.channel{ name = "x" } or { pattern = "^room:[%w-]+$" }.
+function M.channel(def)
+    local channel = require("keryx.channel").define(def, 2)
+    return channel
 end
 
 --- Raises a typed error: keryx.error("CONNECTION_SESSION_NOT_FOUND", "Session not found").

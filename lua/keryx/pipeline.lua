@@ -1,6 +1,6 @@
 -- keryx.pipeline — one action run, the same for every transport (SPEC §9.2, reference §1.2):
 -- find action → validate inputs → middleware before (list order) → run → middleware after
--- (always) → one action log line → the transport's answer. Runs inside the request's
+-- (always) → one action log line → the transport's answer (web, cli, websocket). Runs inside the request's
 -- coroutine, so anything the action waits on yields to the event loop.
 local core = require "keryx.core"
 local errors = require "keryx.errors"
@@ -13,6 +13,7 @@ local M = {}
 local config = core.config
 local web_cfg = config.server.web
 local xpcall, traceback, type, tostring, floor, concat = xpcall, debug.traceback, type, tostring, math.floor, table.concat
+local rawget, rawset, ipairs, pairs, next = rawget, rawset, ipairs, pairs, next
 local clock_ms, now_ms, log_enabled, core_log = core.clock_ms, core.now_ms, core.log_enabled, core.log
 local arm_timeout, aborted = core.arm_timeout, core.aborted
 local empty_params = "{}"
@@ -179,6 +180,90 @@ function M.web(action_id, req)
             nil, rawget(conn, "discard_thread")
     end
     return rawget(conn, "status") or 200, body, extra, nil, rawget(conn, "discard_thread")
+end
+
+-- ---- websocket -------------------------------------------------------------------------
+--
+-- Replies (reference §6, JSON-compact) are assembled by hand so that messageId comes first
+-- and the error keeps the reference's field order (message, type, timestamp, key, value,
+-- stack). messageId is any JSON value the client sent, re-encoded; nil = absent = omitted.
+
+local ERROR_FIELDS = { "message", "type", "timestamp", "key", "value", "stack" }
+
+--- '{"messageId":<id>,"<field>":<body JSON>}' (no messageId when message_id is nil).
+function M.ws_reply(message_id, field, body)
+    local mid = message_id ~= nil and json.encode(message_id) or nil
+    if mid then return '{"messageId":' .. mid .. ',"' .. field .. '":' .. body .. "}" end
+    return '{"' .. field .. '":' .. body .. "}"
+end
+
+--- The error reply for err (typed, or anything: it becomes CONNECTION_ACTION_RUN); the stack
+--- is included per WEB_SERVER_INCLUDE_STACK_IN_ERRORS.
+function M.ws_error_reply(message_id, err)
+    local body = errors.to_envelope(err, { include_stack = web_cfg.includeStackInErrors, now_ms = now_ms() }).error
+    local parts = {}
+    for _, k in ipairs(ERROR_FIELDS) do
+        local v = body[k]
+        if v ~= nil then
+            local enc = json.encode(v) -- an unencodable key/value (app-supplied) is left out
+            if enc then parts[#parts + 1] = '"' .. k .. '":' .. enc end
+        end
+    end
+    return M.ws_reply(message_id, "error", "{" .. concat(parts, ",") .. "}")
+end
+
+local function reset_ws_conn(conn)
+    -- The websocket conn object lives as long as the socket: drop what the previous message's
+    -- middleware left for an HTTP answer (e.g. rate-limit headers), so nothing accumulates.
+    rawset(conn, "response_headers", nil)
+    rawset(conn, "status", nil)
+    rawset(conn, "discard_thread", nil)
+end
+
+-- The message's params: absent or null → {}; a JSON object → its entries (null values
+-- dropped, as for a JSON body); anything else → CONNECTION_ACTION_PARAM_FORMATTING.
+local function ws_params(p)
+    if p == nil or p == json.null then return {} end
+    if type(p) ~= "table" or json.is_array(p) or (next(p) ~= nil and p[1] ~= nil) then
+        return nil, errors.new("CONNECTION_ACTION_PARAM_FORMATTING", "params must be a JSON object")
+    end
+    local out = {}
+    for k, v in pairs(p) do
+        if v ~= json.null then out[k] = v end
+    end
+    return out
+end
+
+--- Runs action `name` for a websocket conn (reference §6 messageType "action"): the same
+--- validation, middleware, timeout and typed errors as HTTP, one `[ACTION:WEBSOCKET:…]` log
+--- line. raw is the message's `params` as decoded (nil/null = {}, else a JSON object).
+--- Returns the reply text ({"messageId":…,"response":…} or {"messageId":…,"error":…}) and
+--- true when the task's coroutine must not be pooled (the action hit the stack or memory cap).
+function M.websocket(conn, name, raw, message_id)
+    local started = clock_ms()
+    reset_ws_conn(conn)
+    local action_name = type(name) == "string" and name or nil
+    local action = action_name and M.registry.by_name[action_name] or nil
+    local response, err
+    if not action then
+        err = errors.new("CONNECTION_ACTION_NOT_FOUND",
+            action_name and ("Action not found: " .. action_name) or "Action not found")
+    else
+        raw, err = ws_params(raw)
+        if raw then response, err = M.act(action, raw, conn) end
+    end
+    local reply
+    if not err then
+        local body
+        body, err = encode_response(response)
+        if body then reply = M.ws_reply(message_id, "response", body) end
+    end
+    -- An unknown action has no schema saying which params are secret: its params are not logged.
+    M.log_action("WEBSOCKET", action_name, started, "WEBSOCKET", conn.identifier, nil, conn.correlation_id,
+        err, action, action and raw or nil)
+    local discard = rawget(conn, "discard_thread") or (err ~= nil and err.type == "CONNECTION_ACTION_RUN")
+    if err then reply = M.ws_error_reply(message_id, err) end
+    return reply, discard and true or false
 end
 
 -- ---- cli -------------------------------------------------------------------------------

@@ -16,6 +16,9 @@
 --   log_enabled(lv)   lv >= fake.log_level (unknown names count as info; "off" disables all).
 --   now_ms(), clock_ms(), pid(), uptime_ms(), rss(), list_dir(path)
 --   config (real defaults for NODE_ENV=test), version, home, mode
+--   redis_call / redis_pipeline: a tiny Redis (strings, sets, EXPIRE/PEXPIRE, INCR, and EVAL /
+--                     EVALSHA running the real lua/redis scripts against the same store)
+--   ws_* / channel_name_valid / publish: sockets and pub/sub (see the WebSocket section)
 --
 -- The clock is virtual: it moves only when the scheduler wakes a sleeper or a spec calls
 -- fake.advance(ms). Scheduler: fake.run(fn, ...) runs fn as a task and then wakes sleeping
@@ -86,6 +89,7 @@ local function defaults(node_env)
             },
         },
         cli = { includeStackInErrors = true, quiet = false },
+        channels = { presenceTTL = 90, presenceHeartbeatInterval = 30 },
     }
 end
 
@@ -332,10 +336,111 @@ do
     if ok then M.redis_null = cjson.null end
 end
 
-local function run_command(args)
-    M.redis_log[#M.redis_log + 1] = args
+local run_command
+
+local WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+
+-- Sets live in M.store as tables { [member] = true }; an emptied set disappears, as in Redis.
+local function set_of(k, create)
+    local v = M.store[k]
+    if v == nil then
+        if not create then return nil end
+        v = {}
+        M.store[k] = v
+    end
+    if type(v) ~= "table" then return false end
+    return v
+end
+
+local function drop_if_empty(k, set)
+    if next(set) == nil then M.store[k], M.ttl[k] = nil, nil end
+end
+
+-- The `redis` object a script sees: call raises on error replies, as inside Redis.
+local script_redis = {
+    call = function(...)
+        local v, err = run_command({ ... }, true)
+        if v == false then error(err, 2) end
+        return v
+    end,
+    error_reply = function(msg) return { err = msg } end,
+    status_reply = function(msg) return { ok = msg } end,
+}
+
+-- Redis' Lua → RESP conversion: numbers truncate to integers, true → 1, false/nil → nil
+-- reply, {err=} → error reply, {ok=} → status, tables → arrays (up to the first nil).
+local function from_script(v)
+    local t = type(v)
+    if t == "number" then return v >= 0 and math.floor(v) or math.ceil(v) end
+    if t == "string" then return v end
+    if t == "boolean" then return v and 1 or M.redis_null end
+    if t == "table" then
+        if v.err then return false, v.err end
+        if v.ok then return v.ok end
+        local out = {}
+        for i = 1, #v do
+            local x = from_script(v[i])
+            out[i] = x
+        end
+        return out
+    end
+    return M.redis_null
+end
+
+local function run_script(text, nkeys, rest)
+    nkeys = tonumber(nkeys)
+    if not nkeys or nkeys < 0 or nkeys > #rest then return false, "ERR Number of keys can't be greater than number of args" end
+    local keys, argv = {}, {}
+    for i = 1, nkeys do keys[i] = tostring(rest[i]) end
+    for i = nkeys + 1, #rest do argv[#argv + 1] = tostring(rest[i]) end
+    local chunk, cerr = loadstring(text, "=script")
+    if not chunk then return false, "ERR Error compiling script " .. tostring(cerr) end
+    setfenv(chunk, { KEYS = keys, ARGV = argv, redis = script_redis, tonumber = tonumber, tostring = tostring,
+        type = type, math = math, string = string, table = table, pairs = pairs, ipairs = ipairs })
+    local ok, v = pcall(chunk)
+    if not ok then return false, "ERR Error running script: " .. tostring(v) end
+    return from_script(v)
+end
+
+function run_command(args, in_script)
+    if not in_script then M.redis_log[#M.redis_log + 1] = args end
     local cmd, k = tostring(args[1]):upper(), args[2]
-    if cmd == "GET" then
+    if type(M.store[k]) == "table" and (cmd == "GET" or cmd == "INCR") then
+        return false, WRONGTYPE
+    end
+    if cmd == "SADD" or cmd == "SREM" or cmd == "SCARD" or cmd == "SMEMBERS" or cmd == "SISMEMBER" then
+        local set = set_of(k, cmd == "SADD")
+        if set == false then return false, WRONGTYPE end
+        if cmd == "SCARD" or cmd == "SMEMBERS" then
+            local list = {}
+            for m in pairs(set or {}) do list[#list + 1] = m end
+            table.sort(list)
+            if cmd == "SCARD" then return #list end
+            return list
+        end
+        if cmd == "SISMEMBER" then return (set and set[tostring(args[3])]) and 1 or 0 end
+        local n = 0
+        for i = 3, #args do
+            local m = tostring(args[i])
+            if cmd == "SADD" and not set[m] then set[m], n = true, n + 1
+            elseif cmd == "SREM" and set and set[m] then set[m], n = nil, n + 1 end
+        end
+        if set then drop_if_empty(k, set) end
+        return n
+    elseif cmd == "PEXPIRE" then
+        if M.store[k] == nil then return 0 end
+        M.pttl[k] = tonumber(args[3])
+        return 1
+    elseif cmd == "EVAL" or cmd == "EVALSHA" then
+        local text = k
+        if cmd == "EVALSHA" then
+            text = M.scripts[tostring(k)]
+            if not text then return false, "NOSCRIPT No matching script. Please use EVAL." end
+        else
+            M.scripts[require("keryx.scripts").sha1(text)] = text
+        end
+        return run_script(text, args[3], { select(4, unpack(args)) })
+    elseif cmd == "GET" then
         local v = M.store[k]
         if v == nil then return M.redis_null end
         return v
@@ -481,6 +586,146 @@ function M.rate_limit(identifier, limit, window_ms, prefix)
     return { allowed = r[1] == 1, limit = r[2], remaining = r[3], reset_at = r[4], retry_after = r[5] }
 end
 
+-- ---- WebSocket sockets and pub/sub (src/lua_api_ws.c over src/ws.c, src/pubsub.c) ------------
+--
+-- Sockets exist once a spec calls fake.ws_connect(id) and until fake.ws_disconnect(id) (which,
+-- as C does on close, drops the socket's subscriptions). Every text ws_send accepted lands in
+-- fake.ws_sent[id]; ws_close records {code, reason} in fake.ws_closed[id] and, like C, refuses
+-- further sends. publish() checks the payload prefix exactly as kx_pubsub_channel_of and queues
+-- the payload in fake.published; fake.deliver() then hands every queued payload, wrapped as
+-- {"message":<payload>}, to the sockets subscribed to its channel, as the subscriber's fan-out
+-- does later in the event loop (never synchronously inside publish).
+
+local function check_id(fname, id)
+    check(fname, 1, id, "number")
+    local s = M.ws_sockets[id]
+    if id < 1 or not s or s.gone then return nil end
+    return s
+end
+
+function M.channel_name_valid(name)
+    return type(name) == "string" and #name >= 1 and #name <= 200 and name:find("^[%w:._-]+$") ~= nil
+end
+
+function M.ws_connect(id)
+    M.ws_sockets[id] = { subs = {}, n = 0 }
+    M.ws_sent[id] = {}
+end
+
+function M.ws_disconnect(id)
+    local s = M.ws_sockets[id]
+    if s then s.gone, s.subs, s.n = true, {}, 0 end
+end
+
+--- The text frames sent to socket id so far (and forgets them).
+function M.ws_take(id)
+    local out = M.ws_sent[id] or {}
+    M.ws_sent[id] = {}
+    return out
+end
+
+function M.ws_send(id, text)
+    local s = check_id("ws_send", id)
+    check("ws_send", 2, text, "string")
+    if not s or s.closing then return nil, "closed" end
+    local list = M.ws_sent[id]
+    list[#list + 1] = text
+    return true
+end
+
+function M.ws_close(id, code, reason)
+    local s = check_id("ws_close", id)
+    code = code or 1000
+    reason = reason or ""
+    if code < 1000 or code > 4999 or code == 1005 or code == 1006 or code == 1015 then
+        error(("ws_close: invalid close code %d"):format(code), 2)
+    end
+    if #reason > 123 then error("ws_close: reason longer than 123 bytes", 2) end
+    if s and not s.closing then
+        s.closing = true
+        M.ws_closed[id] = { code = code, reason = reason }
+    end
+end
+
+function M.ws_subscribe(id, channel)
+    local s = check_id("ws_subscribe", id)
+    check("ws_subscribe", 2, channel, "string")
+    if not s then return nil, "closed" end
+    if not M.channel_name_valid(channel) then return nil, "invalid" end
+    if s.subs[channel] then return true end
+    local max = M.config.server.web.websocket.maxSubscriptions
+    if max > 0 and s.n >= max then return nil, "limit" end
+    s.subs[channel], s.n = true, s.n + 1
+    return true
+end
+
+function M.ws_unsubscribe(id, channel)
+    local s = check_id("ws_unsubscribe", id)
+    check("ws_unsubscribe", 2, channel, "string")
+    if not s then return nil, "closed" end
+    if not M.channel_name_valid(channel) then return nil, "invalid" end
+    if s.subs[channel] then s.subs[channel], s.n = nil, s.n - 1 end
+    return true
+end
+
+function M.ws_is_subscribed(id, channel)
+    local s = check_id("ws_is_subscribed", id)
+    check("ws_is_subscribed", 2, channel, "string")
+    return s ~= nil and s.subs[channel] == true
+end
+
+function M.ws_subscription_count(id)
+    local s = check_id("ws_subscription_count", id)
+    return s and s.n or 0
+end
+
+function M.ws_count()
+    local n = 0
+    for _, s in pairs(M.ws_sockets) do
+        if not s.gone then n = n + 1 end
+    end
+    return n
+end
+
+-- kx_pubsub_channel_of: exactly {"channel":"<valid name>", at the start.
+local function channel_of(payload)
+    local name = payload:match('^{"channel":"([^"]*)",')
+    if name and M.channel_name_valid(name) then return name end
+    return nil
+end
+
+function M.publish(payload)
+    check("publish", 1, payload, "string")
+    if not channel_of(payload) then
+        error('publish: payload must start with {"channel":"<valid name>",', 2)
+    end
+    if not M.redis_up then return nil, "closed" end
+    M.published[#M.published + 1] = payload
+    M.pending[#M.pending + 1] = payload
+    return true
+end
+
+--- Fans out every payload published since the last call; returns how many frames were sent.
+function M.deliver()
+    local sent = 0
+    local pending = M.pending
+    M.pending = {}
+    for _, payload in ipairs(pending) do
+        local name = channel_of(payload)
+        local ids = {}
+        for id, s in pairs(M.ws_sockets) do
+            if not s.gone and not s.closing and s.subs[name] then ids[#ids + 1] = id end
+        end
+        table.sort(ids)
+        for _, id in ipairs(ids) do
+            local list = M.ws_sent[id]
+            list[#list + 1] = '{"message":' .. payload .. "}"
+            sent = sent + 1
+        end
+    end
+    return sent
+end
+
 do
     local base_reset = M.reset
     function M.reset(node_env)
@@ -488,6 +733,12 @@ do
         M.rate_limit_calls = {} -- { {identifier=, limit=, window_ms=, prefix=}, ... }
         M.rate_limit_failure = nil
         M.pttl = {}             -- key -> ms given to the last PEXPIRE
+        M.scripts = {}          -- sha1 -> text of the scripts EVAL has cached
+        M.ws_sockets = {}       -- id -> { subs = {channel = true}, n, closing, gone }
+        M.ws_sent = {}          -- id -> { text frame, ... }
+        M.ws_closed = {}        -- id -> { code, reason }
+        M.published = {}        -- every payload publish() accepted, in order
+        M.pending = {}          -- published, not yet delivered
     end
 end
 
