@@ -575,6 +575,10 @@ int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, 
     B.ref_web = get_ref(L, "web");
     B.ref_cli = get_ref(L, "cli");
     B.ref_list = get_ref(L, "list_actions");
+    B.ref_ws[KX_WS_OPEN] = get_ref(L, "ws_open");
+    B.ref_ws[KX_WS_MESSAGE] = get_ref(L, "ws_message");
+    B.ref_ws[KX_WS_CLOSE] = get_ref(L, "ws_close");
+    B.ref_heartbeat = get_ref(L, "heartbeat");
     lua_pop(L, 2);
     if (B.ref_web == LUA_NOREF || B.ref_cli == LUA_NOREF || B.ref_list == LUA_NOREF) {
         snprintf(err, errcap, "keryx.boot.start did not return the entry points");
