@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #define PIPELINE_WBUF_MAX (256 * 1024)
+#define PIPELINE_RBUF_MAX (64 * 1024)
 
 /* ---- llhttp tokenising -------------------------------------------------------------------- */
 
@@ -333,9 +334,12 @@ void kx_http_on_readable(kx_conn_t *c)
         }
         if (!progressed) break;
     }
-    /* While a request is in flight, stop reading: pipelined bytes wait in the kernel. */
+    /* While a request is in flight, keep reading (an early EOF is noticed, and toggling the
+     * watcher costs an epoll_ctl per request) until pipelined bytes pile up past the cap;
+     * then they wait in the kernel. */
     if (!c->closed) {
-        bool want = c->state == KX_CONN_HEAD || c->state == KX_CONN_BODY || c->state == KX_CONN_WS;
+        bool want = c->state == KX_CONN_HEAD || c->state == KX_CONN_BODY || c->state == KX_CONN_WS ||
+                    (c->state == KX_CONN_BUSY && c->rbuf.len < PIPELINE_RBUF_MAX);
         if (want && !c->reading) ev_io_start(kx_srv->loop, &c->rio);
         if (!want && c->reading) ev_io_stop(kx_srv->loop, &c->rio);
         c->reading = want;
