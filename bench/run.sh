@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # run.sh — `make bench`: keryx against nginx + its Lua module on GET /api/status.
 #
 # Both servers run one worker pinned to CPU 0; wrk runs pinned to CPU 1. Runs are interleaved
@@ -8,16 +9,20 @@
 # wrk completed), then the keryx/nginx ratios against the targets and keryx's idle RSS.
 # See bench/README.md for how to read the figures.
 #
+# Then, unless BENCH_ONLY is set, it stops both servers and runs bench/ratelimit.sh (keryx with
+# and without the Redis rate-limit middleware; same BENCH_* variables), so `make bench` runs both.
+#
 # Environment:
 #   BENCH_DURATION  wrk duration per run (default 10s; a bare number means seconds)
 #   BENCH_RUNS      measured runs per server (default 3)
 #   BENCH_WARMUP    unmeasured warm-up run per server before the first run (default 1s; 0 = none)
-#   BENCH_ONLY      "keryx" or "nginx" to run one side only (default: both)
+#   BENCH_ONLY      "keryx" or "nginx": that side only, no rate-limit bench; "ratelimit": only
+#                   bench/ratelimit.sh (default: both sides, then the rate-limit bench)
 #   BENCH_WRITE     1 = append a dated section to bench/RESULTS.md
 #   BENCH_NGINX_MEM "heap" (default) or "statm": how nginx computes consumedMemoryMB
 #
 # Exit status: 0 whatever the PASS/FAIL words say; 1 when a server fails to start (or dies),
-# wrk fails, or a prerequisite is missing.
+# wrk fails, a prerequisite is missing, or bench/ratelimit.sh fails.
 
 set -euo pipefail
 
@@ -49,6 +54,7 @@ TMP=""
 KERYX_PID=""
 NGINX_PID=""
 WRK_PID=""
+RATELIMIT_PID=""
 KERYX_URL=""
 NGINX_URL=""
 KERYX_IDLE_RSS_KIB=""
@@ -62,16 +68,17 @@ BODY_CRLF=true
 # Per-run figures, indexed by server name then run: "rps p99_us cpu_us_per_req errors busy_pct".
 declare -A RESULT=()
 
-log()  { printf '[bench] %s\n' "$*" >&2; }
-warn() { printf '[bench] WARNING: %s\n' "$*" >&2; }
-die()  { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck disable=SC2034  # read by lib.sh's log/warn/die
+BENCH_TAG=bench
+# shellcheck source=lib.sh disable=SC1091  # followed by `shellcheck -x`
+. "$BENCH_DIR/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Setup and teardown
 # ---------------------------------------------------------------------------------------------
 
 check_args() {
-    case "$ONLY" in ""|keryx|nginx) ;; *) die "BENCH_ONLY must be keryx or nginx, not '$ONLY'";; esac
+    case "$ONLY" in ""|keryx|nginx|ratelimit) ;; *) die "BENCH_ONLY must be keryx, nginx or ratelimit, not '$ONLY'";; esac
     case "$NGINX_MEM" in heap|statm) ;; *) die "BENCH_NGINX_MEM must be heap or statm";; esac
     [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
 }
@@ -97,24 +104,12 @@ check_prereqs() {
 wants() { [[ -z "$ONLY" || "$ONLY" == "$1" ]]; }
 
 cleanup() {
+    stop_process "$RATELIMIT_PID"
     stop_process "$WRK_PID"
     stop_process "$KERYX_PID"
     stop_process "$NGINX_PID"
     [[ -n "$TMP" && -d "$TMP" ]] && rm -rf "$TMP"
     return 0
-}
-
-# stop_process <pid>: SIGTERM, up to 5 s of grace, then SIGKILL.
-stop_process() {
-    local pid=$1 i
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
 }
 
 # A Debian nginx package may have started the system nginx (from /etc/nginx). It is stopped so
@@ -130,30 +125,6 @@ stop_system_nginx() {
             nginx -s stop 2>/dev/null || warn "could not stop the system nginx (pid $pid); figures may be disturbed"
         fi
     done
-}
-
-# free_port: prints a TCP port nobody listens on (the kernel picks it).
-free_port() {
-    if command -v python3 >/dev/null &&
-        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null; then
-        return 0
-    fi
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return 0; }
-    done
-}
-
-# wait_http <url> <pid>: true once the URL answers 2xx, false on timeout or when pid died.
-wait_http() {
-    local url=$1 pid=$2 deadline=$((SECONDS + START_TIMEOUT_S))
-    while ((SECONDS < deadline)); do
-        kill -0 "$pid" 2>/dev/null || return 1
-        curl -sf -o /dev/null --max-time 1 "$url" && return 0
-        sleep 0.1
-    done
-    return 1
 }
 
 start_keryx() {
@@ -275,36 +246,6 @@ stable_headers() {
 # /proc readings
 # ---------------------------------------------------------------------------------------------
 
-# children <pid>: direct child pids (nginx workers; keryx workers if any).
-children() { pgrep -P "$1" || true; }
-
-# cpu_ticks <pid>: utime + stime (fields 14 and 15) of the whole process, in clock ticks.
-# The command name (field 2) may hold spaces, so fields are counted after its closing ')'.
-cpu_ticks() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    awk '{print $12 + $13}' <<<"${stat##*) }"
-}
-
-# tree_cpu_ticks <pid>: the process and its direct children (nginx: master + workers).
-tree_cpu_ticks() {
-    local total=0 pid
-    for pid in "$1" $(children "$1"); do
-        total=$((total + $(cpu_ticks "$pid")))
-    done
-    echo "$total"
-}
-
-# tree_rss_kib <pid>: VmRSS of the process and its direct children, in KiB.
-tree_rss_kib() {
-    local total=0 pid rss
-    for pid in "$1" $(children "$1"); do
-        rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-        total=$((total + ${rss:-0}))
-    done
-    echo "$total"
-}
-
 # ---------------------------------------------------------------------------------------------
 # Load runs
 # ---------------------------------------------------------------------------------------------
@@ -320,27 +261,6 @@ wrk_run() {
     WRK_PID=""
     cat "$out"
     return "$rc"
-}
-
-# parse_wrk: reads wrk output, prints "requests rps p99_us errors".
-# Latencies come as 123.45us / 1.23ms / 1.00s; errors = socket errors + non-2xx/3xx replies.
-parse_wrk() {
-    awk '
-        function to_us(v,   n) {
-            n = v + 0
-            if (v ~ /us$/) return n
-            if (v ~ /ms$/) return n * 1000
-            if (v ~ /m$/)  return n * 60000000
-            if (v ~ /s$/)  return n * 1000000
-            return n
-        }
-        / requests in /              { requests = $1 }
-        /^Requests\/sec:/            { rps = $2 }
-        $1 == "99%"                  { p99 = to_us($2) }
-        /^ *Non-2xx or 3xx/          { errors += $NF }
-        /^ *Socket errors:/          { gsub(/[a-z:,]/, ""); for (i = 1; i <= NF; i++) errors += $i }
-        END { printf "%d %s %.0f %d\n", requests, rps, p99, errors }
-    '
 }
 
 # measure <server> <url> <pid> <run>: one measured run, stored in RESULT[<server>,<run>].
@@ -408,9 +328,6 @@ column() {
     done
 }
 
-median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-sum()    { awk '{s += $1} END {print s + 0}'; }
-
 # Medians per server, filled by summarise: MED[<server>,rps|p99_ms|cpu_us|errors].
 declare -A MED=()
 
@@ -424,15 +341,6 @@ summarise() {
     done
 }
 
-# verdict <value> <op> <target>: PASS or FAIL.
-verdict() {
-    awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
-        ok = (op == ">=") ? v >= t : (op == "<=") ? v <= t : v < t
-        print ok ? "PASS" : "FAIL"
-    }'
-}
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
 kib_to_mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
 # markdown_tables: the summary table (medians + ratios) and the per-run table.
@@ -526,8 +434,24 @@ write_results() {
     log "appended to $BENCH_DIR/RESULTS.md"
 }
 
+# run_ratelimit: the second bench, on a quiet machine: our servers are stopped first. Like wrk
+# it runs in the background and is waited for, so a TERM here reaches cleanup at once, which
+# passes it on (ratelimit.sh then stops its own Redis, keryx and wrk).
+run_ratelimit() {
+    local rc=0
+    stop_process "$KERYX_PID"; KERYX_PID=""
+    stop_process "$NGINX_PID"; NGINX_PID=""
+    echo
+    "$BENCH_DIR/ratelimit.sh" &
+    RATELIMIT_PID=$!
+    wait "$RATELIMIT_PID" || rc=$?
+    RATELIMIT_PID=""
+    ((rc == 0)) || die "bench/ratelimit.sh failed (exit status $rc)"
+}
+
 main() {
     check_args
+    if [[ "$ONLY" == ratelimit ]]; then exec "$BENCH_DIR/ratelimit.sh"; fi
     check_prereqs
     trap cleanup EXIT
     trap 'exit 130' INT TERM
@@ -539,6 +463,7 @@ main() {
     if wants keryx && wants nginx; then compare_responses; fi
     run_all
     report
+    if [[ -z "$ONLY" ]]; then run_ratelimit; fi
 }
 
 main "$@"

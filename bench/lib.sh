@@ -1,0 +1,118 @@
+# lib.sh — helpers shared by bench/run.sh and bench/ratelimit.sh (sourced, never run).
+#
+# Globals the caller sets before using them: BENCH_TAG (log prefix), START_TIMEOUT_S (wait_http).
+# Nothing here starts or stops a process it was not handed by pid, or touches files.
+# shellcheck shell=bash
+
+log()  { printf '[%s] %s\n' "${BENCH_TAG:-bench}" "$*" >&2; }
+warn() { printf '[%s] WARNING: %s\n' "${BENCH_TAG:-bench}" "$*" >&2; }
+die()  { printf '[%s] ERROR: %s\n' "${BENCH_TAG:-bench}" "$*" >&2; exit 1; }
+
+# stop_process <pid>: SIGTERM, up to 5 s of grace, then SIGKILL. Only ever our own children.
+stop_process() {
+    local pid=$1 i
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# free_port: prints a TCP port nobody listens on (the kernel picks it).
+free_port() {
+    if command -v python3 >/dev/null &&
+        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null; then
+        return 0
+    fi
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return 0; }
+    done
+}
+
+# wait_http <url> <pid>: true once the URL answers 2xx, false on timeout or when pid died.
+wait_http() {
+    local url=$1 pid=$2 deadline=$((SECONDS + START_TIMEOUT_S))
+    while ((SECONDS < deadline)); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        curl -sf -o /dev/null --max-time 1 "$url" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# /proc readings
+# ---------------------------------------------------------------------------------------------
+
+# children <pid>: direct child pids (nginx workers; keryx workers if any).
+children() { pgrep -P "$1" || true; }
+
+# cpu_ticks <pid>: utime + stime (fields 14 and 15) of the whole process (all its threads), in
+# clock ticks. The command name (field 2) may hold spaces, so fields are counted after ')'.
+cpu_ticks() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    awk '{print $12 + $13}' <<<"${stat##*) }"
+}
+
+# tree_cpu_ticks <pid>: the process and its direct children (nginx: master + workers).
+tree_cpu_ticks() {
+    local total=0 pid
+    for pid in "$1" $(children "$1"); do
+        total=$((total + $(cpu_ticks "$pid")))
+    done
+    echo "$total"
+}
+
+# tree_rss_kib <pid>: VmRSS of the process and its direct children, in KiB.
+tree_rss_kib() {
+    local total=0 pid rss
+    for pid in "$1" $(children "$1"); do
+        rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+        total=$((total + ${rss:-0}))
+    done
+    echo "$total"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+
+# parse_wrk: reads wrk output, prints "requests rps p99_us errors".
+# Latencies come as 123.45us / 1.23ms / 1.00s; errors = socket errors + non-2xx/3xx replies.
+parse_wrk() {
+    awk '
+        function to_us(v,   n) {
+            n = v + 0
+            if (v ~ /us$/) return n
+            if (v ~ /ms$/) return n * 1000
+            if (v ~ /m$/)  return n * 60000000
+            if (v ~ /s$/)  return n * 1000000
+            return n
+        }
+        / requests in /              { requests = $1 }
+        /^Requests\/sec:/            { rps = $2 }
+        $1 == "99%"                  { p99 = to_us($2) }
+        /^ *Non-2xx or 3xx/          { errors += $NF }
+        /^ *Socket errors:/          { gsub(/[a-z:,]/, ""); for (i = 1; i <= NF; i++) errors += $i }
+        END { printf "%d %s %.0f %d\n", requests, rps, p99, errors }
+    '
+}
+
+median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+sum()    { awk '{s += $1} END {print s + 0}'; }
+
+# verdict <value> <op> <target>: PASS or FAIL.
+verdict() {
+    awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+        ok = (op == ">=") ? v >= t : (op == "<=") ? v <= t : v < t
+        print ok ? "PASS" : "FAIL"
+    }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
