@@ -28,6 +28,8 @@ struct kx_ws {
     chan_t **chans;              /* subscriptions */
     int n_chans, cap_chans;
     bool closing;
+    bool in_recv;                /* inside wslay_event_recv: no pumping, no freeing */
+    bool dead;                   /* the socket closed during recv: free once it returns */
     kx_ws_t *next_by_id;
 };
 
@@ -256,7 +258,9 @@ int kx_ws_unsubscribe(kx_conn_t *c, const char *channel, size_t len)
 static void pump(kx_conn_t *c)
 {
     kx_ws_t *ws = c->ws;
-    if (!ws || c->closed) return;
+    /* Sending from inside wslay_event_recv could close the socket and free the context wslay
+     * is still using: kx_ws_on_readable pumps once recv returns. */
+    if (!ws || c->closed || ws->in_recv) return;
     if (wslay_event_send(ws->ctx) != 0) {
         kx_conn_close(c);
         return;
@@ -389,12 +393,35 @@ static void on_ping(struct ev_loop *loop, ev_timer *w, int revents)
     if (wslay_event_queue_msg(c->ws->ctx, &msg) == 0) pump(c);
 }
 
+/* A protocol error leaves wslay unable to send: the close frame (1002, RFC 6455 §7.1.7) is
+ * written by hand — server frames are unmasked: FIN+close opcode, length 2, the code. */
+static void fail_protocol(kx_conn_t *c)
+{
+    static const char frame[] = { (char)0x88, 0x02, (char)(1002 >> 8), (char)(1002 & 0xff) };
+    kx_conn_write(c, frame, sizeof frame);
+    c->state = KX_CONN_CLOSING;
+    kx_conn_flush(c);
+}
+
+static void free_ws(kx_ws_t *ws)
+{
+    wslay_event_context_free(ws->ctx);
+    free(ws);
+}
+
 void kx_ws_on_readable(kx_conn_t *c)
 {
     kx_ws_t *ws = c->ws;
     if (!ws->closing) kx_conn_set_timer(c, kx_srv->cfg->ws_idle_timeout_ms);
-    if (wslay_event_recv(ws->ctx) != 0) {
-        kx_conn_close(c);
+    ws->in_recv = true;
+    int rc = wslay_event_recv(ws->ctx);
+    ws->in_recv = false;
+    if (ws->dead) { /* closed from inside (e.g. by Lua): now it is safe to free */
+        free_ws(ws);
+        return;
+    }
+    if (rc != 0) {
+        fail_protocol(c);
         return;
     }
     if (ws->closing) kx_buf_reset(&c->rbuf);
@@ -412,9 +439,9 @@ void kx_ws_on_close(kx_conn_t *c)
     ev_timer_stop(kx_srv->loop, &ws->ping);
     unregister_ws(ws);
     kx_lua_spawn_ws(KX_WS_CLOSE, ws->id, NULL, NULL, 0);
-    wslay_event_context_free(ws->ctx);
-    free(ws);
     c->ws = NULL;
+    if (ws->in_recv) ws->dead = true; /* kx_ws_on_readable frees it after recv */
+    else free_ws(ws);
 }
 
 void kx_ws_close_all(uint16_t code, const char *reason)

@@ -11,7 +11,9 @@
 --   ws:receive(timeout) → { opcode, payload, fin, rsv, masked } | nil, "timeout" | "closed"
 --   ws:read_close(timeout) → code, reason     -- skips data frames; nil, err when none came
 --   ws:send_json(t) / ws:json(timeout)        -- JSON messages (the latter skips control frames)
---   ws:request(t, timeout)                    -- send_json then the next JSON reply
+--   ws:request(t, timeout)                    -- send_json, then the reply echoing t.messageId
+--                                                (broadcasts read meanwhile are held)
+--   ws:broadcast(channel, timeout, pred)      -- the next {"message":{…}} delivery
 --   ws:closed_by_peer(timeout)                -- true once the server closed the TCP stream
 --
 -- Never retries or reconnects: every byte on the wire is what the spec asked for.
@@ -344,9 +346,8 @@ function Client:read_close(timeout)
     end
 end
 
---- The next data message decoded from JSON (pings and pongs skipped; pings are remembered in
---- self.pings). → table | nil, err
-function Client:json(timeout)
+-- Reads the next JSON text message from the wire (pings counted in self.pings and skipped).
+function Client:read_json(timeout)
     local deadline = socket.gettime() + (timeout or 2)
     while true do
         local f, err = self:receive(math.max(deadline - socket.gettime(), 0.001))
@@ -356,6 +357,7 @@ function Client:json(timeout)
             if not ok then return nil, "not JSON: " .. f.payload end
             return v, f.payload
         elseif f.opcode == M.OP.CLOSE then
+            self.close_frame = f
             return nil, "close frame: " .. f.payload
         elseif f.opcode == M.OP.PING then
             self.pings = (self.pings or 0) + 1
@@ -363,10 +365,57 @@ function Client:json(timeout)
     end
 end
 
---- Sends t as JSON and returns the next JSON message.
+--- The next data message decoded from JSON (held messages first; pings and pongs skipped).
+--- → table, raw text | nil, err
+function Client:json(timeout)
+    local q = self.held
+    if q and #q > 0 then
+        local m = table.remove(q, 1)
+        return m[1], m[2]
+    end
+    return self:read_json(timeout)
+end
+
+--- The next message satisfying pred(msg); messages read meanwhile are held for json()/wait().
+function Client:wait(pred, timeout)
+    self.held = self.held or {}
+    for i, m in ipairs(self.held) do
+        if pred(m[1]) then
+            table.remove(self.held, i)
+            return m[1], m[2]
+        end
+    end
+    local deadline = socket.gettime() + (timeout or 2)
+    while true do
+        local v, raw = self:read_json(math.max(deadline - socket.gettime(), 0.001))
+        if v == nil then return nil, raw end
+        if pred(v) then return v, raw end
+        self.held[#self.held + 1] = { v, raw }
+    end
+end
+
+--- True for a broadcast delivery {"message":{channel, message, sender}} (no messageId).
+function M.is_broadcast(v)
+    return type(v) == "table" and v.messageId == nil and type(v.message) == "table" and v.message.channel ~= nil
+end
+
+--- The next broadcast (optionally on channel, and satisfying pred(msg.message)).
+function Client:broadcast(channel, timeout, pred)
+    return self:wait(function(v)
+        return M.is_broadcast(v) and (channel == nil or v.message.channel == channel) and (pred == nil or pred(v.message))
+    end, timeout)
+end
+
+--- Sends t as JSON and returns its reply: the message echoing t.messageId, or, without one,
+--- the next message that is not a broadcast. Broadcasts read meanwhile are held.
 function Client:request(t, timeout)
     assert(self:send_json(t))
-    return self:json(timeout)
+    local mid = t.messageId
+    return self:wait(function(v)
+        if type(v) ~= "table" then return true end
+        if mid ~= nil then return v.messageId ~= nil and cjson.encode(v.messageId) == cjson.encode(mid) end
+        return not M.is_broadcast(v)
+    end, timeout)
 end
 
 --- True when the server closes the TCP stream within timeout seconds (data in between is read
@@ -376,13 +425,11 @@ function Client:closed_by_peer(timeout)
     local deadline = socket.gettime() + (timeout or 2)
     while socket.gettime() < deadline do
         self.sock:settimeout(math.max(deadline - socket.gettime(), 0.001))
-        local chunk, err, partial = self.sock:receive(4096)
-        if not chunk and err == "closed" then
+        local chunk, err = self.sock:receive(4096)
+        if not chunk and err ~= "timeout" then
             self.peer_closed = true
             return true
         end
-        if not chunk and err ~= "timeout" then return true end
-        local _ = partial
     end
     return false
 end
