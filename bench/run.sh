@@ -10,7 +10,8 @@
 # See bench/README.md for how to read the figures.
 #
 # Then, unless BENCH_ONLY is set, it stops both servers and runs bench/ratelimit.sh (keryx with
-# and without the Redis rate-limit middleware; same BENCH_* variables), so `make bench` runs both.
+# and without the Redis rate-limit middleware; same BENCH_* variables), then bench/websocket.sh
+# (WebSocket memory, broadcast latency, round trips), so `make bench` runs all three.
 #
 # Environment:
 #   BENCH_DURATION  wrk duration per run (default 10s; a bare number means seconds)
@@ -464,6 +465,7 @@ main() {
     run_all
     report
     if [[ -z "$ONLY" ]]; then run_ratelimit; fi
+    if [[ -z "$ONLY" ]]; then echo; "$BENCH_DIR/websocket.sh" || die "bench/websocket.sh failed"; fi
 }
 
 main "$@"

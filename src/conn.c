@@ -50,8 +50,11 @@ static void conn_free(kx_conn_t *c)
 {
     kx_buf_free(&c->rbuf);
     kx_buf_free(&c->wbuf);
-    kx_buf_free(&c->req.body);
-    free(c->req.head);
+    if (c->req) {
+        kx_buf_free(&c->req->body);
+        free(c->req->head);
+        free(c->req);
+    }
     free(c);
 }
 
@@ -298,6 +301,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 kx_conn_t *kx_conn_open(kx_server_t *s, int fd, const kx_transport_t *tp, const char *peer_ip)
 {
     kx_conn_t *c = kx_xcalloc(1, sizeof *c);
+    c->req = kx_xcalloc(1, sizeof *c->req);
     c->fd = fd;
     c->tp = tp;
     c->send_fd = -1;

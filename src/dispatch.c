@@ -25,7 +25,7 @@ static void not_found(kx_conn_t *c, const char *msg)
 
 static void dispatch_action(kx_conn_t *c, size_t skip)
 {
-    kx_request_t *r = &c->req;
+    kx_request_t *r = c->req;
     const char *sub = r->path + skip;
     size_t sublen = r->path_len - skip;
     int action_id;
@@ -57,7 +57,7 @@ static bool is_get(const kx_request_t *r)
 
 void kx_dispatch(kx_conn_t *c)
 {
-    kx_request_t *r = &c->req;
+    kx_request_t *r = c->req;
     const kx_config_t *cfg = kx_srv->cfg;
     if (kx_ws_is_upgrade(r)) { /* any path upgrades (as Keryx) */
         kx_ws_upgrade(c);

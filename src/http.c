@@ -201,7 +201,7 @@ static void start_dispatch(kx_conn_t *c)
 
 static bool begin_body(kx_conn_t *c)
 {
-    kx_request_t *r = &c->req;
+    kx_request_t *r = c->req;
     const kx_config_t *cfg = kx_srv->cfg;
     uint64_t max = cfg->max_body_size > 0 ? (uint64_t)cfg->max_body_size : 0;
     if (r->info.transfer_encoding == KX_TE_CHUNKED) {
@@ -251,7 +251,7 @@ static bool process_head(kx_conn_t *c)
         fail(c, 431, "CONNECTION_HEADERS_TOO_LARGE", "Request header block exceeds 16 KiB");
         return false;
     }
-    kx_request_t *r = &c->req;
+    kx_request_t *r = c->req;
     request_reset(r);
     int status = 400;
     const char *reason = "Bad request";
@@ -286,7 +286,7 @@ static void on_body_data(void *ud, const char *p, size_t n)
 
 static bool process_body(kx_conn_t *c)
 {
-    kx_request_t *r = &c->req;
+    kx_request_t *r = c->req;
     if (c->rbuf.len == 0) return false;
     if (r->info.transfer_encoding == KX_TE_CHUNKED) {
         size_t used = 0;
@@ -354,7 +354,7 @@ void kx_http_response_done(kx_conn_t *c)
     kx_conn_flush(c);
     if (c->closed || c->state == KX_CONN_CLOSING) return;
     c->state = KX_CONN_HEAD;
-    request_reset(&c->req);
+    request_reset(c->req);
     c->timer_is_head = false;
     kx_conn_set_timer(c, kx_srv->cfg->keepalive_timeout_ms);
     if (!in_reader) {

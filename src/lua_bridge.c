@@ -363,7 +363,7 @@ static void start_task(kx_task_t *t);
  * of the request on c: who is asking, the same for HTTP and for a WebSocket upgrade. */
 static void push_identity(lua_State *co, kx_conn_t *c)
 {
-    const kx_request_t *r = &c->req;
+    const kx_request_t *r = c->req;
     lua_pushstring(co, c->peer_ip);
     lua_setfield(co, -2, "identifier");
     char sid[KX_SESSION_ID_LEN + 1];
@@ -385,7 +385,7 @@ static void push_lstr(lua_State *L, const char *k, const char *v, size_t n)
 
 void kx_lua_spawn_web(kx_conn_t *c, int action_id, const kx_route_param_t *params, int n)
 {
-    kx_request_t *r = &c->req;
+    kx_request_t *r = c->req;
     kx_task_t *t = task_new(TASK_WEB);
     t->conn = c;
     t->gen = c->gen;

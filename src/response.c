@@ -125,7 +125,7 @@ static bool compressible(const char *ctype)
 bool kx_http_will_gzip(const kx_conn_t *c, const char *ctype, size_t len)
 {
     const kx_config_t *cfg = kx_srv->cfg;
-    return cfg->compression_enabled && c->req.accept_gzip && len > 0 &&
+    return cfg->compression_enabled && c->req->accept_gzip && len > 0 &&
            len >= (size_t)cfg->compression_threshold && compressible(ctype);
 }
 
@@ -134,7 +134,7 @@ void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra
 {
     if (c->closed) return;
     const kx_config_t *cfg = kx_srv->cfg;
-    kx_request_t *r = &c->req;
+    kx_request_t *r = c->req;
     if (flags & KX_R_CLOSE) c->keep_alive = false;
 
     kx_buf_t gz = KX_BUF_INIT;
@@ -211,7 +211,7 @@ void kx_http_send_error(kx_conn_t *c, int status, const char *type, const char *
     kx_buf_t body = KX_BUF_INIT;
     envelope(&body, type, message);
     /* A request that failed before its head was parsed has no method: never omit the body. */
-    if (c->state != KX_CONN_BUSY) c->req.is_head = false;
+    if (c->state != KX_CONN_BUSY) c->req->is_head = false;
     kx_http_send(c, status, "application/json", NULL, 0, body.data, body.len,
                  flags | KX_R_CORS | KX_R_NOGZIP);
     kx_buf_free(&body);

@@ -84,7 +84,7 @@ struct kx_conn {
     int send_fd;                 /* file being streamed after wbuf, or -1 */
     off_t send_left;
     kx_conn_state_t state;
-    kx_request_t req;
+    kx_request_t *req;           /* HTTP only: freed when the connection becomes a WebSocket */
     uint32_t gen;
     int refs;                    /* 1 for the socket + 1 per task */
     bool closed;                 /* socket closed; memory waits for refs == 0 */

@@ -72,7 +72,7 @@ void kx_static_serve(kx_conn_t *c, int root_fd, const char *path, size_t len, bo
         kx_static_etag(&st, etag + (gz ? 2 : 0), sizeof etag - 2);
         kx_http_date_format(st.st_mtime, date, sizeof date);
         kx_buf_printf(&h, "ETag: %s\r\nLast-Modified: %s\r\n", etag, date);
-        if (not_modified(&c->req, etag, st.st_mtime)) {
+        if (not_modified(c->req, etag, st.st_mtime)) {
             close(fd);
             kx_http_send(c, 304, NULL, h.data, h.len, "", 0, 0);
             kx_buf_free(&h);
@@ -81,7 +81,7 @@ void kx_static_serve(kx_conn_t *c, int root_fd, const char *path, size_t len, bo
     }
     if (cache && cfg->static_cache_control[0])
         kx_buf_printf(&h, "Cache-Control: %s\r\n", cfg->static_cache_control);
-    if (c->req.is_head && size > IN_MEMORY_MAX) {
+    if (c->req->is_head && size > IN_MEMORY_MAX) {
         close(fd);
         kx_http_send(c, 200, mime, h.data, h.len, NULL, size, KX_R_BODY_FOLLOWS);
     } else if (size <= IN_MEMORY_MAX) {

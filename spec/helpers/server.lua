@@ -1,16 +1,24 @@
 -- Test harness: starts the real keryx binary (KERYX_BIN, default ./keryx) on a free port with
--- the environment a spec asks for, waits for "started server @", and stops it. Also a small
--- HTTP/1.1 client over lua-socket (raw bytes in, parsed response out) for black-box checks.
+-- the environment a spec asks for, waits for "started server @", and stops it (removing its log
+-- file unless KERYX_KEEP_LOGS=1). Also a small HTTP/1.1 client over lua-socket (raw bytes in,
+-- parsed response out) for black-box checks, and the small waits and counts the specs share.
+-- Assertions on responses live in http_assert.lua; a redis-server a spec may stop in
+-- private_redis.lua.
 local socket = require "socket"
+local cjson = require "cjson"
+local http_assert = require "http_assert"
 
 local M = {}
 
 local BIN = os.getenv("KERYX_BIN") or "./keryx"
 local ROOT = os.getenv("PWD") or "."
+M.BIN, M.ROOT = BIN, ROOT
 
+--- s quoted for /bin/sh.
 local function sh_quote(s)
     return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
+M.sh_quote = sh_quote
 
 local function read_file(path)
     local f = io.open(path, "rb")
@@ -23,6 +31,33 @@ M.read_file = read_file
 
 local function sleep(s) socket.sleep(s) end
 M.sleep = sleep
+
+--- Polls fn() every 0.1 s for up to `seconds`; true as soon as it returns true, else false.
+function M.eventually(seconds, fn)
+    local deadline = socket.gettime() + seconds
+    repeat
+        if fn() then return true end
+        sleep(0.1)
+    until socket.gettime() > deadline
+    return false
+end
+
+--- How many times the plain string needle occurs in text (non-overlapping).
+function M.count(text, needle)
+    local n, from = 0, 1
+    while true do
+        local s, e = text:find(needle, from, true)
+        if not s then return n end
+        n, from = n + 1, e + 1
+    end
+end
+
+--- How many times the Lua pattern occurs in text.
+function M.count_matches(text, pattern)
+    local n = 0
+    for _ in text:gmatch(pattern) do n = n + 1 end
+    return n
+end
 
 -- ---- a throwaway redis-server per test run ---------------------------------------------------
 
@@ -37,7 +72,8 @@ end
 local redis_instance
 
 --- Starts (once per busted process) a real redis-server on a free port, without persistence.
---- A watcher kills it when this busted process exits, so no server outlives the run.
+--- A watcher kills it when this busted process exits, so no server outlives the run, and then
+--- removes its directory (unless KERYX_KEEP_LOGS=1).
 --- Returns { port, url, cli = function(...) → output of redis-cli }.
 function M.redis()
     if redis_instance then return redis_instance end
@@ -48,10 +84,14 @@ function M.redis()
     local p = io.popen("echo $PPID")
     local owner = p:read("*l")
     p:close()
+    -- Once redis has gone, its directory (and log) goes too, unless KERYX_KEEP_LOGS=1.
+    local cleanup = os.getenv("KERYX_KEEP_LOGS") == "1" and ":" or
+        ("n=0; while kill -0 $rpid 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done; rm -rf %s")
+            :format(sh_quote(dir))
     local cmd = ("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --dir %s " ..
         "--daemonize no > %s/redis.log 2>&1 & rpid=$!; " ..
-        "( while kill -0 %s 2>/dev/null && kill -0 $rpid 2>/dev/null; do sleep 1; done; kill $rpid 2>/dev/null ) " ..
-        ">/dev/null 2>&1 & echo $rpid"):format(port, sh_quote(dir), sh_quote(dir), owner)
+        "( while kill -0 %s 2>/dev/null && kill -0 $rpid 2>/dev/null; do sleep 1; done; kill $rpid 2>/dev/null; %s ) " ..
+        ">/dev/null 2>&1 & echo $rpid"):format(port, sh_quote(dir), sh_quote(dir), owner, cleanup)
     p = io.popen(cmd)
     local pid = tonumber(p:read("*l"))
     p:close()
@@ -116,12 +156,13 @@ function M.start(opts)
             return self
         end
         if not self:alive() then
-            error("keryx exited during start-up:\n" .. text, 2)
+            self:finish() -- already gone: nothing to signal
+            error("keryx exited during start-up:\n" .. self:log(), 2)
         end
         sleep(0.02)
     end
     self:stop()
-    error("keryx did not start in time:\n" .. read_file(log), 2)
+    error("keryx did not start in time:\n" .. self:log(), 2)
 end
 
 function Server:alive()
@@ -134,22 +175,65 @@ function Server:alive()
     return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
+--- Everything keryx wrote so far (after stop(): what it had written by then).
 function Server:log()
+    if self.final_log then return self.final_log end
     return read_file(self.log_path)
 end
 
---- Sends a signal (default TERM) and waits up to timeout seconds for the exit.
+--- Polls the log (every 20 ms, up to `timeout` s, default 2) until it holds the plain text
+--- `needle`; returns the log as it then is (also when the needle never came).
+function Server:wait_log(needle, timeout)
+    local deadline = socket.gettime() + (timeout or 2)
+    repeat
+        local log = self:log()
+        if log:find(needle, 1, true) then return log end
+        sleep(0.02)
+    until socket.gettime() > deadline
+    return self:log()
+end
+
+--- Sends a signal (default TERM) and waits up to timeout seconds for the exit (then KILL).
+--- Then fails on a sanitizer finding in the log, and removes the log file unless
+--- KERYX_KEEP_LOGS=1 (a log with a finding is kept too; its path is in the error). Once the
+--- server is stopped, further calls do nothing and :log() keeps answering from memory.
 function Server:stop(sig, timeout)
-    if not self.pid then return end
+    if not self.pid or self.final_log then return end
     os.execute("kill -" .. (sig or "TERM") .. " " .. self.pid .. " 2>/dev/null")
     local deadline = socket.gettime() + (timeout or 10)
     while self:alive() and socket.gettime() < deadline do sleep(0.02) end
     if self:alive() then os.execute("kill -KILL " .. self.pid .. " 2>/dev/null") end
-    -- Under the sanitizer build a finding is fatal to the run, even if every request passed.
+    self:finish(3)
+end
+
+--- For a process that has exited: keeps the log in memory, fails on a sanitizer finding, then
+--- removes the log file (unless KERYX_KEEP_LOGS=1).
+function Server:finish(level)
+    if self.final_log then return end
     local log = self:log()
+    self.final_log = log
+    -- Under the sanitizer build a finding is fatal to the run, even if every request passed.
     local finding = log:match("(ERROR: AddressSanitizer[^\n]*)") or log:match("(ERROR: LeakSanitizer[^\n]*)")
         or log:match("([^\n]*runtime error:[^\n]*)")
-    if finding then error("sanitizer finding in keryx:\n" .. finding .. "\n" .. log, 2) end
+    if finding then
+        error("sanitizer finding in keryx (log kept at " .. self.log_path .. "):\n" .. finding .. "\n" .. log,
+            level or 2)
+    end
+    if os.getenv("KERYX_KEEP_LOGS") ~= "1" then os.remove(self.log_path) end
+end
+
+--- Stops srv when there is one (for teardown and finally blocks).
+function M.stop(srv)
+    if srv then srv:stop() end
+end
+
+--- Runs fn(srv) against a server started with opts (as M.start), always stopping it; an error
+--- in fn is raised again after the stop.
+function M.with_server(opts, fn)
+    local srv = M.start(opts)
+    local ok, err = pcall(fn, srv)
+    srv:stop()
+    if not ok then error(err, 0) end
 end
 
 function Server:url(path)
@@ -179,12 +263,7 @@ function M.read_response(c, method)
         if not h then return nil, herr end
         res.raw = res.raw .. h .. "\r\n"
         if h == "" then break end
-        local name, value = h:match("^([^:]+):%s*(.-)%s*$")
-        if name then
-            local k = name:lower()
-            res.header_list[#res.header_list + 1] = { name, value }
-            res.headers[k] = res.headers[k] and (res.headers[k] .. ", " .. value) or value
-        end
+        http_assert.add_header(res, h)
     end
     local len = tonumber(res.headers["content-length"] or "")
     if method == "HEAD" or res.status == 204 or res.status == 304 then
@@ -216,7 +295,7 @@ function M.build(req)
     return table.concat(lines, "\r\n") .. "\r\n\r\n" .. (req.body or "")
 end
 
---- One request on a fresh connection; returns the parsed response (and the socket).
+--- One request on a fresh connection; returns the parsed response.
 function Server:request(req)
     if type(req) == "string" then req = { path = req } end
     local c = self:connect(req.timeout)
@@ -225,6 +304,21 @@ function Server:request(req)
     c:close()
     assert(res, err)
     return res
+end
+
+--- A GET (or `method`) of path with headers (a map or a list of {name, value}).
+function M.get(srv, path, headers, method)
+    return srv:request { method = method or "GET", path = path, headers = headers }
+end
+
+--- One request with a JSON body: a table body is encoded, a string body sent as it is; a body
+--- gets Content-Type `ctype` (default application/json). cookie: the raw Cookie header value.
+function M.call(srv, method, path, body, cookie, ctype)
+    local headers = {}
+    if body ~= nil then headers[#headers + 1] = { "Content-Type", ctype or "application/json" } end
+    if cookie then headers[#headers + 1] = { "Cookie", cookie } end
+    if type(body) == "table" then body = cjson.encode(body) end
+    return srv:request { method = method, path = path, headers = headers, body = body }
 end
 
 --- Sends raw bytes; returns everything the server sent until it closed or `timeout` passed.
@@ -246,8 +340,29 @@ end
 
 --- Decodes a JSON body (cjson) or fails the test.
 function M.json(body)
-    local cjson = require "cjson"
     return cjson.decode(body)
+end
+
+--- Runs `keryx <args...> start` expecting start-up to be refused: returns the exit code and
+--- the combined output. `timeout 5` bounds a keryx that starts anyway (it then exits 124).
+--- Env: WEB_SERVER_PORT=0, WEB_SERVER_HOST=127.0.0.1, NODE_ENV=test, LOG_COLORIZE=false, then
+--- `env` (no REDIS_URL unless env has one).
+function M.start_fail(env, args)
+    local out = os.tmpname()
+    local parts = { "timeout", "5", "env", "WEB_SERVER_PORT=0", "WEB_SERVER_HOST=127.0.0.1",
+        "NODE_ENV=test", "LOG_COLORIZE=false" }
+    for k, v in pairs(env or {}) do parts[#parts + 1] = sh_quote(k .. "=" .. v) end
+    parts[#parts + 1] = sh_quote(BIN)
+    for _, a in ipairs(args or {}) do parts[#parts + 1] = sh_quote(a) end
+    parts[#parts + 1] = "start"
+    local cmd = "cd " .. sh_quote(ROOT) .. " && " .. table.concat(parts, " ") .. " > " .. sh_quote(out) ..
+        " 2>&1; echo $?"
+    local p = assert(io.popen(cmd))
+    local code = tonumber(p:read("*l"))
+    p:close()
+    local text = read_file(out)
+    os.remove(out)
+    return code, text
 end
 
 --- Runs the keryx CLI; returns exit code, stdout, stderr.

@@ -16,10 +16,16 @@
 --   ws:broadcast(channel, timeout, pred)      -- the next {"message":{…}} delivery
 --   ws:closed_by_peer(timeout)                -- true once the server closed the TCP stream
 --
+-- For specs (these fail the test through luassert):
+--   W.open(srv, headers) → ws                 -- connect to a server.lua handle, upgrade required
+--   W.error_of(reply, raw) → reply.error      -- an error reply's error object, shape checked
+--
 -- Never retries or reconnects: every byte on the wire is what the spec asked for.
 local socket = require "socket"
 local bit = require "bit"
 local cjson = require "cjson"
+local luassert = require "luassert"
+local http_assert = require "http_assert"
 
 local band, bor, bxor, lshift, rshift, rol, tobit =
     bit.band, bit.bor, bit.bxor, bit.lshift, bit.rshift, bit.rol, bit.tobit
@@ -172,12 +178,7 @@ local function read_head(c)
         local h, herr = c:receive("*l")
         if not h then return nil, "head cut short: " .. tostring(herr) end
         if h == "" then break end
-        local name, value = h:match("^([^:]+):%s*(.-)%s*$")
-        if name then
-            local k = name:lower()
-            res.header_list[#res.header_list + 1] = { name, value }
-            res.headers[k] = res.headers[k] and (res.headers[k] .. ", " .. value) or value
-        end
+        http_assert.add_header(res, h)
     end
     return res
 end
@@ -446,6 +447,27 @@ end
 function M.close_code(payload)
     if #payload < 2 then return nil, "" end
     return byte(payload, 1) * 256 + byte(payload, 2), payload:sub(3)
+end
+
+-- ---- spec helpers (assertions) -----------------------------------------------------------
+
+--- Opens a WebSocket to srv (a server.lua handle) at "/", failing the test when the upgrade is
+--- refused (the message names the status and body).
+function M.open(srv, headers)
+    local ws, res = M.connect(srv.port, "/", headers)
+    luassert.is_table(ws, "upgrade refused: " .. (type(res) == "table" and (res.status .. " " .. tostring(res.body)) or tostring(res)))
+    return ws
+end
+
+--- The error object of an error reply (decoded reply, raw text): a table with a string message,
+--- a string type and a numeric timestamp.
+function M.error_of(reply, raw)
+    luassert.is_table(reply, tostring(raw))
+    luassert.is_table(reply.error, raw)
+    luassert.is_string(reply.error.message, raw)
+    luassert.is_string(reply.error.type, raw)
+    luassert.is_number(reply.error.timestamp, raw)
+    return reply.error
 end
 
 return M

@@ -1,65 +1,20 @@
 -- Black-box specs for actions and the pipeline over HTTP (SPEC §9.2, §9.3, §9.6, §9.7, §9.8,
 -- §9.10, §9.11; reference §1.2–§1.7, §2.2–§2.8, §2.14), against the fixture app.
 local H = require "server"
+local A = require "http_assert"
 local socket = require "socket"
 
 local APP, CONFIG = "spec/fixtures/app", "spec/fixtures/config.lua"
 
---- True once process pid has exited (gone, or a zombie nobody has reaped yet).
-local function exited(pid)
-    local f = io.open("/proc/" .. pid .. "/stat", "r")
-    if not f then return true end
-    local stat = f:read("*a") or ""
-    f:close()
-    return stat:match("^%d+ %(.*%) (%a)") == "Z"
-end
-
---- Stops srv with SIGTERM and waits for the exit as /proc shows it (the re-parented keryx can stay
---- a zombie for seconds before anything reaps it).
-local function stop(srv)
-    if not srv or not srv.pid then return end
-    os.execute("kill -TERM " .. srv.pid .. " 2>/dev/null")
-    local deadline = socket.gettime() + 10
-    while not exited(srv.pid) and socket.gettime() < deadline do H.sleep(0.01) end
-    if exited(srv.pid) then srv.pid = nil else srv:stop("KILL", 1) end
-end
+local stop, get, envelope = H.stop, H.get, A.envelope
 
 local function start(env)
     return H.start { app = APP, config = CONFIG, env = env }
 end
 
-local function get(srv, path, headers)
-    return srv:request { method = "GET", path = path, headers = headers }
-end
-
+--- A POST of the string body with Content-Type ctype (default application/json).
 local function post(srv, path, body, ctype)
-    return srv:request {
-        method = "POST", path = path, body = body,
-        headers = { { "Content-Type", ctype or "application/json" } },
-    }
-end
-
---- The error object of a JSON error envelope, after checking status and type.
-local function envelope(res, status, err_type)
-    assert.are.equal(status, res.status)
-    assert.are.equal("application/json", res.headers["content-type"])
-    local body = H.json(res.body)
-    assert.is_table(body.error)
-    assert.are.equal(err_type, body.error.type)
-    assert.is_string(body.error.message)
-    assert.is_number(body.error.timestamp)
-    return body.error
-end
-
---- Waits (up to 2 s) for the server log to contain `needle` (plain text); returns the log.
-local function wait_log(srv, needle)
-    local deadline = socket.gettime() + 2
-    repeat
-        local log = srv:log()
-        if log:find(needle, 1, true) then return log end
-        H.sleep(0.02)
-    until socket.gettime() > deadline
-    return srv:log()
+    return H.call(srv, "POST", path, body, nil, ctype)
 end
 
 local function gunzip(data)
@@ -236,7 +191,7 @@ describe("actions over HTTP", function()
             assert.are.equal("password", e.key)
             assert.is_nil(e.value)
             assert.is_nil(res.raw:find(pw, 1, true))
-            local log = wait_log(srv, "[ACTION:WEB:ERROR] secret")
+            local log = srv:wait_log("[ACTION:WEB:ERROR] secret")
             assert.is_nil(log:find(pw, 1, true))
         end)
 
@@ -245,7 +200,7 @@ describe("actions over HTTP", function()
             local res = post(srv, "/api/secret", '{"password":"' .. pw .. '"}')
             assert.are.equal(200, res.status)
             assert.are.same({ ok = true }, H.json(res.body))
-            local log = wait_log(srv, "[ACTION:WEB:OK] secret")
+            local log = srv:wait_log("[ACTION:WEB:OK] secret")
             assert.truthy(log:find('%[ACTION:WEB:OK%] secret %(%d+ms%) %[POST%] 127%.0%.0%.1%(http://localhost/api/secret%) {"password":"%[%[secret%]%]"}\n'))
             assert.is_nil(log:find(pw, 1, true))
         end)
@@ -338,7 +293,7 @@ describe("actions over HTTP", function()
                 local e = envelope(get(srv, "/api/recurse"), 500, "CONNECTION_ACTION_RUN")
                 assert.truthy(e.message:find("stack overflow", 1, true), e.message)
             end
-            local log = wait_log(srv, "[ACTION:WEB:ERROR] recurse")
+            local log = srv:wait_log("[ACTION:WEB:ERROR] recurse")
             local _, after = log:gsub(RE, "")
             assert.are.equal(6, after - before)
             assert.is_nil(log:find("task failed", 1, true))
@@ -385,13 +340,13 @@ describe("actions over HTTP", function()
     describe("log line", function()
         it("writes [ACTION:WEB:OK] status (Nms) [GET] 127.0.0.1(http://localhost/api/status) {}", function()
             get(srv, "/api/status")
-            local log = wait_log(srv, "[ACTION:WEB:OK] status")
+            local log = srv:wait_log("[ACTION:WEB:OK] status")
             assert.truthy(log:find("%[info%] %[ACTION:WEB:OK%] status %(%d+ms%) %[GET%] 127%.0%.0%.1%(http://localhost/api/status%) {}\n"), log)
         end)
 
         it("writes the error and the params for a failed action", function()
             get(srv, "/api/numbers?n=42")
-            local log = wait_log(srv, "Error: n must be <= 10")
+            local log = srv:wait_log("Error: n must be <= 10")
             assert.truthy(log:find('%[ACTION:WEB:ERROR%] numbers %(%d+ms%) %[GET%] 127%.0%.0%.1%(http://localhost/api/numbers%?n=42%) Error: n must be <= 10 {"n":"42"}\n'), log)
         end)
     end)
@@ -468,8 +423,8 @@ describe("an action exhausting LUA_MEMORY_LIMIT_MB=64", function()
         local ok, res = pcall(get, srv, path)
         if ok then return res end
         local deadline = socket.gettime() + 2
-        while not exited(srv.pid) and socket.gettime() < deadline do H.sleep(0.01) end
-        if not exited(srv.pid) then error(res, 0) end
+        while srv:alive() and socket.gettime() < deadline do H.sleep(0.01) end
+        if srv:alive() then error(res, 0) end
         local log = srv:log()
         local why = log:find("Lua panic: not enough memory", 1, true) and "Lua panic: not enough memory"
             or "the process died without a log line (a signal such as SIGSEGV)"
@@ -489,13 +444,13 @@ describe("an action exhausting LUA_MEMORY_LIMIT_MB=64", function()
             local e = envelope(res, 500, "CONNECTION_ACTION_RUN")
             assert.is_nil(e.message:find("traceback", 1, true))
             assert.are.equal(200, status.status)
-            local log = wait_log(srv, "[ACTION:WEB:ERROR] hog")
+            local log = srv:wait_log("[ACTION:WEB:ERROR] hog")
             assert.truthy(log:find("%[ACTION:WEB:ERROR%] hog %(%d+ms%) %[GET%] 127%.0%.0%.1%(http://localhost/api/hog%) Error: [^\n]*memory"), log)
             assert.is_nil(log:find("task failed", 1, true))
         end)
 
         it("keeps failing only the request on further OOMs (memory is reclaimed)", function()
-            if exited(srv.pid) then error(BUG_PANIC .. " (server already gone)") end
+            if not srv:alive() then error(BUG_PANIC .. " (server already gone)") end
             for i = 1, 3 do
                 local res, why = get_or_panic(srv, "/api/hog")
                 local status
@@ -562,7 +517,7 @@ describe("error envelopes and stacks", function()
             assert.is_nil(e.stack)
             assert.is_nil(res.body:find("traceback", 1, true))
             -- the log still has it
-            local log = wait_log(srv, "stack traceback")
+            local log = srv:wait_log("stack traceback")
             assert.truthy(log:find("stack traceback", 1, true))
         end)
         stop(srv)

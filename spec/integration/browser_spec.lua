@@ -15,9 +15,7 @@ local cjson = require "cjson"
 
 local CHROMIUM = "/usr/bin/chromium"
 
-local function sh_quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local sh_quote, stop = H.sh_quote, H.stop
 
 local function have_chromium()
     local f = io.open(CHROMIUM, "r")
@@ -136,10 +134,6 @@ local function has(lines, pattern)
         if l:match(pattern) then return true end
     end
     return false
-end
-
-local function stop(srv)
-    if srv then srv:stop() end
 end
 
 if not have_chromium() then

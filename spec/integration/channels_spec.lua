@@ -16,18 +16,10 @@ local cjson = require "cjson"
 local PASSWORD = "channels-Passw0rd"
 math.randomseed(math.floor(socket.gettime() * 1000) % 2147483647)
 
-local function stop(srv)
-    if srv then srv:stop() end
-end
+local stop, open, error_of = H.stop, W.open, W.error_of
 
 local function uniq(prefix)
     return prefix .. tostring(math.random(1, 1e9))
-end
-
-local function open(srv, headers)
-    local ws, res = W.connect(srv.port, "/", headers)
-    assert.is_table(ws, "upgrade refused: " .. (type(res) == "table" and (res.status .. " " .. tostring(res.body)) or tostring(res)))
-    return ws
 end
 
 local function subscribe(ws, channel, mid)
@@ -44,18 +36,9 @@ local function subscribed(ws, channel, mid)
     assert.are.same({ messageId = mid, subscribed = { channel = channel } }, reply, raw)
 end
 
-local function error_of(reply, raw)
-    assert.is_table(reply, tostring(raw))
-    assert.is_table(reply.error, raw)
-    assert.is_string(reply.error.message, raw)
-    assert.is_number(reply.error.timestamp, raw)
-    return reply.error
-end
-
+--- One request with a JSON body; cookie is a session id.
 local function call(srv, method, path, body, cookie)
-    local headers = { { "Content-Type", "application/json" } }
-    if cookie then headers[#headers + 1] = { "Cookie", "__session=" .. cookie } end
-    return srv:request { method = method, path = path, headers = headers, body = cjson.encode(body) }
+    return H.call(srv, method, path, body, cookie and "__session=" .. cookie)
 end
 
 --- Creates a user over HTTP; returns email, id.

@@ -4,33 +4,18 @@
 -- echoed, passwords stored as scrypt hashes, logins not stalling the loop, and the README's
 -- curl walkthrough with a real cookie jar.
 local H = require "server"
+local A = require "http_assert"
 local socket = require "socket"
 local cjson = require "cjson"
 
 local PASSWORD = "s3cret-Passw0rd"
 
-local function stop(srv)
-    if srv then srv:stop() end
-end
+local stop, envelope = H.stop, A.envelope
 
---- One request; a table body is sent as JSON, a string body as is (Content-Type JSON unless ctype).
+--- One request; a table body is sent as JSON, a string body as is (Content-Type JSON unless
+--- ctype); cookie is a session id.
 local function call(srv, method, path, body, cookie, ctype)
-    local headers = {}
-    if body ~= nil then headers[#headers + 1] = { "Content-Type", ctype or "application/json" } end
-    if cookie then headers[#headers + 1] = { "Cookie", "__session=" .. cookie } end
-    if type(body) == "table" then body = cjson.encode(body) end
-    return srv:request { method = method, path = path, headers = headers, body = body }
-end
-
-local function envelope(res, status, err_type)
-    assert.are.equal(status, res.status, res.body)
-    assert.are.equal("application/json", res.headers["content-type"])
-    local body = H.json(res.body)
-    assert.is_table(body.error, res.body)
-    assert.are.equal(err_type, body.error.type)
-    assert.is_string(body.error.message)
-    assert.is_number(body.error.timestamp)
-    return body.error
+    return H.call(srv, method, path, body, cookie and "__session=" .. cookie, ctype)
 end
 
 --- A 406 validation error for key with exactly message.

@@ -2,40 +2,10 @@
 -- (VAR_<NODE_ENV> before VAR), validation that stops start-up naming the variable, and app
 -- loading failures that stop start-up naming the file.
 local H = require "server"
-local socket = require "socket"
 
 local APP, CONFIG = "spec/fixtures/app", "spec/fixtures/config.lua"
-local ROOT = os.getenv("PWD") or "."
-local BIN = os.getenv("KERYX_BIN") or "./keryx"
 
-local function sh_quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function exited(pid)
-    local f = io.open("/proc/" .. pid .. "/stat", "r")
-    if not f then return true end
-    local stat = f:read("*a") or ""
-    f:close()
-    return stat:match("^%d+ %(.*%) (%a)") == "Z"
-end
-
---- Stops srv with SIGTERM and waits for the exit as /proc shows it (the re-parented keryx can stay
---- a zombie for seconds before anything reaps it).
-local function stop(srv)
-    if not srv or not srv.pid then return end
-    os.execute("kill -TERM " .. srv.pid .. " 2>/dev/null")
-    local deadline = socket.gettime() + 10
-    while not exited(srv.pid) and socket.gettime() < deadline do H.sleep(0.01) end
-    if exited(srv.pid) then srv.pid = nil else srv:stop("KILL", 1) end
-end
-
-local function with_server(opts, fn)
-    local srv = H.start(opts)
-    local ok, err = pcall(fn, srv)
-    stop(srv)
-    if not ok then error(err, 0) end
-end
+local sh_quote, with_server = H.sh_quote, H.with_server
 
 local function write(path, text)
     local f = assert(io.open(path, "wb"))
@@ -69,25 +39,10 @@ local function app_dir(files)
     return dir
 end
 
---- Runs `keryx [--app] [--config] start` expecting it to fail fast: returns exit code and the
+--- Runs `keryx --app --config start` expecting it to fail fast: returns exit code and the
 --- combined output. `timeout 5` bounds a keryx that starts anyway (it would then exit 124).
 local function start_fail(env, app, config)
-    local out = os.tmpname()
-    local parts = { "timeout", "5", "env", "WEB_SERVER_PORT=0", "WEB_SERVER_HOST=127.0.0.1",
-        "NODE_ENV=test", "LOG_COLORIZE=false" }
-    for k, v in pairs(env or {}) do parts[#parts + 1] = sh_quote(k .. "=" .. v) end
-    parts[#parts + 1] = sh_quote(BIN)
-    parts[#parts + 1] = "--app " .. sh_quote(app or APP)
-    parts[#parts + 1] = "--config " .. sh_quote(config or CONFIG)
-    parts[#parts + 1] = "start"
-    local cmd = "cd " .. sh_quote(ROOT) .. " && " .. table.concat(parts, " ") .. " > " .. sh_quote(out) ..
-        " 2>&1; echo $?"
-    local p = assert(io.popen(cmd))
-    local code = tonumber(p:read("*l"))
-    p:close()
-    local text = H.read_file(out)
-    os.remove(out)
-    return code, text
+    return H.start_fail(env, { "--app", app or APP, "--config", config or CONFIG })
 end
 
 --- Asserts start-up stopped with a non-zero exit (not the timeout) and a message holding all

@@ -2,19 +2,11 @@
 -- X-SERVER-NAME, CORS (SPEC §6.1, §9.5; reference §2.6, §2.7) and correlation ids (SPEC §6.8;
 -- reference §2.3), on action, error, static and preflight responses.
 local H = require "server"
-local socket = require "socket"
+local A = require "http_assert"
 
 local APP, CONFIG = "spec/fixtures/app", "spec/fixtures/config.lua"
 
-local DEFAULTS = {
-    ["content-security-policy"] = "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; " ..
-        "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; font-src 'self' https://cdn.jsdelivr.net data:; " ..
-        "img-src 'self' data: blob:; connect-src 'self'; worker-src blob:",
-    ["x-content-type-options"] = "nosniff",
-    ["x-frame-options"] = "DENY",
-    ["strict-transport-security"] = "max-age=31536000; includeSubDomains",
-    ["referrer-policy"] = "strict-origin-when-cross-origin",
-}
+local DEFAULTS = A.SECURITY_HEADERS
 
 local ENV_OF = {
     ["content-security-policy"] = "WEB_SECURITY_CSP",
@@ -26,57 +18,15 @@ local ENV_OF = {
 
 local DEFAULT_METHODS = "HEAD, GET, POST, PUT, PATCH, DELETE, OPTIONS"
 
-local function exited(pid)
-    local f = io.open("/proc/" .. pid .. "/stat", "r")
-    if not f then return true end
-    local stat = f:read("*a") or ""
-    f:close()
-    return stat:match("^%d+ %(.*%) (%a)") == "Z"
-end
-
---- Stops srv with SIGTERM and waits for the exit as /proc shows it (the re-parented keryx can stay
---- a zombie for seconds before anything reaps it).
-local function stop(srv)
-    if not srv or not srv.pid then return end
-    os.execute("kill -TERM " .. srv.pid .. " 2>/dev/null")
-    local deadline = socket.gettime() + 10
-    while not exited(srv.pid) and socket.gettime() < deadline do H.sleep(0.01) end
-    if exited(srv.pid) then srv.pid = nil else srv:stop("KILL", 1) end
-end
+local get, stop, count = H.get, H.stop, A.header_count
 
 local function start(env)
     return H.start { app = APP, config = CONFIG, env = env }
 end
 
---- Runs fn(srv) against a server started with env, always stopping it.
+--- Runs fn(srv) against a fixture-app server started with env, always stopping it.
 local function with_server(env, fn)
-    local srv = start(env)
-    local ok, err = pcall(fn, srv)
-    stop(srv)
-    if not ok then error(err, 0) end
-end
-
-local function get(srv, path, headers, method)
-    return srv:request { method = method or "GET", path = path, headers = headers }
-end
-
-local function wait_log(srv, needle)
-    local deadline = socket.gettime() + 2
-    repeat
-        local log = srv:log()
-        if log:find(needle, 1, true) then return log end
-        H.sleep(0.02)
-    until socket.gettime() > deadline
-    return srv:log()
-end
-
---- How many times header `name` (any case) appears in res.
-local function count(res, name)
-    local n = 0
-    for _, kv in ipairs(res.header_list) do
-        if kv[1]:lower() == name then n = n + 1 end
-    end
-    return n
+    return H.with_server({ app = APP, config = CONFIG, env = env }, fn)
 end
 
 --- One of each kind of response: 200 action, 404, 406, 500, 401, static file, OPTIONS.
@@ -286,7 +236,7 @@ describe("correlation ids", function()
             local res = get(srv, "/api/status", { { "X-Request-Id", ID } })
             assert.are.equal(200, res.status)
             assert.is_nil(res.headers["x-request-id"])
-            local log = wait_log(srv, "[ACTION:WEB:OK] status")
+            local log = srv:wait_log("[ACTION:WEB:OK] status")
             assert.is_nil(log:find("[cor:", 1, true))
         end)
     end)
@@ -310,7 +260,7 @@ describe("correlation ids", function()
 
         it("put [cor:<id>] in the action log line", function()
             get(srv, "/api/status", { { "X-Request-Id", "cor-log-42" } })
-            local log = wait_log(srv, "[cor:cor-log-42]")
+            local log = srv:wait_log("[cor:cor-log-42]")
             assert.truthy(log:find("%[ACTION:WEB:OK%] status %(%d+ms%) %[GET%] 127%.0%.0%.1%(http://localhost/api/status%) %[cor:cor%-log%-42%] {}\n"), log)
         end)
 
@@ -327,7 +277,7 @@ describe("correlation ids", function()
                 assert.are.equal(200, res.status, id)
                 assert.is_nil(res.headers["x-request-id"], id)
             end
-            local log = wait_log(srv, "probe=invalid")
+            local log = srv:wait_log("probe=invalid")
             for line in log:gmatch("[^\n]*probe=invalid[^\n]*") do
                 assert.is_nil(line:find("[cor:", 1, true), line)
             end
@@ -361,7 +311,7 @@ describe("correlation ids", function()
             for _, kv in ipairs(res.header_list) do
                 assert.is_nil(kv[2]:find(ID, 1, true), kv[1])
             end
-            local log = wait_log(srv, "[ACTION:WEB:OK] status")
+            local log = srv:wait_log("[ACTION:WEB:OK] status")
             assert.is_nil(log:find("[cor:", 1, true))
         end)
     end)

@@ -5,103 +5,13 @@
 local socket = require "socket"
 local cjson = require "cjson"
 local H = require "server"
+local A = require "http_assert"
 
--- ---- helpers (kept local so this file stands alone) -----------------------------------------
+-- ---- helpers (the shared ones are in spec/helpers/http_assert.lua) --------------------------
 
 local now = socket.gettime
-
--- Reads until the server closes/resets or `timeout` s pass. Returns bytes, "closed" | "reset" |
--- "timeout", and the time at which it ended.
-local function drain(c, timeout)
-    local out = {}
-    local deadline = now() + (timeout or 2)
-    while true do
-        local left = deadline - now()
-        if left <= 0 then
-            c:close()
-            return table.concat(out), "timeout", now()
-        end
-        c:settimeout(left)
-        local chunk, err, partial = c:receive(4096)
-        local got = chunk or partial
-        if got and #got > 0 then out[#out + 1] = got end
-        if not chunk then
-            local t = now()
-            c:close()
-            if err == "closed" then return table.concat(out), "closed", t end
-            if err == "timeout" then return table.concat(out), "timeout", t end
-            return table.concat(out), "reset", t
-        end
-    end
-end
-
-local function exchange(srv, bytes, timeout)
-    local c = srv:connect(timeout or 2)
-    assert(c:send(bytes))
-    return drain(c, timeout)
-end
-
-local function parse_all(raw)
-    local list, pos = {}, 1
-    while pos <= #raw do
-        local he = raw:find("\r\n\r\n", pos, true)
-        if not he then
-            list[#list + 1] = { partial = raw:sub(pos) }
-            break
-        end
-        local head = raw:sub(pos, he - 1)
-        local status = tonumber(head:match("^HTTP/1%.[01] (%d%d%d) ") or "")
-        local headers = {}
-        for line in head:gmatch("\r\n([^\r]*)") do
-            local k, v = line:match("^([^:]+):%s*(.-)%s*$")
-            if k then headers[k:lower()] = v end
-        end
-        local len = tonumber(headers["content-length"] or "0") or 0
-        if not status or status < 200 or status == 204 or status == 304 then len = 0 end
-        list[#list + 1] = { status = status, headers = headers, body = raw:sub(he + 4, he + 3 + len) }
-        pos = he + 4 + len
-    end
-    return list
-end
-
-local SECURITY = {
-    ["x-content-type-options"] = "nosniff",
-    ["x-frame-options"] = "DENY",
-    ["strict-transport-security"] = "max-age=31536000; includeSubDomains",
-    ["referrer-policy"] = "strict-origin-when-cross-origin",
-}
-
-local function assert_security_headers(res)
-    for name, value in pairs(SECURITY) do assert.are.equal(value, res.headers[name], name) end
-    assert.is_truthy((res.headers["content-security-policy"] or ""):find("default-src 'self'", 1, true),
-        "content-security-policy")
-end
-
--- The envelope body alone: exact keys, current timestamp, no stack.
-local function assert_envelope_body(res, typ)
-    assert.are.equal("application/json", res.headers["content-type"])
-    local ok, doc = pcall(cjson.decode, res.body)
-    assert.is_true(ok, "error body is not JSON: " .. tostring(res.body))
-    assert.is_table(doc.error)
-    assert.is_string(doc.error.message)
-    assert.are.equal(typ, doc.error.type)
-    assert.is_number(doc.error.timestamp)
-    assert.is_nil(doc.error.stack)
-    assert.is_nil(doc.stack)
-    for k in pairs(doc.error) do
-        assert.is_truthy(k == "message" or k == "type" or k == "timestamp", "unexpected key " .. k)
-    end
-    return doc
-end
-
-local function assert_envelope(res, status, typ)
-    assert.are.equal(status, res.status)
-    local doc = assert_envelope_body(res, typ)
-    assert.is_true(math.abs(doc.error.timestamp - now() * 1000) < 60000,
-        "timestamp is not the current time in ms: " .. tostring(doc.error.timestamp))
-    assert_security_headers(res)
-    return doc
-end
+local drain, exchange, parse_all = A.drain, A.exchange, A.parse_all
+local assert_envelope_body, assert_envelope = A.assert_envelope_body, A.assert_envelope
 
 -- Exactly one error response followed by a close.
 local function assert_one_error_then_close(raw, how, status, typ)
@@ -113,7 +23,7 @@ local function assert_one_error_then_close(raw, how, status, typ)
     return list[1], doc
 end
 
-local HOST = "Host: localhost\r\n"
+local HOST = A.HOST
 
 -- The server must survive what it just refused: a fresh request is still answered.
 local function assert_still_serving(srv)

@@ -8,107 +8,18 @@
 local socket = require "socket"
 local cjson = require "cjson"
 local H = require "server"
+local A = require "http_assert"
 
--- ---- helpers (kept local so this file stands alone) -----------------------------------------
+-- ---- helpers (the shared ones are in spec/helpers/http_assert.lua) --------------------------
 
--- Reads from c until the server closes, resets, or `timeout` seconds pass in total.
--- Returns the bytes and how it ended: "closed" (FIN), "reset" or "timeout".
-local function drain(c, timeout)
-    local out = {}
-    local deadline = socket.gettime() + (timeout or 2)
-    while true do
-        local left = deadline - socket.gettime()
-        if left <= 0 then
-            c:close()
-            return table.concat(out), "timeout"
-        end
-        c:settimeout(left)
-        local chunk, err, partial = c:receive(4096)
-        local got = chunk or partial
-        if got and #got > 0 then out[#out + 1] = got end
-        if not chunk then
-            c:close()
-            if err == "closed" then return table.concat(out), "closed" end
-            if err == "timeout" then return table.concat(out), "timeout" end
-            return table.concat(out), "reset"
-        end
-    end
-end
+local drain, exchange, parse_all, assert_envelope = A.drain, A.exchange, A.parse_all, A.assert_envelope
 
--- One write of raw bytes on a fresh connection; everything the server sent, and how it ended.
-local function exchange(srv, bytes, timeout)
-    local c = srv:connect(timeout or 2)
-    assert(c:send(bytes))
-    return drain(c, timeout)
-end
-
--- Splits a byte stream into responses (framed by Content-Length; 1xx/204/304 have no body).
-local function parse_all(raw)
-    local list, pos = {}, 1
-    while pos <= #raw do
-        local he = raw:find("\r\n\r\n", pos, true)
-        if not he then
-            list[#list + 1] = { partial = raw:sub(pos) }
-            break
-        end
-        local head = raw:sub(pos, he - 1)
-        local status_line = head:match("^[^\r]*")
-        local status = tonumber(status_line:match("^HTTP/1%.[01] (%d%d%d) ") or "")
-        local headers = {}
-        for line in head:gmatch("\r\n([^\r]*)") do
-            local k, v = line:match("^([^:]+):%s*(.-)%s*$")
-            if k then headers[k:lower()] = v end
-        end
-        local len = tonumber(headers["content-length"] or "0") or 0
-        if not status or status < 200 or status == 204 or status == 304 then len = 0 end
-        list[#list + 1] = {
-            status = status, status_line = status_line, headers = headers,
-            body = raw:sub(he + 4, he + 3 + len),
-        }
-        pos = he + 4 + len
-    end
-    return list
-end
-
--- How many HTTP status lines appear anywhere in the stream (independent of the framing above).
+-- How many HTTP status lines appear anywhere in the stream (independent of parse_all's framing).
 local function count_status_lines(raw)
-    local n = 0
-    for _ in raw:gmatch("HTTP/1%.[01] %d%d%d ") do n = n + 1 end
-    return n
+    return H.count_matches(raw, "HTTP/1%.[01] %d%d%d ")
 end
 
-local SECURITY = {
-    ["x-content-type-options"] = "nosniff",
-    ["x-frame-options"] = "DENY",
-    ["strict-transport-security"] = "max-age=31536000; includeSubDomains",
-    ["referrer-policy"] = "strict-origin-when-cross-origin",
-}
-
--- The C-side error envelope (SPEC §9.3): exact keys, no stack, security headers.
-local function assert_envelope(res, status, typ)
-    assert.are.equal(status, res.status)
-    assert.are.equal("application/json", res.headers["content-type"])
-    local ok, doc = pcall(cjson.decode, res.body)
-    assert.is_true(ok, "error body is not JSON: " .. tostring(res.body))
-    assert.is_table(doc.error)
-    assert.is_string(doc.error.message)
-    assert.is_true(#doc.error.message > 0)
-    if typ then assert.are.equal(typ, doc.error.type) else assert.is_string(doc.error.type) end
-    assert.is_number(doc.error.timestamp)
-    assert.is_true(math.abs(doc.error.timestamp - socket.gettime() * 1000) < 60000,
-        "timestamp is not the current time in ms: " .. tostring(doc.error.timestamp))
-    assert.is_nil(doc.error.stack)
-    assert.is_nil(doc.stack)
-    for k in pairs(doc.error) do
-        assert.is_truthy(k == "message" or k == "type" or k == "timestamp", "unexpected key " .. k)
-    end
-    for name, value in pairs(SECURITY) do
-        assert.are.equal(value, res.headers[name], name)
-    end
-    assert.is_truthy((res.headers["content-security-policy"] or ""):find("default-src 'self'", 1, true))
-end
-
-local HOST = "Host: localhost\r\n"
+local HOST = A.HOST
 -- The request a smuggler would like answered. Its answer would contain "Hello, SMUGGLED!".
 local TAIL = "GET /api/hello?name=SMUGGLED HTTP/1.1\r\n" .. HOST .. "\r\n"
 

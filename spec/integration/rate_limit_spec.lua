@@ -3,6 +3,8 @@
 -- headers, 429s, keys, sharing between processes, custom checks, and Redis outages/errors with
 -- RATE_LIMIT_FAIL_OPEN on and off.
 local H = require "server"
+local A = require "http_assert"
+local private_redis = require("private_redis").new
 local socket = require "socket"
 
 local APP, CONFIG = "spec/fixtures/ratelimit_app", "spec/fixtures/config.lua"
@@ -14,30 +16,8 @@ local function start(env, redis_url)
     return H.start { app = APP, config = CONFIG, env = e }
 end
 
-local function stop(srv)
-    if srv then srv:stop() end
-end
-
-local function get(srv, path, headers)
-    return srv:request { method = "GET", path = path, headers = headers }
-end
-
-local function header_count(res, name)
-    local n = 0
-    for _, kv in ipairs(res.header_list) do
-        if kv[1]:lower() == name:lower() then n = n + 1 end
-    end
-    return n
-end
-
---- The error object of a JSON error envelope, after checking status and type.
-local function envelope(res, status, err_type)
-    assert.are.equal(status, res.status)
-    assert.are.equal("application/json", res.headers["content-type"])
-    local body = H.json(res.body)
-    assert.are.equal(err_type, body.error.type)
-    return body.error
-end
+local stop, get, count, eventually = H.stop, H.get, H.count, H.eventually
+local header_count, envelope = A.header_count, A.envelope
 
 --- Sleeps past the end of the current window when fewer than `need_ms` are left in it, so a
 --- burst of requests that must land in one fixed window does not straddle two.
@@ -49,60 +29,6 @@ end
 
 local function window_of(window_ms)
     return math.floor(socket.gettime() * 1000 / window_ms)
-end
-
-local function count(text, needle)
-    local n, from = 0, 1
-    while true do
-        local s, e = text:find(needle, from, true)
-        if not s then return n end
-        n, from = n + 1, e + 1
-    end
-end
-
---- Waits up to `seconds` for fn() to return true; returns whether it did.
-local function eventually(seconds, fn)
-    local deadline = socket.gettime() + seconds
-    repeat
-        if fn() then return true end
-        H.sleep(0.1)
-    until socket.gettime() > deadline
-    return false
-end
-
--- ---- a private redis-server that tests may stop and restart -------------------------------
-
-local Private = {}
-Private.__index = Private
-
-local function private_redis()
-    local self = setmetatable({ port = H.free_port() }, Private)
-    self.dir = os.tmpname()
-    os.remove(self.dir)
-    os.execute("mkdir -p " .. self.dir)
-    self.url = "redis://127.0.0.1:" .. self.port .. "/0"
-    self:start()
-    return self
-end
-
-function Private:cli(...)
-    local args = { "redis-cli", "-p", tostring(self.port) }
-    for _, a in ipairs({ ... }) do args[#args + 1] = "'" .. tostring(a):gsub("'", "'\\''") .. "'" end
-    local h = io.popen(table.concat(args, " ") .. " 2>&1")
-    local out = h:read("*a")
-    h:close()
-    return (out:gsub("\n$", ""))
-end
-
-function Private:start()
-    os.execute(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --dir %s " ..
-        "--enable-debug-command local --daemonize yes --pidfile %s/redis.pid --logfile %s/redis.log"):format(self.port, self.dir, self.dir, self.dir))
-    assert(eventually(5, function() return self:cli("PING") == "PONG" end), "private redis did not start")
-end
-
-function Private:stop()
-    self:cli("SHUTDOWN", "NOSAVE")
-    assert(eventually(5, function() return self:cli("PING") ~= "PONG" end), "private redis did not stop")
 end
 
 -- ---- specs ----------------------------------------------------------------------------------
@@ -250,7 +176,7 @@ describe("rate limiting when Redis fails", function()
 
     before_each(function() P = private_redis() end)
     after_each(function()
-        if P then P:cli("SHUTDOWN", "NOSAVE") end
+        if P then P:destroy() end
         P = nil
     end)
 
@@ -331,7 +257,7 @@ describe("rate limiting when Redis fails", function()
         local srv = start({ RATE_LIMIT_FAIL_OPEN = "false", REDIS_COMMAND_TIMEOUT_MS = "200" }, P.url)
         finally(function() stop(srv) end)
         assert.are.equal(200, get(srv, "/api/limited").status)
-        os.execute(("redis-cli -p %d DEBUG SLEEP 1.5 >/dev/null 2>&1 &"):format(P.port))
+        P:debug_sleep(1.5)
         H.sleep(0.2)
         local t0 = socket.gettime()
         local res = get(srv, "/api/limited")
@@ -347,7 +273,7 @@ describe("rate limiting when Redis fails", function()
             ACTION_TIMEOUT = "300" }, P.url)
         finally(function() stop(srv) end)
         assert.are.equal(200, get(srv, "/api/limited").status)
-        os.execute(("redis-cli -p %d DEBUG SLEEP 1.2 >/dev/null 2>&1 &"):format(P.port))
+        P:debug_sleep(1.2)
         H.sleep(0.2)
         local t0 = socket.gettime()
         local res = get(srv, "/api/limited")

@@ -4,6 +4,8 @@
 -- requests, no fixation, malformed cookies ignored, regeneration on login, logout, TTL refresh,
 -- and a Redis outage (503 + Retry-After, status unhealthy, recovery).
 local H = require "server"
+local A = require "http_assert"
+local PR = require "private_redis"
 local socket = require "socket"
 local cjson = require "cjson"
 
@@ -13,23 +15,12 @@ math.randomseed(math.floor(socket.gettime() * 1000) % 2147483647)
 
 -- ---- helpers ----------------------------------------------------------------------------------
 
-local function stop(srv)
-    if srv then srv:stop() end
-end
+-- call(srv, method, path, body, cookie): body (a table) is sent as JSON; cookie is the raw
+-- Cookie header value.
+local stop, call, eventually, envelope = H.stop, H.call, H.eventually, A.envelope
 
 local function start(env)
     return H.start { env = env }
-end
-
---- One request; body (a table) is sent as JSON; cookie is the raw Cookie header value.
-local function call(srv, method, path, body, cookie)
-    local headers = {}
-    if body ~= nil then headers[#headers + 1] = { "Content-Type", "application/json" } end
-    if cookie then headers[#headers + 1] = { "Cookie", cookie } end
-    return srv:request {
-        method = method, path = path, headers = headers,
-        body = body ~= nil and cjson.encode(body) or nil,
-    }
 end
 
 local function set_cookies(res)
@@ -62,15 +53,6 @@ end
 
 local function no_cookie(res, what)
     assert.are.same({}, set_cookies(res), (what or "") .. " sent a Set-Cookie:\n" .. (res.raw or ""))
-end
-
-local function envelope(res, status, err_type)
-    assert.are.equal(status, res.status, res.body)
-    assert.are.equal("application/json", res.headers["content-type"])
-    local body = H.json(res.body)
-    assert.is_table(body.error, res.body)
-    assert.are.equal(err_type, body.error.type)
-    return body.error
 end
 
 local user_seq = 0
@@ -106,24 +88,13 @@ local function random_id()
 end
 
 local function count_lines(s)
-    local n = 0
-    for _ in s:gmatch("[^\n]+") do n = n + 1 end
-    return n
+    return H.count_matches(s, "[^\n]+")
 end
 
 --- Writes a session record straight into Redis (as keryx stores them, SPEC §9.13).
 local function plant_session(R, id, user_id)
     local rec = cjson.encode { id = id, createdAt = 0, data = { user_id = user_id } }
     assert.are.equal("OK", R.cli("SET", "session:" .. id, rec, "EX", "600"))
-end
-
-local function eventually(seconds, fn)
-    local deadline = socket.gettime() + seconds
-    repeat
-        if fn() then return true end
-        H.sleep(0.1)
-    until socket.gettime() > deadline
-    return false
 end
 
 -- ---- cookie flags per configuration -------------------------------------------------------------
@@ -227,16 +198,9 @@ describe("session cookie flags", function()
 
     --- Runs `keryx start` with env (bounded by `timeout`); returns exit code and output.
     local function start_fails(env)
-        local out = os.tmpname()
-        local parts = { "timeout 5 env NODE_ENV=test LOG_COLORIZE=false WEB_SERVER_PORT=0 WEB_SERVER_HOST=127.0.0.1",
-            "REDIS_URL=" .. R.url }
-        for k, v in pairs(env) do parts[#parts + 1] = k .. "='" .. v .. "'" end
-        parts[#parts + 1] = (os.getenv("KERYX_BIN") or "./keryx") .. " start > " .. out .. " 2>&1"
-        local ok, _, code = os.execute(table.concat(parts, " "))
-        if type(ok) == "number" then code = ok / 256 end
-        local text = H.read_file(out)
-        os.remove(out)
-        return code, text
+        local e = { REDIS_URL = R.url }
+        for k, v in pairs(env) do e[k] = v end
+        return H.start_fail(e)
     end
 
     it("SESSION_COOKIE_SAME_SITE=None without Secure refuses to start with a clear message", function()
@@ -485,46 +449,13 @@ end)
 -- ---- Redis going away -------------------------------------------------------------------------
 
 describe("sessions when Redis goes away", function()
-    local port, dir, url
+    local P
 
-    local function redis_cli(...)
-        local args = { "redis-cli", "-p", tostring(port) }
-        for _, a in ipairs({ ... }) do args[#args + 1] = "'" .. tostring(a):gsub("'", "'\\''") .. "'" end
-        local h = io.popen(table.concat(args, " ") .. " 2>&1")
-        local out = h:read("*a")
-        h:close()
-        return (out:gsub("\n$", ""))
-    end
-
-    local function redis_start()
-        os.execute(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --dir %s " ..
-            "--daemonize yes --pidfile %s/redis.pid --logfile %s/redis.log"):format(port, dir, dir, dir))
-        assert(eventually(5, function() return redis_cli("PING") == "PONG" end), "private redis did not start")
-    end
-
-    local function redis_kill()
-        local pid = H.read_file(dir .. "/redis.pid"):match("%d+")
-        assert(pid, "no redis pid")
-        os.execute("kill -KILL " .. pid)
-        assert(eventually(5, function() return redis_cli("PING") ~= "PONG" end), "private redis did not die")
-        os.remove(dir .. "/redis.pid")
-    end
-
-    before_each(function()
-        port = H.free_port()
-        dir = os.tmpname()
-        os.remove(dir)
-        os.execute("mkdir -p " .. dir)
-        url = "redis://127.0.0.1:" .. port .. "/0"
-        redis_start()
-    end)
-    after_each(function()
-        redis_cli("SHUTDOWN", "NOSAVE")
-        os.execute("rm -rf " .. dir)
-    end)
+    before_each(function() P = PR.new() end)
+    after_each(function() P:destroy() end)
 
     it("503 with Retry-After: 1 for session reads, status unhealthy, no crash, then recovery", function()
-        local srv = start { REDIS_URL = url }
+        local srv = start { REDIS_URL = P.url }
         finally(function() stop(srv) end)
         local email = signup(srv)
         local _, id = login(srv, email)
@@ -533,10 +464,10 @@ describe("sessions when Redis goes away", function()
         local st = H.json(call(srv, "GET", "/api/status").body)
         assert.is_true(st.checks.redis)
         assert.is_true(st.healthy)
-        local record = redis_cli("GET", "session:" .. id)
-        local user = redis_cli("HGETALL", "user:1")
+        local record = P:cli("GET", "session:" .. id)
+        local user = P:cli("HGETALL", "user:1")
 
-        redis_kill()
+        P:kill()
         for _ = 1, 3 do
             local res = call(srv, "GET", "/api/me", nil, cookie)
             local err = envelope(res, 503, "CONNECTION_SERVER_ERROR")
@@ -560,11 +491,11 @@ describe("sessions when Redis goes away", function()
         assert.is_true(srv:alive())
 
         -- Same port again (empty: no persistence): put the user and session back, then poll.
-        redis_start()
-        redis_cli("SET", "session:" .. id, record, "EX", "600")
+        P:start()
+        P:cli("SET", "session:" .. id, record, "EX", "600")
         local fields = {}
         for line in user:gmatch("[^\n]+") do fields[#fields + 1] = line end
-        redis_cli("HSET", "user:1", unpack(fields))
+        P:cli("HSET", "user:1", unpack(fields))
         local t0 = socket.gettime()
         local back = eventually(8, function() return call(srv, "GET", "/api/me", nil, cookie).status == 200 end)
         local took = socket.gettime() - t0

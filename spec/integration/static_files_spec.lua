@@ -9,64 +9,22 @@
 --   <tmp>/assets/up             symlink → .. (a directory outside)
 --   <tmp>/assets/inside.txt     symlink → test.txt (stays inside: served)
 -- so every traversal has a real file to reach. Its content must never appear in a response.
-local socket = require "socket"
 local cjson = require "cjson"
 local H = require "server"
+local A = require "http_assert"
 
--- ---- helpers (kept local so this file stands alone) -----------------------------------------
+-- ---- helpers (the shared ones are in spec/helpers/http_assert.lua) --------------------------
 
-local function sh_quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local sh_quote = H.sh_quote
+local exchange, parse_one = A.exchange, A.parse_one
+local assert_security_headers, assert_envelope = A.assert_security_headers, A.assert_envelope
 
 local function sh(cmd)
     local ok = os.execute(cmd)
     assert(ok == 0 or ok == true, "command failed: " .. cmd)
 end
 
-local function drain(c, timeout)
-    local out = {}
-    local deadline = socket.gettime() + (timeout or 2)
-    while true do
-        local left = deadline - socket.gettime()
-        if left <= 0 then
-            c:close()
-            return table.concat(out), "timeout"
-        end
-        c:settimeout(left)
-        local chunk, err, partial = c:receive(4096)
-        local got = chunk or partial
-        if got and #got > 0 then out[#out + 1] = got end
-        if not chunk then
-            c:close()
-            return table.concat(out), err == "closed" and "closed" or err
-        end
-    end
-end
-
 -- One request (exact bytes) on a fresh connection that the request itself asks to close.
-local function exchange(srv, bytes)
-    local c = srv:connect(2)
-    assert(c:send(bytes))
-    return drain(c, 2)
-end
-
--- Parses one response from raw bytes; `no_body` for HEAD. Returns res and the bytes after it.
-local function parse_one(raw, no_body)
-    local he = raw:find("\r\n\r\n", 1, true)
-    assert(he, "no complete response head in:\n" .. raw)
-    local head = raw:sub(1, he - 1)
-    local res = { status = tonumber(head:match("^HTTP/1%.1 (%d%d%d) ") or ""), headers = {}, head = head }
-    for line in head:gmatch("\r\n([^\r]*)") do
-        local k, v = line:match("^([^:]+):%s*(.-)%s*$")
-        if k then res.headers[k:lower()] = v end
-    end
-    local len = tonumber(res.headers["content-length"] or "0") or 0
-    if no_body or res.status == 304 or res.status == 204 then len = 0 end
-    res.body = raw:sub(he + 4, he + 3 + len)
-    return res, raw:sub(he + 4 + len)
-end
-
 local function request(srv, method, path, headers)
     local lines = { method .. " " .. path .. " HTTP/1.1", "Host: localhost", "Connection: close" }
     for _, kv in ipairs(headers or {}) do lines[#lines + 1] = kv[1] .. ": " .. kv[2] end
@@ -76,35 +34,7 @@ local function request(srv, method, path, headers)
     return res
 end
 
-local SECURITY = {
-    ["x-content-type-options"] = "nosniff",
-    ["x-frame-options"] = "DENY",
-    ["strict-transport-security"] = "max-age=31536000; includeSubDomains",
-    ["referrer-policy"] = "strict-origin-when-cross-origin",
-}
-
-local function assert_security_headers(res)
-    for name, value in pairs(SECURITY) do assert.are.equal(value, res.headers[name], name) end
-    assert.is_truthy((res.headers["content-security-policy"] or ""):find("default-src 'self'", 1, true))
-end
-
-local function assert_envelope(res, status, typ)
-    assert.are.equal(status, res.status)
-    assert.are.equal("application/json", res.headers["content-type"])
-    local ok, doc = pcall(cjson.decode, res.body)
-    assert.is_true(ok, "error body is not JSON: " .. tostring(res.body))
-    assert.are.equal(typ, doc.error.type)
-    assert.is_string(doc.error.message)
-    assert.is_number(doc.error.timestamp)
-    assert.is_nil(doc.error.stack)
-    for k in pairs(doc.error) do
-        assert.is_truthy(k == "message" or k == "type" or k == "timestamp", "unexpected key " .. k)
-    end
-    assert_security_headers(res)
-end
-
-local ROOT = os.getenv("PWD") or "."
-local FIXTURES = ROOT .. "/spec/fixtures"
+local FIXTURES = H.ROOT .. "/spec/fixtures"
 local SECRET = H.read_file(FIXTURES .. "/secret.txt")
 local SECRET_MARK = "TOP-SECRET-c0ffee-7f3a9c"
 local ENV_MARK = "env-file-must-never-be-served"

@@ -27,20 +27,12 @@ local function it_unless(bug, name, fn)
     it(name, fn)
 end
 
-local function stop(srv)
-    if srv then srv:stop() end
-end
+local stop, open, error_of, count = H.stop, W.open, W.error_of, H.count
 
 local function serving(srv)
     assert.is_true(srv:alive(), "keryx died:\n" .. srv:log())
     local res = srv:request { path = "/api/status", timeout = 2 }
     assert.are.equal(200, res.status)
-end
-
-local function open(srv, headers)
-    local ws, res = W.connect(srv.port, "/", headers)
-    assert.is_table(ws, "upgrade refused: " .. (type(res) == "table" and (res.status .. " " .. tostring(res.body)) or tostring(res)))
-    return ws
 end
 
 --- The socket receives a close frame with code (and reason when given), then the TCP stream ends.
@@ -57,23 +49,6 @@ local function act(ws, action, params, mid)
     return ws:request { messageType = "action", action = action, params = params, messageId = mid }
 end
 
-local function error_of(reply, raw)
-    assert.is_table(reply, tostring(raw))
-    assert.is_table(reply.error, raw)
-    assert.is_string(reply.error.message, raw)
-    assert.is_string(reply.error.type, raw)
-    assert.is_number(reply.error.timestamp, raw)
-    return reply.error
-end
-
-local function count(s, needle)
-    local n, i = 0, 1
-    while true do
-        local a, b = s:find(needle, i, true)
-        if not a then return n end
-        n, i = n + 1, b + 1
-    end
-end
 
 -- ---- handshake -------------------------------------------------------------------------------
 
