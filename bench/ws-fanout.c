@@ -1,0 +1,525 @@
+/* ws-fanout.c — the broadcast client of bench/websocket.sh: many idle WebSockets, one broadcast,
+ * when did the last one get it.
+ *
+ * Why C and not bench/ws-load.js: a broadcast to 10,000 sockets costs keryx ~10 µs per socket;
+ * a Node `ws` client spends about as much per received message, serially, so the time to the
+ * last socket measured with Node is mostly Node's own (README.md, "Two clients"). Here a
+ * message costs one read(2) and a memcmp, and its arrival time is taken right after read(2).
+ *
+ *   ws-fanout --host H --port P --keryx-pid PID --redis-port N [--connections 10000]
+ *             [--broadcasts 5] [--channel room:bench] [--concurrency 200] [--probe PATH]
+ *
+ * 1. Reads keryx's VmRSS (and, with --probe, GET PATH: {"kib":…,"live_kib":…} = the Lua heap).
+ * 2. Opens --connections sockets, at most --concurrency handshakes + subscriptions in flight;
+ *    each sends {"messageType":"subscribe","channel":C,"messageId":i} and must get exactly
+ *    {"messageId":i,"subscribed":{"channel":C}} back (a presence event may come first).
+ * 3. One second later reads VmRSS (and the probe) again.
+ * 4. --broadcasts times, 300 ms apart: PUBLISH keryx:pubsub
+ *    '{"channel":C,"message":{"t":<CLOCK_REALTIME ms>,"k":k},"sender":"bench"}' through one
+ *    long-lived redis-cli; every socket must receive exactly {"message":<that payload>}.
+ *    Arrival times are CLOCK_REALTIME right after the read(2) that brought the frame.
+ *
+ * Prints one JSON object on stdout (the same fields as `ws-load.js fanout`); progress and errors
+ * on stderr; exit status 1 when anything is not as expected (a refused upgrade, a closed socket,
+ * a wrong reply, a socket that misses a broadcast within 10 s).
+ *
+ * The WebSocket side is the minimum keryx needs: the RFC 6455 example key (so the expected
+ * Sec-WebSocket-Accept is a constant), masked client frames, unmasked server frames up to
+ * 64 KiB, pings answered with pongs. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="           /* RFC 6455 §1.3 */
+#define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="     /* its Sec-WebSocket-Accept */
+#define RBUF 65536                                  /* handshake reply or one server frame */
+#define CONNECT_TIMEOUT_MS 60000
+#define BROADCAST_TIMEOUT_MS 10000
+#define QUIET_BEFORE_BROADCAST_MS 300
+#define SETTLE_AFTER_CONNECT_MS 1000
+#define MAX_BROADCASTS 100
+
+enum state { S_CONNECTING, S_HANDSHAKE, S_SUBSCRIBING, S_SUBSCRIBED };
+
+typedef struct {
+    int fd;
+    enum state state;
+    char *rbuf;                  /* allocated while a handshake or frame is incomplete */
+    size_t rlen;
+    int seen;                    /* the last broadcast (k) this socket received */
+} sock_t;
+
+static struct {
+    const char *host, *channel, *probe;
+    int port, n, concurrency, broadcasts, redis_port;
+    int pid;
+} O = { "127.0.0.1", "room:bench", NULL, 0, 10000, 200, 5, 0, 0 };
+
+static sock_t *S;
+static int ep = -1;
+static int started, subscribed_count;
+
+/* The broadcast being timed: its frame payload, how many sockets got it, first/last arrival. */
+static struct {
+    char *expect;
+    size_t expect_len;
+    int k, got, wrong;
+    double first, last, *arrivals;
+} B;
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("[bench:websocket:client] ERROR: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static void note(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("[bench:websocket:client] ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static double now_ms(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- /proc readings ------------------------------------------------------------------------ */
+
+static long rss_kib(void)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", O.pid);
+    FILE *f = fopen(path, "r");
+    if (!f) die("cannot read %s (keryx gone?)", path);
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
+    fclose(f);
+    if (kib < 0) die("no VmRSS in %s", path);
+    return kib;
+}
+
+/* keryx's CPU time, every thread, in ms: schedstat is in ns, not 10 ms clock ticks. */
+static double keryx_cpu_ms(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", O.pid);
+    DIR *d = opendir(path);
+    if (!d) die("cannot list %s", path);
+    double ns = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char p[300];
+        unsigned long long run = 0;
+        snprintf(p, sizeof p, "/proc/%d/task/%s/schedstat", O.pid, e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f) continue; /* a thread that just ended */
+        if (fscanf(f, "%llu", &run) == 1) ns += (double)run;
+        fclose(f);
+    }
+    closedir(d);
+    return ns / 1e6;
+}
+
+/* ---- the Lua heap probe: one blocking HTTP/1.1 GET ------------------------------------------ */
+
+static int tcp_connect(bool nonblock)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0), 0);
+    if (fd < 0) die("socket: %s", strerror(errno));
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)O.port) };
+    if (inet_pton(AF_INET, O.host, &a.sin_addr) != 1) die("--host must be an IPv4 address");
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS)
+        die("connect to %s:%d: %s", O.host, O.port, strerror(errno));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static void probe(double *kib, double *live_kib)
+{
+    char req[512], resp[4096];
+    int fd = tcp_connect(false);
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n",
+                     O.probe, O.host, O.port);
+    if (write(fd, req, (size_t)n) != n) die("probe: write failed");
+    size_t len = 0;
+    for (ssize_t r; len < sizeof resp - 1 && (r = read(fd, resp + len, sizeof resp - 1 - len)) > 0;)
+        len += (size_t)r;
+    close(fd);
+    resp[len] = '\0';
+    const char *k = strstr(resp, "\"kib\":"), *l = strstr(resp, "\"live_kib\":");
+    if (strncmp(resp, "HTTP/1.1 200", 12) != 0 || !k || !l) die("probe %s answered: %.200s", O.probe, resp);
+    *kib = strtod(k + 6, NULL);
+    *live_kib = strtod(l + 11, NULL);
+}
+
+/* ---- WebSocket frames ------------------------------------------------------------------------ */
+
+static void write_all(int fd, const void *p, size_t n, const char *what)
+{
+    ssize_t w = write(fd, p, n);
+    /* Only small frames on an idle socket: the kernel takes them whole or something is wrong. */
+    if (w != (ssize_t)n) die("%s: short write (%zd of %zu: %s)", what, w, n, w < 0 ? strerror(errno) : "");
+}
+
+/* A masked client frame (payload < 126 bytes: subscribe messages and pongs). */
+static void send_frame(int fd, int opcode, const char *payload, size_t len)
+{
+    unsigned char f[6 + 125];
+    if (len > 125) die("client frame too long");
+    uint32_t mask = (uint32_t)rand();
+    f[0] = (unsigned char)(0x80 | opcode);
+    f[1] = (unsigned char)(0x80 | len);
+    memcpy(f + 2, &mask, 4);
+    for (size_t i = 0; i < len; i++) f[6 + i] = (unsigned char)payload[i] ^ f[2 + i % 4];
+    write_all(fd, f, 6 + len, "frame");
+}
+
+static void start_one(void);
+
+static void on_text(int i, const char *p, size_t len, double t)
+{
+    sock_t *s = &S[i];
+    if (s->state == S_SUBSCRIBED) {
+        if (B.expect && s->seen != B.k && len == B.expect_len && memcmp(p, B.expect, len) == 0) {
+            s->seen = B.k;
+            if (B.got == 0) B.first = t;
+            B.last = t;
+            B.arrivals[B.got++] = t;
+        } else {
+            B.wrong++;
+        }
+        return;
+    }
+    char want[256];
+    int n = snprintf(want, sizeof want, "{\"messageId\":%d,\"subscribed\":{\"channel\":\"%s\"}}", i + 1, O.channel);
+    if ((size_t)n == len && memcmp(p, want, len) == 0) {
+        s->state = S_SUBSCRIBED;
+        subscribed_count++;
+        if (started < O.n) start_one();
+        return;
+    }
+    /* The first presence key's join event may precede the reply; nothing else may. */
+    if (len > 11 && memcmp(p, "{\"message\":", 11) == 0 && memmem(p, len, "\"sender\":\"presence\"", 19)) return;
+    die("socket %d: unexpected reply to subscribe: %.*s", i, (int)len, p);
+}
+
+/* Consumes complete frames from s->rbuf[0..rlen); keeps a partial one. */
+static void on_frames(int i, double t)
+{
+    sock_t *s = &S[i];
+    size_t off = 0;
+    while (s->rlen - off >= 2) {
+        const unsigned char *h = (const unsigned char *)s->rbuf + off;
+        int opcode = h[0] & 0x0f;
+        uint64_t plen = h[1] & 0x7f;
+        size_t hl = 2;
+        if (h[1] & 0x80) die("socket %d: keryx sent a masked frame", i);
+        if (plen == 126) {
+            if (s->rlen - off < 4) break;
+            plen = ((uint64_t)h[2] << 8) | h[3];
+            hl = 4;
+        } else if (plen == 127) {
+            die("socket %d: frame over 64 KiB", i);
+        }
+        if (hl + plen > RBUF) die("socket %d: frame of %llu bytes", i, (unsigned long long)plen);
+        if (s->rlen - off < hl + plen) break;
+        const char *payload = s->rbuf + off + hl;
+        if (!(h[0] & 0x80)) die("socket %d: fragmented frame", i);
+        if (opcode == 1) on_text(i, payload, (size_t)plen, t);
+        else if (opcode == 9) send_frame(s->fd, 10, payload, (size_t)plen);
+        else if (opcode == 8) die("socket %d: keryx closed it (%.*s)", i, (int)(plen > 2 ? plen - 2 : 0), payload + 2);
+        else if (opcode != 10) die("socket %d: unexpected opcode %d", i, opcode);
+        off += hl + (size_t)plen;
+    }
+    s->rlen -= off;
+    if (s->rlen > 0) memmove(s->rbuf, s->rbuf + off, s->rlen);
+}
+
+static void on_handshake(int i)
+{
+    sock_t *s = &S[i];
+    char *end = memmem(s->rbuf, s->rlen, "\r\n\r\n", 4);
+    if (!end) {
+        if (s->rlen == RBUF) die("socket %d: handshake reply too long", i);
+        return;
+    }
+    size_t head = (size_t)(end - s->rbuf) + 4;
+    if (s->rlen < 12 || memcmp(s->rbuf, "HTTP/1.1 101", 12) != 0)
+        die("socket %d: upgrade refused: %.*s", i, (int)(head < 300 ? head : 300), s->rbuf);
+    if (!memmem(s->rbuf, head, "Sec-WebSocket-Accept: " WS_ACCEPT "\r\n", 24 + sizeof WS_ACCEPT - 1))
+        die("socket %d: wrong Sec-WebSocket-Accept in %.*s", i, (int)head, s->rbuf);
+    s->rlen -= head;
+    memmove(s->rbuf, s->rbuf + head, s->rlen);
+    s->state = S_SUBSCRIBING;
+    char msg[160];
+    int n = snprintf(msg, sizeof msg, "{\"messageType\":\"subscribe\",\"channel\":\"%s\",\"messageId\":%d}", O.channel, i + 1);
+    send_frame(s->fd, 1, msg, (size_t)n);
+}
+
+static void on_readable(int i)
+{
+    sock_t *s = &S[i];
+    if (!s->rbuf) s->rbuf = malloc(RBUF);
+    if (!s->rbuf) die("out of memory");
+    for (;;) {
+        size_t want = RBUF - s->rlen;
+        ssize_t r = read(s->fd, s->rbuf + s->rlen, want);
+        double t = now_ms(CLOCK_REALTIME);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR)) break;
+        if (r < 0) die("socket %d: read: %s", i, strerror(errno));
+        if (r == 0) die("socket %d: keryx closed the connection", i);
+        s->rlen += (size_t)r;
+        if (s->state == S_HANDSHAKE) on_handshake(i);
+        if (s->state >= S_SUBSCRIBING) on_frames(i, t);
+        if ((size_t)r < want) break; /* less than asked: drained (saves a read ending in EAGAIN) */
+    }
+    /* Idle sockets hold no buffer: 10,000 × 64 KiB would be 640 MB for nothing. */
+    if (s->rlen == 0) {
+        free(s->rbuf);
+        s->rbuf = NULL;
+    }
+}
+
+static void on_writable(int i)
+{
+    sock_t *s = &S[i];
+    int err = 0;
+    socklen_t el = sizeof err;
+    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    if (err) die("socket %d: connect: %s", i, strerror(err));
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                     O.host, O.port);
+    write_all(s->fd, req, (size_t)n, "handshake");
+    s->state = S_HANDSHAKE;
+    struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &ev) != 0) die("epoll_ctl: %s", strerror(errno));
+}
+
+static void start_one(void)
+{
+    int i = started++;
+    S[i].fd = tcp_connect(true);
+    S[i].state = S_CONNECTING;
+    struct epoll_event ev = { .events = EPOLLOUT, .data.u32 = (uint32_t)i };
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, S[i].fd, &ev) != 0) die("epoll_ctl: %s", strerror(errno));
+}
+
+/* Runs the event loop until done() or the deadline (CLOCK_MONOTONIC ms); false on timeout. */
+static bool loop_until(bool (*done)(void), double deadline)
+{
+    struct epoll_event evs[1024];
+    while (!done()) {
+        double left = deadline - now_ms(CLOCK_MONOTONIC);
+        if (left <= 0) return false;
+        int n = epoll_wait(ep, evs, 1024, left < 1000 ? (int)left + 1 : 1000);
+        if (n < 0 && errno != EINTR) die("epoll_wait: %s", strerror(errno));
+        for (int k = 0; k < n; k++) {
+            int i = (int)evs[k].data.u32;
+            if (S[i].state == S_CONNECTING) on_writable(i);
+            else on_readable(i);
+        }
+    }
+    return true;
+}
+
+static bool all_subscribed(void) { return subscribed_count == O.n; }
+static bool all_received(void) { return B.got == O.n; }
+static bool never(void) { return false; }
+
+/* ---- redis-cli ---------------------------------------------------------------------------------- */
+
+static FILE *cli_in, *cli_out;
+
+/* One redis-cli for every broadcast: its start-up is not part of any broadcast's time. */
+static void start_redis_cli(void)
+{
+    int in[2], out[2];
+    if (pipe(in) != 0 || pipe(out) != 0) die("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        char port[16];
+        snprintf(port, sizeof port, "%d", O.redis_port);
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execlp("redis-cli", "redis-cli", "-h", "127.0.0.1", "-p", port, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    cli_in = fdopen(in[1], "w");
+    cli_out = fdopen(out[0], "r");
+    if (!cli_in || !cli_out) die("fdopen: %s", strerror(errno));
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_of(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+typedef struct { double last, first, p50, keryx_cpu, client_cpu; } bresult_t;
+
+static bresult_t broadcast(int k)
+{
+    bresult_t r;
+    char payload[256], frame[300], reply[64];
+    B.k = k;
+    B.got = B.wrong = 0;
+    double k0 = keryx_cpu_ms(), c0 = now_ms(CLOCK_PROCESS_CPUTIME_ID);
+    double sent = now_ms(CLOCK_REALTIME);
+    int pn = snprintf(payload, sizeof payload, "{\"channel\":\"%s\",\"message\":{\"t\":%.3f,\"k\":%d},\"sender\":\"bench\"}",
+                      O.channel, sent, k);
+    int fn = snprintf(frame, sizeof frame, "{\"message\":%.*s}", pn, payload);
+    B.expect = frame;
+    B.expect_len = (size_t)fn;
+    /* redis-cli splits its input like a shell: the JSON (no single quote in it) goes in '…'. */
+    fprintf(cli_in, "PUBLISH keryx:pubsub '%s'\n", payload);
+    fflush(cli_in);
+    bool ok = loop_until(all_received, now_ms(CLOCK_MONOTONIC) + BROADCAST_TIMEOUT_MS);
+    r.keryx_cpu = keryx_cpu_ms() - k0;
+    r.client_cpu = now_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
+    if (!ok) die("broadcast %d: %d of %d sockets received it within %d ms", k, B.got, O.n, BROADCAST_TIMEOUT_MS);
+    if (B.wrong) die("broadcast %d: %d frames were not the broadcast", k, B.wrong);
+    if (!fgets(reply, sizeof reply, cli_out)) die("redis-cli gave no reply");
+    if (strcmp(reply, "1\n") != 0) die("PUBLISH reached %.*s Redis subscribers, expected 1 (keryx)", (int)strcspn(reply, "\n"), reply);
+    B.expect = NULL;
+    r.last = B.last - sent;
+    r.first = B.first - sent;
+    r.p50 = median_of(B.arrivals, O.n) - sent;
+    note("broadcast %d: first socket %.2f ms, half %.2f ms, last (%dth) %.2f ms; keryx CPU %.2f ms, client CPU %.2f ms",
+         k, r.first, r.p50, O.n, r.last, r.keryx_cpu, r.client_cpu);
+    return r;
+}
+
+/* ---- main ------------------------------------------------------------------------------------- */
+
+static int int_arg(const char *name, const char *v, int min)
+{
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || x < min || x > 10000000) die("--%s must be an integer >= %d", name, min);
+    return (int)x;
+}
+
+static void parse_args(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i += 2) {
+        if (i + 1 >= argc || strncmp(argv[i], "--", 2) != 0) die("bad argument '%s'", argv[i]);
+        const char *k = argv[i] + 2, *v = argv[i + 1];
+        if (!strcmp(k, "host")) O.host = v;
+        else if (!strcmp(k, "port")) O.port = int_arg(k, v, 1);
+        else if (!strcmp(k, "keryx-pid")) O.pid = int_arg(k, v, 1);
+        else if (!strcmp(k, "redis-port")) O.redis_port = int_arg(k, v, 1);
+        else if (!strcmp(k, "connections")) O.n = int_arg(k, v, 1);
+        else if (!strcmp(k, "broadcasts")) O.broadcasts = int_arg(k, v, 1);
+        else if (!strcmp(k, "concurrency")) O.concurrency = int_arg(k, v, 1);
+        else if (!strcmp(k, "channel")) O.channel = v;
+        else if (!strcmp(k, "probe")) O.probe = v;
+        else die("unknown option --%s", k);
+    }
+    if (!O.port || !O.pid || !O.redis_port) die("--port, --keryx-pid and --redis-port are required");
+    if (O.broadcasts > MAX_BROADCASTS) die("--broadcasts is at most %d", MAX_BROADCASTS);
+    for (const char *c = O.channel; *c; c++)
+        if (*c == '"' || *c == '\'' || *c == '\\' || (unsigned char)*c < 0x20) die("--channel: no quotes or control characters");
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    signal(SIGPIPE, SIG_IGN);
+    srand((unsigned)getpid());
+    S = calloc((size_t)O.n, sizeof *S);
+    B.arrivals = calloc((size_t)O.n, sizeof *B.arrivals);
+    ep = epoll_create1(0);
+    if (!S || !B.arrivals || ep < 0) die("setup failed");
+
+    double heap_before = 0, heap_after = 0, heap_after_live = 0, dummy;
+    if (O.probe) probe(&dummy, &heap_before);
+    long rss_before = rss_kib();
+
+    note("opening %d sockets to %s:%d, each subscribing to %s (%d in flight)", O.n, O.host, O.port, O.channel,
+         O.concurrency);
+    double cpu0 = keryx_cpu_ms(), t0 = now_ms(CLOCK_MONOTONIC);
+    for (int k = 0; k < O.concurrency && started < O.n; k++) start_one();
+    if (!loop_until(all_subscribed, t0 + CONNECT_TIMEOUT_MS))
+        die("only %d of %d sockets subscribed after %d ms", subscribed_count, O.n, CONNECT_TIMEOUT_MS);
+    double connect_ms = now_ms(CLOCK_MONOTONIC) - t0, connect_cpu = keryx_cpu_ms() - cpu0;
+    note("%d sockets subscribed in %.1f s", O.n, connect_ms / 1000);
+
+    loop_until(never, now_ms(CLOCK_MONOTONIC) + SETTLE_AFTER_CONNECT_MS);
+    long rss_after = rss_kib(), rss_after_gc = 0;
+    if (O.probe) {
+        probe(&heap_after, &heap_after_live);
+        rss_after_gc = rss_kib();
+    }
+
+    start_redis_cli();
+    bresult_t r[MAX_BROADCASTS];
+    for (int k = 0; k < O.broadcasts; k++) {
+        loop_until(never, now_ms(CLOCK_MONOTONIC) + QUIET_BEFORE_BROADCAST_MS);
+        r[k] = broadcast(k + 1);
+    }
+    fclose(cli_in);
+
+    printf("{\"client\":\"c\",\"connections\":%d,\"channel\":\"%s\",\"rss_before_kib\":%ld,\"rss_after_kib\":%ld,"
+           "\"connect_ms\":%.1f,\"connect_keryx_cpu_ms\":%.1f",
+           O.n, O.channel, rss_before, rss_after, connect_ms, connect_cpu);
+    if (O.probe)
+        printf(",\"lua_heap_before_kib\":%.1f,\"lua_heap_after_kib\":%.1f,\"lua_heap_after_live_kib\":%.1f,"
+               "\"rss_after_gc_kib\":%ld", heap_before, heap_after, heap_after_live, rss_after_gc);
+    printf(",\"broadcasts\":[");
+    double v[5][MAX_BROADCASTS];
+    for (int k = 0; k < O.broadcasts; k++) {
+        printf("%s{\"k\":%d,\"last_ms\":%.3f,\"first_ms\":%.3f,\"p50_ms\":%.3f,\"keryx_cpu_ms\":%.3f,\"client_cpu_ms\":%.3f}",
+               k ? "," : "", k + 1, r[k].last, r[k].first, r[k].p50, r[k].keryx_cpu, r[k].client_cpu);
+        v[0][k] = r[k].last, v[1][k] = r[k].first, v[2][k] = r[k].p50, v[3][k] = r[k].keryx_cpu, v[4][k] = r[k].client_cpu;
+    }
+    printf("],\"last_ms_median\":%.3f,\"first_ms_median\":%.3f,\"p50_ms_median\":%.3f,\"keryx_cpu_ms_median\":%.3f,"
+           "\"client_cpu_ms_median\":%.3f}\n",
+           median_of(v[0], O.broadcasts), median_of(v[1], O.broadcasts), median_of(v[2], O.broadcasts),
+           median_of(v[3], O.broadcasts), median_of(v[4], O.broadcasts));
+    fflush(stdout);
+    /* Exit closes every socket at once (keryx sees 10,000 EOFs). */
+    return 0;
+}
