@@ -346,7 +346,12 @@ static void pump(kx_conn_t *c)
             c->state = KX_CONN_CLOSING; /* close handshake done: close once flushed */
     }
     kx_conn_flush(c);
-    if (!c->closed && c->ws) release_if_idle(c->ws);
+    if (c->closed || !c->ws) return;
+    release_if_idle(c->ws);
+    if (c->wpos == c->wbuf.len) { /* idle sockets keep no write buffer either */
+        kx_buf_free(&c->wbuf);
+        c->wpos = 0;
+    }
 }
 
 static int queue_text(kx_conn_t *c, const char *p, size_t n)
@@ -410,6 +415,23 @@ static int send_frame(kx_conn_t *c, const uint8_t *hdr, size_t hlen, const char 
         kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)ws->id, c->peer_ip);
         kx_conn_close(c);
         return KX_ECLOSED;
+    }
+    /* The usual case — nothing queued, a small frame — is one write from the stack, with no
+     * buffer kept on the socket afterwards. */
+    if (c->wpos == c->wbuf.len && c->send_fd < 0 && hlen + n <= 4096) {
+        uint8_t tmp[4096 + 10];
+        memcpy(tmp, hdr, hlen);
+        memcpy(tmp + hlen, p, n);
+        ssize_t w = c->tp->write(c, tmp, hlen + n);
+        if (w == (ssize_t)(hlen + n)) return KX_OK;
+        if (w < 0 && w != KX_EAGAIN) {
+            kx_conn_close(c);
+            return KX_ECLOSED;
+        }
+        size_t done = w > 0 ? (size_t)w : 0;
+        kx_conn_write(c, tmp + done, hlen + n - done);
+        kx_conn_flush(c);
+        return KX_OK;
     }
     kx_conn_write(c, hdr, hlen);
     kx_conn_write(c, p, n);
