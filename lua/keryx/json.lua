@@ -134,7 +134,7 @@ local function scan(v, depth, special)
             end
         end
     end
-    if found then
+    if found and special then
         special[v] = true
     end
     return found
@@ -258,8 +258,8 @@ end
 
 --- Compact JSON text for v, or nil, err (functions, userdata, cycles, bad keys).
 function M.encode(v)
-    local special = {}
-    local needs, err = scan(v, 1, special)
+    -- Detect first without allocating: most values need no special handling.
+    local needs, err = scan(v, 1, nil)
     if needs == nil then
         return nil, err
     end
@@ -270,6 +270,8 @@ function M.encode(v)
         end
         return fix_slashes(s)
     end
+    local special = {}
+    scan(v, 1, special)
     local out = {}
     local ok, e = encode_value(v, special, out)
     if not ok then

@@ -113,7 +113,7 @@ end
 
 --- The action line (SPEC §9.8): empty pieces are left out with their space.
 function M.log_action(kind, action_name, started, method, identifier, url, cor, err, action, raw)
-    local level = err and "info" or "info"
+    local level = "info"
     if not log_enabled(level) then return end
     local parts = {
         ("[ACTION:%s:%s]"):format(kind, err and "ERROR" or "OK"),
@@ -167,8 +167,10 @@ function M.web(action_id, req)
     if not err then
         body, err = encode_response(response)
     end
-    local url = "http://" .. (req.host or "localhost") .. req.target
-    M.log_action("WEB", action.name, started, req.method, req.identifier, url, req.correlation_id, err, action, raw)
+    if log_enabled("info") then -- the URL is built only for the log line
+        local url = "http://" .. (req.host or "localhost") .. req.target
+        M.log_action("WEB", action.name, started, req.method, req.identifier, url, req.correlation_id, err, action, raw)
+    end
     local extra = rawget(conn, "response_headers")
     local cookie = rawget(conn, "_set_cookie")
     if cookie then extra = (extra or "") .. cookie end
