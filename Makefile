@@ -116,8 +116,9 @@ test-all: compile test-c test-unit test-integration test-asan
 	@echo "make test: all suites passed"
 
 bench: all
-	@for p in $(BENCH_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || { \
-	  [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null; }; done
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(BENCH_PKGS)"
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  $(MAKE) --no-print-directory install-pkgs PKGS="nodejs npm"
 	./bench/run.sh
 
 clean:
