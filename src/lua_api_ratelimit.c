@@ -107,8 +107,24 @@ static int l_rate_limit(lua_State *L)
     return lua_yield(L, 0);
 }
 
+/* core.sha1_hex(text) → 40 lowercase hex digits: the SHA Redis caches a script under. */
+static int l_sha1_hex(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    char hex[41];
+    kx_ratelimit_sha1_hex(s, n, hex);
+    lua_pushlstring(L, hex, 40);
+    return 1;
+}
+
+static const luaL_Reg fns[] = {
+    { "rate_limit", l_rate_limit },
+    { "sha1_hex", l_sha1_hex },
+    { NULL, NULL },
+};
+
 void kx_lua_open_ratelimit(lua_State *L)
 {
-    lua_pushcfunction(L, l_rate_limit);
-    lua_setfield(L, -2, "rate_limit");
+    luaL_register(L, NULL, fns);
 }

@@ -742,5 +742,31 @@ do
     end
 end
 
+--- SHA-1 as lowercase hex (src/lua_api_ratelimit.c uses OpenSSL; here the test client's).
+function M.sha1_hex(text)
+    check("sha1_hex", 1, text, "string")
+    local raw = require("ws_client").sha1(text)
+    return (raw:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
+--- core.valid_id (src/crypto.c): the same rule as session ids.
+function M.valid_id(id)
+    return type(id) == "string" and M.session_id_valid(id)
+end
+
+--- Password hashing stand-ins (the real ones are scrypt on a thread pool and yield): a
+--- reversible tag is enough for specs of the Lua glue; never used outside busted.
+function M.hash_password(pw)
+    check("hash_password", 1, pw, "string")
+    if #pw == 0 or #pw > 4096 then return nil, "invalid password" end
+    return "fake$" .. M.sha1_hex(pw)
+end
+
+function M.verify_password(pw, stored)
+    check("verify_password", 1, pw, "string")
+    check("verify_password", 2, stored, "string")
+    return stored == "fake$" .. M.sha1_hex(pw)
+end
+
 M.reset()
 return M
