@@ -252,7 +252,9 @@ static void finish_web(kx_task_t *t)
     const char *body = lua_tolstring(co, 2, &blen);
     const char *hdrs = lua_tolstring(co, 3, &hlen);
     const char *ctype = lua_tostring(co, 4);
-    if (status < 100 || status > 599 || !body) {
+    if (status < 100 || status > 599 || !body || (hdrs && !kx_http_header_block_valid(hdrs, hlen))) {
+        kx_log_error("refusing an invalid response from the pipeline (status %d, headers %s)", status,
+                     hdrs && !kx_http_header_block_valid(hdrs, hlen) ? "malformed" : "ok");
         kx_http_send_error(c, 500, "CONNECTION_SERVER_ERROR", "Invalid response from pipeline", 0);
         return;
     }

@@ -3,6 +3,7 @@
  * envelope. Ends by handing the connection back to http.c (keep-alive or close). */
 #include "server.h"
 #include "cors.h"
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/time.h>
@@ -127,6 +128,28 @@ bool kx_http_will_gzip(const kx_conn_t *c, const char *ctype, size_t len)
     const kx_config_t *cfg = kx_srv->cfg;
     return cfg->compression_enabled && c->req->accept_gzip && len > 0 &&
            len >= (size_t)cfg->compression_threshold && compressible(ctype);
+}
+
+/* "Name: value\r\n" lines only: token names, no CR/LF/NUL/CTL inside values. Whatever Lua
+ * hands over is checked here, so no action can split a response (CWE-113). */
+bool kx_http_header_block_valid(const char *p, size_t n)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+    size_t i = 0;
+    while (i < n) {
+        size_t name = i;
+        while (i < n && (isalnum((unsigned char)p[i]) || strchr(tchar, p[i]))) i++;
+        if (i == name || i + 1 >= n || p[i] != ':') return false;
+        i++;
+        while (i < n && p[i] != '\r') {
+            unsigned char ch = (unsigned char)p[i];
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return false;
+            i++;
+        }
+        if (i + 1 >= n || p[i] != '\r' || p[i + 1] != '\n') return false;
+        i += 2;
+    }
+    return true;
 }
 
 void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,

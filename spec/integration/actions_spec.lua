@@ -542,3 +542,19 @@ describe("ACTION_TIMEOUT", function()
         assert(ok, err)
     end)
 end)
+
+describe("response headers from Lua", function()
+    local srv
+    setup(function() srv = H.start { app = "spec/fixtures/app", config = "spec/fixtures/config.lua" } end)
+    teardown(function() if srv then srv:stop() end end)
+
+    it("refuses raw header text that would split the response (500, nothing injected)", function()
+        local res = srv:request("/api/inject")
+        assert.are.equal(500, res.status)
+        assert.is_nil(res.headers["set-cookie"])
+        assert.is_nil(res.headers["x-ok"])
+        assert.is_nil(res.body:find("<html>", 1, true))
+        assert.are.equal("CONNECTION_SERVER_ERROR", H.json(res.body).error.type)
+        assert.are.equal(200, srv:request("/api/status").status) -- and the server goes on
+    end)
+end)
