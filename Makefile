@@ -6,8 +6,9 @@ DEB_PKGS := gcc make pkg-config libev-dev libluajit2-5.1-dev luajit2 libhiredis-
             libssl-dev node-llhttp libwslay-dev lua-busted libcmocka-dev redis-server \
             zlib1g-dev lua-socket curl netcat-openbsd
 BENCH_PKGS := wrk nginx-light libnginx-mod-http-lua
-# Only the test suites need these (a real browser for the end-to-end WebSocket page test).
-TEST_PKGS  := chromium
+# Only the test suites need these (a real browser for the end-to-end WebSocket page test;
+# clang's libFuzzer for the fuzz harnesses).
+TEST_PKGS  := chromium clang libfuzzer-14-dev
 
 CC      ?= gcc
 LLHTTP_DIR := /usr/share/llhttp
@@ -28,7 +29,7 @@ OBJS    := $(patsubst src/%.c,$(OBJDIR)/%.o,$(SRCS))
 LLOBJS  := $(patsubst $(LLHTTP_DIR)/%.c,$(OBJDIR)/llhttp/%.o,$(wildcard $(LLHTTP_DIR)/*.c))
 BIN     ?= keryx
 
-.PHONY: all deps test-deps install-pkgs compile run test test-all test-c test-unit test-integration test-asan bench clean
+.PHONY: all deps test-deps install-pkgs compile fuzz run test test-all test-c test-unit test-integration test-asan bench clean
 
 # Top-level targets install packages first, then re-enter make so the file lists (llhttp's
 # sources come from a package) are computed after the install.
@@ -112,8 +113,33 @@ test-c-asan: $(TEST_BINS)
 test: deps test-deps
 	@$(MAKE) --no-print-directory test-all
 
-test-all: compile test-c test-unit test-integration test-asan
+test-all: compile test-c test-unit test-integration test-asan fuzz
 	@echo "make test: all suites passed"
+
+# ---- fuzzing (libFuzzer + ASan/UBSan) over the parsers that see untrusted bytes ------------
+# Each harness runs FUZZ_SECONDS (default 10) from its seed corpus; a crash or an invariant
+# broken (abort) fails the target and leaves the input in build-fuzz/.
+FUZZ_SECONDS ?= 10
+FUZZ_CC      := clang
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                -std=gnu11 -D_GNU_SOURCE -I src -I $(LLHTTP_INC) $(LUA_CFLAGS)
+FUZZ_SRCS_http        := src/http_guard.c src/mem.c src/buf.c $(wildcard $(LLHTTP_DIR)/*.c)
+FUZZ_SRCS_static_path := src/static_path.c src/mem.c src/buf.c
+FUZZ_SRCS_ws          := src/channel_name.c src/utf8.c src/mem.c
+FUZZERS := http static_path ws
+
+fuzz:
+	@mkdir -p build-fuzz
+	@set -e; for f in $(FUZZERS); do \
+	  $(MAKE) --no-print-directory build-fuzz/fuzz_$$f; \
+	  mkdir -p build-fuzz/corpus-$$f; \
+	  echo "== fuzz_$$f ($(FUZZ_SECONDS) s)"; \
+	  (cd build-fuzz && ./fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
+	      corpus-$$f ../tests/fuzz/corpus/$$f 2>&1 | tail -n 2); \
+	done
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Wno-unused-parameter -o $@ $< $(FUZZ_SRCS_$*)
 
 bench: all
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(BENCH_PKGS)"

@@ -2,8 +2,8 @@
  *
  * Owns: the subscriber connection (a kx_redis_conn_t from redis.c: same connect, AUTH/SELECT,
  * backoff, outage logging as the command connection; its log lines say "Redis subscriber"),
- * the SUBSCRIBE to KX_PUBSUB_CHANNEL (sent again on every new connection), PUBLISH on the
- * command connection, and the pure checks of channel names and of the payload prefix.
+ * the SUBSCRIBE to KX_PUBSUB_CHANNEL (sent again on every new connection) and PUBLISH on the
+ * command connection. The channel-name and payload-prefix checks are in channel_name.h.
  * Callers: main.c (start/stop), the WebSocket layer (publish, on_message fan-out, the checks).
  * Never: parses JSON beyond the payload prefix; retries or queues a publish; runs Lua; blocks.
  *
@@ -14,9 +14,9 @@
 #define KX_PUBSUB_H
 #include <ev.h>
 #include "common.h"
+#include "channel_name.h"
 
 #define KX_PUBSUB_CHANNEL "keryx:pubsub"
-#define KX_CHANNEL_NAME_MAX 200
 
 /* Called on the loop thread for every message on KX_PUBSUB_CHANNEL (also the ones this
  * process published). `payload` is valid only during the call and not NUL-terminated. */
@@ -35,11 +35,5 @@ bool kx_pubsub_ready(void);
  * sent (the reply is ignored), KX_ECLOSED while the command connection is down. */
 int kx_pubsub_publish(const char *payload, size_t len);
 
-/* ^[a-zA-Z0-9:._-]{1,200}$ (the security guide's channel rule). */
-bool kx_channel_name_valid(const char *s, size_t len);
-/* Accepts only payloads that start exactly with {"channel":"<name>", where <name> passes
- * kx_channel_name_valid; sets *name and *nlen to the span of the name inside payload. Anything
- * else (other key order, whitespace, escapes, truncation) → false. */
-bool kx_pubsub_channel_of(const char *payload, size_t len, const char **name, size_t *nlen);
 
 #endif

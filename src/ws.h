@@ -40,7 +40,5 @@ uint64_t kx_ws_id(const kx_conn_t *c);
 int kx_ws_count(void);
 /* Drain: every socket gets close 1001 "Server shutting down". */
 void kx_ws_close_all(uint16_t code, const char *reason);
-/* Valid UTF-8 (no overlongs, surrogates or > U+10FFFF). Exposed for tests. */
-bool kx_utf8_valid(const unsigned char *s, size_t n);
 
 #endif
