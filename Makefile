@@ -134,8 +134,11 @@ fuzz:
 	  $(MAKE) --no-print-directory build-fuzz/fuzz_$$f; \
 	  mkdir -p build-fuzz/corpus-$$f; \
 	  echo "== fuzz_$$f ($(FUZZ_SECONDS) s)"; \
-	  (cd build-fuzz && ./fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
-	      corpus-$$f ../tests/fuzz/corpus/$$f 2>&1 | tail -n 2); \
+	  if ! (cd build-fuzz && ./fuzz_$$f -max_total_time=$(FUZZ_SECONDS) corpus-$$f \
+	        ../tests/fuzz/corpus/$$f > fuzz_$$f.log 2>&1); then \
+	    tail -n 40 build-fuzz/fuzz_$$f.log; echo "fuzz_$$f FAILED (input saved in build-fuzz/)"; exit 1; \
+	  fi; \
+	  grep -E '^Done [0-9]+ runs' build-fuzz/fuzz_$$f.log; \
 	done
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c
