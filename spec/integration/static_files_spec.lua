@@ -94,7 +94,28 @@ describe("static files", function()
         assert.are.equal(SECRET, H.read_file(a .. "escape.txt"))
         assert.are.equal(SECRET, H.read_file(a .. "up/secret.txt"))
         assert.is_truthy(SECRET:find(SECRET_MARK, 1, true))
+        -- Over 1 MiB: streamed from the file in chunks rather than read into memory.
+        sh("head -c 3000000 /dev/urandom > " .. sh_quote(a .. "large.bin"))
         srv = H.start { env = { WEB_SERVER_STATIC_DIRECTORY = tmp .. "/assets" } }
+    end)
+
+    it("streams a file larger than 1 MiB byte for byte, also to a slow reader, and HEAD matches", function()
+        local want = H.read_file(tmp .. "/assets/large.bin")
+        local function md5(cmd)
+            local p = io.popen(cmd .. " | md5sum")
+            local out = p:read("*l")
+            p:close()
+            return out
+        end
+        local url = sh_quote("http://127.0.0.1:" .. srv.port .. "/large.bin")
+        local expected = md5("cat " .. sh_quote(tmp .. "/assets/large.bin"))
+        assert.are.equal(expected, md5("curl -s " .. url))
+        assert.are.equal(expected, md5("curl -s --limit-rate 4M " .. url))
+        local head = srv:request { method = "HEAD", path = "/large.bin" }
+        assert.are.equal(200, head.status)
+        assert.are.equal(tostring(#want), head.headers["content-length"])
+        assert.are.equal("", head.body)
+        assert.are.equal(200, srv:request("/api/status").status)
     end)
 
     teardown(function()
