@@ -120,6 +120,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 void kx_conn_set_timer(kx_conn_t *c, int64_t ms)
 {
+    if (c->closed) return; /* a closed connection must not leave a timer behind */
     ev_timer_stop(kx_srv->loop, &c->timer);
     if (ms <= 0) return;
     ev_timer_set(&c->timer, (ev_tstamp)ms / 1000.0, 0.);

@@ -224,6 +224,7 @@ static bool begin_body(kx_conn_t *c)
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         kx_conn_write(c, cont, sizeof cont - 1);
         kx_conn_flush(c);
+        if (c->closed) return false; /* the peer went away: nothing more to do with c */
     }
     c->timer_is_head = false;
     kx_conn_set_timer(c, cfg->body_timeout_ms);
@@ -338,8 +339,11 @@ void kx_http_on_readable(kx_conn_t *c)
      * watcher costs an epoll_ctl per request) until pipelined bytes pile up past the cap;
      * then they wait in the kernel. */
     if (!c->closed) {
-        bool want = c->state == KX_CONN_HEAD || c->state == KX_CONN_BODY || c->state == KX_CONN_WS ||
-                    (c->state == KX_CONN_BUSY && c->rbuf.len < PIPELINE_RBUF_MAX);
+        /* A client that pipelines without reading its answers is throttled: past the caps we
+         * stop reading, and on_writable resumes once the answers drained. */
+        bool throttled = c->wbuf.len - c->wpos > PIPELINE_WBUF_MAX || c->rbuf.len >= PIPELINE_RBUF_MAX;
+        bool want = c->state == KX_CONN_BODY || c->state == KX_CONN_WS ||
+                    ((c->state == KX_CONN_HEAD || c->state == KX_CONN_BUSY) && !throttled);
         if (want && !c->reading) ev_io_start(kx_srv->loop, &c->rio);
         if (!want && c->reading) ev_io_stop(kx_srv->loop, &c->rio);
         c->reading = want;

@@ -208,10 +208,20 @@ static int l_redis_pipeline(lua_State *L)
         lua_newtable(L);
         return 1;
     }
+    /* Every entry is checked before anything is sent: a bad one raises with nothing half done. */
     for (int i = 1; i <= n; i++) {
         lua_rawgeti(L, 1, i);
-        if (!lua_istable(L, -1) || lua_objlen(L, -1) < 1)
+        int argc = lua_istable(L, -1) ? (int)lua_objlen(L, -1) : 0;
+        if (argc < 1)
             return luaL_error(L, "keryx.redis.pipeline: entry %d must be a non-empty list like {\"GET\", key}", i);
+        if (argc > MAX_ARGS) return luaL_error(L, "keryx.redis.pipeline: entry %d has too many arguments", i);
+        for (int a = 1; a <= argc; a++) {
+            lua_rawgeti(L, -1, a);
+            int t = lua_type(L, -1);
+            lua_pop(L, 1);
+            if (t != LUA_TSTRING && t != LUA_TNUMBER)
+                return luaL_error(L, "keryx.redis.pipeline: entry %d argument %d must be a string or number", i, a);
+        }
         lua_pop(L, 1);
     }
     if (kx_task_aborted(t)) return fail_now(L, "aborted");

@@ -444,7 +444,10 @@ void kx_lua_spawn_ws(kx_ws_event_t ev, uint64_t id, kx_conn_t *c, const char *te
         lua_pushnil(co);
     }
     t->nargs = 2;
-    start_task(t);
+    /* A close can happen deep inside another operation (a flush, a list walk): it always
+     * waits on the ready queue, so no caller finds Lua has run under its feet. */
+    if (ev == KX_WS_CLOSE) kx_task_wake(t, t->nargs);
+    else start_task(t);
 }
 
 void kx_lua_spawn_heartbeat(void)

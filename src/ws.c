@@ -315,21 +315,25 @@ static void pump(kx_conn_t *c)
     /* Sending from inside wslay_event_recv could close the socket and free the context wslay
      * is still using: kx_ws_on_readable pumps once recv returns. */
     if (!ws || c->closed || ws->in_recv) return;
+    kx_conn_ref(c); /* flushing may close c: keep it alive until we are done with it */
     if (ws->ctx) {
         if (wslay_event_send(ws->ctx) != 0) {
             kx_conn_close(c);
+            kx_conn_unref(c);
             return;
         }
         if (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx))
             c->state = KX_CONN_CLOSING; /* close handshake done: close once flushed */
     }
     kx_conn_flush(c);
-    if (c->closed || !c->ws) return;
-    release_if_idle(c->ws);
-    if (c->wpos == c->wbuf.len) { /* idle sockets keep no write buffer either */
-        kx_buf_free(&c->wbuf);
-        c->wpos = 0;
+    if (!c->closed && c->ws) {
+        release_if_idle(c->ws);
+        if (c->wpos == c->wbuf.len) { /* idle sockets keep no write buffer either */
+            kx_buf_free(&c->wbuf);
+            c->wpos = 0;
+        }
     }
+    kx_conn_unref(c);
 }
 
 static int queue_text(kx_conn_t *c, const char *p, size_t n)
@@ -641,19 +645,22 @@ void kx_ws_upgrade(kx_conn_t *c)
 
     kx_buf_printf(&c->wbuf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                             "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept);
-    /* The Lua side gets the peer, the session cookie and the correlation id of the upgrade. */
-    kx_lua_spawn_ws(KX_WS_OPEN, ws->id, c, NULL, 0);
     c->state = KX_CONN_WS;
     c->keep_alive = false;
-    kx_buf_free(&c->req->body);
-    free(c->req->head);
-    free(c->req); /* a WebSocket never reads another HTTP request: 3.6 KiB back per socket */
-    c->req = NULL;
     ev_timer_init(&ws->ping, on_ping, (double)cfg->ws_ping_interval_ms / 1000.0,
                   (double)cfg->ws_ping_interval_ms / 1000.0);
     ws->ping.data = c;
     ev_timer_start(kx_srv->loop, &ws->ping);
     kx_conn_set_timer(c, cfg->ws_idle_timeout_ms);
-    kx_conn_flush(c);
-    if (!c->closed && c->rbuf.len > 0) kx_ws_on_readable(c);
+    /* The Lua side gets the peer, the session cookie and the correlation id of the upgrade
+     * (read from the request, freed right after). Its handler may send, or close the socket. */
+    kx_conn_ref(c);
+    kx_lua_spawn_ws(KX_WS_OPEN, ws->id, c, NULL, 0);
+    kx_buf_free(&c->req->body);
+    free(c->req->head);
+    free(c->req); /* a WebSocket never reads another HTTP request: 3.6 KiB back per socket */
+    c->req = NULL;
+    if (!c->closed && c->ws == ws) kx_conn_flush(c);
+    if (!c->closed && c->ws == ws && c->rbuf.len > 0) kx_ws_on_readable(c);
+    kx_conn_unref(c);
 }

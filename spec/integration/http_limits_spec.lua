@@ -324,3 +324,55 @@ describe("HTTP connection cap (WEB_SERVER_MAX_CONNECTIONS=5)", function()
         assert_envelope(list[1], 503, "CONNECTION_SERVER_BUSY")
     end)
 end)
+
+-- ---- abusive clients (each found by review as a crash or an unbounded buffer) ------------------
+
+describe("HTTP abusive clients", function()
+    local srv
+    setup(function()
+        srv = H.start { env = { WEB_SERVER_BODY_TIMEOUT_MS = "300" } }
+    end)
+    teardown(function() if srv then srv:stop() end end)
+
+    local function rss_kib()
+        local f = assert(io.open("/proc/" .. srv.pid .. "/status"))
+        local text = f:read("*a")
+        f:close()
+        return tonumber(text:match("VmRSS:%s+(%d+)"))
+    end
+
+    it("survives Expect: 100-continue followed by a reset, past the body timeout", function()
+        for i = 1, 200 do
+            local c = srv:connect(2)
+            c:setoption("linger", { on = true, timeout = 0 }) -- close sends RST
+            c:send("POST /api/hello HTTP/1.1\r\n" .. HOST .. "\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+            if i % 2 == 0 then socket.sleep(0.001) end -- vary whether the head or the RST is seen first
+            c:close()
+        end
+        socket.sleep(0.7) -- past WEB_SERVER_BODY_TIMEOUT_MS: a timer left on a freed connection fires now
+        assert.is_true(srv:alive(), srv:log())
+        assert_still_serving(srv)
+    end)
+
+    it("stops reading from a client that pipelines requests and never reads the answers", function()
+        local before = rss_kib()
+        local c = srv:connect(1)
+        c:settimeout(0)
+        local req = "GET /api/status HTTP/1.1\r\n" .. HOST .. "\r\n\r\n"
+        local chunk = req:rep(math.floor(65536 / #req))
+        local sent, deadline = 0, now() + 3
+        while sent < 32 * 1024 * 1024 and now() < deadline do
+            local n, err, partial = c:send(chunk)
+            local got = n or partial or 0
+            sent = sent + got
+            if got < #chunk then socket.sleep(0.01) end
+            if err == "closed" then break end
+        end
+        local grown = rss_kib() - before
+        c:close()
+        -- The kernel buffers fill and the server stops reading: far less than what was offered.
+        assert.is_true(sent < 32 * 1024 * 1024, "the server kept reading all " .. sent .. " bytes")
+        assert.is_true(grown < 64 * 1024, "RSS grew by " .. grown .. " KiB")
+        assert_still_serving(srv)
+    end)
+end)
