@@ -7,6 +7,7 @@
 #include "server.h"
 #include "log.h"
 #include <ctype.h>
+#include <strings.h>
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +121,18 @@ static void split_target(kx_request_t *r)
     r->path_len = (size_t)((q ? q : end) - t);
     r->query = q ? q + 1 : NULL;
     r->query_len = q ? (size_t)(end - q - 1) : 0;
+}
+
+static bool authority_matches_host(const kx_request_t *r)
+{
+    const char *sep = memmem(r->target, r->target_len, "://", 3);
+    const kx_header_t *host = kx_http_header(r, "Host");
+    if (!sep || !host) return false;
+    const char *a = sep + 3, *end = r->target + r->target_len;
+    const char *e = a;
+    while (e < end && *e != '/' && *e != '?') e++;
+    size_t n = (size_t)(e - a);
+    return n > 0 && n == host->value_len && strncasecmp(a, host->value, n) == 0;
 }
 
 static bool q_is_zero(const char *p, const char *e)
@@ -269,6 +282,17 @@ static bool process_head(kx_conn_t *c)
         return false;
     }
     split_target(r);
+    /* CONNECT tunnels are not served here (405 and close, as nginx does). */
+    if (r->method_len == 7 && memcmp(r->method, "CONNECT", 7) == 0) {
+        fail(c, 405, "CONNECTION_BAD_REQUEST", "CONNECT is not supported");
+        return false;
+    }
+    /* An absolute-form target must name the host the Host header names (RFC 9112 §3.2.2):
+     * otherwise a proxy routing by one and keryx reading the other disagree. */
+    if (r->info.absolute_form && !authority_matches_host(r)) {
+        fail(c, 400, "CONNECTION_BAD_REQUEST", "The request target names another host than Host");
+        return false;
+    }
     r->started = ev_now(kx_srv->loop);
     r->is_head = r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0;
     r->accept_gzip = accepts_gzip(kx_http_header(r, "Accept-Encoding"));

@@ -338,6 +338,11 @@ static int parse_header_line(guard_t *g, const char *line, size_t n)
     for (size_t i = 0; i < vlen; i++)
         if (!is_field_byte((unsigned char)v[i]))
             return fail(g, 400, "invalid character in header value");
+    /* A tab around a framing value is legal OWS, but parsers disagree on it (llhttp 8.1 does
+     * not see "chunked\t" as chunked): a front proxy could frame it differently. Refuse. */
+    if ((kx_strcaseeq_n(line, nlen, "transfer-encoding") || kx_strcaseeq_n(line, nlen, "content-length")) &&
+        memchr(v, '\t', vlen))
+        return fail(g, 400, "tab in a framing header");
     trim_ows(&v, &vlen);
     return apply_header(g, line, nlen, v, vlen);
 }

@@ -187,8 +187,12 @@ static void test_accept_chunked_case_and_ows(void **state)
     ACCEPT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", &info);
     assert_int_equal(info.transfer_encoding, KX_TE_CHUNKED);
     assert_false(info.has_content_length);
-    ACCEPT("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: \t ChUnKeD \t\r\n\r\n", &info);
+    ACCEPT("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding:   ChUnKeD  \r\n\r\n", &info);
     assert_int_equal(info.transfer_encoding, KX_TE_CHUNKED);
+    /* A tab is legal OWS, but llhttp 8.1 does not see "chunked\t" as chunked: a proxy could
+     * frame such a request differently, so framing headers with a tab are refused. */
+    REJECT("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: \t ChUnKeD \t\r\n\r\n", 400,
+           "tab in a framing header");
 }
 
 static void test_accept_http10_without_host(void **state)
@@ -560,7 +564,7 @@ static void test_reject_content_length_syntax(void **state)
     REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1.0\r\n\r\n", 400,
            "invalid Content-Length");
     REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\t1\r\n\r\n", 400,
-           "invalid Content-Length");
+           "tab in a framing header");
 }
 
 static void test_reject_content_length_overflow(void **state)

@@ -28,8 +28,9 @@ return {
             if not keryx.crypto.verify_password(params.password, user.password_hash) then
                 keryx.error("CONNECTION_SESSION_NOT_FOUND", "Invalid email or password")
             end
-            conn:update_session { user_id = tonumber(user.id) }
-            local session = conn:regenerate_session() -- a new id on login: no fixation
+            -- A new id first, then the login: the pre-login id never names a logged-in session.
+            conn:regenerate_session()
+            local session = conn:update_session { user_id = tonumber(user.id) }
             return { user = users.public(user), session = { id = session.id } }
         end,
     },

@@ -13,13 +13,27 @@ local methods = {}
 local rawget, rawset, type, pairs, find = rawget, rawset, type, pairs, string.find
 local session_cookie = core.session_cookie
 
+-- Session state lives on the owner: the connection itself, or for one WebSocket message
+-- (a per-message view, see M.for_message) the socket's connection.
+local function owner(self)
+    return rawget(self, "_socket") or self
+end
+
 local function load_session(self)
+    self = owner(self)
     if rawget(self, "_session_loaded") then return nil end
     local id = rawget(self, "session_id")
     local rec = id and session.load(id) or nil
     rawset(self, "_session_loaded", true)
     if rec then rawset(self, "session", rec) end
     return rec
+end
+
+local function set_session(self, rec, id)
+    self = owner(self)
+    rawset(self, "session", rec)
+    rawset(self, "session_id", id)
+    rawset(self, "_session_loaded", true)
 end
 
 local mt = {
@@ -31,8 +45,33 @@ local mt = {
     end,
 }
 
+-- A message's view of a socket: its own request-scoped fields (metadata, response headers,
+-- status, the spoiled-coroutine flag), everything else read from the socket's connection.
+local message_mt = {
+    __index = function(self, k)
+        local m = methods[k]
+        if m ~= nil then return m end
+        return rawget(self, "_socket")[k]
+    end,
+}
+
 function M.new(fields)
     return setmetatable(fields, mt)
+end
+
+--- Forgets the cached session so the next access reads Redis again: an open socket sees a
+--- logout or an expiry done elsewhere.
+function M.refresh(conn)
+    conn = owner(conn)
+    rawset(conn, "session", nil)
+    rawset(conn, "_session_loaded", nil)
+end
+
+--- One WebSocket message's connection: concurrent messages of a socket do not share request
+--- state, and the session is read afresh for each.
+function M.for_message(socket_conn)
+    M.refresh(socket_conn)
+    return setmetatable({ _socket = socket_conn, metadata = {} }, message_mt)
 end
 
 local function set_cookie(self, id)
@@ -61,8 +100,7 @@ function methods:update_session(t)
         if v == json.null then rec.data[k] = nil else rec.data[k] = v end
     end
     session.save(rec)
-    rawset(self, "session", rec)
-    rawset(self, "session_id", rec.id)
+    set_session(self, rec, rec.id)
     if created then set_cookie(self, rec.id) end
     return rec
 end
@@ -77,8 +115,7 @@ function methods:regenerate_session()
     else
         session.save(rec)
     end
-    rawset(self, "session", rec)
-    rawset(self, "session_id", rec.id)
+    set_session(self, rec, rec.id)
     set_cookie(self, rec.id)
     return rec
 end
@@ -88,7 +125,7 @@ end
 --- CONNECTION_NOT_SUBSCRIBED `not subscribed to this channel` otherwise (always for non-websocket
 --- connections: they have no subscriptions). Returns true | nil, err like keryx.channels.broadcast.
 function methods:broadcast(channel, message)
-    local id = rawget(self, "id")
+    local id = rawget(owner(self), "id")
     if self.type ~= "websocket" or type(channel) ~= "string" or id == nil
         or not core.ws_is_subscribed(id, channel) then
         error(errors.new("CONNECTION_NOT_SUBSCRIBED", "not subscribed to this channel"), 2)
@@ -99,11 +136,10 @@ end
 
 --- Deletes the session and expires the cookie (logout).
 function methods:destroy_session()
-    local had_cookie = rawget(self, "session_id") ~= nil
+    local had_cookie = rawget(owner(self), "session_id") ~= nil
     local rec = self.session
     if rec then session.delete(rec.id) end
-    rawset(self, "session", nil)
-    rawset(self, "session_id", nil)
+    set_session(self, nil, nil)
     if rec or had_cookie then set_cookie(self, nil) end
     return rec ~= nil
 end

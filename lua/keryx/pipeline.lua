@@ -13,6 +13,7 @@ local M = {}
 local config = core.config
 local web_cfg = config.server.web
 local xpcall, traceback, type, tostring, floor, concat = xpcall, debug.traceback, type, tostring, math.floor, table.concat
+local gsub = string.gsub
 local rawget, rawset, ipairs, pairs, next = rawget, rawset, ipairs, pairs, next
 local clock_ms, now_ms, log_enabled, core_log = core.clock_ms, core.now_ms, core.log_enabled, core.log
 local arm_timeout, aborted = core.arm_timeout, core.aborted
@@ -111,19 +112,25 @@ local function log_params(action, raw)
     return json.encode(shown) or "{}"
 end
 
+-- Client-chosen text (an unknown action's name, messages quoting it) must not start a new
+-- log line or carry terminal escapes (CWE-117): control bytes are shown escaped.
+local function clean(s)
+    return (gsub(s, "%c", function(c) return ("\\x%02x"):format(c:byte()) end))
+end
+
 --- The action line (SPEC §9.8): empty pieces are left out with their space.
 function M.log_action(kind, action_name, started, method, identifier, url, cor, err, action, raw)
     local level = "info"
     if not log_enabled(level) then return end
     local parts = {
         ("[ACTION:%s:%s]"):format(kind, err and "ERROR" or "OK"),
-        action_name or "null",
+        action_name and clean(action_name) or "null",
         ("(%dms)"):format(floor(clock_ms() - started + 0.5)),
     }
     if method then parts[#parts + 1] = "[" .. method .. "]" end
     parts[#parts + 1] = identifier .. (url and ("(" .. url .. ")") or "")
     if cor then parts[#parts + 1] = "[cor:" .. cor .. "]" end
-    if err then parts[#parts + 1] = "Error: " .. err.message end
+    if err then parts[#parts + 1] = "Error: " .. clean(err.message) end
     parts[#parts + 1] = log_params(action, raw)
     local line = concat(parts, " ")
     if err and err.stack and err.type == "CONNECTION_ACTION_RUN" then line = line .. "\n" .. err.stack end
@@ -168,7 +175,8 @@ function M.web(action_id, req)
         body, err = encode_response(response)
     end
     if log_enabled("info") then -- the URL is built only for the log line
-        local url = "http://" .. (req.host or "localhost") .. req.target
+        -- Without the query string: it may carry secret inputs, which the logged params redact.
+        local url = "http://" .. (req.host or "localhost") .. (req.path or req.target:match("^[^?]*"))
         M.log_action("WEB", action.name, started, req.method, req.identifier, url, req.correlation_id, err, action, raw)
     end
     local extra = rawget(conn, "response_headers")
@@ -214,14 +222,6 @@ function M.ws_error_reply(message_id, err)
     return M.ws_reply(message_id, "error", "{" .. concat(parts, ",") .. "}")
 end
 
-local function reset_ws_conn(conn)
-    -- The websocket conn object lives as long as the socket: drop what the previous message's
-    -- middleware left for an HTTP answer (e.g. rate-limit headers), so nothing accumulates.
-    rawset(conn, "response_headers", nil)
-    rawset(conn, "status", nil)
-    rawset(conn, "discard_thread", nil)
-end
-
 -- The message's params: absent or null → {}; a JSON object → its entries (null values
 -- dropped, as for a JSON body); anything else → CONNECTION_ACTION_PARAM_FORMATTING.
 local function ws_params(p)
@@ -241,9 +241,9 @@ end
 --- line. raw is the message's `params` as decoded (nil/null = {}, else a JSON object).
 --- Returns the reply text ({"messageId":…,"response":…} or {"messageId":…,"error":…}) and
 --- true when the task's coroutine must not be pooled (the action hit the stack or memory cap).
-function M.websocket(conn, name, raw, message_id)
+function M.websocket(socket_conn, name, raw, message_id)
     local started = clock_ms()
-    reset_ws_conn(conn)
+    local conn = conn_mod.for_message(socket_conn) -- request state of its own, session re-read
     local action_name = type(name) == "string" and name or nil
     local action = action_name and M.registry.by_name[action_name] or nil
     local response, err

@@ -215,6 +215,7 @@ function M.open(id, info)
 end
 
 local function handle(s, text, ctx)
+    conn_mod.refresh(s.conn) -- every message reads the session afresh (a logout elsewhere counts)
     local msg, err = json.decode(text)
     if msg == nil then return fail(nil, "CONNECTION_ACTION_RUN", tostring(err)) end
     if type(msg) ~= "table" then return fail(nil, "CONNECTION_ACTION_RUN", "messageType either missing or unknown") end

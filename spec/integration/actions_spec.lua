@@ -344,10 +344,18 @@ describe("actions over HTTP", function()
             assert.truthy(log:find("%[info%] %[ACTION:WEB:OK%] status %(%d+ms%) %[GET%] 127%.0%.0%.1%(http://localhost/api/status%) {}\n"), log)
         end)
 
-        it("writes the error and the params for a failed action", function()
+        it("writes the error and the params for a failed action (the URL without its query)", function()
             get(srv, "/api/numbers?n=42")
             local log = srv:wait_log("Error: n must be <= 10")
-            assert.truthy(log:find('%[ACTION:WEB:ERROR%] numbers %(%d+ms%) %[GET%] 127%.0%.0%.1%(http://localhost/api/numbers%?n=42%) Error: n must be <= 10 {"n":"42"}\n'), log)
+            assert.truthy(log:find('%[ACTION:WEB:ERROR%] numbers %(%d+ms%) %[GET%] 127%.0%.0%.1%(http://localhost/api/numbers%) Error: n must be <= 10 {"n":"42"}\n'), log)
+        end)
+
+        it("never writes a secret input given in the query string", function()
+            local res = srv:request { method = "POST", path = "/api/secret?password=hunter2secret" }
+            assert.are.equal(200, res.status)
+            local log = srv:wait_log("[ACTION:WEB:OK] secret")
+            assert.is_nil(log:find("hunter2secret", 1, true), log)
+            assert.truthy(log:find('"password":"[[secret]]"', 1, true), log)
         end)
     end)
 

@@ -514,10 +514,10 @@ describe("pipeline.web", function()
             assert.are.equal("[ACTION:WEB:OK] nap (20ms) [GET] 127.0.0.1(http://host/api/x) {}", last_log())
         end)
 
-        it("shows the target with query and the correlation id", function()
+        it("shows the path without the query (it may hold secrets) and the correlation id", function()
             local _, id = register({ name = "x" })
             web(id, { target = "/api/x?a=1", query = "a=1", correlation_id = "abc-123" })
-            assert.are.equal('[ACTION:WEB:OK] x (0ms) [GET] 127.0.0.1(http://host/api/x?a=1) [cor:abc-123] {"a":"1"}', last_log())
+            assert.are.equal('[ACTION:WEB:OK] x (0ms) [GET] 127.0.0.1(http://host/api/x) [cor:abc-123] {"a":"1"}', last_log())
         end)
 
         it("falls back to localhost without a Host header", function()
