@@ -207,6 +207,21 @@ describe("channels", function()
         forged:close(1000)
     end)
 
+    it("sees a logout done over HTTP on a socket that is already open (no stale session)", function()
+        local email = signup(A)
+        local sid = http_login(A, email)
+        local ws = open(A, { Cookie = "__session=" .. sid })
+        local me = ws:request { messageType = "action", action = "user:me", messageId = 1 }
+        assert.are.equal(email, me.response.user.email)
+        local out = A:request { method = "DELETE", path = "/api/session", headers = { Cookie = "__session=" .. sid } }
+        assert.are.equal(200, out.status)
+        local after, raw = ws:request { messageType = "action", action = "user:me", messageId = 2 }
+        assert.are.equal("CONNECTION_SESSION_NOT_FOUND", error_of(after, raw).type)
+        local reply, sraw = subscribe(ws, "messages", 3)
+        assert.are.equal("CONNECTION_CHANNEL_AUTHORIZATION", error_of(reply, sraw).type)
+        ws:close(1000)
+    end)
+
     it("delivers a message posted over HTTP to process B to a subscriber on process A", function()
         local email = signup(A)
         local on_a = open(A)

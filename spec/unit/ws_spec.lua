@@ -783,3 +783,30 @@ describe("ws.heartbeat", function()
         assert.is_false(fake.run(ws.heartbeat))
     end)
 end)
+
+describe("concurrent messages on one socket", function()
+    before_each(function() fake.reset() end)
+
+    it("do not share request state (metadata, headers) even while both are parked", function()
+        local seen = {}
+        register {
+            name = "who",
+            inputs = z.object { who = z.string(), ms = z.integer() },
+            middleware = { {
+                before = function(p, conn) conn.metadata.owner = p.who end,
+                after = function(p, conn) seen[p.who] = conn.metadata.owner end,
+            } },
+            run = function(p) keryx.sleep(p.ms); return { ok = true } end,
+        }
+        open(1)
+        -- alice parks for 300 ms; mallory arrives meanwhile and finishes first
+        fake.spawn(ws.message, 1, json.encode { messageType = "action", action = "who", messageId = 1,
+            params = { who = "alice", ms = 300 } })
+        fake.spawn(ws.message, 1, json.encode { messageType = "action", action = "who", messageId = 2,
+            params = { who = "mallory", ms = 10 } })
+        fake.drain()
+        assert.are.equal("alice", seen.alice)
+        assert.are.equal("mallory", seen.mallory)
+        assert.are.equal(2, #fake.ws_take(1))
+    end)
+end)
