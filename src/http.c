@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* on_header_field indexes headers[] before counting: the guard's cap must equal ours. */
+_Static_assert(KX_HTTP_MAX_HEADERS == KX_MAX_HEADERS, "header caps of http_guard.h and server.h differ");
+
 #define PIPELINE_WBUF_MAX (256 * 1024)
 #define PIPELINE_RBUF_MAX (64 * 1024)
 

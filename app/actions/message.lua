@@ -1,16 +1,17 @@
 -- message:create (PUT /api/message) and messages:list (GET /api/messages, newest first).
---   message:<id>     hash {id, body, user_id, created_at}
---   messages         list of ids, newest first
+--   messages          list of JSON messages, newest first, capped at MAX_KEPT (LTRIM): the
+--                     history cannot grow without bound
+--   messages:next_id  counter
 local keryx = require "keryx"
 local z = keryx.schema
 
-local redis = keryx.redis
+local redis, json = keryx.redis, keryx.json
+local MAX_KEPT = 10000
 
-local function message_from(flat)
-    if type(flat) ~= "table" or #flat == 0 then return nil end
-    local m = {}
-    for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
-    return { id = tonumber(m.id), body = m.body, user_id = tonumber(m.user_id), created_at = tonumber(m.created_at) }
+local function check_replies(res)
+    for _, r in ipairs(res) do
+        if type(r) == "table" and r.err then keryx.error("CONNECTION_ACTION_RUN", "Redis error: " .. r.err) end
+    end
 end
 
 return {
@@ -27,14 +28,10 @@ return {
             local message = {
                 id = id, body = params.body, user_id = conn.session.data.user_id, created_at = keryx.now_ms(),
             }
-            local res = redis.ok(redis.pipeline {
-                { "HSET", "message:" .. id, "id", id, "body", message.body, "user_id", message.user_id,
-                    "created_at", message.created_at },
-                { "LPUSH", "messages", id },
-            })
-            for _, r in ipairs(res) do
-                if type(r) == "table" and r.err then keryx.error("CONNECTION_ACTION_RUN", "Redis error: " .. r.err) end
-            end
+            check_replies(redis.ok(redis.pipeline {
+                { "LPUSH", "messages", json.encode(message) },
+                { "LTRIM", "messages", 0, MAX_KEPT - 1 },
+            }))
             if keryx.channels then keryx.channels.broadcast("messages", { message = message }) end
             return { message = message }
         end,
@@ -50,14 +47,12 @@ return {
                 { "LLEN", "messages" },
                 { "LRANGE", "messages", first, first + params.limit - 1 },
             })
+            check_replies(res)
             local total = tonumber(res[1]) or 0
-            local cmds = {}
-            for i, id in ipairs(type(res[2]) == "table" and res[2] or {}) do cmds[i] = { "HGETALL", "message:" .. id } end
-            local rows = #cmds > 0 and redis.ok(redis.pipeline(cmds)) or {}
-            local data = keryx.json.array()
-            for _, flat in ipairs(rows) do
-                local m = message_from(flat)
-                if m then data[#data + 1] = m end
+            local data = json.array()
+            for _, text in ipairs(type(res[2]) == "table" and res[2] or {}) do
+                local m = json.decode(text)
+                if type(m) == "table" then data[#data + 1] = m end
             end
             return {
                 data = data,
