@@ -49,6 +49,27 @@ const char *kx_http_reason(int status)
     }
 }
 
+/* Decimal without printf: this runs for every response. */
+static void append_uint(kx_buf_t *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    kx_buf_append(b, tmp + i, sizeof tmp - i);
+}
+
+static void status_line(kx_buf_t *b, int status)
+{
+    kx_buf_append(b, "HTTP/1.1 ", 9);
+    append_uint(b, (unsigned)status);
+    kx_buf_append(b, " ", 1);
+    kx_buf_puts(b, kx_http_reason(status));
+    kx_buf_append(b, "\r\n", 2);
+}
+
 static void add_header(kx_buf_t *b, const char *name, const char *value)
 {
     if (!value || !*value) return; /* an empty setting omits the header */
@@ -171,7 +192,7 @@ void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra
 
     kx_buf_t *b = &c->wbuf;
     kx_buf_reserve(b, 1024 + extra_len + kx_srv->static_headers_len + (r->is_head ? 0 : len));
-    kx_buf_printf(b, "HTTP/1.1 %d %s\r\n", status, kx_http_reason(status));
+    status_line(b, status);
     kx_buf_puts(b, date_header());
     if (ctype) add_header(b, "Content-Type", ctype);
     kx_buf_append(b, kx_srv->static_headers, kx_srv->static_headers_len);
@@ -188,7 +209,11 @@ void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra
         kx_buf_puts(b, "\r\n");
     }
     if (extra && extra_len) kx_buf_append(b, extra, extra_len);
-    if (status != 204 && status != 304) kx_buf_printf(b, "Content-Length: %zu\r\n", len);
+    if (status != 204 && status != 304) {
+        kx_buf_append(b, "Content-Length: ", 16);
+        append_uint(b, len);
+        kx_buf_append(b, "\r\n", 2);
+    }
     if (!c->keep_alive) kx_buf_puts(b, "Connection: close\r\n");
     else if (r->info.http_minor == 0) kx_buf_puts(b, "Connection: keep-alive\r\n");
     kx_buf_puts(b, "\r\n");
@@ -218,7 +243,7 @@ void kx_http_error_bytes(int status, const char *type, const char *message, cons
 {
     kx_buf_t body = KX_BUF_INIT;
     envelope(&body, type, message);
-    kx_buf_printf(out, "HTTP/1.1 %d %s\r\n", status, kx_http_reason(status));
+    status_line(out, status);
     kx_buf_puts(out, date_header());
     kx_buf_puts(out, "Content-Type: application/json\r\n");
     kx_buf_append(out, kx_srv->static_headers, kx_srv->static_headers_len);
