@@ -116,3 +116,47 @@ verdict() {
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
+
+# ---- shared by the scripts that run their own redis-server and keryx ---------------------
+# They set TMP, REDIS_CPU, START_TIMEOUT_S, and KERYX_PID / REDIS_PORT / REDIS_PID.
+
+# rcli <args…>: redis-cli against the bench's own Redis only.
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+
+# start_redis: a redis-server on a free port, pinned to REDIS_CPU, no persistence.
+start_redis() {
+    local deadline=$((SECONDS + START_TIMEOUT_S))
+    REDIS_PORT=$(free_port)
+    mkdir -p "$TMP/redis"
+    log "starting redis-server on 127.0.0.1:$REDIS_PORT (CPU $REDIS_CPU, no persistence)"
+    # taskset execs redis-server, so $! is Redis itself (and all its threads inherit the CPU).
+    taskset -c "$REDIS_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
+        --appendonly no --dir "$TMP/redis" --daemonize no --logfile "$TMP/redis/redis.log" \
+        >"$TMP/redis/stdout.log" 2>&1 &
+    REDIS_PID=$!
+    while ((SECONDS < deadline)); do
+        kill -0 "$REDIS_PID" 2>/dev/null || break
+        [[ "$(rcli ping 2>/dev/null || true)" == PONG ]] && return 0
+        sleep 0.1
+    done
+    tail -n 20 "$TMP/redis/redis.log" "$TMP/redis/stdout.log" >&2 2>/dev/null || true
+    die "redis-server exited or did not answer PING on port $REDIS_PORT within ${START_TIMEOUT_S}s"
+}
+
+# keryx_log_tail: the end of keryx's log, and how it ended if it is gone.
+keryx_log_tail() {
+    local rc=0
+    tail -n 20 "$TMP/keryx.log" >&2 || true
+    if [[ -n "$KERYX_PID" ]] && ! kill -0 "$KERYX_PID" 2>/dev/null; then
+        wait "$KERYX_PID" 2>/dev/null || rc=$?
+        if ((rc > 128)); then warn "keryx was killed by signal $((rc - 128))"; else warn "keryx exited with status $rc"; fi
+    fi
+}
+
+# cpu_line N: "busy total" jiffies of CPU N from /proc/stat.
+cpu_line() {
+    awk -v c="cpu$1" '$1 == c {
+        total = $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9
+        print total - $5 - $6, total
+    }' /proc/stat
+}

@@ -111,28 +111,6 @@ cleanup() {
     return 0
 }
 
-# rcli <args…>: redis-cli against our Redis only.
-rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
-
-start_redis() {
-    local deadline=$((SECONDS + START_TIMEOUT_S))
-    REDIS_PORT=$(free_port)
-    mkdir -p "$TMP/redis"
-    log "starting redis-server on 127.0.0.1:$REDIS_PORT (CPU $REDIS_CPU, no persistence)"
-    # taskset execs redis-server, so $! is Redis itself (and all its threads inherit the CPU).
-    taskset -c "$REDIS_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
-        --appendonly no --dir "$TMP/redis" --daemonize no --logfile "$TMP/redis/redis.log" \
-        >"$TMP/redis/stdout.log" 2>&1 &
-    REDIS_PID=$!
-    while ((SECONDS < deadline)); do
-        kill -0 "$REDIS_PID" 2>/dev/null || break
-        [[ "$(rcli ping 2>/dev/null || true)" == PONG ]] && return 0
-        sleep 0.1
-    done
-    tail -n 20 "$TMP/redis/redis.log" "$TMP/redis/stdout.log" >&2 2>/dev/null || true
-    die "redis-server exited or did not answer PING on port $REDIS_PORT within ${START_TIMEOUT_S}s"
-}
-
 # load_script: SCRIPT LOAD of the exact file bytes (-x: the last argument from stdin), so the
 # SHA1 is the one keryx computes from the same file and both share one cached script.
 load_script() {
@@ -193,16 +171,6 @@ start_keryx() {
     log "keryx pid $KERYX_PID"
 }
 
-# keryx_log_tail: the end of keryx's log on stderr, and its exit status if it died.
-keryx_log_tail() {
-    local rc=0
-    tail -n 20 "$TMP/keryx.log" >&2 || true
-    if ! kill -0 "$KERYX_PID" 2>/dev/null; then
-        wait "$KERYX_PID" 2>/dev/null || rc=$?
-        if ((rc > 128)); then warn "keryx was killed by signal $((rc - 128))"; else warn "keryx exited with status $rc"; fi
-    fi
-}
-
 # check_routes: both answer 200 with the same body; only the limited one carries the
 # rate-limit headers with our limit (else the middleware did not run and the bench would
 # compare plain with plain).
@@ -227,15 +195,6 @@ check_routes() {
 # ---------------------------------------------------------------------------------------------
 # Readings
 # ---------------------------------------------------------------------------------------------
-
-# cpu_line <n>: "busy total" jiffies of CPU n since boot, from /proc/stat (user … steal; idle
-# and iowait are not busy). Covers every process on that CPU, ours or not.
-cpu_line() {
-    awk -v c="cpu$1" '$1 == c {
-        total = $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9
-        print total - $5 - $6, total
-    }' /proc/stat
-}
 
 # redis_counters: "evalsha_calls failed_or_rejected" so far, from INFO commandstats (a failed
 # EVAL counts too: keryx falls back to EVAL on NOSCRIPT).

@@ -155,27 +155,6 @@ cleanup() {
     return 0
 }
 
-rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
-
-start_redis() {
-    local deadline=$((SECONDS + START_TIMEOUT_S))
-    REDIS_PORT=$(free_port)
-    mkdir -p "$TMP/redis"
-    log "starting redis-server on 127.0.0.1:$REDIS_PORT (CPU $REDIS_CPU, no persistence)"
-    # taskset execs redis-server, so $! is Redis itself.
-    taskset -c "$REDIS_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
-        --appendonly no --dir "$TMP/redis" --daemonize no --logfile "$TMP/redis/redis.log" \
-        >"$TMP/redis/stdout.log" 2>&1 &
-    REDIS_PID=$!
-    while ((SECONDS < deadline)); do
-        kill -0 "$REDIS_PID" 2>/dev/null || break
-        [[ "$(rcli ping 2>/dev/null || true)" == PONG ]] && return 0
-        sleep 0.1
-    done
-    tail -n 20 "$TMP/redis/redis.log" "$TMP/redis/stdout.log" >&2 2>/dev/null || true
-    die "redis-server exited or did not answer PING on port $REDIS_PORT within ${START_TIMEOUT_S}s"
-}
-
 # write_app: the throw-away app keryx serves (--app). The built-in `status` action comes with
 # keryx itself.
 write_app() {
@@ -232,15 +211,6 @@ stop_keryx() {
     KERYX_PID=""
 }
 
-keryx_log_tail() {
-    local rc=0
-    tail -n 20 "$TMP/keryx.log" >&2 || true
-    if [[ -n "$KERYX_PID" ]] && ! kill -0 "$KERYX_PID" 2>/dev/null; then
-        wait "$KERYX_PID" 2>/dev/null || rc=$?
-        if ((rc > 128)); then warn "keryx was killed by signal $((rc - 128))"; else warn "keryx exited with status $rc"; fi
-    fi
-}
-
 # alive <what> <pid>: dies when it is gone.
 alive() {
     kill -0 "$2" 2>/dev/null && return 0
@@ -255,14 +225,6 @@ alive() {
 # keryx_cpu_ns: nanoseconds on CPU of every keryx thread so far.
 keryx_cpu_ns() {
     cat /proc/"$KERYX_PID"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'
-}
-
-# cpu_line <n>: "busy total" jiffies of CPU n since boot (every process on it, ours or not).
-cpu_line() {
-    awk -v c="cpu$1" '$1 == c {
-        total = $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9
-        print total - $5 - $6, total
-    }' /proc/stat
 }
 
 busy_pct() { awk -v b="$1" -v t="$2" 'BEGIN {printf "%.0f", (t > 0) ? b / t * 100 : 0}'; }
