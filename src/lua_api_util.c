@@ -183,17 +183,8 @@ static int l_session_cookie(lua_State *L)
     return 1;
 }
 
-static int l_session_id_valid(lua_State *L)
-{
-    size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
-    lua_pushboolean(L, kx_session_id_valid(s, n));
-    return 1;
-}
-
 static const luaL_Reg fns[] = {
     { "session_cookie", l_session_cookie },
-    { "session_id_valid", l_session_id_valid },
     { "log", l_log },
     { "log_enabled", l_log_enabled },
     { "now_ms", l_now_ms },

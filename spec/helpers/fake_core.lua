@@ -493,13 +493,12 @@ function M.random_id()
     return body .. "A"
 end
 
-function M.session_id_valid(id)
-    check("session_id_valid", 1, id, "string")
+local function id_valid(id)
     return #id == 43 and id:match("^[%w_-]+$") ~= nil and ID_TAIL:find(id:sub(-1), 1, true) ~= nil
 end
 
 function M.session_cookie(id)
-    if id ~= nil and not M.session_id_valid(id) then error("session_cookie: malformed session id", 2) end
+    if id ~= nil and not id_valid(id) then error("session_cookie: malformed session id", 2) end
     local s = M.config.session
     local secure = s.cookieSecure or M.config.server.web.applicationUrl:sub(1, 8) == "https://"
     return ("Set-Cookie: %s=%s; Max-Age=%d; Path=/%s; SameSite=%s%s\r\n"):format(
@@ -749,9 +748,9 @@ function M.sha1_hex(text)
     return (raw:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
 end
 
---- core.valid_id (src/crypto.c): the same rule as session ids.
+--- core.valid_id (src/crypto.c): the rule session ids follow too.
 function M.valid_id(id)
-    return type(id) == "string" and M.session_id_valid(id)
+    return type(id) == "string" and id_valid(id)
 end
 
 --- Password hashing stand-ins (the real ones are scrypt on a thread pool and yield): a

@@ -54,7 +54,7 @@ describe("sessions", function()
         c:update_session { theme = "dark" }
         local id = c.session.id
         assert.are_not.equal(supplied, id)
-        assert.is_true(fake.session_id_valid(id))
+        assert.is_true(fake.valid_id(id))
         assert.are.equal("dark", json.decode(fake.store["session:" .. id]).data.theme)
         assert.matches("^Set%-Cookie: __session=" .. id:gsub("%-", "%%-") .. "; Max%-Age=86400; Path=/; HttpOnly; SameSite=Strict\r\n$",
             rawget(c, "_set_cookie"))
