@@ -47,6 +47,21 @@ void kx_buf_printf(kx_buf_t *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+void kx_buf_json_escape(kx_buf_t *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = { '\\', (char)c };
+            kx_buf_append(b, e, 2);
+        } else if (c < 0x20) {
+            kx_buf_printf(b, "\\u%04x", c);
+        } else {
+            kx_buf_append(b, &s[i], 1);
+        }
+    }
+}
+
 void kx_buf_consume(kx_buf_t *b, size_t n)
 {
     if (n >= b->len) {

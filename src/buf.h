@@ -19,6 +19,8 @@ void kx_buf_reserve(kx_buf_t *b, size_t extra);
 void kx_buf_append(kx_buf_t *b, const void *p, size_t n);
 void kx_buf_puts(kx_buf_t *b, const char *s);
 void kx_buf_printf(kx_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s[0..n) escaped for the inside of a JSON string (quote, backslash, control bytes). */
+void kx_buf_json_escape(kx_buf_t *b, const char *s, size_t n);
 /* Drops the first n bytes (memmove). */
 void kx_buf_consume(kx_buf_t *b, size_t n);
 void kx_buf_reset(kx_buf_t *b);

@@ -45,21 +45,6 @@ static void iso_now(char *buf, size_t cap)
     snprintf(buf + n, cap - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
 }
 
-static void json_escape(kx_buf_t *b, const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            char e[2] = { '\\', (char)c };
-            kx_buf_append(b, e, 2);
-        } else if (c < 0x20) {
-            kx_buf_printf(b, "\\u%04x", c);
-        } else {
-            kx_buf_append(b, &s[i], 1);
-        }
-    }
-}
-
 void kx_log_raw(kx_log_level_t level, const char *msg, size_t len)
 {
     if (!kx_log_enabled(level)) return;
@@ -70,7 +55,7 @@ void kx_log_raw(kx_log_level_t level, const char *msg, size_t len)
         kx_buf_puts(&b, "{\"timestamp\":\"");
         kx_buf_puts(&b, ts);
         kx_buf_printf(&b, "\",\"level\":\"%s\",\"message\":\"", names[level]);
-        json_escape(&b, msg, len);
+        kx_buf_json_escape(&b, msg, len);
         kx_buf_printf(&b, "\",\"pid\":%d}\n", (int)getpid());
     } else {
         if (g.timestamps) {

@@ -229,12 +229,7 @@ static void envelope(kx_buf_t *body, const char *type, const char *message)
     gettimeofday(&tv, NULL);
     long long ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
     kx_buf_puts(body, "{\"error\":{\"message\":\"");
-    for (const char *p = message; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch == '"' || ch == '\\') kx_buf_printf(body, "\\%c", ch);
-        else if (ch < 0x20) kx_buf_printf(body, "\\u%04x", ch);
-        else kx_buf_append(body, p, 1);
-    }
+    kx_buf_json_escape(body, message, strlen(message));
     kx_buf_printf(body, "\",\"type\":\"%s\",\"timestamp\":%lld}}", type, ms);
 }
 
@@ -253,14 +248,20 @@ void kx_http_error_bytes(int status, const char *type, const char *message, cons
     kx_buf_free(&body);
 }
 
-void kx_http_send_error(kx_conn_t *c, int status, const char *type, const char *message,
-                        unsigned flags)
+void kx_http_send_error_with(kx_conn_t *c, int status, const char *type, const char *message,
+                             const char *extra, unsigned flags)
 {
     kx_buf_t body = KX_BUF_INIT;
     envelope(&body, type, message);
     /* A request that failed before its head was parsed has no method: never omit the body. */
     if (c->state != KX_CONN_BUSY) c->req->is_head = false;
-    kx_http_send(c, status, "application/json", NULL, 0, body.data, body.len,
+    kx_http_send(c, status, "application/json", extra, extra ? strlen(extra) : 0, body.data, body.len,
                  flags | KX_R_CORS | KX_R_NOGZIP);
     kx_buf_free(&body);
+}
+
+void kx_http_send_error(kx_conn_t *c, int status, const char *type, const char *message,
+                        unsigned flags)
+{
+    kx_http_send_error_with(c, status, type, message, NULL, flags);
 }

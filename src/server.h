@@ -151,6 +151,9 @@ void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra
 /* Sends the JSON error envelope {"error":{"message","type","timestamp"}} (never a stack). */
 void kx_http_send_error(kx_conn_t *c, int status, const char *type, const char *message,
                         unsigned flags);
+/* The same, with extra header lines ("Name: value\r\n", e.g. Sec-WebSocket-Version). */
+void kx_http_send_error_with(kx_conn_t *c, int status, const char *type, const char *message,
+                             const char *extra, unsigned flags);
 /* A complete "Connection: close" error response for a socket that has no kx_conn_t (the
  * connection cap): same envelope and headers as kx_http_send_error. */
 void kx_http_error_bytes(int status, const char *type, const char *message, const char *extra,

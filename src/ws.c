@@ -591,16 +591,10 @@ bool kx_ws_is_upgrade(const kx_request_t *r)
     return r->info.upgrade_websocket;
 }
 
+/* Every refused upgrade ends the connection: the client asked for a protocol switch. */
 static void refuse(kx_conn_t *c, int status, const char *type, const char *msg, const char *extra)
 {
-    if (!extra) {
-        kx_http_send_error(c, status, type, msg, KX_R_CLOSE);
-        return;
-    }
-    kx_buf_t body = KX_BUF_INIT;
-    kx_buf_printf(&body, "{\"error\":{\"message\":\"%s\",\"type\":\"%s\"}}", msg, type);
-    kx_http_send(c, status, "application/json", extra, strlen(extra), body.data, body.len, KX_R_CLOSE);
-    kx_buf_free(&body);
+    kx_http_send_error_with(c, status, type, msg, extra, KX_R_CLOSE);
 }
 
 void kx_ws_upgrade(kx_conn_t *c)

@@ -324,9 +324,24 @@ static void test_reserve_boundary(void **state)
     kx_buf_free(&b);
 }
 
+static void test_json_escape(void **state)
+{
+    (void)state;
+    kx_buf_t b = KX_BUF_INIT;
+    const char in[] = "a\"b\\c\n\x01\x1f /é";
+    kx_buf_json_escape(&b, in, sizeof in - 1);
+    assert_string_equal(b.data, "a\\\"b\\\\c\\u000a\\u0001\\u001f /é");
+    kx_buf_reset(&b);
+    kx_buf_json_escape(&b, "x\0y", 3); /* a NUL inside the span is escaped, not a terminator */
+    assert_int_equal(b.len, 8);
+    assert_memory_equal(b.data, "x\\u0000y", 8);
+    kx_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_init_is_empty),
         cmocka_unit_test(test_append_zero_bytes_terminates),
         cmocka_unit_test(test_append_many_sizes),

@@ -132,6 +132,11 @@ describe("websocket handshake", function()
             assert.are.equal(426, res.status, tostring(v))
             assert.are.equal("13", res.headers["sec-websocket-version"])
             assert.is_nil(res.headers["sec-websocket-accept"])
+            -- the same envelope and headers as every other error decided in C
+            local e = cjson.decode(res.body).error
+            assert.are.equal("CONNECTION_BAD_REQUEST", e.type)
+            assert.is_number(e.timestamp)
+            assert.are.equal("nosniff", res.headers["x-content-type-options"])
         end
     end)
 
