@@ -566,3 +566,21 @@ describe("response headers from Lua", function()
         assert.are.equal(200, srv:request("/api/status").status) -- and the server goes on
     end)
 end)
+
+describe("keryx.redis input limits", function()
+    local srv
+    setup(function() srv = H.start { app = "spec/fixtures/app", config = "spec/fixtures/config.lua" } end)
+    teardown(function() if srv then srv:stop() end end)
+
+    it("refuses oversized or malformed commands before sending anything", function()
+        local res = srv:request("/api/redis-limits")
+        assert.are.equal(200, res.status, res.body)
+        local r = H.json(res.body)
+        assert.truthy(r.too_many_commands:find("too many commands (max 1000)", 1, true), r.too_many_commands)
+        assert.truthy(r.too_many_arguments:find("too many arguments (max 1024)", 1, true), r.too_many_arguments)
+        assert.truthy(r.bad_entry:find("entry 2 argument 3 must be a string or number", 1, true), r.bad_entry)
+        assert.are.equal(0, r.first_written)
+        assert.truthy(r.bad_argument:find("must be a string or number", 1, true), r.bad_argument)
+        assert.are.equal(200, srv:request("/api/status").status)
+    end)
+end)
