@@ -682,3 +682,36 @@ describe("websocket drain", function()
         stop(srv)
     end)
 end)
+
+describe("websocket slow consumer", function()
+    local srv
+    setup(function() srv = H.start {} end)
+    teardown(function() if srv then srv:stop() end end)
+
+    it("drops a subscriber that never reads once 4 MiB are waiting for it, and serves the others", function()
+        local stalled = W.open(srv)
+        local reader = W.open(srv)
+        for i, ws in ipairs { stalled, reader } do
+            local r = ws:request { messageType = "subscribe", channel = "room:flood", messageId = i }
+            assert.are.same({ channel = "room:flood" }, r.subscribed)
+        end
+        local payload = '{"channel":"room:flood","message":"' .. ("x"):rep(60000) .. '","sender":"spec"}'
+        local redis = H.redis()
+        -- 200 × 60 KB = 12 MB: more than the kernel's socket buffers plus keryx's 4 MiB cap.
+        for i = 1, 200 do
+            redis.cli("PUBLISH", "keryx:pubsub", payload)
+            if i % 20 == 0 then
+                -- the reading socket keeps up (drain what arrived so far)
+                while reader:receive(0.01) do end
+            end
+        end
+        local log = srv:wait_log("is not reading: dropping it", 5)
+        assert.truthy(log:find("is not reading: dropping it", 1, true), log)
+        assert.is_true(stalled:closed_by_peer(5))
+        -- the reader is still served
+        local r = reader:request { messageType = "action", action = "status", messageId = 9 }
+        assert.is_table(r.response)
+        reader:close(1000)
+        assert.are.equal(200, srv:request("/api/status").status)
+    end)
+end)
