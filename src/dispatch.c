@@ -1,9 +1,19 @@
-/* dispatch.c — what a parsed request becomes (SPEC §9.2): OPTIONS → CORS preflight (204);
- * paths under the API prefix → the router → a Lua action; other GET/HEAD → keryx's own pages,
- * then static files; everything else → 404 envelope. */
-#include "server.h"
-#include "lua_bridge.h"
+/* dispatch.c — what a parsed request becomes (see dispatch.h): upgrade → OPTIONS → one route
+ * table (actions under the API prefix, keryx's own routes outside it) → static files → 404. */
+#include "dispatch.h"
+#include "log.h"
+#include "static.h"
 #include "ws.h"
+
+typedef void (*builtin_fn)(kx_conn_t *c, const kx_route_param_t *params, int n);
+
+typedef struct {
+    const char *method;
+    const char *route;
+    builtin_fn serve;
+} builtin_t;
+
+static kx_action_runner_t run_action;
 
 static bool under_prefix(const char *path, size_t len, const char *prefix, size_t *rest)
 {
@@ -23,25 +33,20 @@ static void not_found(kx_conn_t *c, const char *msg)
     kx_http_send_error(c, 404, "CONNECTION_ACTION_NOT_FOUND", msg, 0);
 }
 
-static void dispatch_action(kx_conn_t *c, size_t skip)
+/* ---- built-ins: keryx's own pages (no inline scripts: the CSP holds) --------------------- */
+
+static void serve_swagger_page(kx_conn_t *c, const kx_route_param_t *params, int n)
 {
-    kx_request_t *r = c->req;
-    const char *sub = r->path + skip;
-    size_t sublen = r->path_len - skip;
-    int action_id;
-    kx_route_param_t params[KX_ROUTE_MAX_PARAMS];
-    int n = 0;
-    if (kx_router_match(kx_srv->router, r->method, r->method_len, sub, sublen, &action_id,
-                        params, &n) != KX_OK) {
-        not_found(c, "Action not found");
-        return;
-    }
-    kx_lua_spawn_web(c, action_id, params, n);
+    (void)params;
+    (void)n;
+    kx_static_serve(c, kx_srv->www_root_fd, "/swagger.html", 13, false);
 }
 
 /* Generated (not a file) because it names the configured API route. */
-static void serve_swagger_init(kx_conn_t *c)
+static void serve_swagger_init(kx_conn_t *c, const kx_route_param_t *params, int n)
 {
+    (void)params;
+    (void)n;
     kx_buf_t js = KX_BUF_INIT;
     kx_buf_printf(&js, "window.addEventListener('load', function () {\n"
                        "  window.ui = SwaggerUIBundle({ url: '%s/swagger', dom_id: '#swagger-ui',\n"
@@ -50,15 +55,66 @@ static void serve_swagger_init(kx_conn_t *c)
     kx_buf_free(&js);
 }
 
+static void serve_swagger_asset(kx_conn_t *c, const kx_route_param_t *params, int n)
+{
+    (void)n;
+    /* The rest starts after "/swagger/": hand static.c the path from its slash. */
+    kx_static_serve(c, kx_srv->www_root_fd, params[0].value - 1, params[0].value_len + 1, false);
+}
+
+static const builtin_t builtins[] = {
+    { "GET", "/swagger", serve_swagger_page },
+    { "GET", "/swagger/swagger-init.js", serve_swagger_init },
+    { "GET", "/swagger/*file", serve_swagger_asset },
+};
+
+void kx_dispatch_init(kx_server_t *s)
+{
+    /* Keryx's pages live outside the API prefix; with the API at "/" they are unreachable,
+     * as the prefix takes every path. Without its page files the Swagger UI is off. */
+    if (s->www_root_fd < 0 || strcmp(s->cfg->api_route, "/") == 0) return;
+    char err[256];
+    for (size_t i = 0; i < KX_ARRAY_LEN(builtins); i++)
+        if (kx_router_add(s->router, builtins[i].method, builtins[i].route, -(int)i - 1, err, sizeof err) != KX_OK)
+            kx_log_error("built-in route %s: %s", builtins[i].route, err);
+}
+
+void kx_dispatch_set_action_runner(kx_action_runner_t run)
+{
+    run_action = run;
+}
+
+int kx_dispatch_add_action(const char *method, const char *route, int action_id, char *err, size_t errcap)
+{
+    return kx_router_add_under(kx_srv->router, kx_srv->cfg->api_route, method, route, action_id, err, errcap);
+}
+
+/* ---- the decision ---------------------------------------------------------------------- */
+
 static bool is_get(const kx_request_t *r)
 {
     return (r->method_len == 3 && memcmp(r->method, "GET", 3) == 0) || r->is_head;
 }
 
-void kx_dispatch(kx_conn_t *c)
+static void serve_static(kx_conn_t *c)
 {
     kx_request_t *r = c->req;
     const kx_config_t *cfg = kx_srv->cfg;
+    size_t skip;
+    if (!is_get(r) || !cfg->static_enabled || kx_srv->static_root_fd < 0 ||
+        !under_prefix(r->path, r->path_len, cfg->static_route, &skip)) {
+        not_found(c, is_get(r) ? "Not found" : "Action not found");
+        return;
+    }
+    const char *rel = r->path + skip;
+    size_t rlen = r->path_len - skip;
+    if (rlen == 0) rel = "/", rlen = 1;
+    kx_static_serve(c, kx_srv->static_root_fd, rel, rlen, true);
+}
+
+void kx_dispatch(kx_conn_t *c)
+{
+    kx_request_t *r = c->req;
     if (kx_ws_is_upgrade(r)) { /* any path upgrades (as Keryx) */
         kx_ws_upgrade(c);
         return;
@@ -68,36 +124,20 @@ void kx_dispatch(kx_conn_t *c)
         return;
     }
     size_t skip;
-    if (under_prefix(r->path, r->path_len, cfg->api_route, &skip)) {
-        dispatch_action(c, skip);
+    bool api = under_prefix(r->path, r->path_len, kx_srv->cfg->api_route, &skip);
+    int id;
+    kx_route_param_t params[KX_ROUTE_MAX_PARAMS];
+    int n = 0;
+    bool found = kx_router_match(kx_srv->router, r->method, r->method_len, r->path, r->path_len, &id, params, &n) == KX_OK;
+    /* Under the API prefix only actions answer, and a miss is the action 404. */
+    if (api) {
+        if (found && id >= 0) run_action(c, id, params, n);
+        else not_found(c, "Action not found");
         return;
     }
-    if (!is_get(r)) {
-        not_found(c, "Action not found");
+    if (found && id < 0) {
+        builtins[-id - 1].serve(c, params, n);
         return;
     }
-    /* keryx's own pages: the Swagger UI and its script (no inline scripts: CSP holds). */
-    if (kx_srv->www_root_fd >= 0) {
-        if (r->path_len == 8 && memcmp(r->path, "/swagger", 8) == 0) {
-            kx_static_serve(c, kx_srv->www_root_fd, "/swagger.html", 13, false);
-            return;
-        }
-        if (r->path_len == 24 && memcmp(r->path, "/swagger/swagger-init.js", 24) == 0) {
-            serve_swagger_init(c);
-            return;
-        }
-        if (r->path_len > 9 && memcmp(r->path, "/swagger/", 9) == 0) {
-            kx_static_serve(c, kx_srv->www_root_fd, r->path + 8, r->path_len - 8, false);
-            return;
-        }
-    }
-    if (cfg->static_enabled && kx_srv->static_root_fd >= 0 &&
-        under_prefix(r->path, r->path_len, cfg->static_route, &skip)) {
-        const char *rel = r->path + skip;
-        size_t rlen = r->path_len - skip;
-        if (rlen == 0) rel = "/", rlen = 1;
-        kx_static_serve(c, kx_srv->static_root_fd, rel, rlen, true);
-        return;
-    }
-    not_found(c, "Not found");
+    serve_static(c);
 }

@@ -4,16 +4,19 @@
  *
  * llhttp 8.1 only ever sees a complete head that http_guard.c already accepted, and never a
  * body: that is how the three request-splitting shapes it lets through are closed. */
-#include "server.h"
+#include "http.h"
 #include "log.h"
+#include <stddef.h>
 #include <ctype.h>
 #include <strings.h>
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* on_header_field indexes headers[] before counting: the guard's cap must equal ours. */
-_Static_assert(KX_HTTP_MAX_HEADERS == KX_MAX_HEADERS, "header caps of http_guard.h and server.h differ");
+_Static_assert(KX_HTTP_MAX_HEADERS == KX_MAX_HEADERS, "header caps of http_guard.h and http.h differ");
 
 #define PIPELINE_WBUF_MAX (256 * 1024)
 #define PIPELINE_RBUF_MAX (64 * 1024)
@@ -183,11 +186,19 @@ static void take_correlation_id(kx_request_t *r, const kx_config_t *cfg)
     r->correlation_id[h->value_len] = '\0';
 }
 
+static void (*request_handler)(kx_conn_t *c);
+
+void kx_http_set_request_handler(void (*handler)(kx_conn_t *c))
+{
+    request_handler = handler;
+}
+
+/* Clears one request's fields; the connection-long ones at the end of the struct stay. */
 static void request_reset(kx_request_t *r)
 {
     free(r->head);
     kx_buf_free(&r->body);
-    memset(r, 0, sizeof *r);
+    memset(r, 0, offsetof(kx_request_t, state));
 }
 
 /* ---- state machine ------------------------------------------------------------------------ */
@@ -209,10 +220,10 @@ static const char *type_for(int status)
 
 static void start_dispatch(kx_conn_t *c)
 {
-    c->state = KX_CONN_BUSY;
-    c->timer_is_head = false;
+    c->req->state = KX_HTTP_BUSY;
+    c->req->timer_is_head = false;
     kx_conn_set_timer(c, 0);
-    kx_dispatch(c);
+    request_handler(c);
 }
 
 static bool begin_body(kx_conn_t *c)
@@ -235,14 +246,14 @@ static bool begin_body(kx_conn_t *c)
         start_dispatch(c);
         return true;
     }
-    c->state = KX_CONN_BODY;
+    r->state = KX_HTTP_BODY;
     if (r->info.expect_continue && c->rbuf.len == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         kx_conn_write(c, cont, sizeof cont - 1);
         kx_conn_flush(c);
         if (c->closed) return false; /* the peer went away: nothing more to do with c */
     }
-    c->timer_is_head = false;
+    r->timer_is_head = false;
     kx_conn_set_timer(c, cfg->body_timeout_ms);
     return true;
 }
@@ -250,12 +261,13 @@ static bool begin_body(kx_conn_t *c)
 static bool process_head(kx_conn_t *c)
 {
     const kx_config_t *cfg = kx_srv->cfg;
+    kx_request_t *r = c->req;
     if (c->rbuf.len == 0) return false;
-    if (!c->timer_is_head) {
-        c->timer_is_head = true;
+    if (!r->timer_is_head) {
+        r->timer_is_head = true;
         kx_conn_set_timer(c, cfg->header_timeout_ms);
     }
-    long end = kx_http_head_end_from(c->rbuf.data, c->rbuf.len, &c->head_scanned);
+    long end = kx_http_head_end_from(c->rbuf.data, c->rbuf.len, &r->head_scanned);
     if (end == 0) {
         if (c->rbuf.len > KX_MAX_HEAD) fail(c, 431, "CONNECTION_HEADERS_TOO_LARGE", "Request header block exceeds 16 KiB");
         return false;
@@ -268,7 +280,6 @@ static bool process_head(kx_conn_t *c)
         fail(c, 431, "CONNECTION_HEADERS_TOO_LARGE", "Request header block exceeds 16 KiB");
         return false;
     }
-    kx_request_t *r = c->req;
     request_reset(r);
     int status = 400;
     const char *reason = "Bad request";
@@ -279,7 +290,7 @@ static bool process_head(kx_conn_t *c)
     r->head = kx_xstrndup(c->rbuf.data, (size_t)end);
     r->head_len = (size_t)end;
     kx_buf_consume(&c->rbuf, (size_t)end);
-    c->head_scanned = 0;
+    r->head_scanned = 0;
     if (tokenise(r) != KX_OK) {
         fail(c, 400, "CONNECTION_BAD_REQUEST", "Malformed request");
         return false;
@@ -302,7 +313,7 @@ static bool process_head(kx_conn_t *c)
     const kx_header_t *o = kx_http_header(r, "Origin");
     if (o) { r->origin = o->value; r->origin_len = o->value_len; }
     take_correlation_id(r, cfg);
-    c->keep_alive = r->info.keep_alive && !kx_srv->draining;
+    r->keep_alive = r->info.keep_alive && !kx_srv->draining;
     c->gen++;
     return begin_body(c);
 }
@@ -346,51 +357,121 @@ static bool process_body(kx_conn_t *c)
     return true;
 }
 
-static bool in_reader;
+/* ---- the connection handler ---------------------------------------------------------- */
 
-void kx_http_on_readable(kx_conn_t *c)
+static const kx_conn_handler_t http_handler;
+
+/* Whether this connection is still HTTP's (an upgrade hands it to another protocol). */
+static bool still_http(const kx_conn_t *c)
 {
-    bool outer = !in_reader;
-    in_reader = true;
-    while (!c->closed) {
+    return !c->closed && c->handler == &http_handler;
+}
+
+static void http_on_read(kx_conn_t *c)
+{
+    kx_request_t *r = c->req;
+    while (still_http(c)) {
         bool progressed = false;
-        if (c->state == KX_CONN_HEAD) {
-            if (c->wbuf.len - c->wpos > PIPELINE_WBUF_MAX) break; /* backpressure */
+        if (r->state == KX_HTTP_HEAD) {
+            if (kx_conn_unsent(c) > PIPELINE_WBUF_MAX) break; /* backpressure */
             progressed = process_head(c);
-        } else if (c->state == KX_CONN_BODY) {
+        } else if (r->state == KX_HTTP_BODY) {
             progressed = process_body(c);
         }
         if (!progressed) break;
     }
+    if (!still_http(c)) return;
     /* While a request is in flight, keep reading (an early EOF is noticed, and toggling the
      * watcher costs an epoll_ctl per request) until pipelined bytes pile up past the cap;
-     * then they wait in the kernel. */
-    if (!c->closed) {
-        /* A client that pipelines without reading its answers is throttled: past the caps we
-         * stop reading, and on_writable resumes once the answers drained. */
-        bool throttled = c->wbuf.len - c->wpos > PIPELINE_WBUF_MAX || c->rbuf.len >= PIPELINE_RBUF_MAX;
-        bool want = c->state == KX_CONN_BODY || c->state == KX_CONN_WS ||
-                    ((c->state == KX_CONN_HEAD || c->state == KX_CONN_BUSY) && !throttled);
-        if (want && !c->reading) ev_io_start(kx_srv->loop, &c->rio);
-        if (!want && c->reading) ev_io_stop(kx_srv->loop, &c->rio);
-        c->reading = want;
-    }
-    if (outer) in_reader = false;
+     * then they wait in the kernel. A client that pipelines without reading its answers is
+     * throttled the same way, and on_drained resumes once the answers drained. */
+    bool throttled = kx_conn_unsent(c) > PIPELINE_WBUF_MAX || c->rbuf.len >= PIPELINE_RBUF_MAX;
+    bool want = r->state == KX_HTTP_BODY || !throttled;
+    if (want != c->reading) kx_conn_want_read(c, want);
 }
 
-void kx_http_response_done(kx_conn_t *c)
+static void http_on_drained(kx_conn_t *c)
+{
+    if (c->req->out.open) {
+        kx_http_output_drained(c);
+        return;
+    }
+    /* A next request that was waiting on backpressure goes on. */
+    if (c->req->state == KX_HTTP_HEAD) kx_conn_kick(c);
+}
+
+static void http_on_timeout(kx_conn_t *c)
+{
+    kx_request_t *r = c->req;
+    if (r->state == KX_HTTP_HEAD && r->timer_is_head && c->rbuf.len > 0) {
+        /* Slowloris: the head did not arrive in time. */
+        kx_http_send_error(c, 408, "CONNECTION_REQUEST_TIMEOUT", "Request head not received in time", KX_R_CLOSE);
+    } else if (r->state == KX_HTTP_BODY) {
+        kx_http_send_error(c, 408, "CONNECTION_REQUEST_TIMEOUT", "Request body not received in time", KX_R_CLOSE);
+    } else if (r->state != KX_HTTP_BUSY) { /* BUSY: the action timeout owns this phase */
+        kx_conn_close(c);
+    }
+}
+
+static void http_on_free(kx_conn_t *c)
+{
+    kx_http_detach(c);
+}
+
+static bool http_is_idle(const kx_conn_t *c)
+{
+    return c->req->state == KX_HTTP_HEAD && c->rbuf.len == 0;
+}
+
+static const kx_conn_handler_t http_handler = {
+    .name = "http",
+    .on_read = http_on_read,
+    .on_drained = http_on_drained,
+    .on_timeout = http_on_timeout,
+    .on_free = http_on_free,
+    .is_idle = http_is_idle,
+};
+
+void kx_http_attach(kx_conn_t *c)
+{
+    c->req = kx_xcalloc(1, sizeof *c->req);
+    c->req->state = KX_HTTP_HEAD;
+    c->req->timer_is_head = true;
+    kx_conn_set_handler(c, &http_handler);
+    kx_conn_want_read(c, true);
+    kx_conn_set_timer(c, kx_srv->cfg->header_timeout_ms);
+}
+
+void kx_http_detach(kx_conn_t *c)
+{
+    if (!c->req) return;
+    kx_buf_free(&c->req->body);
+    free(c->req->head);
+    free(c->req);
+    c->req = NULL;
+}
+
+void kx_http_request_done(kx_conn_t *c)
 {
     if (c->closed) return;
-    if (!c->keep_alive || kx_srv->draining) c->state = KX_CONN_CLOSING;
+    kx_request_t *r = c->req;
+    if (!r->keep_alive || kx_srv->draining) c->close_after_flush = true;
     kx_conn_flush(c);
-    if (c->closed || c->state == KX_CONN_CLOSING) return;
-    c->state = KX_CONN_HEAD;
-    request_reset(c->req);
-    c->timer_is_head = false;
+    if (c->closed || c->close_after_flush) return;
+    r->state = KX_HTTP_HEAD;
+    request_reset(r);
+    r->timer_is_head = false;
     kx_conn_set_timer(c, kx_srv->cfg->keepalive_timeout_ms);
-    if (!in_reader) {
-        kx_conn_ref(c);
-        kx_http_on_readable(c);
-        kx_conn_unref(c);
-    }
+    kx_conn_kick(c); /* pipelined bytes may be waiting; the running reader takes them itself */
+}
+
+void kx_http_refuse_busy(int fd)
+{
+    /* Over the connection cap: answer and close, never queue. One best-effort send: a client
+     * that cannot take ~1 KiB right away just sees the close. */
+    kx_buf_t out = KX_BUF_INIT;
+    kx_http_error_bytes(503, "CONNECTION_SERVER_BUSY", "Server is at its connection limit", "Retry-After: 1\r\n", &out);
+    (void)send(fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    kx_buf_free(&out);
+    close(fd);
 }

@@ -6,7 +6,7 @@
  * kx_task_wake(task, nresults) — never lua_resume. */
 #ifndef KX_LUA_API_H
 #define KX_LUA_API_H
-#include "server.h"
+#include "http.h"
 #include <lua.h>
 
 typedef struct kx_task kx_task_t;

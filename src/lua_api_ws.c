@@ -11,6 +11,7 @@
 #include "lua_api_ws.h"
 #include "pubsub.h"
 #include "ws.h"
+#include "channels.h"
 #include <lauxlib.h>
 
 static kx_conn_t *arg_ws(lua_State *L)
@@ -55,7 +56,7 @@ static int l_ws_subscribe(lua_State *L)
     kx_conn_t *c = arg_ws(L);
     const char *ch = luaL_checklstring(L, 2, &n);
     if (!c) return closed(L);
-    int rc = kx_ws_subscribe(c, ch, n);
+    int rc = kx_channels_subscribe(c, ch, n);
     if (rc == KX_OK) {
         lua_pushboolean(L, 1);
         return 1;
@@ -71,7 +72,7 @@ static int l_ws_unsubscribe(lua_State *L)
     kx_conn_t *c = arg_ws(L);
     const char *ch = luaL_checklstring(L, 2, &n);
     if (!c) return closed(L);
-    if (kx_ws_unsubscribe(c, ch, n) != KX_OK) {
+    if (kx_channels_unsubscribe(c, ch, n) != KX_OK) {
         lua_pushnil(L);
         lua_pushliteral(L, "invalid");
         return 2;
@@ -85,14 +86,14 @@ static int l_ws_is_subscribed(lua_State *L)
     size_t n;
     kx_conn_t *c = arg_ws(L);
     const char *ch = luaL_checklstring(L, 2, &n);
-    lua_pushboolean(L, c && kx_ws_is_subscribed(c, ch, n));
+    lua_pushboolean(L, c && kx_channels_is_subscribed(c, ch, n));
     return 1;
 }
 
 static int l_ws_subscription_count(lua_State *L)
 {
     kx_conn_t *c = arg_ws(L);
-    lua_pushinteger(L, c ? kx_ws_subscription_count(c) : 0);
+    lua_pushinteger(L, c ? kx_channels_count(c) : 0);
     return 1;
 }
 

@@ -14,6 +14,7 @@
 #include "lua_api_ratelimit.h"
 #include "log.h"
 #include "session.h"
+#include "dispatch.h"
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -444,10 +445,11 @@ void kx_lua_spawn_ws(kx_ws_event_t ev, uint64_t id, kx_conn_t *c, const char *te
         lua_pushnil(co);
     }
     t->nargs = 2;
-    /* A close can happen deep inside another operation (a flush, a list walk): it always
-     * waits on the ready queue, so no caller finds Lua has run under its feet. */
-    if (ev == KX_WS_CLOSE) kx_task_wake(t, t->nargs);
-    else start_task(t);
+    /* A message arrives inside wslay's receive callback, and a close deep inside another
+     * operation (a flush, a list walk): both wait on the ready queue, so Lua never runs
+     * inside another library's callback and no caller finds Lua has run under its feet. */
+    if (ev == KX_WS_OPEN) start_task(t);
+    else kx_task_wake(t, t->nargs);
 }
 
 void kx_lua_spawn_heartbeat(void)
@@ -498,7 +500,7 @@ static int l_add_route(lua_State *L)
     const char *route = luaL_checkstring(L, 2);
     int id = (int)luaL_checkinteger(L, 3);
     char err[256];
-    if (kx_router_add(B.srv->router, method, route, id, err, sizeof err) != KX_OK)
+    if (kx_dispatch_add_action(method, route, id, err, sizeof err) != KX_OK)
         return luaL_error(L, "%s", err);
     return 0;
 }

@@ -8,7 +8,8 @@
  * go through the ready queue). A yielding C function checks it runs inside a task first. */
 #ifndef KX_LUA_BRIDGE_H
 #define KX_LUA_BRIDGE_H
-#include "server.h"
+#include "http.h"
+#include "router.h"
 
 typedef enum { KX_MODE_SERVER, KX_MODE_CLI } kx_mode_t;
 

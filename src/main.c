@@ -5,7 +5,9 @@
  *   keryx run ACTION [--k v]    run one action through the pipeline (connection type cli)
  *   keryx actions               list actions, routes and descriptions
  *   keryx --help | --version    (global options: --app DIR, --config FILE) */
-#include "server.h"
+#include "channels.h"
+#include "dispatch.h"
+#include "listen.h"
 #include "log.h"
 #include "lua_bridge.h"
 #include "ratelimit.h"
@@ -113,19 +115,37 @@ static ev_signal sig_term, sig_int;
 static ev_timer drain_timer, heartbeat_timer;
 static ev_tstamp drain_deadline, ws_drain_deadline;
 
-/* A broadcast from any keryx process: delivered to local sockets in C, no Lua per recipient.
- * Clients receive {"message": <the published {"channel","message","sender"}>}. */
-static void on_broadcast(const char *payload, size_t len)
+/* ---- wiring: the handlers lower layers call (they never name a higher layer) ----------- */
+
+static void ws_opened(kx_conn_t *c, uint64_t id)
 {
-    const char *name;
-    size_t nlen;
-    if (!kx_pubsub_channel_of(payload, len, &name, &nlen)) return;
-    kx_buf_t frame = KX_BUF_INIT;
-    kx_buf_puts(&frame, "{\"message\":");
-    kx_buf_append(&frame, payload, len);
-    kx_buf_puts(&frame, "}");
-    kx_ws_deliver(name, nlen, frame.data, frame.len);
-    kx_buf_free(&frame);
+    kx_lua_spawn_ws(KX_WS_OPEN, id, c, NULL, 0);
+}
+
+static void ws_message(uint64_t id, const char *text, size_t len)
+{
+    kx_lua_spawn_ws(KX_WS_MESSAGE, id, NULL, text, len);
+}
+
+static void ws_closed(kx_conn_t *c, uint64_t id)
+{
+    kx_channels_drop(c);
+    kx_lua_spawn_ws(KX_WS_CLOSE, id, NULL, NULL, 0);
+}
+
+static const kx_ws_events_t ws_events = { ws_opened, ws_message, ws_closed };
+
+static const kx_listen_opts_t http_listener = {
+    .transport = &kx_transport_plain,
+    .on_open = kx_http_attach,
+    .refuse = kx_http_refuse_busy,
+};
+
+static void wire_protocols(void)
+{
+    kx_http_set_request_handler(kx_dispatch);
+    kx_dispatch_set_action_runner(kx_lua_spawn_web);
+    kx_ws_set_events(&ws_events);
 }
 
 static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
@@ -136,27 +156,16 @@ static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
     if (kx_ws_count() > 0) kx_lua_spawn_heartbeat();
 }
 
-static void close_idle(kx_server_t *s)
-{
-    for (kx_conn_t *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        if (c->state == KX_CONN_HEAD && c->rbuf.len == 0) kx_conn_close(c);
-    }
-}
-
 static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)w;
     (void)revents;
     kx_server_t *s = kx_srv;
-    close_idle(s);
+    kx_conn_close_idle(s);
     /* WebSockets got close 1001; those that have not answered by WS_DRAIN_TIMEOUT go now. */
     if (kx_ws_count() > 0 && ev_now(loop) >= ws_drain_deadline) {
         kx_log_warn("Force-closed %d lingering WebSocket connection(s)", kx_ws_count());
-        for (kx_conn_t *c = s->conns, *next; c; c = next) {
-            next = c->next;
-            if (c->ws) kx_conn_close(c);
-        }
+        kx_ws_close_lingering();
     }
     if ((s->n_conns == 0 && kx_lua_tasks_in_flight() == 0) || ev_now(loop) >= drain_deadline) {
         if (s->n_conns) kx_log_warn("Force-closed %d lingering connection(s)", s->n_conns);
@@ -278,7 +287,6 @@ int main(int argc, char **argv)
     srv.loop = ev_default_loop(EVFLAG_AUTO);
     srv.cfg = &cfg;
     srv.router = kx_router_new();
-    srv.listen_fd = srv.spare_fd = -1;
     srv.home = find_home();
     srv.started = ev_time();
     srv.static_root_fd = open_dir(cfg.static_directory);
@@ -287,6 +295,8 @@ int main(int argc, char **argv)
     srv.www_root_fd = open_dir(www);
     kx_srv = &srv;
     kx_response_init(&srv);
+    wire_protocols();
+    kx_dispatch_init(&srv);
 
     if (kx_lua_init(&srv, cli ? KX_MODE_CLI : KX_MODE_SERVER, a.app, err, sizeof err) != KX_OK)
         return fatal(err);
@@ -311,11 +321,11 @@ int main(int argc, char **argv)
         strcmp(cfg.web_host, "::1") && strcmp(cfg.web_host, "[::1]"))
         kx_log_warn("stack traces are included in error responses and the server listens on %s: "
                     "set NODE_ENV=production or WEB_SERVER_INCLUDE_STACK_IN_ERRORS=false", cfg.web_host);
-    if (kx_pubsub_start(srv.loop, cfg.redis_url, cfg.redis_command_timeout_ms, on_broadcast, err, sizeof err) != KX_OK)
+    if (kx_pubsub_start(srv.loop, cfg.redis_url, cfg.redis_command_timeout_ms, kx_channels_on_publish, err, sizeof err) != KX_OK)
         return fatal(err);
     ev_timer_init(&heartbeat_timer, on_heartbeat, (double)cfg.presence_heartbeat_s, (double)cfg.presence_heartbeat_s);
     ev_timer_start(srv.loop, &heartbeat_timer);
-    if (kx_listen_start(&srv, err, sizeof err) != KX_OK) return fatal(err);
+    if (kx_listen_start(&srv, &http_listener, err, sizeof err) != KX_OK) return fatal(err);
     kx_log_info("started server @ http://%s:%d", cfg.web_host, kx_listen_port(&srv));
 
     ev_signal_init(&sig_term, on_signal, SIGTERM);

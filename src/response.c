@@ -1,8 +1,10 @@
 /* response.c — response serialisation: status line, the headers every response carries
- * (security headers, X-SERVER-NAME, CORS, correlation id), gzip, and the C-side error
- * envelope. Ends by handing the connection back to http.c (keep-alive or close). */
-#include "server.h"
+ * (security headers, X-SERVER-NAME, CORS, correlation id), gzip, whole and streamed bodies
+ * (Content-Length, chunked, Server-Sent Events) with backpressure, and the C-side error
+ * envelope. A response that ends hands the connection back to http.c (keep-alive or close). */
+#include "http.h"
 #include "cors.h"
+#include "log.h"
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,25 +175,14 @@ bool kx_http_header_block_valid(const char *p, size_t n)
     return true;
 }
 
-void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,
-                  const char *body, size_t len, unsigned flags)
+/* Status line and headers. `length` is the Content-Length to announce, or -1 for none
+ * (chunked, close-delimited, or a status without a body). */
+static void write_head(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,
+                       unsigned flags, bool gzipped, long long length, bool chunked)
 {
-    if (c->closed) return;
     const kx_config_t *cfg = kx_srv->cfg;
     kx_request_t *r = c->req;
-    if (flags & KX_R_CLOSE) c->keep_alive = false;
-
-    kx_buf_t gz = KX_BUF_INIT;
-    bool gzipped = false;
-    if (!(flags & (KX_R_NOGZIP | KX_R_BODY_FOLLOWS)) && kx_http_will_gzip(c, ctype, len) &&
-        kx_gzip(body, len, &gz) == KX_OK) {
-        body = gz.data;
-        len = gz.len;
-        gzipped = true;
-    }
-
     kx_buf_t *b = &c->wbuf;
-    kx_buf_reserve(b, 1024 + extra_len + kx_srv->static_headers_len + (r->is_head ? 0 : len));
     status_line(b, status);
     kx_buf_puts(b, date_header());
     if (ctype) add_header(b, "Content-Type", ctype);
@@ -209,18 +200,189 @@ void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra
         kx_buf_puts(b, "\r\n");
     }
     if (extra && extra_len) kx_buf_append(b, extra, extra_len);
-    if (status != 204 && status != 304) {
+    if (length >= 0) {
         kx_buf_append(b, "Content-Length: ", 16);
-        append_uint(b, len);
+        append_uint(b, (unsigned long long)length);
         kx_buf_append(b, "\r\n", 2);
     }
-    if (!c->keep_alive) kx_buf_puts(b, "Connection: close\r\n");
+    if (chunked) kx_buf_puts(b, "Transfer-Encoding: chunked\r\n");
+    if (!r->keep_alive) kx_buf_puts(b, "Connection: close\r\n");
     else if (r->info.http_minor == 0) kx_buf_puts(b, "Connection: keep-alive\r\n");
     kx_buf_puts(b, "\r\n");
-    if (!r->is_head && status != 204 && status != 304 && !(flags & KX_R_BODY_FOLLOWS))
-        kx_buf_append(b, body, len);
+}
+
+static bool status_has_body(int status)
+{
+    return status >= 200 && status != 204 && status != 304;
+}
+
+void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,
+                  const char *body, size_t len, unsigned flags)
+{
+    if (c->closed) return;
+    kx_request_t *r = c->req;
+    if (flags & KX_R_CLOSE) r->keep_alive = false;
+
+    kx_buf_t gz = KX_BUF_INIT;
+    bool gzipped = false;
+    if (!(flags & (KX_R_NOGZIP | KX_R_BODY_FOLLOWS)) && kx_http_will_gzip(c, ctype, len) &&
+        kx_gzip(body, len, &gz) == KX_OK) {
+        body = gz.data;
+        len = gz.len;
+        gzipped = true;
+    }
+    bool has_body = status_has_body(status);
+    kx_buf_reserve(&c->wbuf, 1024 + extra_len + kx_srv->static_headers_len + (r->is_head ? 0 : len));
+    write_head(c, status, ctype, extra, extra_len, flags, gzipped,
+               status == 204 || status == 304 ? -1 : (long long)len, false);
+    if (!r->is_head && has_body && !(flags & KX_R_BODY_FOLLOWS)) kx_buf_append(&c->wbuf, body, len);
     kx_buf_free(&gz);
-    kx_http_response_done(c);
+    kx_http_request_done(c);
+}
+
+/* ---- streamed responses -------------------------------------------------------------------- */
+
+void kx_http_begin(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,
+                   kx_framing_t framing, uint64_t length, unsigned flags)
+{
+    if (c->closed) return;
+    kx_request_t *r = c->req;
+    bool http10 = r->info.http_minor == 0;
+    if (flags & KX_R_CLOSE) r->keep_alive = false;
+    /* HTTP/1.0 has no chunked coding: the end of the body is the end of the connection. */
+    if (framing != KX_FRAMING_LENGTH && http10) r->keep_alive = false;
+    memset(&r->out, 0, sizeof r->out);
+    r->out.open = true;
+    r->out.framing = framing;
+    r->out.left = length;
+    r->out.no_body = r->is_head || !status_has_body(status);
+    bool chunked = framing != KX_FRAMING_LENGTH && !http10 && !r->out.no_body;
+    kx_buf_t hdrs = KX_BUF_INIT;
+    if (framing == KX_FRAMING_SSE) {
+        /* Intermediaries must not hold events back. */
+        ctype = "text/event-stream";
+        if (extra) kx_buf_append(&hdrs, extra, extra_len);
+        kx_buf_puts(&hdrs, "Cache-Control: no-cache\r\n");
+        extra = hdrs.data;
+        extra_len = hdrs.len;
+    }
+    long long announced = framing == KX_FRAMING_LENGTH && status_has_body(status) ? (long long)length : -1;
+    write_head(c, status, ctype, extra, extra_len, flags, false, announced, chunked);
+    kx_buf_free(&hdrs);
+    kx_conn_flush(c);
+}
+
+/* Flushes and applies backpressure: pause past the mark, drop past the cap. */
+static int after_write(kx_conn_t *c)
+{
+    kx_conn_flush(c);
+    if (c->closed) return KX_ECLOSED;
+    if (kx_conn_unsent(c) <= KX_HTTP_PAUSE_BYTES) return KX_OK;
+    c->req->out.paused = true;
+    return KX_EAGAIN;
+}
+
+static bool over_cap(kx_conn_t *c, size_t n)
+{
+    if (kx_conn_unsent(c) + n <= KX_CONN_OUTPUT_CAP) return false;
+    kx_log_warn("client %s is not reading a streamed response: dropping it", c->peer_ip);
+    kx_conn_close(c);
+    return true;
+}
+
+static void append_chunk_size(kx_buf_t *b, size_t n)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = "0123456789abcdef"[n & 15];
+        n >>= 4;
+    } while (n);
+    kx_buf_append(b, tmp + i, sizeof tmp - i);
+    kx_buf_append(b, "\r\n", 2);
+}
+
+int kx_http_write(kx_conn_t *c, const char *p, size_t n)
+{
+    if (c->closed || !c->req || !c->req->out.open) return KX_ECLOSED;
+    kx_request_t *r = c->req;
+    if (r->out.framing == KX_FRAMING_LENGTH) {
+        if (n > r->out.left) return KX_EINVAL; /* more than announced: the caller's bug */
+        r->out.left -= n;
+    }
+    if (n == 0 || r->out.no_body) return KX_OK; /* an empty chunk would end the body */
+    if (over_cap(c, n)) return KX_ECLOSED;
+    bool chunked = r->out.framing != KX_FRAMING_LENGTH && r->info.http_minor != 0;
+    if (chunked) append_chunk_size(&c->wbuf, n);
+    kx_buf_append(&c->wbuf, p, n);
+    if (chunked) kx_buf_append(&c->wbuf, "\r\n", 2);
+    return after_write(c);
+}
+
+/* An SSE line ends at CRLF, LF or CR: each data line gets its own "data: " field. */
+static void sse_data_lines(kx_buf_t *b, const char *p, size_t n)
+{
+    size_t i = 0;
+    for (;;) {
+        size_t e = i;
+        while (e < n && p[e] != '\n' && p[e] != '\r') e++;
+        kx_buf_append(b, "data: ", 6);
+        kx_buf_append(b, p + i, e - i);
+        kx_buf_append(b, "\n", 1);
+        if (e >= n) return;
+        if (p[e] == '\r' && e + 1 < n && p[e + 1] == '\n') e++;
+        i = e + 1;
+        if (i == n) return; /* a trailing line break ends the last line, it opens no new one */
+    }
+}
+
+int kx_http_sse_event(kx_conn_t *c, const char *event, const char *data, size_t n)
+{
+    if (c->closed || !c->req || !c->req->out.open) return KX_ECLOSED;
+    if (event && strpbrk(event, "\r\n")) return KX_EINVAL;
+    kx_buf_t ev = KX_BUF_INIT;
+    if (event && *event) {
+        kx_buf_puts(&ev, "event: ");
+        kx_buf_puts(&ev, event);
+        kx_buf_puts(&ev, "\n");
+    }
+    sse_data_lines(&ev, data, n);
+    kx_buf_append(&ev, "\n", 1);
+    int rc = kx_http_write(c, ev.data, ev.len);
+    kx_buf_free(&ev);
+    return rc;
+}
+
+void kx_http_end(kx_conn_t *c)
+{
+    if (c->closed || !c->req || !c->req->out.open) return;
+    kx_request_t *r = c->req;
+    bool chunked = r->out.framing != KX_FRAMING_LENGTH && r->info.http_minor != 0 && !r->out.no_body;
+    if (chunked) kx_buf_append(&c->wbuf, "0\r\n\r\n", 5);
+    if (r->out.framing == KX_FRAMING_LENGTH && r->out.left > 0 && !r->out.no_body) {
+        /* Fewer bytes than announced: the client cannot frame the next response. */
+        kx_log_warn("streamed response to %s ended %llu bytes short: closing", c->peer_ip,
+                    (unsigned long long)r->out.left);
+        r->keep_alive = false;
+    }
+    r->out.open = false;
+    r->out.on_resume = NULL;
+    kx_http_request_done(c);
+}
+
+void kx_http_on_resume(kx_conn_t *c, void (*cb)(kx_conn_t *c, void *ud), void *ud)
+{
+    if (!c->req) return;
+    c->req->out.on_resume = cb;
+    c->req->out.ud = ud;
+}
+
+void kx_http_output_drained(kx_conn_t *c)
+{
+    kx_request_t *r = c->req;
+    if (!r->out.open || !r->out.paused) return;
+    r->out.paused = false;
+    if (r->out.on_resume) r->out.on_resume(c, r->out.ud);
 }
 
 static void envelope(kx_buf_t *body, const char *type, const char *message)
@@ -254,7 +416,7 @@ void kx_http_send_error_with(kx_conn_t *c, int status, const char *type, const c
     kx_buf_t body = KX_BUF_INIT;
     envelope(&body, type, message);
     /* A request that failed before its head was parsed has no method: never omit the body. */
-    if (c->state != KX_CONN_BUSY) c->req->is_head = false;
+    if (c->req->state != KX_HTTP_BUSY) c->req->is_head = false;
     kx_http_send(c, status, "application/json", extra, extra ? strlen(extra) : 0, body.data, body.len,
                  flags | KX_R_CORS | KX_R_NOGZIP);
     kx_buf_free(&body);

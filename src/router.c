@@ -11,6 +11,7 @@ typedef struct {
     char *text;      /* literal text, or the param name without ':' */
     size_t len;
     bool param;
+    bool rest;       /* "*name": the rest of the path (last segment only) */
 } seg_t;
 
 typedef struct {
@@ -77,7 +78,12 @@ static int split_route(route_t *rt, const char *route, char *err, size_t errcap)
             return KX_EINVAL;
         }
         seg_t *s = &rt->segs[rt->nsegs++];
-        s->param = p[0] == ':';
+        s->rest = p[0] == '*';
+        if (s->rest && slash) {
+            snprintf(err, errcap, "invalid route \"%s\": a *rest segment must be the last", route);
+            return KX_EINVAL;
+        }
+        s->param = p[0] == ':' || s->rest;
         const char *t = s->param ? p + 1 : p;
         size_t tl = s->param ? len - 1 : len;
         if (s->param) {
@@ -101,6 +107,12 @@ static int split_route(route_t *rt, const char *route, char *err, size_t errcap)
 int kx_router_add(kx_router_t *r, const char *method, const char *route, int action_id,
                   char *err, size_t errcap)
 {
+    return kx_router_add_under(r, "", method, route, action_id, err, errcap);
+}
+
+int kx_router_add_under(kx_router_t *r, const char *prefix, const char *method, const char *route,
+                        int action_id, char *err, size_t errcap)
+{
     if (!valid_method(method)) {
         snprintf(err, errcap, "invalid method \"%s\" (expected GET, POST, PUT, PATCH, DELETE, ...)", method);
         return KX_EINVAL;
@@ -109,20 +121,35 @@ int kx_router_add(kx_router_t *r, const char *method, const char *route, int act
         snprintf(err, errcap, "invalid route \"%s\": must start with /", route);
         return KX_EINVAL;
     }
+    /* The prefix is a path of its own ("/api"); "/" and "" add nothing. */
+    size_t pl = strlen(prefix);
+    if (pl == 1 && prefix[0] == '/') pl = 0;
+    char *full = kx_xmalloc(pl + strlen(route) + 1);
+    memcpy(full, prefix, pl);
+    strcpy(full + pl, route);
     for (int i = 0; i < r->n; i++) {
-        if (strcmp(r->routes[i].method, method) == 0 && strcmp(r->routes[i].route, route) == 0) {
+        if (strcmp(r->routes[i].method, method) == 0 && strcmp(r->routes[i].route, full) == 0) {
             snprintf(err, errcap, "duplicate route %s %s", method, route);
+            free(full);
             return KX_EINVAL;
         }
     }
+    /* The action's own route is checked first, so errors name what the app wrote. */
     route_t rt = { 0 };
-    if (split_route(&rt, route, err, errcap) != KX_OK) {
+    int rc = split_route(&rt, route, err, errcap);
+    if (rc == KX_OK && pl) {
         for (int s = 0; s < rt.nsegs; s++) free(rt.segs[s].text);
+        memset(&rt, 0, sizeof rt);
+        rc = split_route(&rt, full, err, errcap);
+    }
+    if (rc != KX_OK) {
+        for (int s = 0; s < rt.nsegs; s++) free(rt.segs[s].text);
+        free(full);
         return KX_EINVAL;
     }
     snprintf(rt.method, sizeof rt.method, "%s", method);
-    rt.route = kx_xstrdup(route);
-    rt.route_len = strlen(route);
+    rt.route = full;
+    rt.route_len = strlen(full);
     rt.action_id = action_id;
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 16;
@@ -150,6 +177,12 @@ static bool match_dynamic(const route_t *rt, const char *path, size_t plen,
         size_t len = (size_t)(se - p);
         const seg_t *s = &rt->segs[i];
         if (len == 0) return false;
+        if (s->rest) { /* the rest of the path, slashes included */
+            if (np == KX_ROUTE_MAX_PARAMS || p >= end) return false;
+            params[np++] = (kx_route_param_t){ s->text, s->len, p, (size_t)(end - p) };
+            *nparams = np;
+            return true;
+        }
         if (s->param) {
             if (np == KX_ROUTE_MAX_PARAMS) return false;
             params[np++] = (kx_route_param_t){ s->text, s->len, p, len };

@@ -1,9 +1,13 @@
-/* router.h — the action route table: method + "/path/:param" → action id.
+/* router.h — the route table: method + "/path/:param/&rest" (see Rules) → an id.
  *
- * Owns: the routes registered at boot. Callers: lua_bridge.c registers (boot only);
- * dispatch.c matches. Never: allocates while matching, decodes or touches Lua.
+ * Owns: the routes registered at boot: the app's actions (under the API prefix) and keryx's
+ * own absolute routes (dispatch.c's built-in table: /swagger today). The id means what the
+ * registrant says (dispatch.c: >= 0 an action, < 0 a built-in handler).
+ * Callers: dispatch.c registers built-ins and actions (for lua_bridge.c at boot) and matches.
+ * Never: allocates while matching, decodes or touches Lua.
  * Rules: static routes beat dynamic ones; among dynamic routes the first registered wins;
- * a duplicate route is refused; HEAD matches GET routes; no trailing-slash folding. */
+ * a duplicate route is refused; HEAD matches GET routes; no trailing-slash folding; a `*name`
+ * segment (last only) takes the rest of the path, slashes included, at least one byte. */
 #ifndef KX_ROUTER_H
 #define KX_ROUTER_H
 #include "common.h"
@@ -25,6 +29,9 @@ void kx_router_free(kx_router_t *r);
  * with '/', segments are literals or :name with name [A-Za-z0-9_]+. */
 int kx_router_add(kx_router_t *r, const char *method, const char *route, int action_id,
                   char *err, size_t errcap);
+/* The same, registered as prefix + route (prefix "" or "/" adds nothing); errors name route. */
+int kx_router_add_under(kx_router_t *r, const char *prefix, const char *method, const char *route,
+                        int action_id, char *err, size_t errcap);
 /* Returns KX_OK with *action_id and params filled, or KX_ENOTFOUND. */
 int kx_router_match(const kx_router_t *r, const char *method, size_t mlen,
                     const char *path, size_t plen, int *action_id,

@@ -10,7 +10,7 @@
 #define KX_SESSION_H
 #include "buf.h"
 #include "config.h"
-#include "server.h"
+#include "http.h"
 
 #define KX_SESSION_ID_LEN 43
 

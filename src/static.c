@@ -1,7 +1,7 @@
 /* static.c — serving a static file once static_path.c has resolved it safely: ETag /
  * Last-Modified / 304, Content-Type, Cache-Control, small files from memory (gzip-able),
  * large ones streamed through the connection's transport. */
-#include "server.h"
+#include "static.h"
 #include "static_path.h"
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,8 +3,6 @@
 #include "utf8.h"
 #include "cors.h"
 #include "log.h"
-#include "lua_bridge.h"
-#include "pubsub.h"
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <ctype.h>
@@ -13,11 +11,8 @@
 #include <wslay/wslay.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define WS_OUTBUF_MAX (4u * 1024 * 1024) /* a client this far behind is dropped */
 #define WS_CLOSE_GRACE_MS 1000           /* wait this long for the peer's close reply */
 #define ID_BUCKETS 16384
-
-typedef struct chan chan_t;
 
 /* Where the client's byte stream is, frame-wise: enough to know when wslay holds no state. */
 typedef struct {
@@ -35,40 +30,19 @@ struct kx_ws {
     ev_timer ping;
     double window_start;
     int64_t window_count;
-    chan_t **chans;              /* subscriptions */
-    int n_chans, cap_chans;
+    void *user;                  /* a higher layer's per-socket data (kx_ws_user) */
     bool closing;
-    bool in_recv;                /* inside wslay_event_recv: no pumping, no freeing */
-    bool dead;                   /* the socket closed during recv: free once it returns */
     kx_ws_t *next_by_id;
-};
-
-struct chan {
-    char *name;
-    size_t len;
-    uint32_t hash;
-    kx_conn_t **subs;
-    int n, cap;
-    chan_t *next;
 };
 
 static struct {
     kx_ws_t *by_id[ID_BUCKETS];
     uint64_t next_id;
     int count;
-    chan_t **buckets;
-    size_t nbuckets, nchans;
+    const kx_ws_events_t *events;
 } W;
 
 /* ---- small helpers ------------------------------------------------------------------------ */
-
-static uint32_t fnv1a(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
-
 
 /* Sec-WebSocket-Key must be base64 of exactly 16 bytes: 22 chars + "==". */
 static bool valid_key(const char *k, size_t n)
@@ -131,113 +105,14 @@ int kx_ws_count(void)
     return W.count;
 }
 
-/* ---- channels ----------------------------------------------------------------------------- */
-
-static chan_t *chan_find(const char *name, size_t len, bool create)
+void **kx_ws_user(kx_conn_t *c)
 {
-    if (W.nbuckets == 0) {
-        if (!create) return NULL;
-        W.nbuckets = 256;
-        W.buckets = kx_xcalloc(W.nbuckets, sizeof *W.buckets);
-    }
-    uint32_t h = fnv1a(name, len);
-    for (chan_t *ch = W.buckets[h % W.nbuckets]; ch; ch = ch->next)
-        if (ch->hash == h && ch->len == len && memcmp(ch->name, name, len) == 0) return ch;
-    if (!create) return NULL;
-    if (W.nchans >= W.nbuckets) { /* grow: keep chains short */
-        size_t nb = W.nbuckets * 2;
-        chan_t **nbk = kx_xcalloc(nb, sizeof *nbk);
-        for (size_t i = 0; i < W.nbuckets; i++) {
-            for (chan_t *ch = W.buckets[i], *next; ch; ch = next) {
-                next = ch->next;
-                ch->next = nbk[ch->hash % nb];
-                nbk[ch->hash % nb] = ch;
-            }
-        }
-        free(W.buckets);
-        W.buckets = nbk;
-        W.nbuckets = nb;
-    }
-    chan_t *ch = kx_xcalloc(1, sizeof *ch);
-    ch->name = kx_xstrndup(name, len);
-    ch->len = len;
-    ch->hash = h;
-    ch->next = W.buckets[h % W.nbuckets];
-    W.buckets[h % W.nbuckets] = ch;
-    W.nchans++;
-    return ch;
+    return c->ws ? &c->ws->user : NULL;
 }
 
-static void chan_drop_if_empty(chan_t *ch)
+void kx_ws_set_events(const kx_ws_events_t *events)
 {
-    if (ch->n > 0) return;
-    chan_t **p = &W.buckets[ch->hash % W.nbuckets];
-    while (*p && *p != ch) p = &(*p)->next;
-    if (*p) *p = ch->next;
-    W.nchans--;
-    free(ch->subs);
-    free(ch->name);
-    free(ch);
-}
-
-static int find_sub(const kx_ws_t *ws, const char *name, size_t len)
-{
-    for (int i = 0; i < ws->n_chans; i++)
-        if (ws->chans[i]->len == len && memcmp(ws->chans[i]->name, name, len) == 0) return i;
-    return -1;
-}
-
-bool kx_ws_is_subscribed(const kx_conn_t *c, const char *channel, size_t len)
-{
-    return c->ws && find_sub(c->ws, channel, len) >= 0;
-}
-
-int kx_ws_subscription_count(const kx_conn_t *c)
-{
-    return c->ws ? c->ws->n_chans : 0;
-}
-
-int kx_ws_subscribe(kx_conn_t *c, const char *channel, size_t len)
-{
-    kx_ws_t *ws = c->ws;
-    if (!ws || !kx_channel_name_valid(channel, len)) return KX_EINVAL;
-    if (find_sub(ws, channel, len) >= 0) return KX_OK;
-    int64_t max = kx_srv->cfg->ws_max_subscriptions;
-    if (max > 0 && ws->n_chans >= max) return KX_ELIMIT;
-    chan_t *ch = chan_find(channel, len, true);
-    if (ch->n == ch->cap) {
-        ch->cap = ch->cap ? ch->cap * 2 : 4;
-        ch->subs = kx_xrealloc(ch->subs, sizeof *ch->subs * (size_t)ch->cap);
-    }
-    ch->subs[ch->n++] = c;
-    if (ws->n_chans == ws->cap_chans) {
-        ws->cap_chans = ws->cap_chans ? ws->cap_chans * 2 : 4;
-        ws->chans = kx_xrealloc(ws->chans, sizeof *ws->chans * (size_t)ws->cap_chans);
-    }
-    ws->chans[ws->n_chans++] = ch;
-    return KX_OK;
-}
-
-static void detach(kx_conn_t *c, int idx)
-{
-    kx_ws_t *ws = c->ws;
-    chan_t *ch = ws->chans[idx];
-    for (int i = 0; i < ch->n; i++) {
-        if (ch->subs[i] == c) {
-            ch->subs[i] = ch->subs[--ch->n];
-            break;
-        }
-    }
-    ws->chans[idx] = ws->chans[--ws->n_chans];
-    chan_drop_if_empty(ch);
-}
-
-int kx_ws_unsubscribe(kx_conn_t *c, const char *channel, size_t len)
-{
-    if (!c->ws || !kx_channel_name_valid(channel, len)) return KX_EINVAL;
-    int idx = find_sub(c->ws, channel, len);
-    if (idx >= 0) detach(c, idx);
-    return KX_OK;
+    W.events = events;
 }
 
 /* ---- frames ------------------------------------------------------------------------------- */
@@ -261,7 +136,7 @@ static bool ensure_ctx(kx_conn_t *c)
  * (10,000 idle sockets would otherwise keep 85 MiB). */
 static void release_if_idle(kx_ws_t *ws)
 {
-    if (!ws->ctx || ws->closing || ws->in_recv) return;
+    if (!ws->ctx || ws->closing) return;
     if (ws->fr.hdr_len || ws->fr.left || ws->fr.in_message) return;
     if (wslay_event_want_write(ws->ctx)) return;
     wslay_event_context_free(ws->ctx);
@@ -312,9 +187,10 @@ static void track(frames_t *fr, const uint8_t *p, size_t n)
 static void pump(kx_conn_t *c)
 {
     kx_ws_t *ws = c->ws;
-    /* Sending from inside wslay_event_recv could close the socket and free the context wslay
-     * is still using: kx_ws_on_readable pumps once recv returns. */
-    if (!ws || c->closed || ws->in_recv) return;
+    /* Never called from inside wslay_event_recv (on_msg only queues; Lua runs later, from
+     * the ready queue): a send there could close the socket and free the context wslay is
+     * still using. ws_on_read pumps once recv returns. */
+    if (!ws || c->closed) return;
     kx_conn_ref(c); /* flushing may close c: keep it alive until we are done with it */
     if (ws->ctx) {
         if (wslay_event_send(ws->ctx) != 0) {
@@ -323,12 +199,12 @@ static void pump(kx_conn_t *c)
             return;
         }
         if (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx))
-            c->state = KX_CONN_CLOSING; /* close handshake done: close once flushed */
+            c->close_after_flush = true; /* close handshake done: close once flushed */
     }
     kx_conn_flush(c);
     if (!c->closed && c->ws) {
         release_if_idle(c->ws);
-        if (c->wpos == c->wbuf.len) { /* idle sockets keep no write buffer either */
+        if (!kx_conn_busy_writing(c)) { /* idle sockets keep no write buffer either */
             kx_buf_free(&c->wbuf);
             c->wpos = 0;
         }
@@ -351,6 +227,18 @@ int kx_ws_send_text(kx_conn_t *c, const char *p, size_t n)
     return rc;
 }
 
+/* Queues the close frame without sending: safe inside wslay_event_recv (on_msg). The context
+ * exists there, since a frame is being received. */
+static void queue_close(kx_conn_t *c, uint16_t code, const char *reason)
+{
+    kx_ws_t *ws = c->ws;
+    ws->closing = true;
+    wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+    /* Reading goes on so the peer's close reply ends the socket at once (on_msg ignores any
+     * message now); WS_CLOSE_GRACE_MS bounds the wait for a peer that never answers. */
+    kx_conn_set_timer(c, WS_CLOSE_GRACE_MS);
+}
+
 void kx_ws_close(kx_conn_t *c, uint16_t code, const char *reason)
 {
     kx_ws_t *ws = c->ws;
@@ -359,18 +247,14 @@ void kx_ws_close(kx_conn_t *c, uint16_t code, const char *reason)
         kx_conn_close(c);
         return;
     }
-    ws->closing = true;
-    wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
-    /* Reading goes on so the peer's close reply ends the socket at once (on_msg ignores any
-     * message now); WS_CLOSE_GRACE_MS bounds the wait for a peer that never answers. */
-    kx_conn_set_timer(c, WS_CLOSE_GRACE_MS);
+    queue_close(c, code, reason);
     pump(c);
 }
 
 /* One frame for every recipient: server frames are unmasked, so the bytes are the same for
  * all. Written straight to a socket's buffer when wslay has nothing queued for it (order
  * holds), else queued through wslay. */
-static size_t frame_header(uint8_t *h, size_t len)
+size_t kx_ws_text_header(uint8_t h[10], size_t len)
 {
     h[0] = 0x80 | WSLAY_TEXT_FRAME;
     if (len < 126) {
@@ -388,28 +272,25 @@ static size_t frame_header(uint8_t *h, size_t len)
     return 10;
 }
 
-static int send_frame(kx_conn_t *c, const uint8_t *hdr, size_t hlen, const char *p, size_t n)
+int kx_ws_send_framed(kx_conn_t *c, const uint8_t *hdr, size_t hlen, const char *p, size_t n)
 {
     kx_ws_t *ws = c->ws;
     if (!ws || c->closed || ws->closing) return KX_ECLOSED;
-    if (ws->in_recv || (ws->ctx && wslay_event_want_write(ws->ctx))) return kx_ws_send_text(c, p, n);
-    if (c->wbuf.len - c->wpos + hlen + n > WS_OUTBUF_MAX) {
+    if (ws->ctx && wslay_event_want_write(ws->ctx)) return kx_ws_send_text(c, p, n);
+    if (kx_conn_unsent(c) + hlen + n > KX_CONN_OUTPUT_CAP) {
         kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)ws->id, c->peer_ip);
         kx_conn_close(c);
         return KX_ECLOSED;
     }
     /* The usual case — nothing queued, a small frame — is one write from the stack, with no
      * buffer kept on the socket afterwards. */
-    if (c->wpos == c->wbuf.len && c->send_fd < 0 && hlen + n <= 4096) {
+    if (!kx_conn_busy_writing(c) && hlen + n <= 4096) {
         uint8_t tmp[4096 + 10];
         memcpy(tmp, hdr, hlen);
         memcpy(tmp + hlen, p, n);
-        ssize_t w = c->tp->write(c, tmp, hlen + n);
+        ssize_t w = kx_conn_write_now(c, tmp, hlen + n);
         if (w == (ssize_t)(hlen + n)) return KX_OK;
-        if (w < 0 && w != KX_EAGAIN) {
-            kx_conn_close(c);
-            return KX_ECLOSED;
-        }
+        if (w == KX_ECLOSED) return KX_ECLOSED;
         size_t done = w > 0 ? (size_t)w : 0;
         kx_conn_write(c, tmp + done, hlen + n - done);
         kx_conn_flush(c);
@@ -419,26 +300,6 @@ static int send_frame(kx_conn_t *c, const uint8_t *hdr, size_t hlen, const char 
     kx_conn_write(c, p, n);
     kx_conn_flush(c);
     return KX_OK;
-}
-
-int kx_ws_deliver(const char *channel, size_t clen, const char *payload, size_t len)
-{
-    chan_t *ch = chan_find(channel, clen, false);
-    if (!ch) return 0;
-    uint8_t hdr[10];
-    size_t hlen = frame_header(hdr, len);
-    int sent = 0;
-    /* Sending can close a socket (slow consumer), which detaches it from this list: walk a
-     * copy of the list, by id, so removals do not disturb the walk. */
-    int n = ch->n;
-    uint64_t *ids = kx_xmalloc(sizeof *ids * (size_t)(n ? n : 1));
-    for (int i = 0; i < n; i++) ids[i] = ch->subs[i]->ws->id;
-    for (int i = 0; i < n; i++) {
-        kx_conn_t *c = kx_ws_find(ids[i]);
-        if (c && send_frame(c, hdr, hlen, payload, len) == KX_OK) sent++;
-    }
-    free(ids);
-    return sent;
 }
 
 /* ---- wslay callbacks ---------------------------------------------------------------------- */
@@ -462,7 +323,7 @@ static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 {
     (void)flags;
     kx_conn_t *c = ud;
-    if (c->wbuf.len - c->wpos + len > WS_OUTBUF_MAX) {
+    if (kx_conn_unsent(c) + len > KX_CONN_OUTPUT_CAP) {
         kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)c->ws->id, c->peer_ip);
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
@@ -490,21 +351,22 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     kx_ws_t *ws = c->ws;
     if (ws->closing) return;
     if (arg->opcode == WSLAY_BINARY_FRAME) {
-        kx_ws_close(c, 1003, "binary messages are not supported");
+        queue_close(c, 1003, "binary messages are not supported");
         return;
     }
     if (arg->opcode != WSLAY_TEXT_FRAME) return; /* ping/pong/close: wslay answers them */
     if (over_rate(ws)) {
         kx_log_warn("websocket %llu from %s sent more than %lld messages per second: disconnected",
                     (unsigned long long)ws->id, c->peer_ip, (long long)kx_srv->cfg->ws_max_messages_per_second);
-        kx_ws_close(c, 1008, "WebSocket rate limit exceeded");
+        queue_close(c, 1008, "WebSocket rate limit exceeded");
         return;
     }
     if (!kx_utf8_valid(arg->msg, arg->msg_length)) {
-        kx_ws_close(c, 1007, "invalid UTF-8");
+        queue_close(c, 1007, "invalid UTF-8");
         return;
     }
-    kx_lua_spawn_ws(KX_WS_MESSAGE, ws->id, c, (const char *)arg->msg, arg->msg_length);
+    /* The handler must not run the app here (inside wslay_event_recv): it queues. */
+    if (W.events && W.events->on_message) W.events->on_message(ws->id, (const char *)arg->msg, arg->msg_length);
 }
 
 static const struct wslay_event_callbacks callbacks = {
@@ -529,7 +391,7 @@ static void fail_protocol(kx_conn_t *c)
 {
     static const char frame[] = { (char)0x88, 0x02, (char)(1002 >> 8), (char)(1002 & 0xff) };
     kx_conn_write(c, frame, sizeof frame);
-    c->state = KX_CONN_CLOSING;
+    c->close_after_flush = true;
     kx_conn_flush(c);
 }
 
@@ -539,50 +401,75 @@ static void free_ws(kx_ws_t *ws)
     free(ws);
 }
 
-void kx_ws_on_readable(kx_conn_t *c)
+static void ws_on_read(kx_conn_t *c)
 {
     kx_ws_t *ws = c->ws;
     if (!ws->closing) kx_conn_set_timer(c, kx_srv->cfg->ws_idle_timeout_ms);
+    if (c->rbuf.len == 0) return; /* a kick with nothing new */
     if (!ensure_ctx(c)) {
         kx_conn_close(c);
         return;
     }
-    ws->in_recv = true;
-    int rc = wslay_event_recv(ws->ctx);
-    ws->in_recv = false;
-    if (ws->dead) { /* closed from inside (e.g. by Lua): now it is safe to free */
-        free_ws(ws);
-        return;
-    }
-    if (rc != 0) {
+    if (wslay_event_recv(ws->ctx) != 0) {
         fail_protocol(c);
         return;
     }
     if (ws->closing) kx_buf_reset(&c->rbuf);
     pump(c);
     /* Idle sockets should not keep a read buffer around (10,000 of them add up). */
-    if (!c->closed && c->rbuf.len == 0) kx_buf_free(&c->rbuf);
+    kx_conn_trim(c);
 }
 
-void kx_ws_on_close(kx_conn_t *c)
+/* Idle past WS_IDLE_TIMEOUT_MS: say goodbye; if the close reply never comes within the
+ * grace period (second expiry), drop the socket. */
+static void ws_on_timeout(kx_conn_t *c)
+{
+    if (c->ws && !c->ws->closing) kx_ws_close(c, 1001, "Idle timeout");
+    else kx_conn_close(c);
+}
+
+static void ws_on_close(kx_conn_t *c)
 {
     kx_ws_t *ws = c->ws;
-    if (!ws) return;
-    while (ws->n_chans > 0) detach(c, ws->n_chans - 1);
-    free(ws->chans);
     ev_timer_stop(kx_srv->loop, &ws->ping);
     unregister_ws(ws);
-    kx_lua_spawn_ws(KX_WS_CLOSE, ws->id, NULL, NULL, 0);
-    c->ws = NULL;
-    if (ws->in_recv) ws->dead = true; /* kx_ws_on_readable frees it after recv */
-    else free_ws(ws);
+    if (W.events && W.events->on_close) W.events->on_close(c, ws->id);
 }
+
+static void ws_on_free(kx_conn_t *c)
+{
+    free_ws(c->ws);
+    c->ws = NULL;
+}
+
+static bool ws_is_idle(const kx_conn_t *c)
+{
+    (void)c;
+    return false; /* drain closes sockets with 1001 (kx_ws_close_all), never silently */
+}
+
+static const kx_conn_handler_t ws_handler = {
+    .name = "websocket",
+    .on_read = ws_on_read,
+    .on_timeout = ws_on_timeout,
+    .on_close = ws_on_close,
+    .on_free = ws_on_free,
+    .is_idle = ws_is_idle,
+};
 
 void kx_ws_close_all(uint16_t code, const char *reason)
 {
     for (kx_conn_t *c = kx_srv->conns, *next; c; c = next) {
         next = c->next;
-        if (c->ws) kx_ws_close(c, code, reason);
+        if (c->handler == &ws_handler) kx_ws_close(c, code, reason);
+    }
+}
+
+void kx_ws_close_lingering(void)
+{
+    for (kx_conn_t *c = kx_srv->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->handler == &ws_handler) kx_conn_close(c);
     }
 }
 
@@ -639,22 +526,19 @@ void kx_ws_upgrade(kx_conn_t *c)
 
     kx_buf_printf(&c->wbuf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                             "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept);
-    c->state = KX_CONN_WS;
-    c->keep_alive = false;
     ev_timer_init(&ws->ping, on_ping, (double)cfg->ws_ping_interval_ms / 1000.0,
                   (double)cfg->ws_ping_interval_ms / 1000.0);
     ws->ping.data = c;
     ev_timer_start(kx_srv->loop, &ws->ping);
     kx_conn_set_timer(c, cfg->ws_idle_timeout_ms);
-    /* The Lua side gets the peer, the session cookie and the correlation id of the upgrade
-     * (read from the request, freed right after). Its handler may send, or close the socket. */
+    /* The open handler gets the peer, the session cookie and the correlation id of the
+     * upgrade (read from the request, freed right after). It may send, or close the socket. */
     kx_conn_ref(c);
-    kx_lua_spawn_ws(KX_WS_OPEN, ws->id, c, NULL, 0);
-    kx_buf_free(&c->req->body);
-    free(c->req->head);
-    free(c->req); /* a WebSocket never reads another HTTP request: 3.6 KiB back per socket */
-    c->req = NULL;
-    if (!c->closed && c->ws == ws) kx_conn_flush(c);
-    if (!c->closed && c->ws == ws && c->rbuf.len > 0) kx_ws_on_readable(c);
+    kx_conn_set_handler(c, &ws_handler);
+    kx_conn_want_read(c, true);
+    if (W.events && W.events->on_open) W.events->on_open(c, ws->id);
+    kx_http_detach(c); /* a WebSocket never reads another HTTP request: 3.6 KiB back per socket */
+    if (!c->closed) kx_conn_flush(c);
+    if (!c->closed && c->rbuf.len > 0) kx_conn_kick(c);
     kx_conn_unref(c);
 }

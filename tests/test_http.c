@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "server.h"
+#include "dispatch.h"
+#include "http.h"
 
 static kx_config_t cfg;
 static kx_server_t srv;
@@ -32,10 +33,10 @@ static void setup_server(void)
     srv.loop = ev_loop_new(EVFLAG_AUTO);
     srv.cfg = &cfg;
     srv.router = kx_router_new();
-    srv.listen_fd = srv.spare_fd = -1;
     srv.static_root_fd = srv.www_root_fd = -1;
     kx_srv = &srv;
     kx_response_init(&srv);
+    kx_http_set_request_handler(kx_dispatch);
 }
 
 static void teardown_server(void)
@@ -66,7 +67,7 @@ static void exchange(const char *req, size_t len, bool bytewise, result_t *r)
 {
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    kx_conn_open(&srv, sv[0], &kx_transport_plain, "127.0.0.1");
+    kx_http_attach(kx_conn_open(&srv, sv[0], &kx_transport_plain, "127.0.0.1"));
     memset(r, 0, sizeof *r);
     size_t step = bytewise ? 1 : len;
     for (size_t off = 0; off < len; off += step) {

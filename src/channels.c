@@ -1,0 +1,196 @@
+/* channels.c — local channel subscriptions and the fan-out of broadcasts (see channels.h). */
+#include "channels.h"
+#include "channel_name.h"
+#include "ws.h"
+#include <stdlib.h>
+
+typedef struct chan chan_t;
+
+struct chan {
+    char *name;
+    size_t len;
+    uint32_t hash;
+    kx_conn_t **subs;
+    int n, cap;
+    chan_t *next;
+};
+
+/* One socket's subscriptions, kept in the socket's kx_ws_user slot. */
+typedef struct {
+    chan_t **chans;
+    int n_chans, cap_chans;
+} subs_t;
+
+static struct {
+    chan_t **buckets;
+    size_t nbuckets, nchans;
+} C;
+
+static uint32_t fnv1a(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static subs_t *subs_of(kx_conn_t *c, bool create)
+{
+    void **slot = kx_ws_user(c);
+    if (!slot) return NULL;
+    if (!*slot && create) *slot = kx_xcalloc(1, sizeof(subs_t));
+    return *slot;
+}
+
+static chan_t *chan_find(const char *name, size_t len, bool create)
+{
+    if (C.nbuckets == 0) {
+        if (!create) return NULL;
+        C.nbuckets = 256;
+        C.buckets = kx_xcalloc(C.nbuckets, sizeof *C.buckets);
+    }
+    uint32_t h = fnv1a(name, len);
+    for (chan_t *ch = C.buckets[h % C.nbuckets]; ch; ch = ch->next)
+        if (ch->hash == h && ch->len == len && memcmp(ch->name, name, len) == 0) return ch;
+    if (!create) return NULL;
+    if (C.nchans >= C.nbuckets) { /* grow: keep chains short */
+        size_t nb = C.nbuckets * 2;
+        chan_t **nbk = kx_xcalloc(nb, sizeof *nbk);
+        for (size_t i = 0; i < C.nbuckets; i++) {
+            for (chan_t *ch = C.buckets[i], *next; ch; ch = next) {
+                next = ch->next;
+                ch->next = nbk[ch->hash % nb];
+                nbk[ch->hash % nb] = ch;
+            }
+        }
+        free(C.buckets);
+        C.buckets = nbk;
+        C.nbuckets = nb;
+    }
+    chan_t *ch = kx_xcalloc(1, sizeof *ch);
+    ch->name = kx_xstrndup(name, len);
+    ch->len = len;
+    ch->hash = h;
+    ch->next = C.buckets[h % C.nbuckets];
+    C.buckets[h % C.nbuckets] = ch;
+    C.nchans++;
+    return ch;
+}
+
+static void chan_drop_if_empty(chan_t *ch)
+{
+    if (ch->n > 0) return;
+    chan_t **p = &C.buckets[ch->hash % C.nbuckets];
+    while (*p && *p != ch) p = &(*p)->next;
+    if (*p) *p = ch->next;
+    C.nchans--;
+    free(ch->subs);
+    free(ch->name);
+    free(ch);
+}
+
+static int find_sub(const subs_t *ws, const char *name, size_t len)
+{
+    for (int i = 0; i < ws->n_chans; i++)
+        if (ws->chans[i]->len == len && memcmp(ws->chans[i]->name, name, len) == 0) return i;
+    return -1;
+}
+
+bool kx_channels_is_subscribed(kx_conn_t *c, const char *channel, size_t len)
+{
+    subs_t *ws = subs_of(c, false);
+    return ws && find_sub(ws, channel, len) >= 0;
+}
+
+int kx_channels_count(kx_conn_t *c)
+{
+    subs_t *ws = subs_of(c, false);
+    return ws ? ws->n_chans : 0;
+}
+
+int kx_channels_subscribe(kx_conn_t *c, const char *channel, size_t len)
+{
+    if (!kx_ws_user(c) || c->closed || !kx_channel_name_valid(channel, len)) return KX_EINVAL;
+    subs_t *ws = subs_of(c, true);
+    if (find_sub(ws, channel, len) >= 0) return KX_OK;
+    int64_t max = kx_srv->cfg->ws_max_subscriptions;
+    if (max > 0 && ws->n_chans >= max) return KX_ELIMIT;
+    chan_t *ch = chan_find(channel, len, true);
+    if (ch->n == ch->cap) {
+        ch->cap = ch->cap ? ch->cap * 2 : 4;
+        ch->subs = kx_xrealloc(ch->subs, sizeof *ch->subs * (size_t)ch->cap);
+    }
+    ch->subs[ch->n++] = c;
+    if (ws->n_chans == ws->cap_chans) {
+        ws->cap_chans = ws->cap_chans ? ws->cap_chans * 2 : 4;
+        ws->chans = kx_xrealloc(ws->chans, sizeof *ws->chans * (size_t)ws->cap_chans);
+    }
+    ws->chans[ws->n_chans++] = ch;
+    return KX_OK;
+}
+
+static void detach(kx_conn_t *c, subs_t *ws, int idx)
+{
+    chan_t *ch = ws->chans[idx];
+    for (int i = 0; i < ch->n; i++) {
+        if (ch->subs[i] == c) {
+            ch->subs[i] = ch->subs[--ch->n];
+            break;
+        }
+    }
+    ws->chans[idx] = ws->chans[--ws->n_chans];
+    chan_drop_if_empty(ch);
+}
+
+int kx_channels_unsubscribe(kx_conn_t *c, const char *channel, size_t len)
+{
+    if (!kx_ws_user(c) || !kx_channel_name_valid(channel, len)) return KX_EINVAL;
+    subs_t *ws = subs_of(c, false);
+    int idx = ws ? find_sub(ws, channel, len) : -1;
+    if (idx >= 0) detach(c, ws, idx);
+    return KX_OK;
+}
+
+void kx_channels_drop(kx_conn_t *c)
+{
+    void **slot = kx_ws_user(c);
+    subs_t *ws = slot ? *slot : NULL;
+    if (!ws) return;
+    while (ws->n_chans > 0) detach(c, ws, ws->n_chans - 1);
+    free(ws->chans);
+    free(ws);
+    *slot = NULL;
+}
+
+int kx_channels_deliver(const char *channel, size_t clen, const char *payload, size_t len)
+{
+    chan_t *ch = chan_find(channel, clen, false);
+    if (!ch) return 0;
+    uint8_t hdr[10];
+    size_t hlen = kx_ws_text_header(hdr, len);
+    int sent = 0;
+    /* Sending can close a socket (slow consumer), which detaches it from this list: walk a
+     * copy of the list, by id, so removals do not disturb the walk. */
+    int n = ch->n;
+    uint64_t *ids = kx_xmalloc(sizeof *ids * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) ids[i] = kx_ws_id(ch->subs[i]);
+    for (int i = 0; i < n; i++) {
+        kx_conn_t *c = kx_ws_find(ids[i]);
+        if (c && kx_ws_send_framed(c, hdr, hlen, payload, len) == KX_OK) sent++;
+    }
+    free(ids);
+    return sent;
+}
+
+
+void kx_channels_on_publish(const char *payload, size_t len)
+{
+    const char *name;
+    size_t nlen;
+    if (!kx_pubsub_channel_of(payload, len, &name, &nlen)) return;
+    kx_buf_t frame = KX_BUF_INIT;
+    kx_buf_puts(&frame, "{\"message\":");
+    kx_buf_append(&frame, payload, len);
+    kx_buf_puts(&frame, "}");
+    kx_channels_deliver(name, nlen, frame.data, frame.len);
+    kx_buf_free(&frame);
+}

@@ -1,0 +1,28 @@
+/* channels.h — which local WebSocket is subscribed to which channel, and the fan-out of a
+ * broadcast to them.
+ *
+ * Owns: the channel registry (name → subscribed sockets, a hash table that grows) and each
+ * socket's subscription list (WS_MAX_SUBSCRIPTIONS), kept in the socket's kx_ws_user slot.
+ * Callers: lua_api_ws.c (subscribe, unsubscribe, queries, deliver), main.c (installs
+ * kx_channels_on_publish as the pub/sub handler and kx_channels_drop in the close handler).
+ * Never: runs Lua or decides authorization (the Lua side asked the channel's `authorize`
+ * before subscribing); a broadcast is delivered without Lua per recipient. */
+#ifndef KX_CHANNELS_H
+#define KX_CHANNELS_H
+#include "conn.h"
+
+/* KX_OK, KX_ELIMIT (WS_MAX_SUBSCRIPTIONS reached), KX_EINVAL (bad name or not an open
+ * WebSocket). Idempotent. */
+int kx_channels_subscribe(kx_conn_t *c, const char *channel, size_t len);
+int kx_channels_unsubscribe(kx_conn_t *c, const char *channel, size_t len);
+bool kx_channels_is_subscribed(kx_conn_t *c, const char *channel, size_t len);
+int kx_channels_count(kx_conn_t *c);
+/* The socket closed: every subscription goes. */
+void kx_channels_drop(kx_conn_t *c);
+/* Sends payload as a text frame to every local socket subscribed to channel; returns how many. */
+int kx_channels_deliver(const char *channel, size_t clen, const char *payload, size_t len);
+/* A published broadcast ({"channel","message","sender"}) from any keryx process: delivered to
+ * local subscribers as {"message": <it>}. */
+void kx_channels_on_publish(const char *payload, size_t len);
+
+#endif
