@@ -269,11 +269,17 @@ static void finish_handshake(kx_conn_t *c)
     if (!c->closed && c->reading) read_and_handle(c);
 }
 
+/* A handler may hand the connection to another protocol mid-read (an upgrade): bytes that
+ * came in the same read belong to the new one. */
 static void run_reader(kx_conn_t *c)
 {
-    c->in_read = true;
-    c->handler->on_read(c);
-    c->in_read = false;
+    const kx_conn_handler_t *h;
+    do {
+        h = c->handler;
+        c->in_read = true;
+        h->on_read(c);
+        c->in_read = false;
+    } while (!c->closed && c->handler != h && c->rbuf.len > 0);
 }
 
 /* Reads what the socket (and the transport's own buffer) holds, handing each piece on. */

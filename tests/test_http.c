@@ -272,6 +272,207 @@ static void test_header_block_validation(void **state)
     assert_false(kx_http_header_block_valid("X-A: a\0b\r\n", 9)); /* NUL inside a value */
 }
 
+/* ---- streamed responses, handlers and the route table ------------------------------------- */
+
+/* A request handler for the streaming cases: the path says which framing. */
+static kx_conn_t *stream_conn;
+
+static void stream_handler(kx_conn_t *c)
+{
+    kx_request_t *r = c->req;
+    stream_conn = c;
+    if (r->path_len == 4 && memcmp(r->path, "/len", 4) == 0) {
+        kx_http_begin(c, 200, "text/plain", NULL, 0, KX_FRAMING_LENGTH, 10, 0);
+        assert_int_equal(kx_http_write(c, "hello", 5), KX_OK);
+        assert_int_equal(kx_http_write(c, "world!", 6), KX_EINVAL); /* more than announced */
+        assert_int_equal(kx_http_write(c, "world", 5), KX_OK);
+        kx_http_end(c);
+    } else if (r->path_len == 6 && memcmp(r->path, "/chunk", 6) == 0) {
+        kx_http_begin(c, 200, "text/plain", "X-T: 1\r\n", 8, KX_FRAMING_CHUNKED, 0, 0);
+        kx_http_write(c, "abc", 3);
+        kx_http_write(c, "", 0); /* must not end the body early */
+        kx_http_write(c, "0123456789abcdefg", 17);
+        kx_http_end(c);
+    } else if (r->path_len == 4 && memcmp(r->path, "/sse", 4) == 0) {
+        kx_http_begin(c, 200, NULL, NULL, 0, KX_FRAMING_SSE, 0, 0);
+        kx_http_sse_event(c, "message", "a\nb\r\nc", 6);
+        assert_int_equal(kx_http_sse_event(c, "bad\nname", "x", 1), KX_EINVAL);
+        kx_http_end(c);
+    } else if (r->path_len == 5 && memcmp(r->path, "/hang", 5) == 0) {
+        kx_http_begin(c, 200, NULL, NULL, 0, KX_FRAMING_CHUNKED, 0, 0); /* the test drives it */
+    } else {
+        kx_dispatch(c);
+    }
+}
+
+static void test_stream_content_length(void **state)
+{
+    (void)state;
+    kx_http_set_request_handler(stream_handler);
+    result_t r;
+    both("GET /len HTTP/1.1\r\nHost: a\r\n\r\nGET /api/x HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    kx_http_set_request_handler(kx_dispatch);
+    assert_non_null(strstr(r.out, "Content-Length: 10\r\n\r\nhelloworldHTTP/1.1 404"));
+    assert_false(r.closed);
+}
+
+static void test_stream_chunked_keeps_alive(void **state)
+{
+    (void)state;
+    kx_http_set_request_handler(stream_handler);
+    result_t r;
+    both("GET /chunk HTTP/1.1\r\nHost: a\r\n\r\nGET /api/x HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    kx_http_set_request_handler(kx_dispatch);
+    assert_non_null(strstr(r.out, "X-T: 1\r\n"));
+    assert_non_null(strstr(r.out, "Transfer-Encoding: chunked\r\n"));
+    assert_null(strstr(r.out, "Content-Length: 0\r\n\r\n3"));
+    assert_non_null(strstr(r.out, "\r\n\r\n3\r\nabc\r\n11\r\n0123456789abcdefg\r\n0\r\n\r\nHTTP/1.1 404"));
+}
+
+static void test_stream_http10_is_close_delimited(void **state)
+{
+    (void)state;
+    kx_http_set_request_handler(stream_handler);
+    result_t r;
+    both("GET /chunk HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &r);
+    kx_http_set_request_handler(kx_dispatch);
+    assert_null(strstr(r.out, "Transfer-Encoding"));
+    assert_non_null(strstr(r.out, "Connection: close\r\n\r\nabc0123456789abcdefg"));
+    assert_true(r.closed);
+}
+
+static void test_stream_sse_events(void **state)
+{
+    (void)state;
+    kx_http_set_request_handler(stream_handler);
+    result_t r;
+    both("GET /sse HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    kx_http_set_request_handler(kx_dispatch);
+    assert_non_null(strstr(r.out, "Content-Type: text/event-stream\r\n"));
+    assert_non_null(strstr(r.out, "Cache-Control: no-cache\r\n"));
+    /* one event: each line of data its own field, CRLF and LF alike */
+    assert_non_null(strstr(r.out, "event: message\ndata: a\ndata: b\ndata: c\n\n"));
+    assert_null(strstr(r.out, "bad"));
+}
+
+static int resumed;
+static void on_resume(kx_conn_t *c, void *ud)
+{
+    (void)c;
+    (void)ud;
+    resumed++;
+}
+
+/* A writer that outpaces its client is paused, resumed once the client reads, and dropped
+ * when it ignores the pause past the cap: memory stays bounded. */
+static void test_stream_backpressure_then_drop(void **state)
+{
+    (void)state;
+    kx_http_set_request_handler(stream_handler);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    kx_http_attach(kx_conn_open(&srv, sv[0], &kx_transport_plain, "127.0.0.1"));
+    const char req[] = "GET /hang HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(write(sv[1], req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    stream_conn = NULL;
+    for (int i = 0; i < 3; i++) ev_run(srv.loop, EVRUN_NOWAIT);
+    kx_conn_t *c = stream_conn;
+    assert_non_null(c);
+    kx_conn_ref(c);
+    static char piece[16384];
+    memset(piece, 'x', sizeof piece);
+    int rc = KX_OK, writes = 0;
+    while (rc == KX_OK && writes < 10000) rc = kx_http_write(c, piece, sizeof piece), writes++;
+    assert_int_equal(rc, KX_EAGAIN);
+    assert_true(kx_conn_unsent(c) > KX_HTTP_PAUSE_BYTES);
+    kx_http_on_resume(c, on_resume, NULL);
+    resumed = 0;
+    char sink[65536];
+    for (int i = 0; i < 200 && !resumed; i++) {
+        while (read(sv[1], sink, sizeof sink) > 0) {}
+        ev_run(srv.loop, EVRUN_NOWAIT);
+    }
+    assert_int_equal(resumed, 1);
+    /* Ignoring the pause: dropped once more than the cap is waiting. */
+    while (rc != KX_ECLOSED && writes < 100000) rc = kx_http_write(c, piece, sizeof piece), writes++;
+    assert_int_equal(rc, KX_ECLOSED);
+    assert_true(c->closed);
+    kx_conn_unref(c);
+    close(sv[1]);
+    kx_http_set_request_handler(kx_dispatch);
+}
+
+/* A protocol that takes over a connection (as a WebSocket upgrade does) gets every later
+ * byte and timer: conn.c calls only the installed handler. */
+static int other_reads, other_timeouts;
+static void other_read(kx_conn_t *c)
+{
+    other_reads++;
+    kx_buf_reset(&c->rbuf);
+}
+static void other_timeout(kx_conn_t *c)
+{
+    other_timeouts++;
+    kx_conn_close(c);
+}
+static const kx_conn_handler_t other = { .name = "other", .on_read = other_read, .on_timeout = other_timeout };
+
+static void takeover_handler(kx_conn_t *c)
+{
+    kx_http_send(c, 200, "text/plain", NULL, 0, "ok", 2, 0);
+    if (!c->closed) {
+        kx_http_detach(c);
+        kx_conn_set_handler(c, &other);
+        kx_conn_set_timer(c, 20);
+    }
+}
+
+static void test_handler_takeover(void **state)
+{
+    (void)state;
+    kx_http_set_request_handler(takeover_handler);
+    other_reads = other_timeouts = 0;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    kx_http_attach(kx_conn_open(&srv, sv[0], &kx_transport_plain, "127.0.0.1"));
+    const char req[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(write(sv[1], req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    for (int i = 0; i < 3; i++) ev_run(srv.loop, EVRUN_NOWAIT);
+    assert_int_equal(write(sv[1], "GET / HTTP/1.1\r\n\r\n", 18), 18);
+    for (int i = 0; i < 3; i++) ev_run(srv.loop, EVRUN_NOWAIT);
+    assert_int_equal(other_reads, 1);
+    ev_run(srv.loop, EVRUN_ONCE); /* the 20 ms timer */
+    assert_int_equal(other_timeouts, 1);
+    result_t r = { 0 };
+    drain(sv[1], &r);
+    assert_int_equal(count(r.out, "HTTP/1.1 "), 1); /* the second request never reached HTTP */
+    close(sv[1]);
+    kx_http_set_request_handler(kx_dispatch);
+}
+
+static void builtin_runner(kx_conn_t *c, int id, const kx_route_param_t *p, int n)
+{
+    char body[128];
+    int len = snprintf(body, sizeof body, "action %d n=%d %.*s", id, n, n ? (int)p[0].value_len : 0, n ? p[0].value : "");
+    kx_http_send(c, 200, "text/plain", NULL, 0, body, (size_t)len, 0);
+}
+
+static void test_route_table_actions_under_prefix(void **state)
+{
+    (void)state;
+    char err[256];
+    kx_dispatch_set_action_runner(builtin_runner);
+    assert_int_equal(kx_dispatch_add_action("GET", "/thing/:id", 7, err, sizeof err), KX_OK);
+    assert_int_equal(kx_dispatch_add_action("GET", "thing", 8, err, sizeof err), KX_EINVAL);
+    assert_non_null(strstr(err, "\"thing\""));
+    result_t r;
+    both("GET /api/thing/42 HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    assert_non_null(strstr(r.out, "action 7 n=1 42"));
+    both("GET /thing/42 HTTP/1.1\r\nHost: a\r\n\r\n", &r); /* only under the prefix */
+    assert_non_null(strstr(r.out, "HTTP/1.1 404"));
+}
+
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* the server closes on bad input; our next write must not kill us */
@@ -287,6 +488,13 @@ int main(void)
         cmocka_unit_test(test_http10_closes_unless_keep_alive),
         cmocka_unit_test(test_cors_allow_list),
         cmocka_unit_test(test_header_block_validation),
+        cmocka_unit_test(test_stream_content_length),
+        cmocka_unit_test(test_stream_chunked_keeps_alive),
+        cmocka_unit_test(test_stream_http10_is_close_delimited),
+        cmocka_unit_test(test_stream_sse_events),
+        cmocka_unit_test(test_stream_backpressure_then_drop),
+        cmocka_unit_test(test_handler_takeover),
+        cmocka_unit_test(test_route_table_actions_under_prefix),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     teardown_server();

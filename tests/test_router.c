@@ -562,11 +562,52 @@ static void test_small_err_buffer(void **state)
     assert_int_equal(one[0], 'q');
 }
 
+/* keryx's own routes take the rest of a path with *name (last segment only, never empty). */
+static void test_rest_segment(void **state)
+{
+    kx_router_t *r = *state;
+    char err[256];
+    int id, n;
+    kx_route_param_t p[KX_ROUTE_MAX_PARAMS];
+    assert_int_equal(kx_router_add(r, "GET", "/swagger/*file", -3, err, sizeof err), KX_OK);
+    assert_int_equal(kx_router_add(r, "GET", "/a/*x/b", 1, err, sizeof err), KX_EINVAL);
+    assert_non_null(strstr(err, "last"));
+    assert_int_equal(kx_router_match(r, "GET", 3, "/swagger/css/ui.css", 19, &id, p, &n), KX_OK);
+    assert_int_equal(id, -3);
+    assert_int_equal(n, 1);
+    assert_param(&p[0], "file", "css/ui.css");
+    assert_int_equal(kx_router_match(r, "GET", 3, "/swagger/", 9, &id, p, &n), KX_ENOTFOUND);
+    assert_int_equal(kx_router_match(r, "GET", 3, "/swagger", 8, &id, p, &n), KX_ENOTFOUND);
+}
+
+/* Actions register relative to the API prefix; errors name the route the app wrote. */
+static void test_add_under_prefix(void **state)
+{
+    kx_router_t *r = *state;
+    char err[256];
+    int id, n;
+    kx_route_param_t p[KX_ROUTE_MAX_PARAMS];
+    assert_int_equal(kx_router_add_under(r, "/api", "GET", "/user/:id", 4, err, sizeof err), KX_OK);
+    assert_int_equal(kx_router_add_under(r, "/", "GET", "/root", 5, err, sizeof err), KX_OK);
+    assert_int_equal(kx_router_add_under(r, "/api", "GET", "/user/:id", 6, err, sizeof err), KX_EINVAL);
+    assert_non_null(strstr(err, "duplicate route GET /user/:id"));
+    assert_int_equal(kx_router_add_under(r, "/api", "GET", "user", 6, err, sizeof err), KX_EINVAL);
+    assert_non_null(strstr(err, "\"user\""));
+    assert_int_equal(kx_router_match(r, "GET", 3, "/api/user/9", 11, &id, p, &n), KX_OK);
+    assert_int_equal(id, 4);
+    assert_param(&p[0], "id", "9");
+    assert_int_equal(kx_router_match(r, "GET", 3, "/user/9", 7, &id, p, &n), KX_ENOTFOUND);
+    assert_int_equal(kx_router_match(r, "GET", 3, "/root", 5, &id, p, &n), KX_OK);
+    assert_int_equal(id, 5);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_router, teardown_router)
     const struct CMUnitTest tests[] = {
         T(test_static_routes),
+        T(test_rest_segment),
+        T(test_add_under_prefix),
         T(test_static_trailing_slash_and_extra),
         T(test_root_route),
         T(test_root_not_matched_by_param_route),
