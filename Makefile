@@ -125,7 +125,8 @@ FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
                 -std=gnu11 -D_GNU_SOURCE -I src -I $(LLHTTP_INC) $(LUA_CFLAGS)
 FUZZ_SRCS_http        := src/http_guard.c src/mem.c src/buf.c $(wildcard $(LLHTTP_DIR)/*.c)
 FUZZ_SRCS_static_path := src/static_path.c src/mem.c src/buf.c
-FUZZ_SRCS_ws          := src/channel_name.c src/utf8.c src/mem.c
+FUZZ_SRCS_ws          := src/channel_name.c src/utf8.c src/mem.c src/ws_frame.c
+FUZZ_LIBS_ws          := -lwslay
 FUZZERS := http static_path ws
 
 fuzz:
@@ -142,7 +143,7 @@ fuzz:
 	done
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c
-	$(FUZZ_CC) $(FUZZ_FLAGS) -Wno-unused-parameter -o $@ $< $(FUZZ_SRCS_$*)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Wno-unused-parameter -o $@ $< $(FUZZ_SRCS_$*) $(FUZZ_LIBS_$*)
 
 bench: all
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(BENCH_PKGS)"

@@ -3,6 +3,7 @@
 #include "utf8.h"
 #include "cors.h"
 #include "log.h"
+#include "ws_frame.h"
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <ctype.h>
@@ -12,19 +13,14 @@
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_CLOSE_GRACE_MS 1000           /* wait this long for the peer's close reply */
+/* Input wslay has not taken yet (it pauses while its replies wait): past this, reading stops
+ * until the output drains, so a peer that sends without reading cannot grow our memory. */
+#define WS_RBUF_MAX (256u * 1024)
 #define ID_BUCKETS 16384
-
-/* Where the client's byte stream is, frame-wise: enough to know when wslay holds no state. */
-typedef struct {
-    uint8_t hdr[14];
-    uint8_t hdr_len, need;
-    uint64_t left;               /* payload bytes of the current frame still to come */
-    bool in_message;             /* a fragmented data message is open */
-} frames_t;
 
 struct kx_ws {
     wslay_event_context_ptr ctx; /* NULL while idle: created on demand (see release_if_idle) */
-    frames_t fr;
+    kx_ws_frames_t fr;
     uint64_t id;
     kx_conn_t *conn;
     ev_timer ping;
@@ -137,51 +133,10 @@ static bool ensure_ctx(kx_conn_t *c)
 static void release_if_idle(kx_ws_t *ws)
 {
     if (!ws->ctx || ws->closing) return;
-    if (ws->fr.hdr_len || ws->fr.left || ws->fr.in_message) return;
+    if (!kx_ws_frames_idle(&ws->fr)) return;
     if (wslay_event_want_write(ws->ctx)) return;
     wslay_event_context_free(ws->ctx);
     ws->ctx = NULL;
-}
-
-static void frame_done(frames_t *fr, uint8_t b0)
-{
-    bool fin = b0 & 0x80;
-    uint8_t op = b0 & 0x0f;
-    if (op == WSLAY_TEXT_FRAME || op == WSLAY_BINARY_FRAME) fr->in_message = !fin;
-    else if (op == WSLAY_CONTINUATION_FRAME && fin) fr->in_message = false;
-}
-
-/* Follows the bytes handed to wslay (RFC 6455 §5.2 header: 2 bytes, 0/2/8 of length, 4 of
- * mask) so release_if_idle knows when the stream is between frames. */
-static void track(frames_t *fr, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        if (fr->left > 0) {
-            size_t take = fr->left < n ? (size_t)fr->left : n;
-            fr->left -= take;
-            p += take;
-            n -= take;
-            if (fr->left == 0) frame_done(fr, fr->hdr[0]);
-            continue;
-        }
-        fr->hdr[fr->hdr_len++] = *p++;
-        n--;
-        if (fr->hdr_len == 2) {
-            uint8_t l7 = fr->hdr[1] & 0x7f;
-            fr->need = (uint8_t)(2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + ((fr->hdr[1] & 0x80) ? 4 : 0));
-        }
-        if (fr->hdr_len < 2 || fr->hdr_len < fr->need) continue;
-        uint8_t l7 = fr->hdr[1] & 0x7f;
-        uint64_t len = l7;
-        if (l7 == 126) len = ((uint64_t)fr->hdr[2] << 8) | fr->hdr[3];
-        if (l7 == 127) {
-            len = 0;
-            for (int i = 0; i < 8; i++) len = (len << 8) | fr->hdr[2 + i];
-        }
-        fr->hdr_len = 0;
-        fr->left = len;
-        if (len == 0) frame_done(fr, fr->hdr[0]);
-    }
 }
 
 static void pump(kx_conn_t *c)
@@ -313,9 +268,15 @@ static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
         return -1;
     }
     size_t n = c->rbuf.len < len ? c->rbuf.len : len;
+    /* Bytes up to a header that breaks a rule go on; then recv fails and ws_on_read closes
+     * with the tracker's code. */
+    n = kx_ws_frames_feed(&c->ws->fr, (const uint8_t *)c->rbuf.data, n, (uint64_t)kx_srv->cfg->ws_max_payload_size);
+    if (n == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
     memcpy(buf, c->rbuf.data, n);
     kx_buf_consume(&c->rbuf, n);
-    track(&c->ws->fr, buf, n);
     return (ssize_t)n;
 }
 
@@ -354,13 +315,16 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         queue_close(c, 1003, "binary messages are not supported");
         return;
     }
-    if (arg->opcode != WSLAY_TEXT_FRAME) return; /* ping/pong/close: wslay answers them */
-    if (over_rate(ws)) {
+    /* A ping costs us a pong: pings count toward the rate like messages (pong and close
+     * frames cost nothing and are not counted). */
+    bool counted = arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_PING;
+    if (counted && over_rate(ws)) {
         kx_log_warn("websocket %llu from %s sent more than %lld messages per second: disconnected",
                     (unsigned long long)ws->id, c->peer_ip, (long long)kx_srv->cfg->ws_max_messages_per_second);
         queue_close(c, 1008, "WebSocket rate limit exceeded");
         return;
     }
+    if (arg->opcode != WSLAY_TEXT_FRAME) return; /* ping/pong/close: wslay answers them */
     if (!kx_utf8_valid(arg->msg, arg->msg_length)) {
         queue_close(c, 1007, "invalid UTF-8");
         return;
@@ -385,11 +349,14 @@ static void on_ping(struct ev_loop *loop, ev_timer *w, int revents)
     if (wslay_event_queue_msg(c->ws->ctx, &msg) == 0) pump(c);
 }
 
-/* A protocol error leaves wslay unable to send: the close frame (1002, RFC 6455 §7.1.7) is
- * written by hand — server frames are unmasked: FIN+close opcode, length 2, the code. */
+/* A protocol error leaves wslay unable to send: the close frame (1002, or the tracker's code
+ * such as 1009) is written by hand — server frames are unmasked: FIN+close opcode, length 2,
+ * the code. */
 static void fail_protocol(kx_conn_t *c)
 {
-    static const char frame[] = { (char)0x88, 0x02, (char)(1002 >> 8), (char)(1002 & 0xff) };
+    uint16_t code = c->ws->fr.violation ? c->ws->fr.violation : 1002;
+    const char frame[] = { (char)0x88, 0x02, (char)(code >> 8), (char)(code & 0xff) };
+    kx_conn_want_read(c, false);
     kx_conn_write(c, frame, sizeof frame);
     c->close_after_flush = true;
     kx_conn_flush(c);
@@ -399,6 +366,31 @@ static void free_ws(kx_ws_t *ws)
 {
     if (ws->ctx) wslay_event_context_free(ws->ctx);
     free(ws);
+}
+
+/* Bytes we owe the peer: in the connection's buffer and still queued inside wslay (pongs,
+ * queued messages). */
+static size_t output_waiting(const kx_conn_t *c)
+{
+    kx_ws_t *ws = c->ws;
+    return kx_conn_unsent(c) + (ws->ctx ? wslay_event_get_queued_msg_length(ws->ctx) : 0);
+}
+
+/* A peer more than the cap behind: no more reading, a best-effort close 1008 written by hand
+ * (wslay's queue is what is full), and the socket goes once that is written or after the
+ * grace period. */
+static void drop_behind(kx_conn_t *c)
+{
+    static const char frame[] = { (char)0x88, 0x02, (char)(1008 >> 8), (char)(1008 & 0xff) };
+    kx_ws_t *ws = c->ws;
+    kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)ws->id, c->peer_ip);
+    ws->closing = true;
+    kx_conn_want_read(c, false);
+    kx_buf_reset(&c->rbuf);
+    kx_conn_write(c, frame, sizeof frame);
+    c->close_after_flush = true;
+    kx_conn_set_timer(c, WS_CLOSE_GRACE_MS);
+    kx_conn_flush(c);
 }
 
 static void ws_on_read(kx_conn_t *c)
@@ -416,8 +408,23 @@ static void ws_on_read(kx_conn_t *c)
     }
     if (ws->closing) kx_buf_reset(&c->rbuf);
     pump(c);
+    if (c->closed) return;
+    if (output_waiting(c) > KX_CONN_OUTPUT_CAP) {
+        drop_behind(c);
+        return;
+    }
+    /* Reading pauses while wslay holds input back (its replies wait for a peer that does not
+     * read); on_drained resumes it. */
+    kx_conn_want_read(c, c->rbuf.len <= WS_RBUF_MAX);
     /* Idle sockets should not keep a read buffer around (10,000 of them add up). */
     kx_conn_trim(c);
+}
+
+static void ws_on_drained(kx_conn_t *c)
+{
+    if (c->reading || c->ws->closing) return;
+    kx_conn_want_read(c, true);
+    kx_conn_kick(c);
 }
 
 /* Idle past WS_IDLE_TIMEOUT_MS: say goodbye; if the close reply never comes within the
@@ -451,6 +458,7 @@ static bool ws_is_idle(const kx_conn_t *c)
 static const kx_conn_handler_t ws_handler = {
     .name = "websocket",
     .on_read = ws_on_read,
+    .on_drained = ws_on_drained,
     .on_timeout = ws_on_timeout,
     .on_close = ws_on_close,
     .on_free = ws_on_free,

@@ -1,11 +1,90 @@
 /* fuzz_ws.c — libFuzzer harness for the WebSocket/pub-sub checks done in C on untrusted bytes:
- * UTF-8 validation (checked against a byte-by-byte reference decoder), channel names and the
- * broadcast payload prefix. Run: make fuzz. */
+ * the client frame stream as keryx reads it (ws_frame.c's tracker, fed whole and in pieces,
+ * must agree; then wslay's own parser and message state machine over the bytes the tracker
+ * let through, with keryx's payload limit), UTF-8 validation (checked against a byte-by-byte
+ * reference decoder), channel names and the broadcast payload prefix. Run: make fuzz. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <wslay/wslay.h>
 #include "channel_name.h"
 #include "utf8.h"
+#include "ws_frame.h"
+
+#define MAX_PAYLOAD 4096
+
+typedef struct {
+    const uint8_t *p;
+    size_t n, pos;
+} feed_t;
+
+static ssize_t fz_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
+{
+    (void)flags;
+    feed_t *f = ud;
+    if (f->pos == f->n) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    size_t k = f->n - f->pos < len ? f->n - f->pos : len;
+    memcpy(buf, f->p + f->pos, k);
+    f->pos += k;
+    return (ssize_t)k;
+}
+
+static ssize_t fz_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)
+{
+    (void)ctx;
+    (void)data;
+    (void)flags;
+    (void)ud;
+    return (ssize_t)len; /* replies (pongs, closes) are discarded */
+}
+
+static void fz_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
+{
+    (void)ctx;
+    (void)ud;
+    if (arg->opcode <= WSLAY_BINARY_FRAME && arg->msg_length > MAX_PAYLOAD) abort();
+}
+
+/* The tracker: the accepted prefix and the verdict do not depend on how bytes are split. */
+static size_t track_both_ways(const uint8_t *data, size_t size, uint16_t *violation)
+{
+    kx_ws_frames_t whole = { 0 }, bytes = { 0 };
+    size_t a = kx_ws_frames_feed(&whole, data, size, MAX_PAYLOAD);
+    if (a > size || (a < size && !whole.violation))
+        abort();
+    size_t b = 0;
+    for (size_t i = 0; i < size; i++) {
+        size_t k = kx_ws_frames_feed(&bytes, data + i, 1, MAX_PAYLOAD);
+        if (k > 1) abort();
+        if (bytes.violation) break;
+        b += k;
+    }
+    if (whole.violation != bytes.violation) abort();
+    if (whole.violation && kx_ws_frames_feed(&whole, data, size, MAX_PAYLOAD) != 0) abort(); /* sticky */
+    /* Byte by byte, header bytes are handed on before the header completes: the whole-piece
+     * answer stops at the bad header's first byte, never after. */
+    if (whole.violation ? a > b : (a != size || b != size)) abort();
+    *violation = whole.violation;
+    return a;
+}
+
+static void run_wslay(const uint8_t *data, size_t n)
+{
+    static const struct wslay_event_callbacks cb = { fz_recv, fz_send, NULL, NULL, NULL, NULL, fz_msg };
+    feed_t f = { data, n, 0 };
+    wslay_event_context_ptr ctx;
+    if (wslay_event_context_server_init(&ctx, &cb, &f) != 0) return;
+    wslay_event_config_set_max_recv_msg_length(ctx, MAX_PAYLOAD);
+    for (int i = 0; i < 4 && f.pos < f.n; i++) {
+        if (wslay_event_recv(ctx) != 0) break;
+        if (wslay_event_send(ctx) != 0) break;
+    }
+    wslay_event_context_free(ctx);
+}
 
 /* Reference: decode one code point at a time by the RFC 3629 table. */
 static bool ref_utf8(const unsigned char *s, size_t n)
@@ -35,6 +114,10 @@ static bool ref_utf8(const unsigned char *s, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    uint16_t violation = 0;
+    size_t ok = track_both_ways(data, size, &violation);
+    if (violation && violation != 1002 && violation != 1009) abort();
+    run_wslay(data, ok);
     if (kx_utf8_valid(data, size) != ref_utf8(data, size)) abort();
     const char *s = (const char *)data;
     bool valid = kx_channel_name_valid(s, size);
