@@ -9,9 +9,6 @@
  * nil, "aborted", so the pipeline answers 408 even while the action is parked. */
 #include "lua_bridge.h"
 #include "lua_api.h"
-#include "lua_api_crypto.h"
-#include "lua_api_ws.h"
-#include "lua_api_ratelimit.h"
 #include "log.h"
 #include "session.h"
 #include <lauxlib.h>
@@ -171,14 +168,9 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 static int l_sleep(lua_State *L)
 {
     lua_Number ms = luaL_checknumber(L, 1);
-    kx_task_t *t = B.current;
-    if (!t || t->co != L) return luaL_error(L, "keryx.sleep called outside a request");
+    kx_task_t *t = kx_lua_require_task(L, "keryx.sleep");
     if (ms < 0) ms = 0;
-    if (t->aborted) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "aborted");
-        return 2;
-    }
+    if (t->aborted) return kx_lua_push_fail(L, "aborted");
     ev_timer_init(&t->sleep, on_sleep_done, ms / 1000.0, 0.);
     t->sleep.data = t;
     ev_timer_start(B.srv->loop, &t->sleep);
