@@ -23,6 +23,9 @@ void kx_task_wake(kx_task_t *t, int nargs);
 /* While parked on an operation, `cancel(ud)` is how the action timeout abandons it; clear
  * with (NULL, NULL) when the operation completes, before waking the task. */
 void kx_task_set_wait(kx_task_t *t, void (*cancel)(void *ud), void *ud);
+/* The connection of a web task while it still waits for this task's answer (open, same
+ * request); NULL otherwise and for every other kind of task. */
+kx_conn_t *kx_task_web_conn(const kx_task_t *t);
 /* The main Lua state (for values built outside a coroutine, e.g. pipeline results). */
 lua_State *kx_lua_main(void);
 
@@ -75,5 +78,8 @@ void kx_lua_open_ws(lua_State *L);
 /* lua_api_ratelimit.c — rate_limit(identifier, limit, window_ms, prefix) (yields), sha1_hex.
  * Never decides limits or identities (keryx.rate_limit does). */
 void kx_lua_open_ratelimit(lua_State *L);
+
+/* lua_api_http.c — what a web task may read of its request: req_header(name). */
+void kx_lua_open_http(lua_State *L);
 
 #endif

@@ -55,10 +55,7 @@ end
 function M.sleep(ms)
     if type(ms) ~= "number" then error("keryx.sleep: ms must be a number", 2) end
     local ok, why = core.sleep(ms)
-    if not ok and why == "aborted" then
-        local errors = require "keryx.errors"
-        error(errors.new("CONNECTION_ACTION_TIMEOUT", "action timed out"), 2)
-    end
+    if not ok then require("keryx.errors").check_aborted(ok, why) end
     return true
 end
 
