@@ -33,6 +33,8 @@ M.version = core.version
 M.config = core.config
 
 --- Defines an action (SPEC §3). Returns the validated definition.
+---@param def keryx.ActionDef
+---@return keryx.Action
 function M.action(def)
     -- Not a tail call: define's error level counts this frame to blame the caller's line.
     local action = require("keryx.action").define(def, 2)

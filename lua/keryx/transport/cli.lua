@@ -43,7 +43,8 @@ local function cli_args(argv)
             end
             add_arg(raw, k, v)
         else
-            return nil, errors.new("CONNECTION_ACTION_PARAM_FORMATTING", "unexpected argument '" .. a .. "' (use --name value)")
+            return nil, errors.new("CONNECTION_ACTION_PARAM_FORMATTING",
+                "unexpected argument '" .. a .. "' (use --name value)")
         end
     end
     return raw

@@ -66,7 +66,9 @@ end
 
 --- Entry point for HTTP (called by lua_bridge.c in a fresh task): the result table above.
 ---@param action_id integer
----@param req table {method, path, target, query?, body?, content_type?, host?, identifier, session_id?, correlation_id?, params?}
+--- req: method, path, target, query?, body?, content_type?, host?, identifier, session_id?,
+--- correlation_id?, params? (route params), as lua_bridge.c kx_lua_spawn_web builds it.
+---@param req table
 ---@return table
 function M.web(action_id, req)
     local started = core.clock_ms()
