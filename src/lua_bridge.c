@@ -192,7 +192,8 @@ static int l_sleep(lua_State *L)
     return lua_yield(L, 0);
 }
 
-/* core.arm_timeout(ms): the pipeline calls it once it knows the action's timeout. */
+/* core.arm_timeout(ms): the pipeline calls it once it knows the action's timeout. It never
+ * yields, so any coroutine of the running task may call it (no kx_lua_require_task). */
 static int l_arm_timeout(lua_State *L)
 {
     lua_Number ms = luaL_checknumber(L, 1);
