@@ -46,6 +46,18 @@ static size_t token_len(const char *p, size_t n)
     return i;
 }
 
+bool kx_http_token_valid(const char *p, size_t n)
+{
+    return n > 0 && token_len(p, n) == n;
+}
+
+bool kx_http_field_value_valid(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!is_field_byte((unsigned char)p[i])) return false;
+    return true;
+}
+
 static void trim_ows(const char **p, size_t *n)
 {
     while (*n && is_ows((unsigned char)(*p)[0])) { (*p)++; (*n)--; }

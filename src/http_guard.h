@@ -5,7 +5,8 @@
  * (reference/reliability-anchors.md §0, §A1; SPEC §7, §9.11).
  *
  * Owns: nothing on the heap. Pure functions over caller-owned bytes, plus a fixed-size chunk
- * decoder state. Called by: http.c only, in this order per request:
+ * decoder state. Called by: lua_bridge.c (response header pieces from Lua) and http.c, in
+ * this order per request:
  *   1. kx_http_head_end(_from) on every read, until it returns > 0 (or KX_EPROTO → 400 + close);
  *   2. kx_http_guard_head on the head bytes [0, end) — only a head it accepts goes to llhttp;
  *   3. the body: Content-Length bytes read by http.c itself, or kx_chunk_decoder_feed for
@@ -76,6 +77,14 @@ typedef struct {
  *                 [IPv6] with an optional numeric port; no userinfo, path, space or CTL. */
 int kx_http_guard_head(const char *head, size_t len, kx_head_info_t *info,
                        int *status, const char **reason);
+
+/* Response header pieces, checked one at a time by whoever serialises headers handed over by
+ * app code (lua_bridge.c), so no action can split a response (CWE-113).
+ * kx_http_token_valid: 1*tchar (RFC 9110 §5.6.2), the shape of a field name.
+ * kx_http_field_value_valid: HTAB, SP, VCHAR and obs-text only — no CR, LF, NUL or other CTL,
+ * no DEL; may be empty. */
+bool kx_http_token_valid(const char *p, size_t n);
+bool kx_http_field_value_valid(const char *p, size_t n);
 
 /* Streaming strict decoder for a chunked request body (RFC 9112 §7.1). Accepted framing:
  *   chunk        1*16HEXDIG [ ";" ext ] CRLF data CRLF      (no BWS, no sign, size ≤ 2^62)

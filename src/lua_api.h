@@ -1,15 +1,20 @@
-/* lua_api.h — what the thin Lua bindings (lua_api_*.c) share with lua_bridge.c.
+/* lua_api.h — the one header of the Lua bindings (lua_api*.c): what they share with
+ * lua_bridge.c, the helpers they share with each other, and every kx_lua_open_<area>.
  *
- * Owns: nothing. Callers: lua_api_*.c. A binding that waits must: check it runs inside a
- * task (kx_lua_current_task() != NULL and its thread is the caller), start its operation,
- * and return lua_yield(L, 0); the completion pushes results on the task's thread and calls
- * kx_task_wake(task, nresults) — never lua_resume. */
+ * Owns: nothing. Callers: lua_api*.c and lua_bridge.c (open_core calls each open function
+ * once, with the core table on top of the stack). A binding that waits must: check its
+ * arguments, check it runs inside a task (kx_lua_require_task), park (kx_task_set_wait or a
+ * kx_lua_wait_t), start its operation, and `return lua_yield(L, 0)`; the completion pushes
+ * results on the task's thread and calls kx_task_wake(task, nresults) — never lua_resume.
+ * Never: a binding keeps a kx_task_t past its completion or cancel. */
 #ifndef KX_LUA_API_H
 #define KX_LUA_API_H
 #include "http.h"
 #include <lua.h>
 
 typedef struct kx_task kx_task_t;
+
+/* ---- tasks (lua_bridge.c) ------------------------------------------------------------------ */
 
 kx_task_t *kx_lua_current_task(void);
 bool kx_task_aborted(const kx_task_t *t);
@@ -18,13 +23,63 @@ void kx_task_wake(kx_task_t *t, int nargs);
 /* While parked on an operation, `cancel(ud)` is how the action timeout abandons it; clear
  * with (NULL, NULL) when the operation completes, before waking the task. */
 void kx_task_set_wait(kx_task_t *t, void (*cancel)(void *ud), void *ud);
+/* The connection of a web task while it still waits for this task's answer (open, same
+ * request); NULL otherwise and for every other kind of task. */
+kx_conn_t *kx_task_web_conn(const kx_task_t *t);
 /* The main Lua state (for values built outside a coroutine, e.g. pipeline results). */
 lua_State *kx_lua_main(void);
-/* Adds core.redis_call / core.redis_pipeline / core.redis_ready to the table on top. */
+
+/* ---- shared helpers (lua_api.c) ------------------------------------------------------------ */
+
+/* The running task when L is its own coroutine; raises "<fn> called outside a request" else. */
+kx_task_t *kx_lua_require_task(lua_State *L, const char *fn);
+/* Pushes nil, why (the soft-failure shape of every waiting binding); returns 2. */
+int kx_lua_push_fail(lua_State *L, const char *why);
+
+/* One task parked on one cancellable operation: the record the completion and the action
+ * timeout share. The binding fills `op` once the operation has started, then calls
+ * kx_lua_wait_park; exactly one of these ends the record: the completion calls
+ * kx_lua_wait_done, the timeout runs cancel_op(op) (through the task's wait hook), or — when
+ * the operation never started — kx_lua_wait_abandon. */
+typedef struct {
+    kx_task_t *task;
+    void *op;
+    void (*cancel_op)(void *op);
+} kx_lua_wait_t;
+
+kx_lua_wait_t *kx_lua_wait_new(kx_task_t *t, void (*cancel_op)(void *op));
+void kx_lua_wait_park(kx_lua_wait_t *w);
+/* Frees w and clears the task's wait hook; returns the task to push results on and wake. */
+kx_task_t *kx_lua_wait_done(kx_lua_wait_t *w);
+void kx_lua_wait_abandon(kx_lua_wait_t *w);
+
+/* ---- the areas: each adds its functions to the table on top of the stack ------------------- */
+
+/* lua_api_util.c — non-waiting utilities: log, log_enabled, now_ms, clock_ms, pid, uptime_ms,
+ * rss, list_dir; and the values config (nested table), version, home. */
+void kx_lua_open_util(lua_State *L, kx_server_t *s);
+
+/* lua_api_redis.c — redis_call, redis_pipeline (both yield), redis_ready, redis_null. */
 void kx_lua_open_redis(lua_State *L);
 
-/* Adds the non-waiting utilities (log, clocks, process facts, config, fs listing) to the
- * table on top of the stack. */
-void kx_lua_open_util(lua_State *L, kx_server_t *s);
+/* lua_api_crypto.c — ids and password hashing (hashing runs on crypto.c's worker pool):
+ *   core.random_id()                  → 43-char base64url id (raises if the CSPRNG fails)
+ *   core.valid_id(s)                  → boolean (false for non-strings)
+ *   core.hash_password(pw)            → "scrypt$…" | nil, "busy"|"aborted"|"invalid password"|"failed"
+ *   core.verify_password(pw, stored)  → true | false | nil, "busy"|"aborted"
+ * The last two yield the request's coroutine and raise outside a request task or when given
+ * non-string arguments. */
+void kx_lua_open_crypto(lua_State *L);
+
+/* lua_api_ws.c — sockets by id and pub/sub: ws_send, ws_close, ws_subscribe, ws_unsubscribe,
+ * ws_is_subscribed, ws_subscription_count, ws_count, channel_name_valid, publish. */
+void kx_lua_open_ws(lua_State *L);
+
+/* lua_api_ratelimit.c — rate_limit(identifier, limit, window_ms, prefix) (yields), sha1_hex.
+ * Never decides limits or identities (keryx.rate_limit does). */
+void kx_lua_open_ratelimit(lua_State *L);
+
+/* lua_api_http.c — what a web task may read of its request: req_header(name). */
+void kx_lua_open_http(lua_State *L);
 
 #endif

@@ -1,12 +1,11 @@
 /* lua_api_crypto.c — core.random_id / valid_id / hash_password / verify_password (SPEC §9.13,
- * §9.15). See lua_api_crypto.h for the Lua-visible results.
+ * §9.15). See lua_api.h for the Lua-visible results.
  *
  * hash_password and verify_password park the task on a crypto.c job: the job's callback
  * (loop thread) pushes the results and wakes the task; the action timeout instead calls
  * job_cancel, after which crypto.c guarantees the callback never runs, so nothing here can
  * touch a task that has moved on. Password length is checked before posting so a bad one
  * answers at once, without a trip through the pool. */
-#include "lua_api_crypto.h"
 #include "crypto.h"
 #include "lua_api.h"
 #include <lauxlib.h>
@@ -15,20 +14,6 @@ static void check_string(lua_State *L, int idx, const char *fn, const char *what
 {
     if (lua_type(L, idx) != LUA_TSTRING)
         luaL_error(L, "%s: %s must be a string, got %s", fn, what, luaL_typename(L, idx));
-}
-
-static kx_task_t *require_task(lua_State *L, const char *fn)
-{
-    kx_task_t *t = kx_lua_current_task();
-    if (!t || kx_task_thread(t) != L) luaL_error(L, "%s called outside a request", fn);
-    return t;
-}
-
-static int fail_now(lua_State *L, const char *why)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, why);
-    return 2;
 }
 
 static bool password_in_range(size_t len)
@@ -89,13 +74,13 @@ static void verify_done(void *ud, int status, const char *result)
 static int l_hash_password(lua_State *L)
 {
     check_string(L, 1, "hash_password", "password");
-    kx_task_t *t = require_task(L, "hash_password");
+    kx_task_t *t = kx_lua_require_task(L, "hash_password");
     size_t len;
     const char *pw = lua_tolstring(L, 1, &len);
-    if (kx_task_aborted(t)) return fail_now(L, "aborted");
-    if (!password_in_range(len)) return fail_now(L, "invalid password");
+    if (kx_task_aborted(t)) return kx_lua_push_fail(L, "aborted");
+    if (!password_in_range(len)) return kx_lua_push_fail(L, "invalid password");
     kx_crypto_job_t *job = kx_crypto_hash(pw, len, hash_done, t);
-    if (!job) return fail_now(L, "busy");
+    if (!job) return kx_lua_push_fail(L, "busy");
     kx_task_set_wait(t, job_cancel, job);
     return lua_yield(L, 0);
 }
@@ -104,18 +89,18 @@ static int l_verify_password(lua_State *L)
 {
     check_string(L, 1, "verify_password", "password");
     check_string(L, 2, "verify_password", "stored hash");
-    kx_task_t *t = require_task(L, "verify_password");
+    kx_task_t *t = kx_lua_require_task(L, "verify_password");
     size_t len, slen;
     const char *pw = lua_tolstring(L, 1, &len);
     const char *stored = lua_tolstring(L, 2, &slen);
-    if (kx_task_aborted(t)) return fail_now(L, "aborted");
+    if (kx_task_aborted(t)) return kx_lua_push_fail(L, "aborted");
     if (!password_in_range(len)) {
         /* No password of that length was ever hashed, so it cannot match. */
         lua_pushboolean(L, 0);
         return 1;
     }
     kx_crypto_job_t *job = kx_crypto_verify(pw, len, stored, slen, verify_done, t);
-    if (!job) return fail_now(L, "busy");
+    if (!job) return kx_lua_push_fail(L, "busy");
     kx_task_set_wait(t, job_cancel, job);
     return lua_yield(L, 0);
 }

@@ -7,17 +7,11 @@
  * Raises for programmer errors: outside a request, a non-integer limit/window, an identifier
  * or prefix that is empty, over 256 bytes, or holds CR, LF, NUL, '{' or '}'. */
 #include "lua_api.h"
-#include "lua_api_ratelimit.h"
 #include "ratelimit.h"
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-typedef struct {
-    kx_task_t *task;
-    kx_ratelimit_op_t *op;
-} wait_t;
 
 static void push_result(lua_State *L, const kx_ratelimit_result_t *r)
 {
@@ -34,29 +28,21 @@ static void push_result(lua_State *L, const kx_ratelimit_result_t *r)
     lua_setfield(L, -2, "retry_after");
 }
 
-static void wait_cancel(void *ud)
+static void cancel_op(void *op)
 {
-    wait_t *w = ud;
-    kx_ratelimit_cancel(w->op);
-    free(w);
+    kx_ratelimit_cancel(op);
 }
 
 static void wait_done(void *ud, const kx_ratelimit_result_t *res, const char *err)
 {
-    wait_t *w = ud;
-    kx_task_t *t = w->task;
-    free(w);
+    kx_task_t *t = kx_lua_wait_done(ud);
     lua_State *co = kx_task_thread(t);
-    int n = 1;
-    if (res) {
-        push_result(co, res);
-    } else {
-        lua_pushnil(co);
-        lua_pushstring(co, err ? err : "closed");
-        n = 2;
+    if (!res) {
+        kx_task_wake(t, kx_lua_push_fail(co, err ? err : "closed"));
+        return;
     }
-    kx_task_set_wait(t, NULL, NULL);
-    kx_task_wake(t, n);
+    push_result(co, res);
+    kx_task_wake(t, 1);
 }
 
 static int64_t check_int(lua_State *L, int idx, const char *what, int64_t min, int64_t max)
@@ -72,13 +58,6 @@ static int64_t check_int(lua_State *L, int idx, const char *what, int64_t min, i
     return (int64_t)v;
 }
 
-static int fail_now(lua_State *L, const char *why)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, why);
-    return 2;
-}
-
 static int l_rate_limit(lua_State *L)
 {
     size_t idlen, plen;
@@ -92,18 +71,17 @@ static int l_rate_limit(lua_State *L)
     if (!kx_ratelimit_valid_prefix(prefix, plen))
         return luaL_error(L, "keryx.rate_limit: key prefix must be 1..%d bytes without CR, LF, NUL, '{' or '}'",
                           KX_RATELIMIT_MAX_PREFIX);
-    kx_task_t *t = kx_lua_current_task();
-    if (!t || kx_task_thread(t) != L) return luaL_error(L, "keryx.rate_limit called outside a request");
-    if (kx_task_aborted(t)) return fail_now(L, "aborted");
-    wait_t *w = kx_xcalloc(1, sizeof *w);
-    w->task = t;
-    int rc = kx_ratelimit_check(id, idlen, limit, window, prefix, plen, wait_done, w, &w->op);
-    if (rc != KX_OK) {
-        free(w);
+    kx_task_t *t = kx_lua_require_task(L, "keryx.rate_limit");
+    if (kx_task_aborted(t)) return kx_lua_push_fail(L, "aborted");
+    kx_lua_wait_t *w = kx_lua_wait_new(t, cancel_op);
+    kx_ratelimit_op_t *op = NULL;
+    if (kx_ratelimit_check(id, idlen, limit, window, prefix, plen, wait_done, w, &op) != KX_OK) {
+        kx_lua_wait_abandon(w);
         /* Arguments were checked above, so anything left means Redis is not there. */
-        return fail_now(L, "closed");
+        return kx_lua_push_fail(L, "closed");
     }
-    kx_task_set_wait(t, wait_cancel, w);
+    w->op = op;
+    kx_lua_wait_park(w);
     return lua_yield(L, 0);
 }
 

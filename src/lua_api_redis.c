@@ -47,11 +47,7 @@ static void push_value(lua_State *L, const redisReply *r, int depth)
 /* Pushes a command's result; returns how many values. */
 static int push_result(lua_State *L, const redisReply *r, const char *err)
 {
-    if (!r) {
-        lua_pushnil(L);
-        lua_pushstring(L, err ? err : "closed");
-        return 2;
-    }
+    if (!r) return kx_lua_push_fail(L, err ? err : "closed");
     if (r->type == REDIS_REPLY_ERROR) {
         lua_pushboolean(L, 0);
         lua_pushlstring(L, r->str, r->len);
@@ -77,41 +73,17 @@ static int collect_args(lua_State *L, int from, int to, const char **argv, size_
     return n;
 }
 
-static kx_task_t *require_task(lua_State *L, const char *fn)
-{
-    kx_task_t *t = kx_lua_current_task();
-    if (!t || kx_task_thread(t) != L) luaL_error(L, "keryx.redis.%s called outside a request", fn);
-    return t;
-}
-
 /* ---- single command ---------------------------------------------------------------------- */
 
-typedef struct {
-    kx_task_t *task;
-    kx_redis_op_t *op;
-} single_t;
-
-static void single_cancel(void *ud)
+static void single_cancel(void *op)
 {
-    single_t *w = ud;
-    kx_redis_cancel(w->op);
-    free(w);
+    kx_redis_cancel(op);
 }
 
 static void single_done(void *ud, redisReply *reply, const char *err)
 {
-    single_t *w = ud;
-    kx_task_t *t = w->task;
-    free(w);
-    kx_task_set_wait(t, NULL, NULL);
+    kx_task_t *t = kx_lua_wait_done(ud);
     kx_task_wake(t, push_result(kx_task_thread(t), reply, err));
-}
-
-static int fail_now(lua_State *L, const char *why)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, why);
-    return 2;
 }
 
 static int l_redis_call(lua_State *L)
@@ -119,19 +91,18 @@ static int l_redis_call(lua_State *L)
     int argc = lua_gettop(L);
     if (argc < 1) return luaL_error(L, "keryx.redis.call: a command is required");
     if (argc > MAX_ARGS) return luaL_error(L, "keryx.redis.call: too many arguments (max %d)", MAX_ARGS);
-    kx_task_t *t = require_task(L, "call");
+    kx_task_t *t = kx_lua_require_task(L, "keryx.redis.call");
     const char *argv[MAX_ARGS];
     size_t lens[MAX_ARGS];
     collect_args(L, 1, argc, argv, lens);
-    if (kx_task_aborted(t)) return fail_now(L, "aborted");
-    single_t *w = kx_xcalloc(1, sizeof *w);
-    w->task = t;
+    if (kx_task_aborted(t)) return kx_lua_push_fail(L, "aborted");
+    kx_lua_wait_t *w = kx_lua_wait_new(t, single_cancel);
     w->op = kx_redis_command(argc, argv, lens, single_done, w);
     if (!w->op) {
-        free(w);
-        return fail_now(L, "closed");
+        kx_lua_wait_abandon(w);
+        return kx_lua_push_fail(L, "closed");
     }
-    kx_task_set_wait(t, single_cancel, w);
+    kx_lua_wait_park(w);
     return lua_yield(L, 0);
 }
 
@@ -186,9 +157,7 @@ static void item_done(void *ud, redisReply *reply, const char *err)
     lua_State *co = kx_task_thread(t);
     int n;
     if (b->failure) {
-        lua_pushnil(co);
-        lua_pushstring(co, b->failure);
-        n = 2;
+        n = kx_lua_push_fail(co, b->failure);
     } else {
         lua_rawgeti(co, LUA_REGISTRYINDEX, b->ref);
         n = 1;
@@ -203,7 +172,7 @@ static int l_redis_pipeline(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     int n = (int)lua_objlen(L, 1);
     if (n > MAX_PIPELINE) return luaL_error(L, "keryx.redis.pipeline: too many commands (max %d)", MAX_PIPELINE);
-    kx_task_t *t = require_task(L, "pipeline");
+    kx_task_t *t = kx_lua_require_task(L, "keryx.redis.pipeline");
     if (n == 0) {
         lua_newtable(L);
         return 1;
@@ -224,8 +193,8 @@ static int l_redis_pipeline(lua_State *L)
         }
         lua_pop(L, 1);
     }
-    if (kx_task_aborted(t)) return fail_now(L, "aborted");
-    if (!kx_redis_ready()) return fail_now(L, "closed");
+    if (kx_task_aborted(t)) return kx_lua_push_fail(L, "aborted");
+    if (!kx_redis_ready()) return kx_lua_push_fail(L, "closed");
     batch_t *b = kx_xcalloc(1, sizeof *b);
     b->task = t;
     b->n = b->remaining = n;
@@ -252,7 +221,7 @@ static int l_redis_pipeline(lua_State *L)
             b->remaining -= n - i;
             if (b->remaining == 0) {
                 batch_free(b);
-                return fail_now(L, "closed");
+                return kx_lua_push_fail(L, "closed");
             }
             break;
         }

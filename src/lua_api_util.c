@@ -2,7 +2,6 @@
  * facts (pid, RSS, uptime), the configuration as a nested table, directory listing. */
 #include "lua_api.h"
 #include "log.h"
-#include "session.h"
 #include <dirent.h>
 #include <errno.h>
 #include <string.h>
@@ -171,20 +170,7 @@ static void push_config(lua_State *L, const kx_config_t *c)
     lua_setfield(L, -2, "nodeEnv");
 }
 
-/* session_cookie(id | nil) → the Set-Cookie header line (nil: an expiring cookie). */
-static int l_session_cookie(lua_State *L)
-{
-    const char *id = luaL_optstring(L, 1, NULL);
-    if (id && !kx_session_id_valid(id, strlen(id))) return luaL_error(L, "session_cookie: malformed session id");
-    kx_buf_t b = KX_BUF_INIT;
-    kx_session_set_cookie(srv->cfg, id, &b);
-    lua_pushlstring(L, b.data, b.len);
-    kx_buf_free(&b);
-    return 1;
-}
-
 static const luaL_Reg fns[] = {
-    { "session_cookie", l_session_cookie },
     { "log", l_log },
     { "log_enabled", l_log_enabled },
     { "now_ms", l_now_ms },

@@ -8,7 +8,6 @@
  *   core.publish(payload)             → true | nil, "closed"   (PUBLISH keryx:pubsub)
  * None of these yield. */
 #include "lua_api.h"
-#include "lua_api_ws.h"
 #include "pubsub.h"
 #include "ws.h"
 #include "channels.h"

@@ -1,7 +1,9 @@
 /* lua_bridge.c — the LuaJIT VM, tasks (one coroutine per request) and the scheduler.
  * See lua_bridge.h for the contract.
  *
- * A task runs a framework entry function (keryx.pipeline.web / .cli) in a pooled coroutine.
+ * A task runs a framework entry function (keryx.transport.web / .cli, keryx.ws) in a pooled
+ * coroutine; when it returns, resume() hands its results to the epilogue of its kind
+ * (task_ops: web, cli, background), which reads them by name.
  * When Lua calls a waiting C function (core.sleep, later Redis) it yields; the wakeup pushes
  * the results onto the coroutine's stack and puts the task on the ready queue, which an
  * ev_check watcher drains (with an ev_idle keeping the loop from sleeping meanwhile). The
@@ -9,9 +11,7 @@
  * nil, "aborted", so the pipeline answers 408 even while the action is parked. */
 #include "lua_bridge.h"
 #include "lua_api.h"
-#include "lua_api_crypto.h"
-#include "lua_api_ws.h"
-#include "lua_api_ratelimit.h"
+#include "http_guard.h"
 #include "log.h"
 #include "session.h"
 #include "dispatch.h"
@@ -58,6 +58,7 @@ static struct {
     int in_flight;
     struct { lua_State *co; int ref; } pool[256];
     int npool;
+    kx_buf_t hdrs;               /* a web answer's header lines, reused: no malloc per request */
 } B;
 
 /* ---- memory cap ---------------------------------------------------------------------------- */
@@ -144,6 +145,16 @@ lua_State *kx_lua_main(void)
     return B.L;
 }
 
+/* A connection is reused for the next request (gen moves on) or closed while its task is
+ * parked: from then on the task has nobody to answer and nothing of the request to read. */
+kx_conn_t *kx_task_web_conn(const kx_task_t *t)
+{
+    if (!t || t->kind != TASK_WEB) return NULL;
+    kx_conn_t *c = t->conn;
+    if (c->closed || c->gen != t->gen) return NULL;
+    return c;
+}
+
 static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
@@ -172,14 +183,9 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 static int l_sleep(lua_State *L)
 {
     lua_Number ms = luaL_checknumber(L, 1);
-    kx_task_t *t = B.current;
-    if (!t || t->co != L) return luaL_error(L, "keryx.sleep called outside a request");
+    kx_task_t *t = kx_lua_require_task(L, "keryx.sleep");
     if (ms < 0) ms = 0;
-    if (t->aborted) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "aborted");
-        return 2;
-    }
+    if (t->aborted) return kx_lua_push_fail(L, "aborted");
     ev_timer_init(&t->sleep, on_sleep_done, ms / 1000.0, 0.);
     t->sleep.data = t;
     ev_timer_start(B.srv->loop, &t->sleep);
@@ -187,7 +193,8 @@ static int l_sleep(lua_State *L)
     return lua_yield(L, 0);
 }
 
-/* core.arm_timeout(ms): the pipeline calls it once it knows the action's timeout. */
+/* core.arm_timeout(ms): the pipeline calls it once it knows the action's timeout. It never
+ * yields, so any coroutine of the running task may call it (no kx_lua_require_task). */
 static int l_arm_timeout(lua_State *L)
 {
     lua_Number ms = luaL_checknumber(L, 1);
@@ -243,32 +250,6 @@ static void task_free(kx_task_t *t, bool reusable)
     free(t);
 }
 
-static void finish_web(kx_task_t *t)
-{
-    lua_State *co = t->co;
-    kx_conn_t *c = t->conn;
-    if (c->closed || c->gen != t->gen) return; /* the client went away: drop the answer */
-    int status = (int)lua_tointeger(co, 1);
-    size_t blen = 0, hlen = 0;
-    const char *body = lua_tolstring(co, 2, &blen);
-    const char *hdrs = lua_tolstring(co, 3, &hlen);
-    const char *ctype = lua_tostring(co, 4);
-    if (status < 100 || status > 599 || !body || (hdrs && !kx_http_header_block_valid(hdrs, hlen))) {
-        kx_log_error("refusing an invalid response from the pipeline (status %d, headers %s)", status,
-                     hdrs && !kx_http_header_block_valid(hdrs, hlen) ? "malformed" : "ok");
-        kx_http_send_error(c, 500, "CONNECTION_SERVER_ERROR", "Invalid response from pipeline", 0);
-        return;
-    }
-    kx_http_send(c, status, ctype ? ctype : "application/json", hdrs, hlen, body, blen, KX_R_CORS);
-}
-
-static void fail_web(kx_task_t *t)
-{
-    kx_conn_t *c = t->conn;
-    if (c->closed || c->gen != t->gen) return;
-    kx_http_send_error(c, 500, "CONNECTION_ACTION_RUN", "Internal server error", 0);
-}
-
 /* After a task that hit the cap: collect, and close the reserve once back under the cap. */
 static void after_memory_pressure(void)
 {
@@ -276,6 +257,166 @@ static void after_memory_pressure(void)
     lua_gc(B.L, LUA_GCCOLLECT, 0);
     if (B.mem_used < B.mem_limit) B.mem_grace = false;
 }
+
+/* ---- epilogues: what each kind of task does once its entry function returned or raised ---- */
+
+/* Field `k` of the table at idx, pushed; its Lua type is returned. */
+static int push_field(lua_State *L, int idx, const char *k)
+{
+    lua_getfield(L, idx, k);
+    return lua_type(L, -1);
+}
+
+/* headers = { name1, value1, … } (see lua/keryx/transport/web.lua): each name and value is
+ * checked on its own and appended as a "Name: value\r\n" line. NULL, or why it was refused. */
+static const char *append_headers(lua_State *co, int idx, kx_buf_t *out)
+{
+    int n = (int)lua_objlen(co, idx);
+    if (n % 2) return "headers: odd number of entries";
+    for (int i = 1; i <= n; i += 2) {
+        lua_rawgeti(co, idx, i);
+        lua_rawgeti(co, idx, i + 1);
+        size_t nl, vl;
+        const char *name = lua_type(co, -2) == LUA_TSTRING ? lua_tolstring(co, -2, &nl) : NULL;
+        const char *value = lua_type(co, -1) == LUA_TSTRING ? lua_tolstring(co, -1, &vl) : NULL;
+        bool ok = name && value && kx_http_token_valid(name, nl) && kx_http_field_value_valid(value, vl);
+        if (ok) {
+            kx_buf_append(out, name, nl);
+            kx_buf_append(out, ": ", 2);
+            kx_buf_append(out, value, vl);
+            kx_buf_append(out, "\r\n", 2);
+        }
+        lua_pop(co, 2);
+        if (!ok) return "headers: invalid header name or value";
+    }
+    return NULL;
+}
+
+/* session = nil | {set = id} | {expire = true}: the Set-Cookie line comes from session.c, so
+ * its flags are the configuration's whatever Lua holds. */
+static const char *append_session(lua_State *co, int idx, kx_buf_t *out)
+{
+    const char *why = NULL;
+    if (push_field(co, idx, "set") == LUA_TSTRING) {
+        size_t len;
+        const char *id = lua_tolstring(co, -1, &len);
+        if (kx_session_id_valid(id, len)) kx_session_set_cookie(kx_srv->cfg, id, out);
+        else why = "session.set: malformed session id";
+    } else if (push_field(co, idx, "expire"), lua_toboolean(co, -1)) {
+        kx_session_set_cookie(kx_srv->cfg, NULL, out);
+    } else {
+        why = "session: neither set nor expire";
+    }
+    lua_settop(co, idx);
+    return why;
+}
+
+/* Reads the web result table at index 1 (lua/keryx/transport/web.lua): status, body,
+ * content_type stay on the stack (2..4) while the answer is sent; header lines go to out. */
+static const char *read_web_result(lua_State *co, kx_buf_t *out, int *status, const char **ctype,
+                                   const char **body, size_t *blen)
+{
+    if (lua_type(co, 1) != LUA_TTABLE) return "not a table";
+    lua_settop(co, 1);
+    push_field(co, 1, "status");
+    *status = lua_type(co, 2) == LUA_TNUMBER ? (int)lua_tointeger(co, 2) : 0;
+    if (*status < 100 || *status > 599) return "status out of range";
+    if (push_field(co, 1, "body") != LUA_TSTRING) return "body is not a string";
+    *body = lua_tolstring(co, 3, blen);
+    int ct = push_field(co, 1, "content_type");
+    if (ct != LUA_TSTRING && ct != LUA_TNIL) return "content_type is not a string";
+    size_t ctlen = 0;
+    *ctype = ct == LUA_TSTRING ? lua_tolstring(co, 4, &ctlen) : NULL;
+    if (*ctype && (ctlen == 0 || !kx_http_field_value_valid(*ctype, ctlen))) return "content_type: invalid value";
+    int ht = push_field(co, 1, "headers");
+    if (ht != LUA_TTABLE && ht != LUA_TNIL) return "headers is not a table";
+    const char *why = ht == LUA_TTABLE ? append_headers(co, 5, out) : NULL;
+    lua_settop(co, 4);
+    if (why) return why;
+    int st = push_field(co, 1, "session");
+    if (st != LUA_TTABLE && st != LUA_TNIL) return "session is not a table";
+    why = st == LUA_TTABLE ? append_session(co, 5, out) : NULL;
+    lua_settop(co, 4);
+    return why;
+}
+
+static void web_answer(kx_task_t *t)
+{
+    kx_conn_t *c = kx_task_web_conn(t);
+    if (!c) return; /* the client went away: drop the answer */
+    kx_buf_t *h = &B.hdrs;
+    kx_buf_reset(h);
+    int status = 0;
+    const char *ctype = NULL, *body = NULL;
+    size_t blen = 0;
+    const char *why = read_web_result(t->co, h, &status, &ctype, &body, &blen);
+    if (why) {
+        kx_log_error("refusing an invalid response from the pipeline (status %d): %s", status, why);
+        kx_http_send_error(c, 500, "CONNECTION_SERVER_ERROR", "Invalid response from pipeline", 0);
+    } else {
+        kx_http_send(c, status, ctype ? ctype : "application/json", h->data, h->len, body, blen, KX_R_CORS);
+    }
+    /* One oversized answer must not pin its buffer for the process's life. */
+    if (h->cap > 64 * 1024) kx_buf_free(h);
+}
+
+/* The transport flags a coroutine that hit a stack overflow or the memory cap (discard):
+ * LuaJIT keeps its stack at the extended size, so the next overflow could not be handled. */
+static void web_finish(kx_task_t *t)
+{
+    web_answer(t);
+    bool discard = lua_type(t->co, 1) == LUA_TTABLE && (push_field(t->co, 1, "discard"), lua_toboolean(t->co, -1));
+    task_free(t, !discard);
+}
+
+static void web_fail(kx_task_t *t)
+{
+    kx_conn_t *c = kx_task_web_conn(t);
+    if (c) kx_http_send_error(c, 500, "CONNECTION_ACTION_RUN", "Internal server error", 0);
+    task_free(t, false);
+}
+
+/* WebSocket events and the heartbeat return true when their coroutine is spoiled. */
+static void bg_finish(kx_task_t *t)
+{
+    task_free(t, !lua_toboolean(t->co, 1));
+}
+
+static void bg_fail(kx_task_t *t)
+{
+    task_free(t, false);
+}
+
+/* {code = n, out = text?, err = text?} (lua/keryx/transport/cli.lua); run_cli frees the task
+ * after reading exit_code. */
+static void cli_finish(kx_task_t *t)
+{
+    lua_State *co = t->co;
+    bool ok = lua_type(co, 1) == LUA_TTABLE;
+    t->exit_code = ok && push_field(co, 1, "code") == LUA_TNUMBER ? (int)lua_tointeger(co, -1) : 1;
+    t->reusable = true;
+    if (ok && push_field(co, 1, "out") == LUA_TSTRING) printf("%s\n", lua_tostring(co, -1));
+    if (ok && push_field(co, 1, "err") == LUA_TSTRING) fprintf(stderr, "%s\n", lua_tostring(co, -1));
+    fflush(stdout);
+    ev_break(B.srv->loop, EVBREAK_ALL);
+}
+
+static void cli_fail(kx_task_t *t)
+{
+    t->exit_code = 1;
+    t->reusable = false;
+    fprintf(stderr, "{\"response\":{},\"error\":{\"message\":\"Internal error\",\"type\":\"CONNECTION_ACTION_RUN\"}}\n");
+    ev_break(B.srv->loop, EVBREAK_ALL);
+}
+
+static const struct {
+    void (*finish)(kx_task_t *t); /* the entry function returned: its results are on t->co */
+    void (*fail)(kx_task_t *t);   /* it raised: the framework itself failed */
+} task_ops[] = {
+    [TASK_WEB] = { web_finish, web_fail },
+    [TASK_CLI] = { cli_finish, cli_fail },
+    [TASK_BG] = { bg_finish, bg_fail },
+};
 
 static void resume(kx_task_t *t)
 {
@@ -289,47 +430,17 @@ static void resume(kx_task_t *t)
         return;
     }
     t->done = true;
-    if (rc != 0) {
-        /* The pipeline catches action errors itself; reaching here means the framework
-         * failed (e.g. out of memory while building an answer). */
-        /* No traceback here: building one allocates, and this path is reached when memory
-         * is what ran out. The pipeline logs tracebacks of action errors itself. */
+    if (rc == 0) {
+        task_ops[t->kind].finish(t);
+    } else {
+        /* The transports catch action errors themselves; reaching here means the framework
+         * failed (e.g. out of memory while building an answer). No traceback: building one
+         * allocates, and this path is reached when memory is what ran out. */
         const char *msg = lua_type(t->co, -1) == LUA_TSTRING ? lua_tostring(t->co, -1) : "(error object)";
         kx_log_error("task failed: %s", msg);
-        if (t->kind != TASK_CLI) {
-            if (t->kind == TASK_WEB) fail_web(t);
-            task_free(t, false);
-            after_memory_pressure();
-            return;
-        }
-        t->exit_code = 1;
-        t->reusable = false;
-        fprintf(stderr, "{\"response\":{},\"error\":{\"message\":\"Internal error\",\"type\":\"CONNECTION_ACTION_RUN\"}}\n");
-        ev_break(B.srv->loop, EVBREAK_ALL);
-        return; /* run_cli frees */
+        task_ops[t->kind].fail(t);
     }
-    if (t->kind == TASK_BG) {
-        task_free(t, !lua_toboolean(t->co, 1)); /* true back = the coroutine is spoiled */
-        after_memory_pressure();
-        return;
-    }
-    if (t->kind == TASK_WEB) {
-        finish_web(t);
-        /* The pipeline flags a coroutine that hit a stack overflow or the memory cap: LuaJIT
-         * keeps its stack at the extended size, so the next overflow could not be handled. */
-        task_free(t, !lua_toboolean(t->co, 5));
-        after_memory_pressure();
-        return;
-    }
-    t->exit_code = (int)lua_tointeger(t->co, 1);
-    t->reusable = true;
-    const char *out = lua_tostring(t->co, 2);
-    const char *errout = lua_tostring(t->co, 3);
-    if (out) printf("%s\n", out);
-    if (errout) fprintf(stderr, "%s\n", errout);
-    fflush(stdout);
-    ev_break(B.srv->loop, EVBREAK_ALL);
-    /* run_cli reads exit_code, then frees */
+    after_memory_pressure();
 }
 
 static void on_check(struct ev_loop *loop, ev_check *w, int revents)
@@ -522,6 +633,7 @@ static int open_core(lua_State *L)
     kx_lua_open_crypto(L);
     kx_lua_open_ws(L);
     kx_lua_open_ratelimit(L);
+    kx_lua_open_http(L);
     lua_pushstring(L, B.mode == KX_MODE_CLI ? "cli" : "server");
     lua_setfield(L, -2, "mode");
     return 1;

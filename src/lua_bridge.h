@@ -1,11 +1,20 @@
 /* lua_bridge.h — the LuaJIT VM, the coroutine scheduler and the entry points C uses to run
- * Lua (SPEC §3; architecture-notes b.5/b.6).
+ * Lua.
  *
  * Owns: the lua_State, the memory cap (LUA_MEMORY_LIMIT_MB), registry refs of the framework's
- * entry functions, tasks (one coroutine per request) and their timers, the ready queue.
- * Callers: main.c (init, CLI), dispatch.c (spawn). Only this file calls lua_resume.
- * Never: blocks the loop; resumes a coroutine from inside another library's callback (wakeups
- * go through the ready queue). A yielding C function checks it runs inside a task first. */
+ * entry functions, tasks (one coroutine per request) and their timers, the ready queue, and
+ * the epilogue of each kind of task (web: lua/keryx/transport/web.lua's result table → one
+ * response, headers checked one by one, Set-Cookie written here from the session operation;
+ * cli: {code, out, err}; background: the "spoiled coroutine" boolean).
+ * Callers: main.c (init, CLI), dispatch.c (spawn web), ws.c (spawn ws events), the
+ * heartbeat timer. Only this file calls lua_resume.
+ * Never: blocks the loop; resumes a task from a completion (sleep timers, Redis replies,
+ * crypto jobs, rate-limit checks and the action timeout push results and queue the task on
+ * the ready queue, drained from an ev_check). What is NOT guaranteed today: a new task
+ * (web request, WebSocket OPEN or MESSAGE, heartbeat) starts at once unless another task is
+ * running, so a WebSocket MESSAGE task runs inside wslay's on_msg_recv callback (ws.c guards
+ * that with in_recv); only CLOSE always waits on the queue. A yielding C function checks it
+ * runs inside a task first (kx_lua_require_task). */
 #ifndef KX_LUA_BRIDGE_H
 #define KX_LUA_BRIDGE_H
 #include "http.h"
@@ -16,7 +25,10 @@ typedef enum { KX_MODE_SERVER, KX_MODE_CLI } kx_mode_t;
 /* Creates the VM, loads the framework (home/lua) and the app (app_dir), registers routes. */
 int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, size_t errcap);
 void kx_lua_close(void);
-/* Runs the action for the request on c in a new task; the task answers through kx_http_send. */
+/* Runs the action for the request on c in a new task; the task answers through kx_http_send
+ * (a malformed answer from Lua — bad status, header, content type or session id — becomes
+ * a logged 500 CONNECTION_SERVER_ERROR). While the task runs, core.req_header reads c's
+ * request until c closes or moves on to its next request (kx_task_web_conn). */
 void kx_lua_spawn_web(kx_conn_t *c, int action_id, const kx_route_param_t *params, int n);
 typedef enum { KX_WS_OPEN, KX_WS_MESSAGE, KX_WS_CLOSE } kx_ws_event_t;
 /* Hands a WebSocket event to the Lua side (keryx.ws) as a task: OPEN (c is the upgrading

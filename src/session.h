@@ -3,9 +3,10 @@
  *
  * Owns: reading the session id from a request's Cookie header(s) (only well-formed ids: 43
  * chars of unpadded base64url, i.e. 256 bits — anything else is ignored as if absent) and
- * writing the Set-Cookie line with the configured flags. Callers: lua_bridge.c (request →
- * Lua), lua_api_util.c (core.session_cookie). Never: touches Redis (lua/keryx/session.lua
- * loads and stores records) or decides login state. */
+ * writing the Set-Cookie line with the configured flags. Callers: lua_bridge.c (the id of a
+ * request → Lua; the session operation of a web answer → Set-Cookie, so the cookie itself
+ * never crosses into Lua). Never: touches Redis (lua/keryx/session.lua loads and stores
+ * records) or decides login state. */
 #ifndef KX_SESSION_H
 #define KX_SESSION_H
 #include "buf.h"

@@ -19,7 +19,6 @@
 
 #include "crypto.h"
 #include "lua_api.h"
-#include "lua_api_crypto.h"
 
 #include <lauxlib.h>
 #include <lualib.h>

@@ -14,6 +14,37 @@
 
 #define LIT(s) (s), (sizeof(s) - 1)
 
+/* ---- response header pieces ------------------------------------------------------------- */
+
+static void test_token_valid(void **state)
+{
+    (void)state;
+    assert_true(kx_http_token_valid(LIT("X-RateLimit-Limit")));
+    assert_true(kx_http_token_valid(LIT("!#$%&'*+-.^_`|~09azAZ")));
+    assert_false(kx_http_token_valid(LIT("")));
+    assert_false(kx_http_token_valid(LIT("X A")));
+    assert_false(kx_http_token_valid(LIT("X:A")));
+    assert_false(kx_http_token_valid(LIT("X\r\nA")));
+    assert_false(kx_http_token_valid(LIT("X\0A")));
+    assert_false(kx_http_token_valid(LIT("(x)")));
+    assert_false(kx_http_token_valid(LIT("\xc3\xa9")));
+}
+
+static void test_field_value_valid(void **state)
+{
+    (void)state;
+    assert_true(kx_http_field_value_valid(LIT("")));
+    assert_true(kx_http_field_value_valid(LIT("text/html; charset=utf-8")));
+    assert_true(kx_http_field_value_valid(LIT("a\tb \x80\xff ~")));
+    assert_false(kx_http_field_value_valid(LIT("a\r\nSet-Cookie: x=1")));
+    assert_false(kx_http_field_value_valid(LIT("a\nb")));
+    assert_false(kx_http_field_value_valid(LIT("a\rb")));
+    assert_false(kx_http_field_value_valid(LIT("a\0b")));
+    assert_false(kx_http_field_value_valid(LIT("a\x01" "b")));
+    assert_false(kx_http_field_value_valid(LIT("a\x1f" "b")));
+    assert_false(kx_http_field_value_valid(LIT("a\x7f")));
+}
+
 /* ---- helpers ----------------------------------------------------------------------------- */
 
 static uint32_t rng_state;
@@ -1192,6 +1223,9 @@ int main(void)
         cmocka_unit_test(test_chunk_max_body),
         cmocka_unit_test(test_chunk_error_is_sticky),
         cmocka_unit_test(test_chunk_random_split_consistency),
+
+        cmocka_unit_test(test_token_valid),
+        cmocka_unit_test(test_field_value_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,30 @@ local function check_middleware(list, name, level)
     return list
 end
 
+---@class keryx.Middleware
+---@field name string?
+---@field before fun(params: table, conn: keryx.Conn): table? replacement params, or nil
+---@field after fun(params: table, conn: keryx.Conn, response: any, err: table?): any replacement response, or nil
+
+---@class keryx.ActionDef
+---@field name string letters, digits and : . _ -
+---@field description string?
+---@field inputs keryx.Schema? a z.object{...}
+---@field web {route: string, method: "GET"|"POST"|"PUT"|"PATCH"|"DELETE"?}?
+---@field timeout number? ms; default ACTION_TIMEOUT (0 = none)
+---@field middleware keryx.Middleware[]?
+--- The response: JSON-encoded, or a string body under conn:set_content_type.
+---@field run fun(params: table, conn: keryx.Conn): any
+
+---@class keryx.Action: keryx.ActionDef
+---@field description string
+---@field middleware keryx.Middleware[]
+---@field __keryx_action true
+
+--- Checks def and returns the action; raises naming the field, blamed `level` frames up.
+---@param def keryx.ActionDef
+---@param level integer?
+---@return keryx.Action
 function M.define(def, level)
     level = (level or 1) + 1
     if type(def) ~= "table" then error("keryx.action expects a table", level) end

@@ -1,11 +1,17 @@
 -- keryx.boot — loads the framework's built-in actions and the app's actions/*.lua, then the
 -- app's channels/*.lua (each sorted by file name), checks names, routes and channels are
 -- unique, registers HTTP routes with the C router, and returns the entry points lua_bridge.c
--- calls: web, cli, list_actions, and ws_open, ws_message, ws_close, heartbeat (keryx.ws).
+-- calls: web (keryx.transport.web), cli (keryx.transport.cli), list_actions, and ws_open,
+-- ws_message, ws_close, heartbeat (keryx.ws, which runs actions through
+-- keryx.transport.websocket). lua_bridge.c reads what each returns: web a result table, cli
+-- {code, out, err}, the WebSocket entry points and heartbeat true when their coroutine is
+-- spoiled (must not be pooled).
 local core = require "keryx.core"
 local pipeline = require "keryx.pipeline"
 local channels = require "keryx.channels"
 local ws = require "keryx.ws"
+local web = require "keryx.transport.web"
+local cli = require "keryx.transport.cli"
 
 local M = {}
 
@@ -67,7 +73,7 @@ function M.start(app_dir)
         add_channels(load_file(path), path)
     end
     return {
-        web = pipeline.web, cli = pipeline.cli, list_actions = M.list_actions,
+        web = web.web, cli = cli.cli, list_actions = M.list_actions,
         ws_open = ws.open, ws_message = ws.message, ws_close = ws.close, heartbeat = ws.heartbeat,
     }
 end

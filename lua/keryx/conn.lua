@@ -1,6 +1,23 @@
--- keryx.conn — the connection object an action receives (SPEC §3): type, id, identifier,
--- correlation_id, metadata, session (loaded from Redis on first access, only when the request
--- carried a well-formed session cookie), the session and header methods, and broadcast.
+-- keryx.conn — the connection object an action receives (SPEC §3).
+--
+-- Public fields: type ("web" | "websocket" | "cli"), id, identifier, correlation_id, metadata
+-- (request-scoped table for middleware), status (web: the answer's status, default 200),
+-- session (loaded from Redis on first access, only when the request carried a well-formed
+-- session cookie).
+-- Methods:
+--   conn:set_header(name, value)   web: adds a response header (kept in order, repeats allowed);
+--                                  raises on a name that is not a token or a value with CR,
+--                                  LF or NUL. Ignored by the WebSocket and CLI transports.
+--   conn:set_content_type(ct)      web: answer with this Content-Type; when the action returns
+--                                  a string it is the body verbatim (HTML, text…), any other
+--                                  value is still JSON-encoded. Errors stay JSON.
+--   conn:header(name)              web: the request header `name` (any case; the first one
+--                                  when repeated), read lazily from C; nil when absent, for
+--                                  WebSocket and CLI connections, and once the client is gone.
+--   conn:update_session(t), conn:regenerate_session(), conn:destroy_session(), conn:broadcast()
+-- The response headers, content type and session cookie operation are private fields that
+-- keryx.transport.web hands to C as one result table (see that file); the Set-Cookie line is
+-- written in C (src/session.c), so the cookie never crosses into Lua.
 -- A websocket conn (keryx.ws) lives as long as its socket: id is the socket id, uid the
 -- cluster-unique `<node>:<id>`, and its session is cached on it once loaded or changed.
 local core = require "keryx.core"
@@ -10,8 +27,11 @@ local json = require "keryx.json"
 
 local M = {}
 local methods = {}
-local rawget, rawset, type, pairs, find = rawget, rawset, type, pairs, string.find
-local session_cookie = core.session_cookie
+local rawget, rawset, type, pairs, find, tostring, error = rawget, rawset, type, pairs, string.find, tostring, error
+local req_header = core.req_header
+
+-- The one "expire the cookie" operation (C only reads it).
+local EXPIRE = { expire = true }
 
 -- Session state lives on the owner: the connection itself, or for one WebSocket message
 -- (a per-message view, see M.for_message) the socket's connection.
@@ -55,6 +75,18 @@ local message_mt = {
     end,
 }
 
+---@class keryx.Conn
+---@field type "web"|"websocket"|"cli"
+---@field id number? socket id (websocket)
+---@field uid string? `<node>:<socket id>` (websocket)
+---@field identifier string client IP, or `cli:<user>`
+---@field correlation_id string?
+---@field metadata table request-scoped scratch space for middleware
+---@field status integer? web: the answer's status (default 200)
+---@field session {id: string, createdAt: number, data: table}?
+
+---@param fields table
+---@return keryx.Conn
 function M.new(fields)
     return setmetatable(fields, mt)
 end
@@ -74,23 +106,56 @@ function M.for_message(socket_conn)
     return setmetatable({ _socket = socket_conn, metadata = {} }, message_mt)
 end
 
+-- The cookie itself is written in C from this operation; only web answers carry cookies.
 local function set_cookie(self, id)
-    -- Only web connections carry cookies; others keep the id on the connection.
-    if self.type == "web" then rawset(self, "_set_cookie", session_cookie(id)) end
+    if self.type == "web" then rawset(self, "_session_op", id and { set = id } or EXPIRE) end
+end
+
+-- What C accepts in a field value (src/http_guard.c kx_http_field_value_valid) is checked
+-- there again; refusing CR, LF and NUL here blames the line that tried to split a response.
+local function check_value(fn, value)
+    if find(value, "[%z\r\n]") then error(fn .. ": header value contains CR, LF or NUL", 3) end
 end
 
 --- Adds a response header (web). Names are tokens; values must not contain CR, LF or NUL.
+---@param name string
+---@param value string|number
 function methods:set_header(name, value)
     value = tostring(value)
     if type(name) ~= "string" or not name:match("^[%w!#$%%&'*+.^_`|~-]+$") then
         error("set_header: invalid header name", 2)
     end
-    if find(value, "[%z\r\n]") then error("set_header: header value contains CR, LF or NUL", 2) end
-    rawset(self, "response_headers", (rawget(self, "response_headers") or "") .. name .. ": " .. value .. "\r\n")
+    check_value("set_header", value)
+    local h = rawget(self, "_headers")
+    if not h then
+        h = {}
+        rawset(self, "_headers", h)
+    end
+    local n = #h
+    h[n + 1], h[n + 2] = name, value
+end
+
+--- Answers with this Content-Type (web); a string returned by the action is then the body.
+---@param ct string e.g. "text/html; charset=utf-8"
+function methods:set_content_type(ct)
+    if type(ct) ~= "string" or ct == "" then error("set_content_type: content type must be a non-empty string", 2) end
+    check_value("set_content_type", ct)
+    rawset(self, "_content_type", ct)
+end
+
+--- A request header of the current HTTP request (any case), or nil.
+---@param name string
+---@return string?
+function methods:header(name)
+    if type(name) ~= "string" then error("header: name must be a string", 2) end
+    if self.type ~= "web" then return nil end
+    return req_header(name)
 end
 
 --- Merges t into the session's data, creating the session (and its cookie) when there is none.
 --- A value of keryx.json.null removes that key.
+---@param t table
+---@return {id: string, createdAt: number, data: table}
 function methods:update_session(t)
     if type(t) ~= "table" then error("update_session expects a table", 2) end
     local rec = self.session
@@ -106,6 +171,7 @@ function methods:update_session(t)
 end
 
 --- Moves the session to a fresh id (call it on login: defeats session fixation).
+---@return {id: string, createdAt: number, data: table}
 function methods:regenerate_session()
     local old = self.session
     local rec = session.new_record(old and old.data or {})
@@ -124,6 +190,9 @@ end
 --- sender is the connection's uid (`<node>:<socket id>`, as in presence). Raises 406
 --- CONNECTION_NOT_SUBSCRIBED `not subscribed to this channel` otherwise (always for non-websocket
 --- connections: they have no subscriptions). Returns true | nil, err like keryx.channels.broadcast.
+---@param channel string
+---@param message any
+---@return true|nil, string?
 function methods:broadcast(channel, message)
     local id = rawget(owner(self), "id")
     if self.type ~= "websocket" or type(channel) ~= "string" or id == nil
@@ -135,6 +204,7 @@ function methods:broadcast(channel, message)
 end
 
 --- Deletes the session and expires the cookie (logout).
+---@return boolean had_session
 function methods:destroy_session()
     local had_cookie = rawget(owner(self), "session_id") ~= nil
     local rec = self.session

@@ -8,7 +8,7 @@ local M = {}
 
 local function check(v, err)
     if v == nil then
-        if err == "aborted" then error(errors.new("CONNECTION_ACTION_TIMEOUT", "action timed out"), 3) end
+        errors.check_aborted(v, err)
         if err == "busy" then error(errors.unavailable("Password hashing is busy, try again shortly"), 3) end
         error(errors.new("CONNECTION_ACTION_RUN", "password hashing failed: " .. tostring(err)), 3)
     end

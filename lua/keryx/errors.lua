@@ -127,6 +127,20 @@ function M.from_any(e, traceback)
     return te
 end
 
+--- The xpcall handler of every transport: keeps the traceback of whatever was raised (typed
+--- errors too, for stacks where enabled) and turns anything untyped into CONNECTION_ACTION_RUN.
+function M.on_error(e)
+    local ok, tb = pcall(debug.traceback, tostring(e), 2)
+    return M.from_any(e, ok and tb or nil)
+end
+
+--- A waiting binding answers nil, "aborted" once the action's timeout fired while it was
+--- parked: raise CONNECTION_ACTION_TIMEOUT so the action stops there. Else returns v, err.
+function M.check_aborted(v, err)
+    if v == nil and err == "aborted" then error(M.new("CONNECTION_ACTION_TIMEOUT", "action timed out"), 0) end
+    return v, err
+end
+
 --- The response envelope {error = {...}} (a fresh table; encode it with keryx.json).
 -- opts.now_ms: timestamp (default os.time()*1000); opts.include_stack: add `stack`, taken
 -- from opts.stack or the error's own `.stack`, and only when it is a string.

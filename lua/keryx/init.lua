@@ -33,6 +33,8 @@ M.version = core.version
 M.config = core.config
 
 --- Defines an action (SPEC §3). Returns the validated definition.
+---@param def keryx.ActionDef
+---@return keryx.Action
 function M.action(def)
     -- Not a tail call: define's error level counts this frame to blame the caller's line.
     local action = require("keryx.action").define(def, 2)
@@ -55,10 +57,7 @@ end
 function M.sleep(ms)
     if type(ms) ~= "number" then error("keryx.sleep: ms must be a number", 2) end
     local ok, why = core.sleep(ms)
-    if not ok and why == "aborted" then
-        local errors = require "keryx.errors"
-        error(errors.new("CONNECTION_ACTION_TIMEOUT", "action timed out"), 2)
-    end
+    if not ok then require("keryx.errors").check_aborted(ok, why) end
     return true
 end
 

@@ -47,7 +47,8 @@ M.rate_limit = {
             if cfg.failOpen then return end
             error(errors.unavailable("Rate limiting unavailable"), 0)
         end
-        conn.response_headers = (conn.response_headers or "") .. rate_limit.headers(info)
+        local h = rate_limit.headers(info)
+        for i = 1, #h, 2 do conn:set_header(h[i], h[i + 1]) end
         if info.limited then
             -- Retry-After is already in the headers above, so the error carries no retry_after.
             error(errors.new("CONNECTION_RATE_LIMITED",

@@ -1,32 +1,30 @@
 -- keryx.pipeline — one action run, the same for every transport (SPEC §9.2, reference §1.2):
 -- find action → validate inputs → middleware before (list order) → run → middleware after
--- (always) → one action log line → the transport's answer (web, cli, websocket). Runs inside the request's
--- coroutine, so anything the action waits on yields to the event loop.
+-- (always) → one action log line. Runs inside the request's coroutine, so anything the action
+-- waits on yields to the event loop.
+--
+-- Owns: the action registry, act, log_action and the JSON encoding of a response.
+-- Callers: the transports (keryx.transport.web / websocket / cli) and boot.lua.
+-- Never: shapes a transport's answer (status, headers, reply text, exit code): each
+-- transport file does that for itself.
 local core = require "keryx.core"
 local errors = require "keryx.errors"
 local json = require "keryx.json"
-local params_mod = require "keryx.params"
-local conn_mod = require "keryx.conn"
 
 local M = {}
 
 local config = core.config
 local web_cfg = config.server.web
-local xpcall, traceback, type, tostring, floor, concat = xpcall, debug.traceback, type, tostring, math.floor, table.concat
+local xpcall, traceback, tostring, floor, concat = xpcall, debug.traceback, tostring, math.floor, table.concat
 local gsub = string.gsub
-local rawget, rawset, ipairs, pairs, next = rawget, rawset, ipairs, pairs, next
-local clock_ms, now_ms, log_enabled, core_log = core.clock_ms, core.now_ms, core.log_enabled, core.log
+local ipairs, next = ipairs, next
+local clock_ms, log_enabled, core_log = core.clock_ms, core.log_enabled, core.log
 local arm_timeout, aborted = core.arm_timeout, core.aborted
 local empty_params = "{}"
 
 M.registry = { list = {}, by_name = {} }
 
--- Gives every raised error its traceback (typed ones too: stacks are shown where enabled)
--- and turns anything untyped into CONNECTION_ACTION_RUN.
-local function on_error(e)
-    local ok, tb = pcall(traceback, tostring(e), 2)
-    return errors.from_any(e, ok and tb or nil)
-end
+local on_error = errors.on_error
 
 -- LuaJIT does not call the xpcall handler for memory errors or for an error inside the
 -- handler (e.g. after a stack overflow): such errors arrive as plain strings.
@@ -137,191 +135,12 @@ function M.log_action(kind, action_name, started, method, identifier, url, cor, 
     core_log(level, line)
 end
 
--- ---- web -------------------------------------------------------------------------------
-
-local function envelope(err, include_stack)
-    local env = errors.to_envelope(err, { include_stack = include_stack, now_ms = now_ms() })
-    return json.encode(env) or '{"error":{"message":"error","type":"CONNECTION_ACTION_RUN"}}'
-end
-
-local function encode_response(response)
+--- The action's response as JSON text ({} for nil), or nil, a CONNECTION_ACTION_RUN error.
+function M.encode_response(response)
     if response == nil then return "{}" end
     local body, err = json.encode(response)
     if body then return body end
     return nil, errors.new("CONNECTION_ACTION_RUN", "cannot encode the response as JSON: " .. tostring(err))
-end
-
---- Entry point for HTTP (called by lua_bridge.c in a fresh task).
---- Returns status, body, extra header lines, content type.
-function M.web(action_id, req)
-    local started = clock_ms()
-    local action = M.registry.list[action_id]
-    local conn = conn_mod.new {
-        type = "web",
-        identifier = req.identifier,
-        correlation_id = req.correlation_id,
-        method = req.method,
-        session_id = req.session_id,
-    }
-    local raw, perr = params_mod.from_request(req)
-    local response, err
-    if raw then
-        response, err = M.act(action, raw, conn)
-    else
-        err = perr
-    end
-    local body
-    if not err then
-        body, err = encode_response(response)
-    end
-    if log_enabled("info") then -- the URL is built only for the log line
-        -- Without the query string: it may carry secret inputs, which the logged params redact.
-        local url = "http://" .. (req.host or "localhost") .. (req.path or req.target:match("^[^?]*"))
-        M.log_action("WEB", action.name, started, req.method, req.identifier, url, req.correlation_id, err, action, raw)
-    end
-    local extra = rawget(conn, "response_headers")
-    local cookie = rawget(conn, "_set_cookie")
-    if cookie then extra = (extra or "") .. cookie end
-    if err then
-        if err.retry_after then
-            extra = (extra or "") .. "Retry-After: " .. tostring(err.retry_after) .. "\r\n"
-        end
-        return err.status or errors.status(err.type), envelope(err, web_cfg.includeStackInErrors), extra,
-            nil, rawget(conn, "discard_thread")
-    end
-    return rawget(conn, "status") or 200, body, extra, nil, rawget(conn, "discard_thread")
-end
-
--- ---- websocket -------------------------------------------------------------------------
---
--- Replies (reference §6, JSON-compact) are assembled by hand so that messageId comes first
--- and the error keeps the reference's field order (message, type, timestamp, key, value,
--- stack). messageId is any JSON value the client sent, re-encoded; nil = absent = omitted.
-
-local ERROR_FIELDS = { "message", "type", "timestamp", "key", "value", "stack" }
-
---- '{"messageId":<id>,"<field>":<body JSON>}' (no messageId when message_id is nil).
-function M.ws_reply(message_id, field, body)
-    local mid = message_id ~= nil and json.encode(message_id) or nil
-    if mid then return '{"messageId":' .. mid .. ',"' .. field .. '":' .. body .. "}" end
-    return '{"' .. field .. '":' .. body .. "}"
-end
-
---- The error reply for err (typed, or anything: it becomes CONNECTION_ACTION_RUN); the stack
---- is included per WEB_SERVER_INCLUDE_STACK_IN_ERRORS.
-function M.ws_error_reply(message_id, err)
-    local body = errors.to_envelope(err, { include_stack = web_cfg.includeStackInErrors, now_ms = now_ms() }).error
-    local parts = {}
-    for _, k in ipairs(ERROR_FIELDS) do
-        local v = body[k]
-        if v ~= nil then
-            local enc = json.encode(v) -- an unencodable key/value (app-supplied) is left out
-            if enc then parts[#parts + 1] = '"' .. k .. '":' .. enc end
-        end
-    end
-    return M.ws_reply(message_id, "error", "{" .. concat(parts, ",") .. "}")
-end
-
--- The message's params: absent or null → {}; a JSON object → its entries (null values
--- dropped, as for a JSON body); anything else → CONNECTION_ACTION_PARAM_FORMATTING.
-local function ws_params(p)
-    if p == nil or p == json.null then return {} end
-    if type(p) ~= "table" or json.is_array(p) or (next(p) ~= nil and p[1] ~= nil) then
-        return nil, errors.new("CONNECTION_ACTION_PARAM_FORMATTING", "params must be a JSON object")
-    end
-    local out = {}
-    for k, v in pairs(p) do
-        if v ~= json.null then out[k] = v end
-    end
-    return out
-end
-
---- Runs action `name` for a websocket conn (reference §6 messageType "action"): the same
---- validation, middleware, timeout and typed errors as HTTP, one `[ACTION:WEBSOCKET:…]` log
---- line. raw is the message's `params` as decoded (nil/null = {}, else a JSON object).
---- Returns the reply text ({"messageId":…,"response":…} or {"messageId":…,"error":…}) and
---- true when the task's coroutine must not be pooled (the action hit the stack or memory cap).
-function M.websocket(socket_conn, name, raw, message_id)
-    local started = clock_ms()
-    local conn = conn_mod.for_message(socket_conn) -- request state of its own, session re-read
-    local action_name = type(name) == "string" and name or nil
-    local action = action_name and M.registry.by_name[action_name] or nil
-    local response, err
-    if not action then
-        err = errors.new("CONNECTION_ACTION_NOT_FOUND",
-            action_name and ("Action not found: " .. action_name) or "Action not found")
-    else
-        raw, err = ws_params(raw)
-        if raw then response, err = M.act(action, raw, conn) end
-    end
-    local reply
-    if not err then
-        local body
-        body, err = encode_response(response)
-        if body then reply = M.ws_reply(message_id, "response", body) end
-    end
-    -- An unknown action has no schema saying which params are secret: its params are not logged.
-    M.log_action("WEBSOCKET", action_name, started, "WEBSOCKET", conn.identifier, nil, conn.correlation_id,
-        err, action, action and raw or nil)
-    local discard = rawget(conn, "discard_thread") or (err ~= nil and err.type == "CONNECTION_ACTION_RUN")
-    if err then reply = M.ws_error_reply(message_id, err) end
-    return reply, discard and true or false
-end
-
--- ---- cli -------------------------------------------------------------------------------
-
-local function cli_args(argv)
-    local raw, i = {}, 1
-    while i <= #argv do
-        local a = argv[i]
-        if a == "-q" or a == "--quiet" then -- main.c reads these too (quiet logging)
-            i = i + 1
-        elseif a:sub(1, 2) == "--" and #a > 2 then
-            local k, v = a:match("^%-%-([^=]+)=(.*)$")
-            if k then
-                i = i + 1
-            else
-                k = a:sub(3)
-                local nxt = argv[i + 1]
-                if nxt ~= nil and nxt:sub(1, 2) ~= "--" and nxt ~= "-q" then
-                    v, i = nxt, i + 2
-                else
-                    v, i = "true", i + 1
-                end
-            end
-            local old = raw[k]
-            if old == nil then raw[k] = v
-            elseif type(old) == "table" then old[#old + 1] = v
-            else raw[k] = { old, v } end
-        else
-            return nil, errors.new("CONNECTION_ACTION_PARAM_FORMATTING", "unexpected argument '" .. a .. "' (use --name value)")
-        end
-    end
-    return raw
-end
-
---- Entry point for `keryx run`. Returns exit code, stdout text, stderr text.
-function M.cli(name, argv)
-    local started = clock_ms()
-    local identifier = "cli:" .. (os.getenv("USER") or "unknown")
-    local conn = conn_mod.new { type = "cli", identifier = identifier }
-    local action = M.registry.by_name[name]
-    local raw, err = cli_args(argv)
-    local response
-    if not action then
-        err = errors.new("CONNECTION_ACTION_NOT_FOUND", "Action not found: " .. tostring(name))
-    elseif raw then
-        response, err = M.act(action, raw, conn)
-    end
-    M.log_action("CLI", name, started, nil, identifier, nil, nil, err, action, raw)
-    if not err then
-        local out, eerr = json.encode({ response = response == nil and {} or response })
-        if out then return 0, out, nil end
-        err = errors.new("CONNECTION_ACTION_RUN", "cannot encode the response as JSON: " .. tostring(eerr))
-    end
-    local env = errors.to_envelope(err, { include_stack = config.cli.includeStackInErrors, now_ms = now_ms() })
-    local text = json.encode({ response = {}, error = env.error })
-    return 1, nil, text
 end
 
 return M

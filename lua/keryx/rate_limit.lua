@@ -8,8 +8,8 @@
 --       → nil, err   Redis unreachable ("closed"), too slow ("timeout") or answering errors
 --       Raises CONNECTION_ACTION_TIMEOUT when the action's timeout fired while waiting, and a
 --       plain error for a bad identifier (empty, > 256 bytes, CR/LF/NUL or braces).
---   headers(info) → "X-RateLimit-Limit: n\r\nX-RateLimit-Remaining: n\r\nX-RateLimit-Reset: s\r\n"
---       plus "Retry-After: s\r\n" when refused.
+--   headers(info) → { "X-RateLimit-Limit", "n", "X-RateLimit-Remaining", "n", "X-RateLimit-Reset", "s" }
+--       plus "Retry-After", "s" when refused: name, value pairs for conn:set_header.
 --
 -- The counting happens in Redis (lua/redis/ratelimit.lua via core.rate_limit), atomically, so
 -- every keryx process on one Redis shares each client's budget. Refused requests are not
@@ -60,10 +60,8 @@ function M.check(identifier, is_authenticated, opts)
 
     local res, err = rate_limit(identifier, limit, window_ms, prefix)
     if not res then
-        if err == "aborted" then
-            -- The action's timeout fired meanwhile: the request is over, do not let it go on.
-            error(errors.new("CONNECTION_ACTION_TIMEOUT", "action timed out"), 2)
-        end
+        -- The action's timeout fired meanwhile: the request is over, do not let it go on.
+        errors.check_aborted(res, err)
         note_failure(err)
         return nil, err
     end
@@ -82,9 +80,9 @@ local function n(v)
 end
 
 function M.headers(info)
-    local h = "X-RateLimit-Limit: " .. n(info.limit) .. "\r\nX-RateLimit-Remaining: " .. n(info.remaining)
-        .. "\r\nX-RateLimit-Reset: " .. n(info.reset_at) .. "\r\n"
-    if info.limited then h = h .. "Retry-After: " .. n(info.retry_after) .. "\r\n" end
+    local h = { "X-RateLimit-Limit", n(info.limit), "X-RateLimit-Remaining", n(info.remaining),
+        "X-RateLimit-Reset", n(info.reset_at) }
+    if info.limited then h[7], h[8] = "Retry-After", n(info.retry_after) end
     return h
 end
 

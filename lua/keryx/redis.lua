@@ -13,12 +13,7 @@ local redis_call, redis_pipeline = core.redis_call, core.redis_pipeline
 
 M.null = core.redis_null
 
-local function check_abort(v, err)
-    if v == nil and err == "aborted" then
-        error(errors.new("CONNECTION_ACTION_TIMEOUT", "action timed out"), 3)
-    end
-    return v, err
-end
+local check_abort = errors.check_aborted
 
 function M.call(...)
     return check_abort(redis_call(...))

@@ -48,6 +48,10 @@ local tbl_sort, tbl_concat = table.sort, table.concat
 local null = json.null
 local MAX_SAFE_INTEGER = 2 ^ 53 - 1
 
+---@class keryx.Schema
+---@field kind "string"|"number"|"integer"|"boolean"|"array"|"object"
+---@field fields table<string, keryx.Schema>? object schemas: their fields
+---@field item keryx.Schema? array schemas: the item schema
 local Schema = {}
 local schema_mt = { __index = Schema, __name = "keryx.schema" }
 
@@ -550,22 +554,28 @@ end
 ---------------------------------------------------------------------------------------------
 -- Constructors
 
+---@return keryx.Schema
 function M.string()
     return new_schema("string")
 end
 
+---@return keryx.Schema numbers (strings are coerced)
 function M.number()
     return new_schema("number")
 end
 
+---@return keryx.Schema
 function M.integer()
     return new_schema("integer")
 end
 
+---@return keryx.Schema "true"/"false"/"1"/"0" are coerced
 function M.boolean()
     return new_schema("boolean")
 end
 
+---@param item keryx.Schema
+---@return keryx.Schema
 function M.array(item)
     if not is_schema(item) then
         error("keryx.schema.array: item must be a schema", 2)
@@ -590,6 +600,8 @@ local function check_fields(fields, where)
     end
 end
 
+---@param fields table<string, keryx.Schema>?
+---@return keryx.Schema
 function M.object(fields)
     if fields == nil then
         fields = {}
@@ -612,6 +624,8 @@ end
 
 --- Merge field tables (or object schemas' fields); later arguments win on a shared key.
 --   z.object(z.extend(z.pagination(), { q = z.string():optional() }))
+---@param ... table<string, keryx.Schema>|keryx.Schema field tables or object schemas
+---@return table<string, keryx.Schema>
 function M.extend(...)
     local out = {}
     for i = 1, select("#", ...) do
@@ -631,6 +645,8 @@ function M.extend(...)
 end
 
 --- Fields `page` (integer >= 1, default 1) and `limit` (1..max_limit, default default_limit).
+---@param opts {default_limit: integer?, max_limit: integer?}?
+---@return table<string, keryx.Schema>
 function M.pagination(opts)
     opts = opts or {}
     local default_limit = opts.default_limit or 25
@@ -674,14 +690,19 @@ local function bound(self, op, n)
     return c
 end
 
+---@param n number length for strings and arrays, value for numbers
+---@return keryx.Schema
 function Schema:min(n)
     return bound(self, "min", n)
 end
 
+---@param n number
+---@return keryx.Schema
 function Schema:max(n)
     return bound(self, "max", n)
 end
 
+---@return keryx.Schema
 function Schema:email()
     need_kind(self, "email", STRING_ONLY)
     local c = clone(self)
@@ -689,6 +710,8 @@ function Schema:email()
     return c
 end
 
+---@param pat string a Lua pattern
+---@return keryx.Schema
 function Schema:pattern(pat)
     need_kind(self, "pattern", STRING_ONLY)
     if type(pat) ~= "string" then
@@ -703,6 +726,8 @@ function Schema:pattern(pat)
     return c
 end
 
+---@param values string[]
+---@return keryx.Schema
 function Schema:enum(values)
     need_kind(self, "enum", STRING_ONLY)
     if type(values) ~= "table" or #values == 0 then
@@ -721,6 +746,7 @@ function Schema:enum(values)
     return c
 end
 
+---@return keryx.Schema
 function Schema:optional()
     need_kind(self, "optional", CHECKERS)
     local c = clone(self)
@@ -729,6 +755,8 @@ function Schema:optional()
     return c
 end
 
+---@param v any
+---@return keryx.Schema
 function Schema:default(v)
     need_kind(self, "default", CHECKERS)
     if v == nil then
@@ -741,6 +769,7 @@ function Schema:default(v)
     return c
 end
 
+---@return keryx.Schema redacted in logs, never echoed in errors
 function Schema:secret()
     need_kind(self, "secret", CHECKERS)
     local c = clone(self)
@@ -749,6 +778,8 @@ function Schema:secret()
     return c
 end
 
+---@param text string
+---@return keryx.Schema
 function Schema:describe(text)
     need_kind(self, "describe", CHECKERS)
     if type(text) ~= "string" then
@@ -765,6 +796,8 @@ end
 local OBJECT_ONLY = { object = true }
 
 --- Object: value | nil, {key, message, value, secret}. Other kinds: value | nil, {message, value}.
+---@param raw any
+---@return any value, table? err
 function Schema:parse(raw)
     if not is_schema(self) then
         error("keryx.schema: parse() must be called with ':'", 2)
@@ -793,6 +826,7 @@ function Schema:parse(raw)
     return nil, { key = key, message = v, value = (not hide) and rv or nil, secret = field.has_secret }
 end
 
+---@return string[]
 function Schema:keys()
     need_kind(self, "keys", OBJECT_ONLY)
     local out = {}
@@ -802,6 +836,8 @@ function Schema:keys()
     return out
 end
 
+---@param key string
+---@return keryx.Schema?
 function Schema:field(key)
     need_kind(self, "field", OBJECT_ONLY)
     return self.fields[key]
@@ -825,6 +861,9 @@ end
 
 --- A copy of raw params for the log line (reference §1.4): secret fields become
 -- "[[secret]]", long values (> max_len UTF-8 characters of their string or JSON form) are cut.
+---@param raw table
+---@param max_len integer?
+---@return table
 function Schema:redact(raw, max_len)
     need_kind(self, "redact", OBJECT_ONLY)
     if max_len == nil then
@@ -936,6 +975,7 @@ local function to_json_schema(s)
 end
 
 --- JSON Schema for this schema (OpenAPI 3.0 compatible subset); encode with keryx.json.
+---@return table
 function Schema:json_schema()
     if not is_schema(self) then
         error("keryx.schema: json_schema() must be called with ':'", 2)

@@ -19,13 +19,12 @@ local core = require "keryx.core"
 local errors = require "keryx.errors"
 local json = require "keryx.json"
 local conn_mod = require "keryx.conn"
-local pipeline = require "keryx.pipeline"
+local transport = require "keryx.transport.websocket"
 local channels = require "keryx.channels"
 
 local M = {}
 
 local type, tostring, pairs, ipairs, xpcall, pcall, format = type, tostring, pairs, ipairs, xpcall, pcall, string.format
-local traceback = debug.traceback
 local ws_send, channel_name_valid = core.ws_send, core.channel_name_valid
 local ws_cfg = core.config.server.web.websocket
 
@@ -42,14 +41,10 @@ local function log(level, msg)
     if core.log_enabled(level) then core.log(level, msg) end
 end
 
--- Keeps the traceback of whatever was raised (typed errors too, for stacks where enabled).
-local function on_error(e)
-    local ok, tb = pcall(traceback, tostring(e), 2)
-    return errors.from_any(e, ok and tb or nil)
-end
+local on_error = errors.on_error
 
 local function fail(mid, err_type, message)
-    return pipeline.ws_error_reply(mid, errors.new(err_type, message))
+    return transport.error_reply(mid, errors.new(err_type, message))
 end
 
 -- A raised error that is not typed is a bug in app or framework code: logged with its stack.
@@ -57,7 +52,7 @@ local function bug_reply(mid, err, what)
     if err.type == "CONNECTION_ACTION_RUN" then
         log("error", what .. " failed: " .. tostring(err.stack or err.message))
     end
-    return pipeline.ws_error_reply(mid, err)
+    return transport.error_reply(mid, err)
 end
 
 -- ---- presence glue ----------------------------------------------------------------------
@@ -108,9 +103,9 @@ local function authorize(def, channel, conn, mid)
             -- An untyped refusal (error "…") is still a refusal, typed as one.
             local e = errors.new("CONNECTION_CHANNEL_AUTHORIZATION", res.message)
             e.stack = res.stack
-            return pipeline.ws_error_reply(mid, e)
+            return transport.error_reply(mid, e)
         end
-        return pipeline.ws_error_reply(mid, res)
+        return transport.error_reply(mid, res)
     end
     if res == false then
         return fail(mid, "CONNECTION_CHANNEL_AUTHORIZATION", "Not authorized for channel: " .. channel)
@@ -164,7 +159,7 @@ local function subscribe(s, channel, mid)
     -- Also when already subscribed with this key: idempotent, and it repairs expired presence.
     join(s, channel, key)
     if s.closed then return nil end
-    return pipeline.ws_reply(mid, "subscribed", '{"channel":"' .. channel .. '"}')
+    return transport.reply(mid, "subscribed", '{"channel":"' .. channel .. '"}')
 end
 
 local function unsubscribe(s, channel, mid)
@@ -193,7 +188,7 @@ local function unsubscribe(s, channel, mid)
             end
         end
     end
-    return pipeline.ws_reply(mid, "unsubscribed", '{"channel":"' .. channel .. '"}')
+    return transport.reply(mid, "unsubscribed", '{"channel":"' .. channel .. '"}')
 end
 
 -- ---- entry points ---------------------------------------------------------------------------
@@ -223,7 +218,7 @@ local function handle(s, text, ctx)
     ctx.mid = mid
     local kind = msg.messageType
     if kind == "action" then
-        local reply, discard = pipeline.websocket(s.conn, msg.action, msg.params, mid)
+        local reply, discard = transport.action(s.conn, msg.action, msg.params, mid)
         ctx.discard = discard
         return reply
     elseif kind == "subscribe" then

@@ -1,5 +1,5 @@
 -- fake_core.lua — a pure-Lua stand-in for the C module `keryx.core` (src/lua_bridge.c +
--- src/lua_api_util.c), so the pipeline and its helpers run under busted without a server.
+-- src/lua_api*.c), so the pipeline and its helpers run under busted without a server.
 --
 -- Preloaded as `keryx.core` by spec/helpers/unit_env.lua; `require "keryx.core"` and
 -- `require "fake_core"` give the same table. Same function names and return shapes as C:
@@ -19,6 +19,10 @@
 --   redis_call / redis_pipeline: a tiny Redis (strings, sets, EXPIRE/PEXPIRE, INCR, and EVAL /
 --                     EVALSHA running the real lua/redis scripts against the same store)
 --   ws_* / channel_name_valid / publish: sockets and pub/sub (see the WebSocket section)
+--   req_header(name)  the current web request's header (any case) from fake.req_headers
+--                     (lowercase name → value), like C reading the task's request; nil
+--                     outside a task, for absent names, and once fake.req_gone is true (the
+--                     client closed or the connection moved on to its next request).
 --
 -- The clock is virtual: it moves only when the scheduler wakes a sleeper or a spec calls
 -- fake.advance(ms). Scheduler: fake.run(fn, ...) runs fn as a task and then wakes sleeping
@@ -132,6 +136,8 @@ function M.reset(node_env)
     M.redis_up = true    -- false: every call answers nil, "closed"
     M.redis_log = {}     -- every command, as a list of its arguments
     M.next_id = 0
+    M.req_headers = {}   -- req_header: lowercase name -> value of the current web request
+    M.req_gone = false   -- true: the web task's connection closed / moved on (req_header → nil)
     tasks, current = {}, nil
 end
 
@@ -497,13 +503,15 @@ local function id_valid(id)
     return #id == 43 and id:match("^[%w_-]+$") ~= nil and ID_TAIL:find(id:sub(-1), 1, true) ~= nil
 end
 
-function M.session_cookie(id)
-    if id ~= nil and not id_valid(id) then error("session_cookie: malformed session id", 2) end
-    local s = M.config.session
-    local secure = s.cookieSecure or M.config.server.web.applicationUrl:sub(1, 8) == "https://"
-    return ("Set-Cookie: %s=%s; Max-Age=%d; Path=/%s; SameSite=%s%s\r\n"):format(
-        s.cookieName, id or "", id and s.ttl or 0, s.cookieHttpOnly and "; HttpOnly" or "",
-        s.cookieSameSite, secure and "; Secure" or "")
+-- The Set-Cookie line is written in C from a web answer's session operation (src/session.c):
+-- specs check the operation ({set = id} | {expire = true}) and the integration suite the line.
+
+-- ---- the request of a web task (src/lua_api_http.c) -----------------------------------------
+
+function M.req_header(name)
+    check("req_header", 1, name, "string")
+    if not current or M.req_gone then return nil end
+    return M.req_headers[name:lower()]
 end
 
 -- ---- rate limiting (src/lua_api_ratelimit.c running lua/redis/ratelimit.lua) -----------------

@@ -565,6 +565,16 @@ describe("response headers from Lua", function()
         assert.are.equal("CONNECTION_SERVER_ERROR", H.json(res.body).error.type)
         assert.are.equal(200, srv:request("/api/status").status) -- and the server goes on
     end)
+
+    it("refuses a bad header name, content type or session id from Lua the same way", function()
+        for _, path in ipairs { "/api/inject-name", "/api/inject-ctype", "/api/inject-session" } do
+            local res = srv:request(path)
+            assert.are.equal(500, res.status, path)
+            assert.is_nil(res.headers["set-cookie"], path)
+            assert.are.equal("application/json", res.headers["content-type"], path)
+            assert.are.equal("CONNECTION_SERVER_ERROR", H.json(res.body).error.type, path)
+        end
+    end)
 end)
 
 describe("keryx.redis input limits", function()

@@ -1,8 +1,10 @@
--- keryx.pipeline: act() (validate → before → run → after, timeout), web() and cli() entry
--- points and the action log line, against the pure-Lua fake of keryx.core
+-- keryx.pipeline: act() (validate → before → run → after, timeout) and the action log line;
+-- the web and cli transports (keryx.transport.web / .cli) that lua_bridge.c calls, against the pure-Lua fake of keryx.core
 -- (spec/helpers/fake_core.lua: virtual clock, log capture, a scheduler that drives sleeps).
 local fake = require "keryx.core"
 local pipeline = require "keryx.pipeline"
+local web_transport = require "keryx.transport.web"
+local cli_transport = require "keryx.transport.cli"
 local action = require "keryx.action"
 local keryx = require "keryx"
 local z = require "keryx.schema"
@@ -27,8 +29,10 @@ local function req(over)
     return r
 end
 
+-- status, body, headers (flat name, value list or nil), the whole result table.
 local function web(id, r)
-    return fake.run(pipeline.web, id, req(r))
+    local res = fake.run(web_transport.web, id, req(r))
+    return res.status, res.body, res.headers, res
 end
 
 local function act(a, raw, conn)
@@ -375,7 +379,7 @@ describe("pipeline.act", function()
     end)
 end)
 
-describe("pipeline.web", function()
+describe("transport.web", function()
     it("answers 200 with a compact JSON body", function()
         local _, id = register({ name = "x", run = function() return { message = "hi", list = { 1, 2 } } end })
         local status, body, extra = web(id)
@@ -392,16 +396,105 @@ describe("pipeline.web", function()
         assert.are.equal("{}", body)
     end)
 
-    it("uses conn.status and conn.response_headers set by the action", function()
+    it("uses conn.status and the headers set by the action, in order, repeats kept", function()
         local _, id = register({ name = "x", run = function(_, conn)
             conn.status = 201
-            conn.response_headers = "X-Thing: 1\r\n"
+            conn:set_header("X-Thing", 1)
+            conn:set_header("Link", "</a>")
+            conn:set_header("Link", "</b>")
             return { id = 9 }
         end })
-        local status, body, extra = web(id)
+        local status, body, headers, res = web(id)
         assert.are.equal(201, status)
         assert.are.equal('{"id":9}', body)
-        assert.are.equal("X-Thing: 1\r\n", extra)
+        assert.are.same({ "X-Thing", "1", "Link", "</a>", "Link", "</b>" }, headers)
+        assert.is_nil(res.content_type)
+        assert.is_nil(res.session)
+        assert.is_false(res.discard)
+    end)
+
+    it("answers a string verbatim under the content type the action set", function()
+        local _, id = register({ name = "page", run = function(_, conn)
+            conn:set_content_type("text/html; charset=utf-8")
+            return "<h1>hi</h1>"
+        end })
+        local status, body, _, res = web(id)
+        assert.are.equal(200, status)
+        assert.are.equal("<h1>hi</h1>", body)
+        assert.are.equal("text/html; charset=utf-8", res.content_type)
+    end)
+
+    it("still JSON-encodes a table under a chosen content type, and answers errors as JSON", function()
+        local _, id = register({ name = "problem", run = function(_, conn)
+            conn:set_content_type("application/problem+json")
+            return { title = "x" }
+        end })
+        local _, body, _, res = web(id)
+        assert.are.same({ title = "x" }, decode(body))
+        assert.are.equal("application/problem+json", res.content_type)
+        local _, id2 = register({ name = "page:boom", run = function(_, conn)
+            conn:set_content_type("text/html")
+            error("boom")
+        end })
+        local status2, body2, _, res2 = web(id2)
+        assert.are.equal(500, status2)
+        assert.are.equal("CONNECTION_ACTION_RUN", decode(body2).error.type)
+        assert.is_nil(res2.content_type)
+    end)
+
+    it("without a content type a string response is JSON, as before", function()
+        local _, id = register({ name = "s", run = function() return "plain" end })
+        local _, body, _, res = web(id)
+        assert.are.equal('"plain"', body)
+        assert.is_nil(res.content_type)
+    end)
+
+    it("set_content_type refuses what is not a header value", function()
+        local _, id = register({ name = "bad:ct", run = function(_, conn)
+            conn:set_content_type("text/html\r\nSet-Cookie: x=1")
+        end })
+        local status, body, _, res = web(id)
+        assert.are.equal(500, status)
+        assert.matches("set_content_type", decode(body).error.message)
+        assert.is_nil(res.content_type)
+    end)
+
+    it("appends Retry-After to the headers of a 503 from an unreachable dependency", function()
+        local _, id = register({ name = "down", run = function(_, conn)
+            conn:set_header("X-A", "1")
+            error(errors.unavailable("Redis is unavailable (closed), try again shortly"))
+        end })
+        local status, _, headers = web(id)
+        assert.are.equal(503, status)
+        assert.are.same({ "X-A", "1", "Retry-After", "1" }, headers)
+    end)
+
+    it("hands the session cookie operation to C: {set = id} on create, {expire = true} on logout", function()
+        local _, id = register({ name = "login", run = function(_, conn) conn:update_session { user_id = 1 } end })
+        local _, _, _, res = web(id)
+        assert.is_true(fake.valid_id(res.session.set))
+        local _, out_id = register({ name = "logout", run = function(_, conn) conn:destroy_session() end })
+        local sid = res.session.set
+        local _, _, _, res2 = web(out_id, { session_id = sid })
+        assert.are.same({ expire = true }, res2.session)
+    end)
+
+    it("conn:header reads the request's headers lazily (any case); nil when absent or gone", function()
+        local seen
+        local _, id = register({ name = "hdr", run = function(_, conn)
+            seen = { conn:header("authorization"), conn:header("MCP-Protocol-Version"), conn:header("X-None") }
+            fake.req_gone = true
+            seen[4] = conn:header("Authorization")
+        end })
+        fake.req_headers = { authorization = "Bearer t", ["mcp-protocol-version"] = "2025-06-18" }
+        web(id)
+        assert.are.same({ "Bearer t", "2025-06-18", nil, nil }, seen)
+        local conn_mod = require "keryx.conn"
+        assert.has_error(function() conn_mod.new({ type = "web" }):header(1) end, "header: name must be a string")
+        fake.req_gone = false
+        local cli_seen = fake.run(function() return conn_mod.new({ type = "cli" }):header("Authorization") end)
+        assert.is_nil(cli_seen)
+        assert.is_nil(conn_mod.new({ type = "web" }):header("Authorization")) -- outside a task
     end)
 
     it("gives the action a web connection built from the request", function()
@@ -580,9 +673,10 @@ describe("pipeline.web", function()
     end)
 end)
 
-describe("pipeline.cli", function()
+describe("transport.cli", function()
     local function cli(name, argv)
-        return fake.run(pipeline.cli, name, argv)
+        local res = fake.run(cli_transport.cli, name, argv)
+        return res.code, res.out, res.err
     end
 
     -- Echoes the raw params the CLI parsed.

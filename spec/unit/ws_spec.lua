@@ -6,6 +6,7 @@ local fake = require "keryx.core"
 local keryx = require "keryx"
 local ws = require "keryx.ws"
 local pipeline = require "keryx.pipeline"
+local transport = require "keryx.transport.websocket"
 local channels = require "keryx.channels"
 local scripts = require "keryx.scripts"
 local action = require "keryx.action"
@@ -216,14 +217,14 @@ describe("ws.message: actions", function()
             name = "mw",
             middleware = { {
                 before = function(_, conn)
-                    conn.response_headers = (conn.response_headers or "") .. "X-A: 1\r\n"
-                    seen[#seen + 1] = conn.response_headers
+                    conn:set_header("X-A", "1")
+                    seen[#seen + 1] = rawget(conn, "_headers")
                 end,
             } },
         }
         send(1, { messageType = "action", action = "mw" })
         send(1, { messageType = "action", action = "mw" })
-        assert.are.same({ "X-A: 1\r\n", "X-A: 1\r\n" }, seen)
+        assert.are.same({ { "X-A", "1" }, { "X-A", "1" } }, seen)
     end)
 
     it("unknown action → CONNECTION_ACTION_NOT_FOUND `Action not found: <name>`; params not logged", function()
@@ -289,10 +290,10 @@ describe("ws.message: malformed frames", function()
     end)
 
     it("never raises: a framework failure is answered and the coroutine reported spoiled", function()
-        local real = pipeline.websocket
-        pipeline.websocket = function() error("framework bug") end
+        local real = transport.action
+        transport.action = function() error("framework bug") end
         local ok, replies, spoiled = pcall(send_raw, 1, { messageType = "action", action = "x", messageId = 5 })
-        pipeline.websocket = real
+        transport.action = real
         assert(ok, replies)
         assert.is_true(spoiled)
         local reply = decode(replies[1])
@@ -668,7 +669,7 @@ describe("sessions over the socket and the example `messages` channel", function
         local conn = ws.sockets[1].conn
         local login = send(1, { messageType = "action", action = "login", params = { user_id = 7 } })
         assert.are.equal(conn.session_id, login.response.session.id)
-        assert.is_nil(rawget(conn, "_set_cookie")) -- no cookie ever goes to a socket
+        assert.is_nil(rawget(conn, "_session_op")) -- no cookie ever goes to a socket
         assert.are.equal(conn, ws.sockets[1].conn)
 
         reply = send(1, { messageType = "subscribe", channel = "messages", messageId = 2 })

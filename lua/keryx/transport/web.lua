@@ -1,0 +1,101 @@
+-- keryx.transport.web — the HTTP transport: one action run per request, answered as ONE
+-- result table that lua_bridge.c reads by field name (see src/lua_bridge.c web_finish):
+--
+--   status        integer 100..599
+--   body          string (JSON unless content_type says otherwise)
+--   content_type  string | nil (nil: application/json)
+--   headers       nil | { name1, value1, name2, value2, … }   flat pairs, in order, repeats
+--                 allowed (conn:set_header appends; Retry-After of a 503 is appended last).
+--                 C checks every name (token) and value (no CR, LF, NUL or other CTL) and
+--                 answers 500 CONNECTION_SERVER_ERROR for the whole response if one is bad.
+--   session       nil | { set = "<id>" } | { expire = true }   C writes the Set-Cookie line
+--                 (src/session.c) with the configured flags
+--   discard       true when the task's coroutine must not be pooled (stack or memory cap)
+--
+-- Owns: the request → conn mapping, the error envelope of web answers, the web log line.
+-- Callers: lua_bridge.c (entry point `web`, through boot.lua). Never: formats header text.
+local core = require "keryx.core"
+local errors = require "keryx.errors"
+local json = require "keryx.json"
+local params_mod = require "keryx.params"
+local conn_mod = require "keryx.conn"
+local pipeline = require "keryx.pipeline"
+
+local M = {}
+
+local web_cfg = core.config.server.web
+local rawget, type, tostring = rawget, type, tostring
+local now_ms, log_enabled = core.now_ms, core.log_enabled
+local encode_response = pipeline.encode_response
+
+local function envelope(err, include_stack)
+    local env = errors.to_envelope(err, { include_stack = include_stack, now_ms = now_ms() })
+    return json.encode(env) or '{"error":{"message":"error","type":"CONNECTION_ACTION_RUN"}}'
+end
+
+-- A string answered under a content type the action chose is the body itself; anything
+-- else is JSON, whatever the content type says (e.g. application/problem+json).
+local function body_of(response, ctype)
+    if ctype and type(response) == "string" then return response end
+    return encode_response(response)
+end
+
+local function log_line(action, req, started, err, raw)
+    if not log_enabled("info") then return end -- the URL is built only for the log line
+    -- Without the query string: it may carry secret inputs, which the logged params redact.
+    local url = "http://" .. (req.host or "localhost") .. (req.path or req.target:match("^[^?]*"))
+    pipeline.log_action("WEB", action.name, started, req.method, req.identifier, url, req.correlation_id, err,
+        action, raw)
+end
+
+local function error_result(conn, err)
+    local headers = rawget(conn, "_headers")
+    if err.retry_after then
+        headers = headers or {}
+        local n = #headers
+        headers[n + 1], headers[n + 2] = "Retry-After", tostring(err.retry_after)
+    end
+    return {
+        status = err.status or errors.status(err.type),
+        body = envelope(err, web_cfg.includeStackInErrors),
+        headers = headers,
+        session = rawget(conn, "_session_op"),
+        discard = rawget(conn, "discard_thread") == true,
+    }
+end
+
+--- Entry point for HTTP (called by lua_bridge.c in a fresh task): the result table above.
+---@param action_id integer
+--- req: method, path, target, query?, body?, content_type?, host?, identifier, session_id?,
+--- correlation_id?, params? (route params), as lua_bridge.c kx_lua_spawn_web builds it.
+---@param req table
+---@return table
+function M.web(action_id, req)
+    local started = core.clock_ms()
+    local action = pipeline.registry.list[action_id]
+    local conn = conn_mod.new {
+        type = "web",
+        identifier = req.identifier,
+        correlation_id = req.correlation_id,
+        method = req.method,
+        session_id = req.session_id,
+    }
+    local raw, err = params_mod.from_request(req)
+    local response
+    if raw then response, err = pipeline.act(action, raw, conn) end
+    local ctype = rawget(conn, "_content_type")
+    local body
+    if not err then body, err = body_of(response, ctype) end
+    log_line(action, req, started, err, raw)
+    if err then return error_result(conn, err) end
+    return {
+        status = rawget(conn, "status") or 200,
+        body = body,
+        content_type = ctype,
+        headers = rawget(conn, "_headers"),
+        session = rawget(conn, "_session_op"),
+        discard = rawget(conn, "discard_thread") == true,
+    }
+end
+
+return M

@@ -1,0 +1,101 @@
+-- keryx.transport.websocket — actions over a WebSocket (reference §6 messageType "action"):
+-- the same validation, middleware, timeout and typed errors as HTTP, one
+-- `[ACTION:WEBSOCKET:…]` log line, and the reply text.
+--
+-- Replies (JSON-compact) are assembled by hand so that messageId comes first and the error
+-- keeps the reference's field order (message, type, timestamp, key, value, stack). messageId
+-- is any JSON value the client sent, re-encoded; nil = absent = omitted.
+--
+-- Owns: reply shapes. Callers: keryx.ws (message routing, subscribe replies). Never: sends
+-- (keryx.ws does, with core.ws_send) or touches response headers, content type or cookies
+-- (a socket has none: conn:set_header and the session cookie operation are ignored here).
+local core = require "keryx.core"
+local errors = require "keryx.errors"
+local json = require "keryx.json"
+local conn_mod = require "keryx.conn"
+local pipeline = require "keryx.pipeline"
+
+local M = {}
+
+local web_cfg = core.config.server.web
+local type, pairs, ipairs, next, rawget, concat = type, pairs, ipairs, next, rawget, table.concat
+local clock_ms, now_ms = core.clock_ms, core.now_ms
+
+local ERROR_FIELDS = { "message", "type", "timestamp", "key", "value", "stack" }
+
+--- '{"messageId":<id>,"<field>":<body JSON>}' (no messageId when message_id is nil).
+---@param message_id any
+---@param field string
+---@param body string JSON text
+---@return string
+function M.reply(message_id, field, body)
+    local mid = message_id ~= nil and json.encode(message_id) or nil
+    if mid then return '{"messageId":' .. mid .. ',"' .. field .. '":' .. body .. "}" end
+    return '{"' .. field .. '":' .. body .. "}"
+end
+
+--- The error reply for err (typed, or anything: it becomes CONNECTION_ACTION_RUN); the stack
+--- is included per WEB_SERVER_INCLUDE_STACK_IN_ERRORS.
+---@param message_id any
+---@param err any
+---@return string
+function M.error_reply(message_id, err)
+    local body = errors.to_envelope(err, { include_stack = web_cfg.includeStackInErrors, now_ms = now_ms() }).error
+    local parts = {}
+    for _, k in ipairs(ERROR_FIELDS) do
+        local v = body[k]
+        if v ~= nil then
+            local enc = json.encode(v) -- an unencodable key/value (app-supplied) is left out
+            if enc then parts[#parts + 1] = '"' .. k .. '":' .. enc end
+        end
+    end
+    return M.reply(message_id, "error", "{" .. concat(parts, ",") .. "}")
+end
+
+-- The message's params: absent or null → {}; a JSON object → its entries (null values
+-- dropped, as for a JSON body); anything else → CONNECTION_ACTION_PARAM_FORMATTING.
+local function ws_params(p)
+    if p == nil or p == json.null then return {} end
+    if type(p) ~= "table" or json.is_array(p) or (next(p) ~= nil and p[1] ~= nil) then
+        return nil, errors.new("CONNECTION_ACTION_PARAM_FORMATTING", "params must be a JSON object")
+    end
+    local out = {}
+    for k, v in pairs(p) do
+        if v ~= json.null then out[k] = v end
+    end
+    return out
+end
+
+--- Runs action `name` for a websocket conn. raw is the message's `params` as decoded
+--- (nil/null = {}, else a JSON object). Returns the reply text ({"messageId":…,"response":…}
+--- or {"messageId":…,"error":…}) and true when the task's coroutine must not be pooled (the
+--- action hit the stack or memory cap).
+---@return string reply, boolean discard
+function M.action(socket_conn, name, raw, message_id)
+    local started = clock_ms()
+    local conn = conn_mod.for_message(socket_conn) -- request state of its own, session re-read
+    local action_name = type(name) == "string" and name or nil
+    local action = action_name and pipeline.registry.by_name[action_name] or nil
+    local response, err
+    if not action then
+        err = errors.new("CONNECTION_ACTION_NOT_FOUND",
+            action_name and ("Action not found: " .. action_name) or "Action not found")
+    else
+        raw, err = ws_params(raw)
+        if raw then response, err = pipeline.act(action, raw, conn) end
+    end
+    local reply
+    if not err then
+        local body
+        body, err = pipeline.encode_response(response)
+        if body then reply = M.reply(message_id, "response", body) end
+    end
+    -- An unknown action has no schema saying which params are secret: its params are not logged.
+    pipeline.log_action("WEBSOCKET", action_name, started, "WEBSOCKET", conn.identifier, nil, conn.correlation_id,
+        err, action, action and raw or nil)
+    local discard = rawget(conn, "discard_thread") or (err ~= nil and err.type == "CONNECTION_ACTION_RUN")
+    if err then reply = M.error_reply(message_id, err) end
+    return reply, discard and true or false
+end
+
+return M

@@ -1,0 +1,56 @@
+/* lua_api.c — the helpers every Lua binding shares (see lua_api.h).
+ *
+ * Owns: kx_lua_wait_t records between park and completion/cancel. Callers: lua_api_*.c.
+ * Never: resumes a task (completions wake it through the ready queue). */
+#include "lua_api.h"
+#include <lauxlib.h>
+#include <stdlib.h>
+
+kx_task_t *kx_lua_require_task(lua_State *L, const char *fn)
+{
+    kx_task_t *t = kx_lua_current_task();
+    /* Only the task's own coroutine may yield it: a coroutine the action made itself would
+     * yield to the action, not to the scheduler. */
+    if (!t || kx_task_thread(t) != L) luaL_error(L, "%s called outside a request", fn);
+    return t;
+}
+
+int kx_lua_push_fail(lua_State *L, const char *why)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+}
+
+kx_lua_wait_t *kx_lua_wait_new(kx_task_t *t, void (*cancel_op)(void *op))
+{
+    kx_lua_wait_t *w = kx_xcalloc(1, sizeof *w);
+    w->task = t;
+    w->cancel_op = cancel_op;
+    return w;
+}
+
+static void wait_cancel(void *ud)
+{
+    kx_lua_wait_t *w = ud;
+    w->cancel_op(w->op);
+    free(w);
+}
+
+void kx_lua_wait_park(kx_lua_wait_t *w)
+{
+    kx_task_set_wait(w->task, wait_cancel, w);
+}
+
+kx_task_t *kx_lua_wait_done(kx_lua_wait_t *w)
+{
+    kx_task_t *t = w->task;
+    free(w);
+    kx_task_set_wait(t, NULL, NULL);
+    return t;
+}
+
+void kx_lua_wait_abandon(kx_lua_wait_t *w)
+{
+    free(w);
+}
