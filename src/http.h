@@ -130,8 +130,6 @@ void kx_http_send_error_with(kx_conn_t *c, int status, const char *type, const c
 /* A complete "Connection: close" error response for a socket that has no kx_conn_t (the
  * connection cap): same envelope and headers as kx_http_send_error. */
 void kx_http_error_bytes(int status, const char *type, const char *message, const char *extra, kx_buf_t *out);
-/* True when p[0..n) is a well-formed block of "Name: value\r\n" header lines. */
-bool kx_http_header_block_valid(const char *p, size_t n);
 /* Whether kx_http_send would gzip a body of this type and size for c's request. */
 bool kx_http_will_gzip(const kx_conn_t *c, const char *ctype, size_t len);
 /* Precomputes the header block every response carries (boot). */

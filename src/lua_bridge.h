@@ -6,14 +6,14 @@
  * the epilogue of each kind of task (web: lua/keryx/transport/web.lua's result table → one
  * response, headers checked one by one, Set-Cookie written here from the session operation;
  * cli: {code, out, err}; background: the "spoiled coroutine" boolean).
- * Callers: main.c (init, CLI), dispatch.c (spawn web), ws.c (spawn ws events), the
- * heartbeat timer. Only this file calls lua_resume.
- * Never: blocks the loop; resumes a task from a completion (sleep timers, Redis replies,
- * crypto jobs, rate-limit checks and the action timeout push results and queue the task on
- * the ready queue, drained from an ev_check). What is NOT guaranteed today: a new task
- * (web request, WebSocket OPEN or MESSAGE, heartbeat) starts at once unless another task is
- * running, so a WebSocket MESSAGE task runs inside wslay's on_msg_recv callback (ws.c guards
- * that with in_recv); only CLOSE always waits on the queue. A yielding C function checks it
+ * Callers: main.c (init, CLI, and the handlers it installs: dispatch's action runner, the
+ * WebSocket events, the heartbeat timer). Only this file calls lua_resume.
+ * Never: blocks the loop; resumes a coroutine from inside another library's callback:
+ * completions (sleep timers, Redis replies, crypto jobs, rate-limit checks, the action
+ * timeout) push results and queue the task on the ready queue, drained from an ev_check, and
+ * WebSocket MESSAGE and CLOSE tasks always wait there too (a message arrives inside wslay's
+ * receive callback). New web requests, WebSocket OPEN and the heartbeat start at once unless
+ * another task is running. A yielding C function checks it
  * runs inside a task first (kx_lua_require_task). */
 #ifndef KX_LUA_BRIDGE_H
 #define KX_LUA_BRIDGE_H

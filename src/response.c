@@ -153,28 +153,6 @@ bool kx_http_will_gzip(const kx_conn_t *c, const char *ctype, size_t len)
            len >= (size_t)cfg->compression_threshold && compressible(ctype);
 }
 
-/* "Name: value\r\n" lines only: token names, no CR/LF/NUL/CTL inside values. Whatever Lua
- * hands over is checked here, so no action can split a response (CWE-113). */
-bool kx_http_header_block_valid(const char *p, size_t n)
-{
-    static const char tchar[] = "!#$%&'*+-.^_`|~";
-    size_t i = 0;
-    while (i < n) {
-        size_t name = i;
-        while (i < n && (isalnum((unsigned char)p[i]) || strchr(tchar, p[i]))) i++;
-        if (i == name || i + 1 >= n || p[i] != ':') return false;
-        i++;
-        while (i < n && p[i] != '\r') {
-            unsigned char ch = (unsigned char)p[i];
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return false;
-            i++;
-        }
-        if (i + 1 >= n || p[i] != '\r' || p[i + 1] != '\n') return false;
-        i += 2;
-    }
-    return true;
-}
-
 /* Status line and headers. `length` is the Content-Length to announce, or -1 for none
  * (chunked, close-delimited, or a status without a body). */
 static void write_head(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,

@@ -259,19 +259,6 @@ static void test_cors_allow_list(void **state)
     assert_null(strstr(r.out, "Access-Control-Allow-Credentials"));
 }
 
-static void test_header_block_validation(void **state)
-{
-    (void)state;
-    static const char *good[] = { "", "X-A: 1\r\n", "X-A: 1\r\nSet-Cookie: a=b; Path=/\r\n", "X: \t v \r\n" };
-    static const char *bad[] = { "X-A: 1", "X-A: 1\n", "X-A: 1\r\n\r\n", "X-A: a\rb\r\n", "X-A: a\nb\r\n",
-                                 "Bad Name: 1\r\n", ": 1\r\n", "X-A 1\r\n", "X-A: a\x01\r\n", "X-A: 1\r\nY" };
-    for (size_t i = 0; i < KX_ARRAY_LEN(good); i++)
-        assert_true(kx_http_header_block_valid(good[i], strlen(good[i])));
-    for (size_t i = 0; i < KX_ARRAY_LEN(bad); i++)
-        if (kx_http_header_block_valid(bad[i], strlen(bad[i]))) fail_msg("accepted bad header block #%zu", i);
-    assert_false(kx_http_header_block_valid("X-A: a\0b\r\n", 9)); /* NUL inside a value */
-}
-
 /* ---- streamed responses, handlers and the route table ------------------------------------- */
 
 /* A request handler for the streaming cases: the path says which framing. */
@@ -487,7 +474,6 @@ int main(void)
         cmocka_unit_test(test_body_too_large_before_reading),
         cmocka_unit_test(test_http10_closes_unless_keep_alive),
         cmocka_unit_test(test_cors_allow_list),
-        cmocka_unit_test(test_header_block_validation),
         cmocka_unit_test(test_stream_content_length),
         cmocka_unit_test(test_stream_chunked_keeps_alive),
         cmocka_unit_test(test_stream_http10_is_close_delimited),
