@@ -61,6 +61,7 @@ static const kx_config_desc_t descs[] = {
     { "server.web.keepaliveTimeoutMs", "WEB_SERVER_KEEPALIVE_TIMEOUT_MS", KX_CT_INT, OFF(keepalive_timeout_ms), 1 },
     { "server.web.bodyTimeoutMs", "WEB_SERVER_BODY_TIMEOUT_MS", KX_CT_INT, OFF(body_timeout_ms), 1 },
     { "server.web.maxConnections", "WEB_SERVER_MAX_CONNECTIONS", KX_CT_INT, OFF(max_connections), 1 },
+    { "server.web.maxConnectionsPerIp", "WEB_SERVER_MAX_CONNECTIONS_PER_IP", KX_CT_INT, OFF(max_connections_per_ip), 0 },
     { "server.web.tlsCert", "WEB_SERVER_TLS_CERT", KX_CT_STRING, OFF(tls_cert), 0 },
     { "server.web.tlsKey", "WEB_SERVER_TLS_KEY", KX_CT_STRING, OFF(tls_key), 0 },
     { "server.web.workers", "WEB_SERVER_WORKERS", KX_CT_WORKERS, OFF(workers), 0 },

@@ -65,6 +65,7 @@ typedef struct {
     char *correlation_header;
     bool correlation_trust_proxy;
     int64_t header_timeout_ms, keepalive_timeout_ms, body_timeout_ms, max_connections;
+    int64_t max_connections_per_ip; /* 0: no per-address cap */
     char *tls_cert, *tls_key;
     int64_t workers;                /* 0 = auto */
 

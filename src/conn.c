@@ -11,6 +11,66 @@ kx_server_t *kx_srv;
 
 #define READ_CHUNK 16384
 #define FILE_CHUNK 65536
+#define PEER_BUCKETS 4096
+
+/* Open connections per peer address: the connection cap is shared fairly (kx_conn_evictable)
+ * and WEB_SERVER_MAX_CONNECTIONS_PER_IP is enforced from these counts. */
+typedef struct peer {
+    char ip[64];
+    int n;
+    struct peer *next;
+} peer_t;
+
+static peer_t *peers[PEER_BUCKETS];
+
+static uint32_t peer_hash(const char *ip)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = ip; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % PEER_BUCKETS;
+}
+
+static peer_t **peer_slot(const char *ip)
+{
+    peer_t **pp = &peers[peer_hash(ip)];
+    while (*pp && strcmp((*pp)->ip, ip) != 0) pp = &(*pp)->next;
+    return pp;
+}
+
+static void peer_add(const char *ip, int d)
+{
+    peer_t **pp = peer_slot(ip);
+    if (!*pp) {
+        if (d < 0) return;
+        *pp = kx_xcalloc(1, sizeof **pp);
+        snprintf((*pp)->ip, sizeof (*pp)->ip, "%s", ip);
+    }
+    (*pp)->n += d;
+    if ((*pp)->n > 0) return;
+    peer_t *gone = *pp;
+    *pp = gone->next;
+    free(gone);
+}
+
+int kx_conn_count_from(const char *ip)
+{
+    peer_t *p = *peer_slot(ip);
+    return p ? p->n : 0;
+}
+
+kx_conn_t *kx_conn_evictable(kx_server_t *s, const char *newcomer)
+{
+    const peer_t *top = NULL;
+    for (int b = 0; b < PEER_BUCKETS; b++)
+        for (const peer_t *p = peers[b]; p; p = p->next)
+            if (!top || p->n > top->n) top = p;
+    /* The newcomer is the biggest holder itself (a reverse proxy, or one greedy client):
+     * nothing is taken from anyone else. */
+    if (!top || strcmp(top->ip, newcomer) == 0 || top->n <= kx_conn_count_from(newcomer) + 1) return NULL;
+    for (kx_conn_t *c = s->conns; c; c = c->next)
+        if (strcmp(c->peer_ip, top->ip) == 0 && c->handler && c->handler->is_idle && c->handler->is_idle(c)) return c;
+    return NULL;
+}
 
 /* ---- plain transport --------------------------------------------------------------------- */
 
@@ -91,6 +151,7 @@ void kx_conn_close(kx_conn_t *c)
     else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->n_conns--;
+    peer_add(c->peer_ip, -1);
     kx_conn_unref(c);
 }
 
@@ -369,6 +430,7 @@ kx_conn_t *kx_conn_open(kx_server_t *s, int fd, const kx_transport_t *tp, const 
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
+    peer_add(c->peer_ip, 1);
     if (c->handshaking) update_watchers(c, false);
     return c;
 }

@@ -125,6 +125,12 @@ void kx_conn_want_read(kx_conn_t *c, bool want);
 void kx_conn_kick(kx_conn_t *c);
 /* Frees the read buffer when empty (idle connections keep no buffers). */
 void kx_conn_trim(kx_conn_t *c);
+/* Open connections from this peer address. */
+int kx_conn_count_from(const char *ip);
+/* At the connection cap, the connection to close so that `newcomer` (another peer) is served:
+ * an idle one (its handler says so) of the peer holding the most, when that peer holds more
+ * than the newcomer would. NULL when nobody should give one up. */
+kx_conn_t *kx_conn_evictable(kx_server_t *s, const char *newcomer);
 /* Closes every connection whose handler says it is idle (drain). */
 void kx_conn_close_idle(kx_server_t *s);
 

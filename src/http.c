@@ -172,6 +172,24 @@ static bool accepts_gzip(const kx_header_t *h)
     return false;
 }
 
+/* Two Origin headers leave it unclear which origin is asking: such a request gets no CORS
+ * grant and no WebSocket (an allowed origin first must not vouch for an evil second). */
+static void take_origin(kx_request_t *r)
+{
+    for (int i = 0; i < r->n_headers; i++) {
+        const kx_header_t *h = &r->headers[i];
+        if (!kx_strcaseeq_n(h->name, h->name_len, "Origin")) continue;
+        if (r->origin || r->origin_ambiguous) {
+            r->origin = NULL;
+            r->origin_len = 0;
+            r->origin_ambiguous = true;
+            continue;
+        }
+        r->origin = h->value;
+        r->origin_len = h->value_len;
+    }
+}
+
 static void take_correlation_id(kx_request_t *r, const kx_config_t *cfg)
 {
     r->correlation_id[0] = '\0';
@@ -310,8 +328,7 @@ static bool process_head(kx_conn_t *c)
     r->started = ev_now(kx_srv->loop);
     r->is_head = r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0;
     r->accept_gzip = accepts_gzip(kx_http_header(r, "Accept-Encoding"));
-    const kx_header_t *o = kx_http_header(r, "Origin");
-    if (o) { r->origin = o->value; r->origin_len = o->value_len; }
+    take_origin(r);
     take_correlation_id(r, cfg);
     r->keep_alive = r->info.keep_alive && !kx_srv->draining;
     c->gen++;

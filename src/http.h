@@ -56,8 +56,9 @@ typedef struct kx_request {
     kx_chunk_decoder_t chunk;
     bool is_head;
     bool accept_gzip;
-    const char *origin;          /* Origin header or NULL */
+    const char *origin;          /* Origin header or NULL (also when there are several) */
     size_t origin_len;
+    bool origin_ambiguous;       /* more than one Origin header */
     char correlation_id[129];    /* validated id, or "" */
     ev_tstamp started;
     /* The response under way (response.c). */
@@ -92,6 +93,9 @@ const kx_header_t *kx_http_header(const kx_request_t *r, const char *name);
 void kx_http_refuse_busy(int fd);
 
 /* ---- response.c ------------------------------------------------------------------------ */
+
+/* JSON always names its charset (OWASP: no content sniffing of the encoding). */
+#define KX_JSON_CONTENT_TYPE "application/json; charset=utf-8"
 
 #define KX_R_CORS     1u   /* add Access-Control-* headers */
 #define KX_R_CLOSE    2u   /* close the connection after this response */

@@ -54,14 +54,26 @@ static void adopt(struct kx_listener *l, int fd, const struct sockaddr_storage *
         close(fd);
         return;
     }
-    if (s->n_conns >= s->cfg->max_connections) {
+    char peer[64];
+    peer_to_string(ss, peer, sizeof peer);
+    int64_t per_ip = s->cfg->max_connections_per_ip;
+    if (per_ip > 0 && kx_conn_count_from(peer) >= per_ip) {
         l->opts.refuse(fd);
         return;
     }
+    if (s->n_conns >= s->cfg->max_connections) {
+        /* One client must not hold every connection: another client's arrival closes an
+         * idle connection of the biggest holder, and is refused only when there is none. */
+        kx_conn_t *victim = kx_conn_evictable(s, peer);
+        if (!victim) {
+            l->opts.refuse(fd);
+            return;
+        }
+        kx_log_info("connection cap reached: closing an idle connection of %s for %s", victim->peer_ip, peer);
+        kx_conn_close(victim);
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    char peer[64];
-    peer_to_string(ss, peer, sizeof peer);
     kx_conn_t *c = kx_conn_open(s, fd, l->opts.transport, peer);
     l->opts.on_open(c);
 }

@@ -166,7 +166,7 @@ static void write_head(kx_conn_t *c, int status, const char *ctype, const char *
     if (ctype) add_header(b, "Content-Type", ctype);
     kx_buf_append(b, kx_srv->static_headers, kx_srv->static_headers_len);
     bool vary_origin = false;
-    if (flags & KX_R_CORS) kx_cors_append(cfg, r->origin, r->origin_len, b, &vary_origin);
+    if ((flags & KX_R_CORS) && !r->origin_ambiguous) kx_cors_append(cfg, r->origin, r->origin_len, b, &vary_origin);
     if (vary_origin && gzipped) kx_buf_puts(b, "Vary: Origin, Accept-Encoding\r\n");
     else if (vary_origin) kx_buf_puts(b, "Vary: Origin\r\n");
     else if (gzipped) kx_buf_puts(b, "Vary: Accept-Encoding\r\n");
@@ -380,7 +380,7 @@ void kx_http_error_bytes(int status, const char *type, const char *message, cons
     envelope(&body, type, message);
     status_line(out, status);
     kx_buf_puts(out, date_header());
-    kx_buf_puts(out, "Content-Type: application/json\r\n");
+    kx_buf_puts(out, "Content-Type: " KX_JSON_CONTENT_TYPE "\r\n");
     kx_buf_append(out, kx_srv->static_headers, kx_srv->static_headers_len);
     if (extra) kx_buf_puts(out, extra);
     kx_buf_printf(out, "Content-Length: %zu\r\nConnection: close\r\n\r\n", body.len);
@@ -395,7 +395,7 @@ void kx_http_send_error_with(kx_conn_t *c, int status, const char *type, const c
     envelope(&body, type, message);
     /* A request that failed before its head was parsed has no method: never omit the body. */
     if (c->req->state != KX_HTTP_BUSY) c->req->is_head = false;
-    kx_http_send(c, status, "application/json", extra, extra ? strlen(extra) : 0, body.data, body.len,
+    kx_http_send(c, status, KX_JSON_CONTENT_TYPE, extra, extra ? strlen(extra) : 0, body.data, body.len,
                  flags | KX_R_CORS | KX_R_NOGZIP);
     kx_buf_free(&body);
 }

@@ -505,7 +505,7 @@ void kx_ws_upgrade(kx_conn_t *c)
         return;
     }
     /* Cross-Site WebSocket Hijacking: the browser's Origin must be on the allow-list. */
-    if (r->origin && !kx_cors_origin_allowed(cfg, r->origin, r->origin_len)) {
+    if (r->origin_ambiguous || (r->origin && !kx_cors_origin_allowed(cfg, r->origin, r->origin_len))) {
         refuse(c, 403, "CONNECTION_FORBIDDEN", "WebSocket origin not allowed", NULL);
         return;
     }

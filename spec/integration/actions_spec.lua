@@ -571,7 +571,7 @@ describe("response headers from Lua", function()
             local res = srv:request(path)
             assert.are.equal(500, res.status, path)
             assert.is_nil(res.headers["set-cookie"], path)
-            assert.are.equal("application/json", res.headers["content-type"], path)
+            assert.are.equal("application/json; charset=utf-8", res.headers["content-type"], path)
             assert.are.equal("CONNECTION_SERVER_ERROR", H.json(res.body).error.type, path)
         end
     end)
