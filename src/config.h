@@ -2,8 +2,9 @@
  *
  * Owns: defaults, parsing and validation of every setting, and the table that names each
  * setting's config.lua key (dotted path, security-guide names) and environment variable.
- * Callers: main.c builds it (defaults → config.lua values → environment); lua_bridge.c feeds
- * it the config.lua values as strings; every other module gets a const kx_config_t *.
+ * Callers: main.c builds it (defaults → config.lua values → environment); config_file.c
+ * feeds it the config.lua values as strings through kx_config_set; lua_api_util.c shows it to
+ * Lua as core.config; every other module gets a const kx_config_t *.
  * Never: sees Lua, does I/O beyond getenv. Const after boot.
  *
  * Precedence: built-in defaults < config.lua < environment (VAR_<NODE_ENV> before VAR).
