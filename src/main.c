@@ -141,6 +141,7 @@ static int parse_args(int argc, char **argv, args_t *a)
 {
     a->app = "app";
     a->config = "config.lua";
+    a->config_given = false;
     a->cmd = NULL;
     int i = 1;
     for (; i < argc; i++) {
