@@ -23,6 +23,8 @@
     "font-src 'self' https://cdn.jsdelivr.net data:; img-src 'self' data: blob:; "              \
     "connect-src 'self'; worker-src blob:"
 
+/* One row per line, however long: the table is read across, not down. */
+/* clang-format off */
 static const kx_config_desc_t descs[] = {
     ROW("process.name", "PROCESS_NAME", KX_CT_STRING, process_name, 0, "server"),
     ROW("process.shutdownTimeout", "PROCESS_SHUTDOWN_TIMEOUT", KX_CT_INT, shutdown_timeout_ms, 0, "30000"),
@@ -91,6 +93,7 @@ static const kx_config_desc_t descs[] = {
     ROW("cli.quiet", "CLI_QUIET", KX_CT_BOOL, cli_quiet, 0, "false"),
     { NULL, NULL, KX_CT_STRING, 0, 0, NULL, NULL, NULL },
 };
+/* clang-format on */
 
 const kx_config_desc_t *kx_config_descs(void)
 {
@@ -193,9 +196,11 @@ static int origins_pass(const char *s, char **out, int max, int *n, bool *any)
         const char *b = e;
         while (b > a && isspace((unsigned char)b[-1])) b--;
         size_t len = (size_t)(b - a);
+        /* cppcheck-suppress knownConditionTrueFalse ; false positive: len is any entry's length */
         if (len == 1 && *a == '*') {
             star = true;
         } else {
+            /* cppcheck-suppress knownConditionTrueFalse ; false positive, as above */
             if (len == 0 || !valid_origin(a, len) || count >= max) return KX_EINVAL;
             if (out) out[count] = kx_xstrndup(a, len);
         }
@@ -284,7 +289,7 @@ int kx_config_apply_env(kx_config_t *c, char *err, size_t errcap)
 {
     char upper_env[64] = "";
     size_t i = 0;
-    for (; c->node_env[i] && i < sizeof upper_env - 1; i++)
+    for (; i < sizeof upper_env - 1 && c->node_env[i]; i++)
         upper_env[i] = (char)toupper((unsigned char)c->node_env[i]);
     upper_env[i] = '\0';
     for (const kx_config_desc_t *d = descs; d->key; d++) {
