@@ -12,7 +12,9 @@
  * field, minimum (ints) and default. A default is the string form kx_config_set parses (the
  * same path as an environment value), so a default can never mean something a user could not
  * write; NULL leaves the field unset (NULL string). ROW_BY_ENV adds the NODE_ENV rule: the
- * value for NODE_ENV=production and for NODE_ENV=test (exact lowercase names; NULL = def). */
+ * value for NODE_ENV=production and for NODE_ENV=test (exact lowercase names; NULL = def).
+ * One row per line, however long: the table is read across, not down. */
+/* clang-format off */
 #define ROW(key, env, type, field, min, def) { key, env, type, OFF(field), min, def, NULL, NULL }
 #define ROW_BY_ENV(key, env, type, field, min, def, def_production, def_test) \
     { key, env, type, OFF(field), min, def, def_production, def_test }
@@ -23,8 +25,6 @@
     "font-src 'self' https://cdn.jsdelivr.net data:; img-src 'self' data: blob:; "              \
     "connect-src 'self'; worker-src blob:"
 
-/* One row per line, however long: the table is read across, not down. */
-/* clang-format off */
 static const kx_config_desc_t descs[] = {
     ROW("process.name", "PROCESS_NAME", KX_CT_STRING, process_name, 0, "server"),
     ROW("process.shutdownTimeout", "PROCESS_SHUTDOWN_TIMEOUT", KX_CT_INT, shutdown_timeout_ms, 0, "30000"),

@@ -360,7 +360,8 @@ static void test_every_row_default_parses(void **state)
                 fail_msg("%s (NODE_ENV=%s): default \"%s\" reads back as \"%s\"", d->key, envs[i], def, got);
         }
         char err[512] = "";
-        if (kx_config_finish(&c, err, sizeof err) != KX_OK) fail_msg("finish (NODE_ENV=%s): %s", envs[i], err);
+        if (kx_config_finish(&c, err, sizeof err) != KX_OK)
+            fail_msg("finish (NODE_ENV=%s): %s", envs[i], err);
         kx_config_free(&c);
     }
 }
