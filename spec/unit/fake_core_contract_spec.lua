@@ -3,7 +3,9 @@
 -- every function of the fake is either declared or one of the fake's own test controls listed
 -- below. A binding added to or removed from the C side shows up here once the meta file says
 -- so; spec/integration/core_contract_spec.lua holds the real binary to the same file.
+-- Also: the fake's config defaults equal the rows of src/config.c (read by config_defaults.lua).
 local fake = require "fake_core"
+local config_defaults = require "config_defaults"
 
 local META = "lua/keryx/_meta/core.lua"
 
@@ -89,4 +91,34 @@ describe("fake_core against lua/keryx/_meta/core.lua", function()
         table.sort(missing)
         assert.are.same({}, missing)
     end)
+end)
+
+--- Every dotted path where a and b differ, sorted.
+local function diff(a, b, prefix, out)
+    out = out or {}
+    local keys = {}
+    for k in pairs(a) do keys[k] = true end
+    for k in pairs(b) do keys[k] = true end
+    for k in pairs(keys) do
+        local p = prefix and (prefix .. "." .. k) or k
+        local x, y = a[k], b[k]
+        if type(x) == "table" and type(y) == "table" then
+            diff(x, y, p, out)
+        elseif x ~= y then
+            out[#out + 1] = ("%s: src/config.c=%s fake=%s"):format(p, tostring(x), tostring(y))
+        end
+    end
+    table.sort(out)
+    return out
+end
+
+describe("fake_core config defaults against src/config.c", function()
+    after_each(function() fake.reset() end)
+
+    for _, node_env in ipairs({ "test", "production", "development" }) do
+        it("are the descriptor rows' defaults for NODE_ENV=" .. node_env, function()
+            fake.reset(node_env)
+            assert.are.same({}, diff(config_defaults(node_env), fake.config))
+        end)
+    end
 end)
