@@ -1,5 +1,6 @@
 # keryx — build, run, test, bench.
-# `make` builds ./keryx; `make run` serves ./app; `make test` runs every suite (also .ci/run).
+# `make` builds ./keryx; `make run` serves ./app; `make test` runs every suite (also .ci/run);
+# `make lint` runs the static checks (luacheck, shellcheck, cppcheck, clang-format, layers).
 # Missing Debian packages are installed first when running as root with apt-get.
 
 DEB_PKGS := gcc make pkg-config libev-dev libluajit2-5.1-dev luajit2 libhiredis-dev lua-cjson \
@@ -9,6 +10,8 @@ BENCH_PKGS := wrk nginx-light libnginx-mod-http-lua
 # Only the test suites need these (a real browser for the end-to-end WebSocket page test;
 # clang's libFuzzer for the fuzz harnesses).
 TEST_PKGS  := chromium clang libfuzzer-14-dev
+# `make lint` (and so `make test`) needs these.
+LINT_PKGS  := lua-check shellcheck cppcheck clang-format
 
 CC      ?= gcc
 LLHTTP_DIR := /usr/share/llhttp
@@ -29,7 +32,8 @@ OBJS    := $(patsubst src/%.c,$(OBJDIR)/%.o,$(SRCS))
 LLOBJS  := $(patsubst $(LLHTTP_DIR)/%.c,$(OBJDIR)/llhttp/%.o,$(wildcard $(LLHTTP_DIR)/*.c))
 BIN     ?= keryx
 
-.PHONY: all deps test-deps install-pkgs compile fuzz run test test-all test-c test-unit test-integration test-asan bench clean
+.PHONY: all deps test-deps lint-deps install-pkgs compile fuzz run test test-all test-c test-unit test-integration \
+        test-asan bench clean lint lint-luacheck lint-shellcheck lint-cppcheck lint-clang-format lint-layers
 
 # Top-level targets install packages first, then re-enter make so the file lists (llhttp's
 # sources come from a package) are computed after the install.
@@ -43,7 +47,10 @@ deps:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(DEB_PKGS)"
 
 test-deps:
-	@$(MAKE) --no-print-directory install-pkgs PKGS="$(TEST_PKGS)"
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(TEST_PKGS) $(LINT_PKGS)"
+
+lint-deps:
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(LINT_PKGS)"
 
 install-pkgs:
 	@missing=""; for p in $(PKGS); do \
@@ -113,8 +120,58 @@ test-c-asan: $(TEST_BINS)
 test: deps test-deps
 	@$(MAKE) --no-print-directory test-all
 
-test-all: compile test-c test-unit test-integration test-asan fuzz
+test-all: compile lint test-c test-unit test-integration test-asan fuzz
 	@echo "make test: all suites passed"
+
+# ---- lint ----------------------------------------------------------------------------------
+# `make lint` runs every check below and fails if any of them finds something. A check named
+# in LINT_ADVISORY still runs and prints its findings but does not fail the build.
+# `make test` uses TEST_LINT_ADVISORY: until the branches that restructure the C core and the
+# Lua pipeline are merged, today's code has upward calls (layers), is not yet reformatted
+# (clang-format) and has luacheck warnings in files being rewritten. Empty it after the merge
+# and the one-off `clang-format -i`; `make test LINT_ADVISORY=` is the strict run meanwhile.
+LINT_CHECKS        := luacheck shellcheck cppcheck clang-format layers
+LINT_ADVISORY      ?=
+TEST_LINT_ADVISORY := layers clang-format luacheck
+test-all: LINT_ADVISORY = $(TEST_LINT_ADVISORY)
+LINT_C_FILES = $(wildcard src/*.[ch]) $(wildcard tests/*.c) $(wildcard tests/fuzz/*.c)
+
+lint: lint-deps compile
+	@failed=""; for c in $(LINT_CHECKS); do \
+	  echo "== lint: $$c"; \
+	  if ! $(MAKE) --no-print-directory lint-$$c; then \
+	    case " $(LINT_ADVISORY) " in \
+	      *" $$c "*) echo "(lint-$$c is advisory here: LINT_ADVISORY=\"$(LINT_ADVISORY)\")";; \
+	      *) failed="$$failed $$c";; \
+	    esac; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make lint: FAILED:$$failed"; exit 1; fi; \
+	echo "make lint: done"
+
+# .luacheckrc holds the settings (std per directory, line length).
+lint-luacheck:
+	@luacheck -q lua app spec bench
+
+lint-shellcheck:
+	@shellcheck scripts/*.sh bench/*.sh .ci/run && echo "shellcheck: clean"
+
+# Suppressions: inline `cppcheck-suppress` comments, and .cppcheck-suppressions (each with its reason).
+lint-cppcheck:
+	@cppcheck --enable=warning,style,performance,portability --error-exitcode=1 --inline-suppr \
+	  --suppressions-list=.cppcheck-suppressions -q -I src --std=c11 -D_GNU_SOURCE \
+	  src/*.c tests/*.c tests/fuzz/*.c && echo "cppcheck: clean"
+
+# Settings in .clang-format. On failure prints, per file, how many places would change.
+lint-clang-format:
+	@if out=$$(clang-format --dry-run -Werror $(LINT_C_FILES) 2>&1); then echo "clang-format: clean"; exit 0; fi; \
+	echo "$$out" | sed -n 's/^\([^:]*\):[0-9]*:[0-9]*: error:.*/\1/p' | sort | uniq -c; \
+	echo "clang-format: the files above are not formatted (see: clang-format --dry-run FILE; fix: clang-format -i FILE)"; \
+	exit 1
+
+# Needs the objects: compile first.
+lint-layers: compile
+	@./scripts/check-layers.sh $(OBJDIR)
 
 # ---- fuzzing (libFuzzer + ASan/UBSan) over the parsers that see untrusted bytes ------------
 # Each harness runs FUZZ_SECONDS (default 10) from its seed corpus; a crash or an invariant

@@ -1,9 +1,11 @@
 /* config.h — the process configuration (kx_config_t).
  *
  * Owns: defaults, parsing and validation of every setting, and the table that names each
- * setting's config.lua key (dotted path, security-guide names) and environment variable.
- * Callers: main.c builds it (defaults → config.lua values → environment); lua_bridge.c feeds
- * it the config.lua values as strings; every other module gets a const kx_config_t *.
+ * setting's config.lua key (dotted path, security-guide names), environment variable and
+ * default (one row per setting, config.c descs[]).
+ * Callers: main.c builds it (defaults → config.lua values → environment); config_file.c
+ * feeds it the config.lua values as strings through kx_config_set; lua_api_util.c shows it to
+ * Lua as core.config; every other module gets a const kx_config_t *.
  * Never: sees Lua, does I/O beyond getenv. Const after boot.
  *
  * Precedence: built-in defaults < config.lua < environment (VAR_<NODE_ENV> before VAR).
@@ -85,12 +87,17 @@ typedef struct {
     kx_config_type_t type;
     size_t offset;       /* into kx_config_t */
     int64_t min;         /* for ints: smallest accepted value */
+    const char *def;     /* default, in the string form kx_config_set parses; NULL = unset */
+    const char *def_production, *def_test; /* NODE_ENV=production / test default; NULL = def */
 } kx_config_desc_t;
 
 /* The descriptor table (NULL-key terminated) — also used to expose settings to Lua. */
 const kx_config_desc_t *kx_config_descs(void);
 
-/* Fills *c with built-in defaults for node_env (NULL = "development"). */
+/* The default string of one setting for node_env (NULL = "development"), or NULL (unset). */
+const char *kx_config_default(const kx_config_desc_t *d, const char *node_env);
+/* Fills *c with built-in defaults for node_env (NULL = "development"): each descriptor's
+ * default, set through kx_config_set. */
 void kx_config_defaults(kx_config_t *c, const char *node_env);
 /* Sets one setting from its string form. On failure returns KX_EINVAL and writes a message
  * naming `source` (the key or variable) into err. */

@@ -1,8 +1,11 @@
 /* log.h — levelled log lines.
  *
  * Owns: the log sink (stdout for the server, stderr for the CLI), level filter, format.
- * Callers: everyone. Never: allocates per line beyond a stack buffer; never blocks on
- * anything but the write(2) of the line. Phrases logged here are stable: tests grep them. */
+ * Callers: everyone. Cost per line: kx_log formats into a 4 KiB stack buffer (longer lines
+ * are cut); kx_log_raw then builds the final line (timestamp, level, JSON escaping) in one heap
+ * kx_buf_t, freed before it returns, and writes it with a single write(2) so lines from
+ * concurrent processes never interleave. A line below the level allocates nothing.
+ * Never: blocks on anything but that write(2). Phrases logged here are stable: tests grep them. */
 #ifndef KX_LOG_H
 #define KX_LOG_H
 #include <stdbool.h>

@@ -116,6 +116,7 @@ static int l_list_dir(lua_State *L)
         names[n++] = kx_xstrdup(e->d_name);
     }
     closedir(d);
+    /* cppcheck-suppress nullPointer ; names is NULL only when n == 0, and qsort then reads nothing */
     qsort(names, n, sizeof *names, cmp_str);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {

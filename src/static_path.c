@@ -19,6 +19,7 @@
 /* Old headers: the ABI is fixed, so declare it ourselves; the runtime probe decides. */
 struct open_how {
     uint64_t flags;
+    /* cppcheck-suppress unusedStructMember ; the kernel reads it: this is openat2(2)'s ABI */
     uint64_t mode;
     uint64_t resolve;
 };
@@ -564,12 +565,12 @@ bool kx_static_mime_compressed(const char *mime)
 /* JavaScript's Number.prototype.toString(36) for an integer: lower case, leading '-'. */
 static size_t base36(int64_t v, char *out)
 {
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
     char tmp[16];
     size_t n = 0, o = 0;
     uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
     do {
-        tmp[n++] = digits[m % 36];
+        tmp[n++] = alphabet[m % 36];
         m /= 36;
     } while (m);
     if (v < 0) out[o++] = '-';

@@ -1,6 +1,7 @@
 /* test_config.c — settings: value parsers (bool, int, origins), defaults per NODE_ENV,
  * kx_config_set messages and minimums, environment precedence (VAR_<NODE_ENV> over VAR, empty
- * values), and kx_config_finish cross-field checks and derived values.
+ * values), and kx_config_finish cross-field checks and derived values. Every descriptor row
+ * carries its own default (and NODE_ENV rule): each must parse and read back unchanged.
  *
  * Environment hygiene: every test that touches the environment starts and ends by unsetting
  * every variable keryx reads (plain and with _DEVELOPMENT/_TEST/_PRODUCTION suffixes), so the
@@ -329,6 +330,53 @@ static void test_defaults_per_env(void **state)
     kx_config_defaults(&c, "Production");
     assert_true(c.include_stack_in_errors);
     kx_config_free(&c);
+}
+
+/* Every row's default (for each NODE_ENV rule) is accepted by kx_config_set, and is written
+ * the way kx_config_get_string prints it back, so the Lua view (core.config) shows exactly the
+ * table's text. Only strings may lack a default (the field stays unset: "" in Lua); an int or
+ * bool without one would silently be 0/false, below some minimums. */
+static void test_every_row_default_parses(void **state)
+{
+    (void)state;
+    static const char *envs[] = { "development", "test", "production", "staging" };
+    for (size_t i = 0; i < KX_ARRAY_LEN(envs); i++) {
+        kx_config_t c;
+        kx_config_defaults(&c, envs[i]);
+        for (const kx_config_desc_t *d = kx_config_descs(); d->key; d++) {
+            const char *def = kx_config_default(d, envs[i]);
+            if (!def) {
+                if (d->type != KX_CT_STRING) fail_msg("%s: only strings may have no default", d->key);
+                continue;
+            }
+            kx_config_t scratch;
+            memset(&scratch, 0, sizeof scratch);
+            char err[512] = "", got[1024];
+            if (kx_config_set(&scratch, d, def, d->key, err, sizeof err) != KX_OK)
+                fail_msg("%s (NODE_ENV=%s): default \"%s\" refused: %s", d->key, envs[i], def, err);
+            kx_config_free(&scratch);
+            kx_config_get_string(&c, d, got, sizeof got);
+            if (strcmp(got, def) != 0)
+                fail_msg("%s (NODE_ENV=%s): default \"%s\" reads back as \"%s\"", d->key, envs[i], def, got);
+        }
+        char err[512] = "";
+        if (kx_config_finish(&c, err, sizeof err) != KX_OK)
+            fail_msg("finish (NODE_ENV=%s): %s", envs[i], err);
+        kx_config_free(&c);
+    }
+}
+
+/* The NODE_ENV rules are only ever overrides of a row's plain default. */
+static void test_env_rules_have_a_plain_default(void **state)
+{
+    (void)state;
+    for (const kx_config_desc_t *d = kx_config_descs(); d->key; d++)
+        if ((d->def_production || d->def_test) && !d->def) fail_msg("%s: NODE_ENV rule without def", d->key);
+    assert_string_equal(kx_config_default(desc("RATE_LIMIT_ENABLED"), "test"), "false");
+    assert_string_equal(kx_config_default(desc("RATE_LIMIT_ENABLED"), NULL), "true");
+    assert_string_equal(kx_config_default(desc("WEB_SERVER_INCLUDE_STACK_IN_ERRORS"), "production"), "false");
+    assert_string_equal(kx_config_default(desc("WEB_SERVER_INCLUDE_STACK_IN_ERRORS"), "Production"), "true");
+    assert_null(kx_config_default(desc("APPLICATION_URL"), "development"));
 }
 
 static void test_defaults_are_secure_and_finish(void **state)
@@ -865,6 +913,8 @@ int main(void)
         T(test_parse_origins_fail_leaves_unwritten_slots),
         T(test_defaults_per_env),
         T(test_defaults_are_secure_and_finish),
+        T(test_every_row_default_parses),
+        T(test_env_rules_have_a_plain_default),
         T(test_set_messages),
         T(test_set_message_truncated),
         T(test_int_minimums),

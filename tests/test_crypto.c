@@ -465,12 +465,10 @@ static void on_poll(struct ev_loop *loop, ev_timer *w, int revents)
 /* Runs the loop (polling every ms) until cond holds; fails after `seconds`. */
 static void run_until(bool (*cond)(void *), void *arg, double seconds)
 {
-    waiter_t wt;
-    ev_timer_init(&wt.w, on_poll, 0.001, 0.001);
-    wt.cond = cond;
-    wt.arg = arg;
     ev_now_update(g_loop);
-    wt.deadline = ev_now(g_loop) + seconds;
+    /* on_poll reads cond, arg and deadline back through the timer pointer. */
+    waiter_t wt = { .cond = cond, .arg = arg, .deadline = ev_now(g_loop) + seconds };
+    ev_timer_init(&wt.w, on_poll, 0.001, 0.001);
     ev_timer_start(g_loop, &wt.w);
     if (!cond(arg)) ev_run(g_loop, 0);
     ev_timer_stop(g_loop, &wt.w);

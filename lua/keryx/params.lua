@@ -5,7 +5,8 @@ local json = require "keryx.json"
 local errors = require "keryx.errors"
 
 local M = {}
-local byte, char, find, sub, gsub, lower, tonumber = string.byte, string.char, string.find, string.sub, string.gsub, string.lower, tonumber
+local char, find, sub, gsub, lower = string.char, string.find, string.sub, string.gsub, string.lower
+local tonumber = tonumber
 
 M.MAX_PARAMS = 1000
 

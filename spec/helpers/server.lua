@@ -90,7 +90,8 @@ function M.redis()
             :format(sh_quote(dir))
     local cmd = ("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --dir %s " ..
         "--daemonize no > %s/redis.log 2>&1 & rpid=$!; " ..
-        "( while kill -0 %s 2>/dev/null && kill -0 $rpid 2>/dev/null; do sleep 1; done; kill $rpid 2>/dev/null; %s ) " ..
+        "( while kill -0 %s 2>/dev/null && kill -0 $rpid 2>/dev/null; do sleep 1; done; " ..
+        "kill $rpid 2>/dev/null; %s ) " ..
         ">/dev/null 2>&1 & echo $rpid"):format(port, sh_quote(dir), sh_quote(dir), owner, cleanup)
     p = io.popen(cmd)
     local pid = tonumber(p:read("*l"))

@@ -403,7 +403,8 @@ end
 --- The next broadcast (optionally on channel, and satisfying pred(msg.message)).
 function Client:broadcast(channel, timeout, pred)
     return self:wait(function(v)
-        return M.is_broadcast(v) and (channel == nil or v.message.channel == channel) and (pred == nil or pred(v.message))
+        return M.is_broadcast(v) and (channel == nil or v.message.channel == channel)
+            and (pred == nil or pred(v.message))
     end, timeout)
 end
 
@@ -438,7 +439,8 @@ end
 --- Sends a close frame (code, reason) if still possible and closes the TCP stream.
 function Client:close(code, reason)
     if code then
-        pcall(self.send_frame, self, { opcode = M.OP.CLOSE, payload = char(floor(code / 256), code % 256) .. (reason or "") })
+        local payload = char(floor(code / 256), code % 256) .. (reason or "")
+        pcall(self.send_frame, self, { opcode = M.OP.CLOSE, payload = payload })
     end
     self.sock:close()
 end
@@ -455,7 +457,8 @@ end
 --- refused (the message names the status and body).
 function M.open(srv, headers)
     local ws, res = M.connect(srv.port, "/", headers)
-    luassert.is_table(ws, "upgrade refused: " .. (type(res) == "table" and (res.status .. " " .. tostring(res.body)) or tostring(res)))
+    local why = type(res) == "table" and (res.status .. " " .. tostring(res.body)) or tostring(res)
+    luassert.is_table(ws, "upgrade refused: " .. why)
     return ws
 end
 

@@ -314,7 +314,6 @@ describe("chat app", function()
         assert.are.equal(200, login(srv, email).status)
         local one = socket.gettime() - t0
         local conns = {}
-        t0 = socket.gettime()
         for i = 1, 4 do
             conns[i] = srv:connect(10)
             assert(conns[i]:send(req))

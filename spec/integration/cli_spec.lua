@@ -135,6 +135,7 @@ describe("keryx run", function()
 
         code, out, err = fx({ "run", "boom", "-q" }, { CLI_INCLUDE_STACK_IN_ERRORS = "false" })
         assert.are.equal(1, code)
+        assert.are.equal("", out)
         e = error_json(err)
         assert.are.equal("CONNECTION_ACTION_RUN", e.type)
         assert.is_nil(e.stack)
@@ -142,6 +143,7 @@ describe("keryx run", function()
 
         code, out, err = fx({ "run", "echo", "--name", "ab", "-q" }, { CLI_INCLUDE_STACK_IN_ERRORS = "false" })
         assert.are.equal(1, code)
+        assert.are.equal("", out)
         assert.is_nil(error_json(err).stack)
     end)
 

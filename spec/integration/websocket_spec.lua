@@ -216,7 +216,7 @@ describe("websocket messages", function()
         assert.is_nil(raw:find("hunter2-secret", 1, true), raw)
         -- params that are not an object
         reply, raw = act(ws, "hello", { "a", "b" }, 3)
-        err = error_of(reply, raw)
+        error_of(reply, raw)
         assert.are.equal(3, reply.messageId)
         -- and a valid call for contrast
         reply, raw = act(ws, "hello", { name = "Ada" }, 4)

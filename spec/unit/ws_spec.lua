@@ -278,9 +278,9 @@ describe("ws.message: malformed frames", function()
     end)
 
     it("missing or unknown messageType → `messageType either missing or unknown`, messageId kept", function()
-        local reply, text = send(1, { messageType = "bogus", messageId = 42 })
+        local _, text = send(1, { messageType = "bogus", messageId = 42 })
         assert.matches('^{"messageId":42,"error":{"message":"messageType either missing or unknown","type":"CONNECTION_ACTION_RUN","timestamp":%d+', text)
-        reply = send(1, { messageId = "x" })
+        local reply = send(1, { messageId = "x" })
         assert.are.same({ "x", "messageType either missing or unknown" }, { reply.messageId, reply.error.message })
         for _, text2 in ipairs { "42", '"str"', "[1,2]", "null", "{}" } do
             reply = send(1, text2)

@@ -1,0 +1,226 @@
+---@meta keryx.core
+-- _meta/core.lua — LuaCATS description of the C module `keryx.core`, as Lua sees it: the
+-- functions and fields that src/lua_bridge.c `open_core` and the `kx_lua_open_*` functions of
+-- src/lua_api_*.c put in the table `require "keryx.core"` returns. Never loaded at run time:
+-- it is for readers and language servers (lua-language-server reads `---@meta` files), and
+-- the contract specs hold the real module and the unit tests' fake to exactly these names:
+--   spec/unit/fake_core_contract_spec.lua       spec/helpers/fake_core.lua defines them all
+--   spec/integration/core_contract_spec.lua     the real binary's keryx.core defines them all
+-- When a binding is added, removed or renamed in C, change this file in the same commit.
+--
+-- Conventions (README, lua/keryx/redis.lua): a function that waits yields the calling task
+-- and must run inside a request ("... called outside a request" is raised otherwise); a
+-- programmer error raises; a runtime failure returns nil, reason ("closed", "timeout",
+-- "aborted" when the action's own timeout fired meanwhile).
+
+---@class keryx.core
+local core = {}
+
+-- ---- tasks and routes (src/lua_bridge.c) ----------------------------------------------------
+
+--- Parks the running task for `ms` milliseconds (negative counts as 0). Yields.
+---@param ms number
+---@return true|nil ok
+---@return "aborted"|nil err   the task's timeout fired first, or had already fired
+function core.sleep(ms) end
+
+--- (Re)arms the running task's timeout; `ms <= 0` disarms it. Raises outside a task.
+---@param ms number
+function core.arm_timeout(ms) end
+
+--- True once the running task's timeout has fired (false outside a task).
+---@return boolean
+function core.aborted() end
+
+--- Registers `method route` for action number `id` in the C router. Raises on a bad method,
+--- a route not starting with "/", a duplicate, bad `:param` names, empty segments, too many
+--- segments or params (src/router.c kx_router_add).
+---@param method string
+---@param route string
+---@param id integer
+function core.add_route(method, route, id) end
+
+---@type "server"|"cli"   how the process was started (`keryx start` or `keryx run`)
+core.mode = "server"
+
+-- ---- utilities (src/lua_api_util.c) -----------------------------------------------------------
+
+--- The Set-Cookie header line for session id `id`, or an expiring cookie when `id` is nil.
+--- Raises on a malformed id.
+---@param id string|nil
+---@return string header_line
+function core.session_cookie(id) end
+
+--- Writes one log line through the C logger. Raises on an unknown level name.
+---@param level "trace"|"debug"|"info"|"warn"|"error"|"fatal"
+---@param msg string
+function core.log(level, msg) end
+
+--- Whether a line at `level` would be written (unknown names count as "info").
+---@param level string
+---@return boolean
+function core.log_enabled(level) end
+
+--- Wall clock, milliseconds since the Unix epoch.
+---@return number
+function core.now_ms() end
+
+--- Monotonic clock in milliseconds (sub-millisecond precision), for durations.
+---@return number
+function core.clock_ms() end
+
+---@return integer pid
+function core.pid() end
+
+--- Milliseconds since the server started.
+---@return number
+function core.uptime_ms() end
+
+--- Resident set size in bytes (sampled at most every 250 ms).
+---@return number
+function core.rss() end
+
+--- Sorted names of the `*.lua` files in directory `path` (hidden files skipped).
+---@param path string
+---@return string[]|nil names
+---@return string|nil err   "cannot open <path>: <reason>"
+function core.list_dir(path) end
+
+--- The resolved configuration (defaults < config.lua < environment), as a nested table keyed
+--- like config.lua (src/config.c descs[]): ints are numbers, booleans booleans, unset strings
+--- "". Also `nodeEnv`.
+---@type table<string, any>
+core.config = {}
+
+---@type string   the keryx version (src/common.h KX_VERSION)
+core.version = ""
+
+---@type string   the directory holding lua/keryx (KERYX_HOME, else the binary's directory)
+core.home = ""
+
+-- ---- Redis (src/lua_api_redis.c) --------------------------------------------------------------
+
+--- The value a Redis nil reply is converted to: a NULL light userdata (equal to cjson.null).
+---@type lightuserdata
+core.redis_null = nil
+
+--- Sends one command and yields until Redis answers. Arguments are strings or numbers.
+---@param cmd string
+---@param ... string|number
+---@return any value          success (nil reply → core.redis_null; status → string)
+---@return string|nil err     with value false: the Redis error text ("ERR …");
+---                           with value nil: "closed" | "timeout" | "aborted"
+function core.redis_call(cmd, ...) end
+
+--- Sends a list of commands ({{"GET", k}, …}, at most 1000) and yields until all answered.
+---@param cmds (string|number)[][]
+---@return any[]|nil replies  one entry per command: its value, or {err = "…"} for an error reply
+---@return string|nil err     "closed" | "timeout" | "aborted"
+function core.redis_pipeline(cmds) end
+
+--- Whether the shared Redis connection is up.
+---@return boolean
+function core.redis_ready() end
+
+-- ---- ids and passwords (src/lua_api_crypto.c) -------------------------------------------------
+
+--- A new random id (session ids, message ids) from the system CSPRNG.
+---@return string
+function core.random_id() end
+
+--- Whether `id` has the shape random_id produces (any non-string: false).
+---@param id any
+---@return boolean
+function core.valid_id(id) end
+
+--- scrypt-hashes `password` on the crypto threads; yields.
+---@param password string
+---@return string|nil hash
+---@return "invalid password"|"busy"|"aborted"|"failed"|nil err
+function core.hash_password(password) end
+
+--- Checks `password` against a stored hash on the crypto threads; yields.
+---@param password string
+---@param stored string
+---@return boolean|nil match
+---@return "busy"|"aborted"|nil err
+function core.verify_password(password, stored) end
+
+-- ---- WebSockets and channels (src/lua_api_ws.c); none of these yield -------------------------
+
+---@param id number   socket id
+---@param text string
+---@return true|nil ok
+---@return "closed"|nil err
+function core.ws_send(id, text) end
+
+--- Closes socket `id` (code 1000..4999 except 1005/1006/1015, reason ≤ 123 bytes; raises
+--- otherwise). An unknown id is ignored.
+---@param id number
+---@param code? integer   default 1000
+---@param reason? string  default ""
+function core.ws_close(id, code, reason) end
+
+---@param id number
+---@param channel string
+---@return true|nil ok
+---@return "limit"|"invalid"|"closed"|nil err
+function core.ws_subscribe(id, channel) end
+
+---@param id number
+---@param channel string
+---@return true|nil ok
+---@return "invalid"|"closed"|nil err
+function core.ws_unsubscribe(id, channel) end
+
+---@param id number
+---@param channel string
+---@return boolean
+function core.ws_is_subscribed(id, channel) end
+
+---@param id number
+---@return integer   0 for an unknown id
+function core.ws_subscription_count(id) end
+
+--- Open WebSocket connections in this process.
+---@return integer
+function core.ws_count() end
+
+--- The security guide's channel-name rule, checked in C (any non-string: false).
+---@param name any
+---@return boolean
+function core.channel_name_valid(name) end
+
+--- PUBLISHes `payload` on keryx:pubsub for every process. Raises unless the payload starts
+--- with {"channel":"<valid name>",.
+---@param payload string
+---@return true|nil ok
+---@return "closed"|nil err
+function core.publish(payload) end
+
+-- ---- rate limiting (src/lua_api_ratelimit.c) --------------------------------------------------
+
+---@class keryx.core.RateLimitResult
+---@field allowed boolean
+---@field limit number
+---@field remaining number
+---@field reset_at number     unix seconds
+---@field retry_after number  seconds; 0 when allowed
+
+--- One atomic sliding-window check in Redis; yields. Raises outside a request, on a
+--- non-integer or out-of-range limit/window, or an identifier/prefix that is empty, over 256
+--- bytes, or holds CR, LF, NUL, '{' or '}'.
+---@param identifier string
+---@param limit integer
+---@param window_ms integer
+---@param prefix string
+---@return keryx.core.RateLimitResult|nil result
+---@return string|nil err   "closed" | "timeout" | "aborted" | a Redis error ("ERR …")
+function core.rate_limit(identifier, limit, window_ms, prefix) end
+
+--- 40 lowercase hex digits: the SHA-1 Redis caches a script under.
+---@param text string
+---@return string
+function core.sha1_hex(text) end
+
+return core
