@@ -128,7 +128,7 @@ int kx_channels_subscribe(kx_conn_t *c, const char *channel, size_t len)
     return KX_OK;
 }
 
-static void detach(kx_conn_t *c, subs_t *ws, int idx)
+static void detach(const kx_conn_t *c, subs_t *ws, int idx)
 {
     chan_t *ch = ws->chans[idx];
     for (int i = 0; i < ch->n; i++) {

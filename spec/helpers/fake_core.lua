@@ -35,67 +35,15 @@
 -- captured `core.config` or its sub-tables at require time keep seeing the live values).
 local M = {}
 
-local unpack = unpack or table.unpack
+local unpack = unpack -- LuaJIT (the fake runs under luajit /usr/bin/busted)
 local pack = function(...) return { n = select("#", ...), ... } end
 
 local LEVELS = { trace = 1, debug = 2, info = 3, warn = 4, error = 5, fatal = 6, off = 7 }
 local WALL_EPOCH = 1700000000000 -- now_ms() at clock 0 (2023-11-14T22:13:20Z)
 
--- src/config.c kx_config_defaults + kx_config_finish (applicationUrl), as push_config shapes
--- them: ints are numbers, bools booleans, unset strings "".
-local function defaults(node_env)
-    local prod, test = node_env == "production", node_env == "test"
-    return {
-        nodeEnv = node_env,
-        process = { name = "server", shutdownTimeout = 30000 },
-        logger = { level = "info", includeTimestamps = true, colorize = true, json = false, maxParamLength = 100 },
-        actions = { timeout = 300000 },
-        lua = { memoryLimitMb = 512 },
-        redis = { connectionString = "redis://127.0.0.1:6379/0", commandTimeoutMs = 2000 },
-        session = {
-            ttl = 86400, cookieName = "__session", cookieHttpOnly = true, cookieSecure = false,
-            cookieSameSite = "Strict",
-        },
-        rateLimit = {
-            enabled = not test, windowMs = 60000, unauthenticatedLimit = 20, authenticatedLimit = 200,
-            keyPrefix = "ratelimit", oauthRegisterLimit = 5, oauthRegisterWindowMs = 3600000,
-            failOpen = not prod,
-        },
-        server = {
-            web = {
-                enabled = true, port = 8080, host = "localhost", applicationUrl = "http://localhost:8080",
-                apiRoute = "/api", allowedOrigins = "*",
-                allowedMethods = "HEAD, GET, POST, PUT, PATCH, DELETE, OPTIONS",
-                allowedHeaders = "Content-Type",
-                staticFiles = {
-                    enabled = true, directory = "assets", route = "/",
-                    cacheControl = "public, max-age=3600", etag = true,
-                },
-                includeStackInErrors = not prod,
-                securityHeaders = {
-                    csp = "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; "
-                        .. "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-                        .. "font-src 'self' https://cdn.jsdelivr.net data:; img-src 'self' data: blob:; "
-                        .. "connect-src 'self'; worker-src blob:",
-                    contentTypeOptions = "nosniff", frameOptions = "DENY",
-                    hsts = "max-age=31536000; includeSubDomains",
-                    referrerPolicy = "strict-origin-when-cross-origin",
-                },
-                maxBodySize = 10485760,
-                compression = { enabled = true, threshold = 1024 },
-                correlationId = { header = "X-Request-Id", trustProxy = false },
-                headerTimeoutMs = 10000, keepaliveTimeoutMs = 15000, bodyTimeoutMs = 30000,
-                maxConnections = 10000, tlsCert = "", tlsKey = "", workers = 1,
-                websocket = {
-                    maxPayloadSize = 65536, maxMessagesPerSecond = 20, maxSubscriptions = 100,
-                    drainTimeout = 5000, pingIntervalMs = 30000, idleTimeoutMs = 120000,
-                },
-            },
-        },
-        cli = { includeStackInErrors = true, quiet = false },
-        channels = { presenceTTL = 90, presenceHeartbeatInterval = 30 },
-    }
-end
+-- The defaults come from their one source, the descriptor rows of src/config.c (shaped as
+-- push_config shapes them): the fake cannot drift from the binary.
+local defaults = require "config_defaults"
 
 -- Makes dst equal to src without replacing dst or any nested table dst already has.
 local function refill(dst, src)
@@ -395,7 +343,9 @@ end
 
 local function run_script(text, nkeys, rest)
     nkeys = tonumber(nkeys)
-    if not nkeys or nkeys < 0 or nkeys > #rest then return false, "ERR Number of keys can't be greater than number of args" end
+    if not nkeys or nkeys < 0 or nkeys > #rest then
+        return false, "ERR Number of keys can't be greater than number of args"
+    end
     local keys, argv = {}, {}
     for i = 1, nkeys do keys[i] = tostring(rest[i]) end
     for i = nkeys + 1, #rest do argv[#argv + 1] = tostring(rest[i]) end

@@ -43,13 +43,16 @@ function core.add_route(method, route, id) end
 ---@type "server"|"cli"   how the process was started (`keryx start` or `keryx run`)
 core.mode = "server"
 
--- ---- utilities (src/lua_api_util.c) -----------------------------------------------------------
+-- ---- the current HTTP request (src/lua_api_http.c) ------------------------------------------
 
---- The Set-Cookie header line for session id `id`, or an expiring cookie when `id` is nil.
---- Raises on a malformed id.
----@param id string|nil
----@return string header_line
-function core.session_cookie(id) end
+--- The value of the current web request's header `name` (any case; the first one when it is
+--- repeated), read lazily from C. nil outside a web task, once its connection closed or moved
+--- on to another request, and when the header is absent.
+---@param name string
+---@return string|nil value
+function core.req_header(name) end
+
+-- ---- utilities (src/lua_api_util.c) -----------------------------------------------------------
 
 --- Writes one log line through the C logger. Raises on an unknown level name.
 ---@param level "trace"|"debug"|"info"|"warn"|"error"|"fatal"
