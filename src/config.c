@@ -43,10 +43,10 @@ static const kx_config_desc_t descs[] = {
     { "session.cookieSameSite", "SESSION_COOKIE_SAME_SITE", KX_CT_SAMESITE, OFF(session_cookie_same_site), 0, DEF("Strict") },
     { "rateLimit.enabled", "RATE_LIMIT_ENABLED", KX_CT_BOOL, OFF(rate_limit_enabled), 0, DEF_BY_ENV("true", NULL, "false") },
     { "rateLimit.windowMs", "RATE_LIMIT_WINDOW_MS", KX_CT_INT, OFF(rate_limit_window_ms), 1, DEF("60000") },
-    { "rateLimit.unauthenticatedLimit", "RATE_LIMIT_UNAUTH_LIMIT", KX_CT_INT, OFF(rate_limit_unauth_limit), 0, DEF("20") },
-    { "rateLimit.authenticatedLimit", "RATE_LIMIT_AUTH_LIMIT", KX_CT_INT, OFF(rate_limit_auth_limit), 0, DEF("200") },
+    { "rateLimit.unauthenticatedLimit", "RATE_LIMIT_UNAUTH_LIMIT", KX_CT_INT, OFF(rate_limit_unauth_limit), 1, DEF("20") },
+    { "rateLimit.authenticatedLimit", "RATE_LIMIT_AUTH_LIMIT", KX_CT_INT, OFF(rate_limit_auth_limit), 1, DEF("200") },
     { "rateLimit.keyPrefix", "RATE_LIMIT_KEY_PREFIX", KX_CT_STRING, OFF(rate_limit_key_prefix), 0, DEF("ratelimit") },
-    { "rateLimit.oauthRegisterLimit", "RATE_LIMIT_OAUTH_REGISTER_LIMIT", KX_CT_INT, OFF(rate_limit_oauth_register_limit), 0, DEF("5") },
+    { "rateLimit.oauthRegisterLimit", "RATE_LIMIT_OAUTH_REGISTER_LIMIT", KX_CT_INT, OFF(rate_limit_oauth_register_limit), 1, DEF("5") },
     { "rateLimit.oauthRegisterWindowMs", "RATE_LIMIT_OAUTH_REGISTER_WINDOW_MS", KX_CT_INT, OFF(rate_limit_oauth_register_window_ms), 1, DEF("3600000") },
     { "rateLimit.failOpen", "RATE_LIMIT_FAIL_OPEN", KX_CT_BOOL, OFF(rate_limit_fail_open), 0, DEF_BY_ENV("true", "false", NULL) },
     { "server.web.enabled", "WEB_SERVER_ENABLED", KX_CT_BOOL, OFF(web_enabled), 0, DEF("true") },
@@ -82,8 +82,8 @@ static const kx_config_desc_t descs[] = {
     { "server.web.tlsKey", "WEB_SERVER_TLS_KEY", KX_CT_STRING, OFF(tls_key), 0, DEF(NULL) },
     { "server.web.workers", "WEB_SERVER_WORKERS", KX_CT_WORKERS, OFF(workers), 0, DEF("1") },
     { "server.web.websocket.maxPayloadSize", "WS_MAX_PAYLOAD_SIZE", KX_CT_INT, OFF(ws_max_payload_size), 1, DEF("65536") },
-    { "server.web.websocket.maxMessagesPerSecond", "WS_MAX_MESSAGES_PER_SECOND", KX_CT_INT, OFF(ws_max_messages_per_second), 0, DEF("20") },
-    { "server.web.websocket.maxSubscriptions", "WS_MAX_SUBSCRIPTIONS", KX_CT_INT, OFF(ws_max_subscriptions), 0, DEF("100") },
+    { "server.web.websocket.maxMessagesPerSecond", "WS_MAX_MESSAGES_PER_SECOND", KX_CT_INT, OFF(ws_max_messages_per_second), 1, DEF("20") },
+    { "server.web.websocket.maxSubscriptions", "WS_MAX_SUBSCRIPTIONS", KX_CT_INT, OFF(ws_max_subscriptions), 1, DEF("100") },
     { "server.web.websocket.drainTimeout", "WS_DRAIN_TIMEOUT", KX_CT_INT, OFF(ws_drain_timeout_ms), 0, DEF("5000") },
     { "server.web.websocket.pingIntervalMs", "WS_PING_INTERVAL_MS", KX_CT_INT, OFF(ws_ping_interval_ms), 1, DEF("30000") },
     { "server.web.websocket.idleTimeoutMs", "WS_IDLE_TIMEOUT_MS", KX_CT_INT, OFF(ws_idle_timeout_ms), 1, DEF("120000") },
@@ -307,6 +307,74 @@ int kx_config_apply_env(kx_config_t *c, char *err, size_t errcap)
     return KX_OK;
 }
 
+/* An unknown NODE_ENV would silently run as development (stacks in answers, rate limiting
+ * failing open): a typo such as "prod" must stop start-up instead. */
+static int check_node_env(const kx_config_t *c, char *err, size_t errcap)
+{
+    static const char *known[] = { "development", "production", "test" };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(c->node_env, known[i]) == 0) return KX_OK;
+    snprintf(err, errcap, "invalid value for NODE_ENV: \"%.100s\" (expected development, production or test)",
+             c->node_env);
+    return KX_EINVAL;
+}
+
+static bool has_control_bytes(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; p && *p; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) return true;
+    return false;
+}
+
+/* Settings written into every response's headers: a CR or LF would inject a header (or a
+ * body) into each answer. */
+static int check_header_values(const kx_config_t *c, char *err, size_t errcap)
+{
+    const struct { const char *env; const char *v; } vals[] = {
+        { "WEB_SECURITY_CSP", c->sec_csp },
+        { "WEB_SECURITY_CONTENT_TYPE_OPTIONS", c->sec_content_type_options },
+        { "WEB_SECURITY_FRAME_OPTIONS", c->sec_frame_options },
+        { "WEB_SECURITY_HSTS", c->sec_hsts },
+        { "WEB_SECURITY_REFERRER_POLICY", c->sec_referrer_policy },
+        { "PROCESS_NAME", c->process_name },
+        { "WEB_SERVER_ALLOWED_METHODS", c->allowed_methods },
+        { "WEB_SERVER_ALLOWED_HEADERS", c->allowed_headers },
+        { "WEB_SERVER_STATIC_CACHE_CONTROL", c->static_cache_control },
+    };
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        if (!has_control_bytes(vals[i].v)) continue;
+        snprintf(err, errcap, "invalid value for %s: control characters (CR, LF, …) are not allowed in a header value",
+                 vals[i].env);
+        return KX_EINVAL;
+    }
+    return KX_OK;
+}
+
+/* RFC 9110 token (a header name; RFC 6265 uses the same grammar for a cookie name). */
+static bool is_token(const char *s)
+{
+    if (!s || !*s) return false;
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-.^_`|~", *p)) return false;
+    return true;
+}
+
+static int check_tokens(const kx_config_t *c, char *err, size_t errcap)
+{
+    if (!is_token(c->session_cookie_name)) {
+        snprintf(err, errcap, "invalid value for SESSION_COOKIE_NAME: \"%.100s\" (expected a cookie name: letters, "
+                 "digits and !#$%%&'*+-.^_`|~, not empty)", c->session_cookie_name ? c->session_cookie_name : "");
+        return KX_EINVAL;
+    }
+    /* Empty disables the correlation id; anything else names a header. */
+    if (c->correlation_header && *c->correlation_header && !is_token(c->correlation_header)) {
+        snprintf(err, errcap, "invalid value for WEB_CORRELATION_ID_HEADER: \"%.100s\" (expected a header name)",
+                 c->correlation_header);
+        return KX_EINVAL;
+    }
+    return KX_OK;
+}
+
 int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
 {
     for (int i = 0; i < c->n_origins; i++) { free(c->origins[i]); c->origins[i] = NULL; }
@@ -340,6 +408,9 @@ int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
         }
     }
     set_str(&c->api_route, route);
+    if (check_node_env(c, err, errcap) != KX_OK || check_header_values(c, err, errcap) != KX_OK ||
+        check_tokens(c, err, errcap) != KX_OK)
+        return KX_EINVAL;
     /* The cookie is Secure when configured so or when the app is served over https. */
     bool secure = c->session_cookie_secure ||
                   (c->application_url && strncmp(c->application_url, "https://", 8) == 0);

@@ -16,6 +16,7 @@
 #include "crypto.h"
 #include "pubsub.h"
 #include "ws.h"
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -37,7 +38,9 @@ static const char usage[] =
     "  keryx [--app DIR] [--config FILE] actions        list actions with routes\n"
     "  keryx --help | --version\n"
     "\n"
-    "defaults: --app ./app, --config ./config.lua; settings: see README (env vars win).\n";
+    "--app and --config may also follow the command (for run: before ACTION; everything after\n"
+    "ACTION is the action's input). defaults: --app ./app, --config ./config.lua; settings: see\n"
+    "README (env vars win).\n";
 
 /* ---- drain ------------------------------------------------------------------------------ */
 
@@ -143,25 +146,96 @@ typedef struct {
     const char *config;
     bool config_given;
     const char *cmd;
-    int rest;            /* index of the first argument after the command */
+    const char *action;  /* run: the action's name */
+    int rest;            /* index of the first argument after the command (run: after ACTION) */
 } args_t;
 
-static int parse_args(int argc, char **argv, args_t *a)
+/* --app DIR, --config FILE (or --app=DIR, --config=FILE). Returns 1 when argv[*i] was one
+ * (and moves past it), 0 when argv[*i] is no option of ours, -1 on a missing value. */
+static int take_global(int argc, char **argv, int *i, args_t *a, char *err, size_t cap)
+{
+    const char *arg = argv[*i];
+    const char *names[] = { "--app", "--config" };
+    for (size_t k = 0; k < KX_ARRAY_LEN(names); k++) {
+        size_t n = strlen(names[k]);
+        if (strncmp(arg, names[k], n) != 0 || (arg[n] != '\0' && arg[n] != '=')) continue;
+        const char *v = arg[n] == '=' ? arg + n + 1 : NULL;
+        if (!v) {
+            if (*i + 1 >= argc) {
+                snprintf(err, cap, "option %s needs a value", names[k]);
+                return -1;
+            }
+            v = argv[++*i];
+        }
+        if (k == 0) a->app = v;
+        else a->config = v, a->config_given = true;
+        ++*i;
+        return 1;
+    }
+    return 0;
+}
+
+static bool is_help_or_version(const char *s)
+{
+    return !strcmp(s, "--help") || !strcmp(s, "-h") || !strcmp(s, "--version") || !strcmp(s, "-v");
+}
+
+/* Global options go before the command, or after it (for `run`: before ACTION; every
+ * argument after ACTION is the action's input). Anything else that looks like an option, or a
+ * stray word, is an error naming it. */
+static int parse_args(int argc, char **argv, args_t *a, char *err, size_t cap)
 {
     a->app = "app";
     a->config = "config.lua";
     a->config_given = false;
     a->cmd = NULL;
+    a->action = NULL;
     int i = 1;
-    for (; i < argc; i++) {
-        if (strcmp(argv[i], "--app") == 0 && i + 1 < argc) a->app = argv[++i];
-        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) a->config = argv[++i], a->config_given = true;
-        else if (strncmp(argv[i], "--app=", 6) == 0) a->app = argv[i] + 6;
-        else if (strncmp(argv[i], "--config=", 9) == 0) a->config = argv[i] + 9, a->config_given = true;
-        else break;
+    while (i < argc) {
+        int rc = take_global(argc, argv, &i, a, err, cap);
+        if (rc < 0) return KX_EINVAL;
+        if (rc > 0) continue;
+        if (!a->cmd && argv[i][0] == '-' && !is_help_or_version(argv[i])) {
+            snprintf(err, cap, "unknown option '%s'", argv[i]);
+            return KX_EINVAL;
+        }
+        if (!a->cmd) {
+            a->cmd = argv[i++];
+            continue;
+        }
+        if (strcmp(a->cmd, "run") == 0 && argv[i][0] != '-') {
+            a->action = argv[i++];
+            break; /* the rest is the action's input */
+        }
+        if (argv[i][0] == '-') snprintf(err, cap, "unknown option '%s'", argv[i]);
+        else snprintf(err, cap, "unexpected argument '%s'", argv[i]);
+        return KX_EINVAL;
     }
-    if (i < argc) a->cmd = argv[i++];
     a->rest = i;
+    return KX_OK;
+}
+
+/* A mistyped --app would otherwise serve an empty app (only the built-in actions). */
+static int check_app_dir(const char *app, char *err, size_t cap)
+{
+    struct stat st;
+    if (stat(app, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, cap, "--app: directory \"%.400s\" does not exist", app);
+        return KX_EINVAL;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/actions", app);
+    DIR *d = opendir(path);
+    bool found = false;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        found = n > 4 && e->d_name[0] != '.' && strcmp(e->d_name + n - 4, ".lua") == 0;
+    }
+    if (d) closedir(d);
+    if (!found) {
+        snprintf(err, cap, "--app: no actions in \"%.400s\" (expected .lua files in its actions/ directory)", app);
+        return KX_EINVAL;
+    }
     return KX_OK;
 }
 
@@ -174,7 +248,11 @@ static int fatal(const char *msg)
 int main(int argc, char **argv)
 {
     args_t a;
-    parse_args(argc, argv, &a);
+    char perr[256];
+    if (parse_args(argc, argv, &a, perr, sizeof perr) != KX_OK) {
+        fprintf(stderr, "keryx: %s (see keryx --help)\n", perr);
+        return 1;
+    }
     if (!a.cmd || strcmp(a.cmd, "--help") == 0 || strcmp(a.cmd, "-h") == 0 || strcmp(a.cmd, "help") == 0) {
         fputs(usage, a.cmd ? stdout : stderr);
         return a.cmd ? 0 : 1;
@@ -189,11 +267,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: unknown command '%s'\n\n%s", a.cmd, usage);
         return 1;
     }
-    if (cli && a.rest >= argc) return fatal("usage: keryx run ACTION [--input value ...] [-q]");
+    if (cli && !a.action) return fatal("usage: keryx run ACTION [--input value ...] [-q]");
 
     static kx_config_t cfg;
     static kx_server_t srv;
     char err[1024];
+    if (check_app_dir(a.app, err, sizeof err) != KX_OK) return fatal(err);
     kx_config_defaults(&cfg, getenv("NODE_ENV"));
     if (kx_config_file_apply(&cfg, a.config, a.config_given, err, sizeof err) != KX_OK ||
         kx_config_apply_env(&cfg, err, sizeof err) != KX_OK ||
@@ -238,7 +317,7 @@ int main(int argc, char **argv)
     if (kx_ratelimit_init(srv.home, err, sizeof err) != KX_OK) return fatal(err);
     kx_redis_wait_first((double)cfg.redis_command_timeout_ms / 1000.0);
     if (cli) {
-        int code = kx_lua_run_cli(argv[a.rest], argc - a.rest - 1, argv + a.rest + 1);
+        int code = kx_lua_run_cli(a.action, argc - a.rest, argv + a.rest);
         kx_redis_stop();
         kx_ratelimit_free();
         kx_crypto_stop();

@@ -339,7 +339,7 @@ static void test_defaults_per_env(void **state)
 static void test_every_row_default_parses(void **state)
 {
     (void)state;
-    static const char *envs[] = { "development", "test", "production", "staging" };
+    static const char *envs[] = { "development", "test", "production" };
     for (size_t i = 0; i < KX_ARRAY_LEN(envs); i++) {
         kx_config_t c;
         kx_config_defaults(&c, envs[i]);
@@ -480,14 +480,16 @@ static void test_int_minimums(void **state)
     static const char *min1[] = { "SESSION_TTL", "RATE_LIMIT_WINDOW_MS", "REDIS_COMMAND_TIMEOUT_MS",
                                   "WEB_SERVER_HEADER_TIMEOUT_MS", "WEB_SERVER_KEEPALIVE_TIMEOUT_MS",
                                   "WEB_SERVER_BODY_TIMEOUT_MS", "WS_MAX_PAYLOAD_SIZE",
-                                  "WS_PING_INTERVAL_MS", "WS_IDLE_TIMEOUT_MS" };
+                                  "WS_PING_INTERVAL_MS", "WS_IDLE_TIMEOUT_MS", "WS_MAX_MESSAGES_PER_SECOND",
+                                  "WS_MAX_SUBSCRIPTIONS", "RATE_LIMIT_UNAUTH_LIMIT", "RATE_LIMIT_AUTH_LIMIT",
+                                  "RATE_LIMIT_OAUTH_REGISTER_LIMIT" };
     for (size_t i = 0; i < KX_ARRAY_LEN(min1); i++) {
         set_refused(&c, min1[i], "0", err, sizeof err);
         set_ok(&c, min1[i], "1");
     }
     /* Minimum 0: zero fine, negative refused. */
-    static const char *min0[] = { "WEB_SERVER_PORT", "WEB_MAX_BODY_SIZE", "RATE_LIMIT_UNAUTH_LIMIT",
-                                  "WS_MAX_SUBSCRIPTIONS", "ACTION_TIMEOUT" };
+    static const char *min0[] = { "WEB_SERVER_PORT", "WEB_MAX_BODY_SIZE", "WEB_SERVER_MAX_CONNECTIONS_PER_IP",
+                                  "ACTION_TIMEOUT" };
     for (size_t i = 0; i < KX_ARRAY_LEN(min0); i++) {
         set_ok(&c, min0[i], "0");
         set_refused(&c, min0[i], "-1", err, sizeof err);
@@ -900,6 +902,45 @@ static void test_finish_twice(void **state)
     kx_config_free(&c);
 }
 
+/* Settings that would run wrong rather than fail: refused at finish, naming the variable. */
+static void finish_refuses(const char *node_env, const char *env, const char *value, const char *needle)
+{
+    kx_config_t c;
+    kx_config_defaults(&c, node_env);
+    if (env) set_ok(&c, env, value);
+    char err[512] = "";
+    if (kx_config_finish(&c, err, sizeof err) == KX_OK) fail_msg("%s=\"%s\" accepted", env ? env : "NODE_ENV", value);
+    if (!strstr(err, needle)) fail_msg("error does not name %s: %s", needle, err);
+    kx_config_free(&c);
+}
+
+static void test_finish_refuses_unsafe_settings(void **state)
+{
+    (void)state;
+    finish_refuses("prod", NULL, "prod", "NODE_ENV");
+    finish_refuses("Production", NULL, "Production", "NODE_ENV");
+    finish_refuses("test", "WEB_SECURITY_CSP", "default-src 'self'\r\nX-Injected: 1", "WEB_SECURITY_CSP");
+    finish_refuses("test", "WEB_SECURITY_HSTS", "max-age=1\n", "WEB_SECURITY_HSTS");
+    finish_refuses("test", "WEB_SECURITY_REFERRER_POLICY", "a\x01", "WEB_SECURITY_REFERRER_POLICY");
+    finish_refuses("test", "PROCESS_NAME", "x\ry", "PROCESS_NAME");
+    finish_refuses("test", "WEB_CORRELATION_ID_HEADER", "X-Id\r\nX-Evil", "WEB_CORRELATION_ID_HEADER");
+    finish_refuses("test", "WEB_CORRELATION_ID_HEADER", "X Id", "WEB_CORRELATION_ID_HEADER");
+    finish_refuses("test", "SESSION_COOKIE_NAME", "a;b=c", "SESSION_COOKIE_NAME");
+    finish_refuses("test", "SESSION_COOKIE_NAME", "", "SESSION_COOKIE_NAME");
+    finish_refuses("test", "SESSION_COOKIE_NAME", "sid ", "SESSION_COOKIE_NAME");
+    /* What stays fine: a tab in a value, an empty security header (omits it), an empty
+     * correlation header (disables it), an unusual but valid cookie name. */
+    kx_config_t c;
+    kx_config_defaults(&c, "production");
+    set_ok(&c, "WEB_SECURITY_CSP", "default-src\t'self'");
+    set_ok(&c, "WEB_SECURITY_HSTS", "");
+    set_ok(&c, "WEB_CORRELATION_ID_HEADER", "");
+    set_ok(&c, "SESSION_COOKIE_NAME", "__Host-sid.v2");
+    char err[512] = "";
+    if (kx_config_finish(&c, err, sizeof err) != KX_OK) fail_msg("refused: %s", err);
+    kx_config_free(&c);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, env_setup, env_teardown)
@@ -914,6 +955,7 @@ int main(void)
         T(test_defaults_per_env),
         T(test_defaults_are_secure_and_finish),
         T(test_every_row_default_parses),
+        T(test_finish_refuses_unsafe_settings),
         T(test_env_rules_have_a_plain_default),
         T(test_set_messages),
         T(test_set_message_truncated),

@@ -140,7 +140,7 @@ end
 --- error.message (non-empty), error.type (= typ; any string when typ is nil) and
 --- error.timestamp (a number), no stack anywhere. Returns the decoded document.
 function M.assert_envelope_body(res, typ)
-    assert.are.equal("application/json", res.headers["content-type"])
+    assert.are.equal("application/json; charset=utf-8", res.headers["content-type"])
     local ok, doc = pcall(cjson.decode, res.body)
     assert.is_true(ok, "error body is not JSON: " .. tostring(res.body))
     assert.is_table(doc.error)
@@ -172,7 +172,7 @@ end
 --- timestamp. Returns the error object.
 function M.envelope(res, status, err_type)
     assert.are.equal(status, res.status, res.body)
-    assert.are.equal("application/json", res.headers["content-type"])
+    assert.are.equal("application/json; charset=utf-8", res.headers["content-type"])
     local body = cjson.decode(res.body)
     assert.is_table(body.error, res.body)
     assert.are.equal(err_type, body.error.type)
