@@ -354,7 +354,7 @@ static void web_answer(kx_task_t *t)
         kx_log_error("refusing an invalid response from the pipeline (status %d): %s", status, why);
         kx_http_send_error(c, 500, "CONNECTION_SERVER_ERROR", "Invalid response from pipeline", 0);
     } else {
-        kx_http_send(c, status, ctype ? ctype : "application/json", h->data, h->len, body, blen, KX_R_CORS);
+        kx_http_send(c, status, ctype ? ctype : "application/json; charset=utf-8", h->data, h->len, body, blen, KX_R_CORS);
     }
     /* One oversized answer must not pin its buffer for the process's life. */
     if (h->cap > 64 * 1024) kx_buf_free(h);

@@ -11,7 +11,7 @@ describe("keryx binary", function()
         local body = H.json(res.body)
         assert.are.equal("keryx-example", body.name)
         assert.is_true(body.healthy)
-        assert.are.equal("application/json", res.headers["content-type"])
+        assert.are.equal("application/json; charset=utf-8", res.headers["content-type"])
     end)
 
     it("runs an action from the command line", function()
