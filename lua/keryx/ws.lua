@@ -100,8 +100,10 @@ local function authorize(def, channel, conn, mid)
     local ok, res = xpcall(def.authorize, on_error, channel, conn)
     if not ok then
         if res.type == "CONNECTION_ACTION_RUN" and res.cause ~= nil then
-            -- An untyped refusal (error "…") is still a refusal, typed as one.
+            -- An untyped refusal (error "…") is still a refusal, typed as one; its text may
+            -- name the file and line, so production answers the generic refusal.
             local e = errors.new("CONNECTION_CHANNEL_AUTHORIZATION", res.message)
+            e.public_message = "Not authorized for channel: " .. channel
             e.stack = res.stack
             return transport.error_reply(mid, e)
         end
@@ -118,7 +120,7 @@ local function presence_key_of(def, conn)
     local ok, k = xpcall(def.presence_key, on_error, conn)
     if not ok then return nil, k end
     local key, err = channels.presence_key_string(k)
-    if not key then return nil, errors.new("CONNECTION_ACTION_RUN", "presence_key: " .. err) end
+    if not key then return nil, errors.internal("presence_key: " .. err) end
     return key
 end
 
