@@ -94,6 +94,7 @@ before_each(function()
     channels.reset()
     scripts._reset()
     for k in pairs(ws.sockets) do ws.sockets[k] = nil end
+    for k in pairs(ws.repairs) do ws.repairs[k] = nil end
     local reg = pipeline.registry
     for k in pairs(reg.list) do reg.list[k] = nil end
     for k in pairs(reg.by_name) do reg.by_name[k] = nil end
@@ -814,5 +815,70 @@ describe("concurrent messages on one socket", function()
         assert.are.equal("alice", seen.alice)
         assert.are.equal("mallory", seen.mallory)
         assert.are.equal(2, #fake.ws_take(1))
+    end)
+end)
+
+describe("presence after a Redis outage (the heartbeat repairs it)", function()
+    before_each(function()
+        define_channel { pattern = "^room:[%w-]+$" }
+        open(1)
+    end)
+
+    it("an add that failed is retried: the member is present and its join announced", function()
+        fake.redis_up = false
+        send(1, { messageType = "subscribe", channel = "room:a" })
+        assert.is_nil(fake.store["presence:{room:a}"])
+        fake.run(ws.heartbeat) -- still down: kept for later
+        assert.is_nil(fake.store["presence:{room:a}"])
+        fake.redis_up = true
+        fake.run(ws.heartbeat)
+        assert.are.same({ uid(1) }, set_members("presence:{room:a}"))
+        assert.are.same({ uid(1) }, set_members("presence:{room:a}:" .. uid(1)))
+        assert.are.same({ "room:a join " .. uid(1) }, events())
+        assert.are.same({}, ws.repairs)
+        fake.run(ws.heartbeat) -- settled: no second join
+        assert.are.equal(1, #events())
+    end)
+
+    it("a remove that failed (unsubscribe or close) is retried: the member is gone and its leave announced", function()
+        open(2)
+        send(1, { messageType = "subscribe", channel = "room:a" })
+        send(2, { messageType = "subscribe", channel = "room:b" })
+        fake.redis_up = false
+        send(1, { messageType = "unsubscribe", channel = "room:a" })
+        close(2)
+        assert.are.same({ uid(1) }, set_members("presence:{room:a}"))
+        assert.are.same({ uid(2) }, set_members("presence:{room:b}"))
+        fake.redis_up = true
+        open(3) -- the heartbeat runs while sockets are open
+        fake.run(ws.heartbeat)
+        assert.is_nil(fake.store["presence:{room:a}"])
+        assert.is_nil(fake.store["presence:{room:b}"])
+        local ev = events()
+        table.sort(ev)
+        assert.are.same({ "room:a join " .. uid(1), "room:a leave " .. uid(1), "room:b join " .. uid(2),
+            "room:b leave " .. uid(2) }, ev)
+        assert.are.same({}, ws.repairs)
+    end)
+
+    it("subscribed then unsubscribed during the outage: nothing is added, nothing announced", function()
+        fake.redis_up = false
+        send(1, { messageType = "subscribe", channel = "room:a" })
+        send(1, { messageType = "unsubscribe", channel = "room:a" })
+        fake.redis_up = true
+        fake.run(ws.heartbeat)
+        assert.is_nil(fake.store["presence:{room:a}"])
+        assert.is_nil(fake.store["presence:{room:a}:" .. uid(1)])
+        assert.are.same({}, events())
+        assert.are.same({}, ws.repairs)
+    end)
+
+    it("a later success of the same operation settles the failure without the heartbeat", function()
+        fake.redis_up = false
+        send(1, { messageType = "subscribe", channel = "room:a" })
+        fake.redis_up = true
+        send(1, { messageType = "subscribe", channel = "room:a" }) -- re-subscribe repairs it itself
+        assert.are.same({}, ws.repairs)
+        assert.are.same({ uid(1) }, set_members("presence:{room:a}"))
     end)
 end)
