@@ -30,8 +30,8 @@ kx_conn_t *kx_task_web_conn(const kx_task_t *t);
 lua_State *kx_lua_main(void);
 /* A request (web, CLI, one WebSocket message) waits for Redis REDIS_COMMAND_TIMEOUT_MS in
  * total, however many calls it makes: a stalled Redis costs it one timeout, not one per call
- * (README "Redis"). Time between calls (sleep, hashing) is not counted, so a long action is
- * not cut short. Before sending, a binding asks kx_task_redis_begin how long this call may
+ * (README "What the C core enforces"). Time between calls (sleep, hashing) is not counted, so
+ * a long action is not cut short. Before sending, a binding asks kx_task_redis_begin how long this call may
  * wait (seconds; <= 0: the budget is spent, answer "timeout" without sending) — that starts
  * the clock; the completion (or a send that failed) calls kx_task_redis_end before waking.
  * Tasks that are not requests (heartbeat, socket close) have no budget: only the per-command

@@ -116,7 +116,6 @@ function M.internal(message)
 end
 
 --- error() with a typed error, blamed on the caller.
-
 function M.raise(err_type, message, key, value)
     error(M.new(err_type, message, key, value), 2)
 end

@@ -72,7 +72,7 @@ end
 -- again: a failed add would leave a subscribed socket absent until it re-subscribes, a failed
 -- remove would leave a gone socket present (other sockets' heartbeats keep its key alive). So
 -- each failure is remembered — the latest wish per (channel, key, uid) — and the heartbeat
--- retries it; any later success of the same operation on the triple settles it.
+-- retries it; any later add or remove of the triple that succeeds settles it.
 local repairs = {} --- "<channel>\0<key>\0<uid>" -> { op = "add"|"remove", channel, key, uid, sid }
 M.repairs = repairs
 
