@@ -173,13 +173,13 @@ function M.assert_envelope(res, status, typ)
     return doc
 end
 
---- An error envelope as an action's pipeline (or, for a route or a failure decided in C,
---- response.c) writes it (it may carry more keys, e.g. `key` on a 406): status, JSON content
---- type, error.type = err_type, a string message and a numeric timestamp. Returns the error object.
-function M.envelope(res, status, err_type)
+--- An error envelope as an action's pipeline writes it (it may carry more keys, e.g. `key` on a
+--- 406): status, JSON content type (ctype, default JSON_CONTENT_TYPE; C_JSON_CONTENT_TYPE for a
+--- route or a failure decided in C), error.type = err_type, a string message and a numeric
+--- timestamp. Returns the error object.
+function M.envelope(res, status, err_type, ctype)
     assert.are.equal(status, res.status, res.body)
-    local ct = res.headers["content-type"]
-    assert.is_true(ct == M.JSON_CONTENT_TYPE or ct == M.C_JSON_CONTENT_TYPE, "content type " .. tostring(ct))
+    assert.are.equal(ctype or M.JSON_CONTENT_TYPE, res.headers["content-type"])
     local body = cjson.decode(res.body)
     assert.is_table(body.error, res.body)
     assert.are.equal(err_type, body.error.type)
