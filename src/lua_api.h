@@ -28,6 +28,17 @@ void kx_task_set_wait(kx_task_t *t, void (*cancel)(void *ud), void *ud);
 kx_conn_t *kx_task_web_conn(const kx_task_t *t);
 /* The main Lua state (for values built outside a coroutine, e.g. pipeline results). */
 lua_State *kx_lua_main(void);
+/* A request (web, CLI, one WebSocket message) waits for Redis REDIS_COMMAND_TIMEOUT_MS in
+ * total, however many calls it makes: a stalled Redis costs it one timeout, not one per call
+ * (README "What the C core enforces"). Time between calls (sleep, hashing) is not counted, so
+ * a long action is not cut short. Before sending, a binding asks kx_task_redis_begin how long
+ * this call may wait (seconds; <= 0: the budget is spent, answer "timeout" without sending) —
+ * that starts the clock; the completion (or a send that failed) calls kx_task_redis_end
+ * before waking.
+ * Tasks that are not requests (heartbeat, socket close) have no budget: only the per-command
+ * timeout applies to them. */
+double kx_task_redis_begin(kx_task_t *t);
+void kx_task_redis_end(kx_task_t *t);
 
 /* ---- shared helpers (lua_api.c) ------------------------------------------------------------ */
 

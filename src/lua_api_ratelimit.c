@@ -36,6 +36,7 @@ static void cancel_op(void *op)
 static void wait_done(void *ud, const kx_ratelimit_result_t *res, const char *err)
 {
     kx_task_t *t = kx_lua_wait_done(ud);
+    kx_task_redis_end(t);
     lua_State *co = kx_task_thread(t);
     if (!res) {
         kx_task_wake(t, kx_lua_push_fail(co, err ? err : "closed"));
@@ -73,9 +74,12 @@ static int l_rate_limit(lua_State *L)
                           KX_RATELIMIT_MAX_PREFIX);
     kx_task_t *t = kx_lua_require_task(L, "keryx.rate_limit");
     if (kx_task_aborted(t)) return kx_lua_push_fail(L, "aborted");
+    double left = kx_task_redis_begin(t);
+    if (left <= 0) return kx_lua_push_fail(L, "timeout");
     kx_lua_wait_t *w = kx_lua_wait_new(t, cancel_op);
     kx_ratelimit_op_t *op = NULL;
-    if (kx_ratelimit_check(id, idlen, limit, window, prefix, plen, wait_done, w, &op) != KX_OK) {
+    if (kx_ratelimit_check_within(id, idlen, limit, window, prefix, plen, left, wait_done, w, &op) != KX_OK) {
+        kx_task_redis_end(t);
         kx_lua_wait_abandon(w);
         /* Arguments were checked above, so anything left means Redis is not there. */
         return kx_lua_push_fail(L, "closed");

@@ -83,6 +83,7 @@ static void single_cancel(void *op)
 static void single_done(void *ud, redisReply *reply, const char *err)
 {
     kx_task_t *t = kx_lua_wait_done(ud);
+    kx_task_redis_end(t);
     kx_task_wake(t, push_result(kx_task_thread(t), reply, err));
 }
 
@@ -96,9 +97,12 @@ static int l_redis_call(lua_State *L)
     size_t lens[MAX_ARGS];
     collect_args(L, 1, argc, argv, lens);
     if (kx_task_aborted(t)) return kx_lua_push_fail(L, "aborted");
+    double left = kx_task_redis_begin(t);
+    if (left <= 0) return kx_lua_push_fail(L, "timeout");
     kx_lua_wait_t *w = kx_lua_wait_new(t, single_cancel);
-    w->op = kx_redis_command(argc, argv, lens, single_done, w);
+    w->op = kx_redis_command_within(argc, argv, lens, left, single_done, w);
     if (!w->op) {
+        kx_task_redis_end(t);
         kx_lua_wait_abandon(w);
         return kx_lua_push_fail(L, "closed");
     }
@@ -163,6 +167,7 @@ static void item_done(void *ud, redisReply *reply, const char *err)
         n = 1;
     }
     kx_task_set_wait(t, NULL, NULL);
+    kx_task_redis_end(t);
     batch_free(b);
     kx_task_wake(t, n);
 }
@@ -195,6 +200,8 @@ static int l_redis_pipeline(lua_State *L)
     }
     if (kx_task_aborted(t)) return kx_lua_push_fail(L, "aborted");
     if (!kx_redis_ready()) return kx_lua_push_fail(L, "closed");
+    double left = kx_task_redis_begin(t);
+    if (left <= 0) return kx_lua_push_fail(L, "timeout");
     batch_t *b = kx_xcalloc(1, sizeof *b);
     b->task = t;
     b->n = b->remaining = n;
@@ -213,13 +220,14 @@ static int l_redis_pipeline(lua_State *L)
         collect_args(L, top + 1, top + argc, argv, lens);
         b->items[i].batch = b;
         b->items[i].index = i;
-        b->items[i].op = kx_redis_command(argc, argv, lens, item_done, &b->items[i]);
+        b->items[i].op = kx_redis_command_within(argc, argv, lens, left, item_done, &b->items[i]);
         lua_settop(L, top - 1);
         if (!b->items[i].op) {
             /* The connection dropped mid-way: the sent ones still answer; count the rest. */
             b->failure = "closed";
             b->remaining -= n - i;
             if (b->remaining == 0) {
+                kx_task_redis_end(t);
                 batch_free(b);
                 return kx_lua_push_fail(L, "closed");
             }

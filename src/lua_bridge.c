@@ -18,6 +18,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -40,6 +41,9 @@ struct kx_task {
     int nargs;                   /* values pushed on co for the next resume */
     int exit_code;               /* CLI */
     bool reusable;               /* CLI: the coroutine finished cleanly */
+    double redis_budget;         /* seconds a request may wait for Redis in all; 0: no budget */
+    double redis_spent;
+    double redis_since;          /* ev_now when the current Redis wait began; 0: not waiting */
     kx_task_t *next;             /* ready queue */
 };
 
@@ -143,6 +147,28 @@ void kx_task_set_wait(kx_task_t *t, void (*cancel)(void *ud), void *ud)
 lua_State *kx_lua_main(void)
 {
     return B.L;
+}
+
+void kx_task_redis_end(kx_task_t *t)
+{
+    if (t->redis_since == 0) return;
+    t->redis_spent += ev_now(B.srv->loop) - t->redis_since;
+    t->redis_since = 0;
+}
+
+double kx_task_redis_begin(kx_task_t *t)
+{
+    kx_task_redis_end(t); /* a wait the action timeout abandoned counts up to now */
+    if (t->redis_budget <= 0) return HUGE_VAL;
+    double left = t->redis_budget - t->redis_spent;
+    if (left > 0) t->redis_since = ev_now(B.srv->loop);
+    return left;
+}
+
+/* Requests get the budget; housekeeping tasks (presence heartbeat, socket close) do not. */
+static void give_redis_budget(kx_task_t *t)
+{
+    t->redis_budget = (double)B.srv->cfg->redis_command_timeout_ms / 1000.0;
 }
 
 /* A connection is reused for the next request (gen moves on) or closed while its task is
@@ -501,6 +527,7 @@ void kx_lua_spawn_web(kx_conn_t *c, int action_id, const kx_route_param_t *param
 {
     kx_request_t *r = c->req;
     kx_task_t *t = task_new(TASK_WEB);
+    give_redis_budget(t);
     t->conn = c;
     t->gen = c->gen;
     kx_conn_ref(c);
@@ -544,6 +571,7 @@ void kx_lua_spawn_ws(kx_ws_event_t ev, uint64_t id, kx_conn_t *c, const char *te
 {
     if (B.ref_ws[ev] == LUA_NOREF) return;
     kx_task_t *t = task_new(TASK_BG);
+    if (ev == KX_WS_MESSAGE) give_redis_budget(t);
     lua_State *co = t->co;
     lua_rawgeti(co, LUA_REGISTRYINDEX, B.ref_ws[ev]);
     lua_pushnumber(co, (lua_Number)id);
@@ -575,6 +603,7 @@ void kx_lua_spawn_heartbeat(void)
 int kx_lua_run_cli(const char *action, int argc, char **argv)
 {
     kx_task_t *t = task_new(TASK_CLI);
+    give_redis_budget(t);
     lua_State *co = t->co;
     lua_rawgeti(co, LUA_REGISTRYINDEX, B.ref_cli);
     lua_pushstring(co, action);

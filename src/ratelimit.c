@@ -22,6 +22,7 @@ struct kx_ratelimit_op {
     void *ud;
     kx_redis_op_t *rop;
     bool retried;          /* EVAL already sent after a NOSCRIPT */
+    double deadline;       /* kx_redis_now() time the whole check must end by */
     int64_t limit;
     size_t keylen;
     char limit_s[24], window_s[24];
@@ -171,7 +172,7 @@ static kx_redis_op_t *send(kx_ratelimit_op_t *op, bool full_text)
                             op->limit_s, op->window_s };
     size_t lens[6] = { full_text ? 4 : 7, full_text ? S.len : 40, 1, op->keylen, strlen(op->limit_s),
                        strlen(op->window_s) };
-    return kx_redis_command(6, argv, lens, on_reply, op);
+    return kx_redis_command_within(6, argv, lens, op->deadline - kx_redis_now(), on_reply, op);
 }
 
 static void finish(kx_ratelimit_op_t *op, const kx_ratelimit_result_t *res, const char *err)
@@ -193,6 +194,10 @@ static void on_reply(void *ud, redisReply *reply, const char *err)
     if (kx_ratelimit_is_noscript(reply) && !op->retried) {
         /* Redis restarted or SCRIPT FLUSH ran: send the text once. */
         op->retried = true;
+        if (op->deadline <= kx_redis_now()) {
+            finish(op, NULL, "timeout");
+            return;
+        }
         op->rop = send(op, true);
         if (!op->rop) finish(op, NULL, "closed");
         return;
@@ -215,6 +220,14 @@ int kx_ratelimit_check(const char *identifier, size_t idlen, int64_t limit, int6
                        const char *prefix, size_t prefixlen, kx_ratelimit_fn fn, void *ud,
                        kx_ratelimit_op_t **out)
 {
+    /* No budget of its own: each command still times out after REDIS_COMMAND_TIMEOUT_MS. */
+    return kx_ratelimit_check_within(identifier, idlen, limit, window_ms, prefix, prefixlen, 1e9, fn, ud, out);
+}
+
+int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limit, int64_t window_ms,
+                              const char *prefix, size_t prefixlen, double max_wait, kx_ratelimit_fn fn,
+                              void *ud, kx_ratelimit_op_t **out)
+{
     *out = NULL;
     if (!fn || limit < 0 || limit > KX_RATELIMIT_MAX_LIMIT || window_ms < 1 || window_ms > KX_RATELIMIT_MAX_WINDOW_MS)
         return KX_EINVAL;
@@ -230,6 +243,7 @@ int kx_ratelimit_check(const char *identifier, size_t idlen, int64_t limit, int6
     op->fn = fn;
     op->ud = ud;
     op->limit = limit;
+    op->deadline = kx_redis_now() + max_wait;
     snprintf(op->limit_s, sizeof op->limit_s, "%" PRId64, limit);
     snprintf(op->window_s, sizeof op->window_s, "%" PRId64, window_ms);
     op->rop = send(op, false);

@@ -49,6 +49,11 @@ void kx_ratelimit_free(void);
 int kx_ratelimit_check(const char *identifier, size_t idlen, int64_t limit, int64_t window_ms,
                        const char *prefix, size_t prefixlen, kx_ratelimit_fn fn, void *ud,
                        kx_ratelimit_op_t **out);
+/* The same, waiting for Redis at most max_wait seconds in total (the NOSCRIPT → EVAL retry
+ * included), each command also at most REDIS_COMMAND_TIMEOUT_MS; past it fn gets "timeout". */
+int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limit, int64_t window_ms,
+                              const char *prefix, size_t prefixlen, double max_wait, kx_ratelimit_fn fn,
+                              void *ud, kx_ratelimit_op_t **out);
 /* The caller no longer wants the answer; the op is freed and fn is never called. */
 void kx_ratelimit_cancel(kx_ratelimit_op_t *op);
 

@@ -420,6 +420,12 @@ static void on_op_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 kx_redis_op_t *kx_redis_command(int argc, const char **argv, const size_t *argvlen,
                                 kx_redis_fn fn, void *ud)
 {
+    return kx_redis_command_within(argc, argv, argvlen, cmd.timeout, fn, ud);
+}
+
+kx_redis_op_t *kx_redis_command_within(int argc, const char **argv, const size_t *argvlen, double max_wait,
+                                       kx_redis_fn fn, void *ud)
+{
     if (cmd.state != R_UP || !cmd.ac) return NULL;
     kx_redis_op_t *op = kx_xcalloc(1, sizeof *op);
     op->fn = fn;
@@ -428,10 +434,16 @@ kx_redis_op_t *kx_redis_command(int argc, const char **argv, const size_t *argvl
         free(op);
         return NULL;
     }
-    ev_timer_init(&op->timer, on_op_timeout, cmd.timeout, 0.);
+    double wait = max_wait < cmd.timeout ? max_wait : cmd.timeout;
+    ev_timer_init(&op->timer, on_op_timeout, wait > 0 ? wait : 0., 0.);
     op->timer.data = op;
     ev_timer_start(cmd.loop, &op->timer);
     return op;
+}
+
+double kx_redis_now(void)
+{
+    return cmd.loop ? ev_now(cmd.loop) : 0.;
 }
 
 void kx_redis_cancel(kx_redis_op_t *op)

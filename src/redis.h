@@ -46,6 +46,12 @@ bool kx_redis_ready(void);
  * at once: nothing is queued while Redis is unreachable). */
 kx_redis_op_t *kx_redis_command(int argc, const char **argv, const size_t *argvlen,
                                 kx_redis_fn fn, void *ud);
+/* The same with a shorter wait: the command times out after min(REDIS_COMMAND_TIMEOUT_MS,
+ * max_wait) seconds (a request's remaining Redis budget, see lua_api.h). */
+kx_redis_op_t *kx_redis_command_within(int argc, const char **argv, const size_t *argvlen, double max_wait,
+                                       kx_redis_fn fn, void *ud);
+/* The loop's current time (ev_now), for callers that keep a deadline across commands. */
+double kx_redis_now(void);
 /* The caller no longer wants the answer (its request was aborted). */
 void kx_redis_cancel(kx_redis_op_t *op);
 /* Fire-and-forget on the command connection: KX_OK once queued (the reply, even an error, is

@@ -8,12 +8,6 @@ local z = keryx.schema
 local redis, json = keryx.redis, keryx.json
 local MAX_KEPT = 10000
 
-local function check_replies(res)
-    for _, r in ipairs(res) do
-        if type(r) == "table" and r.err then keryx.error("CONNECTION_ACTION_RUN", "Redis error: " .. r.err) end
-    end
-end
-
 return {
     keryx.action {
         name = "message:create",
@@ -28,10 +22,10 @@ return {
             local message = {
                 id = id, body = params.body, user_id = conn.session.data.user_id, created_at = keryx.now_ms(),
             }
-            check_replies(redis.ok(redis.pipeline {
+            redis.ok_all(redis.pipeline {
                 { "LPUSH", "messages", json.encode(message) },
                 { "LTRIM", "messages", 0, MAX_KEPT - 1 },
-            }))
+            })
             if keryx.channels then keryx.channels.broadcast("messages", { message = message }) end
             return { message = message }
         end,
@@ -43,11 +37,10 @@ return {
         web = { route = "/messages", method = "GET" },
         run = function(params)
             local first = (params.page - 1) * params.limit
-            local res = redis.ok(redis.pipeline {
+            local res = redis.ok_all(redis.pipeline {
                 { "LLEN", "messages" },
                 { "LRANGE", "messages", first, first + params.limit - 1 },
             })
-            check_replies(res)
             local total = tonumber(res[1]) or 0
             local data = json.array()
             for _, text in ipairs(type(res[2]) == "table" and res[2] or {}) do

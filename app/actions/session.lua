@@ -7,6 +7,27 @@ local z = keryx.schema
 -- enumeration by timing).
 local DUMMY_HASH
 
+-- Login attempts per account, on top of the per-IP limit of the middleware: an attacker
+-- rotating addresses still gets LOGIN_LIMIT guesses per window at one account. Counted
+-- before the password is checked, so a burst of parallel guesses cannot all slip in ahead of
+-- the count; successful attempts count too (the rate-limit window has no refund).
+local LOGIN_LIMIT, LOGIN_WINDOW_MS, LOGIN_PREFIX = 5, 15 * 60 * 1000, "login"
+
+-- Unknown e-mails are counted like known ones, so the answer says nothing about the account.
+local function check_login_attempts(email)
+    if not keryx.config.rateLimit.enabled then return end
+    -- Braces would move the Redis hash tag; e-mails never contain parentheses (the schema
+    -- refuses them), so this mapping cannot merge two accounts' counters.
+    local id = users.normalize_email(email):gsub("{", "("):gsub("}", ")")
+    local info = keryx.redis.ok(keryx.rate_limit.check(id, false,
+        { limit = LOGIN_LIMIT, window_ms = LOGIN_WINDOW_MS, key_prefix = LOGIN_PREFIX }))
+    if not info.limited then return end
+    local err = keryx.errors.new("CONNECTION_RATE_LIMITED",
+        ("Too many login attempts. Try again in %d seconds."):format(info.retry_after))
+    err.retry_after = info.retry_after
+    error(err, 0)
+end
+
 return {
     keryx.action {
         name = "session:create",
@@ -19,6 +40,7 @@ return {
         middleware = { keryx.middleware.rate_limit },
         mcp = { tool = true, isLoginAction = true },
         run = function(params, conn)
+            check_login_attempts(params.email)
             local user = users.find_by_email(params.email)
             if not user then
                 DUMMY_HASH = DUMMY_HASH or keryx.crypto.hash_password("not a real password")

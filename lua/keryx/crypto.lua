@@ -10,7 +10,7 @@ local function check(v, err)
     if v == nil then
         errors.check_aborted(v, err)
         if err == "busy" then error(errors.unavailable("Password hashing is busy, try again shortly"), 3) end
-        error(errors.new("CONNECTION_ACTION_RUN", "password hashing failed: " .. tostring(err)), 3)
+        error(errors.internal("password hashing failed: " .. tostring(err)), 3)
     end
     return v
 end

@@ -5,6 +5,13 @@
 -- Called by the pipeline, middleware, the facade (`keryx.error`) and application code.
 -- It never logs, never encodes JSON and never decides whether stacks are shown: the caller
 -- passes that in (WEB_SERVER_INCLUDE_STACK_IN_ERRORS and friends).
+--
+-- Besides type and message, an error may carry:
+--   public_message  what clients see instead of `message` where stacks are off (production):
+--                   set on untyped errors and framework bugs, whose text names files, lines and
+--                   whatever the failing code had in hand (security guide "Error Stack Traces").
+--   detail          text for the log only, never answered (what Redis said on a failure).
+--   status, retry_after, stack, cause.
 
 local M = {}
 
@@ -80,16 +87,35 @@ function M.new(err_type, message, key, value)
     return setmetatable({ type = err_type, message = message, key = key, value = value }, M.mt)
 end
 
---- error() with a typed error, blamed on the caller.
---- A dependency (Redis) is unreachable: 503 CONNECTION_SERVER_ERROR with Retry-After: 1
---- (SPEC §9.3). An app raising CONNECTION_SERVER_ERROR itself still gets 500.
-function M.unavailable(message)
-    local e = M.new("CONNECTION_SERVER_ERROR", message or "Service unavailable")
+M.GENERIC_MESSAGE = "Internal server error"
+M.UNAVAILABLE_MESSAGE = "Service unavailable, try again shortly"
+
+--- A dependency (Redis, the password pool) cannot answer: 503 CONNECTION_SERVER_ERROR with
+--- Retry-After: 1 (SPEC §9.3). message is answered as is, so it must say nothing internal;
+--- detail goes to the log only. An app raising CONNECTION_SERVER_ERROR itself still gets 500.
+function M.unavailable(message, detail)
+    local e = M.new("CONNECTION_SERVER_ERROR", message or M.UNAVAILABLE_MESSAGE)
     e.status = 503
     e.retry_after = 1
+    e.detail = detail
     return e
 end
 
+--- The framework's own Redis failure (outage, timeout, or an error reply such as OOM under
+--- maxmemory): always the generic 503, in development too; what Redis said is logged only.
+function M.redis_failure(err)
+    return M.unavailable(nil, "Redis: " .. tostring(err))
+end
+
+--- A framework bug or an app bug the framework noticed (CONNECTION_ACTION_RUN): message is for
+--- the log and for development; clients in production see the generic message.
+function M.internal(message)
+    local e = M.new("CONNECTION_ACTION_RUN", message)
+    e.public_message = M.GENERIC_MESSAGE
+    return e
+end
+
+--- error() with a typed error, blamed on the caller.
 function M.raise(err_type, message, key, value)
     error(M.new(err_type, message, key, value), 2)
 end
@@ -121,7 +147,7 @@ function M.from_any(e, traceback)
     if not ok or type(msg) ~= "string" then
         msg = "unknown error"
     end
-    local te = M.new("CONNECTION_ACTION_RUN", msg)
+    local te = M.internal(msg)
     te.stack = traceback
     te.cause = e
     return te
@@ -141,9 +167,22 @@ function M.check_aborted(v, err)
     return v, err
 end
 
+-- An error the framework built without raising it (an unknown action, a timeout) has no
+-- traceback of its own; where stacks are shown every error raised in Lua carries one, so it
+-- gets the answering transport's (level 4 under pcall: the caller of to_envelope).
+local function stack_of(e, opts)
+    local stack = opts.stack
+    if stack == nil then stack = e.stack end
+    if type(stack) == "string" then return stack end
+    local text = e.type .. ": " .. e.message .. (e.detail and (" (" .. e.detail .. ")") or "")
+    local ok, tb = pcall(debug.traceback, text, 4)
+    return ok and tb or nil
+end
+
 --- The response envelope {error = {...}} (a fresh table; encode it with keryx.json).
--- opts.now_ms: timestamp (default os.time()*1000); opts.include_stack: add `stack`, taken
--- from opts.stack or the error's own `.stack`, and only when it is a string.
+-- opts.now_ms: timestamp (default os.time()*1000); opts.include_stack: add `stack` (opts.stack,
+-- the error's own `.stack`, or a traceback taken here) and show `message`; without it an
+-- error's public_message replaces its message.
 function M.to_envelope(e, opts)
     opts = opts or {}
     if not M.is(e) then
@@ -153,22 +192,16 @@ function M.to_envelope(e, opts)
     if type(now) ~= "number" then
         now = os_time() * 1000
     end
+    local message = e.message
+    if not opts.include_stack and type(e.public_message) == "string" then message = e.public_message end
     local body = {
-        message = e.message,
+        message = message,
         type = e.type,
         timestamp = math_floor(now),
         key = e.key,
         value = e.value,
     }
-    if opts.include_stack then
-        local stack = opts.stack
-        if stack == nil then
-            stack = e.stack
-        end
-        if type(stack) == "string" then
-            body.stack = stack
-        end
-    end
+    if opts.include_stack then body.stack = stack_of(e, opts) end
     return { error = body }
 end
 

@@ -42,10 +42,10 @@ M.rate_limit = {
     before = function(_, conn)
         if not cfg.enabled then return end
         local id, authed = identity(conn)
-        local info = rate_limit.check(id, authed)
+        local info, err = rate_limit.check(id, authed)
         if not info then
             if cfg.failOpen then return end
-            error(errors.unavailable("Rate limiting unavailable"), 0)
+            error(errors.unavailable("Rate limiting unavailable", "Redis: " .. tostring(err)), 0)
         end
         local h = rate_limit.headers(info)
         for i = 1, #h, 2 do conn:set_header(h[i], h[i + 1]) end

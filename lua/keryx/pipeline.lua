@@ -128,7 +128,9 @@ function M.log_action(kind, action_name, started, method, identifier, url, cor, 
     if method then parts[#parts + 1] = "[" .. method .. "]" end
     parts[#parts + 1] = identifier .. (url and ("(" .. url .. ")") or "")
     if cor then parts[#parts + 1] = "[cor:" .. cor .. "]" end
-    if err then parts[#parts + 1] = "Error: " .. clean(err.message) end
+    if err then
+        parts[#parts + 1] = "Error: " .. clean(err.message) .. (err.detail and (" (" .. clean(err.detail) .. ")") or "")
+    end
     parts[#parts + 1] = log_params(action, raw)
     local line = concat(parts, " ")
     if err and err.stack and err.type == "CONNECTION_ACTION_RUN" then line = line .. "\n" .. err.stack end
@@ -140,7 +142,7 @@ function M.encode_response(response)
     if response == nil then return "{}" end
     local body, err = json.encode(response)
     if body then return body end
-    return nil, errors.new("CONNECTION_ACTION_RUN", "cannot encode the response as JSON: " .. tostring(err))
+    return nil, errors.internal("cannot encode the response as JSON: " .. tostring(err))
 end
 
 return M

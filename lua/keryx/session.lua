@@ -1,7 +1,7 @@
 -- keryx.session — session records in Redis (SPEC §9.13, reference §4): key `session:<id>`
 -- holding {"id","createdAt","data"}, TTL SESSION_TTL refreshed on every load. Ids are 256-bit
 -- random (core.random_id); the cookie itself is read and written in C (src/session.c).
--- Redis unreachable → 503 CONNECTION_SERVER_ERROR (errors.unavailable).
+-- Redis unreachable, too slow or answering errors → the generic 503 (errors.redis_failure).
 local core = require "keryx.core"
 local json = require "keryx.json"
 local redis = require "keryx.redis"
@@ -15,15 +15,9 @@ local function key(id)
     return "session:" .. id
 end
 
-local function unavailable(err)
-    error(errors.unavailable("Sessions are unavailable (" .. tostring(err) .. ")"), 0)
-end
-
 local function check(v, err)
-    if v == nil then unavailable(err) end
-    if v == false or (type(v) == "table" and v.err) then
-        error(errors.new("CONNECTION_ACTION_RUN", "Redis error: " .. tostring(err or v.err)), 0)
-    end
+    if v == nil or v == false then error(errors.redis_failure(err), 0) end
+    if type(v) == "table" and v.err then error(errors.redis_failure(v.err), 0) end
     return v
 end
 
@@ -44,7 +38,7 @@ end
 
 local function encode(rec)
     local s, err = json.encode(rec)
-    if not s then error(errors.new("CONNECTION_ACTION_RUN", "session data is not JSON-encodable: " .. tostring(err)), 0) end
+    if not s then error(errors.internal("session data is not JSON-encodable: " .. tostring(err)), 0) end
     return s
 end
 

@@ -9,9 +9,11 @@
 --                        (bad JSON included) is an error reply, never a dropped socket.
 --   close(id)            C has already dropped the socket and its C-side subscriptions: removes
 --                        this socket's presence from every channel it joined.
---   heartbeat()          every PRESENCE_HEARTBEAT_INTERVAL while sockets are open: refreshes the
---                        TTL of the presence keys held by this process's sockets, one pipeline
---                        per channel (each pipeline's keys share the channel's hash tag).
+--   heartbeat()          every PRESENCE_HEARTBEAT_INTERVAL while sockets are open: first retries
+--                        the presence adds and removes that failed (Redis down or too slow), then
+--                        refreshes the TTL of the presence keys held by this process's sockets,
+--                        one pipeline per channel (each pipeline's keys share the channel's hash
+--                        tag).
 --
 -- Subscriptions live in C (core.ws_subscribe: the fan-out of broadcasts needs no Lua); this
 -- module keeps, per socket, the channels it joined with their presence key, for presence only.
@@ -66,9 +68,28 @@ local function warn_presence(what, s, channel, err)
     log("warn", ("presence: cannot %s %s in %s (%s)"):format(what, s.conn.uid, channel, tostring(err)))
 end
 
+-- Presence that could not be written stays wrong after Redis is back unless someone writes it
+-- again: a failed add would leave a subscribed socket absent until it re-subscribes, a failed
+-- remove would leave a gone socket present (other sockets' heartbeats keep its key alive). So
+-- each failure is remembered — the latest wish per (channel, key, uid) — and the heartbeat
+-- retries it; any later add or remove of the triple that succeeds settles it.
+local repairs = {} --- "<channel>\0<key>\0<uid>" -> { op = "add"|"remove", channel, key, uid, sid }
+M.repairs = repairs
+
+local function repair_id(channel, key, uid)
+    return channel .. "\0" .. key .. "\0" .. uid
+end
+
+local function settle(s, op, channel, key, ok)
+    local id = repair_id(channel, key, s.conn.uid)
+    if ok then repairs[id] = nil; return end
+    repairs[id] = { op = op, channel = channel, key = key, uid = s.conn.uid, sid = s.id }
+end
+
 local function leave(s, channel, key)
     local left, err = channels.leave(channel, key, s.conn.uid)
     if left == nil then warn_presence("remove", s, channel, err) end
+    settle(s, "remove", channel, key, left ~= nil)
 end
 
 local function join(s, channel, key)
@@ -76,17 +97,50 @@ local function join(s, channel, key)
     local new, err = channels.presence_add(channel, key, s.conn.uid)
     s.adding[channel] = s.adding[channel] - 1
     if s.adding[channel] == 0 then s.adding[channel] = nil end
-    -- Presence is best effort: the subscription itself (in C) stands.
+    -- Presence is best effort: the subscription itself (in C) stands; the heartbeat repairs it.
     if new == nil then warn_presence("add", s, channel, err) end
     if not s.closed and s.channels[channel] == key then
+        settle(s, "add", channel, key, new ~= nil)
         if new then channels.presence_event(channel, "join", key) end
         return
     end
-    -- Closed or unsubscribed meanwhile: take the add back. A key this add created was never
-    -- announced, so its removal is not announced either.
+    -- Closed or unsubscribed meanwhile: take the add back (a timed-out add may still have been
+    -- applied). A key this add created was never announced, so its removal is not either.
     local left, rerr = channels.presence_remove(channel, key, s.conn.uid)
+    settle(s, "remove", channel, key, left ~= nil)
     if left == nil then warn_presence("remove", s, channel, rerr)
     elseif left and new == false then channels.presence_event(channel, "leave", key) end
+end
+
+-- An add is still wanted only while its socket is subscribed with that key; else the member
+-- must go.
+local function still_wanted(r)
+    if r.op ~= "add" then return "remove" end
+    local s = sockets[r.sid]
+    if s and not s.closed and s.channels[r.channel] == r.key then return "add" end
+    return "remove"
+end
+
+-- One retry; false when Redis is still unreachable (the others would fail alike).
+local function retry(id, r)
+    local op = still_wanted(r)
+    local res, err
+    if op == "add" then res, err = channels.presence_add(r.channel, r.key, r.uid)
+    else res, err = channels.presence_remove(r.channel, r.key, r.uid) end
+    if res == nil then return err ~= "closed" end
+    -- A subscribe or leave of the same triple may have run while this waited: theirs is newer.
+    if repairs[id] == r then repairs[id] = nil end
+    if res then channels.presence_event(r.channel, op == "add" and "join" or "leave", r.key) end
+    log("info", ("presence: repaired %s of %s in %s"):format(op, r.uid, r.channel))
+    return true
+end
+
+local function retry_repairs()
+    local pending = {}
+    for id, r in pairs(repairs) do pending[#pending + 1] = { id, r } end
+    for _, p in ipairs(pending) do
+        if repairs[p[1]] == p[2] and not retry(p[1], p[2]) then return end
+    end
 end
 
 -- ---- subscribe / unsubscribe ----------------------------------------------------------------
@@ -100,8 +154,10 @@ local function authorize(def, channel, conn, mid)
     local ok, res = xpcall(def.authorize, on_error, channel, conn)
     if not ok then
         if res.type == "CONNECTION_ACTION_RUN" and res.cause ~= nil then
-            -- An untyped refusal (error "…") is still a refusal, typed as one.
+            -- An untyped refusal (error "…") is still a refusal, typed as one; its text may
+            -- name the file and line, so production answers the generic refusal.
             local e = errors.new("CONNECTION_CHANNEL_AUTHORIZATION", res.message)
+            e.public_message = "Not authorized for channel: " .. channel
             e.stack = res.stack
             return transport.error_reply(mid, e)
         end
@@ -118,7 +174,7 @@ local function presence_key_of(def, conn)
     local ok, k = xpcall(def.presence_key, on_error, conn)
     if not ok then return nil, k end
     local key, err = channels.presence_key_string(k)
-    if not key then return nil, errors.new("CONNECTION_ACTION_RUN", "presence_key: " .. err) end
+    if not key then return nil, errors.internal("presence_key: " .. err) end
     return key
 end
 
@@ -260,6 +316,7 @@ function M.close(id)
 end
 
 function M.heartbeat()
+    retry_repairs()
     local by_channel = {}
     for _, s in pairs(sockets) do
         for channel, key in pairs(s.channels) do

@@ -17,6 +17,12 @@ local M = {}
 
 M.HOST = "Host: localhost\r\n"
 
+--- The Content-Type of every JSON answer the Lua transports build (results and errors).
+M.JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+--- The Content-Type of the errors src/response.c decides (no route, pipeline failure…): the
+--- same, charset included.
+M.C_JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
 --- The five security headers every response carries by default (SPEC §6.1), lower-case names.
 M.SECURITY_HEADERS = {
     ["content-security-policy"] = "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; " ..
@@ -140,7 +146,7 @@ end
 --- error.message (non-empty), error.type (= typ; any string when typ is nil) and
 --- error.timestamp (a number), no stack anywhere. Returns the decoded document.
 function M.assert_envelope_body(res, typ)
-    assert.are.equal("application/json; charset=utf-8", res.headers["content-type"])
+    assert.are.equal(M.C_JSON_CONTENT_TYPE, res.headers["content-type"])
     local ok, doc = pcall(cjson.decode, res.body)
     assert.is_true(ok, "error body is not JSON: " .. tostring(res.body))
     assert.is_table(doc.error)
@@ -168,11 +174,12 @@ function M.assert_envelope(res, status, typ)
 end
 
 --- An error envelope as an action's pipeline writes it (it may carry more keys, e.g. `key` on a
---- 406): status, JSON content type, error.type = err_type, a string message and a numeric
+--- 406): status, JSON content type (ctype, default JSON_CONTENT_TYPE; C_JSON_CONTENT_TYPE for a
+--- route or a failure decided in C), error.type = err_type, a string message and a numeric
 --- timestamp. Returns the error object.
-function M.envelope(res, status, err_type)
+function M.envelope(res, status, err_type, ctype)
     assert.are.equal(status, res.status, res.body)
-    assert.are.equal("application/json; charset=utf-8", res.headers["content-type"])
+    assert.are.equal(ctype or M.JSON_CONTENT_TYPE, res.headers["content-type"])
     local body = cjson.decode(res.body)
     assert.is_table(body.error, res.body)
     assert.are.equal(err_type, body.error.type)

@@ -70,7 +70,7 @@ function M.cli(name, argv)
     if not err then
         local out, eerr = json.encode({ response = response == nil and {} or response })
         if out then return { code = 0, out = out } end
-        err = errors.new("CONNECTION_ACTION_RUN", "cannot encode the response as JSON: " .. tostring(eerr))
+        err = errors.internal("cannot encode the response as JSON: " .. tostring(eerr))
     end
     local env = errors.to_envelope(err, { include_stack = config.cli.includeStackInErrors, now_ms = core.now_ms() })
     return { code = 1, err = json.encode({ response = {}, error = env.error }) }

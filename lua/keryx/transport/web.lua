@@ -3,7 +3,8 @@
 --
 --   status        integer 100..599
 --   body          string (JSON unless content_type says otherwise)
---   content_type  string | nil (nil: application/json)
+--   content_type  string: JSON_CONTENT_TYPE for every JSON answer (results and errors), else
+--                 what the action chose with conn:set_content_type for a string it returned
 --   headers       nil | { name1, value1, name2, value2, … }   flat pairs, in order, repeats
 --                 allowed (conn:set_header appends; Retry-After of a 503 is appended last).
 --                 C checks every name (token) and value (no CR, LF, NUL or other CTL) and
@@ -28,13 +29,18 @@ local rawget, type, tostring = rawget, type, tostring
 local now_ms, log_enabled = core.now_ms, core.log_enabled
 local encode_response = pipeline.encode_response
 
+-- JSON is UTF-8 by definition, but saying so stops clients and proxies guessing a legacy
+-- charset for the body (README "What the C core enforces" has the C-decided errors' twin).
+local JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+M.JSON_CONTENT_TYPE = JSON_CONTENT_TYPE
+
 local function envelope(err, include_stack)
     local env = errors.to_envelope(err, { include_stack = include_stack, now_ms = now_ms() })
     return json.encode(env) or '{"error":{"message":"error","type":"CONNECTION_ACTION_RUN"}}'
 end
 
 -- A string answered under a content type the action chose is the body itself; anything
--- else is JSON, whatever the content type says (e.g. application/problem+json).
+-- else is JSON, under the action's content type when it chose one (application/problem+json).
 local function body_of(response, ctype)
     if ctype and type(response) == "string" then return response end
     return encode_response(response)
@@ -58,6 +64,7 @@ local function error_result(conn, err)
     return {
         status = err.status or errors.status(err.type),
         body = envelope(err, web_cfg.includeStackInErrors),
+        content_type = JSON_CONTENT_TYPE,
         headers = headers,
         session = rawget(conn, "_session_op"),
         discard = rawget(conn, "discard_thread") == true,
@@ -91,7 +98,7 @@ function M.web(action_id, req)
     return {
         status = rawget(conn, "status") or 200,
         body = body,
-        content_type = ctype,
+        content_type = ctype or JSON_CONTENT_TYPE,
         headers = rawget(conn, "_headers"),
         session = rawget(conn, "_session_op"),
         discard = rawget(conn, "discard_thread") == true,
