@@ -86,7 +86,9 @@ static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)w;
     (void)revents;
-    if (kx_ws_count() > 0) kx_lua_spawn_heartbeat();
+    /* Also with no socket open: a presence removal that failed during a Redis outage (the
+     * process's last socket closing) is retried by the heartbeat. One idle task per interval. */
+    kx_lua_spawn_heartbeat();
 }
 
 static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
