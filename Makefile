@@ -69,7 +69,7 @@ $(BIN): $(OBJS) $(LLOBJS)
 $(OBJDIR)/%.o: src/%.c src/*.h | $(OBJDIR)
 	$(CC) $(CFLAGS) $(KX_CFLAGS) $(WARN) -c -o $@ $<
 
-# llhttp's generated sources are third-party (SPEC §9.18).
+# llhttp's generated sources are third-party: they get -Wno-unused-parameter, our code does not.
 $(OBJDIR)/llhttp/%.o: $(LLHTTP_DIR)/%.c | $(OBJDIR)
 	@mkdir -p $(OBJDIR)/llhttp
 	$(CC) $(CFLAGS) $(KX_CFLAGS) -Wall -Wextra -Werror -Wno-unused-parameter -c -o $@ $<

@@ -9,7 +9,7 @@
  * Never: sees Lua, does I/O beyond getenv. Const after boot.
  *
  * Precedence: built-in defaults < config.lua < environment (VAR_<NODE_ENV> before VAR).
- * A bad value stops start-up with a message naming the variable or key (SPEC §4, §9.4). */
+ * A bad value stops start-up with a message naming the variable or key (README, Configuration). */
 #ifndef KX_CONFIG_H
 #define KX_CONFIG_H
 #include "common.h"

@@ -1,4 +1,4 @@
-/* cors.h — CORS policy (security guide "CORS", SPEC §6.1).
+/* cors.h — CORS policy (security: never credentials with a "*" origin).
  *
  * Owns: the decision which Access-Control-* headers a response carries. Pure: no I/O.
  * Callers: response.c (every JSON response and preflight). Never: enforces anything

@@ -1,4 +1,4 @@
-/* crypto.h — session/random ids and password hashing (SPEC §2, §6.7, §9.13, §9.15).
+/* crypto.h — session/random ids and password hashing (ids are 256 bits from the CSPRNG).
  *
  * Owns: the 256-bit random id format (unpadded base64url from RAND_bytes), the stored
  * password-hash format `scrypt$N$r$p$<salt b64url>$<hash b64url>`, and a small pool of

@@ -2,7 +2,7 @@
  * body decoder. This is what keeps keryx safe against request smuggling, because Debian's
  * llhttp 8.1 accepts a bare CR in the head, obs-fold lines, missing/duplicate Host, HTTP/0.9
  * and HTTP/2.0 request lines, `TE: identity, chunked`, and skips any 2 bytes after chunk data
- * (reference/reliability-anchors.md §0, §A1; SPEC §7, §9.11).
+ * (each such shape gets 400 and the connection closed).
  *
  * Owns: nothing on the heap. Pure functions over caller-owned bytes, plus a fixed-size chunk
  * decoder state. Called by: lua_bridge.c (response header pieces from Lua) and http.c, in

@@ -1,5 +1,6 @@
-/* lua_api_crypto.c — core.random_id / valid_id / hash_password / verify_password (SPEC §9.13,
- * §9.15). See lua_api.h for the Lua-visible results.
+/* lua_api_crypto.c — core.random_id / valid_id / hash_password / verify_password (scrypt
+ * off the loop, so a login never stalls other requests). See lua_api.h for the Lua-visible
+ * results.
  *
  * hash_password and verify_password park the task on a crypto.c job: the job's callback
  * (loop thread) pushes the results and wakes the task; the action timeout instead calls

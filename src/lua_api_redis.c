@@ -1,5 +1,5 @@
 /* lua_api_redis.c — core.redis_call(cmd, ...) and core.redis_pipeline({{...}, ...}): both yield
- * the request's coroutine until Redis answers (SPEC §3, §9.14).
+ * the request's coroutine until Redis answers, so nothing blocks the loop.
  *   value            success (nil reply → core.redis_null, i.e. cjson.null; status → string)
  *   false, "ERR …"   a Redis error reply
  *   nil, "closed" | "timeout" | "aborted"   the connection failed, the command timed out, or

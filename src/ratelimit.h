@@ -1,4 +1,4 @@
-/* ratelimit.h — the Redis side of rate limiting (SPEC §6.4, §9.12; reference §5).
+/* ratelimit.h — the Redis side of rate limiting (a sliding window in one atomic script).
  *
  * Owns: the text and SHA1 of lua/redis/ratelimit.lua (read once at boot), the EVALSHA call
  * with its single EVAL fallback on NOSCRIPT, the base-key layout `<prefix>:{<identifier>}`,

@@ -1,5 +1,5 @@
-/* session.h — the session cookie, in C because its flags are security-critical (security
- * guide "Session cookies", SPEC §6.7, §9.13).
+/* session.h — the session cookie, in C because its flags are security-critical (security:
+ * session fixation, cookie flags).
  *
  * Owns: reading the session id from a request's Cookie header(s) (only well-formed ids: 43
  * chars of unpadded base64url, i.e. 256 bits — anything else is ignored as if absent) and

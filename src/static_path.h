@@ -1,7 +1,8 @@
 /* static_path.h — the pure, security-critical half of static file serving.
  *
  * Owns: turning a raw URL path into an open fd of a regular file that provably lies inside the
- * static root (SPEC §6.2, §9.5; reliability-anchors §A9), plus the helpers the response layer
+ * static root (a decoded `..` or `%2f` is 403 even inside it; symlinks out are refused), plus
+ * the helpers the response layer
  * needs around it: MIME type by extension, "already compressed" test, Keryx-style ETag, and
  * RFC 9110 HTTP dates.
  *

@@ -1,4 +1,4 @@
--- Channel `messages`: the chat's message feed (SPEC §2). message:create broadcasts every new
+-- Channel `messages`: the chat's message feed. message:create broadcasts every new
 -- message here as {"message":{id, body, user_id, created_at}}. Logged-in users only: a socket
 -- logs in over HTTP (the session cookie goes with the upgrade) or by running session:create
 -- over the socket itself. Presence is per user: two tabs of one user are one presence key.

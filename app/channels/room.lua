@@ -1,4 +1,4 @@
--- Channels `room:<name>` (SPEC §2): open rooms anyone may join, e.g. `room:lobby`. Names are
+-- Channels `room:<name>`: open rooms anyone may join, e.g. `room:lobby`. Names are
 -- letters, digits and '-' after the prefix. Presence is per connection (the default key).
 local keryx = require "keryx"
 

@@ -1,4 +1,4 @@
--- keryx.action — validates an action definition (SPEC §3) so mistakes fail at boot with the
+-- keryx.action — validates an action definition so mistakes fail at boot with the
 -- file and field named, never at request time.
 local M = {}
 

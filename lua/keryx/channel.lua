@@ -1,4 +1,4 @@
--- keryx.channel — validates a channel definition (SPEC §3, reference §6.1) so mistakes fail at
+-- keryx.channel — validates a channel definition so mistakes fail at
 -- boot with the definition named, never when a client subscribes. Applications write
 -- `keryx.channel { … }` (lua/keryx/init.lua); boot.lua registers the result with keryx.channels.
 --

@@ -1,5 +1,5 @@
--- keryx.channels — the registry of channel definitions, broadcasts and presence (SPEC §3,
--- §9.16; reference §6.1–6.3). Application code uses:
+-- keryx.channels — the registry of channel definitions, broadcasts and presence.
+-- Application code uses:
 --
 --   keryx.channels.broadcast(channel, message [, sender])  → true | nil, err
 --       publishes {"channel":"<name>","message":<message as JSON>,"sender":<sender>} on the
@@ -16,7 +16,7 @@
 --   (the scripts alone), presence_event(ch, "join"|"leave", key), join / leave (script + event),
 --   presence_refresh(ch, keys), NODE.
 --
--- Presence (reference §6.2 with the channel as Redis Cluster hash tag): `presence:{<ch>}` is the
+-- Presence (the channel is the Redis Cluster hash tag, so one script touches one slot): `presence:{<ch>}` is the
 -- SET of presence keys in the channel, `presence:{<ch>}:<key>` the SET of connection uids behind
 -- one key; both expire after PRESENCE_TTL unless the heartbeat refreshes them. Join/leave
 -- events go out on the channel itself, sender "presence", message the JSON *string*

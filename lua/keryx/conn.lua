@@ -1,4 +1,4 @@
--- keryx.conn — the connection object an action receives (SPEC §3).
+-- keryx.conn — the connection object an action receives.
 --
 -- Public fields: type ("web" | "websocket" | "cli"), id, identifier, correlation_id, metadata
 -- (request-scoped table for middleware), status (web: the answer's status, default 200),
@@ -186,7 +186,7 @@ function methods:regenerate_session()
     return rec
 end
 
---- Broadcasts message on a channel this websocket is subscribed to (reference §6.3); the
+--- Broadcasts message on a channel this websocket is subscribed to (fanned out via Redis pub/sub); the
 --- sender is the connection's uid (`<node>:<socket id>`, as in presence). Raises 406
 --- CONNECTION_NOT_SUBSCRIBED `not subscribed to this channel` otherwise (always for non-websocket
 --- connections: they have no subscriptions). Returns true | nil, err like keryx.channels.broadcast.

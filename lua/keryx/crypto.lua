@@ -1,6 +1,6 @@
 -- keryx.crypto — password hashing in C (scrypt N=16384, r=8, p=1, per-user salt) on a worker
 -- thread pool: the request's coroutine yields meanwhile, so a login never stalls other
--- requests (SPEC §9.15). Verification compares in constant time.
+-- requests. Verification compares in constant time.
 local core = require "keryx.core"
 local errors = require "keryx.errors"
 

@@ -1,6 +1,6 @@
 -- keryx.errors: typed errors and their JSON envelope.
 --
--- Owns the type -> HTTP status table (reference §1.7, plus the types SPEC §9.3 decides in C)
+-- Owns the type -> HTTP status table (Keryx's, plus the types the C core decides itself)
 -- and the shape `{error = {message, type, timestamp, key?, value?, stack?}}`.
 -- Called by the pipeline, middleware, the facade (`keryx.error`) and application code.
 -- It never logs, never encodes JSON and never decides whether stacks are shown: the caller
@@ -37,7 +37,7 @@ local STATUS = {
     CONNECTION_ACTION_TIMEOUT = 408,
     CONNECTION_TASK_DEFINITION = 500,
     CONNECTION_ACTION_PARAM_VALIDATION = 406,
-    -- Keryx says 406; SPEC §9.3 makes a malformed JSON body a 400 with this type.
+    -- Keryx says 406; a malformed JSON body is the client's syntax error, so 400 with this type.
     CONNECTION_ACTION_PARAM_FORMATTING = 400,
     CONNECTION_ACTION_RUN = 500,
     CONNECTION_TYPE_NOT_FOUND = 406,
@@ -45,7 +45,7 @@ local STATUS = {
     CONNECTION_CHANNEL_AUTHORIZATION = 403,
     CONNECTION_CHANNEL_VALIDATION = 400,
     CONNECTION_RATE_LIMITED = 429,
-    -- decided in C (SPEC §9.3)
+    -- decided in C (same envelope, never a stack)
     CONNECTION_BAD_REQUEST = 400,
     CONNECTION_FORBIDDEN = 403,
     CONNECTION_REQUEST_TIMEOUT = 408,
@@ -91,7 +91,7 @@ M.GENERIC_MESSAGE = "Internal server error"
 M.UNAVAILABLE_MESSAGE = "Service unavailable, try again shortly"
 
 --- A dependency (Redis, the password pool) cannot answer: 503 CONNECTION_SERVER_ERROR with
---- Retry-After: 1 (SPEC §9.3). message is answered as is, so it must say nothing internal;
+--- Retry-After: 1. message is answered as is, so it must say nothing internal;
 --- detail goes to the log only. An app raising CONNECTION_SERVER_ERROR itself still gets 500.
 function M.unavailable(message, detail)
     local e = M.new("CONNECTION_SERVER_ERROR", message or M.UNAVAILABLE_MESSAGE)

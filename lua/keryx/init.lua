@@ -32,7 +32,7 @@ setmetatable(M, {
 M.version = core.version
 M.config = core.config
 
---- Defines an action (SPEC §3). Returns the validated definition.
+--- Defines an action (README, the Lua API tour). Returns the validated definition.
 ---@param def keryx.ActionDef
 ---@return keryx.Action
 function M.action(def)
@@ -41,7 +41,7 @@ function M.action(def)
     return action
 end
 
---- Defines a channel (SPEC §3): keryx.channel{ name = "x" } or { pattern = "^room:[%w-]+$" }.
+--- Defines a channel: keryx.channel{ name = "x" } or { pattern = "^room:[%w-]+$" }.
 function M.channel(def)
     local channel = require("keryx.channel").define(def, 2)
     return channel

@@ -1,6 +1,6 @@
--- keryx.middleware — the built-in action middleware (SPEC §3):
+-- keryx.middleware — the built-in action middleware:
 --
---   rate_limit        the seed's RateLimitMiddleware (reference §5, SPEC §6.4, §9.12). No-op
+--   rate_limit        the seed's RateLimitMiddleware. No-op
 --                     when RATE_LIMIT_ENABLED is false. Identity: `user:<id>` with the
 --                     authenticated limit when the session says a user is logged in
 --                     (conn.session.data.user_id), else `ip:<conn.identifier>` with the

@@ -1,4 +1,4 @@
--- keryx.params — turns an HTTP request into raw params (SPEC §9.6):
+-- keryx.params — turns an HTTP request into raw params:
 -- route params (percent-decoded) > JSON or form body > query string; a key found in several
 -- sources takes the highest one; a key repeated inside the query or a form becomes an array.
 local json = require "keryx.json"

@@ -1,4 +1,4 @@
--- keryx.pipeline — one action run, the same for every transport (SPEC §9.2, reference §1.2):
+-- keryx.pipeline — one action run, the same for every transport, in Keryx's order:
 -- find action → validate inputs → middleware before (list order) → run → middleware after
 -- (always) → one action log line. Runs inside the request's coroutine, so anything the action
 -- waits on yields to the event loop.
@@ -116,7 +116,7 @@ local function clean(s)
     return (gsub(s, "%c", function(c) return ("\\x%02x"):format(c:byte()) end))
 end
 
---- The action line (SPEC §9.8): empty pieces are left out with their space.
+--- The action line: empty pieces are left out with their space, no trailing space.
 function M.log_action(kind, action_name, started, method, identifier, url, cor, err, action, raw)
     local level = "info"
     if not log_enabled(level) then return end

@@ -1,4 +1,5 @@
--- keryx.rate_limit — the seed's checkRateLimit() (SPEC §3, §9.12; reference §5).
+-- keryx.rate_limit — the seed's checkRateLimit(): the previous window weighted by what is left
+-- of it, plus the current one; refused requests are not counted.
 --
 --   check(identifier, is_authenticated, opts)
 --       opts: limit (default RATE_LIMIT_AUTH_LIMIT / RATE_LIMIT_UNAUTH_LIMIT per

@@ -1,5 +1,5 @@
 -- keryx.redis — Redis from actions. Every call yields the request's coroutine while Redis
--- answers; nothing blocks the server (SPEC §3, §9.14).
+-- answers; nothing blocks the server.
 --   keryx.redis.call("GET", key)          → value | false, "ERR …" | nil, "closed"/"timeout"
 --   keryx.redis.pipeline{{"INCR", k}, …}  → { value or {err = "…"}, … } | nil, "closed"/"timeout"
 --   keryx.redis.null                      → what a nil reply becomes (== keryx.json.null)

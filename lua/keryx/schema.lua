@@ -1,4 +1,4 @@
--- keryx.schema: a small zod-like input schema (SPEC §3, §9.7; reference §1.3, §1.4).
+-- keryx.schema: a small zod-like input schema; validation messages are keryx's own, stable wording.
 --
 --   local z = require "keryx.schema"
 --   local inputs = z.object {
@@ -28,7 +28,7 @@
 --     and implies optional; table defaults are deep-copied per parse.
 --   * Objects check their keys in sorted order; the first failure wins. Unknown keys are
 --     dropped from the result. A field that is (or contains) a secret never has its value
---     echoed in an error (SPEC §6.5).
+--     echoed in an error (Keryx echoes them; keryx never does).
 --   * :pattern() takes a Lua pattern, matched with string.find (unanchored unless you write
 --     ^/$). JSON Schema gets an equivalent ECMAScript `pattern` when the translation is exact
 --     for ASCII input; patterns using %b, %f, back-references or non-ASCII bytes are described
@@ -99,7 +99,7 @@ local function deep_copy(v)
     return c
 end
 
--- A type noun per kind, used in `<key> must be a <noun>` (SPEC §9.7 wording).
+-- A type noun per kind, used in `<key> must be a <noun>` (wording clients may match on).
 local NOUN = {
     string = "a string",
     number = "a number",
@@ -859,7 +859,7 @@ local function log_string(v)
     return tostring(v)
 end
 
---- A copy of raw params for the log line (reference §1.4): secret fields become
+--- A copy of raw params for the log line: secret fields become
 -- "[[secret]]", long values (> max_len UTF-8 characters of their string or JSON form) are cut.
 ---@param raw table
 ---@param max_len integer?

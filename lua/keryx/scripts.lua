@@ -1,4 +1,4 @@
--- keryx.scripts — runs the Redis-side scripts of lua/redis/*.lua (SPEC §2: "loaded by SHA").
+-- keryx.scripts — runs the Redis-side scripts of lua/redis/*.lua, loaded by SHA (EVALSHA).
 --
 --   scripts.run(name, keys, args) → the script's reply | false, "ERR …" | nil, "closed"/"timeout"
 --       EVALSHA <sha1 of the file> first; on a NOSCRIPT reply (Redis restarted, SCRIPT FLUSH,
@@ -10,7 +10,7 @@
 -- Each file is read once, on first use, from <home>/lua/redis/<name>.lua (core.home is the
 -- keryx installation; relative "lua/redis" when it is unset, as in the unit specs). Never logs;
 -- never retries anything but the one NOSCRIPT fallback. Callers own the key layout: every key
--- of one call must share a hash tag (SPEC §8: one slot per script).
+-- of one call must share a hash tag (one slot per script, for Redis Cluster).
 local core = require "keryx.core"
 local redis = require "keryx.redis"
 

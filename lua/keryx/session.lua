@@ -1,4 +1,4 @@
--- keryx.session — session records in Redis (SPEC §9.13, reference §4): key `session:<id>`
+-- keryx.session — session records in Redis: key `session:<id>`
 -- holding {"id","createdAt","data"}, TTL SESSION_TTL refreshed on every load. Ids are 256-bit
 -- random (core.random_id); the cookie itself is read and written in C (src/session.c).
 -- Redis unreachable, too slow or answering errors → the generic 503 (errors.redis_failure).

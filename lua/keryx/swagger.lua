@@ -1,4 +1,4 @@
--- keryx.swagger: the OpenAPI 3.0.0 document for the `swagger` action (reference §2.14).
+-- keryx.swagger: the OpenAPI 3.0.0 document for the built-in `swagger` action.
 --
 -- Pure function of the loaded action definitions and a few config values; the built-in
 -- `swagger` action encodes the result with keryx.json. It never reads config or files

@@ -1,4 +1,4 @@
--- keryx.ws — the Lua side of WebSocket connections (SPEC §5, reference §6). lua_bridge.c runs
+-- keryx.ws — the Lua side of WebSocket connections. lua_bridge.c runs
 -- each entry point in a fresh task (a coroutine: Redis calls yield) and reads the first return
 -- value: true = the coroutine is spoiled (stack or memory cap), do not pool it.
 --
@@ -178,7 +178,7 @@ local function presence_key_of(def, conn)
     return key
 end
 
--- Checks in order (reference §6): name, subscription cap, definition, middleware before,
+-- Checks in order (Keryx's): name, subscription cap, definition, middleware before,
 -- authorize; then the C subscription and presence.
 local function subscribe(s, channel, mid)
     local id, conn = s.id, s.conn

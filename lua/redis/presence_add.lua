@@ -1,5 +1,5 @@
 -- presence_add.lua — one connection joins a channel's presence, run INSIDE Redis (EVALSHA via
--- lua/keryx/scripts.lua) so the two sets change together (reference §6.2, SPEC §9.16).
+-- lua/keryx/scripts.lua) so the two sets change together.
 --
 --   KEYS[1]  `presence:{<channel>}:<presenceKey>`  SET of the connection ids behind that key
 --   KEYS[2]  `presence:{<channel>}`                SET of the channel's presence keys

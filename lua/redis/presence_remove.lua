@@ -1,6 +1,6 @@
 -- presence_remove.lua — one connection leaves a channel's presence, run INSIDE Redis (EVALSHA
 -- via lua/keryx/scripts.lua) so "last connection of this key gone → key leaves the channel" is
--- atomic across every keryx process (reference §6.2, SPEC §9.16).
+-- atomic across every keryx process.
 --
 --   KEYS[1]  `presence:{<channel>}:<presenceKey>`  SET of the connection ids behind that key
 --   KEYS[2]  `presence:{<channel>}`                SET of the channel's presence keys

@@ -1,6 +1,5 @@
 -- ratelimit.lua — the sliding-window rate-limit check, run INSIDE Redis (EVALSHA) so that one
--- request's read-decide-count is atomic across every keryx process sharing the Redis
--- (SPEC §6.4, §9.12; reference §5).
+-- request's read-decide-count is atomic across every keryx process sharing the Redis.
 --
 -- Loaded by src/ratelimit.c at boot (its SHA1 is sent with EVALSHA; on NOSCRIPT the text is sent
 -- once with EVAL). Never touches keys other than the two windows of one client.
@@ -20,7 +19,7 @@
 -- Keys: the current and previous window keys are KEYS[1] .. ":" .. w and KEYS[1] .. ":" ..
 -- (w - 1). They are derived here, not passed in, because w comes from Redis' own clock. The
 -- identifier sits in a hash tag `{…}`, so both keys hash to the same slot as KEYS[1]: the
--- script is safe on a Redis Cluster (one slot per script, SPEC §8).
+-- script is safe on a Redis Cluster (every script touches one hash slot only).
 
 -- Redis < 5 refuses writes after a non-deterministic command (TIME) unless effects are
 -- replicated; from Redis 5 on this is the default and the call is a no-op.

@@ -23,7 +23,7 @@ M.JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 --- same, charset included.
 M.C_JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
---- The five security headers every response carries by default (SPEC §6.1), lower-case names.
+--- The five security headers every response carries by default, lower-case names.
 M.SECURITY_HEADERS = {
     ["content-security-policy"] = "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; " ..
         "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; font-src 'self' https://cdn.jsdelivr.net data:; " ..
@@ -142,7 +142,7 @@ function M.assert_security_headers(res, what)
     end
 end
 
---- The body of the envelope the C side writes (SPEC §9.3), status not checked: JSON, exactly
+--- The body of the envelope the C side writes, status not checked: JSON, exactly
 --- error.message (non-empty), error.type (= typ; any string when typ is nil) and
 --- error.timestamp (a number), no stack anywhere. Returns the decoded document.
 function M.assert_envelope_body(res, typ)

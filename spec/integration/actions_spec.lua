@@ -1,5 +1,5 @@
--- Black-box specs for actions and the pipeline over HTTP (SPEC §9.2, §9.3, §9.6, §9.7, §9.8,
--- §9.10, §9.11; reference §1.2–§1.7, §2.2–§2.8, §2.14), against the fixture app.
+-- Black-box specs for actions and the pipeline over HTTP (routing, params, validation, error
+-- envelopes, the action log line, built-in actions), against the fixture app.
 local H = require "server"
 local A = require "http_assert"
 local socket = require "socket"

@@ -1,6 +1,6 @@
 -- End-to-end WebSocket specs in a real browser (headless Debian chromium) against the page
--- assets/ws-demo.html + assets/ws-demo.js (SPEC §6.3 WebSocket Origin check, §9.10 no inline
--- scripts; the security guide's Cross-Site WebSocket Hijacking protection):
+-- assets/ws-demo.html + assets/ws-demo.js (WebSocket Origin check, no inline scripts; security:
+-- Cross-Site WebSocket Hijacking):
 --   * the page, served with the default Content-Security-Policy, opens a socket to its own
 --     server and subscribes to room:lobby;
 --   * a page on another origin (server B, CSP off so the page may connect anywhere) is refused

@@ -1,7 +1,6 @@
--- Black-box specs for channels over WebSocket (SPEC §6.3 WebSocket protections, §9.3, §9.16;
--- reference §6, §6.1–6.3 and test cases 42–48; the security guide's "Channel Validation") on
--- the default app (channels `messages`: logged-in users only, `room:<name>`: anyone) and a
--- real redis-server shared by two keryx processes:
+-- Black-box specs for channels over WebSocket (security: channel validation, WebSocket protections)
+-- on the default app (channels `messages`: logged-in users only, `room:<name>`: anyone) and a real
+-- redis-server shared by two keryx processes:
 --   * names are checked (Invalid channel name), undefined channels refused (CHANNEL_NOT_FOUND);
 --   * subscribe / unsubscribe replies, also for a channel never joined;
 --   * authorization: anonymous sockets are refused `messages`, the same socket after logging in

@@ -1,8 +1,7 @@
--- Black-box specs for the example chat app (SPEC §2 contract table, §6.5, §6.6, §9.3, §9.7,
--- §9.15) on the default app (./app, ./config.lua) and a real redis-server: the sign-up → login
--- → me → post → list → logout flow, typed errors for bad input to every action, secrets never
--- echoed, passwords stored as scrypt hashes, logins not stalling the loop, and the README's
--- curl walkthrough with a real cookie jar.
+-- Black-box specs for the example chat app (README, the Lua API tour) on the default app (./app,
+-- ./config.lua) and a real redis-server: the sign-up → login → me → post → list → logout flow,
+-- typed errors for bad input to every action, secrets never echoed, passwords stored as scrypt
+-- hashes, logins not stalling the loop, and the README's curl walkthrough with a real cookie jar.
 local H = require "server"
 local A = require "http_assert"
 local socket = require "socket"
@@ -264,7 +263,7 @@ describe("chat app", function()
             assert.are.equal(200, ok.status, ok.body)
             assert.are.equal(1000, #H.json(ok.body).message.body)
             assert.are.equal("1", R.cli("LLEN", "messages"))
-            -- Validation comes before the login check (SPEC §9.2).
+            -- Validation comes before the login check (pipeline order).
             invalid(call(srv, "PUT", "/api/message", {}), "body", "Missing required param: body")
         end)
 
@@ -289,7 +288,7 @@ describe("chat app", function()
                 for _, raw in ipairs { "[1,2]", '"abc"', "42" } do
                     envelope(call(srv, "PUT", path, raw, sid), 400, "CONNECTION_ACTION_PARAM_FORMATTING")
                 end
-                -- With parameters on the media type too (SPEC §6.6).
+                -- With parameters on the media type too (`; charset=utf-8`).
                 envelope(call(srv, "PUT", path, "{", sid, "application/json; charset=utf-8"), 400,
                     "CONNECTION_ACTION_PARAM_FORMATTING")
             end

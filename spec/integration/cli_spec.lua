@@ -1,4 +1,4 @@
--- Black-box specs for the command line (SPEC §6, §9.8; reference §10): `keryx run`, `actions`,
+-- Black-box specs for the command line (README, Command line): `keryx run`, `actions`,
 -- `--help`, `--version`, exit codes, and stdout carrying only the JSON result.
 local H = require "server"
 local cjson = require "cjson"

@@ -1,4 +1,4 @@
--- Black-box specs for configuration (SPEC §4, §9.4): precedence defaults < config.lua < env
+-- Black-box specs for configuration (README, Configuration): precedence defaults < config.lua < env
 -- (VAR_<NODE_ENV> before VAR), validation that stops start-up naming the variable, and app
 -- loading failures that stop start-up naming the file.
 local H = require "server"

@@ -1,6 +1,7 @@
 -- Black-box specs for the headers every response carries: the five security headers,
--- X-SERVER-NAME, CORS (SPEC §6.1, §9.5; reference §2.6, §2.7) and correlation ids (SPEC §6.8;
--- reference §2.3), on action, error, static and preflight responses.
+-- X-SERVER-NAME, CORS (never credentials with "*"; any OPTIONS is a 204 preflight) and
+-- correlation ids (echoed only when trusted and well-formed), on action, error, static and
+-- preflight responses.
 local H = require "server"
 local A = require "http_assert"
 

@@ -1,4 +1,4 @@
--- Black-box checks of keryx's HTTP limits (SPEC §4 table, §7, §9.3, §9.11): head size and
+-- Black-box checks of keryx's HTTP limits (README, What the C core enforces): head size and
 -- header count (431), body cap answered before the body (413), slowloris head deadline and body
 -- idle timeout (408), keep-alive idle timeout, connection cap (503). Timeouts are shortened
 -- through the environment so the whole file runs in a few seconds.

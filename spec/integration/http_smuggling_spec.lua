@@ -1,5 +1,5 @@
 -- Black-box HTTP/1.1 framing and request-smuggling checks against the real keryx binary
--- (SPEC §7, §9.11; reference/reliability-anchors.md §0, §A1; src/http_guard.c).
+-- (src/http_guard.c: what Debian's llhttp 8.1 alone would let through).
 --
 -- Every hostile shape is sent over a raw socket together with a second, valid request in the
 -- same write. The server must answer the shape once (400, or 501/505 where the guard says so),

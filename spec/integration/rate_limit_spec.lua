@@ -1,7 +1,6 @@
--- Black-box specs for rate limiting (SPEC §6.4, §7 "Redis down", §9.12; reference §5; security
--- guide "Rate Limiting") against a real redis-server: the sliding window in one Redis script,
--- headers, 429s, keys, sharing between processes, custom checks, and Redis outages/errors with
--- RATE_LIMIT_FAIL_OPEN on and off.
+-- Black-box specs for rate limiting (README, Production checklist: RATE_LIMIT_FAIL_OPEN) against a
+-- real redis-server: the sliding window in one Redis script, headers, 429s, keys, sharing between
+-- processes, custom checks, and Redis outages/errors with RATE_LIMIT_FAIL_OPEN on and off.
 local H = require "server"
 local A = require "http_assert"
 local private_redis = require("private_redis").new

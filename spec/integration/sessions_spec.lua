@@ -1,8 +1,8 @@
--- Black-box specs for sessions (SPEC §6 intro, §6.7, §9.13; security guide "session cookies")
--- against the default app (./app, ./config.lua) and a real redis-server: the cookie's flags for
--- every configuration, id shape, when Set-Cookie is (not) sent, no writes for anonymous
--- requests, no fixation, malformed cookies ignored, regeneration on login, logout, TTL refresh,
--- and a Redis outage (503 + Retry-After, status unhealthy, recovery).
+-- Black-box specs for sessions (security: session cookies, session fixation) against the default
+-- app (./app, ./config.lua) and a real redis-server: the cookie's flags for every configuration, id
+-- shape, when Set-Cookie is (not) sent, no writes for anonymous requests, no fixation, malformed
+-- cookies ignored, regeneration on login, logout, TTL refresh, and a Redis outage (503 +
+-- Retry-After, status unhealthy, recovery).
 local H = require "server"
 local A = require "http_assert"
 local PR = require "private_redis"
@@ -91,7 +91,7 @@ local function count_lines(s)
     return H.count_matches(s, "[^\n]+")
 end
 
---- Writes a session record straight into Redis (as keryx stores them, SPEC §9.13).
+--- Writes a session record straight into Redis (as keryx stores them).
 local function plant_session(R, id, user_id)
     local rec = cjson.encode { id = id, createdAt = 0, data = { user_id = user_id } }
     assert.are.equal("OK", R.cli("SET", "session:" .. id, rec, "EX", "600"))
@@ -248,7 +248,7 @@ describe("sessions", function()
             assert.are.equal(id, the_cookie(res).value)
             assert.is_nil(seen[id], "id repeated: " .. id)
             seen[id] = true
-            -- The record: {"id","createdAt","data"} with the user logged in (SPEC §9.13).
+            -- The record: {"id","createdAt","data"} with the user logged in (data.user_id set).
             local rec = cjson.decode(R.cli("GET", "session:" .. id))
             assert.are.equal(id, rec.id)
             assert.is_number(rec.createdAt)

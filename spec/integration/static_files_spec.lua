@@ -1,5 +1,5 @@
--- Black-box checks of static file serving (SPEC §6.2, §9.5; reference keryx-behaviour.md §2.10
--- and its test cases 28–34; reliability-anchors.md §A9).
+-- Black-box checks of static file serving: a decoded `..` or `%2f` is 403, bad encoding 400,
+-- and no request ever returns a byte from outside the static directory.
 --
 -- setup() copies spec/fixtures/assets to a temporary directory laid out as
 --   <tmp>/secret.txt            a copy of spec/fixtures/secret.txt, one level above the root

@@ -1,6 +1,6 @@
--- Black-box specs for the WebSocket transport (SPEC §5, §6.3, §6.9, §9.17; reference §6 and
--- test cases 38–51; the security guide's "WebSocket Protections") on the default app and a real
--- redis-server, with the hand-written client in spec/helpers/ws_client.lua:
+-- Black-box specs for the WebSocket transport (security: Origin check, message and size limits) on
+-- the default app and a real redis-server, with the hand-written client in
+-- spec/helpers/ws_client.lua:
 --   * the handshake: Sec-WebSocket-Accept, Origin allow-list (403, no upgrade), version (426),
 --     key (400), method (400);
 --   * every messageType: action replies and errors, messageId echo, bad JSON, unknown types;
@@ -188,7 +188,7 @@ describe("websocket messages", function()
         assert.are.equal("ws-test-server", reply.response.name)
         assert.is_number(reply.response.pid)
         assert.is_nil(reply.error)
-        -- Compact JSON, messageId first (reference §6).
+        -- Compact JSON, messageId first (as Keryx answers).
         assert.is_truthy(raw:match('^{"messageId":1,"response":{'), raw)
     end)
 

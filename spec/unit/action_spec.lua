@@ -1,4 +1,4 @@
--- keryx.action: definition checks at boot (SPEC §3) and the defaults a definition gets.
+-- keryx.action: definition checks at boot and the defaults a definition gets.
 local action = require "keryx.action"
 local keryx = require "keryx"
 local z = require "keryx.schema"

@@ -53,7 +53,7 @@ describe("keryx.errors", function()
     end)
 
     describe("status", function()
-        it("maps every reference §1.7 type", function()
+        it("maps every Keryx error type", function()
             local expected = {
                 SERVER_INITIALIZATION = 500, SERVER_START = 500, SERVER_STOP = 500,
                 CONFIG_ERROR = 500, INITIALIZER_VALIDATION = 500, ACTION_VALIDATION = 500,
@@ -72,7 +72,7 @@ describe("keryx.errors", function()
             end
         end)
 
-        it("follows SPEC §9.3: malformed JSON body is 400, C-decided types", function()
+        it("makes a malformed JSON body 400 and maps the C-decided types", function()
             assert.are.equal(400, errors.status("CONNECTION_ACTION_PARAM_FORMATTING"))
             assert.are.equal(400, errors.status("CONNECTION_BAD_REQUEST"))
             assert.are.equal(403, errors.status("CONNECTION_FORBIDDEN"))

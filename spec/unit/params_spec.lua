@@ -1,5 +1,5 @@
 -- keryx.params: percent-decoding, urlencoded parsing and the request → raw params merge
--- (SPEC §9.6: route > body > query, no merging across sources, arrays only within one source).
+-- (route > body > query, no merging across sources, arrays only within one source).
 local params = require "keryx.params"
 local json = require "keryx.json"
 local errors = require "keryx.errors"

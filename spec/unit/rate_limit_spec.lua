@@ -1,6 +1,6 @@
 -- keryx.rate_limit and keryx.middleware (rate_limit, session_required) against the fake core,
 -- whose core.rate_limit runs the real Redis script (lua/redis/ratelimit.lua) on the fake store
--- with the fake wall clock. SPEC §3, §6.4, §9.12; reference §5.
+-- with the fake wall clock.
 local fake = require "keryx.core"
 local rate_limit = require "keryx.rate_limit"
 local middleware = require "keryx.middleware"

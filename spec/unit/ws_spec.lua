@@ -1,5 +1,5 @@
 -- keryx.ws: the WebSocket entry points lua_bridge.c calls (open, message, close, heartbeat),
--- message routing and every reply shape of reference §6, the subscribe checks and their
+-- message routing and every reply shape Keryx gives, the subscribe checks and their
 -- order, presence on subscribe/unsubscribe/close, sessions over the socket — on the pure-Lua
 -- fake of keryx.core (sockets, publish and a tiny Redis running the real presence scripts).
 local fake = require "keryx.core"

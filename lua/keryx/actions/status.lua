@@ -1,4 +1,4 @@
--- status — GET /api/status: process health (SPEC §9.9).
+-- status — GET /api/status: process health; `healthy` is true when every check is.
 local keryx = require "keryx"
 local core = require "keryx.core"
 

@@ -1,4 +1,4 @@
--- keryx.transport.websocket — actions over a WebSocket (reference §6 messageType "action"):
+-- keryx.transport.websocket — actions over a WebSocket (messageType "action"):
 -- the same validation, middleware, timeout and typed errors as HTTP, one
 -- `[ACTION:WEBSOCKET:…]` log line, and the reply text.
 --
