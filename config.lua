@@ -1,4 +1,4 @@
--- keryx configuration. Keys follow the security guide's "Config Key" column; environment
+-- keryx configuration. Keys follow the README's configuration table; environment
 -- variables (its "Env Var" column) override anything set here. See README.md for the table.
 return {
     process = { name = "keryx-example" },

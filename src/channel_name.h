@@ -1,5 +1,5 @@
-/* channel_name.h — the channel rules checked in C on untrusted input (security guide
- * "Channel Validation"): channel names, and the channel named by a broadcast payload.
+/* channel_name.h — the channel rules checked in C on untrusted input: channel names, and the
+ * channel named by a broadcast payload.
  *
  * Owns: nothing (pure functions). Callers: ws.c (subscribe), lua_api_ws.c, pubsub delivery
  * (main.c), the fuzz harness. Never: allocates or logs. */
@@ -9,7 +9,7 @@
 
 #define KX_CHANNEL_NAME_MAX 200
 
-/* ^[a-zA-Z0-9:._-]{1,200}$ (the security guide's channel rule). */
+/* ^[a-zA-Z0-9:._-]{1,200}$ (the channel-name rule). */
 bool kx_channel_name_valid(const char *s, size_t len);
 /* Accepts only payloads that start exactly with {"channel":"<name>", where <name> passes
  * kx_channel_name_valid; sets *name and *nlen to the span of the name inside payload. Anything

@@ -4,7 +4,7 @@
  *   core.ws_subscribe(id, channel)    → true | nil, "limit" | "invalid" | "closed"
  *   core.ws_unsubscribe(id, channel)  → true | nil, "invalid" | "closed"
  *   core.ws_is_subscribed(id, channel), core.ws_subscription_count(id), core.ws_count()
- *   core.channel_name_valid(name)     → the security guide's rule, checked in C
+ *   core.channel_name_valid(name)     → ^[a-zA-Z0-9:._-]{1,200}$, checked in C
  *   core.publish(payload)             → true | nil, "closed"   (PUBLISH keryx:pubsub)
  * None of these yield. */
 #include "lua_api.h"

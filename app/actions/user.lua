@@ -1,4 +1,4 @@
--- user:create (PUT /api/user, the security guide's rate-limited example) and user:me.
+-- user:create (PUT /api/user, rate-limited per client) and user:me.
 local keryx = require "keryx"
 local users = require "lib.users"
 local z = keryx.schema

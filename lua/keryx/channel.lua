@@ -3,7 +3,7 @@
 -- `keryx.channel { … }` (lua/keryx/init.lua); boot.lua registers the result with keryx.channels.
 --
 --   keryx.channel {
---     name = "messages",                 -- an exact channel name (the security guide's rule), or
+--     name = "messages",                 -- an exact channel name (^[a-zA-Z0-9:._-]{1,200}$), or
 --     pattern = "^room:[%w-]+$",         -- a Lua pattern, anchored by the author (^…$)
 --     authorize = function(channel, conn) end,   -- optional; raise a typed error to refuse
 --                                                -- (returning false refuses too)

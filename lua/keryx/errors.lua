@@ -9,7 +9,7 @@
 -- Besides type and message, an error may carry:
 --   public_message  what clients see instead of `message` where stacks are off (production):
 --                   set on untyped errors and framework bugs, whose text names files, lines and
---                   whatever the failing code had in hand (security guide "Error Stack Traces").
+--                   whatever the failing code had in hand (security: no stack traces to clients in production).
 --   detail          text for the log only, never answered (what Redis said on a failure).
 --   status, retry_after, stack, cause.
 

@@ -1,5 +1,5 @@
--- Hardening: internal text never reaches a production client (security guide "Error Stack
--- Traces"). Where stacks are off (WEB_SERVER_INCLUDE_STACK_IN_ERRORS / CLI_INCLUDE_STACK_IN_ERRORS
+-- Hardening: internal text never reaches a production client (no stack traces or internal
+-- messages in production answers). Where stacks are off (WEB_SERVER_INCLUDE_STACK_IN_ERRORS / CLI_INCLUDE_STACK_IN_ERRORS
 -- false, NODE_ENV=production) an untyped error answers the generic "Internal server error" and
 -- its text and traceback go to the log; a Redis failure (error reply such as OOM, outage) is
 -- always the generic 503 CONNECTION_SERVER_ERROR. Where stacks are on every error raised in Lua

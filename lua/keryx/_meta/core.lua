@@ -189,7 +189,7 @@ function core.ws_subscription_count(id) end
 ---@return integer
 function core.ws_count() end
 
---- The security guide's channel-name rule, checked in C (any non-string: false).
+--- The channel-name rule ^[a-zA-Z0-9:._-]{1,200}$, checked in C (any non-string: false).
 ---@param name any
 ---@return boolean
 function core.channel_name_valid(name) end
