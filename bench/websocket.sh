@@ -4,7 +4,7 @@
 # `status` action over a WebSocket against the same action over HTTP keep-alive.
 #
 # It starts its own redis-server (free port, no persistence) and one keryx process (CPU 0,
-# NODE_ENV=production, WEB_SERVER_MAX_CONNECTIONS=20000, WS_MAX_MESSAGES_PER_SECOND=0) serving a
+# NODE_ENV=production, WEB_SERVER_MAX_CONNECTIONS=20000, WS_MAX_MESSAGES_PER_SECOND=100000000) serving a
 # throw-away app: the channel `room:bench` (anyone may join; one presence key for all sockets,
 # see bench/README.md for why) and a probe action reporting the Lua heap. Clients run on CPU 1.
 #
@@ -195,7 +195,7 @@ start_keryx() {
     (cd "$ROOT" && exec env REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
         WEB_SERVER_PORT="$KERYX_PORT" WEB_SERVER_HOST=127.0.0.1 WEB_SERVER_API_ROUTE="$API_ROUTE" \
         WEB_SERVER_WORKERS=1 LOG_LEVEL=warn NODE_ENV=production \
-        WEB_SERVER_MAX_CONNECTIONS="$MAX_CONNECTIONS" WS_MAX_MESSAGES_PER_SECOND=0 \
+        WEB_SERVER_MAX_CONNECTIONS="$MAX_CONNECTIONS" WS_MAX_MESSAGES_PER_SECOND=100000000 \
         taskset -c "$SERVER_CPU" ./keryx --app "$TMP/app" start) >>"$TMP/keryx.log" 2>&1 &
     KERYX_PID=$!
     if ! wait_http "http://127.0.0.1:$KERYX_PORT$STATUS_PATH" "$KERYX_PID"; then
