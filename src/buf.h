@@ -13,7 +13,10 @@ typedef struct {
     size_t cap;
 } kx_buf_t;
 
-#define KX_BUF_INIT {NULL, 0, 0}
+#define KX_BUF_INIT \
+    {               \
+        NULL, 0, 0  \
+    }
 
 void kx_buf_reserve(kx_buf_t *b, size_t extra);
 void kx_buf_append(kx_buf_t *b, const void *p, size_t n);

@@ -3,8 +3,8 @@
 
 static bool channel_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == ':' || c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ':' ||
+           c == '.' || c == '_' || c == '-';
 }
 
 bool kx_channel_name_valid(const char *s, size_t len)

@@ -17,12 +17,12 @@
 
 enum {
     KX_OK = 0,
-    KX_EAGAIN = -1,   /* would block; try again when the fd is ready */
-    KX_ECLOSED = -2,  /* the peer closed, or the object is gone */
+    KX_EAGAIN = -1,  /* would block; try again when the fd is ready */
+    KX_ECLOSED = -2, /* the peer closed, or the object is gone */
     KX_ETIMEOUT = -3,
-    KX_EPROTO = -4,   /* the peer broke the protocol */
-    KX_ELIMIT = -5,   /* a configured limit was exceeded */
-    KX_EINVAL = -6,   /* bad argument or bad configuration value */
+    KX_EPROTO = -4, /* the peer broke the protocol */
+    KX_ELIMIT = -5, /* a configured limit was exceeded */
+    KX_EINVAL = -6, /* bad argument or bad configuration value */
     KX_EIO = -7,
     KX_ENOTFOUND = -8,
 };
@@ -33,8 +33,10 @@ void *kx_xrealloc(void *p, size_t n);
 char *kx_xstrdup(const char *s);
 char *kx_xstrndup(const char *s, size_t n);
 
-#define kx_assert(cond) \
-    do { if (!(cond)) kx_assert_fail(#cond, __FILE__, __LINE__); } while (0)
+#define kx_assert(cond)                                         \
+    do {                                                        \
+        if (!(cond)) kx_assert_fail(#cond, __FILE__, __LINE__); \
+    } while (0)
 void kx_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
 
 /* ASCII case-insensitive equality of a counted string and a C string. */

@@ -136,8 +136,14 @@ int kx_config_parse_bool(const char *s, bool *out)
 {
     static const char *yes[] = { "true", "1", "yes" }, *no[] = { "false", "0", "no" };
     for (size_t i = 0; i < 3; i++) {
-        if (strcasecmp(s, yes[i]) == 0) { *out = true; return KX_OK; }
-        if (strcasecmp(s, no[i]) == 0) { *out = false; return KX_OK; }
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return KX_OK;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return KX_OK;
+        }
     }
     return KX_EINVAL;
 }
@@ -234,16 +240,14 @@ static int parse_samesite(const char *s, kx_samesite_t *out)
     return KX_OK;
 }
 
-int kx_config_set(kx_config_t *c, const kx_config_desc_t *d, const char *value,
-                  const char *source, char *err, size_t errcap)
+int kx_config_set(kx_config_t *c, const kx_config_desc_t *d, const char *value, const char *source, char *err,
+                  size_t errcap)
 {
     int rc = KX_OK;
     const char *expect = "";
     char minbuf[48]; /* outlives the switch: `expect` may point here */
     switch (d->type) {
-    case KX_CT_STRING:
-        set_str(FIELD(c, d, char *), value);
-        return KX_OK;
+    case KX_CT_STRING: set_str(FIELD(c, d, char *), value); return KX_OK;
     case KX_CT_INT: {
         int64_t v;
         expect = "a whole number";
@@ -330,7 +334,10 @@ static bool has_control_bytes(const char *v)
  * body) into each answer. */
 static int check_header_values(const kx_config_t *c, char *err, size_t errcap)
 {
-    const struct { const char *env; const char *v; } vals[] = {
+    const struct {
+        const char *env;
+        const char *v;
+    } vals[] = {
         { "WEB_SECURITY_CSP", c->sec_csp },
         { "WEB_SECURITY_CONTENT_TYPE_OPTIONS", c->sec_content_type_options },
         { "WEB_SECURITY_FRAME_OPTIONS", c->sec_frame_options },
@@ -343,7 +350,8 @@ static int check_header_values(const kx_config_t *c, char *err, size_t errcap)
     };
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         if (!has_control_bytes(vals[i].v)) continue;
-        snprintf(err, errcap, "invalid value for %s: control characters (CR, LF, …) are not allowed in a header value",
+        snprintf(err, errcap,
+                 "invalid value for %s: control characters (CR, LF, …) are not allowed in a header value",
                  vals[i].env);
         return KX_EINVAL;
     }
@@ -362,13 +370,16 @@ static bool is_token(const char *s)
 static int check_tokens(const kx_config_t *c, char *err, size_t errcap)
 {
     if (!is_token(c->session_cookie_name)) {
-        snprintf(err, errcap, "invalid value for SESSION_COOKIE_NAME: \"%.100s\" (expected a cookie name: letters, "
-                 "digits and !#$%%&'*+-.^_`|~, not empty)", c->session_cookie_name ? c->session_cookie_name : "");
+        snprintf(err, errcap,
+                 "invalid value for SESSION_COOKIE_NAME: \"%.100s\" (expected a cookie name: letters, "
+                 "digits and !#$%%&'*+-.^_`|~, not empty)",
+                 c->session_cookie_name ? c->session_cookie_name : "");
         return KX_EINVAL;
     }
     /* Empty disables the correlation id; anything else names a header. */
     if (c->correlation_header && *c->correlation_header && !is_token(c->correlation_header)) {
-        snprintf(err, errcap, "invalid value for WEB_CORRELATION_ID_HEADER: \"%.100s\" (expected a header name)",
+        snprintf(err, errcap,
+                 "invalid value for WEB_CORRELATION_ID_HEADER: \"%.100s\" (expected a header name)",
                  c->correlation_header);
         return KX_EINVAL;
     }
@@ -377,11 +388,16 @@ static int check_tokens(const kx_config_t *c, char *err, size_t errcap)
 
 int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
 {
-    for (int i = 0; i < c->n_origins; i++) { free(c->origins[i]); c->origins[i] = NULL; }
+    for (int i = 0; i < c->n_origins; i++) {
+        free(c->origins[i]);
+        c->origins[i] = NULL;
+    }
     if (kx_config_parse_origins(c->allowed_origins, c->origins, KX_MAX_ORIGINS, &c->n_origins,
                                 &c->origins_any) != KX_OK) {
-        snprintf(err, errcap, "invalid value for WEB_SERVER_ALLOWED_ORIGINS: \"%s\" (expected \"*\" "
-                 "or a comma-separated list of scheme://host[:port])", c->allowed_origins);
+        snprintf(err, errcap,
+                 "invalid value for WEB_SERVER_ALLOWED_ORIGINS: \"%s\" (expected \"*\" "
+                 "or a comma-separated list of scheme://host[:port])",
+                 c->allowed_origins);
         return KX_EINVAL;
     }
     if (c->web_port > 65535) {
@@ -396,14 +412,18 @@ int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
     for (size_t rl = strlen(route); rl > 1 && route[rl - 1] == '/'; rl--) route[rl - 1] = '\0';
     if (route[0] != '/' || strcmp(route, "/") == 0 || strstr(route, "//") ||
         strlen(c->api_route) >= sizeof route) {
-        snprintf(err, errcap, "invalid value for WEB_SERVER_API_ROUTE: \"%s\" (expected a path "
-                 "like /api)", c->api_route);
+        snprintf(err, errcap,
+                 "invalid value for WEB_SERVER_API_ROUTE: \"%s\" (expected a path "
+                 "like /api)",
+                 c->api_route);
         return KX_EINVAL;
     }
     for (const char *p = route; *p; p++) {
         if (!isalnum((unsigned char)*p) && !strchr("/_.-", *p)) {
-            snprintf(err, errcap, "invalid value for WEB_SERVER_API_ROUTE: \"%s\" (letters, digits "
-                     "and / _ . - only)", c->api_route);
+            snprintf(err, errcap,
+                     "invalid value for WEB_SERVER_API_ROUTE: \"%s\" (letters, digits "
+                     "and / _ . - only)",
+                     c->api_route);
             return KX_EINVAL;
         }
     }
@@ -415,7 +435,8 @@ int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
     bool secure = c->session_cookie_secure ||
                   (c->application_url && strncmp(c->application_url, "https://", 8) == 0);
     if (c->session_cookie_same_site == KX_SAMESITE_NONE && !secure) {
-        snprintf(err, errcap, "SESSION_COOKIE_SAME_SITE=None requires SESSION_COOKIE_SECURE=true "
+        snprintf(err, errcap,
+                 "SESSION_COOKIE_SAME_SITE=None requires SESSION_COOKIE_SECURE=true "
                  "(browsers refuse SameSite=None cookies without Secure)");
         return KX_EINVAL;
     }
@@ -442,18 +463,10 @@ void kx_config_get_string(const kx_config_t *c, const kx_config_desc_t *d, char 
         break;
     }
     case KX_CT_INT:
-    case KX_CT_WORKERS:
-        snprintf(buf, cap, "%lld", (long long)*FIELD(c, d, int64_t));
-        break;
-    case KX_CT_BOOL:
-        snprintf(buf, cap, "%s", *FIELD(c, d, bool) ? "true" : "false");
-        break;
-    case KX_CT_LOGLEVEL:
-        snprintf(buf, cap, "%s", lv[*FIELD(c, d, kx_log_level_t)]);
-        break;
-    case KX_CT_SAMESITE:
-        snprintf(buf, cap, "%s", ss[*FIELD(c, d, kx_samesite_t)]);
-        break;
+    case KX_CT_WORKERS: snprintf(buf, cap, "%lld", (long long)*FIELD(c, d, int64_t)); break;
+    case KX_CT_BOOL: snprintf(buf, cap, "%s", *FIELD(c, d, bool) ? "true" : "false"); break;
+    case KX_CT_LOGLEVEL: snprintf(buf, cap, "%s", lv[*FIELD(c, d, kx_log_level_t)]); break;
+    case KX_CT_SAMESITE: snprintf(buf, cap, "%s", ss[*FIELD(c, d, kx_samesite_t)]); break;
     }
 }
 

@@ -20,7 +20,7 @@
 typedef enum { KX_SAMESITE_STRICT, KX_SAMESITE_LAX, KX_SAMESITE_NONE } kx_samesite_t;
 
 typedef struct {
-    char *node_env;                 /* development | test | production | any */
+    char *node_env; /* development | test | production | any */
 
     char *process_name;
     int64_t shutdown_timeout_ms;
@@ -51,9 +51,9 @@ typedef struct {
     char *web_host;
     char *application_url;
     char *api_route;
-    char *allowed_origins;          /* raw, as configured */
-    bool origins_any;               /* allowed_origins == "*" */
-    char *origins[KX_MAX_ORIGINS];  /* parsed list when !origins_any */
+    char *allowed_origins;         /* raw, as configured */
+    bool origins_any;              /* allowed_origins == "*" */
+    char *origins[KX_MAX_ORIGINS]; /* parsed list when !origins_any */
     int n_origins;
     char *allowed_methods, *allowed_headers;
     bool static_enabled;
@@ -69,7 +69,7 @@ typedef struct {
     int64_t header_timeout_ms, keepalive_timeout_ms, body_timeout_ms, max_connections;
     int64_t max_connections_per_ip; /* 0: no per-address cap */
     char *tls_cert, *tls_key;
-    int64_t workers;                /* 0 = auto */
+    int64_t workers; /* 0 = auto */
 
     int64_t ws_max_payload_size, ws_max_messages_per_second, ws_max_subscriptions;
     int64_t ws_drain_timeout_ms, ws_ping_interval_ms, ws_idle_timeout_ms;
@@ -78,16 +78,22 @@ typedef struct {
     bool cli_include_stack_in_errors, cli_quiet;
 } kx_config_t;
 
-typedef enum { KX_CT_STRING, KX_CT_INT, KX_CT_BOOL, KX_CT_LOGLEVEL, KX_CT_SAMESITE,
-               KX_CT_WORKERS } kx_config_type_t;
+typedef enum {
+    KX_CT_STRING,
+    KX_CT_INT,
+    KX_CT_BOOL,
+    KX_CT_LOGLEVEL,
+    KX_CT_SAMESITE,
+    KX_CT_WORKERS
+} kx_config_type_t;
 
 typedef struct {
-    const char *key;     /* config.lua dotted path, e.g. "server.web.allowedOrigins" */
-    const char *env;     /* environment variable, e.g. "WEB_SERVER_ALLOWED_ORIGINS" */
+    const char *key; /* config.lua dotted path, e.g. "server.web.allowedOrigins" */
+    const char *env; /* environment variable, e.g. "WEB_SERVER_ALLOWED_ORIGINS" */
     kx_config_type_t type;
-    size_t offset;       /* into kx_config_t */
-    int64_t min;         /* for ints: smallest accepted value */
-    const char *def;     /* default, in the string form kx_config_set parses; NULL = unset */
+    size_t offset;   /* into kx_config_t */
+    int64_t min;     /* for ints: smallest accepted value */
+    const char *def; /* default, in the string form kx_config_set parses; NULL = unset */
     const char *def_production, *def_test; /* NODE_ENV=production / test default; NULL = def */
 } kx_config_desc_t;
 
@@ -101,8 +107,8 @@ const char *kx_config_default(const kx_config_desc_t *d, const char *node_env);
 void kx_config_defaults(kx_config_t *c, const char *node_env);
 /* Sets one setting from its string form. On failure returns KX_EINVAL and writes a message
  * naming `source` (the key or variable) into err. */
-int kx_config_set(kx_config_t *c, const kx_config_desc_t *d, const char *value,
-                  const char *source, char *err, size_t errcap);
+int kx_config_set(kx_config_t *c, const kx_config_desc_t *d, const char *value, const char *source, char *err,
+                  size_t errcap);
 /* Applies the environment (VAR_<NODE_ENV> before VAR) over *c. */
 int kx_config_apply_env(kx_config_t *c, char *err, size_t errcap);
 /* Cross-field checks and derived values, after everything is set. */

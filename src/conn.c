@@ -43,7 +43,7 @@ static void peer_add(const char *ip, int d)
     if (!*pp) {
         if (d < 0) return;
         *pp = kx_xcalloc(1, sizeof **pp);
-        snprintf((*pp)->ip, sizeof (*pp)->ip, "%s", ip);
+        snprintf((*pp)->ip, sizeof(*pp)->ip, "%s", ip);
     }
     (*pp)->n += d;
     if ((*pp)->n > 0) return;
@@ -68,7 +68,8 @@ kx_conn_t *kx_conn_evictable(kx_server_t *s, const char *newcomer)
      * nothing is taken from anyone else. */
     if (!top || strcmp(top->ip, newcomer) == 0 || top->n <= kx_conn_count_from(newcomer) + 1) return NULL;
     for (kx_conn_t *c = s->conns; c; c = c->next)
-        if (strcmp(c->peer_ip, top->ip) == 0 && c->handler && c->handler->is_idle && c->handler->is_idle(c)) return c;
+        if (strcmp(c->peer_ip, top->ip) == 0 && c->handler && c->handler->is_idle && c->handler->is_idle(c))
+            return c;
     return NULL;
 }
 

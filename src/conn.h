@@ -73,26 +73,26 @@ struct kx_conn {
     int fd;
     const kx_transport_t *tp;
     void *tp_ctx;
-    kx_want_t tp_want;           /* set by the transport with KX_EAGAIN */
+    kx_want_t tp_want; /* set by the transport with KX_EAGAIN */
     const kx_conn_handler_t *handler;
     ev_io rio, wio;
     ev_timer timer;
     kx_buf_t rbuf;
     kx_buf_t wbuf;
     size_t wpos;
-    int send_fd;                 /* file being streamed after wbuf, or -1 */
+    int send_fd; /* file being streamed after wbuf, or -1 */
     off_t send_left;
-    struct kx_request *req;      /* HTTP's per-connection state (http.h); NULL once upgraded */
-    struct kx_ws *ws;            /* WebSocket state (ws.c) once upgraded */
+    struct kx_request *req; /* HTTP's per-connection state (http.h); NULL once upgraded */
+    struct kx_ws *ws;       /* WebSocket state (ws.c) once upgraded */
     uint32_t gen;
-    int refs;                    /* 1 for the socket + 1 per task */
-    bool closed;                 /* socket closed; memory waits for refs == 0 */
-    bool close_after_flush;      /* the last bytes are queued: close once written */
-    bool reading;                /* the protocol wants input (rio armed) */
-    bool handshaking;            /* the transport's handshake is not finished */
-    bool in_read;                /* inside handler->on_read (no nesting) */
-    bool read_wants_write;       /* the transport's read waits for writability */
-    bool write_wants_read;       /* the transport's write waits for readability */
+    int refs;               /* 1 for the socket + 1 per task */
+    bool closed;            /* socket closed; memory waits for refs == 0 */
+    bool close_after_flush; /* the last bytes are queued: close once written */
+    bool reading;           /* the protocol wants input (rio armed) */
+    bool handshaking;       /* the transport's handshake is not finished */
+    bool in_read;           /* inside handler->on_read (no nesting) */
+    bool read_wants_write;  /* the transport's read waits for writability */
+    bool write_wants_read;  /* the transport's write waits for readability */
     char peer_ip[64];
     kx_conn_t *prev, *next;
 };

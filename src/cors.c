@@ -9,8 +9,7 @@ bool kx_cors_origin_allowed(const kx_config_t *c, const char *origin, size_t len
     return false;
 }
 
-void kx_cors_append(const kx_config_t *c, const char *origin, size_t len, kx_buf_t *out,
-                    bool *vary_origin)
+void kx_cors_append(const kx_config_t *c, const char *origin, size_t len, kx_buf_t *out, bool *vary_origin)
 {
     *vary_origin = false;
     if (c->origins_any) {

@@ -16,7 +16,6 @@
 bool kx_cors_origin_allowed(const kx_config_t *c, const char *origin, size_t len);
 /* Appends the CORS header lines ("Name: value\r\n") for a request carrying `origin`
  * (NULL when absent). Sets *vary_origin when the answer depends on Origin. */
-void kx_cors_append(const kx_config_t *c, const char *origin, size_t len, kx_buf_t *out,
-                    bool *vary_origin);
+void kx_cors_append(const kx_config_t *c, const char *origin, size_t len, kx_buf_t *out, bool *vary_origin);
 
 #endif

@@ -178,8 +178,8 @@ int kx_crypto_hash_sync(const char *pw, size_t len, char *out, size_t cap)
     if (cap < need) return KX_EINVAL;
     unsigned char salt[SALT_BYTES], key[KEY_BYTES];
     if (RAND_bytes(salt, SALT_BYTES) != 1) return KX_EIO;
-    if (EVP_PBE_scrypt(pw, len, salt, SALT_BYTES, KX_CRYPTO_SCRYPT_N, KX_CRYPTO_SCRYPT_R,
-                       KX_CRYPTO_SCRYPT_P, SCRYPT_MAXMEM, key, KEY_BYTES) != 1) {
+    if (EVP_PBE_scrypt(pw, len, salt, SALT_BYTES, KX_CRYPTO_SCRYPT_N, KX_CRYPTO_SCRYPT_R, KX_CRYPTO_SCRYPT_P,
+                       SCRYPT_MAXMEM, key, KEY_BYTES) != 1) {
         OPENSSL_cleanse(key, sizeof key);
         return KX_EIO;
     }
@@ -212,14 +212,14 @@ typedef enum { JOB_HASH, JOB_VERIFY } job_kind_t;
 struct kx_crypto_job {
     kx_crypto_job_t *next;
     job_kind_t kind;
-    char *pw;                 /* NULL when the password was out of range: the job just fails */
+    char *pw; /* NULL when the password was out of range: the job just fails */
     size_t pw_len;
     char *stored;
     size_t stored_len;
     kx_crypto_fn fn;
     void *ud;
-    bool cancelled;           /* under P.mu */
-    int status;               /* written by the worker, read on the loop after the handoff */
+    bool cancelled; /* under P.mu */
+    int status;     /* written by the worker, read on the loop after the handoff */
     char result[KX_CRYPTO_HASH_MAX];
 };
 
@@ -230,16 +230,16 @@ typedef struct {
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    job_list_t todo, done;    /* under mu */
-    bool stopping;            /* under mu */
+    job_list_t todo, done; /* under mu */
+    bool stopping;         /* under mu */
     /* loop thread only: */
     struct ev_loop *loop;
     ev_async async;
     pthread_t threads[KX_CRYPTO_THREADS];
     int nthreads;
     bool running;
-    int in_flight;            /* allocated jobs */
-    int live;                 /* jobs holding a loop ref: posted, not cancelled, not answered */
+    int in_flight; /* allocated jobs */
+    int live;      /* jobs holding a loop ref: posted, not cancelled, not answered */
 } P = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 static void list_push(job_list_t *l, kx_crypto_job_t *j)
@@ -385,8 +385,8 @@ void kx_crypto_stop(void)
     P.stopping = false;
 }
 
-static kx_crypto_job_t *post(job_kind_t kind, const char *pw, size_t len, const char *stored,
-                             size_t slen, kx_crypto_fn fn, void *ud)
+static kx_crypto_job_t *post(job_kind_t kind, const char *pw, size_t len, const char *stored, size_t slen,
+                             kx_crypto_fn fn, void *ud)
 {
     if (!P.running || !fn || P.in_flight >= KX_CRYPTO_MAX_JOBS) return NULL;
     kx_crypto_job_t *j = kx_xcalloc(1, sizeof *j);

@@ -17,11 +17,11 @@
 #include <ev.h>
 #include "common.h"
 
-#define KX_CRYPTO_ID_LEN 43           /* 32 random bytes, unpadded base64url */
-#define KX_CRYPTO_PW_MAX 4096         /* passwords are 1..4096 bytes */
-#define KX_CRYPTO_HASH_MAX 256        /* buffer size that holds any stored hash we accept */
+#define KX_CRYPTO_ID_LEN 43    /* 32 random bytes, unpadded base64url */
+#define KX_CRYPTO_PW_MAX 4096  /* passwords are 1..4096 bytes */
+#define KX_CRYPTO_HASH_MAX 256 /* buffer size that holds any stored hash we accept */
 #define KX_CRYPTO_THREADS 2
-#define KX_CRYPTO_MAX_JOBS 1024       /* posted but not yet finished (cancelled ones too) */
+#define KX_CRYPTO_MAX_JOBS 1024 /* posted but not yet finished (cancelled ones too) */
 
 /* What a new hash uses; verification reads the parameters back from the stored string. */
 #define KX_CRYPTO_SCRYPT_N 16384

@@ -48,9 +48,11 @@ static void serve_swagger_init(kx_conn_t *c, const kx_route_param_t *params, int
     (void)params;
     (void)n;
     kx_buf_t js = KX_BUF_INIT;
-    kx_buf_printf(&js, "window.addEventListener('load', function () {\n"
-                       "  window.ui = SwaggerUIBundle({ url: '%s/swagger', dom_id: '#swagger-ui',\n"
-                       "    deepLinking: true });\n});\n", kx_srv->cfg->api_route);
+    kx_buf_printf(&js,
+                  "window.addEventListener('load', function () {\n"
+                  "  window.ui = SwaggerUIBundle({ url: '%s/swagger', dom_id: '#swagger-ui',\n"
+                  "    deepLinking: true });\n});\n",
+                  kx_srv->cfg->api_route);
     kx_http_send(c, 200, "text/javascript; charset=utf-8", NULL, 0, js.data, js.len, 0);
     kx_buf_free(&js);
 }
@@ -75,7 +77,8 @@ void kx_dispatch_init(kx_server_t *s)
     if (s->www_root_fd < 0 || strcmp(s->cfg->api_route, "/") == 0) return;
     char err[256];
     for (size_t i = 0; i < KX_ARRAY_LEN(builtins); i++)
-        if (kx_router_add(s->router, builtins[i].method, builtins[i].route, -(int)i - 1, err, sizeof err) != KX_OK)
+        if (kx_router_add(s->router, builtins[i].method, builtins[i].route, -(int)i - 1, err, sizeof err) !=
+            KX_OK)
             kx_log_error("built-in route %s: %s", builtins[i].route, err);
 }
 
@@ -128,7 +131,8 @@ void kx_dispatch(kx_conn_t *c)
     int id;
     kx_route_param_t params[KX_ROUTE_MAX_PARAMS];
     int n = 0;
-    bool found = kx_router_match(kx_srv->router, r->method, r->method_len, r->path, r->path_len, &id, params, &n) == KX_OK;
+    bool found = kx_router_match(kx_srv->router, r->method, r->method_len, r->path, r->path_len, &id, params,
+                                 &n) == KX_OK;
     /* Under the API prefix only actions answer, and a miss is the action 404. */
     if (api) {
         if (found && id >= 0) run_action(c, id, params, n);

@@ -27,7 +27,10 @@ _Static_assert(KX_HTTP_MAX_HEADERS == KX_MAX_HEADERS, "header caps of http_guard
 static void span_add(const char **p, size_t *len, const char *at, size_t n)
 {
     if (*p && *p + *len == at) *len += n;
-    else { *p = at; *len = n; }
+    else {
+        *p = at;
+        *len = n;
+    }
 }
 
 static int on_method(llhttp_t *h, const char *at, size_t n)
@@ -165,8 +168,7 @@ static bool accepts_gzip(const kx_header_t *h)
         while (semi < e && v[semi] != ';') semi++;
         size_t ne = semi;
         while (ne > a && (v[ne - 1] == ' ' || v[ne - 1] == '\t')) ne--;
-        if (kx_strcaseeq_n(v + a, ne - a, "gzip"))
-            return !(semi < e && q_is_zero(v + semi + 1, v + e));
+        if (kx_strcaseeq_n(v + a, ne - a, "gzip")) return !(semi < e && q_is_zero(v + semi + 1, v + e));
         i = e + 1;
     }
     return false;
@@ -254,7 +256,8 @@ static bool begin_body(kx_conn_t *c)
     } else if (r->info.has_content_length && r->info.content_length > 0) {
         if (max && r->info.content_length > max) {
             char msg[160];
-            snprintf(msg, sizeof msg, "Payload Too Large \xe2\x80\x94 body of %llu bytes exceeds the %llu byte limit",
+            snprintf(msg, sizeof msg,
+                     "Payload Too Large \xe2\x80\x94 body of %llu bytes exceeds the %llu byte limit",
                      (unsigned long long)r->info.content_length, (unsigned long long)max);
             fail(c, 413, "CONNECTION_PAYLOAD_TOO_LARGE", msg);
             return false;
@@ -287,7 +290,8 @@ static bool process_head(kx_conn_t *c)
     }
     long end = kx_http_head_end_from(c->rbuf.data, c->rbuf.len, &r->head_scanned);
     if (end == 0) {
-        if (c->rbuf.len > KX_MAX_HEAD) fail(c, 431, "CONNECTION_HEADERS_TOO_LARGE", "Request header block exceeds 16 KiB");
+        if (c->rbuf.len > KX_MAX_HEAD)
+            fail(c, 431, "CONNECTION_HEADERS_TOO_LARGE", "Request header block exceeds 16 KiB");
         return false;
     }
     if (end < 0) {
@@ -349,7 +353,8 @@ static bool process_body(kx_conn_t *c)
         int rc = kx_chunk_decoder_feed(&r->chunk, c->rbuf.data, c->rbuf.len, &used, on_body_data, &r->body);
         kx_buf_consume(&c->rbuf, used);
         if (rc == KX_ELIMIT) {
-            fail(c, 413, "CONNECTION_PAYLOAD_TOO_LARGE", "Payload Too Large \xe2\x80\x94 body exceeds the byte limit");
+            fail(c, 413, "CONNECTION_PAYLOAD_TOO_LARGE",
+                 "Payload Too Large \xe2\x80\x94 body exceeds the byte limit");
             return false;
         }
         if (rc != KX_OK) {
@@ -422,9 +427,11 @@ static void http_on_timeout(kx_conn_t *c)
     kx_request_t *r = c->req;
     if (r->state == KX_HTTP_HEAD && r->timer_is_head && c->rbuf.len > 0) {
         /* Slowloris: the head did not arrive in time. */
-        kx_http_send_error(c, 408, "CONNECTION_REQUEST_TIMEOUT", "Request head not received in time", KX_R_CLOSE);
+        kx_http_send_error(c, 408, "CONNECTION_REQUEST_TIMEOUT", "Request head not received in time",
+                           KX_R_CLOSE);
     } else if (r->state == KX_HTTP_BODY) {
-        kx_http_send_error(c, 408, "CONNECTION_REQUEST_TIMEOUT", "Request body not received in time", KX_R_CLOSE);
+        kx_http_send_error(c, 408, "CONNECTION_REQUEST_TIMEOUT", "Request body not received in time",
+                           KX_R_CLOSE);
     } else if (r->state != KX_HTTP_BUSY) { /* BUSY: the action timeout owns this phase */
         kx_conn_close(c);
     }
@@ -487,7 +494,8 @@ void kx_http_refuse_busy(int fd)
     /* Over the connection cap: answer and close, never queue. One best-effort send: a client
      * that cannot take ~1 KiB right away just sees the close. */
     kx_buf_t out = KX_BUF_INIT;
-    kx_http_error_bytes(503, "CONNECTION_SERVER_BUSY", "Server is at its connection limit", "Retry-After: 1\r\n", &out);
+    kx_http_error_bytes(503, "CONNECTION_SERVER_BUSY", "Server is at its connection limit",
+                        "Retry-After: 1\r\n", &out);
     (void)send(fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
     kx_buf_free(&out);
     close(fd);

@@ -26,56 +26,56 @@ typedef struct {
 } kx_header_t;
 
 typedef enum {
-    KX_HTTP_HEAD,        /* waiting for (the rest of) a request head */
-    KX_HTTP_BODY,        /* reading a body */
-    KX_HTTP_BUSY,        /* request dispatched, waiting for (the end of) its response */
+    KX_HTTP_HEAD, /* waiting for (the rest of) a request head */
+    KX_HTTP_BODY, /* reading a body */
+    KX_HTTP_BUSY, /* request dispatched, waiting for (the end of) its response */
 } kx_http_state_t;
 
 typedef enum {
-    KX_FRAMING_LENGTH,   /* Content-Length: the body is exactly `length` bytes */
-    KX_FRAMING_CHUNKED,  /* Transfer-Encoding: chunked (close-delimited for HTTP/1.0) */
-    KX_FRAMING_SSE,      /* text/event-stream, chunked; written with kx_http_sse_event */
+    KX_FRAMING_LENGTH,  /* Content-Length: the body is exactly `length` bytes */
+    KX_FRAMING_CHUNKED, /* Transfer-Encoding: chunked (close-delimited for HTTP/1.0) */
+    KX_FRAMING_SSE,     /* text/event-stream, chunked; written with kx_http_sse_event */
 } kx_framing_t;
 
 typedef struct kx_request {
-    char *head;                  /* owned copy of the raw head; spans below point into it */
+    char *head; /* owned copy of the raw head; spans below point into it */
     size_t head_len;
     const char *method;
     size_t method_len;
     const char *target;
     size_t target_len;
-    const char *path;            /* target without query, raw */
+    const char *path; /* target without query, raw */
     size_t path_len;
-    const char *query;           /* after '?', raw; NULL when absent */
+    const char *query; /* after '?', raw; NULL when absent */
     size_t query_len;
     kx_header_t headers[KX_MAX_HEADERS];
     int n_headers;
     kx_head_info_t info;
     kx_buf_t body;
-    uint64_t body_left;          /* Content-Length bytes still to read */
+    uint64_t body_left; /* Content-Length bytes still to read */
     kx_chunk_decoder_t chunk;
     bool is_head;
     bool accept_gzip;
-    const char *origin;          /* Origin header or NULL (also when there are several) */
+    const char *origin; /* Origin header or NULL (also when there are several) */
     size_t origin_len;
-    bool origin_ambiguous;       /* more than one Origin header */
-    char correlation_id[129];    /* validated id, or "" */
+    bool origin_ambiguous;    /* more than one Origin header */
+    char correlation_id[129]; /* validated id, or "" */
     ev_tstamp started;
     /* The response under way (response.c). */
     struct {
-        bool open;               /* begun and not ended */
-        bool paused;             /* over the pause mark: the writer waits for on_resume */
-        bool no_body;            /* HEAD, 204, 304: framing bytes are not sent */
+        bool open;    /* begun and not ended */
+        bool paused;  /* over the pause mark: the writer waits for on_resume */
+        bool no_body; /* HEAD, 204, 304: framing bytes are not sent */
         kx_framing_t framing;
-        uint64_t left;           /* KX_FRAMING_LENGTH: bytes still owed */
+        uint64_t left; /* KX_FRAMING_LENGTH: bytes still owed */
         void (*on_resume)(kx_conn_t *c, void *ud);
         void *ud;
     } out;
     /* ---- fields below survive the reset between requests ---- */
     kx_http_state_t state;
     bool keep_alive;
-    bool timer_is_head;          /* the timer currently measures the head deadline */
-    size_t head_scanned;         /* bytes of rbuf already searched for the head's end */
+    bool timer_is_head;  /* the timer currently measures the head deadline */
+    size_t head_scanned; /* bytes of rbuf already searched for the head's end */
 } kx_request_t;
 
 /* ---- http.c ---------------------------------------------------------------------------- */
@@ -97,10 +97,10 @@ void kx_http_refuse_busy(int fd);
 /* JSON always names its charset (OWASP: no content sniffing of the encoding). */
 #define KX_JSON_CONTENT_TYPE "application/json; charset=utf-8"
 
-#define KX_R_CORS     1u   /* add Access-Control-* headers */
-#define KX_R_CLOSE    2u   /* close the connection after this response */
-#define KX_R_NOGZIP   4u
-#define KX_R_BODY_FOLLOWS 8u  /* body streamed by kx_conn_sendfile; len = its size */
+#define KX_R_CORS 1u  /* add Access-Control-* headers */
+#define KX_R_CLOSE 2u /* close the connection after this response */
+#define KX_R_NOGZIP 4u
+#define KX_R_BODY_FOLLOWS 8u /* body streamed by kx_conn_sendfile; len = its size */
 
 /* A streamed writer is paused past this many unsent bytes and dropped past
  * KX_CONN_OUTPUT_CAP. */

@@ -8,9 +8,18 @@
 
 /* ---- character classes ------------------------------------------------------------------ */
 
-static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-static bool is_alpha(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
-static bool is_ows(unsigned char c) { return c == ' ' || c == '\t'; }
+static bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+static bool is_alpha(unsigned char c)
+{
+    return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+}
+static bool is_ows(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
 
 /* RFC 9110 §5.6.2 tchar. */
 static bool is_tchar(unsigned char c)
@@ -60,7 +69,10 @@ bool kx_http_field_value_valid(const char *p, size_t n)
 
 static void trim_ows(const char **p, size_t *n)
 {
-    while (*n && is_ows((unsigned char)(*p)[0])) { (*p)++; (*n)--; }
+    while (*n && is_ows((unsigned char)(*p)[0])) {
+        (*p)++;
+        (*n)--;
+    }
     while (*n && is_ows((unsigned char)(*p)[*n - 1])) (*n)--;
 }
 
@@ -93,7 +105,7 @@ long kx_http_head_end_from(const char *buf, size_t len, size_t *scanned)
     for (; i < len; i++) {
         char c = buf[i];
         if (c == '\r') {
-            if (i + 1 == len) break;              /* its LF may come with the next read */
+            if (i + 1 == len) break; /* its LF may come with the next read */
             if (buf[i + 1] != '\n') return KX_EPROTO;
         } else if (c == '\n') {
             if (i == 0 || buf[i - 1] != '\r') return KX_EPROTO;
@@ -114,8 +126,8 @@ long kx_http_head_end(const char *buf, size_t len)
 /* ---- head validator ---------------------------------------------------------------------- */
 
 typedef struct {
-    const char *p;          /* next unread byte */
-    const char *end;        /* one past the head */
+    const char *p;   /* next unread byte */
+    const char *end; /* one past the head */
     int status;
     const char *reason;
     int http_minor;
@@ -170,7 +182,7 @@ static bool valid_authority(const char *p, size_t n)
         for (i = 1; i < n && p[i] != ']'; i++)
             if (hex_value((unsigned char)p[i]) < 0 && p[i] != ':' && p[i] != '.') return false;
         if (i == n || i == 1) return false;
-        i++;                                        /* past ']' */
+        i++; /* past ']' */
     } else {
         while (i < n && is_reg_name_char((unsigned char)p[i])) {
             if (p[i] == '%' && (i + 2 >= n || hex_value((unsigned char)p[i + 1]) < 0 ||
@@ -319,8 +331,7 @@ static void upgrade_protocol(guard_t *g, const char *e, size_t n)
 static int apply_header(guard_t *g, const char *name, size_t nlen, const char *v, size_t vlen)
 {
     if (kx_strcaseeq_n(name, nlen, "content-length")) return header_content_length(g, v, vlen);
-    if (kx_strcaseeq_n(name, nlen, "transfer-encoding"))
-        return header_transfer_encoding(g, v, vlen);
+    if (kx_strcaseeq_n(name, nlen, "transfer-encoding")) return header_transfer_encoding(g, v, vlen);
     if (kx_strcaseeq_n(name, nlen, "host")) return header_host(g, v, vlen);
     if (kx_strcaseeq_n(name, nlen, "connection")) for_each_element(g, v, vlen, connection_option);
     else if (kx_strcaseeq_n(name, nlen, "upgrade")) for_each_element(g, v, vlen, upgrade_protocol);
@@ -348,8 +359,7 @@ static int parse_header_line(guard_t *g, const char *line, size_t n)
     const char *v = line + nlen + 1;
     size_t vlen = n - nlen - 1;
     for (size_t i = 0; i < vlen; i++)
-        if (!is_field_byte((unsigned char)v[i]))
-            return fail(g, 400, "invalid character in header value");
+        if (!is_field_byte((unsigned char)v[i])) return fail(g, 400, "invalid character in header value");
     /* A tab around a framing value is legal OWS, but parsers disagree on it (llhttp 8.1 does
      * not see "chunked\t" as chunked): a front proxy could frame it differently. Refuse. */
     if ((kx_strcaseeq_n(line, nlen, "transfer-encoding") || kx_strcaseeq_n(line, nlen, "content-length")) &&
@@ -409,8 +419,7 @@ static int guard_head(guard_t *g, const char *head, size_t len, size_t *head_sta
     return check_framing(g);
 }
 
-int kx_http_guard_head(const char *head, size_t len, kx_head_info_t *info,
-                       int *status, const char **reason)
+int kx_http_guard_head(const char *head, size_t len, kx_head_info_t *info, int *status, const char **reason)
 {
     guard_t g;
     memset(&g, 0, sizeof g);
@@ -425,17 +434,17 @@ int kx_http_guard_head(const char *head, size_t len, kx_head_info_t *info,
 /* ---- chunked decoder --------------------------------------------------------------------- */
 
 enum {
-    CH_SIZE,          /* hex digits of chunk-size */
-    CH_EXT,           /* after ';' until CR */
-    CH_SIZE_LF,       /* CR of the size line seen */
+    CH_SIZE,    /* hex digits of chunk-size */
+    CH_EXT,     /* after ';' until CR */
+    CH_SIZE_LF, /* CR of the size line seen */
     CH_DATA,
-    CH_DATA_CR,       /* chunk data done: exactly CRLF must follow */
+    CH_DATA_CR, /* chunk data done: exactly CRLF must follow */
     CH_DATA_LF,
     CH_TRAILER_START, /* start of a trailer line, or of the final empty line */
     CH_TRAILER_NAME,
     CH_TRAILER_VALUE,
-    CH_TRAILER_LF,    /* CR of a trailer line seen */
-    CH_END_LF,        /* CR of the final empty line seen */
+    CH_TRAILER_LF, /* CR of a trailer line seen */
+    CH_END_LF,     /* CR of the final empty line seen */
     CH_DONE,
     CH_ERROR,
 };
@@ -476,14 +485,13 @@ static int size_byte(kx_chunk_decoder_t *d, unsigned char c)
         return KX_OK;
     }
     /* No BWS: "1 ;x" and "1 " are refused although RFC 9112 tolerates them. */
-    if (d->size_digits == 0 || (c != ';' && c != '\r'))
-        return chunk_fail(d, KX_EPROTO, "invalid chunk size");
+    if (d->size_digits == 0 || (c != ';' && c != '\r')) return chunk_fail(d, KX_EPROTO, "invalid chunk size");
     if (c == '\r') {
         d->state = CH_SIZE_LF;
         return KX_OK;
     }
     d->state = CH_EXT;
-    d->ext_bytes++;                                 /* the ';' counts towards the cap */
+    d->ext_bytes++; /* the ';' counts towards the cap */
     return KX_OK;
 }
 
@@ -494,8 +502,7 @@ static int ext_byte(kx_chunk_decoder_t *d, unsigned char c)
         return KX_OK;
     }
     if (!is_field_byte(c)) return chunk_fail(d, KX_EPROTO, "invalid chunk extension");
-    if (++d->ext_bytes > KX_CHUNK_MAX_EXT_BYTES)
-        return chunk_fail(d, KX_EPROTO, "chunk extensions too long");
+    if (++d->ext_bytes > KX_CHUNK_MAX_EXT_BYTES) return chunk_fail(d, KX_EPROTO, "chunk extensions too long");
     return KX_OK;
 }
 
@@ -544,10 +551,8 @@ static int trailer_byte(kx_chunk_decoder_t *d, unsigned char c)
         if (c == '\r') d->state = CH_TRAILER_LF;
         else if (!is_field_byte(c)) return chunk_fail(d, KX_EPROTO, "invalid chunked trailer");
         return KX_OK;
-    case CH_TRAILER_LF:
-        return expect_byte(d, c, '\n', CH_TRAILER_START, "bare CR in chunked trailer");
-    default: /* CH_END_LF */
-        return expect_byte(d, c, '\n', CH_DONE, "bare CR after chunked trailer");
+    case CH_TRAILER_LF: return expect_byte(d, c, '\n', CH_TRAILER_START, "bare CR in chunked trailer");
+    default: /* CH_END_LF */ return expect_byte(d, c, '\n', CH_DONE, "bare CR after chunked trailer");
     }
 }
 
@@ -560,12 +565,9 @@ static int framing_byte(kx_chunk_decoder_t *d, unsigned char c)
     case CH_SIZE_LF:
         if (c != '\n') return chunk_fail(d, KX_EPROTO, "bare CR in chunk size line");
         return size_line_done(d);
-    case CH_DATA_CR:
-        return expect_byte(d, c, '\r', CH_DATA_LF, "chunk data not followed by CRLF");
-    case CH_DATA_LF:
-        return expect_byte(d, c, '\n', CH_SIZE, "chunk data not followed by CRLF");
-    default:
-        return trailer_byte(d, c);
+    case CH_DATA_CR: return expect_byte(d, c, '\r', CH_DATA_LF, "chunk data not followed by CRLF");
+    case CH_DATA_LF: return expect_byte(d, c, '\n', CH_SIZE, "chunk data not followed by CRLF");
+    default: return trailer_byte(d, c);
     }
 }
 

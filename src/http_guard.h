@@ -30,8 +30,8 @@
 /* More header lines than this → 431 "too many headers". */
 #define KX_HTTP_MAX_HEADERS 100
 /* Chunked body caps (RFC 9112 §7.1.1 says a server ought to limit extensions). */
-#define KX_CHUNK_MAX_EXT_BYTES 4096      /* all chunk-extension bytes in one message */
-#define KX_CHUNK_MAX_TRAILER_BYTES 8192  /* the whole trailer section incl. its final CRLF */
+#define KX_CHUNK_MAX_EXT_BYTES 4096     /* all chunk-extension bytes in one message */
+#define KX_CHUNK_MAX_TRAILER_BYTES 8192 /* the whole trailer section incl. its final CRLF */
 #define KX_CHUNK_MAX_SIZE ((uint64_t)1 << 62)
 
 /* Finds the end of a request head in buf[0..len). Returns the offset just past the terminating
@@ -49,16 +49,16 @@ long kx_http_head_end_from(const char *buf, size_t len, size_t *scanned);
 typedef enum { KX_TE_NONE = 0, KX_TE_CHUNKED } kx_te_t;
 
 typedef struct {
-    int http_minor;            /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
+    int http_minor; /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
     bool has_content_length;
-    uint64_t content_length;   /* at most 18 digits, so < 10^18 */
+    uint64_t content_length; /* at most 18 digits, so < 10^18 */
     kx_te_t transfer_encoding;
-    bool keep_alive;           /* 1.1: no "close" token; 1.0: "keep-alive" token and no "close" */
-    bool upgrade_websocket;    /* HTTP/1.1, Upgrade lists "websocket" (any case), Connection has
+    bool keep_alive;        /* 1.1: no "close" token; 1.0: "keep-alive" token and no "close" */
+    bool upgrade_websocket; /* HTTP/1.1, Upgrade lists "websocket" (any case), Connection has
                                   token "upgrade"; always false on 1.0 (RFC 9110 §7.8) */
-    bool expect_continue;      /* HTTP/1.1 and Expect: 100-continue (1.0 ignores it, §10.1.1) */
-    bool absolute_form;        /* target was http(s)://authority/...; the path is what counts */
-    size_t head_start;         /* offset of the request line (after skipped empty lines) */
+    bool expect_continue;   /* HTTP/1.1 and Expect: 100-continue (1.0 ignores it, §10.1.1) */
+    bool absolute_form;     /* target was http(s)://authority/...; the path is what counts */
+    size_t head_start;      /* offset of the request line (after skipped empty lines) */
 } kx_head_info_t;
 
 /* Validates a complete head (len = the value returned by kx_http_head_end, so it ends with the
@@ -75,8 +75,7 @@ typedef struct {
  *                 (any case, OWS), never with Content-Length nor on HTTP/1.0
  *   Host          exactly one on HTTP/1.1 (optional on 1.0), non-empty reg-name / IPv4 /
  *                 [IPv6] with an optional numeric port; no userinfo, path, space or CTL. */
-int kx_http_guard_head(const char *head, size_t len, kx_head_info_t *info,
-                       int *status, const char **reason);
+int kx_http_guard_head(const char *head, size_t len, kx_head_info_t *info, int *status, const char **reason);
 
 /* Response header pieces, checked one at a time by whoever serialises headers handed over by
  * app code (lua_bridge.c), so no action can split a response (CWE-113).
@@ -94,12 +93,12 @@ bool kx_http_field_value_valid(const char *p, size_t n);
  * Trailers are never merged into the headers and never change framing. */
 typedef struct {
     int state;
-    int error;               /* sticky KX_E* once failed */
-    const char *reason;      /* static; why it failed (for logs) */
-    uint64_t max_body;       /* 0 = no limit */
-    uint64_t total;          /* decoded bytes delivered so far */
-    uint64_t size;           /* chunk size being parsed */
-    uint64_t remaining;      /* data bytes left in the current chunk */
+    int error;          /* sticky KX_E* once failed */
+    const char *reason; /* static; why it failed (for logs) */
+    uint64_t max_body;  /* 0 = no limit */
+    uint64_t total;     /* decoded bytes delivered so far */
+    uint64_t size;      /* chunk size being parsed */
+    uint64_t remaining; /* data bytes left in the current chunk */
     unsigned size_digits;
     size_t ext_bytes;
     size_t trailer_bytes;

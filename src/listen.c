@@ -17,7 +17,7 @@
 
 struct kx_listener {
     int fd;
-    int spare_fd;                /* closed to accept-and-drop when out of fds */
+    int spare_fd; /* closed to accept-and-drop when out of fds */
     ev_io io;
     kx_listen_opts_t opts;
     kx_server_t *srv;
@@ -123,7 +123,8 @@ int kx_listen_start(kx_server_t *s, const kx_listen_opts_t *opts, char *err, siz
     snprintf(port, sizeof port, "%lld", (long long)s->cfg->web_port);
     int rc = getaddrinfo(s->cfg->web_host, port, &hints, &res);
     if (rc != 0) {
-        snprintf(err, errcap, "cannot resolve WEB_SERVER_HOST \"%s\": %s", s->cfg->web_host, gai_strerror(rc));
+        snprintf(err, errcap, "cannot resolve WEB_SERVER_HOST \"%s\": %s", s->cfg->web_host,
+                 gai_strerror(rc));
         return KX_EINVAL;
     }
     int saved = 0;

@@ -11,15 +11,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum { KX_LOG_TRACE, KX_LOG_DEBUG, KX_LOG_INFO, KX_LOG_WARN, KX_LOG_ERROR,
-               KX_LOG_FATAL, KX_LOG_OFF } kx_log_level_t;
+typedef enum {
+    KX_LOG_TRACE,
+    KX_LOG_DEBUG,
+    KX_LOG_INFO,
+    KX_LOG_WARN,
+    KX_LOG_ERROR,
+    KX_LOG_FATAL,
+    KX_LOG_OFF
+} kx_log_level_t;
 
 typedef struct {
     kx_log_level_t level;
     bool timestamps;
     bool colorize;
     bool json;
-    int fd;          /* 1 or 2 */
+    int fd; /* 1 or 2 */
 } kx_log_opts_t;
 
 void kx_log_configure(const kx_log_opts_t *opts);
@@ -30,8 +37,8 @@ void kx_log(kx_log_level_t level, const char *fmt, ...) __attribute__((format(pr
 /* Logs a message that is already formatted (may contain '%'). */
 void kx_log_raw(kx_log_level_t level, const char *msg, size_t len);
 
-#define kx_log_info(...)  kx_log(KX_LOG_INFO, __VA_ARGS__)
-#define kx_log_warn(...)  kx_log(KX_LOG_WARN, __VA_ARGS__)
+#define kx_log_info(...) kx_log(KX_LOG_INFO, __VA_ARGS__)
+#define kx_log_warn(...) kx_log(KX_LOG_WARN, __VA_ARGS__)
 #define kx_log_error(...) kx_log(KX_LOG_ERROR, __VA_ARGS__)
 #define kx_log_debug(...) kx_log(KX_LOG_DEBUG, __VA_ARGS__)
 

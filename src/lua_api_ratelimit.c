@@ -67,10 +67,12 @@ static int l_rate_limit(lua_State *L)
     int64_t window = check_int(L, 3, "window_ms", 1, KX_RATELIMIT_MAX_WINDOW_MS);
     const char *prefix = luaL_checklstring(L, 4, &plen);
     if (!kx_ratelimit_valid_identifier(id, idlen))
-        return luaL_error(L, "keryx.rate_limit: identifier must be 1..%d bytes without CR, LF, NUL, '{' or '}'",
+        return luaL_error(L,
+                          "keryx.rate_limit: identifier must be 1..%d bytes without CR, LF, NUL, '{' or '}'",
                           KX_RATELIMIT_MAX_IDENTIFIER);
     if (!kx_ratelimit_valid_prefix(prefix, plen))
-        return luaL_error(L, "keryx.rate_limit: key prefix must be 1..%d bytes without CR, LF, NUL, '{' or '}'",
+        return luaL_error(L,
+                          "keryx.rate_limit: key prefix must be 1..%d bytes without CR, LF, NUL, '{' or '}'",
                           KX_RATELIMIT_MAX_PREFIX);
     kx_task_t *t = kx_lua_require_task(L, "keryx.rate_limit");
     if (kx_task_aborted(t)) return kx_lua_push_fail(L, "aborted");

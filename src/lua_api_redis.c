@@ -19,12 +19,8 @@ static void push_value(lua_State *L, const redisReply *r, int depth)
 {
     switch (r->type) {
     case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS:
-        lua_pushlstring(L, r->str, r->len);
-        break;
-    case REDIS_REPLY_INTEGER:
-        lua_pushnumber(L, (lua_Number)r->integer);
-        break;
+    case REDIS_REPLY_STATUS: lua_pushlstring(L, r->str, r->len); break;
+    case REDIS_REPLY_INTEGER: lua_pushnumber(L, (lua_Number)r->integer); break;
     case REDIS_REPLY_ARRAY:
         lua_createtable(L, (int)r->elements, 0);
         for (size_t i = 0; i < r->elements; i++) {
@@ -38,9 +34,7 @@ static void push_value(lua_State *L, const redisReply *r, int depth)
         lua_pushlstring(L, r->str, r->len);
         lua_setfield(L, -2, "err");
         break;
-    default: /* REDIS_REPLY_NIL */
-        lua_pushlightuserdata(L, NULL);
-        break;
+    default: /* REDIS_REPLY_NIL */ lua_pushlightuserdata(L, NULL); break;
     }
 }
 
@@ -66,7 +60,8 @@ static int collect_args(lua_State *L, int from, int to, const char **argv, size_
     for (int i = from; i <= to; i++) {
         int t = lua_type(L, i);
         if (t != LUA_TSTRING && t != LUA_TNUMBER)
-            return luaL_error(L, "redis: argument %d must be a string or number, got %s", n + 1, lua_typename(L, t));
+            return luaL_error(L, "redis: argument %d must be a string or number, got %s", n + 1,
+                              lua_typename(L, t));
         argv[n] = lua_tolstring(L, i, &lens[n]);
         n++;
     }
@@ -122,8 +117,8 @@ typedef struct {
 struct batch {
     kx_task_t *task;
     int n, remaining;
-    int ref;              /* results table in the registry */
-    const char *failure;  /* "closed"/"timeout" once any command failed that way */
+    int ref;             /* results table in the registry */
+    const char *failure; /* "closed"/"timeout" once any command failed that way */
     item_t *items;
 };
 
@@ -176,7 +171,8 @@ static int l_redis_pipeline(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     int n = (int)lua_objlen(L, 1);
-    if (n > MAX_PIPELINE) return luaL_error(L, "keryx.redis.pipeline: too many commands (max %d)", MAX_PIPELINE);
+    if (n > MAX_PIPELINE)
+        return luaL_error(L, "keryx.redis.pipeline: too many commands (max %d)", MAX_PIPELINE);
     kx_task_t *t = kx_lua_require_task(L, "keryx.redis.pipeline");
     if (n == 0) {
         lua_newtable(L);
@@ -187,14 +183,17 @@ static int l_redis_pipeline(lua_State *L)
         lua_rawgeti(L, 1, i);
         int argc = lua_istable(L, -1) ? (int)lua_objlen(L, -1) : 0;
         if (argc < 1)
-            return luaL_error(L, "keryx.redis.pipeline: entry %d must be a non-empty list like {\"GET\", key}", i);
+            return luaL_error(L,
+                              "keryx.redis.pipeline: entry %d must be a non-empty list like {\"GET\", key}",
+                              i);
         if (argc > MAX_ARGS) return luaL_error(L, "keryx.redis.pipeline: entry %d has too many arguments", i);
         for (int a = 1; a <= argc; a++) {
             lua_rawgeti(L, -1, a);
-            int t = lua_type(L, -1);
+            int type = lua_type(L, -1);
             lua_pop(L, 1);
-            if (t != LUA_TSTRING && t != LUA_TNUMBER)
-                return luaL_error(L, "keryx.redis.pipeline: entry %d argument %d must be a string or number", i, a);
+            if (type != LUA_TSTRING && type != LUA_TNUMBER)
+                return luaL_error(L, "keryx.redis.pipeline: entry %d argument %d must be a string or number",
+                                  i, a);
         }
         lua_pop(L, 1);
     }
@@ -215,7 +214,8 @@ static int l_redis_pipeline(lua_State *L)
         lua_rawgeti(L, 1, i + 1);
         int top = lua_gettop(L);
         int argc = (int)lua_objlen(L, top);
-        if (argc > MAX_ARGS) return luaL_error(L, "keryx.redis.pipeline: entry %d has too many arguments", i + 1);
+        if (argc > MAX_ARGS)
+            return luaL_error(L, "keryx.redis.pipeline: entry %d has too many arguments", i + 1);
         for (int a = 1; a <= argc; a++) lua_rawgeti(L, top, a);
         collect_args(L, top + 1, top + argc, argv, lens);
         b->items[i].batch = b;

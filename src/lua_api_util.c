@@ -172,14 +172,8 @@ static void push_config(lua_State *L, const kx_config_t *c)
 }
 
 static const luaL_Reg fns[] = {
-    { "log", l_log },
-    { "log_enabled", l_log_enabled },
-    { "now_ms", l_now_ms },
-    { "clock_ms", l_clock_ms },
-    { "pid", l_pid },
-    { "uptime_ms", l_uptime_ms },
-    { "rss", l_rss },
-    { "list_dir", l_list_dir },
+    { "log", l_log }, { "log_enabled", l_log_enabled }, { "now_ms", l_now_ms }, { "clock_ms", l_clock_ms },
+    { "pid", l_pid }, { "uptime_ms", l_uptime_ms },     { "rss", l_rss },       { "list_dir", l_list_dir },
     { NULL, NULL },
 };
 

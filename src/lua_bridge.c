@@ -34,17 +34,17 @@ struct kx_task {
     ev_timer sleep;
     bool aborted;
     bool sleeping;
-    void (*wait_cancel)(void *ud);   /* set while parked on an external operation */
+    void (*wait_cancel)(void *ud); /* set while parked on an external operation */
     void *wait_ud;
     bool queued;
     bool done;
-    int nargs;                   /* values pushed on co for the next resume */
-    int exit_code;               /* CLI */
-    bool reusable;               /* CLI: the coroutine finished cleanly */
-    double redis_budget;         /* seconds a request may wait for Redis in all; 0: no budget */
+    int nargs;           /* values pushed on co for the next resume */
+    int exit_code;       /* CLI */
+    bool reusable;       /* CLI: the coroutine finished cleanly */
+    double redis_budget; /* seconds a request may wait for Redis in all; 0: no budget */
     double redis_spent;
-    double redis_since;          /* ev_now when the current Redis wait began; 0: not waiting */
-    kx_task_t *next;             /* ready queue */
+    double redis_since; /* ev_now when the current Redis wait began; 0: not waiting */
+    kx_task_t *next;    /* ready queue */
 };
 
 static struct {
@@ -52,7 +52,7 @@ static struct {
     kx_server_t *srv;
     kx_mode_t mode;
     size_t mem_used, mem_limit;
-    bool mem_grace;              /* the cap was hit: the reserve is open for error handling */
+    bool mem_grace; /* the cap was hit: the reserve is open for error handling */
     int ref_web, ref_cli, ref_list;
     int ref_ws[3], ref_heartbeat;
     kx_task_t *current;
@@ -60,9 +60,12 @@ static struct {
     ev_check check;
     ev_idle idle;
     int in_flight;
-    struct { lua_State *co; int ref; } pool[256];
+    struct {
+        lua_State *co;
+        int ref;
+    } pool[256];
     int npool;
-    kx_buf_t hdrs;               /* a web answer's header lines, reused: no malloc per request */
+    kx_buf_t hdrs; /* a web answer's header lines, reused: no malloc per request */
 } B;
 
 /* ---- memory cap ---------------------------------------------------------------------------- */
@@ -353,7 +356,8 @@ static const char *read_web_result(lua_State *co, kx_buf_t *out, int *status, co
     if (ct != LUA_TSTRING && ct != LUA_TNIL) return "content_type is not a string";
     size_t ctlen = 0;
     *ctype = ct == LUA_TSTRING ? lua_tolstring(co, 4, &ctlen) : NULL;
-    if (*ctype && (ctlen == 0 || !kx_http_field_value_valid(*ctype, ctlen))) return "content_type: invalid value";
+    if (*ctype && (ctlen == 0 || !kx_http_field_value_valid(*ctype, ctlen)))
+        return "content_type: invalid value";
     int ht = push_field(co, 1, "headers");
     if (ht != LUA_TTABLE && ht != LUA_TNIL) return "headers is not a table";
     const char *why = ht == LUA_TTABLE ? append_headers(co, 5, out) : NULL;
@@ -391,7 +395,8 @@ static void web_answer(kx_task_t *t)
 static void web_finish(kx_task_t *t)
 {
     web_answer(t);
-    bool discard = lua_type(t->co, 1) == LUA_TTABLE && (push_field(t->co, 1, "discard"), lua_toboolean(t->co, -1));
+    bool discard = lua_type(t->co, 1) == LUA_TTABLE &&
+                   (push_field(t->co, 1, "discard"), lua_toboolean(t->co, -1));
     task_free(t, !discard);
 }
 
@@ -431,7 +436,9 @@ static void cli_fail(kx_task_t *t)
 {
     t->exit_code = 1;
     t->reusable = false;
-    fprintf(stderr, "{\"response\":{},\"error\":{\"message\":\"Internal error\",\"type\":\"CONNECTION_ACTION_RUN\"}}\n");
+    fprintf(
+        stderr,
+        "{\"response\":{},\"error\":{\"message\":\"Internal error\",\"type\":\"CONNECTION_ACTION_RUN\"}}\n");
     ev_break(B.srv->loop, EVBREAK_ALL);
 }
 
@@ -640,16 +647,13 @@ static int l_add_route(lua_State *L)
     const char *route = luaL_checkstring(L, 2);
     int id = (int)luaL_checkinteger(L, 3);
     char err[256];
-    if (kx_dispatch_add_action(method, route, id, err, sizeof err) != KX_OK)
-        return luaL_error(L, "%s", err);
+    if (kx_dispatch_add_action(method, route, id, err, sizeof err) != KX_OK) return luaL_error(L, "%s", err);
     return 0;
 }
 
 static const luaL_Reg task_fns[] = {
-    { "sleep", l_sleep },
-    { "arm_timeout", l_arm_timeout },
-    { "aborted", l_aborted },
-    { "add_route", l_add_route },
+    { "sleep", l_sleep },     { "arm_timeout", l_arm_timeout },
+    { "aborted", l_aborted }, { "add_route", l_add_route },
     { NULL, NULL },
 };
 

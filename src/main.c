@@ -148,8 +148,8 @@ typedef struct {
     const char *config;
     bool config_given;
     const char *cmd;
-    const char *action;  /* run: the action's name */
-    int rest;            /* index of the first argument after the command (run: after ACTION) */
+    const char *action; /* run: the action's name */
+    int rest;           /* index of the first argument after the command (run: after ACTION) */
 } args_t;
 
 /* --app DIR, --config FILE (or --app=DIR, --config=FILE). Returns 1 when argv[*i] was one
@@ -235,7 +235,8 @@ static int check_app_dir(const char *app, char *err, size_t cap)
     }
     if (d) closedir(d);
     if (!found) {
-        snprintf(err, cap, "--app: no actions in \"%.400s\" (expected .lua files in its actions/ directory)", app);
+        snprintf(err, cap, "--app: no actions in \"%.400s\" (expected .lua files in its actions/ directory)",
+                 app);
         return KX_EINVAL;
     }
     return KX_OK;
@@ -285,8 +286,7 @@ int main(int argc, char **argv)
         return fatal("WEB_SERVER_TLS_CERT/WEB_SERVER_TLS_KEY are set, but this build does not speak TLS "
                      "yet: terminate TLS in front of keryx, or unset them (refusing to serve plain HTTP "
                      "where HTTPS was asked for)");
-    if (cfg.workers != 1)
-        return fatal("WEB_SERVER_WORKERS: only 1 worker is supported in this release");
+    if (cfg.workers != 1) return fatal("WEB_SERVER_WORKERS: only 1 worker is supported in this release");
     bool quiet = cfg.cli_quiet;
     for (int i = a.rest; cli && i < argc; i++)
         if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) quiet = true;
@@ -329,13 +329,16 @@ int main(int argc, char **argv)
 
     if (cfg.static_enabled && srv.static_root_fd < 0)
         kx_log_warn("static files directory \"%s\" not found: static files disabled", cfg.static_directory);
-    if (cfg.include_stack_in_errors && strcmp(cfg.web_host, "localhost") && strcmp(cfg.web_host, "127.0.0.1") &&
-        strcmp(cfg.web_host, "::1") && strcmp(cfg.web_host, "[::1]"))
+    if (cfg.include_stack_in_errors && strcmp(cfg.web_host, "localhost") &&
+        strcmp(cfg.web_host, "127.0.0.1") && strcmp(cfg.web_host, "::1") && strcmp(cfg.web_host, "[::1]"))
         kx_log_warn("stack traces are included in error responses and the server listens on %s: "
-                    "set NODE_ENV=production or WEB_SERVER_INCLUDE_STACK_IN_ERRORS=false", cfg.web_host);
-    if (kx_pubsub_start(srv.loop, cfg.redis_url, cfg.redis_command_timeout_ms, kx_channels_on_publish, err, sizeof err) != KX_OK)
+                    "set NODE_ENV=production or WEB_SERVER_INCLUDE_STACK_IN_ERRORS=false",
+                    cfg.web_host);
+    if (kx_pubsub_start(srv.loop, cfg.redis_url, cfg.redis_command_timeout_ms, kx_channels_on_publish, err,
+                        sizeof err) != KX_OK)
         return fatal(err);
-    ev_timer_init(&heartbeat_timer, on_heartbeat, (double)cfg.presence_heartbeat_s, (double)cfg.presence_heartbeat_s);
+    ev_timer_init(&heartbeat_timer, on_heartbeat, (double)cfg.presence_heartbeat_s,
+                  (double)cfg.presence_heartbeat_s);
     ev_timer_start(srv.loop, &heartbeat_timer);
     if (kx_listen_start(&srv, &http_listener, err, sizeof err) != KX_OK) return fatal(err);
     kx_log_info("started server @ http://%s:%d", cfg.web_host, kx_listen_port(&srv));

@@ -63,8 +63,8 @@ int kx_pubsub_start(struct ev_loop *loop, const char *url, int64_t timeout_ms, k
     }
     S.on_message = on_message;
     S.subscribed_on = NULL;
-    return kx_redis_conn_open(loop, url, timeout_ms, "Redis subscriber", on_attach, NULL, &S.conn,
-                              err, errcap);
+    return kx_redis_conn_open(loop, url, timeout_ms, "Redis subscriber", on_attach, NULL, &S.conn, err,
+                              errcap);
 }
 
 void kx_pubsub_stop(void)
@@ -90,4 +90,3 @@ int kx_pubsub_publish(const char *payload, size_t len)
 }
 
 /* ---- pure checks -------------------------------------------------------------------------- */
-

@@ -21,8 +21,8 @@ struct kx_ratelimit_op {
     kx_ratelimit_fn fn;
     void *ud;
     kx_redis_op_t *rop;
-    bool retried;          /* EVAL already sent after a NOSCRIPT */
-    double deadline;       /* kx_redis_now() time the whole check must end by */
+    bool retried;    /* EVAL already sent after a NOSCRIPT */
+    double deadline; /* kx_redis_now() time the whole check must end by */
     int64_t limit;
     size_t keylen;
     char limit_s[24], window_s[24];
@@ -132,7 +132,8 @@ int kx_ratelimit_init(const char *home, char *err, size_t errcap)
     kx_buf_t b = KX_BUF_INIT;
     char chunk[4096];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= MAX_SCRIPT_BYTES) kx_buf_append(&b, chunk, n);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= MAX_SCRIPT_BYTES)
+        kx_buf_append(&b, chunk, n);
     bool bad = ferror(f) || b.len == 0 || b.len > MAX_SCRIPT_BYTES;
     fclose(f);
     if (bad) {
@@ -168,10 +169,11 @@ static void on_reply(void *ud, redisReply *reply, const char *err);
 /* EVALSHA first; EVAL <text> after a NOSCRIPT (which also puts the script in Redis' cache). */
 static kx_redis_op_t *send(kx_ratelimit_op_t *op, bool full_text)
 {
-    const char *argv[6] = { full_text ? "EVAL" : "EVALSHA", full_text ? S.text : S.sha, "1", op->key,
-                            op->limit_s, op->window_s };
-    size_t lens[6] = { full_text ? 4 : 7, full_text ? S.len : 40, 1, op->keylen, strlen(op->limit_s),
-                       strlen(op->window_s) };
+    const char *argv[6] = {
+        full_text ? "EVAL" : "EVALSHA", full_text ? S.text : S.sha, "1", op->key, op->limit_s, op->window_s
+    };
+    size_t lens[6] = { full_text ? 4 : 7, full_text ? S.len : 40, 1,
+                       op->keylen,        strlen(op->limit_s),    strlen(op->window_s) };
     return kx_redis_command_within(6, argv, lens, op->deadline - kx_redis_now(), on_reply, op);
 }
 
@@ -204,7 +206,8 @@ static void on_reply(void *ud, redisReply *reply, const char *err)
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         char msg[512];
-        snprintf(msg, sizeof msg, "%.*s", (int)(reply->len < 500 ? reply->len : 500), reply->str ? reply->str : "ERR");
+        snprintf(msg, sizeof msg, "%.*s", (int)(reply->len < 500 ? reply->len : 500),
+                 reply->str ? reply->str : "ERR");
         finish(op, NULL, msg);
         return;
     }
@@ -221,7 +224,8 @@ int kx_ratelimit_check(const char *identifier, size_t idlen, int64_t limit, int6
                        kx_ratelimit_op_t **out)
 {
     /* No budget of its own: each command still times out after REDIS_COMMAND_TIMEOUT_MS. */
-    return kx_ratelimit_check_within(identifier, idlen, limit, window_ms, prefix, prefixlen, 1e9, fn, ud, out);
+    return kx_ratelimit_check_within(identifier, idlen, limit, window_ms, prefix, prefixlen, 1e9, fn, ud,
+                                     out);
 }
 
 int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limit, int64_t window_ms,
@@ -229,10 +233,12 @@ int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limi
                               void *ud, kx_ratelimit_op_t **out)
 {
     *out = NULL;
-    if (!fn || limit < 0 || limit > KX_RATELIMIT_MAX_LIMIT || window_ms < 1 || window_ms > KX_RATELIMIT_MAX_WINDOW_MS)
+    if (!fn || limit < 0 || limit > KX_RATELIMIT_MAX_LIMIT || window_ms < 1 ||
+        window_ms > KX_RATELIMIT_MAX_WINDOW_MS)
         return KX_EINVAL;
     kx_ratelimit_op_t *op = kx_xcalloc(1, sizeof *op);
-    if (kx_ratelimit_base_key(prefix, prefixlen, identifier, idlen, op->key, sizeof op->key, &op->keylen) != KX_OK) {
+    if (kx_ratelimit_base_key(prefix, prefixlen, identifier, idlen, op->key, sizeof op->key, &op->keylen) !=
+        KX_OK) {
         free(op);
         return KX_EINVAL;
     }

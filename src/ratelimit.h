@@ -26,9 +26,9 @@
 typedef struct {
     bool allowed;
     int64_t limit;
-    int64_t remaining;     /* requests left in the window after this one */
-    int64_t reset_at;      /* unix seconds when the current fixed window ends */
-    int64_t retry_after;   /* seconds; > 0 only when !allowed */
+    int64_t remaining;   /* requests left in the window after this one */
+    int64_t reset_at;    /* unix seconds when the current fixed window ends */
+    int64_t retry_after; /* seconds; > 0 only when !allowed */
 } kx_ratelimit_result_t;
 
 typedef struct kx_ratelimit_op kx_ratelimit_op_t;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 struct kx_redis_op {
-    kx_redis_fn fn;        /* NULL once cancelled or timed out */
+    kx_redis_fn fn; /* NULL once cancelled or timed out */
     void *ud;
     ev_timer timer;
 };
@@ -17,10 +17,10 @@ typedef enum { R_DOWN, R_CONNECTING, R_UP } rstate_t;
 
 /* One connection's lifecycle; the command connection is `cmd`, others are heap-allocated. */
 struct kx_redis_conn {
-    const char *label;     /* starts every log line: "Redis", "Redis subscriber" */
+    const char *label; /* starts every log line: "Redis", "Redis subscriber" */
     struct ev_loop *loop;
     kx_redis_url_t url;
-    char where[300];       /* host:port or socket path, for log lines (never the password) */
+    char where[300]; /* host:port or socket path, for log lines (never the password) */
     double timeout;
     redisAsyncContext *ac; /* ac->data points back here while ac is current */
     rstate_t state;
@@ -68,8 +68,10 @@ static bool decode_into(const char *s, size_t n, char *out, size_t cap)
 
 static int url_fail(char *err, size_t cap, const char *url, const char *why)
 {
-    snprintf(err, cap, "invalid value for REDIS_URL: \"%s\" (%s; expected "
-             "redis://[user:password@]host[:port][/db] or unix:///path/to/redis.sock[?db=N])", url, why);
+    snprintf(err, cap,
+             "invalid value for REDIS_URL: \"%s\" (%s; expected "
+             "redis://[user:password@]host[:port][/db] or unix:///path/to/redis.sock[?db=N])",
+             url, why);
     return KX_EINVAL;
 }
 
@@ -89,7 +91,8 @@ int kx_redis_parse_url(const char *url, kx_redis_url_t *out, char *err, size_t e
     out->port = 6379;
     bool is_unix = strncmp(url, "unix://", 7) == 0;
     if (!is_unix && strncmp(url, "redis://", 8) != 0) {
-        if (strncmp(url, "rediss://", 9) == 0) return url_fail(err, errcap, url, "TLS to Redis is not supported");
+        if (strncmp(url, "rediss://", 9) == 0)
+            return url_fail(err, errcap, url, "TLS to Redis is not supported");
         return url_fail(err, errcap, url, "unknown scheme");
     }
     const char *p = url + (is_unix ? 7 : 8);
@@ -109,11 +112,13 @@ int kx_redis_parse_url(const char *url, kx_redis_url_t *out, char *err, size_t e
     if (is_unix) {
         const char *q = strchr(p, '?');
         size_t n = q ? (size_t)(q - p) : strlen(p);
-        if (n == 0 || p[0] != '/' || n >= sizeof out->unix_path) return url_fail(err, errcap, url, "bad socket path");
+        if (n == 0 || p[0] != '/' || n >= sizeof out->unix_path)
+            return url_fail(err, errcap, url, "bad socket path");
         memcpy(out->unix_path, p, n);
         out->unix_path[n] = '\0';
         if (q) {
-            if (strncmp(q, "?db=", 4) != 0 || !parse_db(q + 4, &out->db)) return url_fail(err, errcap, url, "bad db");
+            if (strncmp(q, "?db=", 4) != 0 || !parse_db(q + 4, &out->db))
+                return url_fail(err, errcap, url, "bad db");
         }
         return KX_OK;
     }
@@ -197,8 +202,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     c->state = R_UP;
     c->backoff = 0.1;
-    if (c->outage_logged || !c->ever_up)
-        kx_log_info("%s connected (%s)", c->label, c->where);
+    if (c->outage_logged || !c->ever_up) kx_log_info("%s connected (%s)", c->label, c->where);
     c->ever_up = true;
     c->outage_logged = false;
 }
@@ -328,8 +332,8 @@ static void conn_stop(kx_redis_conn_t *c)
 }
 
 int kx_redis_conn_open(struct ev_loop *loop, const char *url, int64_t timeout_ms, const char *label,
-                       kx_redis_attach_fn on_attach, void *ud, kx_redis_conn_t **out,
-                       char *err, size_t errcap)
+                       kx_redis_attach_fn on_attach, void *ud, kx_redis_conn_t **out, char *err,
+                       size_t errcap)
 {
     kx_redis_conn_t *c = kx_xmalloc(sizeof *c);
     int rc = conn_start(c, loop, url, timeout_ms, label, on_attach, ud, err, errcap);
@@ -417,8 +421,7 @@ static void on_op_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     op_finish(w->data, NULL, "timeout");
 }
 
-kx_redis_op_t *kx_redis_command(int argc, const char **argv, const size_t *argvlen,
-                                kx_redis_fn fn, void *ud)
+kx_redis_op_t *kx_redis_command(int argc, const char **argv, const size_t *argvlen, kx_redis_fn fn, void *ud)
 {
     return kx_redis_command_within(argc, argv, argvlen, cmd.timeout, fn, ud);
 }

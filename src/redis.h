@@ -22,7 +22,7 @@
 typedef struct {
     char host[256];
     int port;
-    char unix_path[256];      /* non-empty for unix sockets */
+    char unix_path[256]; /* non-empty for unix sockets */
     char user[128];
     char password[256];
     int db;
@@ -44,8 +44,7 @@ bool kx_redis_wait_first(double seconds);
 bool kx_redis_ready(void);
 /* Sends a command. Returns NULL when the connection is down (the caller answers "closed"
  * at once: nothing is queued while Redis is unreachable). */
-kx_redis_op_t *kx_redis_command(int argc, const char **argv, const size_t *argvlen,
-                                kx_redis_fn fn, void *ud);
+kx_redis_op_t *kx_redis_command(int argc, const char **argv, const size_t *argvlen, kx_redis_fn fn, void *ud);
 /* The same with a shorter wait: the command times out after min(REDIS_COMMAND_TIMEOUT_MS,
  * max_wait) seconds (a request's remaining Redis budget, see lua_api.h). */
 kx_redis_op_t *kx_redis_command_within(int argc, const char **argv, const size_t *argvlen, double max_wait,
@@ -68,8 +67,8 @@ typedef void (*kx_redis_attach_fn)(redisAsyncContext *ac, void *ud);
 
 /* Parses the URL and starts connecting (never waits). `label` must outlive the connection. */
 int kx_redis_conn_open(struct ev_loop *loop, const char *url, int64_t timeout_ms, const char *label,
-                       kx_redis_attach_fn on_attach, void *ud, kx_redis_conn_t **out,
-                       char *err, size_t errcap);
+                       kx_redis_attach_fn on_attach, void *ud, kx_redis_conn_t **out, char *err,
+                       size_t errcap);
 /* Frees the connection: hiredis calls every pending callback (also subscription callbacks)
  * with a NULL reply before this returns. */
 void kx_redis_conn_close(kx_redis_conn_t *c);

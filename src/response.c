@@ -136,10 +136,22 @@ int kx_gzip(const char *in, size_t len, kx_buf_t *out)
 
 static bool compressible(const char *ctype)
 {
-    static const char *skip[] = { "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif",
-                                  "image/bmp", "image/x-icon", "video/", "audio/", "application/zip",
-                                  "application/gzip", "application/x-bzip2", "application/x-7z-compressed",
-                                  "application/x-rar-compressed", "application/wasm", "font/woff" };
+    static const char *skip[] = { "image/png",
+                                  "image/jpeg",
+                                  "image/gif",
+                                  "image/webp",
+                                  "image/avif",
+                                  "image/bmp",
+                                  "image/x-icon",
+                                  "video/",
+                                  "audio/",
+                                  "application/zip",
+                                  "application/gzip",
+                                  "application/x-bzip2",
+                                  "application/x-7z-compressed",
+                                  "application/x-rar-compressed",
+                                  "application/wasm",
+                                  "font/woff" };
     if (!ctype) return false;
     for (size_t i = 0; i < KX_ARRAY_LEN(skip); i++)
         if (strncmp(ctype, skip[i], strlen(skip[i])) == 0) return false;
@@ -166,7 +178,8 @@ static void write_head(kx_conn_t *c, int status, const char *ctype, const char *
     if (ctype) add_header(b, "Content-Type", ctype);
     kx_buf_append(b, kx_srv->static_headers, kx_srv->static_headers_len);
     bool vary_origin = false;
-    if ((flags & KX_R_CORS) && !r->origin_ambiguous) kx_cors_append(cfg, r->origin, r->origin_len, b, &vary_origin);
+    if ((flags & KX_R_CORS) && !r->origin_ambiguous)
+        kx_cors_append(cfg, r->origin, r->origin_len, b, &vary_origin);
     if (vary_origin && gzipped) kx_buf_puts(b, "Vary: Origin, Accept-Encoding\r\n");
     else if (vary_origin) kx_buf_puts(b, "Vary: Origin\r\n");
     else if (gzipped) kx_buf_puts(b, "Vary: Accept-Encoding\r\n");
@@ -373,8 +386,7 @@ static void envelope(kx_buf_t *body, const char *type, const char *message)
     kx_buf_printf(body, "\",\"type\":\"%s\",\"timestamp\":%lld}}", type, ms);
 }
 
-void kx_http_error_bytes(int status, const char *type, const char *message, const char *extra,
-                         kx_buf_t *out)
+void kx_http_error_bytes(int status, const char *type, const char *message, const char *extra, kx_buf_t *out)
 {
     kx_buf_t body = KX_BUF_INIT;
     envelope(&body, type, message);
@@ -400,8 +412,7 @@ void kx_http_send_error_with(kx_conn_t *c, int status, const char *type, const c
     kx_buf_free(&body);
 }
 
-void kx_http_send_error(kx_conn_t *c, int status, const char *type, const char *message,
-                        unsigned flags)
+void kx_http_send_error(kx_conn_t *c, int status, const char *type, const char *message, unsigned flags)
 {
     kx_http_send_error_with(c, status, type, message, NULL, flags);
 }

@@ -8,10 +8,10 @@
 #define MAX_SEGS 32
 
 typedef struct {
-    char *text;      /* literal text, or the param name without ':' */
+    char *text; /* literal text, or the param name without ':' */
     size_t len;
     bool param;
-    bool rest;       /* "*name": the rest of the path (last segment only) */
+    bool rest; /* "*name": the rest of the path (last segment only) */
 } seg_t;
 
 typedef struct {
@@ -70,7 +70,8 @@ static int split_route(route_t *rt, const char *route, char *err, size_t errcap)
         const char *slash = strchr(p, '/');
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
         if (p[0] == ':' && count_params(rt) == KX_ROUTE_MAX_PARAMS) {
-            snprintf(err, errcap, "invalid route \"%s\": more than %d parameters", route, KX_ROUTE_MAX_PARAMS);
+            snprintf(err, errcap, "invalid route \"%s\": more than %d parameters", route,
+                     KX_ROUTE_MAX_PARAMS);
             return KX_EINVAL;
         }
         if (len == 0 || rt->nsegs == MAX_SEGS) {
@@ -104,8 +105,8 @@ static int split_route(route_t *rt, const char *route, char *err, size_t errcap)
     return KX_OK;
 }
 
-int kx_router_add(kx_router_t *r, const char *method, const char *route, int action_id,
-                  char *err, size_t errcap)
+int kx_router_add(kx_router_t *r, const char *method, const char *route, int action_id, char *err,
+                  size_t errcap)
 {
     return kx_router_add_under(r, "", method, route, action_id, err, errcap);
 }
@@ -165,8 +166,8 @@ static bool method_matches(const route_t *rt, const char *m, size_t mlen)
     return mlen == 4 && memcmp(m, "HEAD", 4) == 0 && strcmp(rt->method, "GET") == 0;
 }
 
-static bool match_dynamic(const route_t *rt, const char *path, size_t plen,
-                          kx_route_param_t *params, int *nparams)
+static bool match_dynamic(const route_t *rt, const char *path, size_t plen, kx_route_param_t *params,
+                          int *nparams)
 {
     const char *p = path + 1, *end = path + plen;
     int np = 0;
@@ -201,9 +202,8 @@ static bool match_dynamic(const route_t *rt, const char *path, size_t plen,
     return true;
 }
 
-int kx_router_match(const kx_router_t *r, const char *method, size_t mlen,
-                    const char *path, size_t plen, int *action_id,
-                    kx_route_param_t *params, int *nparams)
+int kx_router_match(const kx_router_t *r, const char *method, size_t mlen, const char *path, size_t plen,
+                    int *action_id, kx_route_param_t *params, int *nparams)
 {
     *nparams = 0;
     if (plen == 0 || path[0] != '/') return KX_ENOTFOUND;

@@ -17,9 +17,9 @@
 typedef struct kx_router kx_router_t;
 
 typedef struct {
-    const char *name;   /* points into the router (lives as long as it) */
+    const char *name; /* points into the router (lives as long as it) */
     size_t name_len;
-    const char *value;  /* points into the matched path (raw, not decoded) */
+    const char *value; /* points into the matched path (raw, not decoded) */
     size_t value_len;
 } kx_route_param_t;
 
@@ -27,14 +27,13 @@ kx_router_t *kx_router_new(void);
 void kx_router_free(kx_router_t *r);
 /* Returns KX_OK, or KX_EINVAL (bad method/route, with a message in err) — a route must start
  * with '/', segments are literals or :name with name [A-Za-z0-9_]+. */
-int kx_router_add(kx_router_t *r, const char *method, const char *route, int action_id,
-                  char *err, size_t errcap);
+int kx_router_add(kx_router_t *r, const char *method, const char *route, int action_id, char *err,
+                  size_t errcap);
 /* The same, registered as prefix + route (prefix "" or "/" adds nothing); errors name route. */
 int kx_router_add_under(kx_router_t *r, const char *prefix, const char *method, const char *route,
                         int action_id, char *err, size_t errcap);
 /* Returns KX_OK with *action_id and params filled, or KX_ENOTFOUND. */
-int kx_router_match(const kx_router_t *r, const char *method, size_t mlen,
-                    const char *path, size_t plen, int *action_id,
-                    kx_route_param_t *params, int *nparams);
+int kx_router_match(const kx_router_t *r, const char *method, size_t mlen, const char *path, size_t plen,
+                    int *action_id, kx_route_param_t *params, int *nparams);
 
 #endif

@@ -22,10 +22,10 @@ typedef struct {
     struct kx_listener *listener; /* NULL until listen.c starts one, and after it stops */
     int n_conns;
     struct kx_conn *conns;
-    int static_root_fd;          /* O_PATH of the static directory, or -1 */
-    int www_root_fd;             /* O_PATH of keryx's own pages (lua/keryx/www), or -1 */
-    char *home;                  /* keryx home: the directory holding lua/ */
-    char *static_headers;        /* precomputed X-SERVER-NAME + security headers */
+    int static_root_fd;   /* O_PATH of the static directory, or -1 */
+    int www_root_fd;      /* O_PATH of keryx's own pages (lua/keryx/www), or -1 */
+    char *home;           /* keryx home: the directory holding lua/ */
+    char *static_headers; /* precomputed X-SERVER-NAME + security headers */
     size_t static_headers_len;
     bool draining;
     ev_tstamp started;

@@ -45,7 +45,8 @@ bool kx_session_from_request(const kx_request_t *r, const char *name, char *out)
     size_t vlen = 0;
     for (int i = 0; i < r->n_headers; i++) {
         const kx_header_t *h = &r->headers[i];
-        if (kx_strcaseeq_n(h->name, h->name_len, "Cookie")) scan(h->value, h->value_len, name, &count, &val, &vlen);
+        if (kx_strcaseeq_n(h->name, h->name_len, "Cookie"))
+            scan(h->value, h->value_len, name, &count, &val, &vlen);
     }
     if (count != 1 || !kx_session_id_valid(val, vlen)) return false;
     memcpy(out, val, vlen);
@@ -59,6 +60,6 @@ void kx_session_set_cookie(const kx_config_t *cfg, const char *id, kx_buf_t *out
     bool secure = cfg->session_cookie_secure || strncmp(cfg->application_url, "https://", 8) == 0;
     kx_buf_printf(out, "Set-Cookie: %s=%s; Max-Age=%lld; Path=/%s; SameSite=%s%s\r\n",
                   cfg->session_cookie_name, id ? id : "", id ? (long long)cfg->session_ttl : 0LL,
-                  cfg->session_cookie_http_only ? "; HttpOnly" : "",
-                  same_site[cfg->session_cookie_same_site], secure ? "; Secure" : "");
+                  cfg->session_cookie_http_only ? "; HttpOnly" : "", same_site[cfg->session_cookie_same_site],
+                  secure ? "; Secure" : "");
 }

@@ -46,26 +46,21 @@ void kx_static_serve(kx_conn_t *c, int root_fd, const char *path, size_t len, bo
     struct stat st;
     char rel[4096];
     switch (kx_static_open(root_fd, path, len, &fd, &st, rel, sizeof rel)) {
-    case KX_STATIC_OK:
-        break;
-    case KX_STATIC_FORBIDDEN:
-        kx_http_send_error(c, 403, "CONNECTION_FORBIDDEN", "Forbidden", 0);
-        return;
+    case KX_STATIC_OK: break;
+    case KX_STATIC_FORBIDDEN: kx_http_send_error(c, 403, "CONNECTION_FORBIDDEN", "Forbidden", 0); return;
     case KX_STATIC_BAD_REQUEST:
         kx_http_send_error(c, 400, "CONNECTION_BAD_REQUEST", "Bad request path", 0);
         return;
     case KX_STATIC_ERROR:
         kx_http_send_error(c, 500, "CONNECTION_SERVER_ERROR", "Cannot open file", 0);
         return;
-    default:
-        kx_http_send_error(c, 404, "CONNECTION_ACTION_NOT_FOUND", "Not found", 0);
-        return;
+    default: kx_http_send_error(c, 404, "CONNECTION_ACTION_NOT_FOUND", "Not found", 0); return;
     }
     kx_buf_t h = KX_BUF_INIT;
-    char etag[64] = "", date[64];
     const char *mime = kx_static_mime(rel);
     size_t size = (size_t)st.st_size;
     if (cfg->static_etag) {
+        char etag[64] = "", date[64];
         /* The gzip variant is another representation: its validator is weak (as nginx does). */
         bool gz = size <= IN_MEMORY_MAX && kx_http_will_gzip(c, mime, size);
         if (gz) memcpy(etag, "W/", 3);

@@ -70,13 +70,38 @@ static bool utf8_lead(utf8_state_t *s, unsigned char c)
     s->lo = 0x80;
     s->hi = 0xBF;
     if (c < 0x80) return true;
-    if (c >= 0xC2 && c <= 0xDF) { s->need = 1; return true; }
-    if (c == 0xE0) { s->need = 2; s->lo = 0xA0; return true; }
-    if (c == 0xED) { s->need = 2; s->hi = 0x9F; return true; }
-    if (c >= 0xE1 && c <= 0xEF) { s->need = 2; return true; }
-    if (c == 0xF0) { s->need = 3; s->lo = 0x90; return true; }
-    if (c == 0xF4) { s->need = 3; s->hi = 0x8F; return true; }
-    if (c >= 0xF1 && c <= 0xF3) { s->need = 3; return true; }
+    if (c >= 0xC2 && c <= 0xDF) {
+        s->need = 1;
+        return true;
+    }
+    if (c == 0xE0) {
+        s->need = 2;
+        s->lo = 0xA0;
+        return true;
+    }
+    if (c == 0xED) {
+        s->need = 2;
+        s->hi = 0x9F;
+        return true;
+    }
+    if (c >= 0xE1 && c <= 0xEF) {
+        s->need = 2;
+        return true;
+    }
+    if (c == 0xF0) {
+        s->need = 3;
+        s->lo = 0x90;
+        return true;
+    }
+    if (c == 0xF4) {
+        s->need = 3;
+        s->hi = 0x8F;
+        return true;
+    }
+    if (c >= 0xF1 && c <= 0xF3) {
+        s->need = 3;
+        return true;
+    }
     return false; /* C0, C1, F5..FF, or a continuation byte with no lead */
 }
 
@@ -92,10 +117,10 @@ static bool utf8_step(utf8_state_t *s, unsigned char c)
 
 /* Decodes raw once into dec (at most cap bytes). Every 400 condition is checked over the
  * whole input, even past cap, so a long path cannot hide a malformed tail. */
-static kx_static_result_t decode_once(const char *raw, size_t len, char *dec, size_t cap,
-                                      size_t *dlen, bool *enc_slash)
+static kx_static_result_t decode_once(const char *raw, size_t len, char *dec, size_t cap, size_t *dlen,
+                                      bool *enc_slash)
 {
-    utf8_state_t u = {0, 0x80, 0xBF};
+    utf8_state_t u = { 0, 0x80, 0xBF };
     size_t n = 0;
     bool too_long = false;
 
@@ -144,8 +169,7 @@ static bool append(char *out, size_t cap, size_t *o, const char *p, size_t n)
 }
 
 /* Joins the non-empty segments of dec with '/', refusing dotfiles and backslashes. */
-static kx_static_result_t join_segments(const char *dec, size_t n, char *out, size_t cap,
-                                        size_t *olen)
+static kx_static_result_t join_segments(const char *dec, size_t n, char *out, size_t cap, size_t *olen)
 {
     size_t o = 0, start = 0;
     for (size_t i = 0; i <= n; i++) {
@@ -163,8 +187,7 @@ static kx_static_result_t join_segments(const char *dec, size_t n, char *out, si
     return KX_STATIC_OK;
 }
 
-static kx_static_result_t normalize(const char *raw, size_t len, char *out, size_t cap,
-                                    bool *index_added)
+static kx_static_result_t normalize(const char *raw, size_t len, char *out, size_t cap, bool *index_added)
 {
     char dec[KX_STATIC_PATH_MAX];
     size_t n = 0, o = 0;
@@ -202,11 +225,18 @@ kx_static_result_t kx_static_normalize(const char *raw_path, size_t len, char *o
 static kx_static_result_t map_errno(int e)
 {
     switch (e) {
-    case EMFILE: case ENFILE: case ENOMEM: case ENOBUFS: case EIO: case EBADF:
-    case EFAULT: case EINVAL: case E2BIG: case EINTR: case EAGAIN:
-        return KX_STATIC_ERROR;
-    default:
-        return KX_STATIC_NOT_FOUND;
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case ENOBUFS:
+    case EIO:
+    case EBADF:
+    case EFAULT:
+    case EINVAL:
+    case E2BIG:
+    case EINTR:
+    case EAGAIN: return KX_STATIC_ERROR;
+    default: return KX_STATIC_NOT_FOUND;
     }
 }
 
@@ -324,8 +354,8 @@ static kx_static_result_t check_beneath(int fd, const root_path_t *root)
 
 /* Opens one component relative to dirfd (symlinks followed by the kernel), then checks where
  * it landed before anything else uses it. Only O_PATH: nothing outside is opened for I/O. */
-static int open_component(int dirfd, const char *name, size_t nlen, bool want_dir,
-                          const root_path_t *root, kx_static_result_t *r)
+static int open_component(int dirfd, const char *name, size_t nlen, bool want_dir, const root_path_t *root,
+                          kx_static_result_t *r)
 {
     char comp[NAME_MAX + 1];
     if (nlen > NAME_MAX) {
@@ -427,8 +457,8 @@ static void open_name(int root_fd, const char *rel, open_res_t *res)
     if (res->r == KX_STATIC_ERROR) res->r = KX_STATIC_FORBIDDEN;
 }
 
-kx_static_result_t kx_static_open(int root_fd, const char *raw_path, size_t len,
-                                  int *out_fd, struct stat *st, char *rel, size_t rel_cap)
+kx_static_result_t kx_static_open(int root_fd, const char *raw_path, size_t len, int *out_fd, struct stat *st,
+                                  char *rel, size_t rel_cap)
 {
     char path[KX_STATIC_PATH_MAX];
     bool index_added;
@@ -469,51 +499,51 @@ typedef struct {
 } mime_entry_t;
 
 static const mime_entry_t mime_table[] = {
-    {"html", "text/html; charset=utf-8"},
-    {"htm", "text/html; charset=utf-8"},
-    {"css", "text/css; charset=utf-8"},
-    {"js", "text/javascript; charset=utf-8"},
-    {"mjs", "text/javascript; charset=utf-8"},
-    {"cjs", "text/javascript; charset=utf-8"},
-    {"json", "application/json"},
-    {"map", "application/json"},
-    {"webmanifest", "application/manifest+json"},
-    {"txt", "text/plain; charset=utf-8"},
-    {"md", "text/markdown; charset=utf-8"},
-    {"csv", "text/csv; charset=utf-8"},
-    {"xml", "application/xml"},
-    {"svg", "image/svg+xml"},
-    {"png", "image/png"},
-    {"jpg", "image/jpeg"},
-    {"jpeg", "image/jpeg"},
-    {"gif", "image/gif"},
-    {"webp", "image/webp"},
-    {"avif", "image/avif"},
-    {"bmp", "image/bmp"},
-    {"ico", "image/x-icon"},
-    {"woff", "font/woff"},
-    {"woff2", "font/woff2"},
-    {"ttf", "font/ttf"},
-    {"otf", "font/otf"},
-    {"pdf", "application/pdf"},
-    {"wasm", "application/wasm"},
-    {"mp4", "video/mp4"},
-    {"webm", "video/webm"},
-    {"ogv", "video/ogg"},
-    {"mp3", "audio/mpeg"},
-    {"ogg", "audio/ogg"},
-    {"oga", "audio/ogg"},
-    {"wav", "audio/wav"},
-    {"flac", "audio/flac"},
-    {"zip", "application/zip"},
-    {"gz", "application/gzip"},
-    {"tgz", "application/gzip"},
-    {"bz2", "application/x-bzip2"},
-    {"xz", "application/x-xz"},
-    {"zst", "application/zstd"},
-    {"7z", "application/x-7z-compressed"},
-    {"rar", "application/x-rar-compressed"},
-    {"tar", "application/x-tar"},
+    { "html", "text/html; charset=utf-8" },
+    { "htm", "text/html; charset=utf-8" },
+    { "css", "text/css; charset=utf-8" },
+    { "js", "text/javascript; charset=utf-8" },
+    { "mjs", "text/javascript; charset=utf-8" },
+    { "cjs", "text/javascript; charset=utf-8" },
+    { "json", "application/json" },
+    { "map", "application/json" },
+    { "webmanifest", "application/manifest+json" },
+    { "txt", "text/plain; charset=utf-8" },
+    { "md", "text/markdown; charset=utf-8" },
+    { "csv", "text/csv; charset=utf-8" },
+    { "xml", "application/xml" },
+    { "svg", "image/svg+xml" },
+    { "png", "image/png" },
+    { "jpg", "image/jpeg" },
+    { "jpeg", "image/jpeg" },
+    { "gif", "image/gif" },
+    { "webp", "image/webp" },
+    { "avif", "image/avif" },
+    { "bmp", "image/bmp" },
+    { "ico", "image/x-icon" },
+    { "woff", "font/woff" },
+    { "woff2", "font/woff2" },
+    { "ttf", "font/ttf" },
+    { "otf", "font/otf" },
+    { "pdf", "application/pdf" },
+    { "wasm", "application/wasm" },
+    { "mp4", "video/mp4" },
+    { "webm", "video/webm" },
+    { "ogv", "video/ogg" },
+    { "mp3", "audio/mpeg" },
+    { "ogg", "audio/ogg" },
+    { "oga", "audio/ogg" },
+    { "wav", "audio/wav" },
+    { "flac", "audio/flac" },
+    { "zip", "application/zip" },
+    { "gz", "application/gzip" },
+    { "tgz", "application/gzip" },
+    { "bz2", "application/x-bzip2" },
+    { "xz", "application/x-xz" },
+    { "zst", "application/zstd" },
+    { "7z", "application/x-7z-compressed" },
+    { "rar", "application/x-rar-compressed" },
+    { "tar", "application/x-tar" },
 };
 
 #define MIME_DEFAULT "application/octet-stream"
@@ -535,10 +565,18 @@ const char *kx_static_mime(const char *name)
 }
 
 static const char *const compressed_types[] = {
-    "application/zip", "application/gzip", "application/x-gzip", "application/x-bzip2",
-    "application/x-xz", "application/zstd", "application/x-7z-compressed",
-    "application/x-rar-compressed", "application/vnd.rar", "application/wasm",
-    "font/woff", "font/woff2",
+    "application/zip",
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-bzip2",
+    "application/x-xz",
+    "application/zstd",
+    "application/x-7z-compressed",
+    "application/x-rar-compressed",
+    "application/vnd.rar",
+    "application/wasm",
+    "font/woff",
+    "font/woff2",
 };
 
 static bool has_prefix_ci(const char *s, size_t n, const char *prefix)
@@ -601,11 +639,11 @@ void kx_static_etag(const struct stat *st, char *buf, size_t cap)
 
 /* ---- HTTP dates (RFC 9110 §5.6.7) -------------------------------------------------------- */
 
-static const char *const wday_short[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-static const char *const wday_long[] = {"Sunday", "Monday", "Tuesday", "Wednesday",
-                                        "Thursday", "Friday", "Saturday"};
-static const char *const month_short[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+static const char *const wday_short[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+static const char *const wday_long[] = { "Sunday",   "Monday", "Tuesday", "Wednesday",
+                                         "Thursday", "Friday", "Saturday" };
+static const char *const month_short[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 
 void kx_http_date_format(time_t t, char *buf, size_t cap)
 {
@@ -615,9 +653,8 @@ void kx_http_date_format(time_t t, char *buf, size_t cap)
     if (!gmtime_r(&t, &tm)) return;
     if (tm.tm_year < -1900 || tm.tm_year > 9999 - 1900) return; /* not a 4-digit year */
     /* Own name tables: strftime's %a/%b follow the locale, HTTP dates never do. */
-    int n = snprintf(buf, cap, "%s, %02d %s %04d %02d:%02d:%02d GMT", wday_short[tm.tm_wday],
-                     tm.tm_mday, month_short[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec);
+    int n = snprintf(buf, cap, "%s, %02d %s %04d %02d:%02d:%02d GMT", wday_short[tm.tm_wday], tm.tm_mday,
+                     month_short[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
     if (n < 0 || (size_t)n >= cap) buf[0] = '\0';
 }
 
@@ -669,10 +706,9 @@ static bool time_of_day(cursor_t *c, date_parts_t *d)
 
 static bool parse_imf(cursor_t c, date_parts_t *d)
 {
-    return name(&c, wday_short, 7) >= 0 && lit(&c, ", ") && digits(&c, 2, &d->mday) &&
-           lit(&c, " ") && (d->mon = name(&c, month_short, 12)) >= 0 && lit(&c, " ") &&
-           digits(&c, 4, &d->year) && lit(&c, " ") && time_of_day(&c, d) && lit(&c, " GMT") &&
-           c.p == c.end;
+    return name(&c, wday_short, 7) >= 0 && lit(&c, ", ") && digits(&c, 2, &d->mday) && lit(&c, " ") &&
+           (d->mon = name(&c, month_short, 12)) >= 0 && lit(&c, " ") && digits(&c, 4, &d->year) &&
+           lit(&c, " ") && time_of_day(&c, d) && lit(&c, " GMT") && c.p == c.end;
 }
 
 /* Two-digit years: the most recent matching year not more than 50 years ahead (§5.6.7). */
@@ -690,10 +726,9 @@ static int full_year(int yy)
 static bool parse_rfc850(cursor_t c, date_parts_t *d)
 {
     int yy;
-    bool ok = name(&c, wday_long, 7) >= 0 && lit(&c, ", ") && digits(&c, 2, &d->mday) &&
-              lit(&c, "-") && (d->mon = name(&c, month_short, 12)) >= 0 && lit(&c, "-") &&
-              digits(&c, 2, &yy) && lit(&c, " ") && time_of_day(&c, d) && lit(&c, " GMT") &&
-              c.p == c.end;
+    bool ok = name(&c, wday_long, 7) >= 0 && lit(&c, ", ") && digits(&c, 2, &d->mday) && lit(&c, "-") &&
+              (d->mon = name(&c, month_short, 12)) >= 0 && lit(&c, "-") && digits(&c, 2, &yy) &&
+              lit(&c, " ") && time_of_day(&c, d) && lit(&c, " GMT") && c.p == c.end;
     if (ok) d->year = full_year(yy);
     return ok;
 }
@@ -703,8 +738,7 @@ static bool parse_asctime(cursor_t c, date_parts_t *d)
     if (name(&c, wday_short, 7) < 0 || !lit(&c, " ")) return false;
     if ((d->mon = name(&c, month_short, 12)) < 0 || !lit(&c, " ")) return false;
     if (!(lit(&c, " ") ? digits(&c, 1, &d->mday) : digits(&c, 2, &d->mday))) return false;
-    return lit(&c, " ") && time_of_day(&c, d) && lit(&c, " ") && digits(&c, 4, &d->year) &&
-           c.p == c.end;
+    return lit(&c, " ") && time_of_day(&c, d) && lit(&c, " ") && digits(&c, 4, &d->year) && c.p == c.end;
 }
 
 static bool leap(int y)
@@ -714,7 +748,7 @@ static bool leap(int y)
 
 static bool parts_valid(const date_parts_t *d)
 {
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
     int max = mdays[d->mon] + (d->mon == 1 && leap(d->year));
     return d->mday >= 1 && d->mday <= max && d->hour <= 23 && d->min <= 59 && d->sec <= 60;
 }
@@ -734,7 +768,7 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 int kx_http_date_parse(const char *s, size_t len, time_t *t)
 {
     if (!s) return KX_EINVAL;
-    cursor_t c = {s, s + len};
+    cursor_t c = { s, s + len };
     while (c.p < c.end && (*c.p == ' ' || *c.p == '\t')) c.p++;
     while (c.end > c.p && (c.end[-1] == ' ' || c.end[-1] == '\t')) c.end--;
 

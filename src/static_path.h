@@ -74,8 +74,8 @@ kx_static_result_t kx_static_normalize(const char *raw_path, size_t len, char *o
  * close, *st its fstat, and rel (if non-NULL) the root-relative name actually opened
  * (e.g. "subdir/index.html", for kx_static_mime). On any other result *out_fd is -1 and nothing
  * is left open. */
-kx_static_result_t kx_static_open(int root_fd, const char *raw_path, size_t len,
-                                  int *out_fd, struct stat *st, char *rel, size_t rel_cap);
+kx_static_result_t kx_static_open(int root_fd, const char *raw_path, size_t len, int *out_fd, struct stat *st,
+                                  char *rel, size_t rel_cap);
 
 /* Content-Type by the extension of name (case-insensitive, text types carry
  * "; charset=utf-8"); no or unknown extension → "application/octet-stream". Never NULL. */

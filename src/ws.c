@@ -12,7 +12,7 @@
 #include <wslay/wslay.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define WS_CLOSE_GRACE_MS 1000           /* wait this long for the peer's close reply */
+#define WS_CLOSE_GRACE_MS 1000 /* wait this long for the peer's close reply */
 /* Input wslay has not taken yet (it pauses while its replies wait): past this, reading stops
  * until the output drains, so a peer that sends without reading cannot grow our memory. */
 #define WS_RBUF_MAX (256u * 1024)
@@ -26,7 +26,7 @@ struct kx_ws {
     ev_timer ping;
     double window_start;
     int64_t window_count;
-    void *user;                  /* a higher layer's per-socket data (kx_ws_user) */
+    void *user; /* a higher layer's per-socket data (kx_ws_user) */
     bool closing;
     kx_ws_t *next_by_id;
 };
@@ -233,7 +233,8 @@ int kx_ws_send_framed(kx_conn_t *c, const uint8_t *hdr, size_t hlen, const char 
     if (!ws || c->closed || ws->closing) return KX_ECLOSED;
     if (ws->ctx && wslay_event_want_write(ws->ctx)) return kx_ws_send_text(c, p, n);
     if (kx_conn_unsent(c) + hlen + n > KX_CONN_OUTPUT_CAP) {
-        kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)ws->id, c->peer_ip);
+        kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)ws->id,
+                    c->peer_ip);
         kx_conn_close(c);
         return KX_ECLOSED;
     }
@@ -270,7 +271,8 @@ static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
     size_t n = c->rbuf.len < len ? c->rbuf.len : len;
     /* Bytes up to a header that breaks a rule go on; then recv fails and ws_on_read closes
      * with the tracker's code. */
-    n = kx_ws_frames_feed(&c->ws->fr, (const uint8_t *)c->rbuf.data, n, (uint64_t)kx_srv->cfg->ws_max_payload_size);
+    n = kx_ws_frames_feed(&c->ws->fr, (const uint8_t *)c->rbuf.data, n,
+                          (uint64_t)kx_srv->cfg->ws_max_payload_size);
     if (n == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
@@ -285,7 +287,8 @@ static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     (void)flags;
     kx_conn_t *c = ud;
     if (kx_conn_unsent(c) + len > KX_CONN_OUTPUT_CAP) {
-        kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)c->ws->id, c->peer_ip);
+        kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)c->ws->id,
+                    c->peer_ip);
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
@@ -320,7 +323,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     bool counted = arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_PING;
     if (counted && over_rate(ws)) {
         kx_log_warn("websocket %llu from %s sent more than %lld messages per second: disconnected",
-                    (unsigned long long)ws->id, c->peer_ip, (long long)kx_srv->cfg->ws_max_messages_per_second);
+                    (unsigned long long)ws->id, c->peer_ip,
+                    (long long)kx_srv->cfg->ws_max_messages_per_second);
         queue_close(c, 1008, "WebSocket rate limit exceeded");
         return;
     }
@@ -330,7 +334,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         return;
     }
     /* The handler must not run the app here (inside wslay_event_recv): it queues. */
-    if (W.events && W.events->on_message) W.events->on_message(ws->id, (const char *)arg->msg, arg->msg_length);
+    if (W.events && W.events->on_message)
+        W.events->on_message(ws->id, (const char *)arg->msg, arg->msg_length);
 }
 
 static const struct wslay_event_callbacks callbacks = {
@@ -511,7 +516,8 @@ void kx_ws_upgrade(kx_conn_t *c)
     }
     const kx_header_t *ver = kx_http_header(r, "Sec-WebSocket-Version");
     if (!ver || !(ver->value_len == 2 && memcmp(ver->value, "13", 2) == 0)) {
-        refuse(c, 426, "CONNECTION_BAD_REQUEST", "Unsupported WebSocket version", "Sec-WebSocket-Version: 13\r\n");
+        refuse(c, 426, "CONNECTION_BAD_REQUEST", "Unsupported WebSocket version",
+               "Sec-WebSocket-Version: 13\r\n");
         return;
     }
     const kx_header_t *key = kx_http_header(r, "Sec-WebSocket-Key");
@@ -532,8 +538,10 @@ void kx_ws_upgrade(kx_conn_t *c)
     c->ws = ws;
     register_ws(ws);
 
-    kx_buf_printf(&c->wbuf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                            "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept);
+    kx_buf_printf(&c->wbuf,
+                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                  accept);
     ev_timer_init(&ws->ping, on_ping, (double)cfg->ws_ping_interval_ms / 1000.0,
                   (double)cfg->ws_ping_interval_ms / 1000.0);
     ws->ping.data = c;

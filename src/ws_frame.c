@@ -29,7 +29,7 @@ static uint16_t check_header(const kx_ws_frames_t *fr, uint64_t len, uint64_t ma
 {
     uint8_t op = fr->hdr[0] & 0x0f;
     if ((fr->hdr[1] & 0x7f) == 127 && (len >> 63)) return 1002; /* RFC 6455 §5.2: MSB is 0 */
-    if (op == OP_CLOSE && len == 1) return 1002;                 /* a code is two bytes */
+    if (op == OP_CLOSE && len == 1) return 1002;                /* a code is two bytes */
     if (op < OP_CLOSE && max_payload && len > max_payload) return 1009;
     return 0;
 }

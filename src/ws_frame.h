@@ -18,9 +18,9 @@
 typedef struct {
     uint8_t hdr[14];
     uint8_t hdr_len, need;
-    uint64_t left;               /* payload bytes of the current frame still to come */
-    bool in_message;             /* a fragmented data message is open */
-    uint16_t violation;          /* close code once the stream broke a rule, else 0 */
+    uint64_t left;      /* payload bytes of the current frame still to come */
+    bool in_message;    /* a fragmented data message is open */
+    uint16_t violation; /* close code once the stream broke a rule, else 0 */
 } kx_ws_frames_t;
 
 /* Follows p[0..n). Returns how many bytes may be handed on: all n, or, once a header breaks a

@@ -58,8 +58,8 @@ static void test_append_zero_bytes_terminates(void **state)
 static void test_append_many_sizes(void **state)
 {
     (void)state;
-    static const size_t sizes[] = { 1, 2, 254, 255, 256, 257, 511, 512, 513, 1000, 4095, 4096,
-                                    4097, 65536, 100003 };
+    static const size_t sizes[] = { 1,   2,    254,  255,  256,  257,   511,   512,
+                                    513, 1000, 4095, 4096, 4097, 65536, 100003 };
     for (size_t si = 0; si < KX_ARRAY_LEN(sizes); si++) {
         size_t n = sizes[si];
         char *src = malloc(n);

@@ -35,8 +35,7 @@ static void set_ok(kx_config_t *c, const char *env, const char *value)
 }
 
 /* kx_config_set must refuse, with a message naming the source and quoting the value. */
-static void set_refused(kx_config_t *c, const char *env, const char *value, char *err,
-                        size_t errcap)
+static void set_refused(kx_config_t *c, const char *env, const char *value, char *err, size_t errcap)
 {
     err[0] = '\0';
     int rc = kx_config_set(c, desc(env), value, env, err, errcap);
@@ -93,20 +92,22 @@ static void finish_refused(kx_config_t *c, char *err, size_t errcap)
 static void test_parse_bool(void **state)
 {
     (void)state;
-    static const struct { const char *s; bool v; } ok[] = {
-        { "true", true }, { "TRUE", true }, { "True", true }, { "tRuE", true }, { "1", true },
-        { "yes", true }, { "YES", true }, { "Yes", true },
-        { "false", false }, { "FALSE", false }, { "False", false }, { "0", false },
-        { "no", false }, { "NO", false }, { "No", false },
+    static const struct {
+        const char *s;
+        bool v;
+    } ok[] = {
+        { "true", true },   { "TRUE", true }, { "True", true }, { "tRuE", true },   { "1", true },
+        { "yes", true },    { "YES", true },  { "Yes", true },  { "false", false }, { "FALSE", false },
+        { "False", false }, { "0", false },   { "no", false },  { "NO", false },    { "No", false },
     };
     for (size_t i = 0; i < KX_ARRAY_LEN(ok); i++) {
         bool out = !ok[i].v;
         if (kx_config_parse_bool(ok[i].s, &out) != KX_OK) fail_msg("\"%s\" refused", ok[i].s);
         assert_int_equal(out, ok[i].v);
     }
-    static const char *bad[] = { "", "2", "-1", "truee", " true", "true ", "t", "f", "y", "n",
-                                 "on", "off", "01", "00", "10", "yes!", "nope", "tru", "\ttrue",
-                                 "true\n", "null", "undefined", "1.0" };
+    static const char *bad[] = { "",     "2",   "-1",     "truee",  " true", "true ",     "t",  "f",
+                                 "y",    "n",   "on",     "off",    "01",    "00",        "10", "yes!",
+                                 "nope", "tru", "\ttrue", "true\n", "null",  "undefined", "1.0" };
     for (size_t i = 0; i < KX_ARRAY_LEN(bad); i++) {
         bool out = true;
         if (kx_config_parse_bool(bad[i], &out) != KX_EINVAL) fail_msg("\"%s\" accepted", bad[i]);
@@ -122,9 +123,18 @@ static void test_parse_bool(void **state)
 static void test_parse_int(void **state)
 {
     (void)state;
-    static const struct { const char *s; int64_t v; } ok[] = {
-        { "0", 0 }, { "1", 1 }, { "-1", -1 }, { "42", 42 }, { "-300", -300 }, { "007", 7 },
-        { "9223372036854775807", INT64_MAX }, { "-9223372036854775808", INT64_MIN },
+    static const struct {
+        const char *s;
+        int64_t v;
+    } ok[] = {
+        { "0", 0 },
+        { "1", 1 },
+        { "-1", -1 },
+        { "42", 42 },
+        { "-300", -300 },
+        { "007", 7 },
+        { "9223372036854775807", INT64_MAX },
+        { "-9223372036854775808", INT64_MIN },
         { "10485760", 10485760 },
     };
     for (size_t i = 0; i < KX_ARRAY_LEN(ok); i++) {
@@ -133,10 +143,33 @@ static void test_parse_int(void **state)
         assert_true(out == ok[i].v);
     }
     static const char *bad[] = {
-        "", " ", " 1", "1 ", "\t1", "1\n", "\n1", "1.5", "1.0", "1e3", "0x10", "0X10", "1_000",
-        "1,000", "abc", "12abc", "-", "+", "--1", "+-1", "99999999999999999999",
-        "-99999999999999999999", "9223372036854775808", "-9223372036854775809", "Infinity",
-        "NaN", "true",
+        "",
+        " ",
+        " 1",
+        "1 ",
+        "\t1",
+        "1\n",
+        "\n1",
+        "1.5",
+        "1.0",
+        "1e3",
+        "0x10",
+        "0X10",
+        "1_000",
+        "1,000",
+        "abc",
+        "12abc",
+        "-",
+        "+",
+        "--1",
+        "+-1",
+        "99999999999999999999",
+        "-99999999999999999999",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "Infinity",
+        "NaN",
+        "true",
     };
     for (size_t i = 0; i < KX_ARRAY_LEN(bad); i++) {
         int64_t out = 777;
@@ -149,13 +182,20 @@ static void test_parse_int(void **state)
 
 static void free_list(char **out, int n)
 {
-    for (int i = 0; i < n; i++) { free(out[i]); out[i] = NULL; }
+    for (int i = 0; i < n; i++) {
+        free(out[i]);
+        out[i] = NULL;
+    }
 }
 
 static void test_parse_origins_valid(void **state)
 {
     (void)state;
-    static const struct { const char *s; int n; const char *first, *last; } ok[] = {
+    static const struct {
+        const char *s;
+        int n;
+        const char *first, *last;
+    } ok[] = {
         { "https://a.example", 1, "https://a.example", "https://a.example" },
         { "https://a.example,http://b.example:8080", 2, "https://a.example", "http://b.example:8080" },
         { "  https://a.example ,  http://b.example:8080  ", 2, "https://a.example", "http://b.example:8080" },
@@ -207,12 +247,38 @@ static void test_parse_origins_refused(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "", " ", ",", "*,https://a", "https://a,*", "*,*", "**", "*a",
-        "https://a/", "https://a/path", "https://a?x=1", "https://a#f", "null", "a.example",
-        "//a.example", "://a.example", "https://", "https://user@a", "https://user:pw@a",
-        "https://a:", "https://a:99x", "https://a:-1", "https://a: 80", "https://a b",
-        "https://a,,https://b", "https://a,", ",https://a", "https://a, ,https://b",
-        "ht tp://a", "h_t://a", "https://a\x7f", "https://\xc3\xa9.example",
+        "",
+        " ",
+        ",",
+        "*,https://a",
+        "https://a,*",
+        "*,*",
+        "**",
+        "*a",
+        "https://a/",
+        "https://a/path",
+        "https://a?x=1",
+        "https://a#f",
+        "null",
+        "a.example",
+        "//a.example",
+        "://a.example",
+        "https://",
+        "https://user@a",
+        "https://user:pw@a",
+        "https://a:",
+        "https://a:99x",
+        "https://a:-1",
+        "https://a: 80",
+        "https://a b",
+        "https://a,,https://b",
+        "https://a,",
+        ",https://a",
+        "https://a, ,https://b",
+        "ht tp://a",
+        "h_t://a",
+        "https://a\x7f",
+        "https://\xc3\xa9.example",
         "https://a\r\nX-Evil: 1",
     };
     for (size_t i = 0; i < KX_ARRAY_LEN(bad); i++) {
@@ -421,8 +487,8 @@ static void test_set_messages(void **state)
 
     /* The source is whatever the caller names: a config.lua key here. */
     err[0] = '\0';
-    assert_int_equal(kx_config_set(&c, desc("WEB_SERVER_PORT"), "x", "server.web.port", err,
-                                   sizeof err), KX_EINVAL);
+    assert_int_equal(kx_config_set(&c, desc("WEB_SERVER_PORT"), "x", "server.web.port", err, sizeof err),
+                     KX_EINVAL);
     assert_non_null(strstr(err, "server.web.port"));
     assert_non_null(strstr(err, "\"x\""));
 
@@ -457,8 +523,8 @@ static void test_set_message_truncated(void **state)
     big[sizeof big - 1] = '\0';
     char err[64];
     memset(err, 'Z', sizeof err);
-    assert_int_equal(kx_config_set(&c, desc("WEB_SERVER_PORT"), big, "WEB_SERVER_PORT", err,
-                                   sizeof err), KX_EINVAL);
+    assert_int_equal(kx_config_set(&c, desc("WEB_SERVER_PORT"), big, "WEB_SERVER_PORT", err, sizeof err),
+                     KX_EINVAL);
     assert_int_equal(strlen(err), sizeof err - 1);
     kx_config_free(&c);
 }
@@ -477,11 +543,19 @@ static void test_int_minimums(void **state)
     set_ok(&c, "WEB_SERVER_MAX_CONNECTIONS", "1");
     assert_int_equal(c.max_connections, 1);
 
-    static const char *min1[] = { "SESSION_TTL", "RATE_LIMIT_WINDOW_MS", "REDIS_COMMAND_TIMEOUT_MS",
-                                  "WEB_SERVER_HEADER_TIMEOUT_MS", "WEB_SERVER_KEEPALIVE_TIMEOUT_MS",
-                                  "WEB_SERVER_BODY_TIMEOUT_MS", "WS_MAX_PAYLOAD_SIZE",
-                                  "WS_PING_INTERVAL_MS", "WS_IDLE_TIMEOUT_MS", "WS_MAX_MESSAGES_PER_SECOND",
-                                  "WS_MAX_SUBSCRIPTIONS", "RATE_LIMIT_UNAUTH_LIMIT", "RATE_LIMIT_AUTH_LIMIT",
+    static const char *min1[] = { "SESSION_TTL",
+                                  "RATE_LIMIT_WINDOW_MS",
+                                  "REDIS_COMMAND_TIMEOUT_MS",
+                                  "WEB_SERVER_HEADER_TIMEOUT_MS",
+                                  "WEB_SERVER_KEEPALIVE_TIMEOUT_MS",
+                                  "WEB_SERVER_BODY_TIMEOUT_MS",
+                                  "WS_MAX_PAYLOAD_SIZE",
+                                  "WS_PING_INTERVAL_MS",
+                                  "WS_IDLE_TIMEOUT_MS",
+                                  "WS_MAX_MESSAGES_PER_SECOND",
+                                  "WS_MAX_SUBSCRIPTIONS",
+                                  "RATE_LIMIT_UNAUTH_LIMIT",
+                                  "RATE_LIMIT_AUTH_LIMIT",
                                   "RATE_LIMIT_OAUTH_REGISTER_LIMIT" };
     for (size_t i = 0; i < KX_ARRAY_LEN(min1); i++) {
         set_refused(&c, min1[i], "0", err, sizeof err);
@@ -666,7 +740,7 @@ static void test_env_empty_plain_int_or_bool_refused(void **state)
 {
     (void)state;
     static const char *vars[] = { "WEB_SERVER_PORT", "WEB_SERVER_MAX_CONNECTIONS", "LOG_JSON",
-                                  "LOG_LEVEL", "SESSION_COOKIE_SAME_SITE", "WEB_SERVER_WORKERS" };
+                                  "LOG_LEVEL",       "SESSION_COOKIE_SAME_SITE",   "WEB_SERVER_WORKERS" };
     for (size_t i = 0; i < KX_ARRAY_LEN(vars); i++) {
         env_clean();
         kx_config_t c;
@@ -790,8 +864,9 @@ static void test_finish_tls_pair(void **state)
 static void test_finish_api_route(void **state)
 {
     (void)state;
-    static const char *bad[] = { "api", "", "/", "/a b", "/api\"x", "/api?x", "/api#x",
-                                 "/api%2F", "/api\r\nX: y", "/ap*", "/\xc3\xa9", "api/" };
+    static const char *bad[] = { "api",          "",       "/",         "/a b",
+                                 "/api\"x",      "/api?x", "/api#x",    "/api%2F",
+                                 "/api\r\nX: y", "/ap*",   "/\xc3\xa9", "api/" };
     for (size_t i = 0; i < KX_ARRAY_LEN(bad); i++) {
         kx_config_t c;
         char err[512];
@@ -802,9 +877,11 @@ static void test_finish_api_route(void **state)
         assert_non_null(strstr(err, "WEB_SERVER_API_ROUTE"));
         kx_config_free(&c);
     }
-    static const struct { const char *in, *out; } ok[] = {
-        { "/api", "/api" }, { "/api/", "/api" }, { "/v1/api", "/v1/api" }, { "/v1/api/", "/v1/api" },
-        { "/a-b_c.d", "/a-b_c.d" },
+    static const struct {
+        const char *in, *out;
+    } ok[] = {
+        { "/api", "/api" },        { "/api/", "/api" },        { "/v1/api", "/v1/api" },
+        { "/v1/api/", "/v1/api" }, { "/a-b_c.d", "/a-b_c.d" },
     };
     for (size_t i = 0; i < KX_ARRAY_LEN(ok); i++) {
         kx_config_t c;
@@ -909,7 +986,8 @@ static void finish_refuses(const char *node_env, const char *env, const char *va
     kx_config_defaults(&c, node_env);
     if (env) set_ok(&c, env, value);
     char err[512] = "";
-    if (kx_config_finish(&c, err, sizeof err) == KX_OK) fail_msg("%s=\"%s\" accepted", env ? env : "NODE_ENV", value);
+    if (kx_config_finish(&c, err, sizeof err) == KX_OK)
+        fail_msg("%s=\"%s\" accepted", env ? env : "NODE_ENV", value);
     if (!strstr(err, needle)) fail_msg("error does not name %s: %s", needle, err);
     kx_config_free(&c);
 }

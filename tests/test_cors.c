@@ -29,8 +29,7 @@ static void cfg_set(kx_config_t *c, const char *env, const char *value)
 }
 
 /* A finished config with the given origins (and optionally methods/headers). */
-static void make_cfg(kx_config_t *c, const char *origins, const char *methods,
-                     const char *headers)
+static void make_cfg(kx_config_t *c, const char *origins, const char *methods, const char *headers)
 {
     kx_config_defaults(c, "development");
     cfg_set(c, "WEB_SERVER_ALLOWED_ORIGINS", origins);
@@ -107,8 +106,8 @@ static void test_star_any_origin(void **state)
     assert_true(c.origins_any);
     kx_buf_t out = KX_BUF_INIT;
     bool vary;
-    static const char *origins[] = { NULL, "https://a.example", "null", "", "http://evil.com",
-                                     "https://x.example:8443" };
+    static const char *origins[] = { NULL, "https://a.example", "null",
+                                     "",   "http://evil.com",   "https://x.example:8443" };
     for (size_t i = 0; i < KX_ARRAY_LEN(origins); i++) {
         cors(&c, origins[i], &out, &vary);
         assert_well_formed(&out);
@@ -119,7 +118,8 @@ static void test_star_any_origin(void **state)
         assert_null(strstr(out.data, "Access-Control-Allow-Credentials"));
         assert_false(vary);
         assert_methods_headers(&out, DEF_METHODS, DEF_HEADERS);
-        assert_true(kx_cors_origin_allowed(&c, origins[i] ? origins[i] : "", origins[i] ? strlen(origins[i]) : 0));
+        assert_true(
+            kx_cors_origin_allowed(&c, origins[i] ? origins[i] : "", origins[i] ? strlen(origins[i]) : 0));
     }
     kx_buf_free(&out);
     kx_config_free(&c);
@@ -194,15 +194,15 @@ static void test_list_lookalikes_never_match(void **state)
     make_cfg(&c, "https://a.example,http://localhost:3000", NULL, NULL);
     static const char *bad[] = {
         "",
-        "https://a.example.evil.com",  /* suffix added */
-        "https://a.exampl",            /* prefix of the allowed origin */
-        "https://a.example/",          /* trailing slash */
+        "https://a.example.evil.com", /* suffix added */
+        "https://a.exampl",           /* prefix of the allowed origin */
+        "https://a.example/",         /* trailing slash */
         "https://a.example/path",
-        "https://a.example:443",       /* explicit default port is a different string */
-        "https://a.example:8443",      /* other port */
-        "http://a.example",            /* other scheme */
+        "https://a.example:443",  /* explicit default port is a different string */
+        "https://a.example:8443", /* other port */
+        "http://a.example",       /* other scheme */
         "wss://a.example",
-        "HTTPS://A.EXAMPLE",           /* case */
+        "HTTPS://A.EXAMPLE", /* case */
         "https://A.example",
         "null",
         "*",
@@ -223,8 +223,7 @@ static void test_list_lookalikes_never_match(void **state)
     for (size_t i = 0; i < KX_ARRAY_LEN(bad); i++) {
         cors(&c, bad[i], &out, &vary);
         assert_well_formed(&out);
-        if (strstr(out.data, "Access-Control-Allow-Origin"))
-            fail_msg("origin \"%s\" was granted", bad[i]);
+        if (strstr(out.data, "Access-Control-Allow-Origin")) fail_msg("origin \"%s\" was granted", bad[i]);
         assert_no_grant(&out);
         assert_true(vary);
         assert_methods_headers(&out, DEF_METHODS, DEF_HEADERS);

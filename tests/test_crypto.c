@@ -68,7 +68,7 @@ static void test_random_id_format_and_uniqueness(void **state)
 {
     (void)state;
     enum { N = 10000 };
-    char (*ids)[KX_CRYPTO_ID_LEN + 1] = calloc(N, sizeof *ids);
+    char(*ids)[KX_CRYPTO_ID_LEN + 1] = calloc(N, sizeof *ids);
     assert_non_null(ids);
     bool seen[64] = { false };
     for (int i = 0; i < N; i++) {
@@ -242,8 +242,8 @@ static void test_hash_timing(void **state)
     double t1 = now_ms();
     for (int i = 0; i < ROUNDS; i++) assert_true(verify_str("timing", h));
     double t2 = now_ms();
-    printf("[ info ] scrypt N=16384 r=8 p=1: %.1f ms per hash, %.1f ms per verify\n",
-           (t1 - t0) / ROUNDS, (t2 - t1) / ROUNDS);
+    printf("[ info ] scrypt N=16384 r=8 p=1: %.1f ms per hash, %.1f ms per verify\n", (t1 - t0) / ROUNDS,
+           (t2 - t1) / ROUNDS);
 }
 
 /* ---- verification ----------------------------------------------------------------------------- */
@@ -299,14 +299,17 @@ static void test_verify_malformed_stored(void **state)
         "scrypt$",
         "scrypt$1024",
         "scrypt$1024$4$2",
-        "scrypt$1024$4$2$" KAT_SALT,                   /* hash missing */
-        "scrypt$1024$4$2$" KAT_SALT "$",               /* empty hash */
-        "scrypt$1024$4$2$$" KAT_HASH,                  /* empty salt */
-        "scrypt$1024$4$" KAT_SALT "$" KAT_HASH,        /* p missing */
-        "scrypt$1024$4$2$" KAT_SALT "$" "zPLmg-8EuRS-Mzgj6EF81FU0iWv0nEC", /* truncated, stray bits */
-        "scrypt$1024$4$2$" KAT_SALT "$" "zPLmg-8EuRS-Mzgj6EF8",            /* 15 bytes */
-        "scrypt$1024$4$2$AAECAwQFBgcICQoLDA0ODxARE" "$" KAT_HASH,           /* salt cut, stray bits */
-        KAT "$",                                       /* extra empty field */
+        "scrypt$1024$4$2$" KAT_SALT,            /* hash missing */
+        "scrypt$1024$4$2$" KAT_SALT "$",        /* empty hash */
+        "scrypt$1024$4$2$$" KAT_HASH,           /* empty salt */
+        "scrypt$1024$4$" KAT_SALT "$" KAT_HASH, /* p missing */
+        "scrypt$1024$4$2$" KAT_SALT "$"
+        "zPLmg-8EuRS-Mzgj6EF81FU0iWv0nEC", /* truncated, stray bits */
+        "scrypt$1024$4$2$" KAT_SALT "$"
+        "zPLmg-8EuRS-Mzgj6EF8", /* 15 bytes */
+        "scrypt$1024$4$2$AAECAwQFBgcICQoLDA0ODxARE"
+        "$" KAT_HASH, /* salt cut, stray bits */
+        KAT "$",      /* extra empty field */
         KAT "$extra",
         "scrypt$1024$4$2$2$" KAT_SALT "$" KAT_HASH,
         "$" KAT,
@@ -314,22 +317,27 @@ static void test_verify_malformed_stored(void **state)
         "scrypt2$1024$4$2$" KAT_SALT "$" KAT_HASH,
         "bcrypt$1024$4$2$" KAT_SALT "$" KAT_HASH,
         /* bad base64 */
-        "scrypt$1024$4$2$" KAT_SALT "=" "$" KAT_HASH,
+        "scrypt$1024$4$2$" KAT_SALT "="
+        "$" KAT_HASH,
         "scrypt$1024$4$2$" KAT_SALT "$" KAT_HASH "=",
-        "scrypt$1024$4$2$" KAT_SALT "$" "zPLmg+8EuRS+Mzgj6EF81FU0iWv0nECl", /* standard alphabet */
+        "scrypt$1024$4$2$" KAT_SALT "$"
+        "zPLmg+8EuRS+Mzgj6EF81FU0iWv0nECl", /* standard alphabet */
         "scrypt$1024$4$2$AAECAwQFBgcICQoLDA0ODx/REhM$" KAT_HASH,
         "scrypt$1024$4$2$AAECAwQFBgcI.QoLDA0ODxAREhM$" KAT_HASH,
         "scrypt$1024$4$2$AAECAwQFBgcI QoLDA0ODxAREhM$" KAT_HASH,
-        "scrypt$1024$4$2$" KAT_SALT "$" "zPLmg-8EuRS-Mzgj6EF81FU0iWv0nECm", /* last byte altered */
-        "scrypt$1024$4$2$AAECAwQFBgcICQoLDA0ODxAREhN$" KAT_HASH,            /* stray salt bits */
-        "scrypt$1024$4$2$" KAT_SALT "$" "zPLmg-8EuRS-Mzgj6EF81FU0iWv0nECl" "A", /* 4n+1 chars */
+        "scrypt$1024$4$2$" KAT_SALT "$"
+        "zPLmg-8EuRS-Mzgj6EF81FU0iWv0nECm",                      /* last byte altered */
+        "scrypt$1024$4$2$AAECAwQFBgcICQoLDA0ODxAREhN$" KAT_HASH, /* stray salt bits */
+        "scrypt$1024$4$2$" KAT_SALT "$"
+        "zPLmg-8EuRS-Mzgj6EF81FU0iWv0nECl"
+        "A", /* 4n+1 chars */
         /* N */
         "scrypt$1000$4$2$" KAT_SALT "$" KAT_HASH,
         "scrypt$1025$4$2$" KAT_SALT "$" KAT_HASH,
         "scrypt$3072$4$2$" KAT_SALT "$" KAT_HASH,
-        "scrypt$512$4$2$" KAT_SALT "$" KAT_HASH,                /* 2^9: too small */
-        "scrypt$2097152$4$2$" KAT_SALT "$" KAT_HASH,            /* 2^21 */
-        "scrypt$1073741824$4$2$" KAT_SALT "$" KAT_HASH,         /* 2^30 */
+        "scrypt$512$4$2$" KAT_SALT "$" KAT_HASH,                  /* 2^9: too small */
+        "scrypt$2097152$4$2$" KAT_SALT "$" KAT_HASH,              /* 2^21 */
+        "scrypt$1073741824$4$2$" KAT_SALT "$" KAT_HASH,           /* 2^30 */
         "scrypt$18446744073709551616$4$2$" KAT_SALT "$" KAT_HASH, /* 2^64: wraps */
         "scrypt$0$4$2$" KAT_SALT "$" KAT_HASH,
         "scrypt$1$4$2$" KAT_SALT "$" KAT_HASH,
@@ -355,10 +363,11 @@ static void test_verify_malformed_stored(void **state)
         "scrypt$1048576$32$1$" KAT_SALT "$" KAT_HASH,
         "scrypt$1048576$8$16$" KAT_SALT "$" KAT_HASH,
         "scrypt$131072$16$1$" KAT_SALT "$" KAT_HASH,
-        "scrypt$65536$16$16$" KAT_SALT "$" KAT_HASH,  /* fits in memory, 128x the work */
+        "scrypt$65536$16$16$" KAT_SALT "$" KAT_HASH, /* fits in memory, 128x the work */
         /* salt / hash sizes: 15 and 65 bytes */
         "scrypt$1024$4$2$AAECAwQFBgcICQoLDA0O$" KAT_HASH,
-        "scrypt$1024$4$2$" KAT_SALT "$" "AAECAwQFBgcICQoLDA0O",
+        "scrypt$1024$4$2$" KAT_SALT "$"
+        "AAECAwQFBgcICQoLDA0O",
         "scrypt$1024$4$2$"
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
         "$" KAT_HASH,
@@ -537,8 +546,8 @@ static void test_pool_eight_jobs(void **state)
     const char *ver_want[4] = { "1", "0", "0", "0" };
     for (int i = 0; i < 4; i++) {
         assert_non_null(kx_crypto_hash(hash_pw[i], strlen(hash_pw[i]), record, &rec[i]));
-        assert_non_null(kx_crypto_verify(ver_pw[i], strlen(ver_pw[i]), stored, strlen(stored), record,
-                                         &rec[4 + i]));
+        assert_non_null(
+            kx_crypto_verify(ver_pw[i], strlen(ver_pw[i]), stored, strlen(stored), record, &rec[4 + i]));
     }
     assert_int_equal(kx_crypto_in_flight(), 8);
     /* nothing is answered before the loop runs: callbacks only come from the loop thread */
@@ -806,7 +815,7 @@ static int run_task(kx_task_t *t, const char *chunk)
         t->yields++;
         assert_non_null(t->cancel); /* parked on a job: the timeout must be able to cancel it */
         run_until(task_woken, t, 60.0);
-        assert_null(t->cancel);     /* the completion clears the hook before waking */
+        assert_null(t->cancel); /* the completion clears the hook before waking */
         nargs = t->nargs;
         t->wakes = 0;
     }
@@ -815,10 +824,11 @@ static int run_task(kx_task_t *t, const char *chunk)
 static void test_lua_ids(void **state)
 {
     (void)state;
-    int rc = luaL_dostring(g_L, "local id = core.random_id()\n"
-                                "return #id, core.valid_id(id), core.valid_id(id .. 'A'),\n"
-                                "  core.valid_id(nil), core.valid_id(42), core.valid_id(id:sub(1, 42) .. '='),\n"
-                                "  id ~= core.random_id()");
+    int rc = luaL_dostring(g_L,
+                           "local id = core.random_id()\n"
+                           "return #id, core.valid_id(id), core.valid_id(id .. 'A'),\n"
+                           "  core.valid_id(nil), core.valid_id(42), core.valid_id(id:sub(1, 42) .. '='),\n"
+                           "  id ~= core.random_id()");
     assert_int_equal(rc, 0);
     assert_int_equal(lua_tointeger(g_L, -7), 43);
     assert_true(lua_toboolean(g_L, -6));
@@ -831,9 +841,10 @@ static void test_lua_hash_and_verify(void **state)
 {
     (void)state;
     kx_task_t t;
-    int rc = run_task(&t, "local h, e = core.hash_password('hunter22')\n"
-                          "return h, e, core.verify_password('hunter22', h),\n"
-                          "  core.verify_password('hunter23', h), core.verify_password('hunter22', 'garbage')");
+    int rc = run_task(&t,
+                      "local h, e = core.hash_password('hunter22')\n"
+                      "return h, e, core.verify_password('hunter22', h),\n"
+                      "  core.verify_password('hunter23', h), core.verify_password('hunter22', 'garbage')");
     if (rc != 0) fail_msg("task failed: %s", lua_tostring(t.co, -1));
     assert_int_equal(t.yields, 4);
     assert_int_equal(lua_gettop(t.co), 5);
@@ -875,7 +886,8 @@ static void test_lua_immediate_answers(void **state)
     a.aborted = true;
     assert_int_equal(luaL_loadstring(a.co, "local h, he = core.hash_password('pw')\n"
                                            "local v, ve = core.verify_password('pw', 'x')\n"
-                                           "return h, he, v, ve"), 0);
+                                           "return h, he, v, ve"),
+                     0);
     g_current = &a;
     rc = lua_resume(a.co, 0);
     g_current = NULL;

@@ -41,8 +41,10 @@ static void test_field_value_valid(void **state)
     assert_false(kx_http_field_value_valid(LIT("a\nb")));
     assert_false(kx_http_field_value_valid(LIT("a\rb")));
     assert_false(kx_http_field_value_valid(LIT("a\0b")));
-    assert_false(kx_http_field_value_valid(LIT("a\x01" "b")));
-    assert_false(kx_http_field_value_valid(LIT("a\x1f" "b")));
+    assert_false(kx_http_field_value_valid(LIT("a\x01"
+                                               "b")));
+    assert_false(kx_http_field_value_valid(LIT("a\x1f"
+                                               "b")));
     assert_false(kx_http_field_value_valid(LIT("a\x7f")));
 }
 
@@ -98,8 +100,7 @@ static void test_head_end_incomplete_prefixes(void **state)
 {
     (void)state;
     const char h[] = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n";
-    for (size_t i = 0; i < sizeof h - 1; i++)
-        assert_int_equal(kx_http_head_end(h, i), 0);
+    for (size_t i = 0; i < sizeof h - 1; i++) assert_int_equal(kx_http_head_end(h, i), 0);
     assert_int_equal(kx_http_head_end(LIT(h)), (long)(sizeof h - 1));
 }
 
@@ -203,7 +204,8 @@ static void test_accept_post_content_length(void **state)
     (void)state;
     kx_head_info_t info;
     ACCEPT("POST /api/x HTTP/1.1\r\nHost: a:8080\r\nContent-Type: application/json\r\n"
-           "Content-Length:   42  \r\n\r\n", &info);
+           "Content-Length:   42  \r\n\r\n",
+           &info);
     assert_true(info.has_content_length);
     assert_int_equal(info.content_length, 42);
     assert_int_equal(info.transfer_encoding, KX_TE_NONE);
@@ -270,19 +272,18 @@ static void test_accept_upgrade_websocket(void **state)
     (void)state;
     kx_head_info_t info;
     ACCEPT("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\n"
-           "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n", &info);
+           "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+           &info);
     assert_true(info.upgrade_websocket);
     assert_true(info.keep_alive);
-    ACCEPT("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: h2c, websocket\r\nConnection: upgrade\r\n\r\n",
-           &info);
+    ACCEPT("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: h2c, websocket\r\nConnection: upgrade\r\n\r\n", &info);
     assert_true(info.upgrade_websocket);
     /* Upgrade without the Connection token, or the token without websocket: no upgrade. */
     ACCEPT("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", &info);
     assert_false(info.upgrade_websocket);
     ACCEPT("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n", &info);
     assert_false(info.upgrade_websocket);
-    ACCEPT("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocketx\r\nConnection: Upgrade\r\n\r\n",
-           &info);
+    ACCEPT("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocketx\r\nConnection: Upgrade\r\n\r\n", &info);
     assert_false(info.upgrade_websocket);
 }
 
@@ -338,7 +339,8 @@ static void test_accept_htab_and_obs_text_in_values(void **state)
     (void)state;
     kx_head_info_t info;
     ACCEPT("GET / HTTP/1.1\r\nHost: a\r\nX-Tab: a\tb\t\r\nX-Utf8: caf\xc3\xa9 \x80\xff\r\n"
-           "X-Empty:\r\nX-Punct: !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\r\n\r\n", &info);
+           "X-Empty:\r\nX-Punct: !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\r\n\r\n",
+           &info);
     assert_true(info.keep_alive);
 }
 
@@ -392,10 +394,8 @@ static void test_accept_null_status_reason(void **state)
 {
     (void)state;
     kx_head_info_t info;
-    assert_int_equal(kx_http_guard_head(LIT("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &info, NULL, NULL),
-                     KX_OK);
-    assert_int_equal(kx_http_guard_head(LIT("GET / HTTP/1.1\r\n\r\n"), &info, NULL, NULL),
-                     KX_EPROTO);
+    assert_int_equal(kx_http_guard_head(LIT("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &info, NULL, NULL), KX_OK);
+    assert_int_equal(kx_http_guard_head(LIT("GET / HTTP/1.1\r\n\r\n"), &info, NULL, NULL), KX_EPROTO);
 }
 
 /* ---- kx_http_guard_head: rejected heads -------------------------------------------------- */
@@ -433,8 +433,7 @@ static void test_reject_obs_fold_hiding_content_length(void **state)
 {
     (void)state;
     /* llhttp 8.1 folds this into X's value, so the 35 body bytes become a second request. */
-    REJECT("POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n Content-Length: 35\r\n\r\n", 400,
-           "obs-fold header line");
+    REJECT("POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n Content-Length: 35\r\n\r\n", 400, "obs-fold header line");
     REJECT("POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n\tTransfer-Encoding: chunked\r\n\r\n", 400,
            "obs-fold header line");
     /* A fold right after the request line is just as bad. */
@@ -452,11 +451,9 @@ static void test_reject_ctl_in_value(void **state)
 {
     (void)state;
     REJECT("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01\r\n\r\n", 400, "invalid character in header value");
-    REJECT("GET / HTTP/1.1\r\nHost: a\r\nX: \x1b[31m\r\n\r\n", 400,
-           "invalid character in header value");
+    REJECT("GET / HTTP/1.1\r\nHost: a\r\nX: \x1b[31m\r\n\r\n", 400, "invalid character in header value");
     REJECT("GET / HTTP/1.1\r\nHost: a\r\nX: a\x7f\r\n\r\n", 400, "invalid character in header value");
-    REJECT("GET / HTTP/1.1\r\nHost: a\r\nX: a\x0b\x0c\r\n\r\n", 400,
-           "invalid character in header value");
+    REJECT("GET / HTTP/1.1\r\nHost: a\r\nX: a\x0b\x0c\r\n\r\n", 400, "invalid character in header value");
 }
 
 static void test_reject_bad_method(void **state)
@@ -526,8 +523,7 @@ static void test_reject_bad_target_forms(void **state)
     (void)state;
     REJECT("GET foo HTTP/1.1\r\nHost: a\r\n\r\n", 400, "invalid request target");
     REJECT("GET ?x=1 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "invalid request target");
-    REJECT("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n", 400,
-           "invalid request target");
+    REJECT("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n", 400, "invalid request target");
     REJECT("GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "invalid request target");
     REJECT("GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400, "asterisk-form target without OPTIONS");
     REJECT("options * HTTP/1.1\r\nHost: a\r\n\r\n", 400, "asterisk-form target without OPTIONS");
@@ -539,8 +535,7 @@ static void test_reject_bad_absolute_form(void **state)
     (void)state;
     REJECT("GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", 400, "invalid authority in request target");
     REJECT("GET http:// HTTP/1.1\r\nHost: a\r\n\r\n", 400, "invalid authority in request target");
-    REJECT("GET http://user@evil/ HTTP/1.1\r\nHost: a\r\n\r\n", 400,
-           "invalid authority in request target");
+    REJECT("GET http://user@evil/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "invalid authority in request target");
     REJECT("GET http://a:b/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "invalid authority in request target");
     REJECT("GET http://[::1/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "invalid authority in request target");
 }
@@ -563,8 +558,7 @@ static void test_reject_space_before_colon(void **state)
     REJECT("GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400, "whitespace before colon");
     REJECT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n", 400,
            "whitespace before colon");
-    REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length\t: 5\r\n\r\n", 400,
-           "whitespace before colon");
+    REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length\t: 5\r\n\r\n", 400, "whitespace before colon");
 }
 
 static void test_reject_missing_colon(void **state)
@@ -587,16 +581,12 @@ static void test_reject_content_length_syntax(void **state)
     (void)state;
     REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n", 400, "invalid Content-Length");
     REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400, "invalid Content-Length");
-    REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x1\r\n\r\n", 400,
-           "invalid Content-Length");
+    REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x1\r\n\r\n", 400, "invalid Content-Length");
     REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", 400, "invalid Content-Length");
     REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:   \r\n\r\n", 400, "invalid Content-Length");
-    REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n", 400,
-           "invalid Content-Length");
-    REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1.0\r\n\r\n", 400,
-           "invalid Content-Length");
-    REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\t1\r\n\r\n", 400,
-           "tab in a framing header");
+    REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n", 400, "invalid Content-Length");
+    REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1.0\r\n\r\n", 400, "invalid Content-Length");
+    REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\t1\r\n\r\n", 400, "tab in a framing header");
 }
 
 static void test_reject_content_length_overflow(void **state)
@@ -622,18 +612,17 @@ static void test_reject_duplicate_content_length(void **state)
 static void test_reject_content_length_list(void **state)
 {
     (void)state;
-    REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n", 400,
-           "invalid Content-Length");
+    REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n", 400, "invalid Content-Length");
     REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,2\r\n\r\n", 400, "invalid Content-Length");
 }
 
 static void test_reject_te_with_content_length(void **state)
 {
     (void)state;
-    REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-           400, "Content-Length with Transfer-Encoding");
-    REJECT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
-           400, "Content-Length with Transfer-Encoding");
+    REJECT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+           "Content-Length with Transfer-Encoding");
+    REJECT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400,
+           "Content-Length with Transfer-Encoding");
 }
 
 static void test_reject_te_on_http10(void **state)
@@ -660,8 +649,7 @@ static void test_reject_te_lists_and_params(void **state)
            "invalid Transfer-Encoding");
     REJECT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n", 400,
            "invalid Transfer-Encoding");
-    REJECT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", 400,
-           "invalid Transfer-Encoding");
+    REJECT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", 400, "invalid Transfer-Encoding");
 }
 
 static void test_reject_te_unknown_coding_501(void **state)
@@ -679,9 +667,11 @@ static void test_reject_duplicate_te(void **state)
 {
     (void)state;
     REJECT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
-           "Transfer-Encoding: chunked\r\n\r\n", 400, "duplicate Transfer-Encoding");
+           "Transfer-Encoding: chunked\r\n\r\n",
+           400, "duplicate Transfer-Encoding");
     REJECT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
-           "transfer-encoding: identity\r\n\r\n", 400, "duplicate Transfer-Encoding");
+           "transfer-encoding: identity\r\n\r\n",
+           400, "duplicate Transfer-Encoding");
 }
 
 static void test_reject_missing_host(void **state)
@@ -770,8 +760,19 @@ static void test_guard_mutation_fuzz(void **state)
             char c = alphabet[rng() % (sizeof alphabet - 1)];
             switch (rng() % 3) {
             case 0: buf[pos] = c; break;
-            case 1: if (n < sizeof buf) { memmove(buf + pos + 1, buf + pos, n - pos); buf[pos] = c; n++; } break;
-            default: if (n > 1) { memmove(buf + pos, buf + pos + 1, n - pos - 1); n--; } break;
+            case 1:
+                if (n < sizeof buf) {
+                    memmove(buf + pos + 1, buf + pos, n - pos);
+                    buf[pos] = c;
+                    n++;
+                }
+                break;
+            default:
+                if (n > 1) {
+                    memmove(buf + pos, buf + pos + 1, n - pos - 1);
+                    n--;
+                }
+                break;
             }
         }
         long end = kx_http_head_end(buf, n);
@@ -846,16 +847,15 @@ static void run_decoder(const char *p, size_t n, uint64_t max_body, int mode, ru
 
 /* Runs whole, byte by byte and in 30 random splittings; all must agree with the expectation.
  * want_out NULL skips the data check; want_consumed (size_t)-1 skips the offset check. */
-static void expect_chunked(const char *p, size_t n, uint64_t max_body, int want_rc,
-                           size_t want_consumed, const char *want_out)
+static void expect_chunked(const char *p, size_t n, uint64_t max_body, int want_rc, size_t want_consumed,
+                           const char *want_out)
 {
     rng_state = 12345;
     for (int run = 0; run < 32; run++) {
         int mode = run == 0 ? FEED_WHOLE : run == 1 ? FEED_BYTES : FEED_RANDOM;
         run_t r;
         run_decoder(p, n, max_body, mode, &r);
-        if (r.rc != want_rc)
-            fail_msg("mode %d: rc %d, want %d for %.*s", mode, r.rc, want_rc, (int)n, p);
+        if (r.rc != want_rc) fail_msg("mode %d: rc %d, want %d for %.*s", mode, r.rc, want_rc, (int)n, p);
         assert_int_equal(r.done, want_rc == KX_OK);
         if (want_consumed != (size_t)-1) assert_int_equal(r.consumed, want_consumed);
         if (want_out) {
@@ -979,15 +979,14 @@ static void test_chunk_reject_sign_and_space(void **state)
 static void test_chunk_reject_size_overflow(void **state)
 {
     (void)state;
-    CHUNK_BAD("00000000000000001\r\nx\r\n0\r\n\r\n");          /* 17 digits */
-    CHUNK_BAD("ffffffffffffffffff\r\n");                        /* would wrap 2^64 */
-    CHUNK_BAD("4000000000000001\r\n");                          /* > 2^62 */
+    CHUNK_BAD("00000000000000001\r\nx\r\n0\r\n\r\n"); /* 17 digits */
+    CHUNK_BAD("ffffffffffffffffff\r\n");              /* would wrap 2^64 */
+    CHUNK_BAD("4000000000000001\r\n");                /* > 2^62 */
     /* Exactly 2^62 is syntactically fine: the decoder then waits for data. */
     kx_chunk_decoder_t d;
     kx_chunk_decoder_init(&d, 0);
     size_t used = 0;
-    assert_int_equal(kx_chunk_decoder_feed(&d, LIT("4000000000000000\r\nabc"), &used, NULL, NULL),
-                     KX_OK);
+    assert_int_equal(kx_chunk_decoder_feed(&d, LIT("4000000000000000\r\nabc"), &used, NULL, NULL), KX_OK);
     assert_int_equal(used, 21);
     assert_false(kx_chunk_decoder_done(&d));
 }
@@ -997,13 +996,12 @@ static void test_chunk_reject_size_overflow(void **state)
 static void test_chunk_reject_data_not_followed_by_crlf(void **state)
 {
     (void)state;
-    expect_chunked(LIT("5\r\nhelloXX0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n"), 0, KX_EPROTO, 8,
-                   "hello");
+    expect_chunked(LIT("5\r\nhelloXX0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n"), 0, KX_EPROTO, 8, "hello");
     CHUNK_BAD("5\r\nhello\rX0\r\n\r\n");
     CHUNK_BAD("5\r\nhello\n\r0\r\n\r\n");
     CHUNK_BAD("5\r\nhello\n0\r\n\r\n");
     CHUNK_BAD("5\r\nhello0\r\n\r\n");
-    CHUNK_BAD("5\r\nhello!\r\n0\r\n\r\n");     /* more data than the size said */
+    CHUNK_BAD("5\r\nhello!\r\n0\r\n\r\n"); /* more data than the size said */
 }
 
 static void test_chunk_reject_bare_lf(void **state)
@@ -1014,7 +1012,7 @@ static void test_chunk_reject_bare_lf(void **state)
     CHUNK_BAD("0\n\r\n");
     CHUNK_BAD("0\r\n\n");
     CHUNK_BAD("0\r\nT: v\n\r\n");
-    CHUNK_BAD("5\rhello\r\n0\r\n\r\n");          /* bare CR in the size line */
+    CHUNK_BAD("5\rhello\r\n0\r\n\r\n"); /* bare CR in the size line */
     CHUNK_BAD("0\r\n\rX");
 }
 
@@ -1029,7 +1027,8 @@ static void test_chunk_reject_long_extensions(void **state)
     expect_chunked(b.data, b.len, 0, KX_EPROTO, 2 + KX_CHUNK_MAX_EXT_BYTES - 1, NULL);
     kx_buf_reset(&b);
     /* Many small extensions add up across chunks. */
-    for (int i = 0; i < 100; i++) kx_buf_puts(&b, "1;aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nx\r\n");
+    for (int i = 0; i < 100; i++)
+        kx_buf_puts(&b, "1;aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nx\r\n");
     kx_buf_puts(&b, "0\r\n\r\n");
     expect_chunked(b.data, b.len, 0, KX_EPROTO, (size_t)-1, NULL);
     kx_buf_reset(&b);

@@ -38,7 +38,11 @@ static void test_channel_name_rule(void **state)
     (void)state;
     char big[260];
     memset(big, 'a', sizeof big);
-    static const struct { const char *s; size_t len; bool ok; } cases[] = {
+    static const struct {
+        const char *s;
+        size_t len;
+        bool ok;
+    } cases[] = {
         { "room", 4, true },
         { "a", 1, true },
         { "Room:1.general_chat-2", 21, true },
@@ -57,9 +61,11 @@ static void test_channel_name_rule(void **state)
         { "a\nb", 3, false },
         { "a\rb", 3, false },
         { "a\tb", 3, false },
-        { "a\0b", 3, false },            /* counted length: the NUL is inside */
-        { "caf\xc3\xa9", 5, false },     /* é in UTF-8 */
-        { "\xe2\x80\x8b" "a", 4, false }, /* zero-width space */
+        { "a\0b", 3, false },        /* counted length: the NUL is inside */
+        { "caf\xc3\xa9", 5, false }, /* é in UTF-8 */
+        { "\xe2\x80\x8b"
+          "a",
+          4, false }, /* zero-width space */
         { "\xff", 1, false },
         { "\x7f", 1, false },
         { "a@b", 3, false },
@@ -104,22 +110,22 @@ static void test_payload_prefix(void **state)
     assert_int_equal(nlen, 1);
 
     static const char *bad[] = {
-        "{\"message\":1,\"channel\":\"room\",\"sender\":\"x\"}",  /* other key order */
+        "{\"message\":1,\"channel\":\"room\",\"sender\":\"x\"}", /* other key order */
         "{\"sender\":\"x\",\"channel\":\"room\",",
-        "{\"channel\":\"room\"}",                                 /* missing comma */
+        "{\"channel\":\"room\"}", /* missing comma */
         "{\"channel\":\"room\" ,\"message\":1}",
         "{\"channel\":\"room\"\"message\":1}",
-        "{\"channel\":\"ro\\\"om\",\"message\":1}",               /* escaped quote in name */
-        "{\"channel\":\"ro\\u006fm\",\"message\":1}",             /* any escape */
-        "{\"channel\":\"\",\"message\":1}",                       /* empty name */
+        "{\"channel\":\"ro\\\"om\",\"message\":1}",   /* escaped quote in name */
+        "{\"channel\":\"ro\\u006fm\",\"message\":1}", /* any escape */
+        "{\"channel\":\"\",\"message\":1}",           /* empty name */
         "{\"channel\":\"a b\",\"message\":1}",
         "{\"channel\":\"a/b\",\"message\":1}",
         "{\"channel\":\"caf\xc3\xa9\",\"message\":1}",
-        "{ \"channel\":\"room\",\"message\":1}",                  /* whitespace */
+        "{ \"channel\":\"room\",\"message\":1}", /* whitespace */
         "{\"channel\": \"room\",\"message\":1}",
         " {\"channel\":\"room\",\"message\":1}",
         "{\"Channel\":\"room\",\"message\":1}",
-        "{\"channel\":room,\"message\":1}",                       /* not a string */
+        "{\"channel\":room,\"message\":1}", /* not a string */
         "{\"channel\":1,\"message\":1}",
         "[\"channel\",\"room\"]",
         "",
@@ -144,8 +150,10 @@ static void test_payload_prefix(void **state)
     char buf[300];
     for (size_t want = 199; want <= 201; want++) {
         int n = snprintf(buf, sizeof buf, "{\"channel\":\"%.*s\",\"m\":1}", (int)want,
-                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaa"
                          "aaaaaaaaaa");
         bool ok = kx_pubsub_channel_of(buf, (size_t)n, &name, &nlen);
         assert_int_equal(ok, want <= 200);
@@ -163,9 +171,9 @@ static struct {
     char logpath[96];
     int logfd;
     int port;
-    pid_t pid;                 /* our redis-server child, 0 when not running */
-    const char *password;      /* once the test set requirepass */
-    int hole;                  /* the black-hole listener, -1 when closed */
+    pid_t pid;            /* our redis-server child, 0 when not running */
+    const char *password; /* once the test set requirepass */
+    int hole;             /* the black-hole listener, -1 when closed */
     char msgs[16][64];
     size_t lens[16];
     int count;
@@ -339,11 +347,23 @@ static bool run_until(struct ev_loop *loop, bool (*cond)(void), double seconds)
     return cond();
 }
 
-static bool never(void) { return false; }
-static bool both_ready(void) { return kx_redis_ready() && kx_pubsub_ready(); }
-static bool both_down(void) { return !kx_redis_ready() && !kx_pubsub_ready(); }
+static bool never(void)
+{
+    return false;
+}
+static bool both_ready(void)
+{
+    return kx_redis_ready() && kx_pubsub_ready();
+}
+static bool both_down(void)
+{
+    return !kx_redis_ready() && !kx_pubsub_ready();
+}
 static int want_count;
-static bool got_enough(void) { return T.count >= want_count; }
+static bool got_enough(void)
+{
+    return T.count >= want_count;
+}
 
 static void on_message(const char *payload, size_t len)
 {
@@ -379,7 +399,8 @@ static int blackhole_listen(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)T.port),
+    struct sockaddr_in a = { .sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)T.port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     if (fd < 0) return -1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -471,7 +492,7 @@ static void test_live_publish_outage_and_resubscribe(void **state)
     want_count = 5;
     assert_true(run_until(loop, got_enough, 3.0));
     assert_msg(4, "after-restart", 13);
-    assert_int_equal(T.count, 5); /* "lost" never shows up */
+    assert_int_equal(T.count, 5);         /* "lost" never shows up */
     assert_int_equal(log_count(line), 3); /* first connect, the black hole, the restart */
 
     kx_pubsub_stop();

@@ -115,17 +115,17 @@ static void test_parse_bad(void **state)
 {
     (void)state;
     kx_ratelimit_result_t r;
-    assert_int_equal(parse5(2, 20, 19, 1, 0, 20, &r), KX_EPROTO);   /* allowed not 0|1 */
+    assert_int_equal(parse5(2, 20, 19, 1, 0, 20, &r), KX_EPROTO); /* allowed not 0|1 */
     assert_int_equal(parse5(-1, 20, 19, 1, 0, 20, &r), KX_EPROTO);
-    assert_int_equal(parse5(1, 21, 19, 1, 0, 20, &r), KX_EPROTO);   /* limit is not ours */
-    assert_int_equal(parse5(1, 20, -1, 1, 0, 20, &r), KX_EPROTO);   /* remaining < 0 */
-    assert_int_equal(parse5(1, 20, 21, 1, 0, 20, &r), KX_EPROTO);   /* remaining > limit */
-    assert_int_equal(parse5(1, 20, 19, 0, 0, 20, &r), KX_EPROTO);   /* reset_at not a time */
+    assert_int_equal(parse5(1, 21, 19, 1, 0, 20, &r), KX_EPROTO); /* limit is not ours */
+    assert_int_equal(parse5(1, 20, -1, 1, 0, 20, &r), KX_EPROTO); /* remaining < 0 */
+    assert_int_equal(parse5(1, 20, 21, 1, 0, 20, &r), KX_EPROTO); /* remaining > limit */
+    assert_int_equal(parse5(1, 20, 19, 0, 0, 20, &r), KX_EPROTO); /* reset_at not a time */
     assert_int_equal(parse5(1, 20, 19, -5, 0, 20, &r), KX_EPROTO);
-    assert_int_equal(parse5(1, 20, 19, 1, 3, 20, &r), KX_EPROTO);   /* allowed with a retry */
-    assert_int_equal(parse5(0, 20, 0, 1, 0, 20, &r), KX_EPROTO);    /* refused, no retry */
+    assert_int_equal(parse5(1, 20, 19, 1, 3, 20, &r), KX_EPROTO); /* allowed with a retry */
+    assert_int_equal(parse5(0, 20, 0, 1, 0, 20, &r), KX_EPROTO);  /* refused, no retry */
     assert_int_equal(parse5(0, 20, 0, 1, -2, 20, &r), KX_EPROTO);
-    assert_int_equal(parse5(0, 20, 4, 1, 2, 20, &r), KX_EPROTO);    /* refused, budget left */
+    assert_int_equal(parse5(0, 20, 4, 1, 2, 20, &r), KX_EPROTO); /* refused, budget left */
 
     fake_reply_t f;
     long long v[6] = { 1, 20, 19, 1, 0, 0 };
@@ -278,10 +278,12 @@ static void test_check_refusals(void **state)
     assert_null(op);
     assert_int_equal(kx_ratelimit_check("a{b", 3, 20, 60000, "rl", 2, count_fn, NULL, &op), KX_EINVAL);
     assert_int_equal(kx_ratelimit_check("ip:1", 4, -1, 60000, "rl", 2, count_fn, NULL, &op), KX_EINVAL);
-    assert_int_equal(kx_ratelimit_check("ip:1", 4, KX_RATELIMIT_MAX_LIMIT + 1, 60000, "rl", 2, count_fn, NULL, &op),
+    assert_int_equal(kx_ratelimit_check("ip:1", 4, KX_RATELIMIT_MAX_LIMIT + 1, 60000, "rl", 2, count_fn, NULL,
+                                        &op),
                      KX_EINVAL);
     assert_int_equal(kx_ratelimit_check("ip:1", 4, 20, 0, "rl", 2, count_fn, NULL, &op), KX_EINVAL);
-    assert_int_equal(kx_ratelimit_check("ip:1", 4, 20, KX_RATELIMIT_MAX_WINDOW_MS + 1, "rl", 2, count_fn, NULL, &op),
+    assert_int_equal(kx_ratelimit_check("ip:1", 4, 20, KX_RATELIMIT_MAX_WINDOW_MS + 1, "rl", 2, count_fn,
+                                        NULL, &op),
                      KX_EINVAL);
     assert_int_equal(kx_ratelimit_check("ip:1", 4, 20, 60000, "rl", 2, NULL, NULL, &op), KX_EINVAL);
     /* No script loaded, and no Redis connection in this process: closed, nothing queued. */

@@ -75,11 +75,27 @@ static void test_refused(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "", "localhost:6379", "http://localhost", "rediss://localhost", "redis://",
-        "redis://:6379", "redis://host:0", "redis://host:65536", "redis://host:12x",
-        "redis://host:", "redis://host:123456", "redis://host/abc", "redis://host/-1",
-        "redis://host/1x", "redis://[::1", "redis://[::1]x", "redis://u:%zz@host",
-        "redis://u:%4@host", "unix://", "unix://relative.sock", "unix:///s.sock?db=x",
+        "",
+        "localhost:6379",
+        "http://localhost",
+        "rediss://localhost",
+        "redis://",
+        "redis://:6379",
+        "redis://host:0",
+        "redis://host:65536",
+        "redis://host:12x",
+        "redis://host:",
+        "redis://host:123456",
+        "redis://host/abc",
+        "redis://host/-1",
+        "redis://host/1x",
+        "redis://[::1",
+        "redis://[::1]x",
+        "redis://u:%zz@host",
+        "redis://u:%4@host",
+        "unix://",
+        "unix://relative.sock",
+        "unix:///s.sock?db=x",
         "unix:///s.sock?foo=1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -108,12 +124,9 @@ static void test_never_overflows(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_full_form),
-        cmocka_unit_test(test_password_only),
-        cmocka_unit_test(test_ipv6),
-        cmocka_unit_test(test_unix_socket),
-        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_defaults),        cmocka_unit_test(test_full_form),
+        cmocka_unit_test(test_password_only),   cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_unix_socket),     cmocka_unit_test(test_refused),
         cmocka_unit_test(test_never_overflows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,8 +22,7 @@ static void add_ok(kx_router_t *r, const char *method, const char *route, int id
 }
 
 /* Registration must fail with KX_EINVAL and a non-empty message. */
-static void add_refused(kx_router_t *r, const char *method, const char *route, char *err,
-                        size_t errcap)
+static void add_refused(kx_router_t *r, const char *method, const char *route, char *err, size_t errcap)
 {
     err[0] = '\0';
     int rc = kx_router_add(r, method, route, 1, err, errcap);
@@ -206,11 +205,11 @@ static void test_dynamic_empty_segment_and_slashes(void **state)
 {
     kx_router_t *r = *state;
     add_ok(r, "GET", "/user/:id", 11);
-    assert_int_equal(match_id(r, "GET", "/user/"), -1);     /* empty segment */
-    assert_int_equal(match_id(r, "GET", "/user"), -1);      /* missing segment */
+    assert_int_equal(match_id(r, "GET", "/user/"), -1); /* empty segment */
+    assert_int_equal(match_id(r, "GET", "/user"), -1);  /* missing segment */
     assert_int_equal(match_id(r, "GET", "/user//"), -1);
-    assert_int_equal(match_id(r, "GET", "/user/1/"), -1);   /* trailing slash */
-    assert_int_equal(match_id(r, "GET", "/user/1/x"), -1);  /* extra segment */
+    assert_int_equal(match_id(r, "GET", "/user/1/"), -1);  /* trailing slash */
+    assert_int_equal(match_id(r, "GET", "/user/1/x"), -1); /* extra segment */
     assert_int_equal(match_id(r, "GET", "/user/1//"), -1);
     assert_int_equal(match_id(r, "GET", "//user/1"), -1);
     assert_int_equal(match_id(r, "GET", "/users/1"), -1);
@@ -463,7 +462,10 @@ static void test_huge_path(void **state)
     assert_ptr_equal(params[0].value, path + 1);
 
     /* 5,000 one-byte segments ("/a/a/a..."): no route has that many. */
-    for (size_t i = 0; i < n; i += 2) { path[i] = '/'; path[i + 1] = 'a'; }
+    for (size_t i = 0; i < n; i += 2) {
+        path[i] = '/';
+        path[i + 1] = 'a';
+    }
     assert_int_equal(kx_router_match(r, "GET", 3, path, n, &id, params, &np), KX_ENOTFOUND);
     assert_int_equal(np, 0);
 
@@ -500,12 +502,13 @@ static void test_invalid_routes(void **state)
     kx_router_t *r = *state;
     char err[256];
     static const char *bad[] = {
-        "", "user", "user/:id", " /user", "/a//b", "//", "/a/", "/user/", "/:", "/a/:", "/:a-b",
-        "/:a.b", "/:a b", "/:a:b", "/::a", "/x/:/y", "/:é",
+        "",     "user",  "user/:id", " /user", "/a//b", "//",   "/a/",    "/user/", "/:",
+        "/a/:", "/:a-b", "/:a.b",    "/:a b",  "/:a:b", "/::a", "/x/:/y", "/:é",
     };
     for (size_t i = 0; i < KX_ARRAY_LEN(bad); i++) {
         add_refused(r, "GET", bad[i], err, sizeof err);
-        if (bad[i][0] && !strstr(err, bad[i])) fail_msg("message for \"%s\" does not name it: %s", bad[i], err);
+        if (bad[i][0] && !strstr(err, bad[i]))
+            fail_msg("message for \"%s\" does not name it: %s", bad[i], err);
     }
     /* Nothing was registered by the refused calls. */
     assert_int_equal(match_id(r, "GET", "/a/b"), -1);
@@ -535,8 +538,16 @@ static void test_invalid_methods(void **state)
 {
     kx_router_t *r = *state;
     char err[256];
-    static const char *bad[] = { "", "get", "Get", "gET", "GET ", " GET", "GE T", "GET1",
-                                 "M-SEARCH", "ABCDEFGHIJKLMNOP" /* 16 */,
+    static const char *bad[] = { "",
+                                 "get",
+                                 "Get",
+                                 "gET",
+                                 "GET ",
+                                 " GET",
+                                 "GE T",
+                                 "GET1",
+                                 "M-SEARCH",
+                                 "ABCDEFGHIJKLMNOP" /* 16 */,
                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMNOPQRSTUVWXYZ" };
     for (size_t i = 0; i < KX_ARRAY_LEN(bad); i++) {
         add_refused(r, bad[i], "/x", err, sizeof err);
@@ -554,8 +565,7 @@ static void test_small_err_buffer(void **state)
 {
     kx_router_t *r = *state;
     char err[4] = "zzz";
-    assert_int_equal(kx_router_add(r, "GET", "bad-route-with-a-long-name", 1, err, sizeof err),
-                     KX_EINVAL);
+    assert_int_equal(kx_router_add(r, "GET", "bad-route-with-a-long-name", 1, err, sizeof err), KX_EINVAL);
     assert_int_equal(strlen(err), 3);
     char one[1] = { 'q' };
     assert_int_equal(kx_router_add(r, "get", "/x", 1, one, 0), KX_EINVAL);

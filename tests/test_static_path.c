@@ -142,16 +142,28 @@ static int count_fds(void)
 }
 
 typedef struct {
-    const char *path;          /* NUL-terminated raw path */
+    const char *path; /* NUL-terminated raw path */
     kx_static_result_t want;
-    const char *content;       /* for OK: the bytes the fd must yield */
-    const char *rel;           /* for OK: the relative name reported */
+    const char *content; /* for OK: the bytes the fd must yield */
+    const char *rel;     /* for OK: the relative name reported */
 } case_t;
 
-#define OK_(p, c, r) {p, KX_STATIC_OK, c, r}
-#define NF(p) {p, KX_STATIC_NOT_FOUND, NULL, NULL}
-#define FB(p) {p, KX_STATIC_FORBIDDEN, NULL, NULL}
-#define BR(p) {p, KX_STATIC_BAD_REQUEST, NULL, NULL}
+#define OK_(p, c, r)          \
+    {                         \
+        p, KX_STATIC_OK, c, r \
+    }
+#define NF(p)                              \
+    {                                      \
+        p, KX_STATIC_NOT_FOUND, NULL, NULL \
+    }
+#define FB(p)                              \
+    {                                      \
+        p, KX_STATIC_FORBIDDEN, NULL, NULL \
+    }
+#define BR(p)                                \
+    {                                        \
+        p, KX_STATIC_BAD_REQUEST, NULL, NULL \
+    }
 
 static const case_t cases[] = {
     /* plain serving */
@@ -256,12 +268,12 @@ static const case_t cases[] = {
     BR("/%f5%80%80%80"),
     BR("/%ff"),
     BR("/%80"),
-    BR("/%c3"),                       /* truncated sequence */
+    BR("/%c3"), /* truncated sequence */
     BR("/%e2%82"),
     BR("/\xc0\xae\xc0\xae/secret.txt"), /* raw overlong bytes */
-    BR("/%2f%00"),                    /* 400 wins over 403 */
+    BR("/%2f%00"),                      /* 400 wins over 403 */
     BR("/../%00"),
-    BR("test.txt"),                   /* not origin-form */
+    BR("test.txt"), /* not origin-form */
     BR("../secret.txt"),
     BR("*"),
 };
@@ -285,8 +297,7 @@ static void run_case(const case_t *c)
     char rel[KX_STATIC_PATH_MAX];
     memset(rel, 'X', sizeof rel);
 
-    kx_static_result_t r = kx_static_open(root_fd, c->path, strlen(c->path), &fd, &st, rel,
-                                          sizeof rel);
+    kx_static_result_t r = kx_static_open(root_fd, c->path, strlen(c->path), &fd, &st, rel, sizeof rel);
     if (r != c->want) {
         fail_msg("path \"%s\": got %d, want %d (fallback=%d)", c->path, (int)r, (int)c->want,
                  (int)kx_static_force_fallback);
@@ -325,8 +336,10 @@ static void run_table(void)
 
 static bool openat2_works(void)
 {
-    /* cppcheck-suppress unusedStructMember ; openat2(2)'s ABI, read by the kernel */
-    struct { uint64_t flags, mode, resolve; } how = {O_PATH, 0, 0x08};
+    struct {
+        /* cppcheck-suppress unusedStructMember ; openat2(2)'s ABI, read by the kernel */
+        uint64_t flags, mode, resolve;
+    } how = { O_PATH, 0, 0x08 };
     int fd = (int)syscall(SYS_openat2, root_fd, ".", &how, sizeof how);
     if (fd < 0) return false;
     close(fd);
@@ -448,8 +461,7 @@ static void test_rel_cap(void **state)
     int fd = 3;
     struct stat st;
     char rel[8]; /* "test.txt" needs 9 */
-    assert_int_equal(kx_static_open(root_fd, "/test.txt", 9, &fd, &st, rel, sizeof rel),
-                     KX_STATIC_ERROR);
+    assert_int_equal(kx_static_open(root_fd, "/test.txt", 9, &fd, &st, rel, sizeof rel), KX_STATIC_ERROR);
     assert_int_equal(fd, -1);
     assert_int_equal(count_fds(), before);
 
@@ -609,12 +621,11 @@ static void test_mime_compressed(void **state)
     assert_false(kx_static_mime_compressed(""));
     assert_false(kx_static_mime_compressed(NULL));
     /* consistent with the table: what kx_static_mime names for these is compressed */
-    const char *bin[] = {"a.png", "a.jpg", "a.gif", "a.webp", "a.avif", "a.ico", "a.mp4",
-                         "a.mp3", "a.zip", "a.gz", "a.woff2", "a.wasm"};
+    const char *bin[] = { "a.png", "a.jpg", "a.gif", "a.webp", "a.avif",  "a.ico",
+                          "a.mp4", "a.mp3", "a.zip", "a.gz",   "a.woff2", "a.wasm" };
     for (size_t i = 0; i < KX_ARRAY_LEN(bin); i++)
         assert_true(kx_static_mime_compressed(kx_static_mime(bin[i])));
-    const char *text[] = {"a.html", "a.css", "a.js", "a.json", "a.txt", "a.svg", "a.xml",
-                          "a.map", "a"};
+    const char *text[] = { "a.html", "a.css", "a.js", "a.json", "a.txt", "a.svg", "a.xml", "a.map", "a" };
     for (size_t i = 0; i < KX_ARRAY_LEN(text); i++)
         assert_false(kx_static_mime_compressed(kx_static_mime(text[i])));
 }
@@ -682,7 +693,7 @@ static void test_etag_real_file(void **state)
     (void)state;
     char p[PATH_MAX + 32];
     snprintf(p, sizeof p, "%s/root/test.txt", base);
-    struct timespec ts[2] = {{1700000000, 123456789}, {1700000000, 123456789}};
+    struct timespec ts[2] = { { 1700000000, 123456789 }, { 1700000000, 123456789 } };
     assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
 
     int fd;
@@ -808,7 +819,7 @@ static void test_date_parse_bad(void **state)
         "Sun, -6 Nov 1994 08:49:37 GMT",
         "Sun, 06 Nov +994 08:49:37 GMT",
         "Sun, 0x Nov 1994 08:49:37 GMT",
-        "Sun, 06-Nov-94 08:49:37 GMT",        /* rfc850 needs the long day name */
+        "Sun, 06-Nov-94 08:49:37 GMT", /* rfc850 needs the long day name */
         "Sunday, 06-Nov-1994 08:49:37 GMT",
         "Sunday, 06 Nov 1994 08:49:37 GMT",
         "Sun Nov 6 08:49:37 1994",
@@ -825,32 +836,24 @@ static void test_date_parse_bad(void **state)
     parse_bad(nul, sizeof nul - 1);
     const char nul2[] = "Sun, 06 Nov\0994 08:49:37 GMT";
     parse_bad(nul2, sizeof nul2 - 1);
-    assert_int_equal(kx_http_date_parse(NULL, 0, &(time_t){0}), KX_EINVAL);
+    assert_int_equal(kx_http_date_parse(NULL, 0, &(time_t){ 0 }), KX_EINVAL);
 }
 
 int main(void)
 {
     const struct CMUnitTest tree_tests[] = {
-        cmocka_unit_test(test_attacks_openat2),
-        cmocka_unit_test(test_attacks_fallback),
-        cmocka_unit_test(test_long_paths),
-        cmocka_unit_test(test_counted_input),
-        cmocka_unit_test(test_rel_cap),
-        cmocka_unit_test(test_bad_root),
-        cmocka_unit_test(test_fuzz_bytes),
-        cmocka_unit_test(test_etag_real_file),
+        cmocka_unit_test(test_attacks_openat2), cmocka_unit_test(test_attacks_fallback),
+        cmocka_unit_test(test_long_paths),      cmocka_unit_test(test_counted_input),
+        cmocka_unit_test(test_rel_cap),         cmocka_unit_test(test_bad_root),
+        cmocka_unit_test(test_fuzz_bytes),      cmocka_unit_test(test_etag_real_file),
     };
     const struct CMUnitTest pure_tests[] = {
-        cmocka_unit_test(test_normalize),
-        cmocka_unit_test(test_mime),
-        cmocka_unit_test(test_mime_compressed),
-        cmocka_unit_test(test_etag),
-        cmocka_unit_test(test_date_format),
-        cmocka_unit_test(test_date_parse),
+        cmocka_unit_test(test_normalize),       cmocka_unit_test(test_mime),
+        cmocka_unit_test(test_mime_compressed), cmocka_unit_test(test_etag),
+        cmocka_unit_test(test_date_format),     cmocka_unit_test(test_date_parse),
         cmocka_unit_test(test_date_parse_bad),
     };
-    int failed = cmocka_run_group_tests_name("static_path (tree)", tree_tests, setup_tree,
-                                             teardown_tree);
+    int failed = cmocka_run_group_tests_name("static_path (tree)", tree_tests, setup_tree, teardown_tree);
     failed += cmocka_run_group_tests_name("static_path (pure)", pure_tests, NULL, NULL);
     return failed;
 }

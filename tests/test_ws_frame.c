@@ -63,7 +63,7 @@ static void test_frames_and_idle(void **state)
     assert_true(kx_ws_frames_idle(&fr));
     assert_int_equal(kx_ws_frames_feed(&fr, buf, n, MAX), n);
     assert_false(kx_ws_frames_idle(&fr)); /* inside the message */
-    n = header(buf, 0x80, 0); /* final continuation */
+    n = header(buf, 0x80, 0);             /* final continuation */
     assert_int_equal(kx_ws_frames_feed(&fr, buf, n - 1, MAX), n - 1);
     assert_false(kx_ws_frames_idle(&fr)); /* mid-header */
     assert_int_equal(kx_ws_frames_feed(&fr, buf + n - 1, 1, MAX), 1);

@@ -146,7 +146,8 @@ end
 -- ---- subscribe / unsubscribe ----------------------------------------------------------------
 
 local function too_many(mid)
-    return fail(mid, "CONNECTION_CHANNEL_VALIDATION", ("Too many subscriptions (max %d)"):format(ws_cfg.maxSubscriptions))
+    local msg = ("Too many subscriptions (max %d)"):format(ws_cfg.maxSubscriptions)
+    return fail(mid, "CONNECTION_CHANNEL_VALIDATION", msg)
 end
 
 local function authorize(def, channel, conn, mid)
@@ -293,7 +294,8 @@ function M.message(id, text)
     if not ok then
         -- A framework failure (or the stack/memory cap): answer it, and spoil the coroutine.
         ctx.discard = true
-        local rok, r = pcall(bug_reply, ctx.mid, errors.is(reply) and reply or errors.from_any(reply), "websocket message")
+        local typed = errors.is(reply) and reply or errors.from_any(reply)
+        local rok, r = pcall(bug_reply, ctx.mid, typed, "websocket message")
         reply = rok and r or nil
     end
     if reply then ws_send(id, reply) end

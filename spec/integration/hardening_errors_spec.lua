@@ -119,8 +119,9 @@ describe("hardening: the framework's own errors carry a stack where stacks are o
         assert.are.equal("CONNECTION_ACTION_NOT_FOUND", e.type)
         assert.is_string(e.stack)
         assert.truthy(e.stack:find("stack traceback", 1, true), e.stack)
-        code, _, err = cli({ "run", "nope", "-q" }, { CLI_INCLUDE_STACK_IN_ERRORS = "false" })
+        code, out, err = cli({ "run", "nope", "-q" }, { CLI_INCLUDE_STACK_IN_ERRORS = "false" })
         assert.are.equal(1, code)
+        assert.are.equal("", out)
         assert.is_nil(cli_error(err).stack)
     end)
 

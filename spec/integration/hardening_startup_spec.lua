@@ -93,14 +93,17 @@ describe("the command line", function()
         assert.are.equal(1, code)
         assert.are.equal("", out)
         assert.truthy(err:find("unknown option '--verbose'", 1, true), err)
-        code, _, err = H.cli { "start", "--port", "9" }
+        code, out, err = H.cli { "start", "--port", "9" }
         assert.are.equal(1, code)
+        assert.are.equal("", out)
         assert.truthy(err:find("unknown option '--port'", 1, true), err)
-        code, _, err = H.cli { "actions", "extra" }
+        code, out, err = H.cli { "actions", "extra" }
         assert.are.equal(1, code)
+        assert.are.equal("", out)
         assert.truthy(err:find("unexpected argument 'extra'", 1, true), err)
-        code, _, err = H.cli { "start", "--app" }
+        code, out, err = H.cli { "start", "--app" }
         assert.are.equal(1, code)
+        assert.are.equal("", out)
         assert.truthy(err:find("--app needs a value", 1, true), err)
     end)
 end)

@@ -54,8 +54,7 @@ static size_t track_both_ways(const uint8_t *data, size_t size, uint16_t *violat
 {
     kx_ws_frames_t whole = { 0 }, bytes = { 0 };
     size_t a = kx_ws_frames_feed(&whole, data, size, MAX_PAYLOAD);
-    if (a > size || (a < size && !whole.violation))
-        abort();
+    if (a > size || (a < size && !whole.violation)) abort();
     size_t b = 0;
     for (size_t i = 0; i < size; i++) {
         size_t k = kx_ws_frames_feed(&bytes, data + i, 1, MAX_PAYLOAD);
@@ -94,15 +93,25 @@ static bool ref_utf8(const unsigned char *s, size_t n)
         unsigned char c = s[i];
         size_t len;
         unsigned char lo = 0x80, hi = 0xBF;
-        if (c <= 0x7F) { i++; continue; }
-        else if (c >= 0xC2 && c <= 0xDF) len = 2;
-        else if (c == 0xE0) { len = 3; lo = 0xA0; }
-        else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) len = 3;
-        else if (c == 0xED) { len = 3; hi = 0x9F; }
-        else if (c == 0xF0) { len = 4; lo = 0x90; }
-        else if (c >= 0xF1 && c <= 0xF3) len = 4;
-        else if (c == 0xF4) { len = 4; hi = 0x8F; }
-        else return false;
+        if (c <= 0x7F) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) len = 2;
+        else if (c == 0xE0) {
+            len = 3;
+            lo = 0xA0;
+        } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) len = 3;
+        else if (c == 0xED) {
+            len = 3;
+            hi = 0x9F;
+        } else if (c == 0xF0) {
+            len = 4;
+            lo = 0x90;
+        } else if (c >= 0xF1 && c <= 0xF3) len = 4;
+        else if (c == 0xF4) {
+            len = 4;
+            hi = 0x8F;
+        } else return false;
         if (i + len > n) return false;
         if (s[i + 1] < lo || s[i + 1] > hi) return false;
         for (size_t k = 2; k < len; k++)
