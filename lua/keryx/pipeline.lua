@@ -64,8 +64,9 @@ function M.act(action, raw, conn)
     conn.metadata = {}
     local ms = action.timeout or config.actions.timeout
     if ms > 0 then arm_timeout(ms) end
-    local params, verr = raw, nil
+    local params = raw
     if action.inputs then
+        local verr
         params, verr = action.inputs:parse(raw)
         if not params then return nil, validation_error(verr, conn) end
     end
