@@ -432,6 +432,8 @@ kx_conn_t *kx_conn_open(kx_server_t *s, int fd, const kx_transport_t *tp, const 
     s->conns = c;
     s->n_conns++;
     peer_add(c->peer_ip, 1);
-    if (c->handshaking) update_watchers(c, false);
+    /* The first handshake step runs on the first writable event (at once): a transport that
+     * speaks first gets its turn, one that waits for the peer says so with tp_want. */
+    if (c->handshaking) update_watchers(c, true);
     return c;
 }
