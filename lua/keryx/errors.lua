@@ -146,6 +146,10 @@ function M.from_any(e, traceback)
     local ok, msg = pcall(tostring, e)
     if not ok or type(msg) ~= "string" then
         msg = "unknown error"
+    elseif msg == "error in error handling" then
+        -- LuaJIT's word for a handler that could not run: after an overflow of JIT-compiled
+        -- frames it has no room left even for the smallest one.
+        msg = "stack overflow (or out of memory) while handling an error: error in error handling"
     end
     local te = M.internal(msg)
     te.stack = traceback
@@ -155,9 +159,28 @@ end
 
 --- The xpcall handler of every transport: keeps the traceback of whatever was raised (typed
 --- errors too, for stacks where enabled) and turns anything untyped into CONNECTION_ACTION_RUN.
+--- It runs on top of whatever raised. After a stack overflow LuaJIT leaves it almost no room
+--- (JIT-compiled frames least of all): a C call there (a traceback) fails as "error in error
+--- handling". So an overflow is handed back as it came — string.sub and type run without
+--- growing the stack — and typed by the caller (pipeline as_typed, errors.from_any), without
+--- a traceback. Anything else gets its traceback here, built in place.
+local traceback, sub = debug.traceback, string.sub
+
+local function with_traceback(e)
+    if getmetatable(e) == M.mt then
+        if e.stack == nil then e.stack = traceback(tostring(e), 3) end
+        return e
+    end
+    if type(e) ~= "string" then return M.from_any(e, nil) end -- rare: tables, nil, numbers
+    return setmetatable({ type = "CONNECTION_ACTION_RUN", message = e, public_message = M.GENERIC_MESSAGE,
+        stack = traceback(e, 3), cause = e }, M.mt)
+end
+
+-- Kept this small on purpose: LuaJIT reserves a function's whole frame on entry, so the frame
+-- that must fit after an overflow is this one, not with_traceback's.
 function M.on_error(e)
-    local ok, tb = pcall(debug.traceback, tostring(e), 2)
-    return M.from_any(e, ok and tb or nil)
+    if type(e) == "string" and sub(e, -14) == "stack overflow" then return e end
+    return with_traceback(e)
 end
 
 --- A waiting binding answers nil, "aborted" once the action's timeout fired while it was

@@ -301,6 +301,19 @@ describe("actions over HTTP", function()
             assert.is_nil(log:find("task failed", 1, true))
         end)
 
+        it("an overflow of any frame shape, interpreted or JIT-compiled, is a 500 naming it", function()
+            -- Where the overflow lands, and so the room left for the error handler, depends
+            -- on the frame size; compiled frames leave the least.
+            for _ = 1, 3 do
+                for k = 0, 15 do
+                    local e = envelope(get(srv, "/api/recurse/" .. k), 500, "CONNECTION_ACTION_RUN")
+                    assert.truthy(e.message:find("stack overflow", 1, true), e.message)
+                end
+            end
+            assert_alive(srv)
+            assert.is_nil(srv:log():find("task failed", 1, true))
+        end)
+
         it("times out an action after its own timeout with 408", function()
             local t0 = socket.gettime()
             local e = envelope(get(srv, "/api/slow"), 408, "CONNECTION_ACTION_TIMEOUT")
