@@ -74,8 +74,11 @@ describe("websocket hardening", function()
         end
         local after = rss_kib(srv.pid)
         -- 20 sockets × (4 MiB output cap + 256 KiB held input) bound it; before the fix this
-        -- grew by ~850 MB in 5 s.
-        assert.is_true(after - before < 120 * 1024, ("RSS grew from %d to %d KiB"):format(before, after))
+        -- grew by ~850 MB in 5 s. Under AddressSanitizer freed memory sits in a quarantine
+        -- (256 MiB by default) and every allocation carries redzones, so the bound is wider
+        -- there — still far below unbounded growth.
+        local bound = (os.getenv("KERYX_BIN") or ""):find("asan", 1, true) and 640 * 1024 or 120 * 1024
+        assert.is_true(after - before < bound, ("RSS grew from %d to %d KiB"):format(before, after))
         for _, c in ipairs(clients) do if c then c.sock:close() end end
         serving(srv)
     end)
