@@ -437,6 +437,11 @@ static void http_on_timeout(kx_conn_t *c)
     }
 }
 
+static void http_on_close(kx_conn_t *c)
+{
+    kx_http_output_closed(c);
+}
+
 static void http_on_free(kx_conn_t *c)
 {
     kx_http_detach(c);
@@ -452,6 +457,7 @@ static const kx_conn_handler_t http_handler = {
     .on_read = http_on_read,
     .on_drained = http_on_drained,
     .on_timeout = http_on_timeout,
+    .on_close = http_on_close,
     .on_free = http_on_free,
     .is_idle = http_is_idle,
 };

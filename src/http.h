@@ -121,10 +121,14 @@ int kx_http_write(kx_conn_t *c, const char *p, size_t n);
 /* One SSE event: `event` (optional, no CR/LF) and data, split into data: lines. */
 int kx_http_sse_event(kx_conn_t *c, const char *event, const char *data, size_t n);
 void kx_http_end(kx_conn_t *c);
-/* The paused writer's callback: runs once everything queued was written. */
+/* The paused writer's callback: runs once everything queued was written, or once the
+ * connection closed (c->closed is then true; the callback is cleared before it runs). A
+ * writer that stops waiting (its own timeout) clears it with kx_http_on_resume(c, NULL, NULL). */
 void kx_http_on_resume(kx_conn_t *c, void (*cb)(kx_conn_t *c, void *ud), void *ud);
 /* Called by http.c when the connection drained: resumes a paused writer. */
 void kx_http_output_drained(kx_conn_t *c);
+/* Called by http.c when the connection closed: wakes a writer waiting for on_resume. */
+void kx_http_output_closed(kx_conn_t *c);
 
 /* Sends the JSON error envelope {"error":{"message","type","timestamp"}} (never a stack). */
 void kx_http_send_error(kx_conn_t *c, int status, const char *type, const char *message, unsigned flags);

@@ -26,6 +26,13 @@ void kx_task_set_wait(kx_task_t *t, void (*cancel)(void *ud), void *ud);
 /* The connection of a web task while it still waits for this task's answer (open, same
  * request); NULL otherwise and for every other kind of task. */
 kx_conn_t *kx_task_web_conn(const kx_task_t *t);
+/* Whether t answers an HTTP request (false for CLI, WebSocket events, timers, and NULL). */
+bool kx_task_is_web(const kx_task_t *t);
+/* A web task's streamed response (lua_api_http.c): once it is not NONE the web epilogue
+ * sends no answer of its own and ends the stream if it is still OPEN. */
+typedef enum { KX_STREAM_NONE, KX_STREAM_OPEN, KX_STREAM_ENDED } kx_stream_t;
+kx_stream_t kx_task_stream(const kx_task_t *t);
+void kx_task_set_stream(kx_task_t *t, kx_stream_t s);
 /* The main Lua state (for values built outside a coroutine, e.g. pipeline results). */
 lua_State *kx_lua_main(void);
 /* A request (web, CLI, one WebSocket message) waits for Redis REDIS_COMMAND_TIMEOUT_MS in
@@ -90,7 +97,9 @@ void kx_lua_open_ws(lua_State *L);
  * Never decides limits or identities (keryx.rate_limit does). */
 void kx_lua_open_ratelimit(lua_State *L);
 
-/* lua_api_http.c — what a web task may read of its request: req_header(name). */
+/* lua_api_http.c — what a web task may read of its request: req_header(name); and its
+ * streamed response: stream_begin, stream_write, stream_event (both may yield on
+ * backpressure), stream_end. */
 void kx_lua_open_http(lua_State *L);
 
 #endif

@@ -34,6 +34,7 @@ struct kx_task {
     ev_timer sleep;
     bool aborted;
     bool sleeping;
+    kx_stream_t stream;            /* web: the action began its response itself (lua_api_http.c) */
     void (*wait_cancel)(void *ud); /* set while parked on an external operation */
     void *wait_ud;
     bool queued;
@@ -172,6 +173,21 @@ double kx_task_redis_begin(kx_task_t *t)
 static void give_redis_budget(kx_task_t *t)
 {
     t->redis_budget = (double)B.srv->cfg->redis_command_timeout_ms / 1000.0;
+}
+
+bool kx_task_is_web(const kx_task_t *t)
+{
+    return t && t->kind == TASK_WEB;
+}
+
+kx_stream_t kx_task_stream(const kx_task_t *t)
+{
+    return t->stream;
+}
+
+void kx_task_set_stream(kx_task_t *t, kx_stream_t s)
+{
+    t->stream = s;
 }
 
 /* A connection is reused for the next request (gen moves on) or closed while its task is
@@ -370,9 +386,22 @@ static const char *read_web_result(lua_State *co, kx_buf_t *out, int *status, co
     return why;
 }
 
+/* A streamed answer already sent its status line: whatever the action did afterwards (forgot
+ * to end, raised midway, timed out), the response is ended here and never answered twice —
+ * the client sees a truncated stream, not a second status line. */
+static void end_stream(kx_task_t *t, kx_conn_t *c)
+{
+    if (t->stream == KX_STREAM_OPEN && c) kx_http_end(c);
+    t->stream = KX_STREAM_ENDED;
+}
+
 static void web_answer(kx_task_t *t)
 {
     kx_conn_t *c = kx_task_web_conn(t);
+    if (t->stream != KX_STREAM_NONE) {
+        end_stream(t, c);
+        return;
+    }
     if (!c) return; /* the client went away: drop the answer */
     kx_buf_t *h = &B.hdrs;
     kx_buf_reset(h);
@@ -403,7 +432,8 @@ static void web_finish(kx_task_t *t)
 static void web_fail(kx_task_t *t)
 {
     kx_conn_t *c = kx_task_web_conn(t);
-    if (c) kx_http_send_error(c, 500, "CONNECTION_ACTION_RUN", "Internal server error", 0);
+    if (t->stream != KX_STREAM_NONE) end_stream(t, c);
+    else if (c) kx_http_send_error(c, 500, "CONNECTION_ACTION_RUN", "Internal server error", 0);
     task_free(t, false);
 }
 

@@ -368,6 +368,18 @@ void kx_http_on_resume(kx_conn_t *c, void (*cb)(kx_conn_t *c, void *ud), void *u
     c->req->out.ud = ud;
 }
 
+/* The resume callback is the paused writer's only way out: a connection that closes (the
+ * client left, or was dropped) must run it too, or the writer would wait for ever. */
+void kx_http_output_closed(kx_conn_t *c)
+{
+    kx_request_t *r = c->req;
+    if (!r || !r->out.open || !r->out.on_resume) return;
+    void (*cb)(kx_conn_t *, void *) = r->out.on_resume;
+    r->out.on_resume = NULL;
+    r->out.paused = false;
+    cb(c, r->out.ud);
+}
+
 void kx_http_output_drained(kx_conn_t *c)
 {
     kx_request_t *r = c->req;

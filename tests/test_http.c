@@ -402,6 +402,45 @@ static void test_stream_backpressure_then_drop(void **state)
     kx_http_set_request_handler(kx_dispatch);
 }
 
+static int woken_closed;
+static void on_resume_note_closed(kx_conn_t *c, void *ud)
+{
+    (void)ud;
+    woken_closed += c->closed;
+}
+
+/* A paused writer whose client leaves is woken too (with c->closed), once: a Lua task parked
+ * on a stream write must not wait for a drain that can no longer come. */
+static void test_stream_paused_writer_woken_by_close(void **state)
+{
+    (void)state;
+    kx_http_set_request_handler(stream_handler);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    kx_http_attach(kx_conn_open(&srv, sv[0], &kx_transport_plain, "127.0.0.1"));
+    const char req[] = "GET /hang HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(write(sv[1], req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    stream_conn = NULL;
+    for (int i = 0; i < 3; i++) ev_run(srv.loop, EVRUN_NOWAIT);
+    kx_conn_t *c = stream_conn;
+    assert_non_null(c);
+    kx_conn_ref(c);
+    static char piece[16384];
+    memset(piece, 'y', sizeof piece);
+    int rc = KX_OK;
+    for (int writes = 0; rc == KX_OK && writes < 10000; writes++) rc = kx_http_write(c, piece, sizeof piece);
+    assert_int_equal(rc, KX_EAGAIN);
+    woken_closed = 0;
+    kx_http_on_resume(c, on_resume_note_closed, NULL);
+    close(sv[1]);
+    for (int i = 0; i < 50 && !c->closed; i++) ev_run(srv.loop, EVRUN_NOWAIT);
+    assert_true(c->closed);
+    assert_int_equal(woken_closed, 1);
+    assert_null(c->req->out.on_resume); /* cleared before it ran: never called twice */
+    kx_conn_unref(c);
+    kx_http_set_request_handler(kx_dispatch);
+}
+
 /* A protocol that takes over a connection (as a WebSocket upgrade does) gets every later
  * byte and timer: conn.c calls only the installed handler. */
 static int other_reads, other_timeouts;
@@ -495,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_stream_http10_is_close_delimited),
         cmocka_unit_test(test_stream_sse_events),
         cmocka_unit_test(test_stream_backpressure_then_drop),
+        cmocka_unit_test(test_stream_paused_writer_woken_by_close),
         cmocka_unit_test(test_handler_takeover),
         cmocka_unit_test(test_route_table_actions_under_prefix),
     };

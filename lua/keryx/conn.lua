@@ -14,6 +14,11 @@
 --   conn:header(name)              web: the request header `name` (any case; the first one
 --                                  when repeated), read lazily from C; nil when absent, for
 --                                  WebSocket and CLI connections, and once the client is gone.
+--   conn:stream{status?, headers?, sse?, content_type?}
+--                                  web: begins a streamed answer now (Server-Sent Events or
+--                                  chunked) and returns a keryx.Stream (s:event, s:write,
+--                                  s:close), or nil, "closed"; the action's return value is
+--                                  then ignored. See methods:stream below.
 --   conn:update_session(t), conn:regenerate_session(), conn:destroy_session(), conn:broadcast()
 -- The response headers, content type and session cookie operation are private fields that
 -- keryx.transport.web hands to C as one result table (see that file); the Set-Cookie line is
@@ -28,7 +33,10 @@ local json = require "keryx.json"
 local M = {}
 local methods = {}
 local rawget, rawset, type, pairs, find, tostring, error = rawget, rawset, type, pairs, string.find, tostring, error
+local setmetatable, sort = setmetatable, table.sort
 local req_header = core.req_header
+local stream_begin, stream_write, stream_event, stream_end = core.stream_begin, core.stream_write, core.stream_event,
+    core.stream_end
 
 -- The one "expire the cookie" operation (C only reads it).
 local EXPIRE = { expire = true }
@@ -106,6 +114,15 @@ function M.for_message(socket_conn)
     return setmetatable({ _socket = socket_conn, metadata = {} }, message_mt)
 end
 
+-- A streamed answer sent its headers when it began, so a cookie operation after that could
+-- not reach the client: the session would change in Redis behind a cookie that never moves
+-- (a regenerated session would log the client out). Raised before Redis is touched.
+local function cookie_still_possible(self, fn)
+    if rawget(self, "_stream") then
+        error(fn .. ": the response is streamed (conn:stream), its headers are sent: no session cookie can follow", 3)
+    end
+end
+
 -- The cookie itself is written in C from this operation; only web answers carry cookies.
 local function set_cookie(self, id)
     if self.type == "web" then rawset(self, "_session_op", id and { set = id } or EXPIRE) end
@@ -160,7 +177,10 @@ function methods:update_session(t)
     if type(t) ~= "table" then error("update_session expects a table", 2) end
     local rec = self.session
     local created = rec == nil
-    if created then rec = session.new_record() end
+    if created then
+        cookie_still_possible(self, "update_session")
+        rec = session.new_record()
+    end
     for k, v in pairs(t) do
         if v == json.null then rec.data[k] = nil else rec.data[k] = v end
     end
@@ -173,6 +193,7 @@ end
 --- Moves the session to a fresh id (call it on login: defeats session fixation).
 ---@return {id: string, createdAt: number, data: table}
 function methods:regenerate_session()
+    cookie_still_possible(self, "regenerate_session")
     local old = self.session
     local rec = session.new_record(old and old.data or {})
     if old then
@@ -203,11 +224,122 @@ function methods:broadcast(channel, message)
     return channels.broadcast(channel, message, channels.uid(id))
 end
 
+-- ---- streamed answers (src/lua_api_http.c) ----------------------------------------------
+
+---@class keryx.Stream
+---@field sse boolean  true for a Server-Sent Events stream, false for a chunked one
+local stream_methods = {}
+local stream_mt = { __index = stream_methods }
+
+local function check_open(s, fn)
+    if rawget(s, "_ended") then error("stream:" .. fn .. ": the stream was closed", 3) end
+end
+
+--- Sends raw text as one chunk (chunked streams; in an SSE stream it must be valid SSE text,
+--- e.g. ": keep-alive\n\n"). Waits (yields) while the client is behind.
+---@param text string|number
+---@return true|nil ok
+---@return "closed"|"aborted"|nil err  the client left (or was dropped for not reading); the action timed out
+function stream_methods:write(text)
+    check_open(self, "write")
+    if type(text) == "number" then text = tostring(text) end
+    if type(text) ~= "string" then error("stream:write: text must be a string", 2) end
+    return stream_write(text)
+end
+
+--- Sends one Server-Sent Event: `event: name` (when name is not nil) and `data` split into
+--- `data:` lines; a table is sent as its JSON text. Waits (yields) while the client is behind.
+---@param name string|nil  the event type (no CR, LF or NUL); nil for the default "message"
+---@param data string|number|table
+---@return true|nil ok
+---@return "closed"|"aborted"|nil err
+function stream_methods:event(name, data)
+    check_open(self, "event")
+    if not rawget(self, "sse") then error("stream:event: the stream is not SSE (conn:stream{sse = true})", 2) end
+    if name ~= nil and (type(name) ~= "string" or find(name, "[%z\r\n]")) then
+        error("stream:event: name must be nil or a string without CR, LF or NUL", 2)
+    end
+    if type(data) == "table" then
+        data = json.encode(data)
+        if not data then error("stream:event: data cannot be encoded as JSON", 2) end
+    elseif type(data) == "number" then
+        data = tostring(data)
+    elseif type(data) ~= "string" then
+        error("stream:event: data must be a string, number or table", 2)
+    end
+    return stream_event(name, data)
+end
+
+--- Ends the response (keep-alive goes on with the next request). Closing twice does nothing;
+--- a stream the action leaves open is closed for it when the action returns or fails.
+function stream_methods:close()
+    if rawget(self, "_ended") then return end
+    rawset(self, "_ended", true)
+    stream_end()
+end
+
+-- opts.headers as flat name, value pairs after the ones set with conn:set_header, in name
+-- order so that the same table always gives the same bytes.
+local function stream_headers(self, extra)
+    if extra == nil then return rawget(self, "_headers") end
+    if type(extra) ~= "table" then error("stream: headers must be a table of name = value", 3) end
+    local names = {}
+    for name in pairs(extra) do
+        if type(name) ~= "string" then error("stream: header names must be strings", 3) end
+        names[#names + 1] = name
+    end
+    sort(names)
+    for _, name in ipairs(names) do methods.set_header(self, name, extra[name]) end
+    return rawget(self, "_headers")
+end
+
+--- Begins a streamed answer (web only): the status line and headers go out now, with chunked
+--- framing; then the action sends with s:event / s:write and ends with s:close(). Whatever
+--- the action returns afterwards is ignored; a stream it leaves open (or an error midway) is
+--- ended for it — the client sees a truncated stream, never a second response — and the
+--- action log line is written as usual. A streamed response never sets the session cookie:
+--- begin it after any session change that needs one (a pending one raises here).
+--- Raises CONNECTION_TYPE_NOT_FOUND on a WebSocket or CLI connection.
+---@param opts {status: integer?, headers: table<string, string|number>?, sse: boolean?, content_type: string?}?
+---   status: default conn.status or 200 (200..599); headers: added to those of conn:set_header
+---   (not Content-Length, Transfer-Encoding or Connection); sse: a text/event-stream with
+---   `Cache-Control: no-cache`; content_type (chunked only): default conn:set_content_type's,
+---   else "text/plain; charset=utf-8".
+---@return keryx.Stream|nil stream
+---@return "closed"|nil err  the client is already gone (later writes answer the same)
+function methods:stream(opts)
+    if self.type ~= "web" then
+        local why = "conn:stream is for web requests only, not " .. tostring(self.type)
+        error(errors.new("CONNECTION_TYPE_NOT_FOUND", why), 2)
+    end
+    opts = opts or {}
+    if type(opts) ~= "table" then error("stream: options must be a table", 2) end
+    if rawget(self, "_stream") then error("stream: the response was already begun", 2) end
+    if rawget(self, "_session_op") then
+        error("stream: a session cookie is pending, and a streamed response cannot set it", 2)
+    end
+    local sse = opts.sse == true
+    local ctype = opts.content_type or rawget(self, "_content_type") or "text/plain; charset=utf-8"
+    local headers = stream_headers(self, opts.headers)
+    local status = opts.status or rawget(self, "status") or 200
+    local ok, err = stream_begin(status, headers, ctype, sse and "sse" or "chunked")
+    local s = setmetatable({ sse = sse }, stream_mt)
+    rawset(self, "_stream", s)
+    if not ok then return nil, err end
+    return s
+end
+
+--- Whether this web answer was streamed (keryx.transport.web then sends nothing more).
+function M.streamed(conn)
+    return rawget(conn, "_stream") ~= nil
+end
+
 --- Deletes the session and expires the cookie (logout).
 ---@return boolean had_session
 function methods:destroy_session()
     local had_cookie = rawget(owner(self), "session_id") ~= nil
     local rec = self.session
+    if rec or had_cookie then cookie_still_possible(self, "destroy_session") end
     if rec then session.delete(rec.id) end
     set_session(self, nil, nil)
     if rec or had_cookie then set_cookie(self, nil) end

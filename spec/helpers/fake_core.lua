@@ -23,6 +23,13 @@
 --                     (lowercase name → value), like C reading the task's request; nil
 --                     outside a task, for absent names, and once fake.req_gone is true (the
 --                     client closed or the connection moved on to its next request).
+--   stream_begin / stream_write / stream_event / stream_end   the web task's streamed answer
+--                     (src/lua_api_http.c), recorded in fake.stream = {status, headers,
+--                     content_type, framing, out = {pieces}, ended}; raise like C (outside a
+--                     task, bad arguments, begun twice, write before begin or after end).
+--                     fake.req_gone → writes answer nil, "closed"; fake.stream_pause_ms = n →
+--                     each write parks the task n ms (a client catching up), so the task's
+--                     timeout can fire meanwhile (nil, "aborted").
 --
 -- The clock is virtual: it moves only when the scheduler wakes a sleeper or a spec calls
 -- fake.advance(ms). Scheduler: fake.run(fn, ...) runs fn as a task and then wakes sleeping
@@ -86,6 +93,8 @@ function M.reset(node_env)
     M.next_id = 0
     M.req_headers = {}   -- req_header: lowercase name -> value of the current web request
     M.req_gone = false   -- true: the web task's connection closed / moved on (req_header → nil)
+    M.stream = nil       -- the streamed answer once stream_begin ran (see the header)
+    M.stream_pause_ms = nil -- every stream write parks this long (backpressure)
     tasks, current = {}, nil
 end
 
@@ -462,6 +471,88 @@ function M.req_header(name)
     check("req_header", 1, name, "string")
     if not current or M.req_gone then return nil end
     return M.req_headers[name:lower()]
+end
+
+local FRAMING_HEADERS = { ["content-length"] = true, ["transfer-encoding"] = true, connection = true }
+
+local function stream_task(fname)
+    if not current then error(fname .. ": only a web request can stream its response", 3) end
+    return current
+end
+
+function M.stream_begin(status, headers, content_type, framing)
+    stream_task("stream_begin")
+    check("stream_begin", 1, status, "number")
+    if status < 200 or status > 599 then error("stream_begin: status must be 200..599", 2) end
+    if framing ~= "sse" and framing ~= "chunked" then
+        error('stream_begin: framing must be "sse" or "chunked"', 2)
+    end
+    if content_type ~= nil and type(content_type) ~= "string" then
+        error("stream_begin: content_type must be a string", 2)
+    end
+    if framing == "chunked" and (content_type == nil or content_type == "" or content_type:find("[%c]")) then
+        error(content_type == nil and "stream_begin: a chunked stream needs a content_type"
+            or "stream_begin: invalid content_type", 2)
+    end
+    if M.stream then error("stream_begin: the response was already begun", 2) end
+    if headers ~= nil then
+        if type(headers) ~= "table" then error("stream_begin: headers must be a table of name, value pairs", 2) end
+        if #headers % 2 == 1 then error("stream_begin: headers: odd number of entries", 2) end
+        for i = 1, #headers, 2 do
+            local n, v = headers[i], headers[i + 1]
+            if type(n) ~= "string" or type(v) ~= "string" or not n:match("^[%w!#$%%&'*+.^_`|~-]+$")
+                or v:find("[%z-\8-W]") then
+                error("stream_begin: headers: invalid header name or value", 2)
+            end
+            if FRAMING_HEADERS[n:lower()] then
+                error("stream_begin: headers: Content-Length, Transfer-Encoding and Connection belong to the stream", 2)
+            end
+        end
+    end
+    M.stream = { status = status, headers = headers, content_type = framing == "chunked" and content_type or nil,
+        framing = framing, out = {}, ended = false }
+    if M.req_gone then return nil, "closed" end
+    return true
+end
+
+local function stream_send(fname, piece)
+    local t = current
+    if not t or coroutine.running() ~= t.co then error(fname .. " called outside a request", 3) end
+    if not M.stream then error(fname .. ": no stream was begun (core.stream_begin)", 3) end
+    if M.stream.ended then error(fname .. ": the stream has ended", 3) end
+    if t.aborted then return nil, "aborted" end
+    if M.req_gone then return nil, "closed" end
+    local out = M.stream.out
+    out[#out + 1] = piece
+    if not M.stream_pause_ms then return true end
+    t.sleeping, t.wake = true, M.clock + M.stream_pause_ms
+    local ok, err = coroutine.yield()
+    if ok and M.req_gone then return nil, "closed" end
+    return ok, err
+end
+
+function M.stream_write(data)
+    check("stream_write", 1, data, "string")
+    return stream_send("stream_write", data)
+end
+
+function M.stream_event(event, data)
+    if event ~= nil then check("stream_event", 1, event, "string") end
+    check("stream_event", 2, data, "string")
+    if event and event:find("[%z\r\n]") then error("stream_event: the event name contains CR, LF or NUL", 2) end
+    if M.stream and M.stream.framing ~= "sse" then error("stream_event: the stream is not SSE", 2) end
+    local text = event and event ~= "" and ("event: " .. event .. "\n") or ""
+    -- As src/response.c: a line ends at CRLF, CR or LF; a trailing break opens no new line.
+    local lines = data:gsub("\r\n?", "\n"):gsub("(.)\n$", "%1")
+    if lines == "\n" then lines = "" end
+    for line in (lines .. "\n"):gmatch("([^\n]*)\n") do text = text .. "data: " .. line .. "\n" end
+    return stream_send("stream_event", text .. "\n")
+end
+
+function M.stream_end()
+    stream_task("stream_end")
+    if not M.stream then error("stream_end: no stream was begun", 2) end
+    M.stream.ended = true
 end
 
 -- ---- rate limiting (src/lua_api_ratelimit.c running lua/redis/ratelimit.lua) -----------------

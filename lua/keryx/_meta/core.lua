@@ -52,6 +52,45 @@ core.mode = "server"
 ---@return string|nil value
 function core.req_header(name) end
 
+--- Begins the current web request's answer as a stream: writes the status line and headers
+--- now, with chunked framing (close-delimited for HTTP/1.0). `headers` are flat name, value
+--- pairs checked like the web result's (a token name, a value without CR/LF/CTL; not
+--- Content-Length, Transfer-Encoding or Connection). framing "sse": Content-Type
+--- text/event-stream and Cache-Control: no-cache (content_type is ignored); "chunked":
+--- content_type is required. Never sets the session cookie. From then on the web epilogue
+--- sends nothing and ends the stream if the action did not. Raises outside a web task, on a
+--- bad argument, and when the response was already begun.
+---@param status integer 200..599
+---@param headers string[]|nil { name1, value1, name2, value2, … }
+---@param content_type string|nil
+---@param framing "sse"|"chunked"
+---@return true|nil ok
+---@return "closed"|nil err   the client is already gone (later writes answer the same)
+function core.stream_begin(status, headers, content_type, framing) end
+
+--- Queues `data` as one chunk of the begun stream. Yields while the client is more than
+--- 256 KiB behind, until it caught up; a write that would put it more than 4 MiB behind
+--- drops the client. Raises outside the web task's own coroutine, before stream_begin and
+--- after stream_end.
+---@param data string
+---@return true|nil ok
+---@return "closed"|"aborted"|nil err   the client left or was dropped; the action timed out
+function core.stream_write(data) end
+
+--- One Server-Sent Event on an SSE stream: `event: <event>` when given, and `data` split into
+--- `data:` lines at CR, LF or CRLF. Waits and fails like stream_write; raises on a non-SSE
+--- stream and on an event name with CR, LF or NUL.
+---@param event string|nil
+---@param data string
+---@return true|nil ok
+---@return "closed"|"aborted"|nil err
+function core.stream_event(event, data) end
+
+--- Ends the begun stream (the chunked terminator) and hands the connection back for its next
+--- request. Does nothing when already ended or when the client is gone; raises outside a web
+--- task and before stream_begin.
+function core.stream_end() end
+
 -- ---- utilities (src/lua_api_util.c) -----------------------------------------------------------
 
 --- Writes one log line through the C logger. Raises on an unknown level name.

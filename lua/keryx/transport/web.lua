@@ -12,6 +12,10 @@
 --   session       nil | { set = "<id>" } | { expire = true }   C writes the Set-Cookie line
 --                 (src/session.c) with the configured flags
 --   discard       true when the task's coroutine must not be pooled (stack or memory cap)
+--   streamed      true when the action streamed its answer (conn:stream): the other fields
+--                 are absent. C keeps its own record of a begun stream (src/lua_api_http.c)
+--                 and never answers such a request twice, whatever this table says; it ends
+--                 a stream the action left open.
 --
 -- Owns: the request → conn mapping, the error envelope of web answers, the web log line.
 -- Callers: lua_bridge.c (entry point `web`, through boot.lua). Never: formats header text.
@@ -90,6 +94,11 @@ function M.web(action_id, req)
     local raw, err = params_mod.from_request(req)
     local response
     if raw then response, err = pipeline.act(action, raw, conn) end
+    if conn_mod.streamed(conn) then
+        -- The status line is out: an error midway (or the timeout) is for the log only.
+        log_line(action, req, started, err, raw)
+        return { streamed = true, discard = rawget(conn, "discard_thread") == true }
+    end
     local ctype = rawget(conn, "_content_type")
     local body
     if not err then body, err = body_of(response, ctype) end
