@@ -16,19 +16,24 @@ local cli = require "keryx.transport.cli"
 local M = {}
 
 local BUILTIN = { "keryx.actions.status", "keryx.actions.swagger" }
+-- The OAuth 2.1 authorization server exists only with MCP on: off, its paths are plain 404s.
+if core.config.server.mcp.enabled then BUILTIN[#BUILTIN + 1] = "keryx.actions.oauth" end
+
+local internal_names = {}
 
 local function add(registry, action, source)
     if type(action) ~= "table" or not action.__keryx_action then
         error(source .. ": must return keryx.action{...} or a list of them", 0)
     end
-    if registry.by_name[action.name] then
+    if registry.by_name[action.name] or internal_names[action.name] then
         error(source .. ": duplicate action name '" .. action.name .. "'", 0)
     end
     local id = #registry.list + 1
     registry.list[id] = action
-    registry.by_name[action.name] = action
+    -- Internal (framework) actions answer their HTTP route only: never run by name.
+    if action.internal then internal_names[action.name] = true else registry.by_name[action.name] = action end
     if action.web then
-        local ok, err = pcall(core.add_route, action.web.method, action.web.route, id)
+        local ok, err = pcall(core.add_route, action.web.method, action.web.route, id, action.web.absolute)
         if not ok then error(source .. ": action '" .. action.name .. "': " .. tostring(err), 0) end
     end
 end
@@ -82,8 +87,10 @@ function M.list_actions()
     local api = core.config.server.web.apiRoute
     local lines = {}
     for _, a in ipairs(pipeline.registry.list) do
-        local route = a.web and (a.web.method .. " " .. api .. a.web.route) or "-"
-        lines[#lines + 1] = ("%-24s %-28s %s"):format(a.name, route, a.description)
+        if not a.internal then
+            local route = a.web and (a.web.method .. " " .. api .. a.web.route) or "-"
+            lines[#lines + 1] = ("%-24s %-28s %s"):format(a.name, route, a.description)
+        end
     end
     return table.concat(lines, "\n") .. "\n"
 end
