@@ -85,6 +85,11 @@ function M.define(def, level)
         if web.absolute ~= nil and type(web.absolute) ~= "boolean" then
             fail(level, name, "web.absolute must be a boolean")
         end
+        -- App routes live under the API prefix (swagger and `keryx actions` say so); only the
+        -- framework's own endpoints sit beside it.
+        if web.absolute and not def.internal then
+            fail(level, name, "web.absolute is for internal (framework) actions only")
+        end
         web = { route = web.route, method = method, absolute = web.absolute or nil }
     end
     if def.internal ~= nil and type(def.internal) ~= "boolean" then

@@ -181,7 +181,7 @@ end
 
 --- Checks an authorize request (GET or POST) BEFORE anything is shown or redirected:
 --- returns the client, or nil and the message of the 400 error page.
-function M.check_authorize(p)
+function M.check_authorize(conn, p)
     for _, k in ipairs { "client_id", "redirect_uri", "code_challenge", "code_challenge_method",
         "response_type", "state", "resource" } do
         if M.param(p, k) == false then return nil, k .. " must be given once" end
@@ -196,6 +196,9 @@ function M.check_authorize(p)
         return nil, "code_challenge is required (base64url of a SHA-256, 43 characters)"
     end
     if p.state ~= nil and #p.state > M.MAX_FIELD then return nil, "state is too long" end
+    if p.resource ~= nil and p.resource ~= M.resource(conn) then
+        return nil, "resource must be " .. M.resource(conn) -- RFC 8707 invalid_target
+    end
     return client
 end
 

@@ -110,7 +110,7 @@ return {
         run = function(p, conn)
             local limited = oauth.limit(conn, false)
             if limited then return limited end
-            local client, why = oauth.check_authorize(p)
+            local client, why = oauth.check_authorize(conn, p)
             if not client then return html(conn, 400, oauth.error_page(why)) end
             local login, signup = oauth.flagged(pipeline.registry.list)
             return html(conn, 200, oauth.page(p, login, signup))
@@ -123,7 +123,7 @@ return {
         run = function(p, conn)
             local limited = oauth.limit(conn, false)
             if limited then return limited end
-            local client, why = oauth.check_authorize(p)
+            local client, why = oauth.check_authorize(conn, p)
             if not client then return html(conn, 400, oauth.error_page(why)) end
             local user_id, err = sign_in(p, conn)
             if not user_id then
