@@ -282,6 +282,48 @@ describe("oauth: registration rate limit", function()
     end)
 end)
 
+describe("oauth: a sign-in through the page counts against the address that posted it", function()
+    local socket = require "socket"
+    local R, srv
+    setup(function()
+        R = H.redis()
+        R.cli("FLUSHALL")
+        srv = H.start { env = O.env { RATE_LIMIT_ENABLED = "true" } }
+        O.create_user(srv)
+    end)
+    teardown(function() H.stop(srv) end)
+
+    local function post_from(from, path, body)
+        local c = assert(socket.tcp())
+        c:settimeout(5)
+        assert(c:bind(from, 0))
+        assert(c:connect("127.0.0.1", srv.port))
+        assert(c:send(H.build { method = "POST", path = path, body = body,
+            headers = { { "Content-Type", "application/x-www-form-urlencoded" } } }))
+        local res, err = H.read_response(c, "POST")
+        c:close()
+        return assert(res, err)
+    end
+
+    it("the login action's per-IP counter is the poster's, never one shared identifier", function()
+        local client_id = O.client(srv)
+        local form = O.authorize_params(client_id)
+        form.mode, form.email, form.password = "signin", O.EMAIL, O.PASSWORD
+        local res = post_from("127.0.0.9", "/oauth/authorize", O.form(form))
+        assert.are.equal(302, res.status, res.body)
+        local keys = R.cli("--scan", "--pattern", "ratelimit:{ip:*")
+        assert.is_truthy(keys:find("ratelimit:{ip:127.0.0.9}", 1, true), keys)
+        assert.is_nil(keys:find("oauth", 1, true), keys)
+        -- the endpoint's own check (19 left), then the login action's middleware: the next
+        -- request from that address sees 17 left, one from another address a fresh budget
+        assert.are.equal("19", res.headers["x-ratelimit-remaining"])
+        res = post_from("127.0.0.9", "/oauth/token", "grant_type=refresh_token&refresh_token=x&client_id=y")
+        assert.are.equal("17", res.headers["x-ratelimit-remaining"])
+        res = post_from("127.0.0.10", "/oauth/token", "grant_type=refresh_token&refresh_token=x&client_id=y")
+        assert.are.equal("19", res.headers["x-ratelimit-remaining"])
+    end)
+end)
+
 describe("oauth: the issuer is never taken from request headers unless trusted", function()
     local srv
     setup(function() srv = H.start { env = O.env { MCP_OAUTH_TRUST_PROXY = "true" } } end)
