@@ -184,7 +184,9 @@ FUZZ_SRCS_http        := src/http_guard.c src/mem.c src/buf.c $(wildcard $(LLHTT
 FUZZ_SRCS_static_path := src/static_path.c src/mem.c src/buf.c
 FUZZ_SRCS_ws          := src/channel_name.c src/utf8.c src/mem.c src/ws_frame.c
 FUZZ_LIBS_ws          := -lwslay
-FUZZERS := http static_path ws
+FUZZ_SRCS_oauth       := src/oauth.c src/crypto.c src/mem.c src/log.c src/buf.c
+FUZZ_LIBS_oauth       := -lcrypto -lev -lpthread
+FUZZERS := http static_path ws oauth
 
 fuzz:
 	@mkdir -p build-fuzz

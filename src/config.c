@@ -81,6 +81,13 @@ static const kx_config_desc_t descs[] = {
     { "server.web.tlsCert", "WEB_SERVER_TLS_CERT", KX_CT_STRING, OFF(tls_cert), 0, DEF(NULL) },
     { "server.web.tlsKey", "WEB_SERVER_TLS_KEY", KX_CT_STRING, OFF(tls_key), 0, DEF(NULL) },
     { "server.web.workers", "WEB_SERVER_WORKERS", KX_CT_WORKERS, OFF(workers), 0, DEF("1") },
+    { "server.mcp.enabled", "MCP_SERVER_ENABLED", KX_CT_BOOL, OFF(mcp_enabled), 0, DEF("false") },
+    { "server.mcp.route", "MCP_SERVER_ROUTE", KX_CT_STRING, OFF(mcp_route), 0, DEF("/mcp") },
+    { "server.mcp.oauthTrustProxy", "MCP_OAUTH_TRUST_PROXY", KX_CT_BOOL, OFF(mcp_oauth_trust_proxy), 0, DEF("false") },
+    { "server.mcp.oauthCodeTtl", "MCP_OAUTH_CODE_TTL", KX_CT_INT, OFF(mcp_oauth_code_ttl), 1, DEF("300") },
+    { "server.mcp.oauthRefreshTtl", "MCP_OAUTH_REFRESH_TTL", KX_CT_INT, OFF(mcp_oauth_refresh_ttl), 1, DEF("2592000") },
+    { "server.mcp.oauthClientTtl", "MCP_OAUTH_CLIENT_TTL", KX_CT_INT, OFF(mcp_oauth_client_ttl), 1, DEF("2592000") },
+    { "server.mcp.allowedOrigins", "MCP_ALLOWED_ORIGINS", KX_CT_STRING, OFF(mcp_allowed_origins), 0, DEF("") },
     { "server.web.websocket.maxPayloadSize", "WS_MAX_PAYLOAD_SIZE", KX_CT_INT, OFF(ws_max_payload_size), 1, DEF("65536") },
     { "server.web.websocket.maxMessagesPerSecond", "WS_MAX_MESSAGES_PER_SECOND", KX_CT_INT, OFF(ws_max_messages_per_second), 1, DEF("20") },
     { "server.web.websocket.maxSubscriptions", "WS_MAX_SUBSCRIPTIONS", KX_CT_INT, OFF(ws_max_subscriptions), 1, DEF("100") },
@@ -442,6 +449,12 @@ int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
     }
     if ((c->tls_cert && *c->tls_cert) != (c->tls_key && *c->tls_key)) {
         snprintf(err, errcap, "WEB_SERVER_TLS_CERT and WEB_SERVER_TLS_KEY must be set together");
+        return KX_EINVAL;
+    }
+    /* The MCP route names the protected resource (RFC 9728) and a path of the route table. */
+    if (c->mcp_route[0] != '/' || strpbrk(c->mcp_route, "?#% \t") || strlen(c->mcp_route) > 200) {
+        snprintf(err, errcap, "invalid value for MCP_SERVER_ROUTE: \"%s\" (expected a path like /mcp)",
+                 c->mcp_route);
         return KX_EINVAL;
     }
     if (!c->application_url || !*c->application_url) {

@@ -71,6 +71,12 @@ typedef struct {
     char *tls_cert, *tls_key;
     int64_t workers; /* 0 = auto */
 
+    /* MCP server and its OAuth 2.1 authorization server (README "OAuth 2.1 authorization
+     * server"): off by default; TTLs in seconds. */
+    bool mcp_enabled, mcp_oauth_trust_proxy;
+    char *mcp_route, *mcp_allowed_origins;
+    int64_t mcp_oauth_code_ttl, mcp_oauth_refresh_ttl, mcp_oauth_client_ttl;
+
     int64_t ws_max_payload_size, ws_max_messages_per_second, ws_max_subscriptions;
     int64_t ws_drain_timeout_ms, ws_ping_interval_ms, ws_idle_timeout_ms;
     int64_t presence_ttl_s, presence_heartbeat_s;

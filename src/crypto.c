@@ -40,6 +40,11 @@ static int b64url_value(unsigned char c)
 /* Writes ceil(4n/3) characters and a NUL; returns the characters written. */
 static size_t b64url_encode(const unsigned char *in, size_t n, char *out)
 {
+    return kx_crypto_b64url(in, n, out);
+}
+
+size_t kx_crypto_b64url(const unsigned char *in, size_t n, char *out)
+{
     size_t o = 0;
     uint32_t acc = 0;
     int bits = 0;

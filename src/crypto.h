@@ -40,6 +40,10 @@ int kx_crypto_random_id(char *out, size_t cap);
  * last character carries no stray bits (canonical encoding of 32 bytes). */
 bool kx_crypto_valid_id(const char *s, size_t len);
 
+/* Unpadded base64url of n bytes: writes ceil(4n/3) characters and a NUL into out (the caller
+ * sizes it), returns the characters written. */
+size_t kx_crypto_b64url(const unsigned char *in, size_t n, char *out);
+
 /* Hashes pw (1..KX_CRYPTO_PW_MAX bytes) with a fresh 16-byte salt into out (NUL-terminated).
  * KX_OK; KX_EINVAL for a bad password length or a too-small out; KX_EIO if OpenSSL fails. */
 int kx_crypto_hash_sync(const char *pw, size_t len, char *out, size_t cap);

@@ -1,5 +1,6 @@
 /* dispatch.c — what a parsed request becomes (see dispatch.h): upgrade → OPTIONS → one route
- * table (actions under the API prefix, keryx's own routes outside it) → static files → 404. */
+ * table (actions under the API prefix; keryx's own routes and framework actions on absolute
+ * paths outside it) → static files → 404. */
 #include "dispatch.h"
 #include "log.h"
 #include "static.h"
@@ -92,6 +93,11 @@ int kx_dispatch_add_action(const char *method, const char *route, int action_id,
     return kx_router_add_under(kx_srv->router, kx_srv->cfg->api_route, method, route, action_id, err, errcap);
 }
 
+int kx_dispatch_add_absolute(const char *method, const char *route, int action_id, char *err, size_t errcap)
+{
+    return kx_router_add(kx_srv->router, method, route, action_id, err, errcap);
+}
+
 /* ---- the decision ---------------------------------------------------------------------- */
 
 static bool is_get(const kx_request_t *r)
@@ -141,6 +147,10 @@ void kx_dispatch(kx_conn_t *c)
     }
     if (found && id < 0) {
         builtins[-id - 1].serve(c, params, n);
+        return;
+    }
+    if (found) { /* a framework action on an absolute path (kx_dispatch_add_absolute) */
+        run_action(c, id, params, n);
         return;
     }
     serve_static(c);

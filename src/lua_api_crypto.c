@@ -1,5 +1,6 @@
 /* lua_api_crypto.c — core.random_id / valid_id / hash_password / verify_password (scrypt
- * off the loop, so a login never stalls other requests). See lua_api.h for the Lua-visible
+ * off the loop, so a login never stalls other requests), and the OAuth checks of oauth.c
+ * (oauth_redirect_check / pkce_s256_ok / oauth_hash). See lua_api.h for the Lua-visible
  * results.
  *
  * hash_password and verify_password park the task on a crypto.c job: the job's callback
@@ -9,6 +10,7 @@
  * answers at once, without a trip through the pool. */
 #include "crypto.h"
 #include "lua_api.h"
+#include "oauth.h"
 #include <lauxlib.h>
 
 static void check_string(lua_State *L, int idx, const char *fn, const char *what)
@@ -106,7 +108,53 @@ static int l_verify_password(lua_State *L)
     return lua_yield(L, 0);
 }
 
+/* ---- OAuth (the checks themselves live in oauth.c) ----------------------------------------- */
+
+/* core.oauth_redirect_check(uri) → true | false, "<the rule it breaks>" */
+static int l_oauth_redirect_check(lua_State *L)
+{
+    check_string(L, 1, "oauth_redirect_check", "uri");
+    size_t len;
+    const char *uri = lua_tolstring(L, 1, &len);
+    char why[KX_OAUTH_ERR_CAP];
+    if (kx_oauth_redirect_check(uri, len, why, sizeof why) == KX_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, why);
+    return 2;
+}
+
+/* core.pkce_s256_ok(verifier, challenge) → boolean */
+static int l_pkce_s256_ok(lua_State *L)
+{
+    check_string(L, 1, "pkce_s256_ok", "verifier");
+    check_string(L, 2, "pkce_s256_ok", "challenge");
+    size_t vlen, clen;
+    const char *v = lua_tolstring(L, 1, &vlen);
+    const char *c = lua_tolstring(L, 2, &clen);
+    lua_pushboolean(L, kx_oauth_pkce_s256_ok(v, vlen, c, clen));
+    return 1;
+}
+
+/* core.oauth_hash(secret) → base64url(SHA-256(secret)): the only form a code or token is
+ * stored under. */
+static int l_oauth_hash(lua_State *L)
+{
+    check_string(L, 1, "oauth_hash", "secret");
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    char out[KX_OAUTH_HASH_LEN + 1];
+    if (kx_oauth_hash(s, len, out, sizeof out) != KX_OK) return luaL_error(L, "oauth_hash: SHA-256 failed");
+    lua_pushlstring(L, out, KX_OAUTH_HASH_LEN);
+    return 1;
+}
+
 static const luaL_Reg fns[] = {
+    { "oauth_redirect_check", l_oauth_redirect_check },
+    { "pkce_s256_ok", l_pkce_s256_ok },
+    { "oauth_hash", l_oauth_hash },
     { "random_id", l_random_id },
     { "valid_id", l_valid_id },
     { "hash_password", l_hash_password },

@@ -676,8 +676,11 @@ static int l_add_route(lua_State *L)
     const char *method = luaL_checkstring(L, 1);
     const char *route = luaL_checkstring(L, 2);
     int id = (int)luaL_checkinteger(L, 3);
+    bool absolute = lua_toboolean(L, 4);
     char err[256];
-    if (kx_dispatch_add_action(method, route, id, err, sizeof err) != KX_OK) return luaL_error(L, "%s", err);
+    int rc = absolute ? kx_dispatch_add_absolute(method, route, id, err, sizeof err)
+                      : kx_dispatch_add_action(method, route, id, err, sizeof err);
+    if (rc != KX_OK) return luaL_error(L, "%s", err);
     return 0;
 }
 

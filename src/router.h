@@ -1,8 +1,9 @@
 /* router.h — the route table: method + "/path/:param/&rest" (see Rules) → an id.
  *
  * Owns: the routes registered at boot: the app's actions (under the API prefix) and keryx's
- * own absolute routes (dispatch.c's built-in table: /swagger today). The id means what the
- * registrant says (dispatch.c: >= 0 an action, < 0 a built-in handler).
+ * own absolute routes (dispatch.c's built-in table: /swagger; the framework's internal actions:
+ * /oauth/…, /.well-known/…). The id means what the registrant says (dispatch.c: >= 0 an
+ * action, < 0 a built-in handler).
  * Callers: dispatch.c registers built-ins and actions (for lua_bridge.c at boot) and matches.
  * Never: allocates while matching, decodes or touches Lua.
  * Rules: static routes beat dynamic ones; among dynamic routes the first registered wins;

@@ -38,7 +38,7 @@ return {
         },
         web = { route = "/session", method = "PUT" },
         middleware = { keryx.middleware.rate_limit },
-        mcp = { tool = true, isLoginAction = true },
+        mcp = { tool = true, login = true },
         run = function(params, conn)
             check_login_attempts(params.email)
             local user = users.find_by_email(params.email)

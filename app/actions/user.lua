@@ -14,6 +14,7 @@ return {
         },
         web = { route = "/user", method = "PUT" },
         middleware = { keryx.middleware.rate_limit },
+        mcp = { tool = true, signup = true },
         run = function(params)
             local user = users.create(params.name, params.email, params.password)
             if not user then

@@ -33,7 +33,14 @@ end
 ---@field name string letters, digits and : . _ -
 ---@field description string?
 ---@field inputs keryx.Schema? a z.object{...}
----@field web {route: string, method: "GET"|"POST"|"PUT"|"PATCH"|"DELETE"?}?
+--- web.absolute: the route is a path of its own, not under WEB_SERVER_API_ROUTE (framework
+--- endpoints such as /oauth/token).
+---@field web {route: string, method: "GET"|"POST"|"PUT"|"PATCH"|"DELETE"?, absolute: boolean?}?
+--- internal: a framework endpoint, reachable only by its HTTP route: hidden from swagger and
+--- `keryx actions`, never an MCP tool, not runnable by name (WebSocket, `keryx run`).
+---@field internal boolean?
+---@field mcp {tool: boolean?, login: boolean?, signup: boolean?}? login/signup: the action the
+--- OAuth authorize page runs to sign a user in / up (it must return {user = {id = <number>}}).
 ---@field timeout number? ms; default ACTION_TIMEOUT (0 = none)
 ---@field middleware keryx.Middleware[]?
 --- The response: JSON-encoded, or a string body under conn:set_content_type.
@@ -75,12 +82,25 @@ function M.define(def, level)
         if not METHODS[method] then
             fail(level, name, "web.method must be one of GET, POST, PUT, PATCH, DELETE")
         end
-        web = { route = web.route, method = method }
+        if web.absolute ~= nil and type(web.absolute) ~= "boolean" then
+            fail(level, name, "web.absolute must be a boolean")
+        end
+        -- App routes live under the API prefix (swagger and `keryx actions` say so); only the
+        -- framework's own endpoints sit beside it.
+        if web.absolute and not def.internal then
+            fail(level, name, "web.absolute is for internal (framework) actions only")
+        end
+        web = { route = web.route, method = method, absolute = web.absolute or nil }
+    end
+    if def.internal ~= nil and type(def.internal) ~= "boolean" then
+        fail(level, name, "internal must be a boolean")
     end
     local mcp = { tool = true }
     if type(def.mcp) == "table" then
         for k, v in pairs(def.mcp) do mcp[k] = v end
     end
+    -- A framework endpoint (OAuth) is never a tool, whatever its definition says.
+    if def.internal then mcp = { tool = false } end
     return {
         name = name,
         description = def.description or ("An Action: " .. name),
@@ -89,6 +109,7 @@ function M.define(def, level)
         task = def.task,
         middleware = check_middleware(def.middleware, name, level),
         timeout = def.timeout,
+        internal = def.internal or nil,
         mcp = mcp,
         run = def.run,
         __keryx_action = true,

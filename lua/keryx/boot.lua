@@ -5,7 +5,9 @@
 -- ws_message, ws_close, heartbeat (keryx.ws, which runs actions through
 -- keryx.transport.websocket). lua_bridge.c reads what each returns: web a result table, cli
 -- {code, out, err}, the WebSocket entry points and heartbeat true when their coroutine is
--- spoiled (must not be pooled).
+-- spoiled (must not be pooled). With MCP_SERVER_ENABLED the OAuth endpoints
+-- (keryx.actions.oauth) load too: internal actions on absolute routes (core.add_route's
+-- absolute flag), answering their route only — not in by_name, swagger or list_actions.
 local core = require "keryx.core"
 local pipeline = require "keryx.pipeline"
 local channels = require "keryx.channels"
@@ -16,19 +18,30 @@ local cli = require "keryx.transport.cli"
 local M = {}
 
 local BUILTIN = { "keryx.actions.status", "keryx.actions.swagger" }
+-- The OAuth 2.1 authorization server exists only with MCP on: off, its paths are plain 404s.
+if core.config.server.mcp.enabled then BUILTIN[#BUILTIN + 1] = "keryx.actions.oauth" end
+
+-- Internal actions are kept out of by_name; their names must still be unique.
+local function internal_named(registry, name)
+    for _, a in ipairs(registry.list) do
+        if a.internal and a.name == name then return true end
+    end
+    return false
+end
 
 local function add(registry, action, source)
     if type(action) ~= "table" or not action.__keryx_action then
         error(source .. ": must return keryx.action{...} or a list of them", 0)
     end
-    if registry.by_name[action.name] then
+    if registry.by_name[action.name] or internal_named(registry, action.name) then
         error(source .. ": duplicate action name '" .. action.name .. "'", 0)
     end
     local id = #registry.list + 1
     registry.list[id] = action
-    registry.by_name[action.name] = action
+    -- Internal (framework) actions answer their HTTP route only: never run by name.
+    if not action.internal then registry.by_name[action.name] = action end
     if action.web then
-        local ok, err = pcall(core.add_route, action.web.method, action.web.route, id)
+        local ok, err = pcall(core.add_route, action.web.method, action.web.route, id, action.web.absolute)
         if not ok then error(source .. ": action '" .. action.name .. "': " .. tostring(err), 0) end
     end
 end
@@ -82,8 +95,10 @@ function M.list_actions()
     local api = core.config.server.web.apiRoute
     local lines = {}
     for _, a in ipairs(pipeline.registry.list) do
-        local route = a.web and (a.web.method .. " " .. api .. a.web.route) or "-"
-        lines[#lines + 1] = ("%-24s %-28s %s"):format(a.name, route, a.description)
+        if not a.internal then
+            local route = a.web and (a.web.method .. " " .. api .. a.web.route) or "-"
+            lines[#lines + 1] = ("%-24s %-28s %s"):format(a.name, route, a.description)
+        end
     end
     return table.concat(lines, "\n") .. "\n"
 end

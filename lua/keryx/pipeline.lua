@@ -17,7 +17,7 @@ local config = core.config
 local web_cfg = config.server.web
 local xpcall, traceback, tostring, floor, concat = xpcall, debug.traceback, tostring, math.floor, table.concat
 local gsub = string.gsub
-local ipairs, next = ipairs, next
+local ipairs, pairs, next = ipairs, pairs, next
 local clock_ms, log_enabled, core_log = core.clock_ms, core.log_enabled, core.log
 local arm_timeout, aborted = core.arm_timeout, core.aborted
 local empty_params = "{}"
@@ -103,8 +103,17 @@ end
 
 -- ---- log line ---------------------------------------------------------------------------
 
+-- Framework endpoints (internal: OAuth) carry codes, tokens, PKCE verifiers and the sign-in
+-- form's password: their log line names the keys only.
+local function secret_params(raw)
+    local out = {}
+    for k in pairs(raw) do out[k] = "[[secret]]" end
+    return out
+end
+
 local function log_params(action, raw)
     if raw == nil or next(raw) == nil then return empty_params end
+    if action and action.internal then return json.encode(secret_params(raw)) or "{}" end
     local max = config.logger.maxParamLength
     local shown = raw
     if action and action.inputs then shown = action.inputs:redact(raw, max) end

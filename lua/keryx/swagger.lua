@@ -179,7 +179,9 @@ function M.document(actions, opts)
     for _, action in ipairs(actions or {}) do
         local web = type(action) == "table" and action.web
         local name = type(action) == "table" and action.name
-        if type(web) == "table" and type(web.route) == "string" and type(name) == "string" then
+        -- Framework endpoints (internal: OAuth) are not part of the app's API.
+        if type(web) == "table" and type(web.route) == "string" and type(name) == "string"
+            and not action.internal then
             local method = str_upper(type(web.method) == "string" and web.method or "GET")
             local path, path_names = convert_route(web.route)
             local item = paths[path]

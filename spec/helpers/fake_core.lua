@@ -212,7 +212,7 @@ end
 local ROUTE_METHOD = "^%u+$"
 local MAX_ROUTE_SEGS, MAX_ROUTE_PARAMS = 32, 16 -- src/router.c MAX_SEGS, router.h KX_ROUTE_MAX_PARAMS
 
-function M.add_route(method, route, id)
+function M.add_route(method, route, id, absolute)
     check("add_route", 1, method, "string")
     check("add_route", 2, route, "string")
     check("add_route", 3, id, "number")
@@ -243,7 +243,7 @@ function M.add_route(method, route, id)
             end
         end
     end
-    M.routes[#M.routes + 1] = { method = method, route = route, id = id }
+    M.routes[#M.routes + 1] = { method = method, route = route, id = id, absolute = absolute or nil }
 end
 
 -- ---- util functions (lua_api_util.c) ---------------------------------------------------
@@ -800,6 +800,26 @@ end
 --- core.valid_id (src/crypto.c): the rule session ids follow too.
 function M.valid_id(id)
     return type(id) == "string" and id_valid(id)
+end
+
+--- OAuth stand-ins: the real checks are C (src/oauth.c, tested by tests/test_oauth.c and the
+--- oauth integration specs); these keep the shapes for specs of the Lua glue.
+function M.oauth_hash(secret)
+    check("oauth_hash", 1, secret, "string")
+    return "h" .. M.sha1_hex(secret)
+end
+
+function M.pkce_s256_ok(verifier, challenge)
+    check("pkce_s256_ok", 1, verifier, "string")
+    check("pkce_s256_ok", 2, challenge, "string")
+    return #verifier >= 43 and M.oauth_hash(verifier) == challenge
+end
+
+function M.oauth_redirect_check(uri)
+    check("oauth_redirect_check", 1, uri, "string")
+    if uri:find("#", 1, true) then return false, "Redirect URI must not contain a fragment" end
+    if not uri:match("^%a[%w+.-]*:") then return false, "Invalid URI: no scheme" end
+    return true
 end
 
 --- Password hashing stand-ins (the real ones are scrypt on a thread pool and yield): a

@@ -162,6 +162,26 @@ describe("action.define defaults", function()
         assert.are.same({ tool = true, resource = "r" }, action.define({ name = "a", run = run, mcp = { resource = "r" } }).mcp)
     end)
 
+    it("puts internal (framework) actions on absolute routes, never as MCP tools", function()
+        local a = action.define({ name = "a", run = run, internal = true, mcp = { tool = true, login = true },
+            web = { route = "/oauth/x", method = "post", absolute = true } })
+        assert.are.same({ route = "/oauth/x", method = "POST", absolute = true }, a.web)
+        assert.is_true(a.internal)
+        assert.are.same({ tool = false }, a.mcp)
+        assert.is_nil(action.define({ name = "a", run = run }).internal)
+    end)
+
+    it("refuses web.absolute on an app action and non-boolean flags", function()
+        assert.has_error(function()
+            action.define({ name = "a", run = run, web = { route = "/x", absolute = true } })
+        end, "action 'a': web.absolute is for internal (framework) actions only")
+        assert.has_error(function()
+            action.define({ name = "a", run = run, internal = true, web = { route = "/x", absolute = "yes" } })
+        end, "action 'a': web.absolute must be a boolean")
+        assert.has_error(function() action.define({ name = "a", run = run, internal = 1 }) end,
+            "action 'a': internal must be a boolean")
+    end)
+
     it("defaults middleware to an empty list and timeout to nil (the global one)", function()
         local a = action.define({ name = "a", run = run })
         assert.are.same({}, a.middleware)

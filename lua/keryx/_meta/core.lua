@@ -35,10 +35,13 @@ function core.aborted() end
 --- Registers `method route` for action number `id` in the C router. Raises on a bad method,
 --- a route not starting with "/", a duplicate, bad `:param` names, empty segments, too many
 --- segments or params (src/router.c kx_router_add).
+--- With `absolute` true the route is a path of its own, outside the API prefix (framework
+--- actions: the OAuth endpoints), else it is registered under WEB_SERVER_API_ROUTE.
 ---@param method string
 ---@param route string
 ---@param id integer
-function core.add_route(method, route, id) end
+---@param absolute boolean?
+function core.add_route(method, route, id, absolute) end
 
 ---@type "server"|"cli"   how the process was started (`keryx start` or `keryx run`)
 core.mode = "server"
@@ -174,6 +177,25 @@ function core.random_id() end
 ---@param id any
 ---@return boolean
 function core.valid_id(id) end
+
+--- The redirect URI rules of OAuth client registration (src/oauth.c): true, or false and the
+--- rule the URI breaks ("Invalid URI: …", "Redirect URI must not contain a fragment", …).
+---@param uri string
+---@return boolean ok
+---@return string? why
+function core.oauth_redirect_check(uri) end
+
+--- PKCE S256 (RFC 7636): base64url(SHA-256(verifier)) equals challenge, compared in constant
+--- time; false for a malformed verifier.
+---@param verifier string
+---@param challenge string
+---@return boolean
+function core.pkce_s256_ok(verifier, challenge) end
+
+--- base64url(SHA-256(secret)), 43 characters: the only form OAuth codes and tokens are stored in.
+---@param secret string
+---@return string
+function core.oauth_hash(secret) end
 
 --- scrypt-hashes `password` on the crypto threads; yields.
 ---@param password string
