@@ -10,6 +10,7 @@ return keryx.action {
         name = z.string():min(1):max(100):default("world"):describe("Who to greet"),
     },
     web = { route = "/hello", method = "GET" },
+    mcp = { tool = true },
     middleware = { keryx.middleware.rate_limit },
     run = function(params)
         return { message = "Hello, " .. params.name .. "!" }

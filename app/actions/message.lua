@@ -16,6 +16,7 @@ return {
             body = z.string():min(1):max(1000),
         },
         web = { route = "/message", method = "PUT" },
+        mcp = { tool = true },
         middleware = { keryx.middleware.session_required },
         run = function(params, conn)
             local id = redis.ok(redis.call("INCR", "messages:next_id"))
@@ -35,6 +36,7 @@ return {
         description = "List chat messages, newest first",
         inputs = z.object(z.pagination { default_limit = 25, max_limit = 100 }),
         web = { route = "/messages", method = "GET" },
+        mcp = { tool = true },
         run = function(params)
             local first = (params.page - 1) * params.limit
             local res = redis.ok_all(redis.pipeline {

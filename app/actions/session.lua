@@ -60,6 +60,7 @@ return {
         name = "session:destroy",
         description = "Log out: end the session",
         web = { route = "/session", method = "DELETE" },
+        mcp = { tool = true },
         run = function(_, conn)
             conn:destroy_session()
             return { success = true }

@@ -27,6 +27,7 @@ return {
         name = "user:me",
         description = "The logged-in user",
         web = { route = "/me", method = "GET" },
+        mcp = { tool = true },
         middleware = { keryx.middleware.session_required },
         run = function(_, conn)
             local user = users.find(conn.session.data.user_id)

@@ -95,7 +95,9 @@ function M.define(def, level)
     if def.internal ~= nil and type(def.internal) ~= "boolean" then
         fail(level, name, "internal must be a boolean")
     end
-    local mcp = { tool = true }
+    -- Tools are opt-in (mcp = { tool = true }): a destructive or private action must never
+    -- be reachable by every authenticated MCP client by accident.
+    local mcp = { tool = false }
     if type(def.mcp) == "table" then
         for k, v in pairs(def.mcp) do mcp[k] = v end
     end
@@ -110,6 +112,8 @@ function M.define(def, level)
         middleware = check_middleware(def.middleware, name, level),
         timeout = def.timeout,
         internal = def.internal or nil,
+        -- Framework endpoints only (MCP): the body reaches the action as conn.raw_body, unparsed.
+        raw_body = (def.internal and def.raw_body == true) or nil,
         mcp = mcp,
         run = def.run,
         __keryx_action = true,

@@ -19,7 +19,10 @@ local M = {}
 
 local BUILTIN = { "keryx.actions.status", "keryx.actions.swagger" }
 -- The OAuth 2.1 authorization server exists only with MCP on: off, its paths are plain 404s.
-if core.config.server.mcp.enabled then BUILTIN[#BUILTIN + 1] = "keryx.actions.oauth" end
+if core.config.server.mcp.enabled then
+    BUILTIN[#BUILTIN + 1] = "keryx.actions.oauth"
+    BUILTIN[#BUILTIN + 1] = "keryx.actions.mcp"
+end
 
 -- Internal actions are kept out of by_name; their names must still be unique.
 local function internal_named(registry, name)

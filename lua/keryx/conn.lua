@@ -1,6 +1,6 @@
 -- keryx.conn — the connection object an action receives.
 --
--- Public fields: type ("web" | "websocket" | "cli"), id, identifier, correlation_id, metadata
+-- Public fields: type ("web" | "websocket" | "cli" | "mcp": one tools/call, keryx.mcp), id, identifier, correlation_id, metadata
 -- (request-scoped table for middleware), status (web: the answer's status, default 200),
 -- session (loaded from Redis on first access, only when the request carried a well-formed
 -- session cookie).
@@ -123,6 +123,16 @@ local function cookie_still_possible(self, fn)
     end
 end
 
+-- An MCP call's session is the bearer token's user, in memory for that call only (keryx.mcp):
+-- there is no cookie and no Redis record to change, and a tool must not believe it logged
+-- someone in or out. Raised before Redis is touched.
+local function session_fixed(self, fn)
+    if self.type == "mcp" then
+        error(errors.new("CONNECTION_TYPE_NOT_FOUND",
+            fn .. ": an MCP call's session is its access token's user and cannot be changed over MCP"), 3)
+    end
+end
+
 -- The cookie itself is written in C from this operation; only web answers carry cookies.
 local function set_cookie(self, id)
     if self.type == "web" then rawset(self, "_session_op", id and { set = id } or EXPIRE) end
@@ -175,6 +185,7 @@ end
 ---@return {id: string, createdAt: number, data: table}
 function methods:update_session(t)
     if type(t) ~= "table" then error("update_session expects a table", 2) end
+    session_fixed(self, "update_session")
     local rec = self.session
     local created = rec == nil
     if created then
@@ -193,6 +204,7 @@ end
 --- Moves the session to a fresh id (call it on login: defeats session fixation).
 ---@return {id: string, createdAt: number, data: table}
 function methods:regenerate_session()
+    session_fixed(self, "regenerate_session")
     cookie_still_possible(self, "regenerate_session")
     local old = self.session
     local rec = session.new_record(old and old.data or {})
@@ -337,6 +349,7 @@ end
 --- Deletes the session and expires the cookie (logout).
 ---@return boolean had_session
 function methods:destroy_session()
+    session_fixed(self, "destroy_session")
     local had_cookie = rawget(owner(self), "session_id") ~= nil
     local rec = self.session
     if rec or had_cookie then cookie_still_possible(self, "destroy_session") end

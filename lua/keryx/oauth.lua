@@ -330,6 +330,16 @@ local function pointer_ttl(kind, token)
     return redis.ok(redis.call("TTL", "oauth:" .. kind .. ":{" .. core.oauth_hash(token) .. "}"))
 end
 
+--- The client and user of an active access token: {client, user} or nil (unknown, expired,
+--- rotated away, revoked, or not a string). The token is looked up by its hash only.
+function M.access(token)
+    local fid = pointer("at", token)
+    if not fid then return nil end
+    local f = redis.ok(redis.call("HMGET", family_key(fid), "state", "client", "user", "at"))
+    if f[1] ~= "active" or f[4] ~= core.oauth_hash(token) or type(f[2]) ~= "string" then return nil end
+    return { client = f[2], user = f[3] }
+end
+
 --- RFC 7662 for client_id's own tokens; anything else is {active = false}.
 function M.introspect(p)
     local token = M.param(p, "token")

@@ -10,6 +10,7 @@ return keryx.action {
     name = "status",
     description = "Return the status of the server",
     web = { route = "/status", method = "GET" },
+    mcp = { tool = true },
     run = function()
         local redis_ok = core.redis_ready()
         return {

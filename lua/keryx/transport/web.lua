@@ -90,8 +90,10 @@ function M.web(action_id, req)
         correlation_id = req.correlation_id,
         method = req.method,
         session_id = req.session_id,
+        raw_body = action.raw_body and (req.body or "") or nil,
     }
-    local raw, err = params_mod.from_request(req)
+    local raw, err
+    if action.raw_body then raw = {} else raw, err = params_mod.from_request(req) end
     local response
     if raw then response, err = pipeline.act(action, raw, conn) end
     if conn_mod.streamed(conn) then
