@@ -39,6 +39,8 @@ end
 --- internal: a framework endpoint, reachable only by its HTTP route: hidden from swagger and
 --- `keryx actions`, never an MCP tool, not runnable by name (WebSocket, `keryx run`).
 ---@field internal boolean?
+---@field raw_body boolean? internal actions only: the request body reaches the action unparsed
+--- as conn.raw_body (the MCP endpoint reads JSON-RPC itself) and the params are empty.
 ---@field mcp {tool: boolean?, login: boolean?, signup: boolean?}? login/signup: the action the
 --- OAuth authorize page runs to sign a user in / up (it must return {user = {id = <number>}}).
 ---@field timeout number? ms; default ACTION_TIMEOUT (0 = none)

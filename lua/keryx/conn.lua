@@ -1,7 +1,7 @@
 -- keryx.conn — the connection object an action receives.
 --
--- Public fields: type ("web" | "websocket" | "cli" | "mcp": one tools/call, keryx.mcp), id, identifier, correlation_id, metadata
--- (request-scoped table for middleware), status (web: the answer's status, default 200),
+-- Public fields: type ("web" | "websocket" | "cli" | "mcp": one tools/call), id, identifier,
+-- correlation_id, metadata (request-scoped table for middleware), status (web: the answer's status, default 200),
 -- session (loaded from Redis on first access, only when the request carried a well-formed
 -- session cookie).
 -- Methods:

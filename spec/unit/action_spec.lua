@@ -155,11 +155,13 @@ describe("action.define defaults", function()
         assert.is_nil(action.define({ name = "a", run = run }).web)
     end)
 
-    it("sets mcp.tool to true, merging what the definition gives", function()
-        assert.are.same({ tool = true }, action.define({ name = "a", run = run }).mcp)
+    it("leaves mcp.tool false unless the definition opts in, merging what it gives", function()
+        assert.are.same({ tool = false }, action.define({ name = "a", run = run }).mcp)
         assert.are.same({ tool = false, isLoginAction = true },
             action.define({ name = "a", run = run, mcp = { tool = false, isLoginAction = true } }).mcp)
-        assert.are.same({ tool = true, resource = "r" }, action.define({ name = "a", run = run, mcp = { resource = "r" } }).mcp)
+        assert.are.same({ tool = false, resource = "r" },
+            action.define({ name = "a", run = run, mcp = { resource = "r" } }).mcp)
+        assert.are.same({ tool = true }, action.define({ name = "a", run = run, mcp = { tool = true } }).mcp)
     end)
 
     it("puts internal (framework) actions on absolute routes, never as MCP tools", function()
@@ -169,6 +171,9 @@ describe("action.define defaults", function()
         assert.is_true(a.internal)
         assert.are.same({ tool = false }, a.mcp)
         assert.is_nil(action.define({ name = "a", run = run }).internal)
+        assert.is_nil(a.raw_body)
+        assert.is_true(action.define({ name = "a", run = run, internal = true, raw_body = true }).raw_body)
+        assert.is_nil(action.define({ name = "a", run = run, raw_body = true }).raw_body)
     end)
 
     it("refuses web.absolute on an app action and non-boolean flags", function()

@@ -962,7 +962,7 @@ describe("fake keryx.core", function()
         fake.dirs["/app/actions"] = { "z.lua", "a.lua", ".hidden.lua", "notes.txt", ".lua", "b.lua" }
         assert.are.same({ "a.lua", "b.lua", "z.lua" }, fake.list_dir("/app/actions"))
         local files = fake.list_dir("lua/keryx/actions")
-        assert.are.same({ "oauth.lua", "status.lua", "swagger.lua" }, files)
+        assert.are.same({ "mcp.lua", "oauth.lua", "status.lua", "swagger.lua" }, files)
         local none, err = fake.list_dir("/no/such/dir")
         assert.is_nil(none)
         assert.are.equal("cannot open /no/such/dir: No such file or directory", err)
