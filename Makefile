@@ -186,7 +186,8 @@ FUZZ_SRCS_ws          := src/channel_name.c src/utf8.c src/mem.c src/ws_frame.c
 FUZZ_LIBS_ws          := -lwslay
 FUZZ_SRCS_oauth       := src/oauth.c src/crypto.c src/mem.c src/log.c src/buf.c
 FUZZ_LIBS_oauth       := -lcrypto -lev -lpthread
-FUZZERS := http static_path ws oauth
+FUZZ_SRCS_mcp         := src/mcp_guard.c
+FUZZERS := http static_path ws oauth mcp
 
 fuzz:
 	@mkdir -p build-fuzz

@@ -11,6 +11,7 @@
 #include "crypto.h"
 #include "lua_api.h"
 #include "oauth.h"
+#include "mcp_guard.h"
 #include <lauxlib.h>
 
 static void check_string(lua_State *L, int idx, const char *fn, const char *what)
@@ -151,7 +152,61 @@ static int l_oauth_hash(lua_State *L)
     return 1;
 }
 
+/* ---- MCP header checks (mcp_guard.c) ------------------------------------------------------ */
+
+/* core.mcp_origin(value) → "scheme://host[:port]" normalised | nil */
+static int l_mcp_origin(lua_State *L)
+{
+    check_string(L, 1, "mcp_origin", "value");
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    char out[KX_MCP_ORIGIN_MAX + 1];
+    if (kx_mcp_origin_norm(s, len, out, sizeof out) != KX_OK) return 0;
+    lua_pushstring(L, out);
+    return 1;
+}
+
+/* core.mcp_host(value) → host, port | false, loopback | nil */
+static int l_mcp_host(lua_State *L)
+{
+    check_string(L, 1, "mcp_host", "value");
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    kx_mcp_host_t h;
+    if (kx_mcp_host_parse(s, len, &h) != KX_OK) return 0;
+    lua_pushstring(L, h.host);
+    if (h.port) lua_pushinteger(L, (lua_Integer)h.port);
+    else lua_pushboolean(L, 0);
+    lua_pushboolean(L, h.loopback);
+    return 3;
+}
+
+/* core.mcp_bearer(authorization) → token | nil */
+static int l_mcp_bearer(lua_State *L)
+{
+    check_string(L, 1, "mcp_bearer", "value");
+    size_t len, off, tl;
+    const char *s = lua_tolstring(L, 1, &len);
+    if (kx_mcp_bearer(s, len, &off, &tl) != KX_OK) return 0;
+    lua_pushlstring(L, s + off, tl);
+    return 1;
+}
+
+/* core.mcp_version_ok(value) → boolean */
+static int l_mcp_version_ok(lua_State *L)
+{
+    check_string(L, 1, "mcp_version_ok", "value");
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    lua_pushboolean(L, kx_mcp_version_supported(s, len));
+    return 1;
+}
+
 static const luaL_Reg fns[] = {
+    { "mcp_origin", l_mcp_origin },
+    { "mcp_host", l_mcp_host },
+    { "mcp_bearer", l_mcp_bearer },
+    { "mcp_version_ok", l_mcp_version_ok },
     { "oauth_redirect_check", l_oauth_redirect_check },
     { "pkce_s256_ok", l_pkce_s256_ok },
     { "oauth_hash", l_oauth_hash },

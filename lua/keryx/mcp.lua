@@ -3,8 +3,9 @@
 -- JSON-RPC dispatch, tools from actions and the notification feed of the GET stream.
 --
 -- Guard, in this order, before anything else: Origin (DNS rebinding), Host, bearer token
--- (keryx.oauth.access), MCP-Protocol-Version. The guard is Lua over request headers read
--- lazily from C (conn:header); the body limit (413) is C's, before any Lua runs.
+-- (keryx.oauth.access), MCP-Protocol-Version. Parsing each header is C (src/mcp_guard.c through
+-- core.mcp_origin / mcp_host / mcp_bearer / mcp_version_ok); this file compares the results
+-- with the configuration. The body limit (413) is C's, before any Lua runs.
 --
 -- Redis layout (one key per command):
 --   mcp:session:{<session id>}   JSON {client, user, version, createdAt}   EX SESSION_TTL_S
@@ -42,14 +43,17 @@ M.PARSE_ERROR, M.INVALID_REQUEST, M.METHOD_NOT_FOUND, M.INVALID_PARAMS, M.INTERN
 
 -- ---- the guard -------------------------------------------------------------------------------
 
+local mcp_origin, mcp_host, mcp_bearer, mcp_version_ok = core.mcp_origin, core.mcp_host, core.mcp_bearer,
+    core.mcp_version_ok
+
+-- The normalised origin of a configured URL (APPLICATION_URL has a path), or nil.
 local function origin_of(url)
     if type(url) ~= "string" then return nil end
     local o = url:match("^%s*(%a[%w+.-]*://[^/?#%s]+)")
-    return o and lower(o) or nil
+    return o and mcp_origin(o) or nil
 end
 
-local APP_URL = cfg.server.web.applicationUrl
-local APP_ORIGIN = origin_of(APP_URL) or "http://localhost"
+local APP_ORIGIN = origin_of(cfg.server.web.applicationUrl) or "http://localhost"
 
 -- The origins that may call /mcp from a browser: APPLICATION_URL's, MCP_ALLOWED_ORIGINS, and
 -- those named in WEB_SERVER_ALLOWED_ORIGINS — its `*` opens the API to any page, never /mcp.
@@ -65,52 +69,31 @@ local function allowed_origins()
 end
 local ALLOWED = allowed_origins()
 
-local LOOPBACK = { localhost = true, ["127.0.0.1"] = true, ["[::1]"] = true, ["::1"] = true }
-
-local function is_loopback(host)
-    return LOOPBACK[host] or find(host, "^127%.%d+%.%d+%.%d+$") ~= nil or find(host, "%.localhost$") ~= nil
-end
-
--- host, port (string or nil) of a Host header value or a URL's authority; nil when malformed.
-local function split_host(v)
-    if type(v) ~= "string" then return nil end
-    v = lower(v)
-    local h, p = v:match("^(%[[%x:.]+%])(.*)$")
-    if not h then h, p = v:match("^([%w.-]+)(.*)$") end
-    if not h or h == "" then return nil end
-    if p == "" then return h, nil end
-    local port = p:match("^:(%d+)$")
-    if not port then return nil end
-    return h, port
-end
-
-local APP_SCHEME = APP_ORIGIN:match("^(%a[%w+.-]*)://")
-local APP_HOST, APP_PORT = split_host(APP_ORIGIN:match("://(.*)$"))
-APP_PORT = APP_PORT or (APP_SCHEME == "https" and "443" or "80")
-local APP_LOOPBACK = APP_HOST ~= nil and is_loopback(APP_HOST)
+local APP_HOST, APP_PORT, APP_LOOPBACK = mcp_host(APP_ORIGIN:match("://(.*)$"))
+if not APP_PORT then APP_PORT = find(APP_ORIGIN, "^https:") and 443 or 80 end
 
 --- Whether the Origin header (nil when absent: non-browser clients) may reach /mcp.
 function M.origin_ok(origin)
     if origin == nil then return true end
-    local o = origin_of(origin)
-    return o ~= nil and o == lower((gsub(origin, "/+$", ""))) and ALLOWED[o] == true
+    local o = mcp_origin(origin)
+    return o ~= nil and ALLOWED[o] == true
 end
 
 --- Whether the Host header names this server as APPLICATION_URL does (DNS rebinding: a page
 --- of an attacker's name resolving to us carries that name). A loopback APPLICATION_URL
 --- accepts every loopback name on any port (local development, MCP clients on 127.0.0.1).
 function M.host_ok(host)
-    local h, p = split_host(host)
+    if type(host) ~= "string" then return false end
+    local h, p, loopback = mcp_host(host)
     if not h then return false end
-    if APP_LOOPBACK then return is_loopback(h) end
-    return h == APP_HOST and (p == nil or p == APP_PORT)
+    if APP_LOOPBACK then return loopback end
+    return h == APP_HOST and (not p or p == APP_PORT)
 end
 
 --- The token of an `Authorization: Bearer <token>` value, or nil.
 function M.bearer(value)
     if type(value) ~= "string" then return nil end
-    local tok = value:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +([%w%-._~+/]+=*)%s*$")
-    return tok
+    return mcp_bearer(value)
 end
 
 --- WWW-Authenticate for a 401 (RFC 9728 §5.1): where the client learns how to get a token.
@@ -135,7 +118,7 @@ function M.guard(conn)
         return nil, http_error(conn, 401, "Authentication required")
     end
     local version = conn:header("MCP-Protocol-Version")
-    if version ~= nil and not M.VERSIONS[version] then
+    if version ~= nil and not mcp_version_ok(version) then
         return nil, M.rpc_error_answer(conn, 400, nil, M.INVALID_REQUEST,
             "Bad Request: Unsupported protocol version: " .. tostring(version))
     end

@@ -822,6 +822,31 @@ function M.oauth_redirect_check(uri)
     return true
 end
 
+--- MCP header-check stand-ins: the real ones are C (src/mcp_guard.c, tested by
+--- tests/test_mcp_guard.c and the mcp integration specs); these keep the shapes.
+function M.mcp_origin(value)
+    check("mcp_origin", 1, value, "string")
+    local o = value:lower():match("^(https?://[%w.-]+)$") or value:lower():match("^(https?://[%w.-]+:%d+)$")
+    return o
+end
+
+function M.mcp_host(value)
+    check("mcp_host", 1, value, "string")
+    local h, p = value:lower():match("^([%w.-]+):?(%d*)$")
+    if not h or h == "" then return nil end
+    return h, tonumber(p) or false, h == "localhost" or h:match("^127%.") ~= nil
+end
+
+function M.mcp_bearer(value)
+    check("mcp_bearer", 1, value, "string")
+    return value:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +([%w%-._~+/]+=*) *$")
+end
+
+function M.mcp_version_ok(value)
+    check("mcp_version_ok", 1, value, "string")
+    return value == "2025-03-26" or value == "2025-06-18" or value == "2025-11-25"
+end
+
 --- Password hashing stand-ins (the real ones are scrypt on a thread pool and yield): a
 --- reversible tag is enough for specs of the Lua glue; never used outside busted.
 function M.hash_password(pw)

@@ -197,6 +197,30 @@ function core.pkce_s256_ok(verifier, challenge) end
 ---@return string
 function core.oauth_hash(secret) end
 
+--- The normalised origin ("scheme://host[:port]", http/https, lower case, default port
+--- dropped) of an Origin header or a configured origin (src/mcp_guard.c), or nil when malformed.
+---@param value string
+---@return string?
+function core.mcp_origin(value) end
+
+--- A Host header value parsed (src/mcp_guard.c): host (lower case), port (false when none) and
+--- whether the host is a loopback name; nil when malformed.
+---@param value string
+---@return string? host
+---@return integer|false|nil port
+---@return boolean? loopback
+function core.mcp_host(value) end
+
+--- The token of an `Authorization: Bearer <token>` value (src/mcp_guard.c), or nil.
+---@param value string
+---@return string?
+function core.mcp_bearer(value) end
+
+--- Whether `value` is an MCP protocol version this server speaks (src/mcp_guard.c).
+---@param value string
+---@return boolean
+function core.mcp_version_ok(value) end
+
 --- scrypt-hashes `password` on the crypto threads; yields.
 ---@param password string
 ---@return string|nil hash
