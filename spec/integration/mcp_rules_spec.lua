@@ -282,3 +282,34 @@ describe("mcp: the body limit", function()
         assert.are.equal(200, M.post(srv, token, ping(), sid).status)
     end)
 end)
+
+describe("mcp: a loopback APPLICATION_URL", function()
+    local srv, token
+
+    setup(function()
+        H.redis().cli("FLUSHALL")
+        srv = H.start { env = O.env { APPLICATION_URL = "http://localhost:3000" } }
+        O.create_user(srv)
+        local _, t = O.tokens(srv)
+        token = t.access_token
+    end)
+    teardown(function() H.stop(srv) end)
+
+    it("accepts any loopback Host on any port and nothing else", function()
+        for _, h in ipairs { "localhost:3000", "127.0.0.1:" .. srv.port, "[::1]:1", "app.localhost", "LOCALHOST" } do
+            assert.are.equal(200, M.post(srv, token, M.initialize_body(), nil, { { "Host", h } }).status, h)
+        end
+        for _, h in ipairs { "evil.example", "127.0.0.1.evil.example", "localhost.evil.example", "10.0.0.1" } do
+            assert.are.equal(403, M.post(srv, token, M.initialize_body(), nil, { { "Host", h } }).status, h)
+        end
+    end)
+
+    it("accepts http://localhost:3000 as Origin but not another loopback origin", function()
+        local ok = M.post(srv, token, M.initialize_body(), nil, { { "Host", "localhost:3000" },
+            { "Origin", "http://localhost:3000" } })
+        assert.are.equal(200, ok.status)
+        local other = M.post(srv, token, M.initialize_body(), nil, { { "Host", "localhost:3000" },
+            { "Origin", "http://localhost:4000" } })
+        assert.are.equal(403, other.status)
+    end)
+end)
