@@ -3,6 +3,7 @@
 #include "channel_name.h"
 #include "ws.h"
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct chan chan_t;
 
@@ -182,6 +183,61 @@ int kx_channels_deliver(const char *channel, size_t clen, const char *payload, s
 }
 
 
+/* ---- the feed of the MCP GET streams ------------------------------------------------------ */
+
+static struct {
+    char *p[KX_CHANNELS_FEED_SIZE];
+    size_t len[KX_CHANNELS_FEED_SIZE];
+    uint64_t seq; /* number of the newest entry (0: none yet) */
+    int readers;
+} F;
+
+static void feed_clear(void)
+{
+    for (int i = 0; i < KX_CHANNELS_FEED_SIZE; i++) {
+        free(F.p[i]);
+        F.p[i] = NULL;
+    }
+}
+
+void kx_channels_feed_readers(int delta)
+{
+    F.readers += delta;
+    if (F.readers <= 0) {
+        F.readers = 0;
+        feed_clear(); /* nobody reads: hold no copies */
+    }
+}
+
+uint64_t kx_channels_feed_seq(void)
+{
+    return F.seq;
+}
+
+bool kx_channels_feed_get(uint64_t seq, const char **payload, size_t *len)
+{
+    if (seq == 0 || seq > F.seq || F.seq - seq >= KX_CHANNELS_FEED_SIZE) return false;
+    size_t i = (size_t)(seq % KX_CHANNELS_FEED_SIZE);
+    if (!F.p[i]) return false;
+    *payload = F.p[i];
+    *len = F.len[i];
+    return true;
+}
+
+static void feed_push(const char *payload, size_t len)
+{
+    if (F.readers <= 0) return;
+    F.seq++;
+    size_t i = (size_t)(F.seq % KX_CHANNELS_FEED_SIZE);
+    free(F.p[i]);
+    F.p[i] = NULL;
+    if (len > KX_CHANNELS_FEED_MAX) return;
+    F.p[i] = malloc(len ? len : 1);
+    if (!F.p[i]) return; /* out of memory: this one is lost, like a pub/sub message */
+    memcpy(F.p[i], payload, len);
+    F.len[i] = len;
+}
+
 void kx_channels_on_publish(const char *payload, size_t len)
 {
     const char *name;
@@ -193,4 +249,5 @@ void kx_channels_on_publish(const char *payload, size_t len)
     kx_buf_puts(&frame, "}");
     kx_channels_deliver(name, nlen, frame.data, frame.len);
     kx_buf_free(&frame);
+    feed_push(payload, len);
 }

@@ -22,7 +22,20 @@ void kx_channels_drop(kx_conn_t *c);
 /* Sends payload as a text frame to every local socket subscribed to channel; returns how many. */
 int kx_channels_deliver(const char *channel, size_t clen, const char *payload, size_t len);
 /* A published broadcast ({"channel","message","sender"}) from any keryx process: delivered to
- * local subscribers as {"message": <it>}. */
+ * local subscribers as {"message": <it>}, and kept in the feed while it has readers. */
 void kx_channels_on_publish(const char *payload, size_t len);
+
+/* The feed: the last KX_CHANNELS_FEED_SIZE broadcasts (each at most KX_CHANNELS_FEED_MAX
+ * bytes; a larger one is skipped) that any keryx process published, for the MCP GET streams,
+ * which check each one against the channel's authorize in Lua. Kept only while a reader is
+ * registered (kx_channels_feed_readers(+1) / (-1)), so a process without MCP streams copies
+ * nothing. Entries are numbered from 1; kx_channels_feed_seq is the newest number. */
+#define KX_CHANNELS_FEED_SIZE 256
+#define KX_CHANNELS_FEED_MAX 65536
+void kx_channels_feed_readers(int delta);
+uint64_t kx_channels_feed_seq(void);
+/* Entry seq when still in the ring (and not skipped): its payload, valid until the next
+ * broadcast arrives. */
+bool kx_channels_feed_get(uint64_t seq, const char **payload, size_t *len);
 
 #endif

@@ -123,7 +123,47 @@ static int l_publish(lua_State *L)
     return 1;
 }
 
+/* core.mcp_feed_open() → the feed's newest number: registers a reader (the feed keeps copies). */
+static int l_mcp_feed_open(lua_State *L)
+{
+    kx_channels_feed_readers(1);
+    lua_pushnumber(L, (lua_Number)kx_channels_feed_seq());
+    return 1;
+}
+
+static int l_mcp_feed_close(lua_State *L)
+{
+    (void)L;
+    kx_channels_feed_readers(-1);
+    return 0;
+}
+
+/* core.mcp_feed(after) → { payload, … }, newest number: the broadcasts after `after` still in
+ * the ring, oldest first (older ones were overwritten: best effort, like pub/sub itself). */
+static int l_mcp_feed(lua_State *L)
+{
+    lua_Number after = luaL_checknumber(L, 1);
+    uint64_t last = kx_channels_feed_seq();
+    uint64_t from = after < 0 ? 1 : (uint64_t)after + 1;
+    if (last >= KX_CHANNELS_FEED_SIZE && from <= last - KX_CHANNELS_FEED_SIZE)
+        from = last - KX_CHANNELS_FEED_SIZE + 1;
+    lua_newtable(L);
+    int n = 0;
+    for (uint64_t s = from; s <= last; s++) {
+        const char *p;
+        size_t len;
+        if (!kx_channels_feed_get(s, &p, &len)) continue;
+        lua_pushlstring(L, p, len);
+        lua_rawseti(L, -2, ++n);
+    }
+    lua_pushnumber(L, (lua_Number)last);
+    return 2;
+}
+
 static const luaL_Reg fns[] = {
+    { "mcp_feed_open", l_mcp_feed_open },
+    { "mcp_feed_close", l_mcp_feed_close },
+    { "mcp_feed", l_mcp_feed },
     { "ws_send", l_ws_send },
     { "ws_close", l_ws_close },
     { "ws_subscribe", l_ws_subscribe },

@@ -101,16 +101,10 @@ function M.payload(channel, message, sender)
     return '{"channel":"' .. channel .. '","message":' .. m .. ',"sender":' .. s .. "}"
 end
 
--- Set by the MCP endpoint (keryx.actions.mcp) to see this process's broadcasts: the GET
--- stream relays them as notifications. Called with what was published, never yields.
-M.on_broadcast = nil
-
 function M.broadcast(channel, message, sender)
     local payload, err = M.payload(channel, message, sender)
     if not payload then return nil, err end
-    local ok, perr = publish(payload)
-    if ok and M.on_broadcast then M.on_broadcast(channel, message, sender or M.DEFAULT_SENDER) end
-    return ok, perr
+    return publish(payload)
 end
 
 -- ---- presence -------------------------------------------------------------------------------

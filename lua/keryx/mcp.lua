@@ -12,9 +12,9 @@
 -- The session id is core.random_id (256-bit, base64url); it is not a secret that grants
 -- anything alone: every request must also carry a bearer token of the same client and user.
 --
--- Owns: the rules of issue 9 item 3. Callers: keryx.actions.mcp (the three endpoints) and
--- keryx.channels (M.feed_push). Never: stores or logs a token; derives a Redis key from one;
--- touches the cookie session (tools/call runs with an in-memory session of the token's user).
+-- Owns: the rules of issue 9 item 3. Callers: keryx.actions.mcp (the three endpoints).
+-- Never: stores or logs a token; derives a Redis key from one; touches the cookie session
+-- (tools/call runs with an in-memory session of the token's user).
 local core = require "keryx.core"
 local json = require "keryx.json"
 local redis = require "keryx.redis"
@@ -351,38 +351,28 @@ end
 
 -- ---- the notification feed (GET stream) ---------------------------------------------------------
 
--- Channel broadcasts made by this process, kept in a small ring while a GET stream reads it
--- (keryx.channels.broadcast pushes). Each stream keeps its own position in the ring.
-local FEED_SIZE = 256
-local feed = { seq = 0, readers = 0 }
+-- Every broadcast of any keryx process on the Redis (the pub/sub messages src/channels.c
+-- receives), kept in a ring in C while a GET stream reads it (core.mcp_feed_open/close). Each
+-- stream keeps its own position in it.
 
---- Records one broadcast (channel, message, sender) while any stream listens.
-function M.feed_push(channel, message, sender)
-    if feed.readers <= 0 then return end
-    feed.seq = feed.seq + 1
-    feed[feed.seq % FEED_SIZE] = { channel = channel, message = message, sender = sender }
-    feed[(feed.seq + 1) % FEED_SIZE] = nil
-end
-
---- The entries after position `after`: list, new position (older ones lost when the ring wrapped).
-function M.feed_since(after)
-    local out = {}
-    local first = after + 1
-    if feed.seq - first >= FEED_SIZE - 1 then first = feed.seq - FEED_SIZE + 2 end
-    for i = first, feed.seq do
-        local e = feed[i % FEED_SIZE]
-        if e then out[#out + 1] = e end
-    end
-    return out, feed.seq
-end
-
+--- Registers a reader: the position to read after.
 function M.feed_open()
-    feed.readers = feed.readers + 1
-    return feed.seq
+    return core.mcp_feed_open()
 end
 
 function M.feed_close()
-    feed.readers = feed.readers - 1
+    core.mcp_feed_close()
+end
+
+--- The broadcasts after position `after` ({channel, message, sender}), the new position.
+function M.feed_since(after)
+    local payloads, last = core.mcp_feed(after)
+    local out = {}
+    for _, p in ipairs(payloads) do
+        local e = json.decode(p)
+        if type(e) == "table" and type(e.channel) == "string" then out[#out + 1] = e end
+    end
+    return out, last
 end
 
 -- Whether who's user may see channel: the channel's authorize, run as if that user subscribed.
@@ -402,5 +392,4 @@ function M.notification(e)
             sender = e.sender } } }
 end
 
-M._feed = feed
 return M

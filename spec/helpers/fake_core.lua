@@ -750,6 +750,10 @@ function M.publish(payload)
     if not M.redis_up then return nil, "closed" end
     M.published[#M.published + 1] = payload
     M.pending[#M.pending + 1] = payload
+    if M.feed and M.feed.readers > 0 then
+        M.feed.seq = M.feed.seq + 1
+        M.feed[M.feed.seq] = payload
+    end
     return true
 end
 
@@ -787,6 +791,7 @@ do
         M.ws_closed = {}        -- id -> { code, reason }
         M.published = {}        -- every payload publish() accepted, in order
         M.pending = {}          -- published, not yet delivered
+        M.feed = { seq = 0, readers = 0 } -- the MCP broadcast feed (seq -> payload)
     end
 end
 
@@ -820,6 +825,28 @@ function M.oauth_redirect_check(uri)
     if uri:find("#", 1, true) then return false, "Redirect URI must not contain a fragment" end
     if not uri:match("^%a[%w+.-]*:") then return false, "Invalid URI: no scheme" end
     return true
+end
+
+--- The broadcast feed of the MCP GET streams (src/channels.c): M.publish appends to it while a
+--- reader is registered.
+M.feed = { seq = 0, readers = 0 }
+
+function M.mcp_feed_open()
+    M.feed.readers = M.feed.readers + 1
+    return M.feed.seq
+end
+
+function M.mcp_feed_close()
+    M.feed.readers = math.max(0, M.feed.readers - 1)
+end
+
+function M.mcp_feed(after)
+    check("mcp_feed", 1, after, "number")
+    local out = {}
+    for i = math.max(after + 1, M.feed.seq - 255), M.feed.seq do
+        if M.feed[i] then out[#out + 1] = M.feed[i] end
+    end
+    return out, M.feed.seq
 end
 
 --- MCP header-check stand-ins: the real ones are C (src/mcp_guard.c, tested by

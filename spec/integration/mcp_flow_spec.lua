@@ -259,6 +259,22 @@ describe("mcp: the GET notification stream", function()
         theirs:close()
     end)
 
+    it("relays a broadcast made by another keryx process on the same Redis", function()
+        local srv2 = H.start { env = O.env(), app = app }
+        local ok, err = pcall(function()
+            local s = M.stream(srv, token, sid)
+            H.sleep(0.2)
+            -- The session lives in Redis: the other process serves it too.
+            M.call(srv2, token, sid, "notify", { channel = "room:far", text = "from process two" })
+            local n = s:next(function(v) return v.params and v.params.data.channel == "room:far" end)
+            assert.is_table(n)
+            assert.are.same({ text = "from process two" }, n.params.data.message)
+            s:close()
+        end)
+        H.stop(srv2)
+        assert(ok, err)
+    end)
+
     it("relays a chat message posted over HTTP to a logged-in session's stream", function()
         local s = M.stream(srv, token, sid)
         H.sleep(0.2)

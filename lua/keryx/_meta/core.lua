@@ -197,6 +197,21 @@ function core.pkce_s256_ok(verifier, challenge) end
 ---@return string
 function core.oauth_hash(secret) end
 
+--- Registers a reader of the broadcast feed (src/channels.c: the last 256 broadcasts of any
+--- keryx process, kept only while a reader is registered); returns the newest entry's number.
+---@return number
+function core.mcp_feed_open() end
+
+--- Unregisters a reader (the feed frees its copies when none is left).
+function core.mcp_feed_close() end
+
+--- The payloads ({"channel","message","sender"} JSON text) of the broadcasts numbered after
+--- `after` still in the feed, oldest first, and the newest number.
+---@param after number
+---@return string[] payloads
+---@return number newest
+function core.mcp_feed(after) end
+
 --- The normalised origin ("scheme://host[:port]", http/https, lower case, default port
 --- dropped) of an Origin header or a configured origin (src/mcp_guard.c), or nil when malformed.
 ---@param value string

@@ -19,8 +19,6 @@ local clock_ms = core.clock_ms
 -- session still exists and that the client is still there (a comment line it must accept).
 local POLL_MS, KEEPALIVE_MS = 50, 5000
 
-channels.on_broadcast = mcp.feed_push
-
 local function endpoint(def)
     def.internal = true
     def.raw_body = true
@@ -105,7 +103,7 @@ local function post(_, conn)
     return reply(conn, r)
 end
 
--- Relays this process's broadcasts to the stream, each only when the channel's authorize
+-- Relays the broadcasts of every keryx process to the stream, each only when the channel's authorize
 -- accepts the session's user (checked once per channel between two keep-alives).
 local function relay(s, conn, who, sid)
     local user_conn = mcp.call_conn(conn, who, sid)
