@@ -41,8 +41,9 @@ end
 ---@field internal boolean?
 ---@field raw_body boolean? internal actions only: the request body reaches the action unparsed
 --- as conn.raw_body (the MCP endpoint reads JSON-RPC itself) and the params are empty.
----@field mcp {tool: boolean?, login: boolean?, signup: boolean?}? login/signup: the action the
---- OAuth authorize page runs to sign a user in / up (it must return {user = {id = <number>}}).
+---@field mcp {tool: boolean?, login: boolean?, signup: boolean?, resource: table?, prompt: table?}?
+--- tool: an MCP tool (opt-in); resource / prompt: keryx.mcp_resources; login/signup: the action
+--- the OAuth authorize page runs to sign a user in / up (it must return {user = {id = <number>}}).
 ---@field timeout number? ms; default ACTION_TIMEOUT (0 = none)
 ---@field middleware keryx.Middleware[]?
 --- The response: JSON-encoded, or a string body under conn:set_content_type.

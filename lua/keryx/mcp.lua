@@ -22,12 +22,13 @@ local errors = require "keryx.errors"
 local oauth = require "keryx.oauth"
 local conn_mod = require "keryx.conn"
 local pipeline = require "keryx.pipeline"
+local mcp_resources = require "keryx.mcp_resources"
 
 local M = {}
 
 local cfg = core.config
 local mcp_cfg = cfg.server.mcp
-local type, tostring, tonumber, ipairs, pcall, next = type, tostring, tonumber, ipairs, pcall, next
+local type, tostring, tonumber, ipairs, pairs, pcall, next = type, tostring, tonumber, ipairs, pairs, pcall, next
 local find, lower, gsub = string.find, string.lower, string.gsub
 
 M.VERSIONS = { ["2025-03-26"] = true, ["2025-06-18"] = true, ["2025-11-25"] = true }
@@ -248,20 +249,32 @@ local function is_object(v)
     return type(v) == "table" and not json.is_array(v) and (next(v) == nil or v[1] == nil)
 end
 
+--- Runs action for one MCP request (tools/call, resources/read, prompts/get): the pipeline as
+--- over HTTP, the `[ACTION:MCP:…]` log line. → response, err (typed or nil).
+function M.run_action(ctx, action, args)
+    local started = core.clock_ms()
+    local conn = call_conn(ctx.conn, ctx.who, ctx.sid)
+    local response, err = pipeline.act(action, args, conn)
+    pipeline.log_action("MCP", action.name, started, nil, conn.identifier, nil, conn.correlation_id, err, action, args)
+    return response, err
+end
+
+--- What a client may read of an action error: its public message.
+local function public_message(err)
+    return errors.to_envelope(err, { include_stack = false }).error.message
+end
+
 --- tools/call: the pipeline as over HTTP. → result | nil, JSON-RPC code, message.
-function M.call_tool(outer, who, sid, params)
+function M.call_tool(ctx, params)
     if not is_object(params) then return nil, M.INVALID_PARAMS, "params must be an object" end
     local action = M.tool_action(params.name)
     if not action then return nil, M.INVALID_PARAMS, "Unknown tool: " .. tostring(params.name) end
     local args = params.arguments
     if args == nil or args == json.null then args = {} end
     if not is_object(args) then return nil, M.INVALID_PARAMS, "arguments must be an object" end
-    local started = core.clock_ms()
-    local conn = call_conn(outer, who, sid)
-    local response, err = pipeline.act(action, args, conn)
+    local response, err = M.run_action(ctx, action, args)
     local text
     if not err then text, err = pipeline.encode_response(response) end
-    pipeline.log_action("MCP", action.name, started, nil, conn.identifier, nil, conn.correlation_id, err, action, args)
     if err then
         return { content = { { type = "text", text = error_text(err) } }, isError = true }
     end
@@ -279,7 +292,7 @@ end
 local function initialize_result(version)
     return {
         protocolVersion = version,
-        capabilities = { tools = { listChanged = false }, logging = {} },
+        capabilities = mcp_resources.capabilities { tools = { listChanged = false }, logging = {} },
         serverInfo = server_info(),
     }
 end
@@ -295,10 +308,11 @@ end
 local handlers = {
     ping = function() return {} end,
     ["tools/list"] = function() return { tools = M.tools() } end,
-    ["tools/call"] = function(ctx, params) return M.call_tool(ctx.conn, ctx.who, ctx.sid, params) end,
+    ["tools/call"] = M.call_tool,
     ["logging/setLevel"] = function() return {} end,
     initialize = function() return nil, M.INVALID_REQUEST, "Session already initialized" end,
 }
+for method, h in pairs(mcp_resources.handlers(M.run_action, public_message)) do handlers[method] = h end
 
 --- One JSON-RPC message of a session: the response, or nil for a notification or a client's
 --- response (nothing to answer).
