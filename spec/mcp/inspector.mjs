@@ -63,11 +63,14 @@ function inspector(token, extra) {
     child.on("close", (code) => {
       clearTimeout(t);
       if (code !== 0) return reject(new Error(`inspector ${extra.join(" ")} exited ${code}: ${(err || out).trim().slice(0, 600)}`));
+      // --format json prints one object: {"result": <the MCP result>} (or {"error": …} on stderr).
+      let parsed;
       try {
-        resolve(JSON.parse(out));
+        parsed = JSON.parse(out);
       } catch {
-        reject(new Error(`inspector ${extra.join(" ")} printed no JSON: ${out.slice(0, 600)}`));
+        return reject(new Error(`inspector ${extra.join(" ")} printed no JSON: ${out.slice(0, 600)}`));
       }
+      resolve(parsed.result ?? parsed);
     });
   });
 }
