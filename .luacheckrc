@@ -23,5 +23,5 @@ files["spec/helpers/*.lua"] = { std = "+busted" }
 -- LuaCATS declarations: empty function bodies whose parameters only document a signature.
 files["lua/keryx/_meta/*.lua"] = { unused_args = false }
 
--- Third-party packages the benchmarks install (npm) are not ours to lint.
-exclude_files = { "bench/node_modules/**" }
+-- Third-party packages the benchmarks and the MCP client specs install (npm) are not ours to lint.
+exclude_files = { "bench/node_modules/**", "spec/mcp/node_modules/**" }

