@@ -461,8 +461,17 @@ int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
         char url[512];
         snprintf(url, sizeof url, "http://%s:%lld", c->web_host, (long long)c->web_port);
         set_str(&c->application_url, url);
+        c->application_url_derived = true;
     }
     return KX_OK;
+}
+
+void kx_config_bound_port(kx_config_t *c, int port)
+{
+    if (!c->application_url_derived || c->web_port != 0 || port <= 0) return;
+    char url[512];
+    snprintf(url, sizeof url, "http://%s:%d", c->web_host, port);
+    set_str(&c->application_url, url);
 }
 
 void kx_config_get_string(const kx_config_t *c, const kx_config_desc_t *d, char *buf, size_t cap)

@@ -68,6 +68,7 @@ typedef struct {
     bool correlation_trust_proxy;
     int64_t header_timeout_ms, keepalive_timeout_ms, body_timeout_ms, max_connections;
     int64_t max_connections_per_ip; /* 0: no per-address cap */
+    bool application_url_derived;   /* APPLICATION_URL unset: built from host and port */
     char *tls_cert, *tls_key;
     int64_t workers; /* 0 = auto */
 
@@ -128,5 +129,9 @@ int kx_config_parse_int(const char *s, int64_t *out);
 int kx_config_parse_origins(const char *s, char **out, int max, int *n, bool *any);
 /* Stringifies a setting (for the Lua view of the config). */
 void kx_config_get_string(const kx_config_t *c, const kx_config_desc_t *d, char *buf, size_t cap);
+
+/* WEB_SERVER_PORT=0 binds a port the kernel picks: a derived APPLICATION_URL (the OAuth
+ * issuer and MCP resource) must name that port, not 0. Call once the listener is bound. */
+void kx_config_bound_port(kx_config_t *c, int port);
 
 #endif

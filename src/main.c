@@ -310,6 +310,11 @@ int main(int argc, char **argv)
     wire_protocols();
     kx_dispatch_init(&srv);
 
+    /* The server binds before the app boots, so the app sees the URL of the port it got. */
+    if (!cli && !list) {
+        if (kx_listen_start(&srv, &http_listener, err, sizeof err) != KX_OK) return fatal(err);
+        kx_config_bound_port(&cfg, kx_listen_port(&srv));
+    }
     if (kx_lua_init(&srv, cli ? KX_MODE_CLI : KX_MODE_SERVER, a.app, err, sizeof err) != KX_OK)
         return fatal(err);
     if (list) return kx_lua_list_actions();
@@ -340,7 +345,6 @@ int main(int argc, char **argv)
     ev_timer_init(&heartbeat_timer, on_heartbeat, (double)cfg.presence_heartbeat_s,
                   (double)cfg.presence_heartbeat_s);
     ev_timer_start(srv.loop, &heartbeat_timer);
-    if (kx_listen_start(&srv, &http_listener, err, sizeof err) != KX_OK) return fatal(err);
     kx_log_info("started server @ http://%s:%d", cfg.web_host, kx_listen_port(&srv));
 
     ev_signal_init(&sig_term, on_signal, SIGTERM);

@@ -224,3 +224,14 @@ describe("oauth: Redis holds no raw code or token", function()
         end
     end)
 end)
+
+describe("oauth: the derived issuer", function()
+    it("names the port the kernel picked when WEB_SERVER_PORT=0 and APPLICATION_URL is unset", function()
+        local srv = H.start { env = { MCP_SERVER_ENABLED = "true", APPLICATION_URL = false } }
+        local res = srv:request("/.well-known/oauth-authorization-server")
+        assert.are.equal(200, res.status, res.body)
+        local doc = require("cjson").decode(res.body)
+        assert.are.equal("http://127.0.0.1:" .. srv.port, doc.issuer)
+        srv:stop()
+    end)
+end)
