@@ -10,7 +10,7 @@ BENCH_PKGS := wrk nginx-light libnginx-mod-http-lua
 # Only the test suites need these (a real browser for the end-to-end WebSocket page test;
 # clang's libFuzzer for the fuzz harnesses; node + npm to install the MCP clients of
 # spec/mcp, which then run on the Node 22 that package pins).
-TEST_PKGS  := chromium clang libfuzzer-14-dev nodejs npm
+TEST_PKGS  := chromium clang libfuzzer-14-dev
 # `make lint` (and so `make test`) needs these.
 LINT_PKGS  := lua-check shellcheck cppcheck clang-format
 
@@ -47,8 +47,12 @@ compile: $(BIN)
 deps:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(DEB_PKGS)"
 
+# Node.js and npm run the MCP test clients' installer; a machine that already has them (from
+# any source: Debian's packages, or a vendor's nodejs that bundles npm) keeps its own.
 test-deps:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(TEST_PKGS) $(LINT_PKGS)"
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  $(MAKE) --no-print-directory install-pkgs PKGS="nodejs npm"
 
 lint-deps:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(LINT_PKGS)"
