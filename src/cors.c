@@ -1,5 +1,6 @@
 /* cors.c — CORS header decision (see cors.h). */
 #include "cors.h"
+#include <stdlib.h>
 
 bool kx_cors_origin_allowed(const kx_config_t *c, const char *origin, size_t len)
 {
@@ -28,4 +29,103 @@ void kx_cors_append(const kx_config_t *c, const char *origin, size_t len, kx_buf
     kx_buf_puts(out, "\r\nAccess-Control-Allow-Headers: ");
     kx_buf_puts(out, c->allowed_headers);
     kx_buf_puts(out, "\r\n");
+}
+
+/* ---- the MCP route --------------------------------------------------------------------- */
+
+/* What the MCP client sends (the MCP transport page: Mcp-Session-Id, MCP-Protocol-Version,
+ * Last-Event-ID on a resumed stream; the bearer in Authorization) and what it must read. */
+#define MCP_METHODS "GET, POST, DELETE, OPTIONS"
+#define MCP_HEADERS "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID"
+#define MCP_EXPOSE "Mcp-Session-Id, WWW-Authenticate"
+#define MCP_MAX_AGE "600"
+
+static bool is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\f' || ch == '\v';
+}
+
+static bool has_origin(const kx_cors_mcp_t *m, const char *o)
+{
+    for (int i = 0; i < m->n; i++)
+        if (strcmp(m->origins[i], o) == 0) return true;
+    return false;
+}
+
+/* Adds the origin of a URL (scheme "://" up to its path, query, fragment), as keryx.mcp's
+ * origin_of takes it; a URL without a valid origin adds nothing. */
+static bool add_url(kx_cors_mcp_t *m, const char *s, size_t len)
+{
+    const char *sep = memmem(s, len, "://", 3);
+    if (!sep) return false;
+    size_t end = (size_t)(sep - s) + 3;
+    while (end < len && s[end] != '/' && s[end] != '?' && s[end] != '#' && !is_space(s[end])) end++;
+    char o[KX_MCP_ORIGIN_MAX + 1];
+    if (kx_mcp_origin_norm(s, end, o, sizeof o) != KX_OK) return false;
+    if (has_origin(m, o)) return true;
+    m->origins = kx_xrealloc(m->origins, (size_t)(m->n + 1) * sizeof *m->origins);
+    m->origins[m->n++] = kx_xstrdup(o);
+    return true;
+}
+
+/* A list "a, b c": entries separated by commas and spaces (keryx.mcp: "[^,%s]+"). */
+static void add_list(kx_cors_mcp_t *m, const char *s)
+{
+    if (!s) return;
+    for (const char *p = s; *p;) {
+        while (*p && (*p == ',' || is_space(*p))) p++;
+        const char *e = p;
+        while (*e && *e != ',' && !is_space(*e)) e++;
+        if (e > p) add_url(m, p, (size_t)(e - p));
+        p = e;
+    }
+}
+
+void kx_cors_mcp_init(kx_cors_mcp_t *m, const kx_config_t *c)
+{
+    memset(m, 0, sizeof *m);
+    if (!c->mcp_enabled) return;
+    m->route = c->mcp_route;
+    m->route_len = strlen(c->mcp_route);
+    const char *app = c->application_url ? c->application_url : "";
+    while (is_space(*app)) app++;
+    /* keryx.mcp falls back to http://localhost when APPLICATION_URL names no origin. */
+    if (!add_url(m, app, strlen(app))) add_url(m, "http://localhost", 16);
+    add_list(m, c->mcp_allowed_origins);
+    add_list(m, c->allowed_origins);
+}
+
+void kx_cors_mcp_free(kx_cors_mcp_t *m)
+{
+    for (int i = 0; i < m->n; i++) free(m->origins[i]);
+    free(m->origins);
+    memset(m, 0, sizeof *m);
+}
+
+bool kx_cors_mcp_route(const kx_cors_mcp_t *m, const char *path, size_t len)
+{
+    return m->route && path && len == m->route_len && memcmp(path, m->route, len) == 0;
+}
+
+bool kx_cors_mcp_allowed(const kx_cors_mcp_t *m, const char *origin, size_t len)
+{
+    char o[KX_MCP_ORIGIN_MAX + 1];
+    if (!origin || kx_mcp_origin_norm(origin, len, o, sizeof o) != KX_OK) return false;
+    return has_origin(m, o);
+}
+
+void kx_cors_mcp_append(const kx_cors_mcp_t *m, const char *origin, size_t len, bool preflight, kx_buf_t *out,
+                        bool *vary_origin)
+{
+    *vary_origin = true;
+    if (!kx_cors_mcp_allowed(m, origin, len)) return;
+    /* Echoed as sent (it normalised to an allowed origin): the browser compares it byte for byte. */
+    kx_buf_puts(out, "Access-Control-Allow-Origin: ");
+    kx_buf_append(out, origin, len);
+    kx_buf_puts(out, "\r\n");
+    if (preflight)
+        kx_buf_puts(out, "Access-Control-Allow-Methods: " MCP_METHODS
+                         "\r\nAccess-Control-Allow-Headers: " MCP_HEADERS
+                         "\r\nAccess-Control-Max-Age: " MCP_MAX_AGE "\r\n");
+    else kx_buf_puts(out, "Access-Control-Expose-Headers: " MCP_EXPOSE "\r\n");
 }

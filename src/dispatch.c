@@ -129,7 +129,7 @@ void kx_dispatch(kx_conn_t *c)
         return;
     }
     if (r->method_len == 7 && memcmp(r->method, "OPTIONS", 7) == 0) {
-        kx_http_send(c, 204, NULL, NULL, 0, "", 0, KX_R_CORS);
+        kx_http_send(c, 204, NULL, NULL, 0, "", 0, KX_R_CORS | KX_R_PREFLIGHT);
         return;
     }
     size_t skip;

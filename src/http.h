@@ -101,6 +101,7 @@ void kx_http_refuse_busy(int fd);
 #define KX_R_CLOSE 2u /* close the connection after this response */
 #define KX_R_NOGZIP 4u
 #define KX_R_BODY_FOLLOWS 8u /* body streamed by kx_conn_sendfile; len = its size */
+#define KX_R_PREFLIGHT 16u   /* with KX_R_CORS: the answer to an OPTIONS preflight */
 
 /* A streamed writer is paused past this many unsent bytes and dropped past
  * KX_CONN_OUTPUT_CAP. */
@@ -140,7 +141,8 @@ void kx_http_send_error_with(kx_conn_t *c, int status, const char *type, const c
 void kx_http_error_bytes(int status, const char *type, const char *message, const char *extra, kx_buf_t *out);
 /* Whether kx_http_send would gzip a body of this type and size for c's request. */
 bool kx_http_will_gzip(const kx_conn_t *c, const char *ctype, size_t len);
-/* Precomputes the header block every response carries (boot). */
+/* Precomputes the header block every response carries and the MCP route's CORS rule (boot,
+ * after the bind: APPLICATION_URL may name the port picked). */
 void kx_response_init(kx_server_t *s);
 const char *kx_http_reason(int status);
 /* gzip-compresses; returns 0 and fills out, or KX_EIO. */

@@ -306,7 +306,6 @@ int main(int argc, char **argv)
     snprintf(www, sizeof www, "%s/lua/keryx/www", srv.home);
     srv.www_root_fd = open_dir(www);
     kx_srv = &srv;
-    kx_response_init(&srv);
     wire_protocols();
     kx_dispatch_init(&srv);
 
@@ -315,6 +314,9 @@ int main(int argc, char **argv)
         if (kx_listen_start(&srv, &http_listener, err, sizeof err) != KX_OK) return fatal(err);
         kx_config_bound_port(&cfg, kx_listen_port(&srv));
     }
+    /* After the bind: the MCP CORS rule names APPLICATION_URL's origin, which may name the port
+     * just picked. No response is written before the loop runs. */
+    kx_response_init(&srv);
     if (kx_lua_init(&srv, cli ? KX_MODE_CLI : KX_MODE_SERVER, a.app, err, sizeof err) != KX_OK)
         return fatal(err);
     if (list) return kx_lua_list_actions();

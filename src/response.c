@@ -94,6 +94,8 @@ void kx_response_init(kx_server_t *s)
     free(s->static_headers);
     s->static_headers = b.data ? b.data : kx_xstrdup("");
     s->static_headers_len = b.len;
+    kx_cors_mcp_free(&s->mcp_cors);
+    kx_cors_mcp_init(&s->mcp_cors, c);
 }
 
 /* The Date header, formatted once per second. */
@@ -178,8 +180,13 @@ static void write_head(kx_conn_t *c, int status, const char *ctype, const char *
     if (ctype) add_header(b, "Content-Type", ctype);
     kx_buf_append(b, kx_srv->static_headers, kx_srv->static_headers_len);
     bool vary_origin = false;
-    if ((flags & KX_R_CORS) && !r->origin_ambiguous)
-        kx_cors_append(cfg, r->origin, r->origin_len, b, &vary_origin);
+    /* The MCP route never gets the web policy: its "*" would open /mcp to any page. */
+    if ((flags & KX_R_CORS) && !r->origin_ambiguous) {
+        if (kx_cors_mcp_route(&kx_srv->mcp_cors, r->path, r->path_len))
+            kx_cors_mcp_append(&kx_srv->mcp_cors, r->origin, r->origin_len, (flags & KX_R_PREFLIGHT) != 0, b,
+                               &vary_origin);
+        else kx_cors_append(cfg, r->origin, r->origin_len, b, &vary_origin);
+    }
     if (vary_origin && gzipped) kx_buf_puts(b, "Vary: Origin, Accept-Encoding\r\n");
     else if (vary_origin) kx_buf_puts(b, "Vary: Origin\r\n");
     else if (gzipped) kx_buf_puts(b, "Vary: Accept-Encoding\r\n");

@@ -1,7 +1,7 @@
 /* server.h — the process-wide server context.
  *
  * Owns: the kx_server_t singleton: loop, config, route table, listener, the list of open
- * connections, the precomputed response header block and the drain flag.
+ * connections, the precomputed response header block, the MCP route's CORS rule and the drain flag.
  * Callers: main.c creates it before anything else and every layer reads it through kx_srv.
  * Never: holds Lua state (lua_bridge.c does) or per-connection data (conn.h). */
 #ifndef KX_SERVER_H
@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "config.h"
+#include "cors.h"
 
 struct kx_conn;
 struct kx_router;
@@ -27,6 +28,7 @@ typedef struct {
     char *home;           /* keryx home: the directory holding lua/ */
     char *static_headers; /* precomputed X-SERVER-NAME + security headers */
     size_t static_headers_len;
+    kx_cors_mcp_t mcp_cors; /* the MCP route's CORS rule (response.c) */
     bool draining;
     ev_tstamp started;
 } kx_server_t;

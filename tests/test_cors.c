@@ -1,7 +1,9 @@
 /* test_cors.c — the CORS decision: "*" grants any origin without credentials; a list echoes
  * an exact match with credentials and Vary: Origin; look-alike origins (prefix, suffix, case,
  * scheme, port, "null") never match; Allow-Methods/-Headers are always present. Configs are
- * built the way main.c builds them: defaults → kx_config_set → kx_config_finish. */
+ * built the way main.c builds them: defaults → kx_config_set → kx_config_finish. The MCP route's
+ * rule: only APPLICATION_URL's origin, MCP_ALLOWED_ORIGINS and explicit web entries, echoed
+ * without credentials, with the MCP headers; anything else gets no Access-Control-* at all. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -315,6 +317,137 @@ static void test_refinish_list_to_star(void **state)
     kx_config_free(&c);
 }
 
+/* ---- the MCP route's rule ------------------------------------------------------------------ */
+
+/* A finished config with MCP on, the given APPLICATION_URL, MCP_ALLOWED_ORIGINS and web origins,
+ * and its MCP rule. */
+static void make_mcp(kx_config_t *c, kx_cors_mcp_t *m, const char *app, const char *mcp_origins,
+                     const char *web_origins)
+{
+    kx_config_defaults(c, "development");
+    cfg_set(c, "MCP_SERVER_ENABLED", "true");
+    if (app) cfg_set(c, "APPLICATION_URL", app);
+    if (mcp_origins) cfg_set(c, "MCP_ALLOWED_ORIGINS", mcp_origins);
+    cfg_set(c, "WEB_SERVER_ALLOWED_ORIGINS", web_origins);
+    char err[512] = "";
+    if (kx_config_finish(c, err, sizeof err) != KX_OK) fail_msg("finish: %s", err);
+    kx_cors_mcp_init(m, c);
+}
+
+static bool mcp_ok(const kx_cors_mcp_t *m, const char *origin)
+{
+    return kx_cors_mcp_allowed(m, origin, origin ? strlen(origin) : 0);
+}
+
+/* Runs kx_cors_mcp_append with *vary preset false, so a forgotten Vary fails. */
+static void mcp_cors(const kx_cors_mcp_t *m, const char *origin, bool preflight, kx_buf_t *out)
+{
+    bool vary = false;
+    kx_buf_reset(out);
+    kx_cors_mcp_append(m, origin, origin ? strlen(origin) : 0, preflight, out, &vary);
+    assert_true(vary);
+    if (!out->data) kx_buf_puts(out, ""); /* strstr-able when nothing was appended */
+}
+
+/* APPLICATION_URL's origin (its path dropped), MCP_ALLOWED_ORIGINS and the explicit web entries
+ * are allowed, compared after normalisation; the web "*" counts for nothing. */
+static void test_mcp_allow_list(void **state)
+{
+    (void)state;
+    kx_config_t c;
+    kx_cors_mcp_t m;
+    make_mcp(&c, &m, "https://App.example:443/base/path", "https://tool.example, http://localhost:5173",
+             "https://web.example");
+    assert_true(mcp_ok(&m, "https://app.example"));
+    assert_true(mcp_ok(&m, "HTTPS://APP.EXAMPLE:443"));
+    assert_true(mcp_ok(&m, "https://tool.example"));
+    assert_true(mcp_ok(&m, "http://localhost:5173"));
+    assert_true(mcp_ok(&m, "https://web.example"));
+    assert_false(mcp_ok(&m, NULL));
+    assert_false(mcp_ok(&m, "null"));
+    assert_false(mcp_ok(&m, "http://app.example"));
+    assert_false(mcp_ok(&m, "https://app.example:8443"));
+    assert_false(mcp_ok(&m, "https://app.example.evil"));
+    assert_false(mcp_ok(&m, "https://evil.example"));
+    assert_false(mcp_ok(&m, "http://localhost:5174"));
+    assert_false(mcp_ok(&m, "https://tool.example/"));
+    kx_cors_mcp_free(&m);
+    kx_config_free(&c);
+
+    make_mcp(&c, &m, "http://localhost:8080", NULL, "*");
+    assert_true(mcp_ok(&m, "http://localhost:8080"));
+    assert_false(mcp_ok(&m, "https://evil.example"));
+    assert_int_equal(m.n, 1);
+    kx_cors_mcp_free(&m);
+    kx_config_free(&c);
+}
+
+/* The route is MCP_SERVER_ROUTE exactly, and nothing is the route with MCP off. */
+static void test_mcp_route(void **state)
+{
+    (void)state;
+    kx_config_t c;
+    kx_cors_mcp_t m;
+    make_mcp(&c, &m, NULL, NULL, "*");
+    assert_true(kx_cors_mcp_route(&m, "/mcp", 4));
+    assert_false(kx_cors_mcp_route(&m, "/mcp/", 5));
+    assert_false(kx_cors_mcp_route(&m, "/mc", 3));
+    assert_false(kx_cors_mcp_route(&m, "/api/mcp", 8));
+    assert_false(kx_cors_mcp_route(&m, NULL, 0));
+    kx_cors_mcp_free(&m);
+    cfg_set(&c, "MCP_SERVER_ENABLED", "false");
+    kx_cors_mcp_init(&m, &c);
+    assert_false(kx_cors_mcp_route(&m, "/mcp", 4));
+    assert_int_equal(m.n, 0);
+    kx_cors_mcp_free(&m);
+    kx_config_free(&c);
+}
+
+/* Preflight from an allowed origin: the origin echoed, the MCP methods and headers, a max age,
+ * never credentials nor a "*". A response: the origin and the exposed headers only. */
+static void test_mcp_grant(void **state)
+{
+    (void)state;
+    kx_config_t c;
+    kx_cors_mcp_t m;
+    make_mcp(&c, &m, NULL, "https://tool.example", "*");
+    kx_buf_t out = KX_BUF_INIT;
+    mcp_cors(&m, "https://tool.example", true, &out);
+    assert_well_formed(&out);
+    assert_string_equal(out.data,
+                        "Access-Control-Allow-Origin: https://tool.example\r\n"
+                        "Access-Control-Allow-Methods: GET, POST, DELETE, OPTIONS\r\n"
+                        "Access-Control-Allow-Headers: Authorization, Content-Type, Accept, Mcp-Session-Id, "
+                        "MCP-Protocol-Version, Last-Event-ID\r\n"
+                        "Access-Control-Max-Age: 600\r\n");
+    mcp_cors(&m, "https://tool.example", false, &out);
+    assert_string_equal(out.data, "Access-Control-Allow-Origin: https://tool.example\r\n"
+                                  "Access-Control-Expose-Headers: Mcp-Session-Id, WWW-Authenticate\r\n");
+    kx_buf_free(&out);
+    kx_cors_mcp_free(&m);
+    kx_config_free(&c);
+}
+
+/* Any other origin, or none, gets no Access-Control-* line at all — not the web "*". */
+static void test_mcp_refusal(void **state)
+{
+    (void)state;
+    kx_config_t c;
+    kx_cors_mcp_t m;
+    make_mcp(&c, &m, NULL, "https://tool.example", "*");
+    kx_buf_t out = KX_BUF_INIT;
+    const char *bad[] = { "https://evil.example", "null", "https://tool.example\r\nX: y", "", NULL };
+    for (size_t i = 0; i < KX_ARRAY_LEN(bad); i++) {
+        for (int pre = 0; pre < 2; pre++) {
+            mcp_cors(&m, bad[i], pre, &out);
+            assert_int_equal(out.len, 0);
+        }
+    }
+    kx_buf_free(&out);
+    kx_cors_mcp_free(&m);
+    kx_config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +460,10 @@ int main(void)
         cmocka_unit_test(test_configured_methods_headers),
         cmocka_unit_test(test_appends_to_existing),
         cmocka_unit_test(test_refinish_list_to_star),
+        cmocka_unit_test(test_mcp_allow_list),
+        cmocka_unit_test(test_mcp_route),
+        cmocka_unit_test(test_mcp_grant),
+        cmocka_unit_test(test_mcp_refusal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

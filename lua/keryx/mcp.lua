@@ -58,6 +58,8 @@ local APP_ORIGIN = origin_of(cfg.server.web.applicationUrl) or "http://localhost
 
 -- The origins that may call /mcp from a browser: APPLICATION_URL's, MCP_ALLOWED_ORIGINS, and
 -- those named in WEB_SERVER_ALLOWED_ORIGINS — its `*` opens the API to any page, never /mcp.
+-- The CORS grant of /mcp is C's and reads the same lists the same way (src/cors.c
+-- kx_cors_mcp_init): a change here must be made there too.
 local function allowed_origins()
     local set = { [APP_ORIGIN] = true }
     for _, list in ipairs { mcp_cfg.allowedOrigins or "", cfg.server.web.allowedOrigins or "" } do
