@@ -52,7 +52,7 @@ static bool has_origin(const kx_cors_mcp_t *m, const char *o)
     return false;
 }
 
-/* Adds the origin of a URL (scheme "://" up to its path, query, fragment), as keryx.mcp's
+/* Adds the origin of a URL (scheme "://" up to its path, query, fragment), as the config
  * origin_of takes it; a URL without a valid origin adds nothing. */
 static bool add_url(kx_cors_mcp_t *m, const char *s, size_t len)
 {
@@ -68,7 +68,7 @@ static bool add_url(kx_cors_mcp_t *m, const char *s, size_t len)
     return true;
 }
 
-/* A list "a, b c": entries separated by commas and spaces (keryx.mcp: "[^,%s]+"). */
+/* A list "a, b c": entries separated by commas and spaces (as keryx.mcp lists them). */
 static void add_list(kx_cors_mcp_t *m, const char *s)
 {
     if (!s) return;
@@ -89,7 +89,7 @@ void kx_cors_mcp_init(kx_cors_mcp_t *m, const kx_config_t *c)
     m->route_len = strlen(c->mcp_route);
     const char *app = c->application_url ? c->application_url : "";
     while (is_space(*app)) app++;
-    /* keryx.mcp falls back to http://localhost when APPLICATION_URL names no origin. */
+    /* APPLICATION_URL naming no origin: the loopback default (keryx.mcp's host check agrees). */
     if (!add_url(m, app, strlen(app))) add_url(m, "http://localhost", 16);
     add_list(m, c->mcp_allowed_origins);
     add_list(m, c->allowed_origins);

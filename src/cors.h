@@ -8,7 +8,8 @@
  * Access-Control-Allow-Credentials: true and Vary: Origin, any other Origin gets no grant.
  * Access-Control-Allow-Methods/-Headers are always sent.
  * The MCP route (README "Use your actions from an AI agent", "Browser clients") has its own
- * rule, never the web one: only the origins keryx.mcp admits (APPLICATION_URL's,
+ * rule, never the web one, and it is the one allow-list of /mcp: keryx.mcp asks it too
+ * (core.mcp_origin_allowed) before refusing a foreign Origin with 403. Only APPLICATION_URL's,
  * MCP_ALLOWED_ORIGINS, the entries named in WEB_SERVER_ALLOWED_ORIGINS — its "*" does not count)
  * get the grant, echoed without credentials (bearer tokens, not cookies); any other gets none. */
 #ifndef KX_CORS_H
@@ -32,7 +33,7 @@ typedef struct {
 } kx_cors_mcp_t;
 
 /* Builds m from c (after kx_config_finish and kx_config_bound_port: APPLICATION_URL final).
- * The lists are read the way keryx.mcp reads them: entries split at commas and spaces, each
+ * Entries are split at commas and spaces, each
  * taken up to its path, entries that are no origin (such as "*") skipped. m borrows c->mcp_route. */
 void kx_cors_mcp_init(kx_cors_mcp_t *m, const kx_config_t *c);
 void kx_cors_mcp_free(kx_cors_mcp_t *m);

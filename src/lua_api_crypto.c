@@ -10,6 +10,7 @@
  * answers at once, without a trip through the pool. */
 #include "crypto.h"
 #include "lua_api.h"
+#include "cors.h"
 #include "oauth.h"
 #include "mcp_guard.h"
 #include <lauxlib.h>
@@ -166,6 +167,17 @@ static int l_mcp_origin(lua_State *L)
     return 1;
 }
 
+/* core.mcp_origin_allowed(value) → whether an Origin header may reach /mcp. The one allow-list
+ * (src/cors.c, built at boot) serves both this refusal and the CORS grant. */
+static int l_mcp_origin_allowed(lua_State *L)
+{
+    check_string(L, 1, "mcp_origin_allowed", "value");
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    lua_pushboolean(L, kx_cors_mcp_allowed(&kx_srv->mcp_cors, s, len));
+    return 1;
+}
+
 /* core.mcp_host(value) → host, port | false, loopback | nil */
 static int l_mcp_host(lua_State *L)
 {
@@ -204,6 +216,7 @@ static int l_mcp_version_ok(lua_State *L)
 
 static const luaL_Reg fns[] = {
     { "mcp_origin", l_mcp_origin },
+    { "mcp_origin_allowed", l_mcp_origin_allowed },
     { "mcp_host", l_mcp_host },
     { "mcp_bearer", l_mcp_bearer },
     { "mcp_version_ok", l_mcp_version_ok },

@@ -5,8 +5,8 @@
  * Owns: what a well-formed origin, Host and bearer look like, loopback names, the version list.
  * Callers: lua_api_crypto.c (core.mcp_origin / mcp_host / mcp_bearer / mcp_version_ok), cors.c
  * (kx_mcp_origin_norm, for the MCP route's CORS), tests, tests/fuzz/fuzz_mcp.c.
- * Never: allocates, does I/O, sees Lua, decides which origins are allowed (keryx.mcp and cors.c
- * compare normalised origins with the configured ones). */
+ * Never: allocates, does I/O, sees Lua, decides which origins are allowed (cors.c compares
+ * normalised origins with the configured ones). */
 #ifndef KX_MCP_GUARD_H
 #define KX_MCP_GUARD_H
 #include "common.h"

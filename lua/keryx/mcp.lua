@@ -4,8 +4,9 @@
 --
 -- Guard, in this order, before anything else: Origin (DNS rebinding), Host, bearer token
 -- (keryx.oauth.access), MCP-Protocol-Version. Parsing each header is C (src/mcp_guard.c through
--- core.mcp_origin / mcp_host / mcp_bearer / mcp_version_ok); this file compares the results
--- with the configuration. The body limit (413) is C's, before any Lua runs.
+-- core.mcp_origin / mcp_host / mcp_bearer / mcp_version_ok), and so is the Origin decision
+-- (core.mcp_origin_allowed: the allow-list of the CORS grant); this file compares the Host with
+-- the configuration. The body limit (413) is C's, before any Lua runs.
 --
 -- Redis layout (one key per command):
 --   mcp:session:{<session id>}   JSON {client, user, version, createdAt}   EX SESSION_TTL_S
@@ -46,6 +47,7 @@ M.PARSE_ERROR, M.INVALID_REQUEST, M.METHOD_NOT_FOUND, M.INVALID_PARAMS, M.INTERN
 
 local mcp_origin, mcp_host, mcp_bearer, mcp_version_ok = core.mcp_origin, core.mcp_host, core.mcp_bearer,
     core.mcp_version_ok
+local mcp_origin_allowed = core.mcp_origin_allowed
 
 -- The normalised origin of a configured URL (APPLICATION_URL has a path), or nil.
 local function origin_of(url)
@@ -56,30 +58,16 @@ end
 
 local APP_ORIGIN = origin_of(cfg.server.web.applicationUrl) or "http://localhost"
 
--- The origins that may call /mcp from a browser: APPLICATION_URL's, MCP_ALLOWED_ORIGINS, and
--- those named in WEB_SERVER_ALLOWED_ORIGINS — its `*` opens the API to any page, never /mcp.
--- The CORS grant of /mcp is C's and reads the same lists the same way (src/cors.c
--- kx_cors_mcp_init): a change here must be made there too.
-local function allowed_origins()
-    local set = { [APP_ORIGIN] = true }
-    for _, list in ipairs { mcp_cfg.allowedOrigins or "", cfg.server.web.allowedOrigins or "" } do
-        for item in list:gmatch("[^,%s]+") do
-            local o = origin_of(item)
-            if o then set[o] = true end
-        end
-    end
-    return set
-end
-local ALLOWED = allowed_origins()
 
 local APP_HOST, APP_PORT, APP_LOOPBACK = mcp_host(APP_ORIGIN:match("://(.*)$"))
 if not APP_PORT then APP_PORT = find(APP_ORIGIN, "^https:") and 443 or 80 end
 
---- Whether the Origin header (nil when absent: non-browser clients) may reach /mcp.
+--- Whether the Origin header (nil when absent: non-browser clients) may reach /mcp: APPLICATION_URL's
+--- origin, MCP_ALLOWED_ORIGINS, or one named in WEB_SERVER_ALLOWED_ORIGINS (its `*` opens the API to
+--- any page, never /mcp). Decided in C from the allow-list the CORS grant uses too.
 function M.origin_ok(origin)
     if origin == nil then return true end
-    local o = mcp_origin(origin)
-    return o ~= nil and ALLOWED[o] == true
+    return mcp_origin_allowed(origin)
 end
 
 --- Whether the Host header names this server as APPLICATION_URL does (DNS rebinding: a page

@@ -857,6 +857,21 @@ function M.mcp_origin(value)
     return o
 end
 
+-- The same allow-list as src/cors.c kx_cors_mcp_init, over the fake's config.
+function M.mcp_origin_allowed(value)
+    check("mcp_origin_allowed", 1, value, "string")
+    local o = M.mcp_origin(value)
+    if not o then return false end
+    local web, mcp = M.config.server.web, M.config.server.mcp or {}
+    for _, list in ipairs { web.applicationUrl or "", mcp.allowedOrigins or "", web.allowedOrigins or "" } do
+        for item in list:gmatch("[^,%s]+") do
+            local u = item:match("^(%a[%w+.-]*://[^/?#%s]+)")
+            if u and M.mcp_origin(u) == o then return true end
+        end
+    end
+    return false
+end
+
 function M.mcp_host(value)
     check("mcp_host", 1, value, "string")
     local h, p = value:lower():match("^([%w.-]+):?(%d*)$")

@@ -218,6 +218,13 @@ function core.mcp_feed(after) end
 ---@return string?
 function core.mcp_origin(value) end
 
+--- Whether an Origin header may reach /mcp: its normalised origin is APPLICATION_URL's, in
+--- MCP_ALLOWED_ORIGINS, or named in WEB_SERVER_ALLOWED_ORIGINS (never through `*`). The allow-list
+--- is src/cors.c's, built at boot, the same the CORS grant of /mcp uses.
+---@param value string
+---@return boolean
+function core.mcp_origin_allowed(value) end
+
 --- A Host header value parsed (src/mcp_guard.c): host (lower case), port (false when none) and
 --- whether the host is a loopback name; nil when malformed.
 ---@param value string
