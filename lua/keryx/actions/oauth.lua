@@ -13,9 +13,20 @@ local session = require "keryx.session"
 local route = core.config.server.mcp.route
 local HTML = "text/html; charset=utf-8"
 
+-- def.limit: "ip" (the unauthenticated per-IP limit) or "register" (its own, per IP) is
+-- checked before the endpoint runs; the metadata endpoints have none.
 local function endpoint(def)
     def.internal = true
     def.web.absolute = true
+    local run, limit = def.run, def.limit
+    def.limit = nil
+    if limit then
+        def.run = function(p, conn)
+            local limited = oauth.limit(conn, limit == "register")
+            if limited then return limited end
+            return run(p, conn)
+        end
+    end
     return keryx.action(def)
 end
 
@@ -30,6 +41,18 @@ local function html(conn, status, body)
     conn:set_content_type(HTML)
     conn:set_header("Cache-Control", "no-store")
     return body
+end
+
+local function sign_in_page(conn, p, err)
+    local login, signup = oauth.flagged(pipeline.registry.list)
+    return html(conn, 200, oauth.page(p, login, signup, err))
+end
+
+-- Introspection and revocation name their client; a missing id is refused alike.
+local function client_id_of(p, conn)
+    local id = oauth.param(p, "client_id")
+    if not id then return nil, oauth.fail(conn, 401, "invalid_client", "client_id is required", true) end
+    return id
 end
 
 -- Runs the flagged login / signup action through the pipeline as the posting client (its
@@ -95,9 +118,8 @@ return {
         name = "oauth:register",
         description = "RFC 7591 dynamic client registration",
         web = { method = "POST", route = "/oauth/register" },
+        limit = "register",
         run = function(p, conn)
-            local limited = oauth.limit(conn, true)
-            if limited then return limited end
             local client, code, why = oauth.register(p)
             if not client then return oauth.fail(conn, 400, code, why) end
             return oauth.answer(conn, 201, client, true)
@@ -107,29 +129,23 @@ return {
         name = "oauth:authorize-page",
         description = "OAuth authorize: the sign-in / sign-up page",
         web = { method = "GET", route = "/oauth/authorize" },
+        limit = "ip",
         run = function(p, conn)
-            local limited = oauth.limit(conn, false)
-            if limited then return limited end
             local client, why = oauth.check_authorize(conn, p)
             if not client then return html(conn, 400, oauth.error_page(why)) end
-            local login, signup = oauth.flagged(pipeline.registry.list)
-            return html(conn, 200, oauth.page(p, login, signup))
+            return sign_in_page(conn, p)
         end,
     },
     endpoint {
         name = "oauth:authorize",
         description = "OAuth authorize: sign in, then redirect to the client with a code",
         web = { method = "POST", route = "/oauth/authorize" },
+        limit = "ip",
         run = function(p, conn)
-            local limited = oauth.limit(conn, false)
-            if limited then return limited end
             local client, why = oauth.check_authorize(conn, p)
             if not client then return html(conn, 400, oauth.error_page(why)) end
             local user_id, err = sign_in(p, conn)
-            if not user_id then
-                local login, signup = oauth.flagged(pipeline.registry.list)
-                return html(conn, 200, oauth.page(p, login, signup, err))
-            end
+            if not user_id then return sign_in_page(conn, p, err) end
             conn.status = 302
             conn:set_header("Location", oauth.issue_code(conn, p, user_id))
             conn:set_header("Cache-Control", "no-store")
@@ -141,9 +157,8 @@ return {
         name = "oauth:token",
         description = "OAuth token endpoint (authorization_code, refresh_token)",
         web = { method = "POST", route = "/oauth/token" },
+        limit = "ip",
         run = function(p, conn)
-            local limited = oauth.limit(conn, false)
-            if limited then return limited end
             local grant = oauth.param(p, "grant_type")
             local body, code, why
             if grant == "authorization_code" then
@@ -161,11 +176,10 @@ return {
         name = "oauth:introspect",
         description = "RFC 7662 token introspection (a client's own tokens)",
         web = { method = "POST", route = "/oauth/introspect" },
+        limit = "ip",
         run = function(p, conn)
-            local limited = oauth.limit(conn, false)
-            if limited then return limited end
-            local id = oauth.param(p, "client_id")
-            if not id then return oauth.fail(conn, 401, "invalid_client", "client_id is required", true) end
+            local id, refused = client_id_of(p, conn)
+            if not id then return refused end
             if not oauth.client(id) then return oauth.fail(conn, 401, "invalid_client", "Unknown client", true) end
             return oauth.answer(conn, 200, oauth.introspect(p), true)
         end,
@@ -174,11 +188,10 @@ return {
         name = "oauth:revoke",
         description = "RFC 7009 token revocation",
         web = { method = "POST", route = "/oauth/revoke" },
+        limit = "ip",
         run = function(p, conn)
-            local limited = oauth.limit(conn, false)
-            if limited then return limited end
-            local id = oauth.param(p, "client_id")
-            if not id then return oauth.fail(conn, 401, "invalid_client", "client_id is required", true) end
+            local id, refused = client_id_of(p, conn)
+            if not id then return refused end
             if oauth.param(p, "token") then oauth.revoke(p) end
             conn:set_content_type("text/plain; charset=utf-8")
             return oauth.answer(conn, 200, "", true)
