@@ -10,7 +10,7 @@ local H = require "server"
 local cjson = require "cjson"
 local fake = require "fake_core"
 
-local META = "lua/keryx/_meta/core.lua"
+local meta = require "core_meta"
 
 local function sh(cmd)
     local p = assert(io.popen(cmd))
@@ -47,41 +47,6 @@ local function set_path(t, path, v)
     t[path[#path]] = v
 end
 
---- Every dotted path where a and b differ, as "path: a=<…> b=<…>", sorted.
-local function diff(a, b, prefix, out)
-    out = out or {}
-    local keys = {}
-    for k in pairs(a) do keys[k] = true end
-    for k in pairs(b) do keys[k] = true end
-    for k in pairs(keys) do
-        local p = prefix and (prefix .. "." .. k) or k
-        local x, y = a[k], b[k]
-        if type(x) == "table" and type(y) == "table" then
-            diff(x, y, p, out)
-        elseif x ~= y then
-            out[#out + 1] = ("%s: binary=%s fake=%s"):format(p, tostring(x), tostring(y))
-        end
-    end
-    table.sort(out)
-    return out
-end
-
---- The names declared in the meta file, sorted, and the set of those that are functions.
-local function declared()
-    local f = assert(io.open(META, "rb"))
-    local text = f:read("*a")
-    f:close()
-    local names, fns = {}, {}
-    for line in text:gmatch("[^\n]+") do
-        local fn = line:match("^function core%.([%w_]+)%s*%(")
-        local name = fn or line:match("^core%.([%w_]+)%s*=")
-        if name then names[#names + 1] = name end
-        if fn then fns[fn] = true end
-    end
-    table.sort(names)
-    return names, fns
-end
-
 describe("the real keryx.core", function()
     local dir
 
@@ -98,7 +63,11 @@ describe("the real keryx.core", function()
             local res = H.get(srv, "/api/core/keys")
             assert.are.equal(200, res.status)
             local body = cjson.decode(res.body)
-            local names, fns = declared()
+            local fns, fields = meta.declared()
+            local names = {}
+            for n in pairs(fns) do names[#names + 1] = n end
+            for n in pairs(fields) do names[#names + 1] = n end
+            table.sort(names)
             assert.are.same(names, body.names)
             for _, name in ipairs(names) do
                 assert.are.equal(fns[name] == true, body.types[name] == "function", name .. " is a " .. body.types[name])
@@ -116,7 +85,7 @@ describe("the real keryx.core", function()
                 fake.reset(node_env)
                 local expected = fake.config
                 for _, path in ipairs(HARNESS) do set_path(real, path, get_path(expected, path)) end
-                assert.are.same({}, diff(real, expected))
+                assert.are.same({}, meta.diff(real, expected, "binary", "fake"))
             end)
             srv:stop()
             fake.reset()

@@ -7,22 +7,8 @@
 local fake = require "fake_core"
 local config_defaults = require "config_defaults"
 
-local META = "lua/keryx/_meta/core.lua"
-
---- Names declared in the meta file: functions (`function core.x(`) and fields (`core.x =`).
-local function declared()
-    local f = assert(io.open(META, "rb"))
-    local text = f:read("*a")
-    f:close()
-    local fns, fields = {}, {}
-    for line in text:gmatch("[^\n]+") do
-        local fn = line:match("^function core%.([%w_]+)%s*%(")
-        local field = line:match("^core%.([%w_]+)%s*=")
-        if fn then fns[fn] = true end
-        if field then fields[field] = true end
-    end
-    return fns, fields
-end
+local meta = require "core_meta"
+local META = meta.PATH
 
 -- What only the fake has: the scheduler and clock controls and the captures specs read
 -- (see the header of spec/helpers/fake_core.lua). Keep this list short and explicit: a name
@@ -44,7 +30,7 @@ local function sorted(set)
 end
 
 describe("fake_core against lua/keryx/_meta/core.lua", function()
-    local fns, fields = declared()
+    local fns, fields = meta.declared()
 
     it("the meta file declares the module's functions and fields", function()
         assert.is_true(#sorted(fns) >= 30, "too few functions parsed from " .. META)
@@ -93,32 +79,13 @@ describe("fake_core against lua/keryx/_meta/core.lua", function()
     end)
 end)
 
---- Every dotted path where a and b differ, sorted.
-local function diff(a, b, prefix, out)
-    out = out or {}
-    local keys = {}
-    for k in pairs(a) do keys[k] = true end
-    for k in pairs(b) do keys[k] = true end
-    for k in pairs(keys) do
-        local p = prefix and (prefix .. "." .. k) or k
-        local x, y = a[k], b[k]
-        if type(x) == "table" and type(y) == "table" then
-            diff(x, y, p, out)
-        elseif x ~= y then
-            out[#out + 1] = ("%s: src/config.c=%s fake=%s"):format(p, tostring(x), tostring(y))
-        end
-    end
-    table.sort(out)
-    return out
-end
-
 describe("fake_core config defaults against src/config.c", function()
     after_each(function() fake.reset() end)
 
     for _, node_env in ipairs({ "test", "production", "development" }) do
         it("are the descriptor rows' defaults for NODE_ENV=" .. node_env, function()
             fake.reset(node_env)
-            assert.are.same({}, diff(config_defaults(node_env), fake.config))
+            assert.are.same({}, meta.diff(config_defaults(node_env), fake.config, "src/config.c", "fake"))
         end)
     end
 end)
