@@ -60,6 +60,15 @@ local function session_of(conn, who)
     return nil, refuse(conn, 404, "Session not found")
 end
 
+-- GET and DELETE: the guard, then the session they name. Returns who, rec, sid or nil, the answer.
+local function guarded_session(conn)
+    local who, refused = mcp.guard(conn)
+    if not who then return nil, refused end
+    local rec, sid = session_of(conn, who)
+    if not rec then return nil, sid end
+    return who, rec, sid
+end
+
 local function open(conn, who, msg, batch)
     if batch or type(msg) ~= "table" or msg.method ~= "initialize" then
         return mcp.rpc_error_answer(conn, 400, nil, -32000, "Bad Request: Mcp-Session-Id header required")
@@ -133,10 +142,8 @@ local function relay(s, conn, who, sid)
 end
 
 local function get(_, conn)
-    local who, refused = mcp.guard(conn)
-    if not who then return refused end
-    local rec, sid = session_of(conn, who)
-    if not rec then return sid end
+    local who, rec, sid = guarded_session(conn)
+    if not who then return rec end
     local accept = conn:header("Accept") or ""
     if not find(accept, "text/event-stream", 1, true) then
         return refuse(conn, 406, "Not Acceptable: the client must accept text/event-stream")
@@ -151,10 +158,8 @@ local function get(_, conn)
 end
 
 local function delete(_, conn)
-    local who, refused = mcp.guard(conn)
-    if not who then return refused end
-    local rec, sid = session_of(conn, who)
-    if not rec then return sid end
+    local who, answer, sid = guarded_session(conn)
+    if not who then return answer end
     mcp.close_session(sid)
     return {}
 end
