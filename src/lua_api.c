@@ -54,3 +54,9 @@ void kx_lua_wait_abandon(kx_lua_wait_t *w)
 {
     free(w);
 }
+
+void kx_lua_check_string(lua_State *L, int idx, const char *fn, const char *what)
+{
+    if (lua_type(L, idx) != LUA_TSTRING)
+        luaL_error(L, "%s: %s must be a string, got %s", fn, what, luaL_typename(L, idx));
+}

@@ -53,6 +53,9 @@ void kx_task_redis_end(kx_task_t *t);
 kx_task_t *kx_lua_require_task(lua_State *L, const char *fn);
 /* Pushes nil, why (the soft-failure shape of every waiting binding); returns 2. */
 int kx_lua_push_fail(lua_State *L, const char *why);
+/* Raises "<fn>: <what> must be a string, got <type>" unless the argument at idx is a string
+ * (numbers are not coerced). */
+void kx_lua_check_string(lua_State *L, int idx, const char *fn, const char *what);
 
 /* One task parked on one cancellable operation: the record the completion and the action
  * timeout share. The binding fills `op` once the operation has started, then calls
@@ -96,6 +99,10 @@ void kx_lua_open_ws(lua_State *L);
 /* lua_api_ratelimit.c — rate_limit(identifier, limit, window_ms, prefix) (yields), sha1_hex.
  * Never decides limits or identities (keryx.rate_limit does). */
 void kx_lua_open_ratelimit(lua_State *L);
+
+/* lua_api_mcp.c — the /mcp header checks: mcp_origin, mcp_origin_allowed, mcp_host,
+ * mcp_bearer, mcp_version_ok (none waits). */
+void kx_lua_open_mcp(lua_State *L);
 
 /* lua_api_http.c — what a web task may read of its request: req_header(name); and its
  * streamed response: stream_begin, stream_write, stream_event (both may yield on

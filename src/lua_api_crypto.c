@@ -10,16 +10,8 @@
  * answers at once, without a trip through the pool. */
 #include "crypto.h"
 #include "lua_api.h"
-#include "cors.h"
 #include "oauth.h"
-#include "mcp_guard.h"
 #include <lauxlib.h>
-
-static void check_string(lua_State *L, int idx, const char *fn, const char *what)
-{
-    if (lua_type(L, idx) != LUA_TSTRING)
-        luaL_error(L, "%s: %s must be a string, got %s", fn, what, luaL_typename(L, idx));
-}
 
 static bool password_in_range(size_t len)
 {
@@ -78,7 +70,7 @@ static void verify_done(void *ud, int status, const char *result)
 
 static int l_hash_password(lua_State *L)
 {
-    check_string(L, 1, "hash_password", "password");
+    kx_lua_check_string(L, 1, "hash_password", "password");
     kx_task_t *t = kx_lua_require_task(L, "hash_password");
     size_t len;
     const char *pw = lua_tolstring(L, 1, &len);
@@ -92,8 +84,8 @@ static int l_hash_password(lua_State *L)
 
 static int l_verify_password(lua_State *L)
 {
-    check_string(L, 1, "verify_password", "password");
-    check_string(L, 2, "verify_password", "stored hash");
+    kx_lua_check_string(L, 1, "verify_password", "password");
+    kx_lua_check_string(L, 2, "verify_password", "stored hash");
     kx_task_t *t = kx_lua_require_task(L, "verify_password");
     size_t len, slen;
     const char *pw = lua_tolstring(L, 1, &len);
@@ -115,7 +107,7 @@ static int l_verify_password(lua_State *L)
 /* core.oauth_redirect_check(uri) → true | false, "<the rule it breaks>" */
 static int l_oauth_redirect_check(lua_State *L)
 {
-    check_string(L, 1, "oauth_redirect_check", "uri");
+    kx_lua_check_string(L, 1, "oauth_redirect_check", "uri");
     size_t len;
     const char *uri = lua_tolstring(L, 1, &len);
     char why[KX_OAUTH_ERR_CAP];
@@ -131,8 +123,8 @@ static int l_oauth_redirect_check(lua_State *L)
 /* core.pkce_s256_ok(verifier, challenge) → boolean */
 static int l_pkce_s256_ok(lua_State *L)
 {
-    check_string(L, 1, "pkce_s256_ok", "verifier");
-    check_string(L, 2, "pkce_s256_ok", "challenge");
+    kx_lua_check_string(L, 1, "pkce_s256_ok", "verifier");
+    kx_lua_check_string(L, 2, "pkce_s256_ok", "challenge");
     size_t vlen, clen;
     const char *v = lua_tolstring(L, 1, &vlen);
     const char *c = lua_tolstring(L, 2, &clen);
@@ -144,7 +136,7 @@ static int l_pkce_s256_ok(lua_State *L)
  * stored under. */
 static int l_oauth_hash(lua_State *L)
 {
-    check_string(L, 1, "oauth_hash", "secret");
+    kx_lua_check_string(L, 1, "oauth_hash", "secret");
     size_t len;
     const char *s = lua_tolstring(L, 1, &len);
     char out[KX_OAUTH_HASH_LEN + 1];
@@ -153,73 +145,7 @@ static int l_oauth_hash(lua_State *L)
     return 1;
 }
 
-/* ---- MCP header checks (mcp_guard.c) ------------------------------------------------------ */
-
-/* core.mcp_origin(value) → "scheme://host[:port]" normalised | nil */
-static int l_mcp_origin(lua_State *L)
-{
-    check_string(L, 1, "mcp_origin", "value");
-    size_t len;
-    const char *s = lua_tolstring(L, 1, &len);
-    char out[KX_MCP_ORIGIN_MAX + 1];
-    if (kx_mcp_origin_norm(s, len, out, sizeof out) != KX_OK) return 0;
-    lua_pushstring(L, out);
-    return 1;
-}
-
-/* core.mcp_origin_allowed(value) → whether an Origin header may reach /mcp. The one allow-list
- * (src/cors.c, built at boot) serves both this refusal and the CORS grant. */
-static int l_mcp_origin_allowed(lua_State *L)
-{
-    check_string(L, 1, "mcp_origin_allowed", "value");
-    size_t len;
-    const char *s = lua_tolstring(L, 1, &len);
-    lua_pushboolean(L, kx_cors_mcp_allowed(&kx_srv->mcp_cors, s, len));
-    return 1;
-}
-
-/* core.mcp_host(value) → host, port | false, loopback | nil */
-static int l_mcp_host(lua_State *L)
-{
-    check_string(L, 1, "mcp_host", "value");
-    size_t len;
-    const char *s = lua_tolstring(L, 1, &len);
-    kx_mcp_host_t h;
-    if (kx_mcp_host_parse(s, len, &h) != KX_OK) return 0;
-    lua_pushstring(L, h.host);
-    if (h.port) lua_pushinteger(L, (lua_Integer)h.port);
-    else lua_pushboolean(L, 0);
-    lua_pushboolean(L, h.loopback);
-    return 3;
-}
-
-/* core.mcp_bearer(authorization) → token | nil */
-static int l_mcp_bearer(lua_State *L)
-{
-    check_string(L, 1, "mcp_bearer", "value");
-    size_t len, off, tl;
-    const char *s = lua_tolstring(L, 1, &len);
-    if (kx_mcp_bearer(s, len, &off, &tl) != KX_OK) return 0;
-    lua_pushlstring(L, s + off, tl);
-    return 1;
-}
-
-/* core.mcp_version_ok(value) → boolean */
-static int l_mcp_version_ok(lua_State *L)
-{
-    check_string(L, 1, "mcp_version_ok", "value");
-    size_t len;
-    const char *s = lua_tolstring(L, 1, &len);
-    lua_pushboolean(L, kx_mcp_version_supported(s, len));
-    return 1;
-}
-
 static const luaL_Reg fns[] = {
-    { "mcp_origin", l_mcp_origin },
-    { "mcp_origin_allowed", l_mcp_origin_allowed },
-    { "mcp_host", l_mcp_host },
-    { "mcp_bearer", l_mcp_bearer },
-    { "mcp_version_ok", l_mcp_version_ok },
     { "oauth_redirect_check", l_oauth_redirect_check },
     { "pkce_s256_ok", l_pkce_s256_ok },
     { "oauth_hash", l_oauth_hash },

@@ -3,7 +3,7 @@
  * token of an Authorization value (RFC 6750 §2.1) and the supported MCP-Protocol-Version.
  *
  * Owns: what a well-formed origin, Host and bearer look like, loopback names, the version list.
- * Callers: lua_api_crypto.c (core.mcp_origin / mcp_host / mcp_bearer / mcp_version_ok), cors.c
+ * Callers: lua_api_mcp.c (core.mcp_origin / mcp_host / mcp_bearer / mcp_version_ok), cors.c
  * (kx_mcp_origin_norm, for the MCP route's CORS), tests, tests/fuzz/fuzz_mcp.c.
  * Never: allocates, does I/O, sees Lua, decides which origins are allowed (cors.c compares
  * normalised origins with the configured ones). */

@@ -212,6 +212,8 @@ function core.mcp_feed_close() end
 ---@return number newest
 function core.mcp_feed(after) end
 
+-- ---- /mcp header checks (src/lua_api_mcp.c); none of these yield --------------------------------
+
 --- The normalised origin ("scheme://host[:port]", http/https, lower case, default port
 --- dropped) of an Origin header or a configured origin (src/mcp_guard.c), or nil when malformed.
 ---@param value string
