@@ -73,9 +73,9 @@ static const builtin_t builtins[] = {
 
 void kx_dispatch_init(kx_server_t *s)
 {
-    /* Keryx's pages live outside the API prefix; with the API at "/" they are unreachable,
-     * as the prefix takes every path. Without its page files the Swagger UI is off. */
-    if (s->www_root_fd < 0 || strcmp(s->cfg->api_route, "/") == 0) return;
+    /* Keryx's pages live outside the API prefix (config refuses an API at "/"). Without its
+     * page files the Swagger UI is off. */
+    if (s->www_root_fd < 0) return;
     char err[256];
     for (size_t i = 0; i < KX_ARRAY_LEN(builtins); i++)
         if (kx_router_add(s->router, builtins[i].method, builtins[i].route, -(int)i - 1, err, sizeof err) !=
