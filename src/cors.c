@@ -81,6 +81,15 @@ static void add_list(kx_cors_mcp_t *m, const char *s)
     }
 }
 
+/* origins[0] ("scheme://host[:port]", normalised) → m->app, the port defaulted by scheme. */
+static void set_app_host(kx_cors_mcp_t *m)
+{
+    const char *o = m->origins[0];
+    const char *h = strstr(o, "://") + 3;
+    if (kx_mcp_host_parse(h, strlen(h), &m->app) != KX_OK) return;
+    if (!m->app.port) m->app.port = strncmp(o, "https:", 6) == 0 ? 443 : 80;
+}
+
 void kx_cors_mcp_init(kx_cors_mcp_t *m, const kx_config_t *c)
 {
     memset(m, 0, sizeof *m);
@@ -91,6 +100,7 @@ void kx_cors_mcp_init(kx_cors_mcp_t *m, const kx_config_t *c)
     while (is_space(*app)) app++;
     /* APPLICATION_URL naming no origin: the loopback default (keryx.mcp's host check agrees). */
     if (!add_url(m, app, strlen(app))) add_url(m, "http://localhost", 16);
+    set_app_host(m);
     add_list(m, c->mcp_allowed_origins);
     add_list(m, c->allowed_origins);
 }
@@ -112,6 +122,14 @@ bool kx_cors_mcp_allowed(const kx_cors_mcp_t *m, const char *origin, size_t len)
     char o[KX_MCP_ORIGIN_MAX + 1];
     if (!origin || kx_mcp_origin_norm(origin, len, o, sizeof o) != KX_OK) return false;
     return has_origin(m, o);
+}
+
+bool kx_cors_mcp_host_allowed(const kx_cors_mcp_t *m, const char *host, size_t len)
+{
+    kx_mcp_host_t h;
+    if (!m->n || !host || !m->app.host[0] || kx_mcp_host_parse(host, len, &h) != KX_OK) return false;
+    if (m->app.loopback) return h.loopback;
+    return strcmp(h.host, m->app.host) == 0 && (!h.port || h.port == m->app.port);
 }
 
 void kx_cors_mcp_append(const kx_cors_mcp_t *m, const char *origin, size_t len, bool preflight, kx_buf_t *out,

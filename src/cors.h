@@ -28,8 +28,9 @@ void kx_cors_append(const kx_config_t *c, const char *origin, size_t len, kx_buf
 typedef struct {
     const char *route; /* MCP_SERVER_ROUTE, or NULL when MCP is off (then nothing is the route) */
     size_t route_len;
-    char **origins; /* normalised (kx_mcp_origin_norm) allowed origins */
+    char **origins; /* normalised (kx_mcp_origin_norm) allowed origins; [0] is APPLICATION_URL's */
     int n;
+    kx_mcp_host_t app; /* APPLICATION_URL's host, with its port (the scheme's default if none) */
 } kx_cors_mcp_t;
 
 /* Builds m from c (after kx_config_finish and kx_config_bound_port: APPLICATION_URL final).
@@ -41,6 +42,10 @@ void kx_cors_mcp_free(kx_cors_mcp_t *m);
 bool kx_cors_mcp_route(const kx_cors_mcp_t *m, const char *path, size_t len);
 /* True when origin (not NUL-terminated; NULL when absent) is allowed by the MCP rule. */
 bool kx_cors_mcp_allowed(const kx_cors_mcp_t *m, const char *origin, size_t len);
+/* True when a Host header names this server as APPLICATION_URL does (DNS rebinding: a page of
+ * an attacker's name resolving to us carries that name). A loopback APPLICATION_URL accepts
+ * every loopback name on any port (local development, MCP clients on 127.0.0.1). */
+bool kx_cors_mcp_host_allowed(const kx_cors_mcp_t *m, const char *host, size_t len);
 /* Appends the MCP route's CORS header lines: for an allowed origin, Access-Control-Allow-Origin
  * with it, then the preflight's Allow-Methods/-Headers/Max-Age or a response's Expose-Headers;
  * nothing for any other origin. *vary_origin is always set: the answer depends on Origin. */

@@ -29,6 +29,16 @@ static int l_mcp_origin_allowed(lua_State *L)
     return 1;
 }
 
+/* core.mcp_host_allowed(value) → whether a Host header names this server (APPLICATION_URL). */
+static int l_mcp_host_allowed(lua_State *L)
+{
+    kx_lua_check_string(L, 1, "mcp_host_allowed", "value");
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    lua_pushboolean(L, kx_cors_mcp_host_allowed(&kx_srv->mcp_cors, s, len));
+    return 1;
+}
+
 /* core.mcp_host(value) → host, port | false, loopback | nil */
 static int l_mcp_host(lua_State *L)
 {
@@ -69,6 +79,7 @@ static const luaL_Reg fns[] = {
     { "mcp_origin", l_mcp_origin },
     { "mcp_origin_allowed", l_mcp_origin_allowed },
     { "mcp_host", l_mcp_host },
+    { "mcp_host_allowed", l_mcp_host_allowed },
     { "mcp_bearer", l_mcp_bearer },
     { "mcp_version_ok", l_mcp_version_ok },
     { NULL, NULL },

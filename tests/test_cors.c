@@ -382,6 +382,39 @@ static void test_mcp_allow_list(void **state)
     kx_config_free(&c);
 }
 
+static bool host_ok(const kx_cors_mcp_t *m, const char *host)
+{
+    return kx_cors_mcp_host_allowed(m, host, strlen(host));
+}
+
+/* Host names this server as APPLICATION_URL does: its host, its port or none (the scheme's
+ * default); a loopback APPLICATION_URL takes any loopback name on any port, nothing else. */
+static void test_mcp_host(void **state)
+{
+    (void)state;
+    kx_config_t c;
+    kx_cors_mcp_t m;
+    make_mcp(&c, &m, "https://App.example/base", NULL, "*");
+    assert_true(host_ok(&m, "app.example"));
+    assert_true(host_ok(&m, "APP.EXAMPLE:443"));
+    assert_false(host_ok(&m, "app.example:8443"));
+    assert_false(host_ok(&m, "app.example.evil"));
+    assert_false(host_ok(&m, "localhost"));
+    assert_false(host_ok(&m, "app.example:443\r\nX: y"));
+    assert_false(host_ok(&m, ""));
+    kx_cors_mcp_free(&m);
+    kx_config_free(&c);
+
+    make_mcp(&c, &m, "http://127.0.0.1:8080", NULL, "*");
+    assert_true(host_ok(&m, "127.0.0.1:8080"));
+    assert_true(host_ok(&m, "localhost:9999"));
+    assert_true(host_ok(&m, "[::1]"));
+    assert_false(host_ok(&m, "evil.example"));
+    assert_false(host_ok(&m, "127.0.0.1.evil.example"));
+    kx_cors_mcp_free(&m);
+    kx_config_free(&c);
+}
+
 /* The route is MCP_SERVER_ROUTE exactly, and nothing is the route with MCP off. */
 static void test_mcp_route(void **state)
 {
@@ -461,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_appends_to_existing),
         cmocka_unit_test(test_refinish_list_to_star),
         cmocka_unit_test(test_mcp_allow_list),
+        cmocka_unit_test(test_mcp_host),
         cmocka_unit_test(test_mcp_route),
         cmocka_unit_test(test_mcp_grant),
         cmocka_unit_test(test_mcp_refusal),

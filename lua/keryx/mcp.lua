@@ -5,8 +5,8 @@
 -- Guard, in this order, before anything else: Origin (DNS rebinding), Host, bearer token
 -- (keryx.oauth.access), MCP-Protocol-Version. Parsing each header is C (src/mcp_guard.c through
 -- core.mcp_origin / mcp_host / mcp_bearer / mcp_version_ok), and so is the Origin decision
--- (core.mcp_origin_allowed: the allow-list of the CORS grant); this file compares the Host with
--- the configuration. The body limit (413) is C's, before any Lua runs.
+-- (core.mcp_origin_allowed: the allow-list of the CORS grant) and the Host decision
+-- (core.mcp_host_allowed). The body limit (413) is C's, before any Lua runs.
 --
 -- Redis layout (one key per command):
 --   mcp:session:{<session id>}   JSON {client, user, version, createdAt}   EX SESSION_TTL_S
@@ -45,22 +45,8 @@ M.PARSE_ERROR, M.INVALID_REQUEST, M.METHOD_NOT_FOUND, M.INVALID_PARAMS, M.INTERN
 
 -- ---- the guard -------------------------------------------------------------------------------
 
-local mcp_origin, mcp_host, mcp_bearer, mcp_version_ok = core.mcp_origin, core.mcp_host, core.mcp_bearer,
-    core.mcp_version_ok
-local mcp_origin_allowed = core.mcp_origin_allowed
-
--- The normalised origin of a configured URL (APPLICATION_URL has a path), or nil.
-local function origin_of(url)
-    if type(url) ~= "string" then return nil end
-    local o = url:match("^%s*(%a[%w+.-]*://[^/?#%s]+)")
-    return o and mcp_origin(o) or nil
-end
-
-local APP_ORIGIN = origin_of(cfg.server.web.applicationUrl) or "http://localhost"
-
-
-local APP_HOST, APP_PORT, APP_LOOPBACK = mcp_host(APP_ORIGIN:match("://(.*)$"))
-if not APP_PORT then APP_PORT = find(APP_ORIGIN, "^https:") and 443 or 80 end
+local mcp_bearer, mcp_version_ok = core.mcp_bearer, core.mcp_version_ok
+local mcp_origin_allowed, mcp_host_allowed = core.mcp_origin_allowed, core.mcp_host_allowed
 
 --- Whether the Origin header (nil when absent: non-browser clients) may reach /mcp: APPLICATION_URL's
 --- origin, MCP_ALLOWED_ORIGINS, or one named in WEB_SERVER_ALLOWED_ORIGINS (its `*` opens the API to
@@ -70,15 +56,10 @@ function M.origin_ok(origin)
     return mcp_origin_allowed(origin)
 end
 
---- Whether the Host header names this server as APPLICATION_URL does (DNS rebinding: a page
---- of an attacker's name resolving to us carries that name). A loopback APPLICATION_URL
---- accepts every loopback name on any port (local development, MCP clients on 127.0.0.1).
+--- Whether the Host header names this server as APPLICATION_URL does (DNS rebinding); a
+--- loopback APPLICATION_URL accepts every loopback name on any port. Decided in C.
 function M.host_ok(host)
-    if type(host) ~= "string" then return false end
-    local h, p, loopback = mcp_host(host)
-    if not h then return false end
-    if APP_LOOPBACK then return loopback end
-    return h == APP_HOST and (not p or p == APP_PORT)
+    return type(host) == "string" and mcp_host_allowed(host)
 end
 
 --- The token of an `Authorization: Bearer <token>` value, or nil.

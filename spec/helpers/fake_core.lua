@@ -872,6 +872,19 @@ function M.mcp_origin_allowed(value)
     return false
 end
 
+-- As src/cors.c kx_cors_mcp_host_allowed, over the fake's APPLICATION_URL.
+function M.mcp_host_allowed(value)
+    check("mcp_host_allowed", 1, value, "string")
+    local h, p, loopback = M.mcp_host(value)
+    if not h then return false end
+    local app = (M.config.server.web.applicationUrl or ""):match("^%a[%w+.-]*://([^/?#%s]+)") or "localhost"
+    local ah, ap, aloop = M.mcp_host(app)
+    if not ah then return false end
+    if aloop then return loopback end
+    ap = ap or (M.config.server.web.applicationUrl or ""):match("^https:") and 443 or 80
+    return h == ah and (not p or p == ap)
+end
+
 function M.mcp_host(value)
     check("mcp_host", 1, value, "string")
     local h, p = value:lower():match("^([%w.-]+):?(%d*)$")

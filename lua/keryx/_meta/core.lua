@@ -227,6 +227,13 @@ function core.mcp_origin(value) end
 ---@return boolean
 function core.mcp_origin_allowed(value) end
 
+--- Whether a Host header names this server as APPLICATION_URL does (src/cors.c): its host and
+--- port (the scheme's default when it names none); any loopback name on any port when
+--- APPLICATION_URL is a loopback one.
+---@param value string
+---@return boolean
+function core.mcp_host_allowed(value) end
+
 --- A Host header value parsed (src/mcp_guard.c): host (lower case), port (false when none) and
 --- whether the host is a loopback name; nil when malformed.
 ---@param value string
