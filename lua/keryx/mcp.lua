@@ -370,7 +370,7 @@ local function authorized(channels, channel, conn)
 end
 M.authorized = authorized
 
---- The notifications/message of one broadcast (reference §7.6).
+--- The notifications/message of one broadcast (logger "keryx"; data: channel, message, sender).
 function M.notification(e)
     return { jsonrpc = "2.0", method = "notifications/message",
         params = { level = "info", logger = "keryx", data = { channel = e.channel, message = e.message,
