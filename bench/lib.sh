@@ -21,6 +21,15 @@ stop_process() {
     wait "$pid" 2>/dev/null || true
 }
 
+# stop_all_and_clean <pid>...: each script's EXIT trap: stops its children (empty pids are
+# skipped), then removes its $TMP directory.
+stop_all_and_clean() {
+    local pid
+    for pid in "$@"; do stop_process "$pid"; done
+    [[ -n "${TMP:-}" && -d "$TMP" ]] && rm -rf "$TMP"
+    return 0
+}
+
 # free_port: prints a TCP port nobody listens on (the kernel picks it).
 free_port() {
     if command -v python3 >/dev/null &&

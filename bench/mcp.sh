@@ -51,13 +51,7 @@ TOKEN=""
 SESSION=""
 declare -A RPS=()
 
-cleanup() {
-    stop_process "$WRK_PID"
-    stop_process "$KERYX_PID"
-    stop_process "$REDIS_PID"
-    [[ -n "$TMP" && -d "$TMP" ]] && rm -rf "$TMP"
-    return 0
-}
+cleanup() { stop_all_and_clean "$WRK_PID" "$KERYX_PID" "$REDIS_PID"; }
 
 start_keryx() {
     local port

@@ -103,13 +103,7 @@ check_prereqs() {
     [[ -f "$BENCH_DIR/wrk-status.lua" ]] || die "$BENCH_DIR/wrk-status.lua missing"
 }
 
-cleanup() {
-    stop_process "$WRK_PID"
-    stop_process "$KERYX_PID"
-    stop_process "$REDIS_PID"
-    [[ -n "$TMP" && -d "$TMP" ]] && rm -rf "$TMP"
-    return 0
-}
+cleanup() { stop_all_and_clean "$WRK_PID" "$KERYX_PID" "$REDIS_PID"; }
 
 # load_script: SCRIPT LOAD of the exact file bytes (-x: the last argument from stdin), so the
 # SHA1 is the one keryx computes from the same file and both share one cached script.

@@ -105,14 +105,7 @@ check_prereqs() {
 # wants <server>: true when this run includes that server.
 wants() { [[ -z "$ONLY" || "$ONLY" == "$1" ]]; }
 
-cleanup() {
-    stop_process "$RATELIMIT_PID"
-    stop_process "$WRK_PID"
-    stop_process "$KERYX_PID"
-    stop_process "$NGINX_PID"
-    [[ -n "$TMP" && -d "$TMP" ]] && rm -rf "$TMP"
-    return 0
-}
+cleanup() { stop_all_and_clean "$RATELIMIT_PID" "$WRK_PID" "$KERYX_PID" "$NGINX_PID"; }
 
 # A Debian nginx package may have started the system nginx (from /etc/nginx). It is stopped so
 # that nothing else is serving on this machine while we measure. Our own masters, and any other

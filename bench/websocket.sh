@@ -147,13 +147,7 @@ build_fanout_client() {
         die "cannot compile bench/ws-fanout.c"
 }
 
-cleanup() {
-    stop_process "$CHILD_PID"
-    stop_process "$KERYX_PID"
-    stop_process "$REDIS_PID"
-    [[ -n "$TMP" && -d "$TMP" ]] && rm -rf "$TMP"
-    return 0
-}
+cleanup() { stop_all_and_clean "$CHILD_PID" "$KERYX_PID" "$REDIS_PID"; }
 
 # write_app: the throw-away app keryx serves (--app). The built-in `status` action comes with
 # keryx itself.
