@@ -402,7 +402,7 @@ function run_command(args, in_script)
             text = M.scripts[tostring(k)]
             if not text then return false, "NOSCRIPT No matching script. Please use EVAL." end
         else
-            M.scripts[require("keryx.scripts").sha1(text)] = text
+            M.scripts[M.sha1_hex(text)] = text
         end
         return run_script(text, args[3], { select(4, unpack(args)) })
     elseif cmd == "GET" then
@@ -431,6 +431,33 @@ end
 function M.redis_call(...)
     if not M.redis_up then return nil, "closed" end
     return run_command({ ... })
+end
+
+-- core.redis_script as redis_script.c does it: EVALSHA of the file's SHA-1, EVAL once on
+-- NOSCRIPT (both logged in redis_log, so specs see the fallback); a name with no file raises.
+local script_files = {}
+function M.redis_script(name, keys, args)
+    check("redis_script", 1, name, "string")
+    check("redis_script", 2, keys, "table")
+    local s = script_files[name]
+    if not s then
+        local f = name:match("^[%w_]+$") and io.open("lua/redis/" .. name .. ".lua", "rb")
+        if not f then error("keryx.scripts: no script lua/redis/" .. name .. ".lua", 2) end
+        s = { text = f:read("*a") }
+        f:close()
+        s.sha = M.sha1_hex(s.text)
+        script_files[name] = s
+    end
+    if not M.redis_up then return nil, "closed" end
+    local cmd = { "EVALSHA", s.sha, #keys }
+    for i = 1, #keys do cmd[#cmd + 1] = keys[i] end
+    for i = 1, #(args or {}) do cmd[#cmd + 1] = args[i] end
+    local v, err = run_command(cmd)
+    if v == false and tostring(err):sub(1, 8) == "NOSCRIPT" then
+        cmd[1], cmd[2] = "EVAL", s.text
+        return run_command(cmd)
+    end
+    return v, err
 end
 
 function M.redis_pipeline(cmds)
