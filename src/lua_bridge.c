@@ -870,7 +870,7 @@ void kx_lua_start_background(void)
     start_task(t);
 }
 
-int kx_lua_run_cli(const char *action, int argc, char **argv)
+int kx_lua_run_cli(const char *command, const char *action, int argc, char **argv)
 {
     kx_task_t *t = task_new(TASK_CLI);
     give_redis_budget(t);
@@ -882,7 +882,8 @@ int kx_lua_run_cli(const char *action, int argc, char **argv)
         lua_pushstring(co, argv[i]);
         lua_rawseti(co, -2, i + 1);
     }
-    t->nargs = 2;
+    lua_pushstring(co, command);
+    t->nargs = 3;
     resume(t);
     if (!t->done) ev_run(B.srv->loop, 0);
     int code = t->done ? t->exit_code : 1;

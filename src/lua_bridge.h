@@ -46,8 +46,9 @@ void kx_lua_drain_begin(void);
 /* The drain's deadline for jobs (WS_DRAIN_TIMEOUT): every running job is aborted as by its
  * action timeout, marked cut so its processor puts it back on its queue. */
 void kx_lua_cut_jobs(void);
-/* Runs one action from the command line to completion; returns the exit code. */
-int kx_lua_run_cli(const char *action, int argc, char **argv);
+/* Runs one command line to completion — `run` (one action), `enqueue` (one job), `tasks` (the
+ * queues' state) — through keryx.transport.cli; returns the exit code. */
+int kx_lua_run_cli(const char *command, const char *action, int argc, char **argv);
 /* Prints the action list (name, route, description) to stdout. */
 int kx_lua_list_actions(void);
 /* Number of tasks not finished yet (drain waits for them). */

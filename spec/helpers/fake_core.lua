@@ -95,6 +95,8 @@ function M.reset(node_env)
     M.req_gone = false   -- true: the web task's connection closed / moved on (req_header → nil)
     M.stream = nil       -- the streamed answer once stream_begin ran (see the header)
     M.stream_pause_ms = nil -- every stream write parks this long (backpressure)
+    M.everys = {}        -- core.every registrations: { {ms=, fn=}, ... }
+    M.draining_now = false -- core.draining()
     tasks, current = {}, nil
 end
 
@@ -196,6 +198,34 @@ function M.sleep(ms)
     if ms < 0 then ms = 0 end
     t.sleeping, t.wake = true, M.clock + ms
     return coroutine.yield()
+end
+
+-- core.task_wait: nothing signals in the fake; it waits like sleep and says "timeout".
+function M.task_wait(ms)
+    if M.draining_now then return "drain" end
+    local ok, err = M.sleep(ms)
+    if not ok then return nil, err end
+    return "timeout"
+end
+
+function M.tasks_signal() end
+
+M.draining_now = false
+function M.draining()
+    return M.draining_now
+end
+
+M.everys = {}
+function M.every(ms, fn)
+    check("every", 1, ms, "number")
+    check("every", 2, fn, "function")
+    M.everys[#M.everys + 1] = { ms = ms, fn = fn }
+end
+
+-- core.run_job: the job runs inline in the caller's task (one timeout for both in the fake).
+function M.run_job(fn, ...)
+    check("run_job", 1, fn, "function")
+    return fn(...), false
 end
 
 function M.arm_timeout(ms)
@@ -454,10 +484,35 @@ function M.redis_script(name, keys, args)
     for i = 1, #(args or {}) do cmd[#cmd + 1] = args[i] end
     local v, err = run_command(cmd)
     if v == false and tostring(err):sub(1, 8) == "NOSCRIPT" then
-        cmd[1], cmd[2] = "EVAL", s.text
-        return run_command(cmd)
+        local again = { "EVAL", s.text }
+        for i = 3, #cmd do again[i] = cmd[i] end
+        return run_command(again)
     end
     return v, err
+end
+
+-- Named connections share the one fake store.
+function M.redis_open(label)
+    check("redis_open", 1, label, "string")
+    return { label = label, open = true }
+end
+
+function M.redis_conn_call(conn, _, ...)
+    check("redis_conn_call", 1, conn, "table")
+    return M.redis_call(...)
+end
+
+function M.redis_conn_script(conn, name, keys, args)
+    check("redis_conn_script", 1, conn, "table")
+    return M.redis_script(name, keys, args)
+end
+
+function M.redis_conn_up(conn)
+    return conn.open and M.redis_up
+end
+
+function M.redis_conn_close(conn)
+    conn.open = false
 end
 
 function M.redis_pipeline(cmds)

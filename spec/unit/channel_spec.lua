@@ -376,7 +376,7 @@ describe("boot loads app/channels", function()
         local ok, entry = pcall(boot.start, "app")
         package.path = saved
         assert(ok, entry)
-        for _, k in ipairs { "web", "cli", "list_actions", "ws_open", "ws_message", "ws_close", "heartbeat" } do
+        for _, k in ipairs { "web", "cli", "list_actions", "ws_open", "ws_message", "ws_close", "on_start" } do
             assert.are.equal("function", type(entry[k]), k)
         end
         assert.are.equal("messages", channels.find("messages").name)
