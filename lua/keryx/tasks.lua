@@ -280,6 +280,11 @@ function M.fan_out(a, b, c, d)
     end
     local fok, ferr = flush()
     if not fok then return nil, ferr end
+    -- total counts the jobs that were queued: completed + failed reach it when all are done.
+    if enqueued ~= #jobs then
+        local v, herr = redis.call("HSET", meta, "total", enqueued)
+        if not v then return nil, herr end
+    end
     return { fan_out_id = id, enqueued = enqueued, errors = errs }
 end
 
