@@ -435,6 +435,15 @@ function run_command(args, in_script)
             M.scripts[M.sha1_hex(text)] = text
         end
         return run_script(text, args[3], { select(4, unpack(args)) })
+    elseif cmd == "RPUSH" then
+        local list = M.store[k]
+        if list == nil then list = { __list = true }; M.store[k] = list end
+        for i = 3, #args do list[#list + 1] = tostring(args[i]) end
+        return #list
+    elseif cmd == "PUBLISH" then
+        M.published = M.published or {}
+        M.published[#M.published + 1] = { k, tostring(args[3]) }
+        return 0
     elseif cmd == "GET" then
         local v = M.store[k]
         if v == nil then return M.redis_null end
