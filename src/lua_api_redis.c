@@ -131,8 +131,8 @@ static int l_redis_open(lua_State *L)
     luaL_getmetatable(L, CONN_MT);
     lua_setmetatable(L, -2);
     char err[512];
-    if (kx_redis_conn_open(srv->loop, srv->cfg->redis_url, srv->cfg->redis_command_timeout_ms, c->label,
-                           NULL, NULL, &c->conn, err, sizeof err) != KX_OK)
+    if (kx_redis_conn_open(srv->loop, srv->cfg->redis_url, srv->cfg->redis_command_timeout_ms, c->label, NULL,
+                           NULL, &c->conn, err, sizeof err) != KX_OK)
         return luaL_error(L, "keryx.redis: %s", err);
     return 1;
 }
@@ -202,7 +202,8 @@ static int collect_script_args(lua_State *L, int ki, int ai, const char **argv, 
     luaL_checktype(L, ki, LUA_TTABLE);
     if (!lua_isnoneornil(L, ai)) luaL_checktype(L, ai, LUA_TTABLE);
     int nk = (int)lua_objlen(L, ki), na = lua_isnoneornil(L, ai) ? 0 : (int)lua_objlen(L, ai);
-    if (nk + na > MAX_ARGS) return luaL_error(L, "keryx.scripts: too many keys and arguments (max %d)", MAX_ARGS);
+    if (nk + na > MAX_ARGS)
+        return luaL_error(L, "keryx.scripts: too many keys and arguments (max %d)", MAX_ARGS);
     int top = lua_gettop(L);
     for (int i = 1; i <= nk; i++) lua_rawgeti(L, ki, i);
     for (int i = 1; i <= na; i++) lua_rawgeti(L, ai, i);
@@ -387,16 +388,11 @@ static int l_redis_ready(lua_State *L)
 }
 
 static const luaL_Reg fns[] = {
-    { "redis_call", l_redis_call },
-    { "redis_pipeline", l_redis_pipeline },
-    { "redis_ready", l_redis_ready },
-    { "redis_script", l_redis_script },
-    { "redis_open", l_redis_open },
-    { "redis_conn_call", l_conn_call },
-    { "redis_conn_script", l_conn_script },
-    { "redis_conn_up", l_conn_up },
-    { "redis_conn_close", l_conn_gc },
-    { NULL, NULL },
+    { "redis_call", l_redis_call },         { "redis_pipeline", l_redis_pipeline },
+    { "redis_ready", l_redis_ready },       { "redis_script", l_redis_script },
+    { "redis_open", l_redis_open },         { "redis_conn_call", l_conn_call },
+    { "redis_conn_script", l_conn_script }, { "redis_conn_up", l_conn_up },
+    { "redis_conn_close", l_conn_gc },      { NULL, NULL },
 };
 
 void kx_lua_open_redis(lua_State *L)

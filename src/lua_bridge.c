@@ -48,12 +48,12 @@ struct kx_task {
     bool reusable;       /* CLI: the coroutine finished cleanly */
     double redis_budget; /* seconds a request may wait for Redis in all; 0: no budget */
     double redis_spent;
-    double redis_since; /* ev_now when the current Redis wait began; 0: not waiting */
-    kx_task_t *next;    /* ready queue */
-    kx_task_t *parent;  /* JOB: the processor waiting for it */
-    bool cut;           /* JOB: aborted because the process is shutting down */
-    bool signal_wait;   /* parked in core.task_wait (on the waiters list) */
-    every_t *every;     /* BG: the repeating timer that started it */
+    double redis_since;               /* ev_now when the current Redis wait began; 0: not waiting */
+    kx_task_t *next;                  /* ready queue */
+    kx_task_t *parent;                /* JOB: the processor waiting for it */
+    bool cut;                         /* JOB: aborted because the process is shutting down */
+    bool signal_wait;                 /* parked in core.task_wait (on the waiters list) */
+    every_t *every;                   /* BG: the repeating timer that started it */
     kx_task_t *link_prev, *link_next; /* the jobs list or the waiters list */
 };
 
@@ -83,7 +83,7 @@ static struct {
         int ref;
     } pool[256];
     int npool;
-    kx_buf_t hdrs; /* a web answer's header lines, reused: no malloc per request */
+    kx_buf_t hdrs;      /* a web answer's header lines, reused: no malloc per request */
     kx_task_t *jobs;    /* running JOB tasks (cut at the drain deadline) */
     kx_task_t *waiters; /* tasks parked in core.task_wait */
     every_t *everys;

@@ -162,7 +162,8 @@ static kx_redis_op_t *send(kx_redis_eval_t *e, bool full_text)
     e->lens[0] = full_text ? 4 : 7;
     e->argv[1] = full_text ? e->script->text : e->script->sha;
     e->lens[1] = full_text ? e->script->len : 40;
-    return kx_redis_conn_command(e->conn, e->argc, e->argv, e->lens, e->deadline - kx_redis_now(), on_reply, e);
+    return kx_redis_conn_command(e->conn, e->argc, e->argv, e->lens, e->deadline - kx_redis_now(), on_reply,
+                                 e);
 }
 
 static void eval_free(kx_redis_eval_t *e)

@@ -201,10 +201,8 @@ static void test_check_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_identifier_rules),
-        cmocka_unit_test(test_base_key),
-        cmocka_unit_test(test_parse_good),
-        cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_identifier_rules), cmocka_unit_test(test_base_key),
+        cmocka_unit_test(test_parse_good),       cmocka_unit_test(test_parse_bad),
         cmocka_unit_test(test_check_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -136,7 +136,8 @@ static void test_eval_while_down(void **state)
     const char *argv[] = { "k", "1" };
     const size_t lens[] = { 1, 1 };
     calls = 0;
-    assert_null(kx_redis_eval(NULL, kx_redis_script_find("ratelimit"), 1, 2, argv, lens, 1.0, count_fn, NULL));
+    assert_null(
+        kx_redis_eval(NULL, kx_redis_script_find("ratelimit"), 1, 2, argv, lens, 1.0, count_fn, NULL));
     assert_int_equal(calls, 0);
     kx_redis_eval_cancel(NULL); /* harmless */
     kx_redis_scripts_free();

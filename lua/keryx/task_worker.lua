@@ -128,7 +128,9 @@ local function run_one(rc, worker, q, payload)
     if job then
         local r, c, jerr = core.run_job(task_transport.run, job)
         res, cut = r, c
-        if res == nil then res = { ok = false, error = { message = jerr or "failed", type = "CONNECTION_ACTION_RUN" } } end
+        if res == nil then
+            res = { ok = false, error = { message = jerr or "failed", type = "CONNECTION_ACTION_RUN" } }
+        end
     else
         res = { ok = false, error = { message = "malformed job payload: " .. tostring(why), type = "TASK_VALIDATION" } }
     end

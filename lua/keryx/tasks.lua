@@ -248,7 +248,8 @@ function M.fan_out(a, b, c, d)
     end
     local meta = "fanout:" .. id
     local ok, err = redis.pipeline {
-        { "HSET", meta, "total", #jobs, "completed", 0, "failed", 0, "actionName", joined(names), "queue", joined(queues) },
+        { "HSET", meta, "total", #jobs, "completed", 0, "failed", 0, "actionName", joined(names),
+            "queue", joined(queues) },
         { "EXPIRE", meta, ttl },
     }
     if not ok then return nil, err end
@@ -413,8 +414,8 @@ function M.stats()
         lens, err = redis.pipeline(cmds)
         if not lens then return nil, err end
     end
-    local out = { processed = tonumber(res[1]) or 0, failed = tonumber(res[2]) or 0, failed_jobs = tonumber(res[6]) or 0,
-        queues = {}, queue_order = queues, delayed = 0 }
+    local out = { processed = tonumber(res[1]) or 0, failed = tonumber(res[2]) or 0,
+        failed_jobs = tonumber(res[6]) or 0, queues = {}, queue_order = queues, delayed = 0 }
     for i, q in ipairs(queues) do out.queues[q] = tonumber(lens[i]) or 0 end
     for i = 1, #timestamps do out.delayed = out.delayed + (tonumber(lens[#queues + i]) or 0) end
     local workers = res[5]
