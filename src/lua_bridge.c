@@ -1,9 +1,11 @@
 /* lua_bridge.c — the LuaJIT VM, tasks (one coroutine per request) and the scheduler.
  * See lua_bridge.h for the contract.
  *
- * A task runs a framework entry function (keryx.transport.web / .cli, keryx.ws) in a pooled
- * coroutine; when it returns, resume() hands its results to the epilogue of its kind
- * (task_ops: web, cli, background), which reads them by name.
+ * A task runs a framework entry function (keryx.transport.web / .cli, keryx.ws, a background
+ * function, a job) in a pooled coroutine; when it returns, resume() hands its results to the
+ * epilogue of its kind (task_ops: web, cli, background, job), which reads them by name. A job
+ * task (core.run_job) belongs to the processor task that started it and hands its result table
+ * to it; background tasks come from core.spawn, core.every's timers and the start hook.
  * When Lua calls a waiting C function (core.sleep, later Redis) it yields; the wakeup pushes
  * the results onto the coroutine's stack and puts the task on the ready queue, which an
  * ev_check watcher drains (with an ev_idle keeping the loop from sleeping meanwhile). The

@@ -5,7 +5,9 @@
  * entry functions, tasks (one coroutine per request) and their timers, the ready queue, and
  * the epilogue of each kind of task (web: lua/keryx/transport/web.lua's result table → one
  * response, headers checked one by one, Set-Cookie written here from the session operation;
- * cli: {code, out, err}; background: the "spoiled coroutine" boolean).
+ * cli: {code, out, err}; background: the "spoiled coroutine" boolean; job: the result table
+ * handed to the processor that waits for it), the repeating timers of core.every, and the lists
+ * of running jobs and of tasks parked in core.task_wait.
  * Callers: main.c (init, CLI, and the handlers it installs: dispatch's action runner, the
  * WebSocket events, the tasks signal and the drain). Only this file calls lua_resume.
  * Never: blocks the loop; resumes a coroutine from inside another library's callback:
