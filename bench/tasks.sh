@@ -75,6 +75,7 @@ CLIENT_PID=""
 WORKER_PIDS=()
 LOAD_AT_START=""
 LOAD_AT_END=""
+LOADS=()          # the 1-minute load average after each run
 COMMAND=./bench/tasks.sh  # as RESULTS.md quotes it (run from the repo root)
 
 # Set-ups: name → "kind procs processors cpus queues poll" (kind keryx|resque).
@@ -240,12 +241,18 @@ tput_run() {
         warn "$setup run $run: resque:stat:processed = $processed (expected $JOBS), $left left in the queue"
     if [[ ${SETUP[$setup]} == keryx* ]]; then check_keryx_books "$setup $run"; fi
     stop_setup
+    note_load
     jps=$(awk -v n="$JOBS" -v ms="$ms" 'BEGIN {printf "%.0f", n / (ms / 1000)}')
     TPUT[$setup,$run]="$jps $ms $(per_job_us $((r1 - r0)) "$JOBS") $(per_job_us $((d1 - d0)) "$JOBS") $processed $left"
     log "$(printf '%-10s run %d: %7s jobs/s (%s ms for %s jobs; runner %s µs/job, Redis %s µs/job)' \
         "$setup" "$run" "$jps" "$ms" "$JOBS" "$(awk '{print $3}' <<<"${TPUT[$setup,$run]}")" \
         "$(awk '{print $4}' <<<"${TPUT[$setup,$run]}")")"
 }
+
+note_load() { LOADS+=("$(awk '{print $1}' /proc/loadavg)"); }
+
+# load_range: "min–max" of the 1-minute load averages noted after each run.
+load_range() { printf '%s\n' "${LOADS[@]}" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}'; }
 
 # check_keryx_books <label>: after a keryx run, nothing failed and no in-flight list holds a job.
 check_keryx_books() {
@@ -270,6 +277,7 @@ lat_run() {
         die "$setup: the latency run did not complete"
     check_alive "$setup"
     stop_setup
+    note_load
     line=$(<"$out")
     LAT[$setup]="$(field "$line" p50) $(field "$line" p99) $(field "$line" max) $(field "$line" mean) $(field "$line" n)"
     read -r p50 p99 max mean n <<<"${LAT[$setup]}"
@@ -350,8 +358,8 @@ machine_line() {
     cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
     redis_version=$(redis-server --version 2>/dev/null | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^v=/) print substr($i, 3)}')
     resque_version=$(node -p 'require(process.argv[1]).version' "$BENCH_DIR/node_modules/node-resque/package.json")
-    printf '%s, %s CPUs, Linux %s, load average %s at start and %s at end; Redis %s (no persistence) and the Node client on CPU %s; node-resque %s on Node %s; runners on CPU %s (second process on CPU %s)' \
-        "${cpu:-unknown CPU}" "$(nproc)" "$(uname -r)" "$LOAD_AT_START" "$LOAD_AT_END" "${redis_version:-?}" \
+    printf '%s, %s CPUs, Linux %s, load average %s at start and %s at end (1-minute load %s after the runs); Redis %s (no persistence) and the Node client on CPU %s; node-resque %s on Node %s; runners on CPU %s (second process on CPU %s)' \
+        "${cpu:-unknown CPU}" "$(nproc)" "$(uname -r)" "$LOAD_AT_START" "$LOAD_AT_END" "$(load_range)" "${redis_version:-?}" \
         "$REDIS_CPU" "$resque_version" "$(node --version)" "$RUNNER_CPU" "$SECOND_CPU"
 }
 
