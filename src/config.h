@@ -83,6 +83,11 @@ typedef struct {
     int64_t presence_ttl_s, presence_heartbeat_s;
 
     bool cli_include_stack_in_errors, cli_quiet;
+
+    /* Production self-check (prodcheck.h) and Prometheus metrics (metrics.h). */
+    bool strict_production;
+    bool metrics_enabled;
+    char *metrics_route, *metrics_user, *metrics_password;
 } kx_config_t;
 
 typedef enum {

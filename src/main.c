@@ -4,6 +4,7 @@
  *   keryx start                 serve ./app with ./config.lua
  *   keryx run ACTION [--k v]    run one action through the pipeline (connection type cli)
  *   keryx actions               list actions, routes and descriptions
+ *   keryx check                 the production self-check (prodcheck.h), as NODE_ENV=production
  *   keryx --help | --version    (global options: --app DIR, --config FILE) */
 #include "channels.h"
 #include "config_file.h"
@@ -14,6 +15,7 @@
 #include "ratelimit.h"
 #include "redis.h"
 #include "crypto.h"
+#include "prodcheck.h"
 #include "pubsub.h"
 #include "ws.h"
 #include <dirent.h>
@@ -36,6 +38,7 @@ static const char usage[] =
     "  keryx [--app DIR] [--config FILE] run ACTION [--input value ...] [-q]\n"
     "                                                  run one action; JSON result on stdout\n"
     "  keryx [--app DIR] [--config FILE] actions        list actions with routes\n"
+    "  keryx [--config FILE] check                      production self-check (exit 1: unsafe)\n"
     "  keryx --help | --version\n"
     "\n"
     "--app and --config may also follow the command (for run: before ACTION; everything after\n"
@@ -242,6 +245,20 @@ static int check_app_dir(const char *app, char *err, size_t cap)
     return KX_OK;
 }
 
+/* The production self-check's report (README "Production self-check"): one line per unsafe
+ * setting, as warnings at start-up or on stdout for `keryx check`. Returns how many. */
+static int production_report(const kx_config_t *cfg, bool to_stdout)
+{
+    kx_prodcheck_item_t items[KX_PRODCHECK_MAX];
+    int n = kx_prodcheck(cfg, items);
+    for (int i = 0; i < n; i++) {
+        if (to_stdout) printf("unsafe in production: %s\n", items[i].line);
+        else kx_log_warn("unsafe in production: %s", items[i].line);
+    }
+    if (to_stdout) printf("production check: %d unsafe setting(s)\n", n);
+    return n;
+}
+
 static int fatal(const char *msg)
 {
     fprintf(stderr, "keryx: %s\n", msg);
@@ -266,7 +283,8 @@ int main(int argc, char **argv)
     }
     bool cli = strcmp(a.cmd, "run") == 0;
     bool list = strcmp(a.cmd, "actions") == 0;
-    if (!cli && !list && strcmp(a.cmd, "start") != 0) {
+    bool check = strcmp(a.cmd, "check") == 0;
+    if (!cli && !list && !check && strcmp(a.cmd, "start") != 0) {
         fprintf(stderr, "error: unknown command '%s'\n\n%s", a.cmd, usage);
         return 1;
     }
@@ -275,12 +293,13 @@ int main(int argc, char **argv)
     static kx_config_t cfg;
     static kx_server_t srv;
     char err[1024];
-    if (check_app_dir(a.app, err, sizeof err) != KX_OK) return fatal(err);
-    kx_config_defaults(&cfg, getenv("NODE_ENV"));
+    if (!check && check_app_dir(a.app, err, sizeof err) != KX_OK) return fatal(err);
+    kx_config_defaults(&cfg, check ? "production" : getenv("NODE_ENV"));
     if (kx_config_file_apply(&cfg, a.config, a.config_given, err, sizeof err) != KX_OK ||
         kx_config_apply_env(&cfg, err, sizeof err) != KX_OK ||
         kx_config_finish(&cfg, err, sizeof err) != KX_OK)
         return fatal(err);
+    if (check) return production_report(&cfg, true) ? 1 : 0;
 
     if (cfg.tls_cert && *cfg.tls_cert)
         return fatal("WEB_SERVER_TLS_CERT/WEB_SERVER_TLS_KEY are set, but this build does not speak TLS "
@@ -294,6 +313,9 @@ int main(int argc, char **argv)
                          cfg.log_json, (cli || list) ? 2 : 1 };
     if ((cli && quiet) || list) lo.level = list ? KX_LOG_WARN : KX_LOG_OFF;
     kx_log_configure(&lo);
+    if (!cli && !list && strcmp(cfg.node_env, "production") == 0 && production_report(&cfg, false) &&
+        cfg.strict_production)
+        return fatal("KERYX_STRICT_PRODUCTION=true: refusing to start with unsafe production settings (above)");
     signal(SIGPIPE, SIG_IGN);
 
     srv.loop = ev_default_loop(EVFLAG_AUTO);
