@@ -29,7 +29,7 @@ declare -A LAYER=(
     [http]=2 [ws]=2 [sse]=2 [response]=2
     [dispatch]=3 [router]=3 [static]=3 [channels]=3
     [lua_bridge]=4 [lua_api]=4 [lua_api_crypto]=4 [lua_api_ratelimit]=4 [lua_api_redis]=4
-    [lua_api_util]=4 [lua_api_ws]=4 [lua_api_http]=4 [lua_api_mcp]=4 [config_file]=4
+    [lua_api_util]=4 [lua_api_ws]=4 [lua_api_http]=4 [lua_api_mcp]=4 [lua_api_metrics]=4 [config_file]=4
     [main]=5
 )
 

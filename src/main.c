@@ -12,6 +12,7 @@
 #include "listen.h"
 #include "log.h"
 #include "lua_bridge.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "redis.h"
 #include "crypto.h"
@@ -315,7 +316,8 @@ int main(int argc, char **argv)
     kx_log_configure(&lo);
     if (!cli && !list && strcmp(cfg.node_env, "production") == 0 && production_report(&cfg, false) &&
         cfg.strict_production)
-        return fatal("KERYX_STRICT_PRODUCTION=true: refusing to start with unsafe production settings (above)");
+        return fatal(
+            "KERYX_STRICT_PRODUCTION=true: refusing to start with unsafe production settings (above)");
     signal(SIGPIPE, SIG_IGN);
 
     srv.loop = ev_default_loop(EVFLAG_AUTO);
@@ -328,6 +330,8 @@ int main(int argc, char **argv)
     snprintf(www, sizeof www, "%s/lua/keryx/www", srv.home);
     srv.www_root_fd = open_dir(www);
     kx_srv = &srv;
+    /* Shared counters: mapped before anything could fork and before routes get their labels. */
+    if (!cli && !list && cfg.metrics_enabled && kx_metrics_init(err, sizeof err) != KX_OK) return fatal(err);
     wire_protocols();
     kx_dispatch_init(&srv);
 

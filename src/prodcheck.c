@@ -53,8 +53,9 @@ static void check_guide(const kx_config_t *c, report_t *r)
             "WEB_SERVER_ALLOWED_ORIGINS is \"*\": any site may call the API and open WebSockets "
             "(list your origins, e.g. WEB_SERVER_ALLOWED_ORIGINS=https://yourapp.com)");
     if (!c->rate_limit_enabled)
-        add(r, "RATE_LIMIT_ENABLED", "RATE_LIMIT_ENABLED is false: no request is rate limited "
-                                     "(set RATE_LIMIT_ENABLED=true)");
+        add(r, "RATE_LIMIT_ENABLED",
+            "RATE_LIMIT_ENABLED is false: no request is rate limited "
+            "(set RATE_LIMIT_ENABLED=true)");
     if (c->include_stack_in_errors)
         add(r, "WEB_SERVER_INCLUDE_STACK_IN_ERRORS",
             "WEB_SERVER_INCLUDE_STACK_IN_ERRORS is true: error responses carry stack traces "
@@ -70,8 +71,8 @@ static void check_guide(const kx_config_t *c, report_t *r)
     };
     for (size_t i = 0; i < KX_ARRAY_LEN(hdrs); i++) {
         if (!empty(hdrs[i].value)) continue;
-        add(r, hdrs[i].var, "%s is empty: responses carry no %s header (unset it for the default)", hdrs[i].var,
-            hdrs[i].header);
+        add(r, hdrs[i].var, "%s is empty: responses carry no %s header (unset it for the default)",
+            hdrs[i].var, hdrs[i].header);
     }
 }
 

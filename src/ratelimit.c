@@ -1,6 +1,7 @@
 /* ratelimit.c — the Redis side of rate limiting (see ratelimit.h). */
 #include "ratelimit.h"
 #include "buf.h"
+#include "metrics.h"
 #include "redis.h"
 #include <errno.h>
 #include <inttypes.h>
@@ -216,6 +217,7 @@ static void on_reply(void *ud, redisReply *reply, const char *err)
         finish(op, NULL, "ERR malformed reply from the rate-limit script");
         return;
     }
+    if (!res.allowed) kx_metrics_count(KX_METRIC_RATE_LIMIT_REFUSED);
     finish(op, &res, NULL);
 }
 

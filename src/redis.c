@@ -1,6 +1,7 @@
 /* redis.c — Redis connections and the command connection (see redis.h). */
 #include "redis.h"
 #include "log.h"
+#include "metrics.h"
 #include <ctype.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libev.h>
@@ -403,6 +404,10 @@ static void op_finish(kx_redis_op_t *op, redisReply *reply, const char *err)
     kx_redis_fn fn = op->fn;
     op->fn = NULL;
     ev_timer_stop(cmd.loop, &op->timer);
+    /* NOSCRIPT is the normal first answer to EVALSHA after a Redis restart, not a failure. */
+    if (fn &&
+        (!reply || (reply->type == REDIS_REPLY_ERROR && (!reply->str || strncmp(reply->str, "NOSCRIPT", 8)))))
+        kx_metrics_count(KX_METRIC_REDIS_ERRORS);
     if (fn) fn(op->ud, reply, err);
 }
 
@@ -429,7 +434,10 @@ kx_redis_op_t *kx_redis_command(int argc, const char **argv, const size_t *argvl
 kx_redis_op_t *kx_redis_command_within(int argc, const char **argv, const size_t *argvlen, double max_wait,
                                        kx_redis_fn fn, void *ud)
 {
-    if (cmd.state != R_UP || !cmd.ac) return NULL;
+    if (cmd.state != R_UP || !cmd.ac) {
+        kx_metrics_count(KX_METRIC_REDIS_ERRORS);
+        return NULL;
+    }
     kx_redis_op_t *op = kx_xcalloc(1, sizeof *op);
     op->fn = fn;
     op->ud = ud;

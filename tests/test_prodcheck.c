@@ -200,8 +200,9 @@ static void test_everything_unsafe(void **state)
     (void)state;
     kx_config_t c;
     kx_config_defaults(&c, "production");
-    const char *empty[] = { "WEB_SECURITY_CSP", "WEB_SECURITY_CONTENT_TYPE_OPTIONS", "WEB_SECURITY_FRAME_OPTIONS",
-                            "WEB_SECURITY_HSTS", "WEB_SECURITY_REFERRER_POLICY" };
+    const char *empty[] = { "WEB_SECURITY_CSP", "WEB_SECURITY_CONTENT_TYPE_OPTIONS",
+                            "WEB_SECURITY_FRAME_OPTIONS", "WEB_SECURITY_HSTS",
+                            "WEB_SECURITY_REFERRER_POLICY" };
     for (size_t i = 0; i < KX_ARRAY_LEN(empty); i++) cfg_set(&c, empty[i], "");
     cfg_set(&c, "RATE_LIMIT_ENABLED", "no");
     cfg_set(&c, "WEB_SERVER_INCLUDE_STACK_IN_ERRORS", "yes");
