@@ -464,7 +464,8 @@ int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
     }
     /* The metrics route is a path of the route table, outside the API prefix's actions. */
     if (c->metrics_route[0] != '/' || strpbrk(c->metrics_route, "?#% \t") || strlen(c->metrics_route) > 200) {
-        snprintf(err, errcap, "invalid value for OTEL_METRICS_ROUTE: \"%.200s\" (expected a path like /metrics)",
+        snprintf(err, errcap,
+                 "invalid value for OTEL_METRICS_ROUTE: \"%.200s\" (expected a path like /metrics)",
                  c->metrics_route);
         return KX_EINVAL;
     }

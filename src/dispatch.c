@@ -183,12 +183,12 @@ static void serve_static(kx_conn_t *c)
     kx_request_t *r = c->req;
     const kx_config_t *cfg = kx_srv->cfg;
     size_t skip;
-    r->metrics_route = KX_METRICS_ROUTE_STATIC;
     if (!is_get(r) || !cfg->static_enabled || kx_srv->static_root_fd < 0 ||
         !under_prefix(r->path, r->path_len, cfg->static_route, &skip)) {
         not_found(c, is_get(r) ? "Not found" : "Action not found");
         return;
     }
+    r->metrics_route = KX_METRICS_ROUTE_STATIC;
     const char *rel = r->path + skip;
     size_t rlen = r->path_len - skip;
     if (rlen == 0) rel = "/", rlen = 1;
