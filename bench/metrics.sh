@@ -9,6 +9,8 @@
 # side it prints the median requests/s and the median server CPU time per request (utime+stime
 # from /proc/<pid>/stat before and after a run, divided by the requests wrk completed), then the
 # on/off ratios. A reply other than 2xx, or a socket error, stops the bench with exit status 1.
+# Then bench/metrics-micro.c times the counting calls of one request alone, in thread CPU time
+# (what the load of a shared machine does not inflate), against build/libkeryx.a.
 #
 # Environment (the same names as bench/run.sh):
 #   BENCH_DURATION   wrk duration per run (default 10s; a bare number means seconds)
@@ -104,3 +106,13 @@ echo "GET /api/status, $RUNS runs of $DURATION, $CONNECTIONS connections (server
 echo "metrics off: $off_rps req/s, $off_cpu µs CPU/request"
 echo "metrics on:  $on_rps req/s, $on_cpu µs CPU/request (the scrape counted ${scraped:-0} requests)"
 echo "on/off: req/s $(ratio "$on_rps" "$off_rps"), CPU per request $(ratio "$on_cpu" "$off_cpu")"
+
+# The counting calls alone, in thread CPU time (bench/metrics-micro.c): the figure the noise of a
+# shared machine does not move.
+make -C "$ROOT" --no-print-directory build/libkeryx.a >/dev/null || die "cannot build build/libkeryx.a"
+cc -O2 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -I "$ROOT/src" -o "$TMP/metrics-micro" \
+    "$BENCH_DIR/metrics-micro.c" "$ROOT/build/libkeryx.a" -lssl -lcrypto -lpthread || die "cannot compile bench/metrics-micro.c"
+read -r micro_on micro_off <<<"$(taskset -c "$SERVER_CPU" "$TMP/metrics-micro")"
+echo "counting one request (metrics-micro, thread CPU time): on $micro_on ns, off $micro_off ns;" \
+    "$(awk -v x="$micro_on" -v cpu="$off_cpu" 'BEGIN {printf "%.2f", (cpu > 0) ? x / (cpu * 1000) * 100 : 0}')% of the" \
+    "measured CPU per request with metrics off"
