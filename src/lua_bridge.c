@@ -1,9 +1,11 @@
 /* lua_bridge.c — the LuaJIT VM, tasks (one coroutine per request) and the scheduler.
  * See lua_bridge.h for the contract.
  *
- * A task runs a framework entry function (keryx.transport.web / .cli, keryx.ws) in a pooled
- * coroutine; when it returns, resume() hands its results to the epilogue of its kind
- * (task_ops: web, cli, background), which reads them by name.
+ * A task runs a framework entry function (keryx.transport.web / .cli, keryx.ws, a background
+ * function, a job) in a pooled coroutine; when it returns, resume() hands its results to the
+ * epilogue of its kind (task_ops: web, cli, background, job), which reads them by name. A job
+ * task (core.run_job) belongs to the processor task that started it and hands its result table
+ * to it; background tasks come from core.spawn, core.every's timers and the start hook.
  * When Lua calls a waiting C function (core.sleep, later Redis) it yields; the wakeup pushes
  * the results onto the coroutine's stack and puts the task on the ready queue, which an
  * ev_check watcher drains (with an ev_idle keeping the loop from sleeping meanwhile). The
@@ -22,7 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef enum { TASK_WEB, TASK_CLI, TASK_BG } task_kind_t; /* BG: WebSocket events, timers */
+/* BG: WebSocket events, timers, long-running background loops (task processors);
+ * JOB: one background job run by a processor, which waits for it (core.run_job). */
+typedef enum { TASK_WEB, TASK_CLI, TASK_BG, TASK_JOB } task_kind_t;
+
+typedef struct every every_t;
 
 struct kx_task {
     lua_State *co;
@@ -44,8 +50,21 @@ struct kx_task {
     bool reusable;       /* CLI: the coroutine finished cleanly */
     double redis_budget; /* seconds a request may wait for Redis in all; 0: no budget */
     double redis_spent;
-    double redis_since; /* ev_now when the current Redis wait began; 0: not waiting */
-    kx_task_t *next;    /* ready queue */
+    double redis_since;               /* ev_now when the current Redis wait began; 0: not waiting */
+    kx_task_t *next;                  /* ready queue */
+    kx_task_t *parent;                /* JOB: the processor waiting for it */
+    bool cut;                         /* JOB: aborted because the process is shutting down */
+    bool signal_wait;                 /* parked in core.task_wait (on the waiters list) */
+    every_t *every;                   /* BG: the repeating timer that started it */
+    kx_task_t *link_prev, *link_next; /* the jobs list or the waiters list */
+};
+
+/* core.every(ms, fn): a repeating timer that runs fn as a background task, never two at once. */
+struct every {
+    ev_timer timer;
+    int fn_ref;
+    bool running;
+    every_t *next;
 };
 
 static struct {
@@ -55,7 +74,7 @@ static struct {
     size_t mem_used, mem_limit;
     bool mem_grace; /* the cap was hit: the reserve is open for error handling */
     int ref_web, ref_cli, ref_list;
-    int ref_ws[3], ref_heartbeat;
+    int ref_ws[3], ref_on_start;
     kx_task_t *current;
     kx_task_t *ready_head, *ready_tail;
     ev_check check;
@@ -66,7 +85,11 @@ static struct {
         int ref;
     } pool[256];
     int npool;
-    kx_buf_t hdrs; /* a web answer's header lines, reused: no malloc per request */
+    kx_buf_t hdrs;      /* a web answer's header lines, reused: no malloc per request */
+    kx_task_t *jobs;    /* running JOB tasks (cut at the drain deadline) */
+    kx_task_t *waiters; /* tasks parked in core.task_wait */
+    every_t *everys;
+    bool draining;
 } B;
 
 /* ---- memory cap ---------------------------------------------------------------------------- */
@@ -200,11 +223,43 @@ kx_conn_t *kx_task_web_conn(const kx_task_t *t)
     return c;
 }
 
-static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+/* ---- task lists (running jobs, signal waiters) -------------------------------------------- */
+
+static void list_add(kx_task_t **head, kx_task_t *t)
 {
-    (void)revents;
-    kx_task_t *t = w->data;
+    t->link_prev = NULL;
+    t->link_next = *head;
+    if (*head) (*head)->link_prev = t;
+    *head = t;
+}
+
+static void list_remove(kx_task_t **head, kx_task_t *t)
+{
+    if (t->link_prev) t->link_prev->link_next = t->link_next;
+    else if (*head == t) *head = t->link_next;
+    if (t->link_next) t->link_next->link_prev = t->link_prev;
+    t->link_prev = t->link_next = NULL;
+}
+
+/* Ends a core.task_wait with `why` ("signal", "timeout", "drain"). */
+static void end_signal_wait(kx_task_t *t, const char *why)
+{
+    if (!t->signal_wait) return;
+    t->signal_wait = false;
+    t->sleeping = false;
+    ev_timer_stop(B.srv->loop, &t->sleep);
+    list_remove(&B.waiters, t);
+    lua_pushstring(t->co, why);
+    kx_task_wake(t, 1);
+}
+
+static void abort_task(struct ev_loop *loop, kx_task_t *t)
+{
     t->aborted = true;
+    if (t->signal_wait) {
+        end_signal_wait(t, "aborted");
+        return;
+    }
     bool parked = t->sleeping || t->wait_cancel;
     if (t->sleeping) {
         ev_timer_stop(loop, &t->sleep);
@@ -222,6 +277,12 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
         lua_pushliteral(t->co, "aborted");
         kx_task_wake(t, 2);
     }
+}
+
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    abort_task(loop, w->data);
 }
 
 /* core.sleep(ms) → true, or nil, "aborted" when the action timed out meanwhile. */
@@ -259,6 +320,153 @@ static int l_aborted(lua_State *L)
     return 1;
 }
 
+static void on_signal_wait_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    end_signal_wait(w->data, "timeout");
+}
+
+/* core.task_wait(ms) → "signal" (kx_lua_tasks_signal: a job was enqueued somewhere), "timeout",
+ * "drain" (the process is shutting down; also at once when it already is) or "aborted". */
+static int l_task_wait(lua_State *L)
+{
+    lua_Number ms = luaL_checknumber(L, 1);
+    kx_task_t *t = kx_lua_require_task(L, "core.task_wait");
+    if (B.draining) {
+        lua_pushliteral(L, "drain");
+        return 1;
+    }
+    if (t->aborted) return kx_lua_push_fail(L, "aborted");
+    ev_timer_init(&t->sleep, on_signal_wait_timeout, (ms > 0 ? ms : 0) / 1000.0, 0.);
+    t->sleep.data = t;
+    ev_timer_start(B.srv->loop, &t->sleep);
+    t->sleeping = true;
+    t->signal_wait = true;
+    list_add(&B.waiters, t);
+    return lua_yield(L, 0);
+}
+
+static void wake_waiters(const char *why)
+{
+    while (B.waiters) end_signal_wait(B.waiters, why);
+}
+
+void kx_lua_tasks_signal(void)
+{
+    wake_waiters("signal");
+}
+
+static int l_tasks_signal(lua_State *L)
+{
+    (void)L;
+    kx_lua_tasks_signal();
+    return 0;
+}
+
+static int l_draining(lua_State *L)
+{
+    lua_pushboolean(L, B.draining);
+    return 1;
+}
+
+static kx_task_t *task_new(task_kind_t kind);
+static void start_task(kx_task_t *t);
+
+/* core.spawn(fn, ...): runs fn(...) as a background task of its own (a task processor's loop);
+ * it starts once the caller yields or returns. Errors inside fn are logged, not raised here. */
+static int l_spawn(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    int n = lua_gettop(L);
+    kx_task_t *t = task_new(TASK_BG);
+    lua_xmove(L, t->co, n);
+    kx_task_wake(t, n - 1);
+    return 0;
+}
+
+static void on_every(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    every_t *e = w->data;
+    if (e->running || B.draining) return; /* the previous run is still going: skip this tick */
+    kx_task_t *t = task_new(TASK_BG);
+    t->every = e;
+    e->running = true;
+    lua_rawgeti(t->co, LUA_REGISTRYINDEX, e->fn_ref);
+    t->nargs = 0;
+    start_task(t);
+}
+
+/* core.every(ms, fn): runs fn as a background task every ms milliseconds (first run after ms),
+ * skipping a tick while the previous run has not finished; stops when the process drains. */
+static int l_every(lua_State *L)
+{
+    lua_Number ms = luaL_checknumber(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (!(ms >= 1)) return luaL_error(L, "core.every: the interval must be at least 1 ms");
+    every_t *e = kx_xcalloc(1, sizeof *e);
+    lua_pushvalue(L, 2);
+    e->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    ev_timer_init(&e->timer, on_every, ms / 1000.0, ms / 1000.0);
+    e->timer.data = e;
+    ev_timer_start(B.srv->loop, &e->timer);
+    e->next = B.everys;
+    B.everys = e;
+    return 0;
+}
+
+static void stop_everys(void)
+{
+    for (every_t *e = B.everys; e; e = e->next) ev_timer_stop(B.srv->loop, &e->timer);
+}
+
+static void free_everys(void)
+{
+    while (B.everys) {
+        every_t *e = B.everys;
+        B.everys = e->next;
+        ev_timer_stop(B.srv->loop, &e->timer);
+        free(e);
+    }
+}
+
+/* core.run_job(fn, ...) → result, cut | nil, false, why. Runs fn(...) as a job task of its own
+ * (its own action timeout, Redis budget and abort flag) and parks the caller — a task
+ * processor — until it ends: `result` is fn's first return value, `cut` is true when the job
+ * was aborted because the process is shutting down (kx_lua_cut_jobs), so the processor puts
+ * the job back instead of failing it; nil, false, why when the framework itself failed. */
+static int l_run_job(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    kx_task_t *parent = kx_lua_require_task(L, "core.run_job");
+    int n = lua_gettop(L);
+    kx_task_t *t = task_new(TASK_JOB);
+    give_redis_budget(t);
+    t->parent = parent;
+    list_add(&B.jobs, t);
+    lua_xmove(L, t->co, n);
+    kx_task_wake(t, n - 1);
+    return lua_yield(L, 0);
+}
+
+void kx_lua_cut_jobs(void)
+{
+    for (kx_task_t *t = B.jobs; t; t = t->link_next) {
+        if (t->aborted) continue;
+        t->cut = true;
+        abort_task(B.srv->loop, t);
+    }
+}
+
+void kx_lua_drain_begin(void)
+{
+    B.draining = true;
+    stop_everys();
+    wake_waiters("drain");
+}
+
 static kx_task_t *task_new(task_kind_t kind)
 {
     kx_task_t *t = kx_xcalloc(1, sizeof *t);
@@ -281,6 +489,9 @@ static void task_free(kx_task_t *t, bool reusable)
 {
     ev_timer_stop(B.srv->loop, &t->timeout);
     ev_timer_stop(B.srv->loop, &t->sleep);
+    if (t->signal_wait) list_remove(&B.waiters, t);
+    if (t->kind == TASK_JOB) list_remove(&B.jobs, t);
+    if (t->every) t->every->running = false;
     if (reusable && B.npool < (int)KX_ARRAY_LEN(B.pool)) {
         lua_settop(t->co, 0);
         B.pool[B.npool].co = t->co;
@@ -437,7 +648,7 @@ static void web_fail(kx_task_t *t)
     task_free(t, false);
 }
 
-/* WebSocket events and the heartbeat return true when their coroutine is spoiled. */
+/* WebSocket events and timers return true when their coroutine is spoiled. */
 static void bg_finish(kx_task_t *t)
 {
     task_free(t, !lua_toboolean(t->co, 1));
@@ -445,6 +656,29 @@ static void bg_finish(kx_task_t *t)
 
 static void bg_fail(kx_task_t *t)
 {
+    task_free(t, false);
+}
+
+/* A job hands its result table (lua/keryx/transport/task.lua) to the processor waiting for it. */
+static void job_finish(kx_task_t *t)
+{
+    kx_task_t *parent = t->parent;
+    lua_State *co = t->co;
+    bool discard = lua_type(co, 1) == LUA_TTABLE && (push_field(co, 1, "discard"), lua_toboolean(co, -1));
+    lua_settop(co, 1);
+    lua_xmove(co, parent->co, 1);
+    lua_pushboolean(parent->co, t->cut);
+    kx_task_wake(parent, 2);
+    task_free(t, !discard);
+}
+
+static void job_fail(kx_task_t *t)
+{
+    kx_task_t *parent = t->parent;
+    lua_pushnil(parent->co);
+    lua_pushboolean(parent->co, t->cut);
+    lua_pushliteral(parent->co, "the job's task failed (see the log)");
+    kx_task_wake(parent, 3);
     task_free(t, false);
 }
 
@@ -479,6 +713,7 @@ static const struct {
     [TASK_WEB] = { web_finish, web_fail },
     [TASK_CLI] = { cli_finish, cli_fail },
     [TASK_BG] = { bg_finish, bg_fail },
+    [TASK_JOB] = { job_finish, job_fail },
 };
 
 static void resume(kx_task_t *t)
@@ -628,16 +863,16 @@ void kx_lua_spawn_ws(kx_ws_event_t ev, uint64_t id, kx_conn_t *c, const char *te
     else kx_task_wake(t, t->nargs);
 }
 
-void kx_lua_spawn_heartbeat(void)
+void kx_lua_start_background(void)
 {
-    if (B.ref_heartbeat == LUA_NOREF) return;
+    if (B.ref_on_start == LUA_NOREF) return;
     kx_task_t *t = task_new(TASK_BG);
-    lua_rawgeti(t->co, LUA_REGISTRYINDEX, B.ref_heartbeat);
+    lua_rawgeti(t->co, LUA_REGISTRYINDEX, B.ref_on_start);
     t->nargs = 0;
     start_task(t);
 }
 
-int kx_lua_run_cli(const char *action, int argc, char **argv)
+int kx_lua_run_cli(const char *command, const char *action, int argc, char **argv)
 {
     kx_task_t *t = task_new(TASK_CLI);
     give_redis_budget(t);
@@ -649,7 +884,8 @@ int kx_lua_run_cli(const char *action, int argc, char **argv)
         lua_pushstring(co, argv[i]);
         lua_rawseti(co, -2, i + 1);
     }
-    t->nargs = 2;
+    lua_pushstring(co, command);
+    t->nargs = 3;
     resume(t);
     if (!t->done) ev_run(B.srv->loop, 0);
     int code = t->done ? t->exit_code : 1;
@@ -685,8 +921,16 @@ static int l_add_route(lua_State *L)
 }
 
 static const luaL_Reg task_fns[] = {
-    { "sleep", l_sleep },     { "arm_timeout", l_arm_timeout },
-    { "aborted", l_aborted }, { "add_route", l_add_route },
+    { "sleep", l_sleep },
+    { "arm_timeout", l_arm_timeout },
+    { "aborted", l_aborted },
+    { "add_route", l_add_route },
+    { "task_wait", l_task_wait },
+    { "tasks_signal", l_tasks_signal },
+    { "draining", l_draining },
+    { "spawn", l_spawn },
+    { "every", l_every },
+    { "run_job", l_run_job },
     { NULL, NULL },
 };
 
@@ -765,7 +1009,7 @@ int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, 
     B.ref_ws[KX_WS_OPEN] = get_ref(L, "ws_open");
     B.ref_ws[KX_WS_MESSAGE] = get_ref(L, "ws_message");
     B.ref_ws[KX_WS_CLOSE] = get_ref(L, "ws_close");
-    B.ref_heartbeat = get_ref(L, "heartbeat");
+    B.ref_on_start = get_ref(L, "on_start");
     lua_pop(L, 2);
     if (B.ref_web == LUA_NOREF || B.ref_cli == LUA_NOREF || B.ref_list == LUA_NOREF) {
         snprintf(err, errcap, "keryx.boot.start did not return the entry points");
@@ -781,6 +1025,7 @@ int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, 
 void kx_lua_close(void)
 {
     if (!B.L) return;
+    free_everys();
     lua_close(B.L);
     B.L = NULL;
 }

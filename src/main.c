@@ -4,6 +4,8 @@
  *   keryx start                 serve ./app with ./config.lua
  *   keryx run ACTION [--k v]    run one action through the pipeline (connection type cli)
  *   keryx actions               list actions, routes and descriptions
+ *   keryx enqueue ACTION [--k v] queue one background job (keryx.tasks)
+ *   keryx tasks [retry-failed] [--json]   the task queues' state; put failed jobs back
  *   keryx check                 the production self-check (prodcheck.h), as NODE_ENV=production
  *   keryx --help | --version    (global options: --app DIR, --config FILE) */
 #include "channels.h"
@@ -13,7 +15,7 @@
 #include "log.h"
 #include "lua_bridge.h"
 #include "metrics.h"
-#include "ratelimit.h"
+#include "redis_script.h"
 #include "redis.h"
 #include "crypto.h"
 #include "prodcheck.h"
@@ -39,6 +41,10 @@ static const char usage[] =
     "  keryx [--app DIR] [--config FILE] run ACTION [--input value ...] [-q]\n"
     "                                                  run one action; JSON result on stdout\n"
     "  keryx [--app DIR] [--config FILE] actions        list actions with routes\n"
+    "  keryx [--app DIR] [--config FILE] enqueue ACTION [--input value ...]\n"
+    "                                                  queue one background job\n"
+    "  keryx [--app DIR] [--config FILE] tasks [retry-failed] [--json]\n"
+    "                                                  queue lengths, delayed, failed, workers\n"
     "  keryx [--config FILE] check                      production self-check (exit 1: unsafe)\n"
     "  keryx --help | --version\n"
     "\n"
@@ -49,8 +55,9 @@ static const char usage[] =
 /* ---- drain ------------------------------------------------------------------------------ */
 
 static ev_signal sig_term, sig_int;
-static ev_timer drain_timer, heartbeat_timer;
+static ev_timer drain_timer;
 static ev_tstamp drain_deadline, ws_drain_deadline;
+static bool jobs_cut;
 
 /* ---- wiring: the handlers lower layers call (they never name a higher layer) ----------- */
 
@@ -85,16 +92,6 @@ static void wire_protocols(void)
     kx_ws_set_events(&ws_events);
 }
 
-static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)w;
-    (void)revents;
-    /* Also with no socket open: a presence removal that failed during a Redis outage (the
-     * process's last socket closing) is retried by the heartbeat. One idle task per interval. */
-    kx_lua_spawn_heartbeat();
-}
-
 static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)w;
@@ -105,6 +102,11 @@ static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
     if (kx_ws_count() > 0 && ev_now(loop) >= ws_drain_deadline) {
         kx_log_warn("Force-closed %d lingering WebSocket connection(s)", kx_ws_count());
         kx_ws_close_lingering();
+    }
+    /* The same deadline for background jobs: the unfinished ones go back to their queue. */
+    if (!jobs_cut && ev_now(loop) >= ws_drain_deadline) {
+        jobs_cut = true;
+        kx_lua_cut_jobs();
     }
     if ((s->n_conns == 0 && kx_lua_tasks_in_flight() == 0) || ev_now(loop) >= drain_deadline) {
         if (s->n_conns) kx_log_warn("Force-closed %d lingering connection(s)", s->n_conns);
@@ -121,6 +123,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
                 s->n_conns);
     s->draining = true;
     kx_listen_stop(s);
+    kx_lua_drain_begin();
     if (kx_ws_count() > 0) kx_log_info("Draining %d WebSocket connection(s)...", kx_ws_count());
     kx_ws_close_all(1001, "Server shutting down");
     drain_deadline = ev_now(loop) + (ev_tstamp)s->cfg->shutdown_timeout_ms / 1000.0;
@@ -209,10 +212,11 @@ static int parse_args(int argc, char **argv, args_t *a, char *err, size_t cap)
             a->cmd = argv[i++];
             continue;
         }
-        if (strcmp(a->cmd, "run") == 0 && argv[i][0] != '-') {
+        if ((strcmp(a->cmd, "run") == 0 || strcmp(a->cmd, "enqueue") == 0) && argv[i][0] != '-') {
             a->action = argv[i++];
             break; /* the rest is the action's input */
         }
+        if (strcmp(a->cmd, "tasks") == 0) break; /* the rest is for `tasks` (retry-failed, --json) */
         if (argv[i][0] == '-') snprintf(err, cap, "unknown option '%s'", argv[i]);
         else snprintf(err, cap, "unexpected argument '%s'", argv[i]);
         return KX_EINVAL;
@@ -282,14 +286,17 @@ int main(int argc, char **argv)
         printf("keryx %s\n", KX_VERSION);
         return 0;
     }
-    bool cli = strcmp(a.cmd, "run") == 0;
+    bool tasks_cmd = strcmp(a.cmd, "enqueue") == 0 || strcmp(a.cmd, "tasks") == 0;
+    bool cli = strcmp(a.cmd, "run") == 0 || tasks_cmd;
     bool list = strcmp(a.cmd, "actions") == 0;
     bool check = strcmp(a.cmd, "check") == 0;
     if (!cli && !list && !check && strcmp(a.cmd, "start") != 0) {
         fprintf(stderr, "error: unknown command '%s'\n\n%s", a.cmd, usage);
         return 1;
     }
-    if (cli && !a.action) return fatal("usage: keryx run ACTION [--input value ...] [-q]");
+    if (cli && !a.action && strcmp(a.cmd, "tasks") != 0)
+        return fatal(strcmp(a.cmd, "enqueue") == 0 ? "usage: keryx enqueue ACTION [--input value ...]"
+                                                   : "usage: keryx run ACTION [--input value ...] [-q]");
 
     static kx_config_t cfg;
     static kx_server_t srv;
@@ -313,6 +320,7 @@ int main(int argc, char **argv)
     kx_log_opts_t lo = { cfg.log_level, cfg.log_timestamps, cfg.log_colorize && isatty(cli || list ? 2 : 1),
                          cfg.log_json, (cli || list) ? 2 : 1 };
     if ((cli && quiet) || list) lo.level = list ? KX_LOG_WARN : KX_LOG_OFF;
+    if (tasks_cmd) lo.level = KX_LOG_WARN; /* their output is the answer: no boot chatter */
     kx_log_configure(&lo);
     if (!cli && !list && strcmp(cfg.node_env, "production") == 0 && production_report(&cfg, false) &&
         cfg.strict_production)
@@ -349,12 +357,14 @@ int main(int argc, char **argv)
     if (kx_crypto_start(srv.loop) != KX_OK) return fatal("cannot start the password hashing threads");
     if (kx_redis_start(srv.loop, cfg.redis_url, cfg.redis_command_timeout_ms, err, sizeof err) != KX_OK)
         return fatal(err);
-    if (kx_ratelimit_init(srv.home, err, sizeof err) != KX_OK) return fatal(err);
+    char scripts[PATH_MAX];
+    snprintf(scripts, sizeof scripts, "%s/lua/redis", srv.home);
+    if (kx_redis_scripts_load(scripts, err, sizeof err) != KX_OK) return fatal(err);
     kx_redis_wait_first((double)cfg.redis_command_timeout_ms / 1000.0);
     if (cli) {
-        int code = kx_lua_run_cli(a.action, argc - a.rest, argv + a.rest);
+        int code = kx_lua_run_cli(a.cmd, a.action ? a.action : "", argc - a.rest, argv + a.rest);
         kx_redis_stop();
-        kx_ratelimit_free();
+        kx_redis_scripts_free();
         kx_crypto_stop();
         kx_lua_close();
         return code;
@@ -370,9 +380,8 @@ int main(int argc, char **argv)
     if (kx_pubsub_start(srv.loop, cfg.redis_url, cfg.redis_command_timeout_ms, kx_channels_on_publish, err,
                         sizeof err) != KX_OK)
         return fatal(err);
-    ev_timer_init(&heartbeat_timer, on_heartbeat, (double)cfg.presence_heartbeat_s,
-                  (double)cfg.presence_heartbeat_s);
-    ev_timer_start(srv.loop, &heartbeat_timer);
+    kx_pubsub_on_tasks_signal(kx_lua_tasks_signal);
+    kx_lua_start_background();
     kx_log_info("started server @ http://%s:%d", cfg.web_host, kx_listen_port(&srv));
 
     ev_signal_init(&sig_term, on_signal, SIGTERM);
@@ -383,7 +392,7 @@ int main(int argc, char **argv)
     kx_log_info("stopped server");
     kx_pubsub_stop();
     kx_redis_stop();
-    kx_ratelimit_free();
+    kx_redis_scripts_free();
     kx_crypto_stop();
     kx_lua_close();
     return 0;
