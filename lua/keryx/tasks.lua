@@ -163,6 +163,7 @@ function M.enqueue(name, inputs, queue)
     local payload, q = prepare(name, inputs, queue, 2)
     local n, err = scripts.run("task_enqueue", {}, { q, payload })
     if not n then return nil, err end
+    core.metrics_task("enqueued", name)
     return true
 end
 
@@ -177,6 +178,7 @@ local function delayed(unix_ms, name, inputs, queue, opts, level)
     local v, err = scripts.run("task_enqueue_at", {}, { ts, payload, allow })
     if v == false then return false, err end
     if not v then return nil, err end
+    core.metrics_task("enqueued", name)
     return true
 end
 
