@@ -14,9 +14,12 @@
  * that sees each event counts it: conn.c (connections), http.c (a request answered), ws.c
  * (sockets, messages), ratelimit.c (refusals), redis.c (errors), dispatch.c (route labels, the
  * metrics route), the Lua bindings (core.metrics_action, core.metrics_task).
- * Never: allocates, locks or makes a system call on a counting path (registration of a label
- * takes a spin lock, at boot); counts anything before kx_metrics_init (every function is then a
- * no-op, so a build or test without metrics pays one branch). */
+ * Never: allocates, locks or makes a system call on a counting path — except the first use of
+ * a label (added under a spin lock: route patterns at boot, an action name at its first run) and
+ * a process's first gauge update (getpid and kill(pid, 0) to claim its slot); counts anything
+ * before kx_metrics_init (every function is then a no-op, so a build or test without metrics
+ * pays one branch). A worker that dies holding the label lock (a few stores long) would stall
+ * label registration; a dead worker's pid reused by another process keeps its gauges counted. */
 #ifndef KX_METRICS_H
 #define KX_METRICS_H
 #include "buf.h"
