@@ -509,4 +509,5 @@ void kx_http_refuse_busy(int fd)
     (void)send(fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
     kx_buf_free(&out);
     close(fd);
+    kx_metrics_http(NULL, 0, KX_METRICS_ROUTE_UNKNOWN, 503, -1); /* unread: method "other" */
 }

@@ -184,6 +184,29 @@ describe("metrics counters from the Redis side", function()
     end)
 end)
 
+describe("metrics at the connection cap", function()
+    it("counts the 503 a refused connection gets", function()
+        local srv = start { WEB_SERVER_MAX_CONNECTIONS = "3" }
+        local ok, err = pcall(function()
+            local held = {}
+            for i = 1, 3 do held[i] = srv:connect() end
+            local res = srv:request "/api/status" -- a 4th connection, from the client holding all 3
+            assert.are.equal(503, res.status)
+            for _, c in ipairs(held) do c:close() end
+            local m
+            assert.truthy(H.eventually(3, function()
+                local r = H.get(srv, "/metrics")
+                if r.status ~= 200 then return false end
+                m = prom.parse(r.body)
+                return true
+            end))
+            assert.are.equal(1, requests(m, "other", "unknown", 503))
+        end)
+        srv:stop()
+        assert(ok, err)
+    end)
+end)
+
 describe("metrics of background tasks", function()
     it("counts jobs enqueued and executed, by action and outcome", function()
         -- A queue of its own: the shared Redis may hold other specs' jobs on "default".
