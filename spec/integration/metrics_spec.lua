@@ -213,7 +213,8 @@ describe("metrics of background tasks", function()
     it("counts jobs enqueued and executed, by action and outcome", function()
         -- A queue of its own: the shared Redis may hold other specs' jobs on "default".
         local queue = "metrics-" .. os.time() .. "-" .. math.random(1e6)
-        local srv = start { TASKS_ENABLED = "true", TASK_QUEUES = queue }
+        -- The fixture's fan-out (task:fan) queues on "default": served too.
+        local srv = start { TASKS_ENABLED = "true", TASK_QUEUES = queue .. ",default" }
         local ok, err = pcall(function()
             local function enqueue(body)
                 body.queue = queue
@@ -223,18 +224,20 @@ describe("metrics of background tasks", function()
             enqueue { action = "task:record", tag = "m1" }
             enqueue { action = "task:record", tag = "m2" }
             enqueue { action = "task:fail" }
+            local fan = H.call(srv, "POST", "/api/task/fan", { count = 3 })
+            assert.are.equal(200, fan.status, fan.body)
             local function executed(m, action, status)
                 return prom.value(m, "keryx_task_executed_total", { action = action, status = status }) or 0
             end
             local m
             assert.truthy(H.eventually(10, function()
                 m = scrape(srv)
-                return executed(m, "task:record", "success") == 2 and executed(m, "task:fail", "failure") == 1
+                return executed(m, "task:record", "success") == 5 and executed(m, "task:fail", "failure") == 1
             end), "jobs not counted as executed")
-            assert.are.equal(2, prom.value(m, "keryx_task_enqueued_total", { action = "task:record" }))
+            assert.are.equal(5, prom.value(m, "keryx_task_enqueued_total", { action = "task:record" }))
             assert.are.equal(1, prom.value(m, "keryx_task_enqueued_total", { action = "task:fail" }))
             assert.are.equal(0, executed(m, "task:record", "failure"))
-            assert.are.equal(2, prom.value(m, "keryx_action_executions_total", { action = "task:record", status = "success" }))
+            assert.are.equal(5, prom.value(m, "keryx_action_executions_total", { action = "task:record", status = "success" }))
         end)
         srv:stop()
         assert(ok, err)
