@@ -101,6 +101,11 @@ static const kx_config_desc_t descs[] = {
     { "tasks.queues", "TASK_QUEUES", KX_CT_STRING, OFF(task_queues), 0, DEF("*") },
     { "cli.includeStackInErrors", "CLI_INCLUDE_STACK_IN_ERRORS", KX_CT_BOOL, OFF(cli_include_stack_in_errors), 0, DEF("true") },
     { "cli.quiet", "CLI_QUIET", KX_CT_BOOL, OFF(cli_quiet), 0, DEF("false") },
+    { "process.strictProduction", "KERYX_STRICT_PRODUCTION", KX_CT_BOOL, OFF(strict_production), 0, DEF("false") },
+    { "observability.enabled", "OTEL_METRICS_ENABLED", KX_CT_BOOL, OFF(metrics_enabled), 0, DEF("false") },
+    { "observability.metricsRoute", "OTEL_METRICS_ROUTE", KX_CT_STRING, OFF(metrics_route), 0, DEF("/metrics") },
+    { "observability.metricsAuthUsername", "OTEL_METRICS_AUTH_USERNAME", KX_CT_STRING, OFF(metrics_user), 0, DEF("") },
+    { "observability.metricsAuthPassword", "OTEL_METRICS_AUTH_PASSWORD", KX_CT_STRING, OFF(metrics_password), 0, DEF("") },
     { NULL, NULL, KX_CT_STRING, 0, 0, NULL, NULL, NULL },
 };
 /* clang-format on */
@@ -494,6 +499,13 @@ int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
     if (c->mcp_route[0] != '/' || strpbrk(c->mcp_route, "?#% \t") || strlen(c->mcp_route) > 200) {
         snprintf(err, errcap, "invalid value for MCP_SERVER_ROUTE: \"%s\" (expected a path like /mcp)",
                  c->mcp_route);
+        return KX_EINVAL;
+    }
+    /* The metrics route is a path of the route table, outside the API prefix's actions. */
+    if (c->metrics_route[0] != '/' || strpbrk(c->metrics_route, "?#% \t") || strlen(c->metrics_route) > 200) {
+        snprintf(err, errcap,
+                 "invalid value for OTEL_METRICS_ROUTE: \"%.200s\" (expected a path like /metrics)",
+                 c->metrics_route);
         return KX_EINVAL;
     }
     if (!c->application_url || !*c->application_url) {

@@ -1,6 +1,7 @@
 /* redis.c — Redis connections and the command connection (see redis.h). */
 #include "redis.h"
 #include "log.h"
+#include "metrics.h"
 #include <ctype.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libev.h>
@@ -404,6 +405,10 @@ static void op_finish(kx_redis_op_t *op, redisReply *reply, const char *err)
     kx_redis_fn fn = op->fn;
     op->fn = NULL;
     ev_timer_stop(op->loop, &op->timer);
+    /* NOSCRIPT is the normal first answer to EVALSHA after a Redis restart, not a failure. */
+    if (fn &&
+        (!reply || (reply->type == REDIS_REPLY_ERROR && (!reply->str || strncmp(reply->str, "NOSCRIPT", 8)))))
+        kx_metrics_count(KX_METRIC_REDIS_ERRORS);
     if (fn) fn(op->ud, reply, err);
 }
 
@@ -426,7 +431,10 @@ static void on_op_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 static kx_redis_op_t *conn_command(kx_redis_conn_t *c, int argc, const char **argv, const size_t *argvlen,
                                    double wait, kx_redis_fn fn, void *ud)
 {
-    if (c->state != R_UP || !c->ac) return NULL;
+    if (c->state != R_UP || !c->ac) {
+        kx_metrics_count(KX_METRIC_REDIS_ERRORS);
+        return NULL;
+    }
     kx_redis_op_t *op = kx_xcalloc(1, sizeof *op);
     op->fn = fn;
     op->ud = ud;

@@ -19,6 +19,7 @@ local xpcall, traceback, tostring, floor, concat = xpcall, debug.traceback, tost
 local gsub = string.gsub
 local ipairs, pairs, next = ipairs, pairs, next
 local clock_ms, log_enabled, core_log = core.clock_ms, core.log_enabled, core.log
+local metrics_action = core.metrics_action
 local arm_timeout, aborted = core.arm_timeout, core.aborted
 local empty_params = "{}"
 
@@ -59,8 +60,7 @@ local function run_middleware_and_action(action, params, conn)
     return action.run(params, conn), params
 end
 
---- Runs `action` with raw params for conn. Returns response, err (typed error or nil).
-function M.act(action, raw, conn)
+local function act(action, raw, conn)
     conn.metadata = {}
     local ms = action.timeout or config.actions.timeout
     if ms > 0 then arm_timeout(ms) end
@@ -98,6 +98,15 @@ function M.act(action, raw, conn)
     -- Whatever happened after the timer fired (an after hook parked and was woken with the
     -- generic abort, or swallowed it), the answer is the action's timeout.
     if aborted() then err, response = timeout_err or timeout_error(action, ms), nil end
+    return response, err
+end
+
+--- Runs `action` with raw params for conn. Returns response, err (typed error or nil). Every
+--- run is counted for the metrics (core.metrics_action: a no-op while they are off).
+function M.act(action, raw, conn)
+    local started = clock_ms()
+    local response, err = act(action, raw, conn)
+    metrics_action(action.name, err == nil, clock_ms() - started)
     return response, err
 end
 

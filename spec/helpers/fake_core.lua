@@ -23,6 +23,9 @@
 --                     (lowercase name → value), like C reading the task's request; nil
 --                     outside a task, for absent names, and once fake.req_gone is true (the
 --                     client closed or the connection moved on to its next request).
+--   metrics_action(name, ok, ms) / metrics_task(kind, action, ok)   recorded into fake.metrics
+--                     ({fn = "action", name, ok, ms} / {fn = "task", kind, action, ok}); raise
+--                     like C on a non-string name or action, a non-number ms, an unknown kind.
 --   stream_begin / stream_write / stream_event / stream_end   the web task's streamed answer
 --                     (src/lua_api_http.c), recorded in fake.stream = {status, headers,
 --                     content_type, framing, out = {pieces}, ended}; raise like C (outside a
@@ -97,6 +100,7 @@ function M.reset(node_env)
     M.stream_pause_ms = nil -- every stream write parks this long (backpressure)
     M.everys = {}        -- core.every registrations: { {ms=, fn=}, ... }
     M.draining_now = false -- core.draining()
+    M.metrics = {}       -- metrics_action / metrics_task calls: {fn=, ...arguments} in order
     tasks, current = {}, nil
 end
 
@@ -892,6 +896,23 @@ do
 end
 
 --- SHA-1 as lowercase hex (src/lua_api_ratelimit.c uses OpenSSL; here the test client's).
+-- ---- metrics (src/lua_api_metrics.c) -----------------------------------------------------
+
+function M.metrics_action(name, ok, ms)
+    check("metrics_action", 1, name, "string")
+    check("metrics_action", 3, ms, "number")
+    M.metrics[#M.metrics + 1] = { fn = "action", name = name, ok = not not ok, ms = ms }
+end
+
+function M.metrics_task(kind, action, ok)
+    check("metrics_task", 1, kind, "string")
+    check("metrics_task", 2, action, "string")
+    if kind ~= "enqueued" and kind ~= "executed" then
+        error(("metrics_task: kind must be \"enqueued\" or \"executed\", got \"%s\""):format(kind), 2)
+    end
+    M.metrics[#M.metrics + 1] = { fn = "task", kind = kind, action = action, ok = not not ok }
+end
+
 function M.sha1_hex(text)
     check("sha1_hex", 1, text, "string")
     local raw = require("ws_client").sha1(text)

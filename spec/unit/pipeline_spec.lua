@@ -82,6 +82,20 @@ describe("pipeline.act", function()
         assert.are.same({ any = "thing" }, (act(a, { any = "thing" })))
     end)
 
+    it("counts every run for the metrics: name, outcome, run time", function()
+        local ok_action = register({ name = "fine", run = function() fake.sleep(25) return {} end })
+        local bad_action = register({ name = "broken", run = function() error("nope") end })
+        local invalid = register({ name = "strict", inputs = z.object({ n = z.integer() }) })
+        act(ok_action, {})
+        act(bad_action, {})
+        act(invalid, {})
+        assert.are.same({
+            { fn = "action", name = "fine", ok = true, ms = 25 },
+            { fn = "action", name = "broken", ok = false, ms = 0 },
+            { fn = "action", name = "strict", ok = false, ms = 0 },
+        }, fake.metrics)
+    end)
+
     it("resets conn.metadata on every act", function()
         local a = register({ name = "m", run = function(_, conn) conn.metadata.n = (conn.metadata.n or 0) + 1 end })
         local conn = { type = "web", identifier = "x", metadata = { n = 5, stale = true } }

@@ -419,4 +419,23 @@ function core.rate_limit(identifier, limit, window_ms, prefix) end
 ---@return string
 function core.sha1_hex(text) end
 
+-- ---- metrics (src/lua_api_metrics.c over src/metrics.c) ----------------------------------------
+
+--- Counts one action run through the pipeline (any transport) for the Prometheus metrics:
+--- keryx_action_executions_total{action, status = success|error} and the
+--- keryx_action_duration_seconds histogram. Does nothing while OTEL_METRICS_ENABLED is false.
+--- Raises when name is not a string or ms not a number.
+---@param name string
+---@param ok boolean
+---@param ms number   run time in milliseconds
+function core.metrics_action(name, ok, ms) end
+
+--- Counts a background task: "enqueued" (keryx_task_enqueued_total{action}) or "executed"
+--- (keryx_task_executed_total{action, status = success|failure}, ok saying which). Does nothing
+--- while OTEL_METRICS_ENABLED is false. Raises on another kind or a non-string action.
+---@param kind "enqueued"|"executed"
+---@param action string
+---@param ok boolean|nil
+function core.metrics_task(kind, action, ok) end
+
 return core
