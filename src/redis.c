@@ -501,5 +501,7 @@ bool kx_redis_flush(double seconds)
     ev_timer_start(cmd.loop, &deadline);
     while (!cmd_settled() && ev_is_active(&deadline)) ev_run(cmd.loop, EVRUN_ONCE);
     ev_timer_stop(cmd.loop, &deadline);
-    return cmd_settled();
+    if (cmd_settled()) return true;
+    kx_log_warn("Redis: commands still unsent or unanswered after %.1fs (they may be lost)", seconds);
+    return false;
 }

@@ -60,7 +60,7 @@ void kx_redis_cancel(kx_redis_op_t *op);
 int kx_redis_send(int argc, const char **argv, const size_t *argvlen);
 /* Runs the loop until the command connection has written every queued command and received
  * every reply it awaits (kx_redis_send's too), or `seconds` passed, or the connection is down.
- * True when nothing is left in flight. `keryx run` calls it before exiting, so a broadcast
+ * True when nothing is left in flight (else logs a warning). `keryx run` calls it before exiting, so a broadcast
  * the action made reaches Redis. */
 bool kx_redis_flush(double seconds);
 
