@@ -833,7 +833,7 @@ describe("fake keryx.core", function()
 
     it("has every config key of src/config.c with the right Lua type, and no other", function()
         local want = { KX_CT_STRING = "string", KX_CT_INT = "number", KX_CT_WORKERS = "number",
-            KX_CT_BOOL = "boolean", KX_CT_LOGLEVEL = "string", KX_CT_SAMESITE = "string" }
+            KX_CT_BOOL = "boolean", KX_CT_LOGLEVEL = "string", KX_CT_SAMESITE = "string", KX_CT_LOGFORMAT = "string" }
         local seen, count = {}, 0
         for key, ct in read("src/config.c"):gmatch('{%s*"([%w%.]+)",%s*"[%w_]+",%s*(KX_CT_[%u_]+)') do
             count = count + 1
