@@ -94,10 +94,12 @@ describe("LOG_FORMAT", function()
         assert.is_nil(e.ip) -- the CLI has no client address
         code, out, err = H.cli({ "run", "hello", "--name", "Ada" }, { LOG_FORMAT = "text" })
         assert.are.equal(0, code, err)
+        assert.are.equal('{"response":{"message":"Hello, Ada!"}}\n', out)
         assert.truthy(err:find('%[info%] %[ACTION:CLI:OK%] hello %(%d+ms%) cli:[^ ]+ {"name":"Ada"}\n'), err)
         assert.is_nil(err:find("{\"timestamp\"", 1, true), err)
         code, out, err = H.cli({ "run", "hello" }, { LOG_FORMAT = "yaml" })
         assert.are.equal(1, code)
+        assert.are.equal("", out)
         assert.truthy(err:find('invalid value for LOG_FORMAT: "yaml" (expected text or json)', 1, true), err)
     end)
 
