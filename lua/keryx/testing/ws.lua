@@ -17,6 +17,7 @@
 --   ws:action(name, params, timeout)          -- run an action, its reply
 --   ws:subscribe(channel, timeout)            -- subscribe, the reply
 --   ws:broadcast(channel, timeout, pred)      -- the next {"message":{…}} delivery
+--   ws:next_message(channel, timeout)         -- the next broadcast's message (presence skipped)
 --   ws:closed_by_peer(timeout)                -- true once the server closed the TCP stream
 --
 -- Needs lua-socket, LuaJIT's bit and lua-cjson; never retries or reconnects: every byte on the
@@ -415,6 +416,15 @@ function Client:broadcast(channel, timeout, pred)
         return M.is_broadcast(v) and (channel == nil or v.message.channel == channel)
             and (pred == nil or pred(v.message))
     end, timeout)
+end
+
+--- The next message an action or the app broadcast on channel (presence join/leave frames are
+--- skipped and held): the broadcast's `message` (what was broadcast), the whole delivery.
+--- → message, delivery | nil, "timeout" | err
+function Client:next_message(channel, timeout)
+    local v, err = self:broadcast(channel, timeout, function(m) return m.sender ~= "presence" end)
+    if not v then return nil, err end
+    return v.message.message, v
 end
 
 --- Sends t as JSON and returns its reply: the message echoing t.messageId, or, without one,
