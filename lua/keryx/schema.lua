@@ -1008,10 +1008,10 @@ function Schema:field_docs()
     for i, k in ipairs(self.field_keys) do
         local f = self.fields[k]
         out[i] = {
-            name = k, type = f.kind, required = f.required, description = f.description,
-            default = f.has_default and f.default_value or nil, secret = f.has_secret,
+            name = k, type = f.kind, required = f.required, description = f.description, secret = f.has_secret,
             constraints = constraints_text(f),
         }
+        if f.has_default then out[i].default = f.default_value end -- false is a default too
     end
     return out
 end

@@ -689,6 +689,34 @@ describe("transport.cli", function()
         return decode(out).response
     end
 
+    it("--help prints the inputs from the schema and does not run the action", function()
+        local ran = false
+        register({ name = "greet", description = "Greet", inputs = z.object {
+            name = z.string():min(1):describe("Who"), loud = z.boolean():default(false) },
+            run = function() ran = true end })
+        local code, out, errout = cli("greet", { "--name", "x", "--help" })
+        assert.are.equal(0, code)
+        assert.is_nil(errout)
+        assert.is_false(ran)
+        assert.truthy(out:find("usage: keryx run greet [--loud <boolean>] --name <string> [-q]", 1, true), out)
+        assert.truthy(out:find("\n  --loud <boolean>  default false  loud parameter\n", 1, true), out)
+        assert.truthy(out:find("\n  --name <string>   required       Who; length >= 1", 1, true), out)
+    end)
+
+    it("refuses an undeclared flag by name, with a hint, without running the action", function()
+        local ran = false
+        register({ name = "greet2", inputs = z.object { name = z.string() }, run = function() ran = true end })
+        local code, out, errout = cli("greet2", { "--nam", "x" })
+        assert.are.equal(1, code)
+        assert.is_nil(out)
+        assert.are.equal("error: unknown option '--nam' for action greet2 (did you mean --name?) " ..
+            "(see keryx run greet2 --help)", errout)
+        assert.is_false(ran)
+        code, _, errout = cli("greet2", { "--name", "x", "--zzz", "1" })
+        assert.are.equal(1, code)
+        assert.are.equal("error: unknown option '--zzz' for action greet2 (see keryx run greet2 --help)", errout)
+    end)
+
     it("parses --k v and --k=v", function()
         assert.are.same({ a = "1", b = "two", c = "x=y", d = "" },
             echo_params({ "--a", "1", "--b=two", "--c=x=y", "--d=" }))
