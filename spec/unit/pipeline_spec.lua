@@ -712,8 +712,10 @@ describe("transport.cli", function()
         assert.are.equal("error: unknown option '--nam' for action greet2 (did you mean --name?) " ..
             "(see keryx run greet2 --help)", errout)
         assert.is_false(ran)
-        code, _, errout = cli("greet2", { "--name", "x", "--zzz", "1" })
+        local out2
+        code, out2, errout = cli("greet2", { "--name", "x", "--zzz", "1" })
         assert.are.equal(1, code)
+        assert.is_nil(out2)
         assert.are.equal("error: unknown option '--zzz' for action greet2 (see keryx run greet2 --help)", errout)
     end)
 
