@@ -2,7 +2,9 @@
 -- answer as { code = <exit status>, out = <stdout text | nil>, err = <stderr text | nil> },
 -- which lua_bridge.c (cli_finish) prints and exits with.
 --
--- Owns: the --flag parsing and the CLI envelopes. Callers: lua_bridge.c (entry point `cli`,
+-- Owns: the --flag parsing, `keryx run ACTION --help` and the refusal of flags the action's
+-- schema does not declare (both from schema.lua field_docs; input_lines also serves
+-- `keryx actions`), and the CLI envelopes. Callers: lua_bridge.c (entry point `cli`,
 -- through boot.lua). Never: writes to stdout/stderr itself (C does, after the task ends).
 local core = require "keryx.core"
 local errors = require "keryx.errors"
