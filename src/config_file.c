@@ -57,22 +57,24 @@ static size_t edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 127 || lb > 127) return (size_t)-1;
-    size_t d[128][128];
-    for (size_t i = 0; i <= la; i++) d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++) d[0][j] = j;
+    /* Three rolling rows (i-2, i-1, i): a transposition looks two rows back. */
+    size_t rows[3][128];
+    for (size_t j = 0; j <= lb; j++) rows[0][j] = j;
     for (size_t i = 1; i <= la; i++) {
+        size_t *cur = rows[i % 3], *prev = rows[(i - 1) % 3], *prev2 = rows[(i + 1) % 3];
+        cur[0] = i;
         for (size_t j = 1; j <= lb; j++) {
             int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
-            size_t v = d[i - 1][j - 1] + (ca != cb);
-            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            size_t v = prev[j - 1] + (ca != cb);
+            if (prev[j] + 1 < v) v = prev[j] + 1;
+            if (cur[j - 1] + 1 < v) v = cur[j - 1] + 1;
             if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
-                tolower((unsigned char)a[i - 2]) == cb && d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
+                tolower((unsigned char)a[i - 2]) == cb && prev2[j - 2] + 1 < v)
+                v = prev2[j - 2] + 1;
+            cur[j] = v;
         }
     }
-    return d[la][lb];
+    return rows[la % 3][lb];
 }
 
 /* The known key closest to `key` when close enough to be a typo (else NULL). */
