@@ -31,6 +31,7 @@ static const kx_config_desc_t descs[] = {
     { "logger.includeTimestamps", "LOG_INCLUDE_TIMESTAMPS", KX_CT_BOOL, OFF(log_timestamps), 0, DEF("true") },
     { "logger.colorize", "LOG_COLORIZE", KX_CT_BOOL, OFF(log_colorize), 0, DEF("true") },
     { "logger.json", "LOG_JSON", KX_CT_BOOL, OFF(log_json), 0, DEF("false") },
+    { "logger.format", "LOG_FORMAT", KX_CT_LOGFORMAT, OFF(log_json), 0, DEF("text") },
     { "logger.maxParamLength", "LOG_MAX_PARAM_LENGTH", KX_CT_INT, OFF(log_max_param_length), 0, DEF("100") },
     { "actions.timeout", "ACTION_TIMEOUT", KX_CT_INT, OFF(action_timeout_ms), 0, DEF("300000") },
     { "lua.memoryLimitMb", "LUA_MEMORY_LIMIT_MB", KX_CT_INT, OFF(lua_memory_limit_mb), 16, DEF("512") },
@@ -282,6 +283,12 @@ int kx_config_set(kx_config_t *c, const kx_config_desc_t *d, const char *value, 
     case KX_CT_LOGLEVEL:
         expect = "trace, debug, info, warn, error or fatal";
         rc = kx_log_level_parse(value, FIELD(c, d, kx_log_level_t));
+        break;
+    case KX_CT_LOGFORMAT: /* the same field as LOG_JSON (kept as an alias) */
+        expect = "text or json";
+        if (strcasecmp(value, "json") == 0) *FIELD(c, d, bool) = true;
+        else if (strcasecmp(value, "text") == 0) *FIELD(c, d, bool) = false;
+        else rc = KX_EINVAL;
         break;
     case KX_CT_SAMESITE:
         expect = "Strict, Lax or None";
@@ -540,6 +547,7 @@ void kx_config_get_string(const kx_config_t *c, const kx_config_desc_t *d, char 
     case KX_CT_BOOL: snprintf(buf, cap, "%s", *FIELD(c, d, bool) ? "true" : "false"); break;
     case KX_CT_LOGLEVEL: snprintf(buf, cap, "%s", lv[*FIELD(c, d, kx_log_level_t)]); break;
     case KX_CT_SAMESITE: snprintf(buf, cap, "%s", ss[*FIELD(c, d, kx_samesite_t)]); break;
+    case KX_CT_LOGFORMAT: snprintf(buf, cap, "%s", *FIELD(c, d, bool) ? "json" : "text"); break;
     }
 }
 

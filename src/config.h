@@ -99,7 +99,8 @@ typedef enum {
     KX_CT_BOOL,
     KX_CT_LOGLEVEL,
     KX_CT_SAMESITE,
-    KX_CT_WORKERS
+    KX_CT_WORKERS,
+    KX_CT_LOGFORMAT /* "text" | "json": sets the bool field (LOG_FORMAT over LOG_JSON's field) */
 } kx_config_type_t;
 
 typedef struct {

@@ -363,6 +363,7 @@ int main(int argc, char **argv)
     kx_redis_wait_first((double)cfg.redis_command_timeout_ms / 1000.0);
     if (cli) {
         int code = kx_lua_run_cli(a.cmd, a.action ? a.action : "", argc - a.rest, argv + a.rest);
+        kx_redis_flush((double)cfg.redis_command_timeout_ms / 1000.0); /* what the action sent */
         kx_redis_stop();
         kx_redis_scripts_free();
         kx_crypto_stop();

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libev.h>
+#include <hiredis/sds.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -489,4 +490,26 @@ int kx_redis_send(int argc, const char **argv, const size_t *argvlen)
     /* A NULL callback: hiredis reads and discards the reply, nothing is allocated here. */
     if (redisAsyncCommandArgv(cmd.ac, NULL, NULL, argc, argv, argvlen) != REDIS_OK) return KX_ECLOSED;
     return KX_OK;
+}
+
+/* Written and answered: nothing left in hiredis's output buffer, no reply still awaited (the
+ * fire-and-forget commands of kx_redis_send count too: hiredis keeps a callback slot for each). */
+static bool cmd_settled(void)
+{
+    redisAsyncContext *ac = cmd.ac;
+    if (!ac || cmd.state != R_UP) return true;
+    return sdslen(ac->c.obuf) == 0 && ac->replies.head == NULL;
+}
+
+bool kx_redis_flush(double seconds)
+{
+    if (!cmd.loop || cmd_settled()) return cmd_settled();
+    ev_timer deadline;
+    ev_timer_init(&deadline, on_wait_tick, seconds, 0.);
+    ev_timer_start(cmd.loop, &deadline);
+    while (!cmd_settled() && ev_is_active(&deadline)) ev_run(cmd.loop, EVRUN_ONCE);
+    ev_timer_stop(cmd.loop, &deadline);
+    if (cmd_settled()) return true;
+    kx_log_warn("Redis: commands still unsent or unanswered after %.1fs (they may be lost)", seconds);
+    return false;
 }

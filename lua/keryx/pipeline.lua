@@ -135,14 +135,28 @@ local function clean(s)
     return (gsub(s, "%c", function(c) return ("\\x%02x"):format(c:byte()) end))
 end
 
---- The action line: empty pieces are left out with their space, no trailing space.
+-- LOG_FORMAT=json: the action line's facts as fields beside "message" (built only then).
+local log_json, log_fields = config.logger.json, core.log_fields
+local HAS_IP = { WEB = true, WEBSOCKET = true, MCP = true }
+
+local function action_fields(kind, action_name, ms, method, identifier, url, cor, err)
+    return {
+        action = action_name, connection_type = kind:lower(), status = err and "ERROR" or "OK", duration_ms = ms,
+        method = method, url = url, correlation_id = cor, identifier = identifier,
+        ip = HAS_IP[kind] and identifier or nil, error = err and err.message, error_type = err and err.type,
+    }
+end
+
+--- The action line: empty pieces are left out with their space, no trailing space. In the JSON
+--- format the same line is the "message", with action_fields beside it.
 function M.log_action(kind, action_name, started, method, identifier, url, cor, err, action, raw)
     local level = "info"
     if not log_enabled(level) then return end
+    local ms = floor(clock_ms() - started + 0.5)
     local parts = {
         ("[ACTION:%s:%s]"):format(kind, err and "ERROR" or "OK"),
         action_name and clean(action_name) or "null",
-        ("(%dms)"):format(floor(clock_ms() - started + 0.5)),
+        ("(%dms)"):format(ms),
     }
     if method then parts[#parts + 1] = "[" .. method .. "]" end
     parts[#parts + 1] = identifier .. (url and ("(" .. url .. ")") or "")
@@ -153,6 +167,9 @@ function M.log_action(kind, action_name, started, method, identifier, url, cor, 
     parts[#parts + 1] = log_params(action, raw)
     local line = concat(parts, " ")
     if err and err.stack and err.type == "CONNECTION_ACTION_RUN" then line = line .. "\n" .. err.stack end
+    if log_json then
+        return log_fields(level, line, action_fields(kind, action_name, ms, method, identifier, url, cor, err))
+    end
     core_log(level, line)
 end
 

@@ -13,6 +13,7 @@
 --                     duplicate method + route, bad :param names, empty segments, more than
 --                     32 segments or 16 :params.
 --   log(level, msg)   records {level, msg} into fake.logs when log_enabled(level).
+--   log_fields(level, msg, fields)  the same, with {…, fields} (as given) on the record.
 --   log_enabled(lv)   lv >= fake.log_level (unknown names count as info; "off" disables all).
 --   now_ms(), clock_ms(), pid(), uptime_ms(), rss(), list_dir(path)
 --   config (real defaults for NODE_ENV=test), version, home, mode
@@ -296,6 +297,13 @@ function M.log(level, msg)
     local lv = level:lower()
     if not LEVELS[lv] or lv == "off" then error(("unknown log level '%s'"):format(level), 2) end
     if M.log_enabled(lv) then M.logs[#M.logs + 1] = { level = lv, msg = msg } end
+end
+
+-- Records {level, msg, fields} (fields as given) into fake.logs, as log does.
+function M.log_fields(level, msg, fields)
+    M.log(level, msg)
+    local last = M.logs[#M.logs]
+    if last and last.msg == msg and fields ~= nil then last.fields = fields end
 end
 
 function M.now_ms() return WALL_EPOCH + math.floor(M.clock) end

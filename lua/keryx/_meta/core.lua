@@ -135,6 +135,15 @@ function core.stream_end() end
 ---@param msg string
 function core.log(level, msg) end
 
+--- One log line with structured fields: in the JSON format (LOG_FORMAT=json) each string,
+--- number or boolean of `fields` (names of letters, digits and _, at most 16; timestamp, level,
+--- message and pid are reserved) sits beside "message"; the text format writes `msg` alone,
+--- as core.log. Raises on an unknown level name.
+---@param level "trace"|"debug"|"info"|"warn"|"error"|"fatal"
+---@param msg string
+---@param fields table<string, string|number|boolean>?
+function core.log_fields(level, msg, fields) end
+
 --- Whether a line at `level` would be written (unknown names count as "info").
 ---@param level string
 ---@return boolean
