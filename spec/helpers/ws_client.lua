@@ -26,6 +26,7 @@ local bit = require "bit"
 local cjson = require "cjson"
 local luassert = require "luassert"
 local http_assert = require "http_assert"
+local T = require "tls_client"
 
 local band, bor, bxor, lshift, rshift, rol, tobit =
     bit.band, bit.bor, bit.bxor, bit.lshift, bit.rshift, bit.rol, bit.tobit
@@ -222,6 +223,11 @@ function M.connect(port, path, headers, opts)
     c:settimeout(opts.timeout or 5)
     local ok, cerr = c:connect(opts.host or "127.0.0.1", port)
     if not ok then return nil, "connect: " .. tostring(cerr) end
+    if T.is_tls(port) then -- a keryx the harness started with TLS: wss
+        local tc, terr = T.wrap(c, { timeout = opts.timeout })
+        if not tc then return nil, "tls: " .. tostring(terr) end
+        c = tc
+    end
     local req = concat(lines, "\r\n") .. "\r\n\r\n" .. (opts.body or "")
     assert(c:send(req))
     local res, err = read_head(c)
