@@ -325,6 +325,7 @@ int main(int argc, char **argv)
         if (cfg.tls_cert && *cfg.tls_cert) {
             if (kx_tls_init(cfg.tls_cert, cfg.tls_key, err, sizeof err) != KX_OK) return fatal(err);
             http_listener.transport = &kx_transport_tls;
+            http_listener.refuse = kx_tls_refuse;
         }
         if (kx_listen_start(&srv, &http_listener, err, sizeof err) != KX_OK) return fatal(err);
         kx_config_bound_port(&cfg, kx_listen_port(&srv));

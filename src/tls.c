@@ -95,12 +95,12 @@ static SSL_CTX *build_ctx(const char *cert, const char *key, char *err, size_t e
         SSL_CTX_free(ctx);
         return NULL;
     }
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-        snprintf(err, errcap, "WEB_SERVER_TLS_CERT: no PEM certificate in \"%s\": %s", cert,
+    /* The key first: loaded after the certificate, a mismatch would read as an unusable key. */
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        snprintf(err, errcap, "WEB_SERVER_TLS_KEY: no PEM private key in \"%s\": %s", key,
                  ssl_reason(why, sizeof why));
-    } else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        snprintf(err, errcap,
-                 "WEB_SERVER_TLS_KEY: no usable PEM private key in \"%s\" for the certificate: %s", key,
+    } else if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        snprintf(err, errcap, "WEB_SERVER_TLS_CERT: no PEM certificate in \"%s\": %s", cert,
                  ssl_reason(why, sizeof why));
     } else if (SSL_CTX_check_private_key(ctx) != 1) {
         snprintf(err, errcap,
@@ -137,6 +137,11 @@ int kx_tls_reload(char *err, size_t errcap)
     SSL_CTX_free(current); /* open connections' SSL objects still hold it */
     current = ctx;
     return KX_OK;
+}
+
+void kx_tls_refuse(int fd)
+{
+    close(fd);
 }
 
 bool kx_tls_enabled(void)

@@ -33,6 +33,10 @@ int kx_tls_init(const char *cert_path, const char *key_path, char *err, size_t e
  * says why. KX_EINVAL when kx_tls_init never succeeded. */
 int kx_tls_reload(char *err, size_t errcap);
 
+/* A connection over the cap (kx_listen_opts_t.refuse): closed without a handshake. A TLS
+ * client cannot read a plain 503, and a handshake is the expensive part a cap must spare. */
+void kx_tls_refuse(int fd);
+
 /* Whether kx_tls_init succeeded (the listener speaks TLS). */
 bool kx_tls_enabled(void);
 
