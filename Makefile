@@ -34,7 +34,7 @@ LLOBJS  := $(patsubst $(LLHTTP_DIR)/%.c,$(OBJDIR)/llhttp/%.o,$(wildcard $(LLHTTP
 BIN     ?= keryx
 
 .PHONY: all deps test-deps lint-deps install-pkgs mcp-clients compile fuzz run test test-all test-c test-unit test-integration \
-        test-integration-tls testssl test-asan bench clean lint lint-luacheck lint-shellcheck lint-cppcheck lint-clang-format lint-layers
+        test-integration-tls testssl test-asan bench bench-tls clean lint lint-luacheck lint-shellcheck lint-cppcheck lint-clang-format lint-layers
 
 # Top-level targets install packages first, then re-enter make so the file lists (llhttp's
 # sources come from a package) are computed after the install.
@@ -255,6 +255,11 @@ bench: all
 	@command -v node >/dev/null && command -v npm >/dev/null || \
 	  $(MAKE) --no-print-directory install-pkgs PKGS="nodejs npm"
 	./bench/run.sh
+
+# HTTPS keryx against HTTPS nginx + Lua: requests/s and handshakes/s (bench/tls.sh).
+bench-tls: all
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(BENCH_PKGS)"
+	./bench/tls.sh
 
 clean:
 	rm -rf build build-asan keryx keryx-asan
