@@ -1,7 +1,7 @@
 /* test_tls.c — the TLS transport (tls.c) under conn.c over a socketpair, against a real
  * OpenSSL client: the certificate checks at start-up (missing file, mismatched key), the
  * handshake (TLS 1.3, ALPN http/1.1), bytes both ways, a large reply that must wait for the
- * peer (WANT_WRITE), plain HTTP and TLS 1.1 refused, and a reload that keeps the open
+ * peer (WANT_WRITE), client-requested key updates, plain HTTP and TLS 1.1 refused, and a reload that keeps the open
  * connection while new ones get the new certificate. The certificates come from
  * scripts/tls-test-certs.sh (openssl) at test time. */
 #include <stdarg.h>
@@ -226,6 +226,38 @@ static void test_large_reply_waits_for_the_peer(void **state)
     close(peer);
 }
 
+/* A TLS 1.3 KeyUpdate the client asks to be answered: the server's read must send a record of
+ * its own. Bytes keep flowing both ways afterwards, with no spin in between. */
+static void test_key_update_both_ways(void **state)
+{
+    (void)state;
+    memset(&P, 0, sizeof P);
+    int peer;
+    kx_conn_t *c = open_server(&peer);
+    SSL *cl = client(peer, 0);
+    assert_int_equal(handshake(cl), 1);
+    spin(2);
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(SSL_key_update(cl, SSL_KEY_UPDATE_REQUESTED), 1);
+        assert_int_equal(SSL_write(cl, "ping", 4), 4);
+        spin(3);
+        assert_int_equal(P.len, 4);
+        assert_memory_equal(P.got, "ping", 4);
+        P.len = 0;
+        kx_conn_write(c, "pong", 4);
+        kx_conn_flush(c);
+        char buf[8];
+        assert_int_equal(client_read(cl, buf, 4), 4);
+        assert_memory_equal(buf, "pong", 4);
+    }
+    assert_false(c->closed);
+    assert_false(c->read_wants_write);
+    assert_false(c->write_wants_read);
+    kx_conn_close(c);
+    client_free(cl);
+    close(peer);
+}
+
 static void test_plain_http_gets_400_and_close(void **state)
 {
     (void)state;
@@ -332,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_init_refusals_name_the_variable),
         cmocka_unit_test(test_handshake_alpn_and_bytes_both_ways),
         cmocka_unit_test(test_large_reply_waits_for_the_peer),
+        cmocka_unit_test(test_key_update_both_ways),
         cmocka_unit_test(test_plain_http_gets_400_and_close),
         cmocka_unit_test(test_tls11_client_is_refused),
         cmocka_unit_test(test_reload_keeps_open_connections),
