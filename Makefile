@@ -119,13 +119,12 @@ test-integration: compile mcp-clients
 #   core_contract             compares Lua's config with fake_core's defaults: TLS changes two keys
 #   cli                       the command line: no connection at all
 #   hardening_redis_deadline  Redis command deadlines (15 s); its requests are plain status checks
-#   browser                   chromium would need the throwaway CA in an NSS database
 #   mcp_clients               spec/mcp's Node clients and Inspector proxy trust Node's CAs, and
 #                             are pointed at an http:// APPLICATION_URL by design of that spec
 TLS_SPECS := smoke actions content_headers headers_cors http_limits http_smuggling sessions \
              static_files websocket ws_hardening streaming hardening_http hardening_errors \
              hardening_login hardening_presence hardening_startup rate_limit channels chat_app config \
-             mcp_cors mcp_flow mcp_resources mcp_rules oauth_flow oauth_rules
+             mcp_cors mcp_flow mcp_resources mcp_rules oauth_flow oauth_rules browser
 test-integration-tls: compile
 	KERYX_TEST_TLS=1 KERYX_BIN=$(CURDIR)/$(BIN) $(BUSTED) --helper=spec/helpers/integration_env.lua \
 	  $(patsubst %,spec/integration/%_spec.lua,$(TLS_SPECS))
