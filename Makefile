@@ -119,8 +119,9 @@ test-integration: compile mcp-clients
 #   core_contract             compares Lua's config with fake_core's defaults: TLS changes two keys
 #   cli                       the command line: no connection at all
 #   hardening_redis_deadline  Redis command deadlines (15 s); its requests are plain status checks
-#   mcp_clients               spec/mcp's Node clients and Inspector proxy trust Node's CAs, and
-#                             are pointed at an http:// APPLICATION_URL by design of that spec
+#   mcp_clients               Node clients (tens of seconds); over TLS they would need
+#                             NODE_EXTRA_CA_CERTS and spec/mcp/bearer_proxy.mjs an https
+#                             upstream; /mcp over TLS is covered by mcp_flow/mcp_rules/mcp_cors
 TLS_SPECS := smoke actions content_headers headers_cors http_limits http_smuggling sessions \
              static_files websocket ws_hardening streaming hardening_http hardening_errors \
              hardening_login hardening_presence hardening_startup rate_limit channels chat_app config \

@@ -9,8 +9,9 @@
 -- Specs left out of the TLS run (Makefile TLS_SPECS), each for its reason: tls_spec (turns TLS
 -- on itself, runs in the plain run), core_contract (compares Lua's config with fake_core's
 -- defaults, which TLS changes on purpose), cli (no connection), hardening_redis_deadline (Redis
--- deadlines; nothing in it depends on the transport, and it takes 15 s), mcp_clients (spec/mcp's Node clients trust
--- Node's CAs and that spec points them at an http:// APPLICATION_URL). Inside the specs that
+-- deadlines; nothing in it depends on the transport, and it takes 15 s), mcp_clients (Node clients, tens of seconds;
+-- over TLS they would need NODE_EXTRA_CA_CERTS and bearer_proxy.mjs an https upstream; /mcp
+-- over TLS is covered by mcp_flow, mcp_rules and mcp_cors). Inside the specs that
 -- run, a test that cannot hold over TLS calls pending() with its reason (the 503 envelope at
 -- the connection cap: over TLS the cap closes without a handshake).
 --
