@@ -60,8 +60,8 @@ describe("hardening: HTTP", function()
             -- the server sees the closes as it reads the EOFs: then 127.0.0.1 is welcome again
             -- (until then a TLS connection is refused without a handshake: connect raises)
             assert.is_true(H.eventually(2, function()
-                local ok, res = pcall(srv.request, srv, { path = "/api/status", timeout = 2 })
-                return ok and res.status == 200
+                local ok, again = pcall(srv.request, srv, { path = "/api/status", timeout = 2 })
+                return ok and again.status == 200
             end))
         end)
 
