@@ -39,7 +39,7 @@ static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_OK;
 }
 
-/* The first OpenSSL error as text (or "unknown error"), clearing the queue. */
+/* The most recent OpenSSL error as text (or "unknown error"), clearing the queue. */
 static const char *ssl_reason(char *buf, size_t cap)
 {
     unsigned long e = ERR_peek_last_error();
