@@ -135,7 +135,6 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     (void)w;
     (void)revents;
     char err[512];
-    if (!kx_tls_enabled()) return;
     if (kx_tls_reload(err, sizeof err) == KX_OK) kx_log_info("SIGHUP: reloaded the TLS certificate and key");
     else kx_log_error("SIGHUP: TLS certificate not reloaded, the previous one stays in use: %s", err);
 }
@@ -370,8 +369,10 @@ int main(int argc, char **argv)
     ev_signal_init(&sig_int, on_signal, SIGINT);
     ev_signal_start(srv.loop, &sig_term);
     ev_signal_start(srv.loop, &sig_int);
-    ev_signal_init(&sig_hup, on_hup, SIGHUP);
-    ev_signal_start(srv.loop, &sig_hup);
+    if (kx_tls_enabled()) { /* without TLS, SIGHUP keeps its default meaning */
+        ev_signal_init(&sig_hup, on_hup, SIGHUP);
+        ev_signal_start(srv.loop, &sig_hup);
+    }
     ev_run(srv.loop, 0);
     kx_log_info("stopped server");
     kx_pubsub_stop();
