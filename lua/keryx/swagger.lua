@@ -141,6 +141,20 @@ local function error_response(status, types, rate_limited)
     return r
 end
 
+-- A middleware refusing anonymous requests (session_required) makes the session cookie
+-- required; on every other operation it is optional.
+local function session_required(action)
+    if type(action.middleware) ~= "table" then return false end
+    for _, mw in ipairs(action.middleware) do
+        if type(mw) == "table" and type(mw.errors) == "table" then
+            for _, t in ipairs(mw.errors) do
+                if t == "CONNECTION_SESSION_NOT_FOUND" then return true end
+            end
+        end
+    end
+    return false
+end
+
 -- The error types an action may answer with, beside the base ones; and whether the rate_limit
 -- middleware runs (its headers are on every answer then, while rate limiting is enabled).
 local function action_types(action)
@@ -334,6 +348,10 @@ function M.document(actions, opts)
                     schemas[ok_ref] = action.outputs:json_schema()
                 end
                 op.responses = responses(action, web, ok_ref)
+                -- The document's default (`security`) is the cookie; `{}` makes it optional.
+                if not session_required(action) then
+                    op.security = json.array { {}, { sessionCookie = json.empty_array } }
+                end
                 if method ~= "GET" and method ~= "HEAD" then
                     local body = body_schema(action.inputs, in_path)
                     if body ~= nil then

@@ -258,6 +258,17 @@ describe("keryx.swagger", function()
         assert.is_nil(d["200"].headers)
     end)
 
+    it("requires the session cookie only where session_required runs; elsewhere it is optional", function()
+        local mw = require "keryx.middleware"
+        local doc, text = roundtrip(swagger.document({
+            { name = "open", web = { route = "/open" } },
+            { name = "closed", middleware = { mw.rate_limit, mw.session_required }, web = { route = "/closed" } },
+        }, OPTS))
+        assert.is_nil(doc.paths["/closed"].get.security) -- the document's default: the cookie
+        assert.truthy(text:find('"security":[{},{"sessionCookie":[]}]', 1, true))
+        assert.are.equal(2, #doc.paths["/open"].get.security)
+    end)
+
     it("makes an outputs schema the 200 schema, <name>_Response", function()
         local doc = roundtrip(swagger.document({
             { name = "user:me", outputs = z.object { user = z.object { id = z.integer(), email = z.string():email() } },
