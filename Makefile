@@ -41,7 +41,7 @@ BIN     ?= keryx
 all: deps
 	@$(MAKE) --no-print-directory compile
 	@$(MAKE) --no-print-directory swagger-ui || \
-	  echo "note: swagger-ui not installed: /swagger loads it from cdn.jsdelivr.net (needs npm: nodejs npm)"
+	  echo "note: make swagger-ui failed (npm missing or offline?): without lua/keryx/www/swagger-ui, /swagger loads swagger-ui from cdn.jsdelivr.net"
 
 compile: $(BIN)
 
