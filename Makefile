@@ -33,7 +33,7 @@ OBJS    := $(patsubst src/%.c,$(OBJDIR)/%.o,$(SRCS))
 LLOBJS  := $(patsubst $(LLHTTP_DIR)/%.c,$(OBJDIR)/llhttp/%.o,$(wildcard $(LLHTTP_DIR)/*.c))
 BIN     ?= keryx
 
-.PHONY: all deps test-deps lint-deps install-pkgs mcp-clients openapi-clients swagger-ui compile fuzz run test test-all test-c test-unit test-integration \
+.PHONY: all deps test-deps lint-deps install-pkgs mcp-clients compile fuzz run test test-all test-c test-unit test-integration \
         test-asan bench clean lint lint-luacheck lint-shellcheck lint-cppcheck lint-clang-format lint-layers
 
 # Top-level targets install packages first, then re-enter make so the file lists (llhttp's
@@ -134,6 +134,7 @@ mcp-clients:
 # openapi-typescript, typescript), pinned by spec/openapi/package-lock.json, installed like the
 # MCP clients above; they run on the Node 22 spec/mcp pins.
 OPENAPI_DIR := spec/openapi
+.PHONY: openapi-clients swagger-ui
 openapi-clients:
 	@if ! cmp -s $(OPENAPI_DIR)/package-lock.json $(OPENAPI_DIR)/node_modules/.keryx-lock 2>/dev/null; then \
 	  command -v npm >/dev/null || { echo "npm is missing: make test-deps (Debian: nodejs npm)"; exit 1; }; \
