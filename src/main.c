@@ -6,6 +6,7 @@
  *   keryx actions               list actions, routes and descriptions
  *   keryx enqueue ACTION [--k v] queue one background job (keryx.tasks)
  *   keryx tasks [retry-failed] [--json]   the task queues' state; put failed jobs back
+ *   keryx check                 the production self-check (prodcheck.h), as NODE_ENV=production
  *   keryx --help | --version    (global options: --app DIR, --config FILE) */
 #include "channels.h"
 #include "config_file.h"
@@ -13,9 +14,11 @@
 #include "listen.h"
 #include "log.h"
 #include "lua_bridge.h"
+#include "metrics.h"
 #include "redis_script.h"
 #include "redis.h"
 #include "crypto.h"
+#include "prodcheck.h"
 #include "pubsub.h"
 #include "ws.h"
 #include <dirent.h>
@@ -42,6 +45,7 @@ static const char usage[] =
     "                                                  queue one background job\n"
     "  keryx [--app DIR] [--config FILE] tasks [retry-failed] [--json]\n"
     "                                                  queue lengths, delayed, failed, workers\n"
+    "  keryx [--config FILE] check                      production self-check (exit 1: unsafe)\n"
     "  keryx --help | --version\n"
     "\n"
     "--app and --config may also follow the command (for run: before ACTION; everything after\n"
@@ -246,6 +250,20 @@ static int check_app_dir(const char *app, char *err, size_t cap)
     return KX_OK;
 }
 
+/* The production self-check's report (README "Production self-check"): one line per unsafe
+ * setting, as warnings at start-up or on stdout for `keryx check`. Returns how many. */
+static int production_report(const kx_config_t *cfg, bool to_stdout)
+{
+    kx_prodcheck_item_t items[KX_PRODCHECK_MAX];
+    int n = kx_prodcheck(cfg, items);
+    for (int i = 0; i < n; i++) {
+        if (to_stdout) printf("unsafe in production: %s\n", items[i].line);
+        else kx_log_warn("unsafe in production: %s", items[i].line);
+    }
+    if (to_stdout) printf("production check: %d unsafe setting(s)\n", n);
+    return n;
+}
+
 static int fatal(const char *msg)
 {
     fprintf(stderr, "keryx: %s\n", msg);
@@ -271,7 +289,8 @@ int main(int argc, char **argv)
     bool tasks_cmd = strcmp(a.cmd, "enqueue") == 0 || strcmp(a.cmd, "tasks") == 0;
     bool cli = strcmp(a.cmd, "run") == 0 || tasks_cmd;
     bool list = strcmp(a.cmd, "actions") == 0;
-    if (!cli && !list && strcmp(a.cmd, "start") != 0) {
+    bool check = strcmp(a.cmd, "check") == 0;
+    if (!cli && !list && !check && strcmp(a.cmd, "start") != 0) {
         fprintf(stderr, "error: unknown command '%s'\n\n%s", a.cmd, usage);
         return 1;
     }
@@ -282,12 +301,13 @@ int main(int argc, char **argv)
     static kx_config_t cfg;
     static kx_server_t srv;
     char err[1024];
-    if (check_app_dir(a.app, err, sizeof err) != KX_OK) return fatal(err);
-    kx_config_defaults(&cfg, getenv("NODE_ENV"));
+    if (!check && check_app_dir(a.app, err, sizeof err) != KX_OK) return fatal(err);
+    kx_config_defaults(&cfg, check ? "production" : getenv("NODE_ENV"));
     if (kx_config_file_apply(&cfg, a.config, a.config_given, err, sizeof err) != KX_OK ||
         kx_config_apply_env(&cfg, err, sizeof err) != KX_OK ||
         kx_config_finish(&cfg, err, sizeof err) != KX_OK)
         return fatal(err);
+    if (check) return production_report(&cfg, true) ? 1 : 0;
 
     if (cfg.tls_cert && *cfg.tls_cert)
         return fatal("WEB_SERVER_TLS_CERT/WEB_SERVER_TLS_KEY are set, but this build does not speak TLS "
@@ -302,6 +322,10 @@ int main(int argc, char **argv)
     if ((cli && quiet) || list) lo.level = list ? KX_LOG_WARN : KX_LOG_OFF;
     if (tasks_cmd) lo.level = KX_LOG_WARN; /* their output is the answer: no boot chatter */
     kx_log_configure(&lo);
+    if (!cli && !list && strcmp(cfg.node_env, "production") == 0 && production_report(&cfg, false) &&
+        cfg.strict_production)
+        return fatal(
+            "KERYX_STRICT_PRODUCTION=true: refusing to start with unsafe production settings (above)");
     signal(SIGPIPE, SIG_IGN);
 
     srv.loop = ev_default_loop(EVFLAG_AUTO);
@@ -314,6 +338,8 @@ int main(int argc, char **argv)
     snprintf(www, sizeof www, "%s/lua/keryx/www", srv.home);
     srv.www_root_fd = open_dir(www);
     kx_srv = &srv;
+    /* Shared counters: mapped before anything could fork and before routes get their labels. */
+    if (!cli && !list && cfg.metrics_enabled && kx_metrics_init(err, sizeof err) != KX_OK) return fatal(err);
     wire_protocols();
     kx_dispatch_init(&srv);
 
@@ -337,6 +363,7 @@ int main(int argc, char **argv)
     kx_redis_wait_first((double)cfg.redis_command_timeout_ms / 1000.0);
     if (cli) {
         int code = kx_lua_run_cli(a.cmd, a.action ? a.action : "", argc - a.rest, argv + a.rest);
+        kx_redis_flush((double)cfg.redis_command_timeout_ms / 1000.0); /* what the action sent */
         kx_redis_stop();
         kx_redis_scripts_free();
         kx_crypto_stop();

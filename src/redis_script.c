@@ -166,11 +166,9 @@ static kx_redis_op_t *send(kx_redis_eval_t *e, bool full_text)
                                  e);
 }
 
+/* The op, its argv and lens arrays and the argument bytes are one allocation. */
 static void eval_free(kx_redis_eval_t *e)
 {
-    for (int i = 3; i < e->argc; i++) free((void *)e->argv[i]);
-    free(e->argv);
-    free(e->lens);
     free(e);
 }
 
@@ -199,32 +197,30 @@ static void on_reply(void *ud, redisReply *reply, const char *err)
     if (!e->op) finish(e, NULL, "closed");
 }
 
-static char *copy_arg(const char *s, size_t n)
-{
-    char *p = kx_xmalloc(n + 1);
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
 kx_redis_eval_t *kx_redis_eval(kx_redis_conn_t *conn, const kx_redis_script_t *s, int nkeys, int argc,
                                const char **argv, const size_t *lens, double wait, kx_redis_fn fn, void *ud)
 {
-    kx_redis_eval_t *e = kx_xcalloc(1, sizeof *e);
+    size_t n = (size_t)argc + 3, bytes = 0;
+    for (int i = 0; i < argc; i++) bytes += lens[i];
+    /* Pointers first, then sizes, then the bytes: every part stays aligned. */
+    kx_redis_eval_t *e = kx_xcalloc(1, sizeof *e + n * (sizeof *e->argv + sizeof *e->lens) + bytes + 1);
+    e->argv = (const char **)(e + 1);
+    e->lens = (size_t *)(e->argv + n);
+    char *p = (char *)(e->lens + n);
     e->conn = conn;
     e->script = s;
     e->fn = fn;
     e->ud = ud;
     e->deadline = kx_redis_now() + wait;
-    e->argc = argc + 3;
-    e->argv = kx_xcalloc((size_t)e->argc, sizeof *e->argv);
-    e->lens = kx_xcalloc((size_t)e->argc, sizeof *e->lens);
+    e->argc = (int)n;
     snprintf(e->nkeys, sizeof e->nkeys, "%d", nkeys);
     e->argv[2] = e->nkeys;
     e->lens[2] = strlen(e->nkeys);
     for (int i = 0; i < argc; i++) {
-        e->argv[i + 3] = copy_arg(argv[i], lens[i]);
+        memcpy(p, argv[i], lens[i]);
+        e->argv[i + 3] = p;
         e->lens[i + 3] = lens[i];
+        p += lens[i];
     }
     e->op = send(e, false);
     if (!e->op) {
