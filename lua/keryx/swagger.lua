@@ -8,11 +8,11 @@
 -- Choices beyond Keryx's: path parameters are left out of the request-body schema (they are
 -- parameters already), so a body schema is emitted only when fields remain; a repeated
 -- path + method keeps the first action in load order (the one the router picks); parameters
--- come in route order, then query fields in sorted key order.
---
--- Beyond Keryx's document: errors are the real envelope (components.schemas.Error) under the
--- statuses keryx really answers (see "responses" below), and an action's `outputs` schema is
--- its 200 schema (components.schemas.<name>_Response); without one the 200 is any object.
+-- come in route order, then query fields in sorted key order. Errors are the real envelope
+-- (components.schemas.Error) under the statuses keryx really answers (see "responses" below),
+-- not Keryx's `{error: string}` and 422; an action's `outputs` schema is its 200 schema
+-- (components.schemas.<name>_Response), without one the 200 is any object; the session cookie
+-- is required only where a middleware refuses anonymous requests, optional elsewhere.
 
 local M = {}
 
@@ -50,7 +50,8 @@ end
 --   408  the action's timeout (CONNECTION_ACTION_TIMEOUT) or a request that did not arrive in
 --        time (CONNECTION_REQUEST_TIMEOUT)
 --   413, 431  body / header block over the limits (C core)
---   500  the action failed (CONNECTION_ACTION_RUN) or answered something unusable
+--   500  the action failed (CONNECTION_ACTION_RUN) or answered something C cannot send (a
+--        bad header: CONNECTION_SERVER_ERROR)
 --   503  Redis cannot answer (CONNECTION_SERVER_ERROR) or the connection cap is reached
 --        (CONNECTION_SERVER_BUSY), with Retry-After
 -- plus, per action: 406 when it has inputs (CONNECTION_ACTION_PARAM_REQUIRED), and the status
@@ -60,7 +61,7 @@ end
 local BASE_TYPES = {
     "CONNECTION_ACTION_PARAM_FORMATTING", "CONNECTION_BAD_REQUEST", "CONNECTION_ACTION_TIMEOUT",
     "CONNECTION_REQUEST_TIMEOUT", "CONNECTION_PAYLOAD_TOO_LARGE", "CONNECTION_HEADERS_TOO_LARGE",
-    "CONNECTION_ACTION_RUN",
+    "CONNECTION_ACTION_RUN", "CONNECTION_SERVER_ERROR",
 }
 
 local REASONS = {

@@ -192,6 +192,7 @@ describe("keryx.swagger", function()
         end
         assert.truthy(r["408"].description:find("CONNECTION_ACTION_TIMEOUT", 1, true))
         assert.truthy(r["400"].description:find("CONNECTION_ACTION_PARAM_FORMATTING", 1, true))
+        assert.truthy(r["500"].description:find("CONNECTION_ACTION_RUN, CONNECTION_SERVER_ERROR", 1, true))
         assert.are.same({ ["Retry-After"] = { ["$ref"] = "#/components/headers/Retry-After" } }, r["503"].headers)
         local env = doc.components.schemas.Error
         assert.are.same({ "error" }, env.required)
