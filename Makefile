@@ -40,6 +40,8 @@ BIN     ?= keryx
 # sources come from a package) are computed after the install.
 all: deps
 	@$(MAKE) --no-print-directory compile
+	@$(MAKE) --no-print-directory swagger-ui || \
+	  echo "note: make swagger-ui failed (npm missing or offline?): without lua/keryx/www/swagger-ui, /swagger loads swagger-ui from cdn.jsdelivr.net"
 
 compile: $(BIN)
 
@@ -113,7 +115,7 @@ BUSTED := luajit /usr/bin/busted
 test-unit: compile
 	$(BUSTED) --helper=spec/helpers/unit_env.lua spec/unit
 
-test-integration: compile mcp-clients
+test-integration: compile mcp-clients openapi-clients swagger-ui
 	KERYX_BIN=$(CURDIR)/$(BIN) $(BUSTED) --helper=spec/helpers/integration_env.lua spec/integration
 
 # The same specs once more over TLS (spec/helpers/tls_client.lua: keryx gets a throwaway CA's
@@ -156,9 +158,40 @@ mcp-clients:
 	  cp $(MCP_DIR)/package-lock.json $(MCP_DIR)/node_modules/.keryx-lock; \
 	fi
 
+# The OpenAPI tools spec/integration/openapi_spec.lua runs (@apidevtools/swagger-parser,
+# openapi-typescript, typescript), pinned by spec/openapi/package-lock.json, installed like the
+# MCP clients above; they run on the Node 22 spec/mcp pins.
+OPENAPI_DIR := spec/openapi
+.PHONY: openapi-clients swagger-ui
+openapi-clients:
+	@if ! cmp -s $(OPENAPI_DIR)/package-lock.json $(OPENAPI_DIR)/node_modules/.keryx-lock 2>/dev/null; then \
+	  command -v npm >/dev/null || { echo "npm is missing: make test-deps (Debian: nodejs npm)"; exit 1; }; \
+	  echo "installing the OpenAPI tools (npm ci in $(OPENAPI_DIR))"; \
+	  (cd $(OPENAPI_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) && \
+	  cp $(OPENAPI_DIR)/package-lock.json $(OPENAPI_DIR)/node_modules/.keryx-lock; \
+	fi
+
+# Swagger UI without internet: npm swagger-ui-dist, pinned by vendor-npm/package-lock.json, is
+# installed there and the files the page needs are copied into $(SWAGGER_UI_DIR) (git-ignored;
+# keryx serves it under /swagger/swagger-ui/, and /swagger uses the CDN only while it is absent).
+# Staged then renamed, so a failed copy never leaves half a directory for keryx to pick up.
+# --ignore-scripts: swagger-ui-dist's one dependency (@scarf/scarf) only has an analytics script.
+SWAGGER_UI_DIR   := lua/keryx/www/swagger-ui
+SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui.css LICENSE NOTICE
+swagger-ui:
+	@if ! cmp -s vendor-npm/package-lock.json $(SWAGGER_UI_DIR)/.keryx-lock 2>/dev/null; then \
+	  command -v npm >/dev/null || { echo "npm is missing: make test-deps (Debian: nodejs npm)"; exit 1; }; \
+	  echo "installing swagger-ui (npm ci in vendor-npm)"; \
+	  (cd vendor-npm && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) && \
+	  rm -rf vendor-npm/stage && mkdir -p vendor-npm/stage && \
+	  cp $(addprefix vendor-npm/node_modules/swagger-ui-dist/,$(SWAGGER_UI_FILES)) vendor-npm/stage/ && \
+	  cp vendor-npm/package-lock.json vendor-npm/stage/.keryx-lock && \
+	  rm -rf $(SWAGGER_UI_DIR) && mv vendor-npm/stage $(SWAGGER_UI_DIR); \
+	fi
+
 # The C tests and the integration suite once more against an ASan+UBSan build.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-test-asan: mcp-clients
+test-asan: mcp-clients openapi-clients swagger-ui
 	$(MAKE) --no-print-directory OBJDIR=build-asan BIN=keryx-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" keryx-asan test-c-asan
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  KERYX_BIN=$(CURDIR)/keryx-asan $(BUSTED) --helper=spec/helpers/integration_env.lua spec/integration
