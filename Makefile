@@ -33,7 +33,7 @@ OBJS    := $(patsubst src/%.c,$(OBJDIR)/%.o,$(SRCS))
 LLOBJS  := $(patsubst $(LLHTTP_DIR)/%.c,$(OBJDIR)/llhttp/%.o,$(wildcard $(LLHTTP_DIR)/*.c))
 BIN     ?= keryx
 
-.PHONY: all deps test-deps lint-deps install-pkgs mcp-clients compile fuzz run dev test test-all test-c test-unit test-integration \
+.PHONY: all deps test-deps lint-deps install-pkgs mcp-clients compile fuzz run dev install uninstall test test-all test-c test-unit test-integration \
         test-integration-tls testssl test-asan bench bench-tls clean lint lint-luacheck lint-shellcheck lint-cppcheck lint-clang-format lint-layers
 
 # Top-level targets install packages first, then re-enter make so the file lists (llhttp's
@@ -86,6 +86,22 @@ $(OBJDIR):
 
 run: all
 	./scripts/run-example.sh
+
+# ---- install ------------------------------------------------------------------------------
+# The binary in $(PREFIX)/bin and the framework's Lua (with its Redis scripts, templates and web
+# files, swagger-ui included when `make` fetched it) in $(PREFIX)/share/keryx/lua, where the
+# binary looks for it (KERYX_HOME still wins when set). DESTDIR stages a package.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/keryx
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/keryx
+	rm -rf $(DESTDIR)$(PREFIX)/share/keryx/lua
+	cp -R lua $(DESTDIR)$(PREFIX)/share/keryx/lua
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/keryx
+	rm -rf $(DESTDIR)$(PREFIX)/share/keryx
 
 # `make run` that reloads the app's Lua code and config when a file under the project changes.
 dev: all
