@@ -9,6 +9,7 @@ return keryx.action {
     inputs = z.object {
         name = z.string():min(1):max(100):default("world"):describe("Who to greet"),
     },
+    outputs = z.object { message = z.string() },
     web = { route = "/hello", method = "GET" },
     run = function(params)
         return { message = "Hello, " .. params.name .. "!" }
