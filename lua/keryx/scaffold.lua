@@ -70,7 +70,7 @@ function M.new(home, dir)
     if type(dir) ~= "string" or dir == "" then return nil, "usage: keryx new DIR" end
     if exists(dir) and not is_empty_dir(dir) then return nil, dir .. " already exists and is not empty" end
     local name = dir:gsub("/+$", ""):match("([^/]+)$") or "app"
-    local vars = { name = name }
+    local vars = { name = name, home = home }
     for _, rel in ipairs(M.NEW_FILES) do
         local text, err = read(home .. "/lua/keryx/templates/new/" .. rel)
         if not text then return nil, "missing template " .. rel .. ": " .. tostring(err) end
