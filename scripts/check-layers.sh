@@ -30,7 +30,7 @@ declare -A LAYER=(
     [dispatch]=3 [router]=3 [static]=3 [channels]=3
     [lua_bridge]=4 [lua_api]=4 [lua_api_crypto]=4 [lua_api_ratelimit]=4 [lua_api_redis]=4
     [lua_api_util]=4 [lua_api_ws]=4 [lua_api_http]=4 [lua_api_mcp]=4 [config_file]=4
-    [main]=5
+    [main]=5 [server]=5 [supervisor]=5
 )
 
 shopt -s nullglob

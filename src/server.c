@@ -1,0 +1,259 @@
+/* server.c — one serving process: boot order, wiring, signals and drain (see server_run.h).
+ * Moved out of main.c (architecture review S6) so that a forked worker boots the same way a
+ * lone process does, with its VM, Redis connections and crypto threads started after the fork. */
+#include "server_run.h"
+#include "channels.h"
+#include "dispatch.h"
+#include "listen.h"
+#include "log.h"
+#include "lua_bridge.h"
+#include "ratelimit.h"
+#include "redis.h"
+#include "crypto.h"
+#include "pubsub.h"
+#include "ws.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* ---- drain ------------------------------------------------------------------------------ */
+
+static ev_signal sig_term, sig_int, sig_hup;
+static ev_timer drain_timer, heartbeat_timer;
+static ev_tstamp drain_deadline, ws_drain_deadline, idle_close_at;
+
+/* A retiring worker (supervisor.c replaces it on SIGHUP) keeps an idle keep-alive connection
+ * open this long: a client under load sends its next request within it and gets it answered
+ * with `Connection: close`, instead of racing a close with a request already on the wire. */
+#define KX_WORKER_IDLE_GRACE 1.0
+
+static bool is_worker; /* forked by supervisor.c */
+
+/* ---- wiring: the handlers lower layers call (they never name a higher layer) ----------- */
+
+static void ws_opened(kx_conn_t *c, uint64_t id)
+{
+    kx_lua_spawn_ws(KX_WS_OPEN, id, c, NULL, 0);
+}
+
+static void ws_message(uint64_t id, const char *text, size_t len)
+{
+    kx_lua_spawn_ws(KX_WS_MESSAGE, id, NULL, text, len);
+}
+
+static void ws_closed(kx_conn_t *c, uint64_t id)
+{
+    kx_channels_drop(c);
+    kx_lua_spawn_ws(KX_WS_CLOSE, id, NULL, NULL, 0);
+}
+
+static const kx_ws_events_t ws_events = { ws_opened, ws_message, ws_closed };
+
+static const kx_listen_opts_t http_listener = {
+    .transport = &kx_transport_plain,
+    .on_open = kx_http_attach,
+    .refuse = kx_http_refuse_busy,
+};
+
+static void wire_protocols(void)
+{
+    kx_http_set_request_handler(kx_dispatch);
+    kx_dispatch_set_action_runner(kx_lua_spawn_web);
+    kx_ws_set_events(&ws_events);
+}
+
+static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    /* Also with no socket open: a presence removal that failed during a Redis outage (the
+     * process's last socket closing) is retried by the heartbeat. One idle task per interval. */
+    kx_lua_spawn_heartbeat();
+}
+
+static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    kx_server_t *s = kx_srv;
+    if (ev_now(loop) >= idle_close_at) kx_conn_close_idle(s);
+    /* WebSockets got close 1001; those that have not answered by WS_DRAIN_TIMEOUT go now. */
+    if (kx_ws_count() > 0 && ev_now(loop) >= ws_drain_deadline) {
+        kx_log_warn("Force-closed %d lingering WebSocket connection(s)", kx_ws_count());
+        kx_ws_close_lingering();
+    }
+    if ((s->n_conns == 0 && kx_lua_tasks_in_flight() == 0) || ev_now(loop) >= drain_deadline) {
+        if (s->n_conns) kx_log_warn("Force-closed %d lingering connection(s)", s->n_conns);
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    kx_server_t *s = kx_srv;
+    if (s->draining) return;
+    kx_log_info("received %s: draining %d connection(s)", w->signum == SIGTERM ? "SIGTERM" : "SIGINT",
+                s->n_conns);
+    s->draining = true;
+    kx_listen_stop(s);
+    if (kx_ws_count() > 0) kx_log_info("Draining %d WebSocket connection(s)...", kx_ws_count());
+    kx_ws_close_all(1001, "Server shutting down");
+    drain_deadline = ev_now(loop) + (ev_tstamp)s->cfg->shutdown_timeout_ms / 1000.0;
+    ws_drain_deadline = ev_now(loop) + (ev_tstamp)s->cfg->ws_drain_timeout_ms / 1000.0;
+    idle_close_at = ev_now(loop) + (is_worker ? KX_WORKER_IDLE_GRACE : 0.);
+    ev_timer_init(&drain_timer, on_drain_tick, 0., 0.05);
+    ev_timer_start(loop, &drain_timer);
+}
+
+/* SIGHUP in a lone process: the app's current code replaces the running VM's (lua_bridge.c
+ * kx_lua_reload); connections stay open. */
+static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    if (kx_srv->draining) return;
+    kx_log_warn("received SIGHUP: in-place reload is not available yet; nothing changed");
+}
+
+static char *find_home(void)
+{
+    const char *env = getenv("KERYX_HOME");
+    if (env && *env) return kx_xstrdup(env);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return kx_xstrdup(".");
+    exe[n] = '\0';
+    return kx_xstrdup(dirname(exe));
+}
+
+static int open_dir(const char *path)
+{
+    return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+static int fatal(const char *msg)
+{
+    fprintf(stderr, "keryx: %s\n", msg);
+    return 1;
+}
+
+/* ---- boot ------------------------------------------------------------------------------- */
+
+/* A worker tells the supervisor it accepts (one byte on the pipe it inherited), so that on a
+ * reload the old workers stop accepting only once the new ones do. */
+static void tell_ready(const kx_boot_t *b)
+{
+    if (b->ready_fd < 0) return;
+    ssize_t n;
+    do n = write(b->ready_fd, "R", 1);
+    while (n < 0 && errno == EINTR);
+    close(b->ready_fd);
+}
+
+static int start_listener(kx_server_t *srv, const kx_boot_t *b, char *err, size_t errcap)
+{
+    if (b->listen_fd >= 0) return kx_listen_adopt(srv, b->listen_fd, &http_listener, err, errcap);
+    return kx_listen_start(srv, &http_listener, err, errcap);
+}
+
+static void warn_unsafe_settings(const kx_config_t *cfg, const kx_server_t *srv)
+{
+    if (cfg->static_enabled && srv->static_root_fd < 0)
+        kx_log_warn("static files directory \"%s\" not found: static files disabled", cfg->static_directory);
+    if (cfg->include_stack_in_errors && strcmp(cfg->web_host, "localhost") &&
+        strcmp(cfg->web_host, "127.0.0.1") && strcmp(cfg->web_host, "::1") && strcmp(cfg->web_host, "[::1]"))
+        kx_log_warn("stack traces are included in error responses and the server listens on %s: "
+                    "set NODE_ENV=production or WEB_SERVER_INCLUDE_STACK_IN_ERRORS=false",
+                    cfg->web_host);
+}
+
+static void start_signals(struct ev_loop *loop)
+{
+    ev_signal_init(&sig_term, on_signal, SIGTERM);
+    ev_signal_init(&sig_int, on_signal, SIGINT);
+    ev_signal_start(loop, &sig_term);
+    ev_signal_start(loop, &sig_int);
+    /* A worker is replaced as a whole on SIGHUP (the supervisor's); a lone process reloads in
+     * place. A hangup of the terminal's process group must not kill a worker either way. */
+    if (is_worker) {
+        signal(SIGHUP, SIG_IGN);
+        return;
+    }
+    ev_signal_init(&sig_hup, on_reload, SIGHUP);
+    ev_signal_start(loop, &sig_hup);
+}
+
+int kx_server_main(kx_config_t *cfg, const kx_boot_t *b)
+{
+    static kx_server_t srv;
+    char err[1024];
+    bool cli = b->what == KX_RUN_CLI, list = b->what == KX_RUN_LIST;
+    is_worker = b->worker > 0;
+    srv.loop = ev_default_loop(EVFLAG_AUTO);
+    srv.cfg = cfg;
+    srv.router = kx_router_new();
+    srv.home = find_home();
+    srv.started = ev_time();
+    srv.static_root_fd = open_dir(cfg->static_directory);
+    char www[PATH_MAX];
+    snprintf(www, sizeof www, "%s/lua/keryx/www", srv.home);
+    srv.www_root_fd = open_dir(www);
+    kx_srv = &srv;
+    wire_protocols();
+    kx_dispatch_init(&srv);
+
+    /* The server binds before the app boots, so the app sees the URL of the port it got. */
+    if (!cli && !list) {
+        if (start_listener(&srv, b, err, sizeof err) != KX_OK) return fatal(err);
+        kx_config_bound_port(cfg, kx_listen_port(&srv));
+    }
+    /* After the bind: the MCP CORS rule names APPLICATION_URL's origin, which may name the port
+     * just picked. No response is written before the loop runs. */
+    kx_response_init(&srv);
+    if (kx_lua_init(&srv, cli ? KX_MODE_CLI : KX_MODE_SERVER, b->app, err, sizeof err) != KX_OK)
+        return fatal(err);
+    if (list) return kx_lua_list_actions();
+    if (kx_crypto_start(srv.loop) != KX_OK) return fatal("cannot start the password hashing threads");
+    if (kx_redis_start(srv.loop, cfg->redis_url, cfg->redis_command_timeout_ms, err, sizeof err) != KX_OK)
+        return fatal(err);
+    if (kx_ratelimit_init(srv.home, err, sizeof err) != KX_OK) return fatal(err);
+    kx_redis_wait_first((double)cfg->redis_command_timeout_ms / 1000.0);
+    if (cli) {
+        int code = kx_lua_run_cli(b->action, b->argc, b->argv);
+        kx_redis_stop();
+        kx_ratelimit_free();
+        kx_crypto_stop();
+        kx_lua_close();
+        return code;
+    }
+
+    if (!is_worker || b->worker == 1) warn_unsafe_settings(cfg, &srv);
+    if (kx_pubsub_start(srv.loop, cfg->redis_url, cfg->redis_command_timeout_ms, kx_channels_on_publish, err,
+                        sizeof err) != KX_OK)
+        return fatal(err);
+    ev_timer_init(&heartbeat_timer, on_heartbeat, (double)cfg->presence_heartbeat_s,
+                  (double)cfg->presence_heartbeat_s);
+    ev_timer_start(srv.loop, &heartbeat_timer);
+    if (is_worker) kx_log_info("worker %d ready (pid %d)", b->worker, (int)getpid());
+    else kx_log_info("started server @ http://%s:%d", cfg->web_host, kx_listen_port(&srv));
+
+    start_signals(srv.loop);
+    tell_ready(b);
+    ev_run(srv.loop, 0);
+    if (is_worker) kx_log_info("worker %d stopped (pid %d)", b->worker, (int)getpid());
+    else kx_log_info("stopped server");
+    kx_pubsub_stop();
+    kx_redis_stop();
+    kx_ratelimit_free();
+    kx_crypto_stop();
+    kx_lua_close();
+    return 0;
+}
