@@ -26,10 +26,12 @@
 static ev_signal sig_term, sig_int, sig_hup;
 static ev_timer drain_timer, heartbeat_timer;
 static ev_tstamp drain_deadline, ws_drain_deadline, idle_close_at;
+static bool ws_told; /* the WebSockets got their 1001 */
 
-/* A retiring worker (supervisor.c replaces it on SIGHUP) keeps an idle keep-alive connection
- * open this long: a client under load sends its next request within it and gets it answered
- * with `Connection: close`, instead of racing a close with a request already on the wire. */
+/* A draining worker (supervisor.c replaces it on SIGHUP, or stops them all) keeps an idle
+ * keep-alive connection open this long: a client under load sends its next request within it
+ * and gets it answered with `Connection: close`, instead of racing a close with a request
+ * already on the wire. Its WebSockets keep working meanwhile and get 1001 at its end. */
 #define KX_WORKER_IDLE_GRACE 1.0
 
 static bool is_worker; /* forked by supervisor.c */
@@ -77,12 +79,22 @@ static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
     kx_lua_spawn_heartbeat();
 }
 
+/* WebSockets get 1001 ("going away"): they reconnect, and find a process that accepts. */
+static void close_websockets(void)
+{
+    ws_told = true;
+    if (kx_ws_count() > 0) kx_log_info("Draining %d WebSocket connection(s)...", kx_ws_count());
+    kx_ws_close_all(1001, "Server shutting down");
+}
+
 static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)w;
     (void)revents;
     kx_server_t *s = kx_srv;
-    if (ev_now(loop) >= idle_close_at) kx_conn_close_idle(s);
+    if (ev_now(loop) < idle_close_at) return;
+    if (!ws_told) close_websockets();
+    kx_conn_close_idle(s);
     /* WebSockets got close 1001; those that have not answered by WS_DRAIN_TIMEOUT go now. */
     if (kx_ws_count() > 0 && ev_now(loop) >= ws_drain_deadline) {
         kx_log_warn("Force-closed %d lingering WebSocket connection(s)", kx_ws_count());
@@ -103,11 +115,12 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
                 s->n_conns);
     s->draining = true;
     kx_listen_stop(s);
-    if (kx_ws_count() > 0) kx_log_info("Draining %d WebSocket connection(s)...", kx_ws_count());
-    kx_ws_close_all(1001, "Server shutting down");
-    drain_deadline = ev_now(loop) + (ev_tstamp)s->cfg->shutdown_timeout_ms / 1000.0;
-    ws_drain_deadline = ev_now(loop) + (ev_tstamp)s->cfg->ws_drain_timeout_ms / 1000.0;
+    /* A worker waits out the grace before telling its WebSockets to go, so that by the time
+     * they reconnect every worker being replaced has stopped accepting too. */
     idle_close_at = ev_now(loop) + (is_worker ? KX_WORKER_IDLE_GRACE : 0.);
+    if (!is_worker) close_websockets();
+    drain_deadline = ev_now(loop) + (ev_tstamp)s->cfg->shutdown_timeout_ms / 1000.0;
+    ws_drain_deadline = idle_close_at + (ev_tstamp)s->cfg->ws_drain_timeout_ms / 1000.0;
     ev_timer_init(&drain_timer, on_drain_tick, 0., 0.05);
     ev_timer_start(loop, &drain_timer);
 }

@@ -21,6 +21,9 @@
 #define BACKOFF_MAX 5.0   /* …doubling up to this: never a tight respawn loop */
 #define STOP_GRACE 5.0    /* after SHUTDOWN_TIMEOUT: then the stragglers are killed */
 #define MAX_WAIT_MS 1000  /* poll wakes at least this often */
+/* The serving generation, the one booting, and generations still draining from earlier
+ * reloads: a reload waits for room (reload_pending) rather than fail. */
+#define TABLE_SIZE (4 * KX_MAX_WORKERS)
 
 typedef struct {
     pid_t pid; /* 0: a free entry */
@@ -42,7 +45,7 @@ static struct {
     int lfd[KX_MAX_WORKERS];
     double respawn_at[KX_MAX_WORKERS]; /* 0: none due */
     int fails[KX_MAX_WORKERS];         /* failed starts in a row, for the back-off */
-    worker_t w[2 * KX_MAX_WORKERS];
+    worker_t w[TABLE_SIZE];
     unsigned gen;  /* the serving generation */
     unsigned next; /* the generation booting during a reload; 0: no reload */
     bool reload_pending, started, stopping, failed;
@@ -61,7 +64,7 @@ static double now(void)
 static int count_gen(unsigned gen, bool ready_only)
 {
     int n = 0;
-    for (int i = 0; i < 2 * S.n; i++)
+    for (int i = 0; i < TABLE_SIZE; i++)
         if (S.w[i].pid && S.w[i].gen == gen && !S.w[i].retiring && (!ready_only || S.w[i].ready)) n++;
     return n;
 }
@@ -69,7 +72,7 @@ static int count_gen(unsigned gen, bool ready_only)
 static int count_live(void)
 {
     int n = 0;
-    for (int i = 0; i < 2 * S.n; i++) n += S.w[i].pid != 0;
+    for (int i = 0; i < TABLE_SIZE; i++) n += S.w[i].pid != 0;
     return n;
 }
 
@@ -84,7 +87,7 @@ static void become_worker(int slot, int ready_wr, pid_t parent, const kx_config_
     close(S.sigfd);
     for (int i = 0; i < S.n; i++)
         if (i != slot) close(S.lfd[i]);
-    for (int i = 0; i < 2 * S.n; i++)
+    for (int i = 0; i < TABLE_SIZE; i++)
         if (S.w[i].pid && S.w[i].ready_fd >= 0) close(S.w[i].ready_fd);
     signal(SIGHUP, SIG_DFL);
     sigprocmask(SIG_SETMASK, &S.oldmask, NULL);
@@ -97,7 +100,7 @@ static void become_worker(int slot, int ready_wr, pid_t parent, const kx_config_
 
 static worker_t *free_entry(void)
 {
-    for (int i = 0; i < 2 * S.n; i++)
+    for (int i = 0; i < TABLE_SIZE; i++)
         if (!S.w[i].pid) return &S.w[i];
     return NULL;
 }
@@ -160,7 +163,7 @@ static void respawn_due(void)
 
 static void signal_gen(unsigned gen, int sig, bool retire)
 {
-    for (int i = 0; i < 2 * S.n; i++) {
+    for (int i = 0; i < TABLE_SIZE; i++) {
         worker_t *w = &S.w[i];
         if (!w->pid || w->gen != gen) continue;
         if (retire) w->retiring = true;
@@ -176,9 +179,17 @@ static void free_cfg(kx_config_t *c)
 
 /* Re-reads the configuration and boots a new generation beside the serving one. The address
  * and the number of workers stay those of the start: the sockets are bound once. */
+static int free_entries(void)
+{
+    int n = 0;
+    for (int i = 0; i < TABLE_SIZE; i++) n += S.w[i].pid == 0;
+    return n;
+}
+
 static void begin_reload(void)
 {
-    if (S.next) {
+    if (S.next || free_entries() < S.n) {
+        if (!S.reload_pending) kx_log_info("received SIGHUP: reloading once the running reload is done");
         S.reload_pending = true;
         return;
     }
@@ -299,7 +310,7 @@ static void reap(void)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (int i = 0; i < 2 * S.n; i++)
+        for (int i = 0; i < TABLE_SIZE; i++)
             if (S.w[i].pid == pid) on_exit_of(&S.w[i], status);
     }
     after_reload_step();
@@ -311,7 +322,7 @@ static void begin_stop(int sig)
     kx_log_info("received %s: draining %d worker(s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", count_live());
     S.stopping = true;
     S.stop_deadline = now() + (double)S.cfg->shutdown_timeout_ms / 1000.0 + STOP_GRACE;
-    for (int i = 0; i < 2 * S.n; i++)
+    for (int i = 0; i < TABLE_SIZE; i++)
         if (S.w[i].pid) kill(S.w[i].pid, SIGTERM);
 }
 
@@ -329,7 +340,7 @@ static void on_signals(void)
 static void enforce_deadlines(void)
 {
     double t = now();
-    for (int i = 0; i < 2 * S.n; i++) {
+    for (int i = 0; i < TABLE_SIZE; i++) {
         worker_t *w = &S.w[i];
         if (!w->pid) continue;
         if (!w->ready && !w->retiring && t - w->born > BOOT_TIMEOUT) {
@@ -352,11 +363,11 @@ static int wait_ms(void)
 
 static void wait_events(void)
 {
-    struct pollfd pf[1 + 2 * KX_MAX_WORKERS];
-    worker_t *who[1 + 2 * KX_MAX_WORKERS];
+    struct pollfd pf[1 + TABLE_SIZE];
+    worker_t *who[1 + TABLE_SIZE];
     int n = 0;
     pf[n++] = (struct pollfd){ .fd = S.sigfd, .events = POLLIN };
-    for (int i = 0; i < 2 * S.n; i++) {
+    for (int i = 0; i < TABLE_SIZE; i++) {
         if (!S.w[i].pid || S.w[i].ready_fd < 0) continue;
         who[n] = &S.w[i];
         pf[n++] = (struct pollfd){ .fd = S.w[i].ready_fd, .events = POLLIN };
@@ -415,7 +426,7 @@ int kx_supervisor_run(kx_config_t *cfg, const kx_boot_t *boot, kx_config_loader_
     S.cfg = cfg;
     S.n = worker_count(cfg);
     if (S.n > KX_MAX_WORKERS) S.n = KX_MAX_WORKERS;
-    for (int i = 0; i < 2 * KX_MAX_WORKERS; i++) S.w[i].ready_fd = -1;
+    for (int i = 0; i < TABLE_SIZE; i++) S.w[i].ready_fd = -1;
     if (bind_slots(cfg) != KX_OK) return 1;
     kx_config_bound_port(cfg, kx_listen_fd_port(S.lfd[0]));
     if (block_signals() != KX_OK) {

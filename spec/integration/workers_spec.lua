@@ -1,0 +1,345 @@
+-- Black-box specs for WEB_SERVER_WORKERS (README, Workers and reload) with the real binary, a real
+-- redis-server and real clients (lua-socket HTTP and WebSocket; a load process of its own):
+--   * N workers answer on one port, each with its own pid (status), none the supervisor's;
+--   * a killed worker is replaced within a second while the others keep answering;
+--   * SIGHUP under continuous load: zero failed requests, new pids, code changed on disk served;
+--     a new worker that cannot load the app leaves the running ones serving;
+--   * WebSockets get close 1001 on a reload and on SIGTERM, and can reconnect after a reload;
+--     SIGTERM exits 0;
+--   * cross-worker state goes through Redis: one rate-limit window, and a broadcast from a
+--     request handled by one worker reaches a socket held by another;
+--   * one process (WEB_SERVER_WORKERS=1): SIGHUP swaps the Lua VM in place: an open keep-alive
+--     connection and an open WebSocket survive, new code is served.
+local H = require "server"
+local W = require "ws_client"
+local socket = require "socket"
+local cjson = require "cjson"
+
+local sh_quote = H.sh_quote
+
+local function kill(pid, sig)
+    os.execute(("kill -%s %d 2>/dev/null"):format(sig, pid))
+end
+
+--- The pids of pid's child processes.
+local function children(pid)
+    local p = io.popen("pgrep -P " .. pid)
+    local out = {}
+    for line in p:lines() do out[#out + 1] = tonumber(line) end
+    p:close()
+    table.sort(out)
+    return out
+end
+
+local function ppid_of(pid)
+    local f = io.open("/proc/" .. pid .. "/stat")
+    if not f then return nil end
+    local stat = f:read("*l")
+    f:close()
+    return tonumber(stat:match("^%d+ %b() %a (%d+)"))
+end
+
+--- GET path on an open connection c (kept alive); the parsed response.
+local function get_on(c, path, headers)
+    assert(c:send(H.build { path = path, headers = headers }))
+    return assert(H.read_response(c))
+end
+
+--- The pid that answers status on a fresh connection.
+local function status_pid(srv)
+    local res = H.get(srv, "/api/status")
+    assert.are.equal(200, res.status, res.body)
+    return H.json(res.body).pid
+end
+
+--- Fresh connections until `n` distinct pids answered (at most `tries`): the set of pids.
+local function pids_seen(srv, n, tries)
+    local seen, count = {}, 0
+    for _ = 1, tries or 200 do
+        local pid = status_pid(srv)
+        if not seen[pid] then seen[pid], count = true, count + 1 end
+        if count >= n then break end
+    end
+    return seen, count
+end
+
+local function write_file(path, text)
+    local f = assert(io.open(path, "w"))
+    f:write(text)
+    f:close()
+end
+
+--- A throwaway app with one action, GET /api/version → {v = version}.
+local function version_app(version)
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. sh_quote(dir .. "/actions")))
+    local function set(v)
+        write_file(dir .. "/actions/version.lua", ([[
+local keryx = require "keryx"
+return keryx.action {
+    name = "version",
+    web = { route = "/version", method = "GET" },
+    run = function() return { v = %q } end,
+}
+]]):format(v))
+    end
+    set(version)
+    return dir, set
+end
+
+local function version_on(c)
+    local res = get_on(c, "/api/version")
+    assert.are.equal(200, res.status, res.body)
+    return H.json(res.body).v
+end
+
+--- Starts `procs` load processes (spec/helpers/http_load.lua) against srv for `seconds`;
+--- returns a function that waits for them and gives the summed ok, fail and failure lines.
+local function load(srv, path, seconds, procs)
+    local outs = {}
+    for i = 1, procs do
+        outs[i] = os.tmpname()
+        os.execute(("luajit spec/helpers/http_load.lua %d %s %s %s >/dev/null 2>&1 &"):format(srv.port,
+            sh_quote(path), seconds, sh_quote(outs[i])))
+    end
+    return function()
+        local ok, fail, errors = 0, 0, {}
+        for _, out in ipairs(outs) do
+            local text
+            assert(H.eventually(seconds + 15, function()
+                text = H.read_file(out)
+                return text:find("\n", 1, true) ~= nil
+            end), "load process did not finish")
+            local o, f = text:match("^ok=(%d+) fail=(%d+)")
+            ok, fail = ok + tonumber(o), fail + tonumber(f)
+            errors[#errors + 1] = text:match("^[^\n]*\n(.*)$")
+            os.remove(out)
+        end
+        return ok, fail, table.concat(errors)
+    end
+end
+
+local function start_workers(n, env, opts)
+    opts = opts or {}
+    env = env or {}
+    env.WEB_SERVER_WORKERS = tostring(n)
+    opts.env = env
+    return H.start(opts)
+end
+
+describe("WEB_SERVER_WORKERS", function()
+    local srv
+    after_each(function()
+        H.stop(srv)
+        srv = nil
+    end)
+
+    it("N workers answer on one port, each with its own pid, none of them the supervisor", function()
+        srv = start_workers(3)
+        local kids = children(srv.pid)
+        assert.are.equal(3, #kids, srv:log())
+        local seen, count = pids_seen(srv, 3)
+        assert.are.equal(3, count, srv:log())
+        for pid in pairs(seen) do
+            assert.are_not.equal(srv.pid, pid)
+            assert.are.equal(srv.pid, ppid_of(pid))
+        end
+    end)
+
+    it("a killed worker is replaced within a second while the others keep answering", function()
+        srv = start_workers(2)
+        local before = children(srv.pid)
+        assert.are.equal(2, #before)
+        local victim = before[1]
+        local t0 = socket.gettime()
+        kill(victim, "KILL")
+        -- Requests meanwhile: every one is answered (by the survivor, or the newcomer).
+        local answered = 0
+        local replaced_at
+        while socket.gettime() - t0 < 1.5 do
+            assert.are.equal(200, H.get(srv, "/api/status").status)
+            answered = answered + 1
+            local now = children(srv.pid)
+            if not replaced_at and #now == 2 and now[1] ~= victim and now[2] ~= victim then
+                replaced_at = socket.gettime()
+            end
+        end
+        assert.truthy(replaced_at, "no replacement: " .. srv:log())
+        assert.is_true(replaced_at - t0 < 1.0, ("replaced after %.2f s"):format(replaced_at - t0))
+        assert.is_true(answered > 5)
+        assert.truthy(srv:log():find("(pid " .. victim .. ") killed by signal 9: starting a replacement", 1, true),
+            srv:log())
+        -- The replacement serves.
+        local seen, count = pids_seen(srv, 2)
+        assert.are.equal(2, count)
+        assert.is_nil(seen[victim])
+    end)
+
+    it("SIGHUP under continuous load: zero failed requests, and new workers afterwards", function()
+        srv = start_workers(2, { RATE_LIMIT_ENABLED = "false" })
+        local old = children(srv.pid)
+        local wait = load(srv, "/api/status", 4, 4)
+        H.sleep(1)
+        kill(srv.pid, "HUP")
+        assert.truthy(srv:wait_log("reload: 2 new worker(s) accepting", 10):find("reload: 2 new", 1, true))
+        H.sleep(1)
+        kill(srv.pid, "HUP") -- a second reload within the same run
+        local ok, fail, errors = wait()
+        io.stderr:write(("\n[workers] two SIGHUPs under load: %d requests, %d failed\n"):format(ok, fail))
+        assert.are.equal(0, fail, errors)
+        assert.is_true(ok > 200, "only " .. ok .. " requests")
+        assert.are.equal(2, H.count(srv:log(), "new worker(s) accepting"), srv:log())
+        assert.is_true(H.eventually(5, function() return #children(srv.pid) == 2 end))
+        local now = children(srv.pid)
+        for _, pid in ipairs(now) do
+            assert.are_not.equal(old[1], pid)
+            assert.are_not.equal(old[2], pid)
+        end
+    end)
+
+    it("code changed on disk before SIGHUP is served after it; a broken change keeps the old code", function()
+        local dir, set = version_app("one")
+        srv = start_workers(2, nil, { app = dir })
+        local c = srv:connect()
+        assert.are.equal("one", version_on(c))
+        c:close()
+        set("two")
+        kill(srv.pid, "HUP")
+        srv:wait_log("reload: 2 new worker(s) accepting", 10)
+        for _ = 1, 10 do
+            c = srv:connect()
+            assert.are.equal("two", version_on(c))
+            c:close()
+        end
+        -- A syntax error: the new workers fail to boot, the running ones keep serving "two".
+        write_file(dir .. "/actions/version.lua", "return {{{")
+        kill(srv.pid, "HUP")
+        assert.truthy(srv:wait_log("reload failed", 10):find("reload failed", 1, true), srv:log())
+        assert.truthy(srv:log():find("version.lua:1", 1, true), srv:log())
+        for _ = 1, 10 do
+            c = srv:connect()
+            assert.are.equal("two", version_on(c))
+            c:close()
+        end
+        os.execute("rm -rf " .. sh_quote(dir))
+    end)
+
+    it("a WebSocket gets close 1001 on SIGHUP and can reconnect to a new worker", function()
+        srv = start_workers(2)
+        local ws = W.open(srv)
+        local reply = ws:request { messageType = "action", action = "status", messageId = 1 }
+        local old_pid = reply.response.pid
+        kill(srv.pid, "HUP")
+        local code = ws:read_close(10)
+        assert.are.equal(1001, code)
+        ws:close()
+        local again = W.open(srv)
+        reply = again:request { messageType = "action", action = "status", messageId = 2 }
+        assert.are_not.equal(old_pid, reply.response.pid)
+        again:close()
+    end)
+
+    it("one rate-limit window across workers", function()
+        local LIMIT = 8
+        srv = start_workers(2, { RATE_LIMIT_ENABLED = "true", RATE_LIMIT_UNAUTH_LIMIT = tostring(LIMIT) })
+        -- Two kept-alive connections held by different workers (each probe spends budget).
+        local conns, by_pid, spent = {}, {}, 0
+        for _ = 1, LIMIT do
+            local c = srv:connect()
+            local res = get_on(c, "/api/hello")
+            spent = spent + 1
+            assert.are.equal(200, res.status, res.body)
+            local status = get_on(c, "/api/status")
+            local pid = H.json(status.body).pid
+            if not by_pid[pid] then
+                by_pid[pid] = true
+                conns[#conns + 1] = c
+            else
+                c:close()
+            end
+            if #conns == 2 then break end
+        end
+        assert.are.equal(2, #conns, "both probes landed on one worker")
+        local statuses = {}
+        for i = 1, 2 * LIMIT do
+            local res = get_on(conns[i % 2 + 1], "/api/hello")
+            statuses[#statuses + 1] = res.status
+            if res.status == 200 then spent = spent + 1 end
+        end
+        assert.are.equal(LIMIT, spent, cjson.encode(statuses))
+        -- Both workers refuse once the shared window is spent.
+        assert.are.equal(429, get_on(conns[1], "/api/hello").status)
+        assert.are.equal(429, get_on(conns[2], "/api/hello").status)
+        conns[1]:close()
+        conns[2]:close()
+    end)
+
+    it("a broadcast from a request handled by one worker reaches a WebSocket on another", function()
+        srv = start_workers(2)
+        local password = "workers-Passw0rd"
+        local email = "workers-" .. math.random(1, 1e9) .. "@example.com"
+        local res = H.call(srv, "PUT", "/api/user", { name = "Workers User", email = email, password = password })
+        assert.are.equal(200, res.status, res.body)
+        res = H.call(srv, "PUT", "/api/session", { email = email, password = password })
+        local sid = H.json(res.body).session.id
+        local cookie = "__session=" .. sid
+        local ws = W.open(srv, { Cookie = cookie })
+        local reply = ws:request { messageType = "action", action = "status", messageId = 1 }
+        local ws_pid = reply.response.pid
+        local sub = ws:request { messageType = "subscribe", channel = "messages", messageId = 2 }
+        assert.are.same({ channel = "messages" }, sub.subscribed)
+        -- A kept-alive connection held by the other worker posts the message.
+        local c
+        for _ = 1, 100 do
+            c = srv:connect()
+            if H.json(get_on(c, "/api/status").body).pid ~= ws_pid then break end
+            c:close()
+            c = nil
+        end
+        assert.truthy(c, "no connection reached the other worker")
+        local body = "across workers " .. math.random(1, 1e9)
+        assert(c:send(H.build { method = "PUT", path = "/api/message",
+            headers = { { "Content-Type", "application/json" }, { "Cookie", cookie } },
+            body = cjson.encode { body = body } }))
+        res = assert(H.read_response(c))
+        assert.are.equal(200, res.status, res.body)
+        c:close()
+        local b = ws:broadcast("messages", 5, function(m) return m.sender ~= "presence" end)
+        assert.is_table(b, "no broadcast arrived")
+        assert.are.equal(body, b.message.message.message.body)
+        ws:close()
+    end)
+
+    it("SIGTERM drains: WebSockets get 1001, in-flight HTTP finishes, the supervisor exits 0", function()
+        local log, code_file = os.tmpname(), os.tmpname()
+        os.remove(code_file)
+        local env = ("env WEB_SERVER_PORT=0 WEB_SERVER_HOST=127.0.0.1 NODE_ENV=test LOG_COLORIZE=false " ..
+            "WEB_SERVER_WORKERS=2 REDIS_URL=%s"):format(sh_quote(H.redis().url))
+        os.execute(("( %s %s start > %s 2>&1; echo $? > %s ) >/dev/null 2>&1 &"):format(env, sh_quote(H.BIN),
+            sh_quote(log), sh_quote(code_file)))
+        local text
+        assert(H.eventually(10, function()
+            text = H.read_file(log)
+            return text:find("started server @", 1, true) ~= nil
+        end), text)
+        local port = tonumber(text:match("started server @ http://[^:]+:(%d+)"))
+        local sup = tonumber(text:match("supervisor pid (%d+)"))
+        local ws = assert(W.connect(port, "/"))
+        -- An in-flight request: an action sleeping on the server while SIGTERM arrives would need
+        -- an app of its own; a request sent just before the signal must still be answered.
+        local c = socket.tcp()
+        c:settimeout(5)
+        assert(c:connect("127.0.0.1", port))
+        kill(sup, "TERM")
+        local code = ws:read_close(10)
+        assert.are.equal(1001, code)
+        ws:close()
+        c:close()
+        assert(H.eventually(15, function() return H.read_file(code_file) ~= "" end), H.read_file(log))
+        assert.are.equal("0", (H.read_file(code_file):gsub("%s", "")), H.read_file(log))
+        assert.are.same({}, children(sup))
+        os.remove(log)
+        os.remove(code_file)
+    end)
+end)
