@@ -25,6 +25,12 @@ typedef enum { KX_MODE_SERVER, KX_MODE_CLI } kx_mode_t;
 /* Creates the VM, loads the framework (home/lua) and the app (app_dir), registers routes. */
 int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, size_t errcap);
 void kx_lua_close(void);
+/* SIGHUP in a lone process: boots the app's current code in a new VM with a new route table.
+ * From then on HTTP requests and new WebSockets run there; a WebSocket open before keeps the
+ * VM that opened it (its Lua-side state lives there); the previous VM is closed once its
+ * last task finished and its last socket closed. A failure (a file that does not load: err
+ * names the file and line) keeps everything as it was. */
+int kx_lua_reload(char *err, size_t errcap);
 /* Runs the action for the request on c in a new task; the task answers through kx_http_send
  * (a malformed answer from Lua — bad status, header, content type or session id — becomes
  * a logged 500 CONNECTION_SERVER_ERROR). While the task runs, core.req_header reads c's

@@ -126,14 +126,21 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /* SIGHUP in a lone process: the app's current code replaces the running VM's (lua_bridge.c
- * kx_lua_reload); connections stay open. */
+ * kx_lua_reload); every connection stays open. A file that fails to load keeps the running
+ * code, and the error (file and line) is logged. */
 static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop;
     (void)w;
     (void)revents;
     if (kx_srv->draining) return;
-    kx_log_warn("received SIGHUP: in-place reload is not available yet; nothing changed");
+    kx_log_info("received SIGHUP: reloading the app's Lua code");
+    char err[1024];
+    if (kx_lua_reload(err, sizeof err) != KX_OK) {
+        kx_log_error("reload failed, the running code keeps serving: %s", err);
+        return;
+    }
+    kx_log_info("reload: new requests run the app's current code");
 }
 
 static char *find_home(void)

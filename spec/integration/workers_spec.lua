@@ -343,3 +343,76 @@ describe("WEB_SERVER_WORKERS", function()
         os.remove(code_file)
     end)
 end)
+
+describe("one process (WEB_SERVER_WORKERS=1): SIGHUP", function()
+    local srv, dir
+    after_each(function()
+        H.stop(srv)
+        srv = nil
+        if dir then os.execute("rm -rf " .. sh_quote(dir)) end
+    end)
+
+    local function ws_version(ws, mid)
+        local reply, raw = ws:request { messageType = "action", action = "version", messageId = mid }
+        assert.is_table(reply.response, raw)
+        return reply.response.v
+    end
+
+    it("swaps the VM in place: a keep-alive connection and a WebSocket survive, new code is served", function()
+        local set
+        dir, set = version_app("one")
+        srv = H.start { app = dir }
+        local pid = status_pid(srv)
+        assert.are.equal(srv.pid, pid)
+        local c = srv:connect()
+        assert.are.equal("one", version_on(c))
+        local ws = W.open(srv)
+        assert.are.equal("one", ws_version(ws, 1))
+        set("two")
+        kill(srv.pid, "HUP")
+        assert.truthy(srv:wait_log("reload: new requests run", 5):find("reload: new requests run", 1, true),
+            srv:log())
+        -- The same kept-alive connection, the next request: the new code.
+        assert.are.equal("two", version_on(c))
+        -- The open socket lives on (it keeps the VM that opened it); a new one runs the new code.
+        assert.are.equal("one", ws_version(ws, 2))
+        local ws2 = W.open(srv)
+        assert.are.equal("two", ws_version(ws2, 3))
+        ws2:close()
+        -- The previous VM is closed once its last socket is gone.
+        ws:close()
+        assert.truthy(srv:wait_log("closed the Lua VM replaced by the reload", 5)
+            :find("closed the Lua VM", 1, true), srv:log())
+        assert.are.equal(srv.pid, status_pid(srv))
+        assert.are.equal("two", version_on(c))
+        c:close()
+    end)
+
+    it("a file that fails to load keeps the running code and logs file and line", function()
+        dir = version_app("one")
+        srv = H.start { app = dir }
+        local c = srv:connect()
+        assert.are.equal("one", version_on(c))
+        write_file(dir .. "/actions/version.lua", "local x = \n return {{{")
+        kill(srv.pid, "HUP")
+        local log = srv:wait_log("reload failed", 5)
+        assert.truthy(log:find("reload failed", 1, true), log)
+        assert.truthy(log:find("version.lua:2", 1, true), log)
+        assert.are.equal("one", version_on(c))
+        c:close()
+        assert.are.equal("one", version_on(srv:connect()))
+    end)
+
+    it("under continuous load: zero failed requests", function()
+        srv = H.start { env = { RATE_LIMIT_ENABLED = "false" } }
+        local wait = load(srv, "/api/status", 3, 3)
+        H.sleep(1)
+        kill(srv.pid, "HUP")
+        H.sleep(1)
+        kill(srv.pid, "HUP")
+        local ok, fail, errors = wait()
+        io.stderr:write(("\n[one process] two SIGHUPs under load: %d requests, %d failed\n"):format(ok, fail))
+        assert.are.equal(0, fail, errors)
+        assert.are.equal(2, H.count(srv:log(), "reload: new requests run"), srv:log())
+    end)
+end)
