@@ -1,13 +1,14 @@
 /* lua_bridge.h — the LuaJIT VM, the coroutine scheduler and the entry points C uses to run
  * Lua.
  *
- * Owns: the lua_State, the memory cap (LUA_MEMORY_LIMIT_MB), registry refs of the framework's
- * entry functions, tasks (one coroutine per request) and their timers, the ready queue, and
+ * Owns: the lua_State (after an in-place reload, the older ones too until their last task and
+ * WebSocket are gone; each task knows its VM), the memory cap (LUA_MEMORY_LIMIT_MB, over every
+ * VM alive), registry refs of the framework's entry functions, tasks (one coroutine per request) and their timers, the ready queue, and
  * the epilogue of each kind of task (web: lua/keryx/transport/web.lua's result table → one
  * response, headers checked one by one, Set-Cookie written here from the session operation;
  * cli: {code, out, err}; background: the "spoiled coroutine" boolean).
- * Callers: main.c (init, CLI, and the handlers it installs: dispatch's action runner, the
- * WebSocket events, the heartbeat timer). Only this file calls lua_resume.
+ * Callers: server.c (init, CLI, and the handlers it installs: dispatch's action runner, the
+ * WebSocket events, the heartbeat timer, SIGHUP). Only this file calls lua_resume.
  * Never: blocks the loop; resumes a coroutine from inside another library's callback:
  * completions (sleep timers, Redis replies, crypto jobs, rate-limit checks, the action
  * timeout) push results and queue the task on the ready queue, drained from an ev_check, and

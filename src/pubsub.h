@@ -4,7 +4,7 @@
  * backoff, outage logging as the command connection; its log lines say "Redis subscriber"),
  * the SUBSCRIBE to KX_PUBSUB_CHANNEL (sent again on every new connection) and PUBLISH on the
  * command connection. The channel-name and payload-prefix checks are in channel_name.h.
- * Callers: main.c (start/stop), the WebSocket layer (publish, on_message fan-out, the checks).
+ * Callers: server.c (start/stop), the WebSocket layer (publish, on_message fan-out, the checks).
  * Never: parses JSON beyond the payload prefix; retries or queues a publish; runs Lua; blocks.
  *
  * Delivery is Redis pub/sub: at most once. A message published while this process's

@@ -2,7 +2,7 @@
  *
  * Owns: the text and SHA1 of lua/redis/ratelimit.lua (read once at boot), the EVALSHA call
  * with its single EVAL fallback on NOSCRIPT, the base-key layout `<prefix>:{<identifier>}`,
- * and the check of the script's five-integer reply. Callers: main.c (kx_ratelimit_init once,
+ * and the check of the script's five-integer reply. Callers: server.c (kx_ratelimit_init once,
  * after kx_redis_start), lua_api_ratelimit.c (checks on behalf of requests), tests.
  * Never: decides what is limited or with which limit (keryx.rate_limit / keryx.middleware in
  * Lua do), runs Lua in this process, wakes tasks, logs per request, blocks.

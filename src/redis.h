@@ -5,7 +5,7 @@
  * the command connection shared by every request (commands of concurrent requests are pipelined
  * on it) with a timer per command (hiredis 0.14 has no async timeouts). Callers: lua_api_redis.c,
  * ratelimit.c, pubsub.c (a kx_redis_conn_t for its subscriber, kx_redis_send for PUBLISH),
- * main.c (start/stop), the status action (kx_redis_ready).
+ * server.c (start/stop), the status action (kx_redis_ready).
  * Never: blocks; runs Lua; resumes tasks (callers wake their own task from `fn`); calls back
  * into a connection's owner except through its attach hook.
  *
