@@ -92,7 +92,7 @@ static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
     (void)w;
     (void)revents;
     kx_server_t *s = kx_srv;
-    if (ev_now(loop) < idle_close_at) return;
+    if (ev_now(loop) < idle_close_at && ev_now(loop) < drain_deadline) return;
     if (!ws_told) close_websockets();
     kx_conn_close_idle(s);
     /* WebSockets got close 1001; those that have not answered by WS_DRAIN_TIMEOUT go now. */
