@@ -117,7 +117,7 @@ static int spawn(int slot, unsigned gen, const kx_config_t *cfg)
 {
     worker_t *w = free_entry();
     int p[2];
-    if (!w) return KX_EIO; /* cannot happen: at most two generations of n */
+    if (!w) return KX_EIO; /* the table is full of draining workers: retried later */
     if (pipe2(p, O_CLOEXEC) != 0) {
         kx_log_error("worker %d: cannot create its pipe: %s", slot + 1, strerror(errno));
         return KX_EIO;
@@ -177,8 +177,6 @@ static void free_cfg(kx_config_t *c)
     free(c);
 }
 
-/* Re-reads the configuration and boots a new generation beside the serving one. The address
- * and the number of workers stay those of the start: the sockets are bound once. */
 static int free_entries(void)
 {
     int n = 0;
@@ -186,6 +184,8 @@ static int free_entries(void)
     return n;
 }
 
+/* Re-reads the configuration and boots a new generation beside the serving one. The address
+ * and the number of workers stay those of the start: the sockets are bound once. */
 static void begin_reload(void)
 {
     if (S.next || free_entries() < S.n) {

@@ -1,7 +1,8 @@
 -- Black-box specs for WEB_SERVER_WORKERS (README, Workers and reload) with the real binary, a real
 -- redis-server and real clients (lua-socket HTTP and WebSocket; a load process of its own):
 --   * N workers answer on one port, each with its own pid (status), none the supervisor's;
---   * a killed worker is replaced within a second while the others keep answering;
+--   * a killed worker is replaced within a second while the others keep answering; a replacement
+--     that cannot start (the code on disk is broken) is retried with a back-off, not in a loop;
 --   * SIGHUP under continuous load: zero failed requests, new pids, code changed on disk served;
 --     a new worker that cannot load the app leaves the running ones serving;
 --   * WebSockets get close 1001 on a reload and on SIGTERM, and can reconnect after a reload;
@@ -225,6 +226,36 @@ describe("WEB_SERVER_WORKERS", function()
         os.execute("rm -rf " .. sh_quote(dir))
     end)
 
+    it("a replacement that cannot start is retried with a growing back-off, never in a tight loop", function()
+        local dir = version_app("one")
+        srv = start_workers(2, nil, { app = dir })
+        -- A replacement loads the code on disk: broken, it dies at start-up every time.
+        write_file(dir .. "/actions/version.lua", "return {{{")
+        local victim = children(srv.pid)[1]
+        kill(victim, "KILL")
+        H.sleep(3)
+        local deaths = H.count(srv:log(), "starting a replacement")
+        -- the kill, then retries 0.1, 0.2, 0.4, 0.8, 1.6 s apart: at most 6 within 3 s
+        assert.is_true(deaths >= 3 and deaths <= 6, deaths .. " deaths in 3 s:\n" .. srv:log())
+        assert.truthy(srv:log():find("after a back-off", 1, true), srv:log())
+        -- The survivor serves all along.
+        local c = srv:connect()
+        assert.are.equal("one", version_on(c))
+        c:close()
+        -- Fixed on disk: the next retry comes up.
+        write_file(dir .. "/actions/version.lua", [[
+local keryx = require "keryx"
+return keryx.action { name = "version", web = { route = "/version", method = "GET" },
+    run = function() return { v = "fixed" } end }
+]])
+        assert.is_true(H.eventually(8, function()
+            local kids = children(srv.pid)
+            return #kids == 2 and kids[1] ~= victim and kids[2] ~= victim and
+                H.count(srv:log(), " ready (pid ") >= 3
+        end), srv:log())
+        os.execute("rm -rf " .. sh_quote(dir))
+    end)
+
     it("a WebSocket gets close 1001 on SIGHUP and can reconnect to a new worker", function()
         srv = start_workers(2)
         local ws = W.open(srv)
@@ -339,6 +370,8 @@ describe("WEB_SERVER_WORKERS", function()
         assert(H.eventually(15, function() return H.read_file(code_file) ~= "" end), H.read_file(log))
         assert.are.equal("0", (H.read_file(code_file):gsub("%s", "")), H.read_file(log))
         assert.are.same({}, children(sup))
+        local text_end = H.read_file(log)
+        assert.falsy(text_end:find("Sanitizer", 1, true) or text_end:find("runtime error:", 1, true), text_end)
         os.remove(log)
         os.remove(code_file)
     end)
