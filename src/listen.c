@@ -97,7 +97,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /* Prefers IPv4 for "localhost" so curl/wrk on 127.0.0.1 reach us. */
-static int bind_first(struct addrinfo *res, bool reuseport, int *saved)
+static int bind_first(struct addrinfo *res, int flags, int *saved)
 {
     for (int pass = 0; pass < 2; pass++) {
         for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -106,8 +106,10 @@ static int bind_first(struct addrinfo *res, bool reuseport, int *saved)
             if (fd < 0) continue;
             int one = 1;
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-            if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-            if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, LISTEN_BACKLOG) == 0) return fd;
+            if (flags & KX_LISTEN_REUSEPORT) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+            if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+                ((flags & KX_LISTEN_DEFER) || listen(fd, LISTEN_BACKLOG) == 0))
+                return fd;
             *saved = errno;
             close(fd);
         }
@@ -115,7 +117,7 @@ static int bind_first(struct addrinfo *res, bool reuseport, int *saved)
     return -1;
 }
 
-int kx_listen_bind(const char *host, int port, bool reuseport, char *err, size_t errcap)
+int kx_listen_bind(const char *host, int port, int flags, char *err, size_t errcap)
 {
     struct addrinfo hints = { 0 }, *res = NULL;
     hints.ai_family = AF_UNSPEC;
@@ -129,7 +131,7 @@ int kx_listen_bind(const char *host, int port, bool reuseport, char *err, size_t
         return KX_EINVAL;
     }
     int saved = 0;
-    int fd = bind_first(res, reuseport, &saved);
+    int fd = bind_first(res, flags, &saved);
     freeaddrinfo(res);
     if (fd < 0) {
         snprintf(err, errcap, "cannot listen on %s:%s: %s", host, ps, strerror(saved));
@@ -140,7 +142,8 @@ int kx_listen_bind(const char *host, int port, bool reuseport, char *err, size_t
 
 int kx_listen_adopt(kx_server_t *s, int fd, const kx_listen_opts_t *opts, char *err, size_t errcap)
 {
-    if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
+    /* A deferred socket starts listening here; for one already listening this changes nothing. */
+    if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
         snprintf(err, errcap, "listening socket %d: %s", fd, strerror(errno));
         return KX_EIO;
     }
@@ -158,7 +161,7 @@ int kx_listen_adopt(kx_server_t *s, int fd, const kx_listen_opts_t *opts, char *
 
 int kx_listen_start(kx_server_t *s, const kx_listen_opts_t *opts, char *err, size_t errcap)
 {
-    int fd = kx_listen_bind(s->cfg->web_host, (int)s->cfg->web_port, false, err, errcap);
+    int fd = kx_listen_bind(s->cfg->web_host, (int)s->cfg->web_port, 0, err, errcap);
     if (fd < 0) return fd;
     return kx_listen_adopt(s, fd, opts, err, errcap);
 }

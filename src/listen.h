@@ -20,10 +20,13 @@ typedef struct {
     void (*refuse)(int fd);
 } kx_listen_opts_t;
 
-/* Binds host (WEB_SERVER_HOST) and port and listens; returns the descriptor (non-blocking,
- * close-on-exec) or a negative KX_E* with err filled. reuseport: SO_REUSEPORT, so several
- * sockets share the port and the kernel spreads connections over their accept queues. */
-int kx_listen_bind(const char *host, int port, bool reuseport, char *err, size_t errcap);
+/* KX_LISTEN_REUSEPORT: SO_REUSEPORT, so several sockets share the port and the kernel spreads
+ * connections over the accept queues of those that listen. KX_LISTEN_DEFER: bind only; the
+ * socket listens (and so receives connections) once kx_listen_adopt takes it. */
+enum { KX_LISTEN_REUSEPORT = 1, KX_LISTEN_DEFER = 2 };
+/* Binds host (WEB_SERVER_HOST) and port and listens (unless KX_LISTEN_DEFER); returns the
+ * descriptor (non-blocking, close-on-exec) or a negative KX_E* with err filled. */
+int kx_listen_bind(const char *host, int port, int flags, char *err, size_t errcap);
 /* Accepts on fd (a socket from kx_listen_bind, maybe inherited) with the given protocol. */
 int kx_listen_adopt(kx_server_t *s, int fd, const kx_listen_opts_t *opts, char *err, size_t errcap);
 /* kx_listen_bind on WEB_SERVER_HOST:WEB_SERVER_PORT, then kx_listen_adopt. */

@@ -42,7 +42,8 @@ static struct {
     kx_config_t *next_cfg; /* during a reload: what the booting generation got */
     bool cfg_owned;        /* cfg was allocated here (the first one is main.c's) */
     int n;
-    int lfd[KX_MAX_WORKERS];
+    int port;                          /* the port every slot's socket is bound to */
+    int lfd[KX_MAX_WORKERS];           /* per slot; -1 while closed after a failed start */
     double respawn_at[KX_MAX_WORKERS]; /* 0: none due */
     int fails[KX_MAX_WORKERS];         /* failed starts in a row, for the back-off */
     worker_t w[TABLE_SIZE];
@@ -86,7 +87,7 @@ static void become_worker(int slot, int ready_wr, pid_t parent, const kx_config_
     if (getppid() != parent) _exit(1); /* the supervisor died before prctl took effect */
     close(S.sigfd);
     for (int i = 0; i < S.n; i++)
-        if (i != slot) close(S.lfd[i]);
+        if (i != slot && S.lfd[i] >= 0) close(S.lfd[i]);
     for (int i = 0; i < TABLE_SIZE; i++)
         if (S.w[i].pid && S.w[i].ready_fd >= 0) close(S.w[i].ready_fd);
     signal(SIGHUP, SIG_DFL);
@@ -112,12 +113,38 @@ static double backoff(int slot)
     return d < BACKOFF_MAX ? d : BACKOFF_MAX;
 }
 
-/* KX_OK, or KX_EIO when pipe or fork failed (logged; the caller retries later). */
+/* A slot whose worker failed to start has its socket closed, so the kernel stops queueing
+ * connections where nobody accepts; a new one is bound for the next attempt without
+ * listening (KX_LISTEN_DEFER): it joins the port's group only when that worker accepts. */
+static void close_slot(int slot)
+{
+    if (S.lfd[slot] < 0) return;
+    kx_log_warn("worker %d: no worker accepts on its socket: closed until one starts (new connections go "
+                "to the other workers)",
+                slot + 1);
+    close(S.lfd[slot]);
+    S.lfd[slot] = -1;
+}
+
+static int open_slot(int slot)
+{
+    if (S.lfd[slot] >= 0) return KX_OK;
+    char err[512];
+    int fd = kx_listen_bind(S.cfg->web_host, S.port, KX_LISTEN_REUSEPORT | KX_LISTEN_DEFER, err, sizeof err);
+    if (fd < 0) {
+        kx_log_error("worker %d: %s", slot + 1, err);
+        return KX_EIO;
+    }
+    S.lfd[slot] = fd;
+    return KX_OK;
+}
+
+/* KX_OK, or KX_EIO when the socket, pipe or fork failed (logged; the caller retries later). */
 static int spawn(int slot, unsigned gen, const kx_config_t *cfg)
 {
     worker_t *w = free_entry();
     int p[2];
-    if (!w) return KX_EIO; /* the table is full of draining workers: retried later */
+    if (!w || open_slot(slot) != KX_OK) return KX_EIO; /* !w: the table is full of draining workers */
     if (pipe2(p, O_CLOEXEC) != 0) {
         kx_log_error("worker %d: cannot create its pipe: %s", slot + 1, strerror(errno));
         return KX_EIO;
@@ -204,7 +231,7 @@ static void begin_reload(void)
         strcmp(c->web_host, S.cfg->web_host))
         kx_log_warn(
             "reload: WEB_SERVER_WORKERS, WEB_SERVER_HOST and WEB_SERVER_PORT take effect on restart only");
-    kx_config_bound_port(c, kx_listen_fd_port(S.lfd[0]));
+    kx_config_bound_port(c, S.port);
     S.next = S.gen + 1;
     S.next_cfg = c;
     kx_log_info("received SIGHUP: starting %d new worker(s) with the app's current code", S.n);
@@ -267,7 +294,7 @@ static void on_ready(worker_t *w)
     if (!S.started && count_gen(S.gen, true) == S.n) {
         S.started = true;
         kx_log_info("started server @ http://%s:%d with %d workers (supervisor pid %d)", S.cfg->web_host,
-                    kx_listen_fd_port(S.lfd[0]), S.n, (int)getpid());
+                    S.port, S.n, (int)getpid());
     }
     after_reload_step();
 }
@@ -297,6 +324,7 @@ static void on_exit_of(worker_t *w, int status)
         signal_gen(S.gen, SIGTERM, true);
         return;
     }
+    if (!gone.ready) close_slot(gone.slot);
     bool quick = !gone.ready || now() - gone.born < QUICK_DEATH;
     S.fails[gone.slot] = quick ? S.fails[gone.slot] + 1 : 0;
     double delay = S.fails[gone.slot] ? backoff(gone.slot) : 0;
@@ -389,14 +417,14 @@ static int worker_count(const kx_config_t *cfg)
 static int bind_slots(const kx_config_t *cfg)
 {
     char err[512];
-    int port = (int)cfg->web_port;
+    S.port = (int)cfg->web_port;
     for (int s = 0; s < S.n; s++) {
-        S.lfd[s] = kx_listen_bind(cfg->web_host, port, true, err, sizeof err);
+        S.lfd[s] = kx_listen_bind(cfg->web_host, S.port, KX_LISTEN_REUSEPORT, err, sizeof err);
         if (S.lfd[s] < 0) {
             fprintf(stderr, "keryx: %s\n", err);
             return KX_EIO;
         }
-        port = kx_listen_fd_port(S.lfd[0]); /* WEB_SERVER_PORT=0: every slot on the port picked */
+        S.port = kx_listen_fd_port(S.lfd[0]); /* WEB_SERVER_PORT=0: every slot on the port picked */
     }
     return KX_OK;
 }
@@ -428,7 +456,7 @@ int kx_supervisor_run(kx_config_t *cfg, const kx_boot_t *boot, kx_config_loader_
     if (S.n > KX_MAX_WORKERS) S.n = KX_MAX_WORKERS;
     for (int i = 0; i < TABLE_SIZE; i++) S.w[i].ready_fd = -1;
     if (bind_slots(cfg) != KX_OK) return 1;
-    kx_config_bound_port(cfg, kx_listen_fd_port(S.lfd[0]));
+    kx_config_bound_port(cfg, S.port);
     if (block_signals() != KX_OK) {
         fprintf(stderr, "keryx: cannot set up the supervisor's signals: %s\n", strerror(errno));
         return 1;
@@ -441,7 +469,8 @@ int kx_supervisor_run(kx_config_t *cfg, const kx_boot_t *boot, kx_config_loader_
         respawn_due();
         enforce_deadlines();
     }
-    for (int s = 0; s < S.n; s++) close(S.lfd[s]);
+    for (int s = 0; s < S.n; s++)
+        if (S.lfd[s] >= 0) close(S.lfd[s]);
     if (S.failed) return 1;
     kx_log_info("stopped server");
     return 0;

@@ -12,7 +12,10 @@
  *
  * Why a socket per slot rather than one per worker: the worker that replaces another (crash
  * or reload) inherits the same socket, so connections already queued there are accepted by
- * the newcomer instead of being reset when the old worker closes its descriptor. */
+ * the newcomer instead of being reset when the old worker closes its descriptor. A slot whose
+ * replacement dies before accepting has its socket closed (so the kernel stops queueing
+ * connections nobody accepts) and rebound for the retries without listening: the worker's
+ * kx_listen_adopt makes it listen once it is ready. */
 #ifndef KX_SUPERVISOR_H
 #define KX_SUPERVISOR_H
 #include "config.h"

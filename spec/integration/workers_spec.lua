@@ -238,10 +238,13 @@ describe("WEB_SERVER_WORKERS", function()
         -- the kill, then retries 0.1, 0.2, 0.4, 0.8, 1.6 s apart: at most 6 within 3 s
         assert.is_true(deaths >= 3 and deaths <= 6, deaths .. " deaths in 3 s:\n" .. srv:log())
         assert.truthy(srv:log():find("after a back-off", 1, true), srv:log())
-        -- The survivor serves all along.
-        local c = srv:connect()
-        assert.are.equal("one", version_on(c))
-        c:close()
+        assert.truthy(srv:log():find("closed until one starts", 1, true), srv:log())
+        -- The survivor serves every new connection: none waits on the dead worker's socket.
+        for _ = 1, 20 do
+            local c = srv:connect(2)
+            assert.are.equal("one", version_on(c))
+            c:close()
+        end
         -- Fixed on disk: the next retry comes up.
         write_file(dir .. "/actions/version.lua", [[
 local keryx = require "keryx"
@@ -253,6 +256,9 @@ return keryx.action { name = "version", web = { route = "/version", method = "GE
             return #kids == 2 and kids[1] ~= victim and kids[2] ~= victim and
                 H.count(srv:log(), " ready (pid ") >= 3
         end), srv:log())
+        -- Its new socket listens: both workers take connections again.
+        local _, count = pids_seen(srv, 2)
+        assert.are.equal(2, count, srv:log())
         os.execute("rm -rf " .. sh_quote(dir))
     end)
 
