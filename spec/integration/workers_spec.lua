@@ -81,7 +81,8 @@ local keryx = require "keryx"
 return keryx.action {
     name = "version",
     web = { route = "/version", method = "GET" },
-    run = function() return { v = %q } end,
+    run = function(params) if params.wait then keryx.sleep(600) end return { v = %q } end,
+    inputs = keryx.schema.object { wait = keryx.schema.string():optional() },
 }
 ]]):format(v))
     end
@@ -262,6 +263,25 @@ return keryx.action { name = "version", web = { route = "/version", method = "GE
         os.execute("rm -rf " .. sh_quote(dir))
     end)
 
+    it("SIGHUP re-reads config.lua: the new workers run with the new settings", function()
+        local cfg = os.tmpname()
+        write_file(cfg, 'return { process = { name = "before-reload" } }')
+        srv = start_workers(2, nil, { config = cfg })
+        assert.are.equal("before-reload", H.get(srv, "/api/status").headers["x-server-name"])
+        write_file(cfg, 'return { process = { name = "after-reload" } }')
+        kill(srv.pid, "HUP")
+        srv:wait_log("reload: 2 new worker(s) accepting", 10)
+        for _ = 1, 6 do
+            assert.are.equal("after-reload", H.get(srv, "/api/status").headers["x-server-name"])
+        end
+        -- A config.lua that does not run is refused: nothing changes.
+        write_file(cfg, "return {{{")
+        kill(srv.pid, "HUP")
+        assert.truthy(srv:wait_log("reload refused", 5):find("reload refused", 1, true), srv:log())
+        assert.are.equal("after-reload", H.get(srv, "/api/status").headers["x-server-name"])
+        os.remove(cfg)
+    end)
+
     it("a WebSocket gets close 1001 on SIGHUP and can reconnect to a new worker", function()
         srv = start_workers(2)
         local ws = W.open(srv)
@@ -424,6 +444,26 @@ describe("one process (WEB_SERVER_WORKERS=1): SIGHUP", function()
             :find("closed the Lua VM", 1, true), srv:log())
         assert.are.equal(srv.pid, status_pid(srv))
         assert.are.equal("two", version_on(c))
+        c:close()
+    end)
+
+    it("a request in flight during SIGHUP finishes on the old VM, which is closed after it", function()
+        local set
+        dir, set = version_app("old")
+        srv = H.start { app = dir }
+        local c = srv:connect()
+        assert(c:send(H.build { path = "/api/version?wait=1" }))
+        H.sleep(0.2) -- the action is parked in keryx.sleep
+        set("new")
+        kill(srv.pid, "HUP")
+        srv:wait_log("reload: new requests run", 5)
+        assert.are.equal("new", version_on(srv:connect()))
+        assert.is_nil(srv:log():find("closed the Lua VM", 1, true), "closed while a task ran")
+        local res = assert(H.read_response(c))
+        assert.are.equal(200, res.status, res.body)
+        assert.are.equal("old", H.json(res.body).v)
+        assert.truthy(srv:wait_log("closed the Lua VM replaced", 3):find("closed the Lua VM", 1, true), srv:log())
+        assert.are.equal("new", version_on(c))
         c:close()
     end)
 
