@@ -96,6 +96,9 @@ static const kx_config_desc_t descs[] = {
     { "server.web.websocket.idleTimeoutMs", "WS_IDLE_TIMEOUT_MS", KX_CT_INT, OFF(ws_idle_timeout_ms), 1, DEF("120000") },
     { "channels.presenceTTL", "PRESENCE_TTL", KX_CT_INT, OFF(presence_ttl_s), 1, DEF("90") },
     { "channels.presenceHeartbeatInterval", "PRESENCE_HEARTBEAT_INTERVAL", KX_CT_INT, OFF(presence_heartbeat_s), 1, DEF("30") },
+    { "tasks.enabled", "TASKS_ENABLED", KX_CT_BOOL, OFF(tasks_enabled), 0, DEF_BY_ENV("true", NULL, "false") },
+    { "tasks.processors", "TASK_PROCESSORS", KX_CT_INT, OFF(task_processors), 0, DEF("1") },
+    { "tasks.queues", "TASK_QUEUES", KX_CT_STRING, OFF(task_queues), 0, DEF("*") },
     { "cli.includeStackInErrors", "CLI_INCLUDE_STACK_IN_ERRORS", KX_CT_BOOL, OFF(cli_include_stack_in_errors), 0, DEF("true") },
     { "cli.quiet", "CLI_QUIET", KX_CT_BOOL, OFF(cli_quiet), 0, DEF("false") },
     { NULL, NULL, KX_CT_STRING, 0, 0, NULL, NULL, NULL },
@@ -393,8 +396,44 @@ static int check_tokens(const kx_config_t *c, char *err, size_t errcap)
     return KX_OK;
 }
 
+bool kx_config_queue_name_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > KX_MAX_QUEUE_NAME) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("_-.:", s[i])) return false;
+    return true;
+}
+
+/* TASK_QUEUES: "*" or names separated by commas (spaces around them allowed). */
+static int check_tasks(const kx_config_t *c, char *err, size_t errcap)
+{
+    if (c->task_processors > KX_MAX_TASK_PROCESSORS) {
+        snprintf(err, errcap, "invalid value for TASK_PROCESSORS: %lld (expected 0-%d)",
+                 (long long)c->task_processors, KX_MAX_TASK_PROCESSORS);
+        return KX_EINVAL;
+    }
+    const char *p = c->task_queues;
+    if (strcmp(p, "*") == 0) return KX_OK;
+    for (;;) {
+        while (*p == ' ') p++;
+        size_t n = strcspn(p, ",");
+        size_t len = n;
+        while (len > 0 && p[len - 1] == ' ') len--;
+        if (!kx_config_queue_name_valid(p, len)) {
+            snprintf(err, errcap,
+                     "invalid value for TASK_QUEUES: \"%.200s\" (expected * or a comma-separated list of "
+                     "queue names: letters, digits and _ - . : only)",
+                     c->task_queues);
+            return KX_EINVAL;
+        }
+        if (!p[n]) return KX_OK;
+        p += n + 1;
+    }
+}
+
 int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
 {
+    if (check_tasks(c, err, errcap) != KX_OK) return KX_EINVAL;
     for (int i = 0; i < c->n_origins; i++) {
         free(c->origins[i]);
         c->origins[i] = NULL;

@@ -81,6 +81,9 @@ typedef struct {
     int64_t ws_max_payload_size, ws_max_messages_per_second, ws_max_subscriptions;
     int64_t ws_drain_timeout_ms, ws_ping_interval_ms, ws_idle_timeout_ms;
     int64_t presence_ttl_s, presence_heartbeat_s;
+    bool tasks_enabled;
+    int64_t task_processors; /* per keryx process; 0: this process runs no jobs */
+    char *task_queues;       /* "*" or a comma-separated list, served left to right */
 
     bool cli_include_stack_in_errors, cli_quiet;
 } kx_config_t;
@@ -118,6 +121,10 @@ int kx_config_set(kx_config_t *c, const kx_config_desc_t *d, const char *value, 
                   size_t errcap);
 /* Applies the environment (VAR_<NODE_ENV> before VAR) over *c. */
 int kx_config_apply_env(kx_config_t *c, char *err, size_t errcap);
+#define KX_MAX_QUEUE_NAME 100
+#define KX_MAX_TASK_PROCESSORS 64
+/* A task queue's name: 1-100 letters, digits and _ - . : (it becomes part of a Redis key). */
+bool kx_config_queue_name_valid(const char *s, size_t n);
 /* Cross-field checks and derived values, after everything is set. */
 int kx_config_finish(kx_config_t *c, char *err, size_t errcap);
 void kx_config_free(kx_config_t *c);

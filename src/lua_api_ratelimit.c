@@ -8,6 +8,7 @@
  * or prefix that is empty, over 256 bytes, or holds CR, LF, NUL, '{' or '}'. */
 #include "lua_api.h"
 #include "ratelimit.h"
+#include "redis_script.h"
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
@@ -97,7 +98,7 @@ static int l_sha1_hex(lua_State *L)
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     char hex[41];
-    kx_ratelimit_sha1_hex(s, n, hex);
+    kx_redis_sha1_hex(s, n, hex);
     lua_pushlstring(L, hex, 40);
     return 1;
 }

@@ -1,9 +1,11 @@
 /* lua_bridge.c — the LuaJIT VM, tasks (one coroutine per request) and the scheduler.
  * See lua_bridge.h for the contract.
  *
- * A task runs a framework entry function (keryx.transport.web / .cli, keryx.ws) in a pooled
- * coroutine; when it returns, resume() hands its results to the epilogue of its kind
- * (task_ops: web, cli, background), which reads them by name.
+ * A task runs a framework entry function (keryx.transport.web / .cli, keryx.ws, a background
+ * function, a job) in a pooled coroutine; when it returns, resume() hands its results to the
+ * epilogue of its kind (task_ops: web, cli, background, job), which reads them by name. A job
+ * task (core.run_job) belongs to the processor task that started it and hands its result table
+ * to it; background tasks come from core.spawn, core.every's timers and the start hook.
  * When Lua calls a waiting C function (core.sleep, later Redis) it yields; the wakeup pushes
  * the results onto the coroutine's stack and puts the task on the ready queue, which an
  * ev_check watcher drains (with an ev_idle keeping the loop from sleeping meanwhile). The
@@ -22,7 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef enum { TASK_WEB, TASK_CLI, TASK_BG } task_kind_t; /* BG: WebSocket events, timers */
+/* BG: WebSocket events, timers, long-running background loops (task processors);
+ * JOB: one background job run by a processor, which waits for it (core.run_job). */
+typedef enum { TASK_WEB, TASK_CLI, TASK_BG, TASK_JOB } task_kind_t;
+
+typedef struct every every_t;
 
 /* One lua_State with the app booted in it. A lone process swaps in a new one on SIGHUP
  * (kx_lua_reload): HTTP requests and new WebSockets go to the newest; a WebSocket stays with
@@ -31,7 +37,7 @@ typedef enum { TASK_WEB, TASK_CLI, TASK_BG } task_kind_t; /* BG: WebSocket event
 typedef struct kx_vm {
     lua_State *L;
     int ref_web, ref_cli, ref_list;
-    int ref_ws[3], ref_heartbeat;
+    int ref_ws[3], ref_on_start;
     struct {
         lua_State *co;
         int ref;
@@ -39,6 +45,7 @@ typedef struct kx_vm {
     int npool;
     int tasks;           /* tasks created in it and not freed */
     int sockets;         /* WebSockets it opened that have not closed */
+    int spawned;         /* its core.spawn loops (task processors) and their jobs still running */
     uint64_t ws_first;   /* id of its first WebSocket (ids only grow); UINT64_MAX: none yet */
     struct kx_vm *older; /* the VM it replaced, until that one is closed */
 } kx_vm_t;
@@ -64,8 +71,23 @@ struct kx_task {
     bool reusable;       /* CLI: the coroutine finished cleanly */
     double redis_budget; /* seconds a request may wait for Redis in all; 0: no budget */
     double redis_spent;
-    double redis_since; /* ev_now when the current Redis wait began; 0: not waiting */
-    kx_task_t *next;    /* ready queue */
+    double redis_since;               /* ev_now when the current Redis wait began; 0: not waiting */
+    kx_task_t *next;                  /* ready queue */
+    kx_task_t *parent;                /* JOB: the processor waiting for it */
+    bool cut;                         /* JOB: aborted because the process is shutting down */
+    bool signal_wait;                 /* parked in core.task_wait (on the waiters list) */
+    bool spawned;                     /* BG from core.spawn, or a JOB: counted in vm->spawned */
+    every_t *every;                   /* BG: the repeating timer that started it */
+    kx_task_t *link_prev, *link_next; /* the jobs list or the waiters list */
+};
+
+/* core.every(ms, fn): a repeating timer that runs fn as a background task, never two at once. */
+struct every {
+    ev_timer timer;
+    kx_vm_t *vm; /* the VM whose registry holds fn_ref */
+    int fn_ref;
+    bool running;
+    every_t *next;
 };
 
 static struct {
@@ -80,7 +102,12 @@ static struct {
     ev_check check;
     ev_idle idle;
     int in_flight;
-    kx_buf_t hdrs; /* a web answer's header lines, reused: no malloc per request */
+    kx_buf_t hdrs;      /* a web answer's header lines, reused: no malloc per request */
+    kx_task_t *jobs;    /* running JOB tasks (cut at the drain deadline) */
+    kx_task_t *waiters; /* tasks parked in core.task_wait */
+    every_t *everys;    /* of every VM alive */
+    bool draining;
+    bool bg_pending; /* the newest VM's background waits for the older VMs' processors to end */
 } B;
 
 /* ---- memory cap ---------------------------------------------------------------------------- */
@@ -219,11 +246,43 @@ kx_conn_t *kx_task_web_conn(const kx_task_t *t)
     return c;
 }
 
-static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+/* ---- task lists (running jobs, signal waiters) -------------------------------------------- */
+
+static void list_add(kx_task_t **head, kx_task_t *t)
 {
-    (void)revents;
-    kx_task_t *t = w->data;
+    t->link_prev = NULL;
+    t->link_next = *head;
+    if (*head) (*head)->link_prev = t;
+    *head = t;
+}
+
+static void list_remove(kx_task_t **head, kx_task_t *t)
+{
+    if (t->link_prev) t->link_prev->link_next = t->link_next;
+    else if (*head == t) *head = t->link_next;
+    if (t->link_next) t->link_next->link_prev = t->link_prev;
+    t->link_prev = t->link_next = NULL;
+}
+
+/* Ends a core.task_wait with `why` ("signal", "timeout", "drain"). */
+static void end_signal_wait(kx_task_t *t, const char *why)
+{
+    if (!t->signal_wait) return;
+    t->signal_wait = false;
+    t->sleeping = false;
+    ev_timer_stop(B.srv->loop, &t->sleep);
+    list_remove(&B.waiters, t);
+    lua_pushstring(t->co, why);
+    kx_task_wake(t, 1);
+}
+
+static void abort_task(struct ev_loop *loop, kx_task_t *t)
+{
     t->aborted = true;
+    if (t->signal_wait) {
+        end_signal_wait(t, "aborted");
+        return;
+    }
     bool parked = t->sleeping || t->wait_cancel;
     if (t->sleeping) {
         ev_timer_stop(loop, &t->sleep);
@@ -241,6 +300,12 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
         lua_pushliteral(t->co, "aborted");
         kx_task_wake(t, 2);
     }
+}
+
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    abort_task(loop, w->data);
 }
 
 /* core.sleep(ms) → true, or nil, "aborted" when the action timed out meanwhile. */
@@ -278,6 +343,176 @@ static int l_aborted(lua_State *L)
     return 1;
 }
 
+static void on_signal_wait_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    end_signal_wait(w->data, "timeout");
+}
+
+/* core.task_wait(ms) → "signal" (kx_lua_tasks_signal: a job was enqueued somewhere), "timeout",
+ * "drain" (the process is shutting down; also at once when it already is) or "aborted". */
+static int l_task_wait(lua_State *L)
+{
+    lua_Number ms = luaL_checknumber(L, 1);
+    kx_task_t *t = kx_lua_require_task(L, "core.task_wait");
+    if (B.draining || t->vm != B.vm) {
+        lua_pushliteral(L, "drain");
+        return 1;
+    }
+    if (t->aborted) return kx_lua_push_fail(L, "aborted");
+    ev_timer_init(&t->sleep, on_signal_wait_timeout, (ms > 0 ? ms : 0) / 1000.0, 0.);
+    t->sleep.data = t;
+    ev_timer_start(B.srv->loop, &t->sleep);
+    t->sleeping = true;
+    t->signal_wait = true;
+    list_add(&B.waiters, t);
+    return lua_yield(L, 0);
+}
+
+static void wake_waiters(const char *why)
+{
+    while (B.waiters) end_signal_wait(B.waiters, why);
+}
+
+void kx_lua_tasks_signal(void)
+{
+    wake_waiters("signal");
+}
+
+static int l_tasks_signal(lua_State *L)
+{
+    (void)L;
+    kx_lua_tasks_signal();
+    return 0;
+}
+
+/* A task of a VM replaced by a reload sees the process as draining: its task processors end,
+ * and the newest VM's take over once they have (start_background_when_free). */
+static int l_draining(lua_State *L)
+{
+    kx_vm_t *vm = B.current ? B.current->vm : B.vm;
+    lua_pushboolean(L, B.draining || vm != B.vm);
+    return 1;
+}
+
+static kx_task_t *task_new_in(kx_vm_t *vm, task_kind_t kind);
+static void start_task(kx_task_t *t);
+
+/* The VM whose state L is (each VM's registry holds a pointer to it, set at its creation):
+ * a task started from Lua belongs there, since values move between coroutines of one VM only. */
+static kx_vm_t *vm_of(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, "keryx.vm");
+    kx_vm_t *vm = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return vm ? vm : B.vm;
+}
+
+/* core.spawn(fn, ...): runs fn(...) as a background task of its own (a task processor's loop);
+ * it starts once the caller yields or returns. Errors inside fn are logged, not raised here. */
+static int l_spawn(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    int n = lua_gettop(L);
+    kx_task_t *t = task_new_in(vm_of(L), TASK_BG);
+    t->spawned = true;
+    t->vm->spawned++;
+    lua_xmove(L, t->co, n);
+    kx_task_wake(t, n - 1);
+    return 0;
+}
+
+static void on_every(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    every_t *e = w->data;
+    if (e->running || B.draining) return; /* the previous run is still going: skip this tick */
+    kx_task_t *t = task_new_in(e->vm, TASK_BG);
+    t->every = e;
+    e->running = true;
+    lua_rawgeti(t->co, LUA_REGISTRYINDEX, e->fn_ref);
+    t->nargs = 0;
+    start_task(t);
+}
+
+/* core.every(ms, fn): runs fn as a background task every ms milliseconds (first run after ms),
+ * skipping a tick while the previous run has not finished; stops when the process drains. */
+static int l_every(lua_State *L)
+{
+    lua_Number ms = luaL_checknumber(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (!(ms >= 1)) return luaL_error(L, "core.every: the interval must be at least 1 ms");
+    every_t *e = kx_xcalloc(1, sizeof *e);
+    e->vm = vm_of(L);
+    lua_pushvalue(L, 2);
+    e->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    ev_timer_init(&e->timer, on_every, ms / 1000.0, ms / 1000.0);
+    e->timer.data = e;
+    ev_timer_start(B.srv->loop, &e->timer);
+    e->next = B.everys;
+    B.everys = e;
+    return 0;
+}
+
+static void stop_everys(void)
+{
+    for (every_t *e = B.everys; e; e = e->next) ev_timer_stop(B.srv->loop, &e->timer);
+}
+
+/* The timers of vm (NULL: of every VM), when it is closed. */
+static void free_everys(const kx_vm_t *vm)
+{
+    for (every_t **p = &B.everys; *p;) {
+        every_t *e = *p;
+        if (vm && e->vm != vm) {
+            p = &e->next;
+            continue;
+        }
+        *p = e->next;
+        ev_timer_stop(B.srv->loop, &e->timer);
+        free(e);
+    }
+}
+
+/* core.run_job(fn, ...) → result, cut | nil, false, why. Runs fn(...) as a job task of its own
+ * (its own action timeout, Redis budget and abort flag) and parks the caller — a task
+ * processor — until it ends: `result` is fn's first return value, `cut` is true when the job
+ * was aborted because the process is shutting down (kx_lua_cut_jobs), so the processor puts
+ * the job back instead of failing it; nil, false, why when the framework itself failed. */
+static int l_run_job(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    kx_task_t *parent = kx_lua_require_task(L, "core.run_job");
+    int n = lua_gettop(L);
+    kx_task_t *t = task_new_in(parent->vm, TASK_JOB);
+    give_redis_budget(t);
+    t->spawned = true;
+    t->vm->spawned++;
+    t->parent = parent;
+    list_add(&B.jobs, t);
+    lua_xmove(L, t->co, n);
+    kx_task_wake(t, n - 1);
+    return lua_yield(L, 0);
+}
+
+void kx_lua_cut_jobs(void)
+{
+    for (kx_task_t *t = B.jobs; t; t = t->link_next) {
+        if (t->aborted) continue;
+        t->cut = true;
+        abort_task(B.srv->loop, t);
+    }
+}
+
+void kx_lua_drain_begin(void)
+{
+    B.draining = true;
+    stop_everys();
+    wake_waiters("drain");
+}
+
 static kx_task_t *task_new_in(kx_vm_t *vm, task_kind_t kind)
 {
     kx_task_t *t = kx_xcalloc(1, sizeof *t);
@@ -305,8 +540,21 @@ static kx_task_t *task_new(task_kind_t kind)
 
 static void vm_close(kx_vm_t *vm)
 {
+    free_everys(vm);
     lua_close(vm->L);
     free(vm);
+}
+
+static void start_background(void);
+
+/* The older VMs' task processors have all ended: the newest VM's start (one processor name per
+ * slot at a time: a processor's in-flight list in Redis is named after it). */
+static void start_background_when_free(void)
+{
+    if (!B.bg_pending) return;
+    for (kx_vm_t *vm = B.vm->older; vm; vm = vm->older)
+        if (vm->spawned > 0) return;
+    start_background();
 }
 
 /* An older VM goes once nothing runs in it and no socket of its is open. */
@@ -329,6 +577,10 @@ static void task_free(kx_task_t *t, bool reusable)
     kx_vm_t *vm = t->vm;
     ev_timer_stop(B.srv->loop, &t->timeout);
     ev_timer_stop(B.srv->loop, &t->sleep);
+    if (t->signal_wait) list_remove(&B.waiters, t);
+    if (t->kind == TASK_JOB) list_remove(&B.jobs, t);
+    if (t->every) t->every->running = false;
+    if (t->spawned) vm->spawned--;
     if (reusable && vm->npool < (int)KX_ARRAY_LEN(vm->pool)) {
         lua_settop(t->co, 0);
         vm->pool[vm->npool].co = t->co;
@@ -341,7 +593,9 @@ static void task_free(kx_task_t *t, bool reusable)
     if (t->conn) kx_conn_unref(t->conn);
     B.in_flight--;
     vm->tasks--;
+    bool was_spawned = t->spawned;
     free(t);
+    if (was_spawned && vm != B.vm) start_background_when_free();
     if (vm != B.vm && vm->tasks == 0) vm_release_idle();
 }
 
@@ -487,7 +741,7 @@ static void web_fail(kx_task_t *t)
     task_free(t, false);
 }
 
-/* WebSocket events and the heartbeat return true when their coroutine is spoiled. */
+/* WebSocket events and timers return true when their coroutine is spoiled. */
 static void bg_finish(kx_task_t *t)
 {
     task_free(t, !lua_toboolean(t->co, 1));
@@ -495,6 +749,29 @@ static void bg_finish(kx_task_t *t)
 
 static void bg_fail(kx_task_t *t)
 {
+    task_free(t, false);
+}
+
+/* A job hands its result table (lua/keryx/transport/task.lua) to the processor waiting for it. */
+static void job_finish(kx_task_t *t)
+{
+    kx_task_t *parent = t->parent;
+    lua_State *co = t->co;
+    bool discard = lua_type(co, 1) == LUA_TTABLE && (push_field(co, 1, "discard"), lua_toboolean(co, -1));
+    lua_settop(co, 1);
+    lua_xmove(co, parent->co, 1);
+    lua_pushboolean(parent->co, t->cut);
+    kx_task_wake(parent, 2);
+    task_free(t, !discard);
+}
+
+static void job_fail(kx_task_t *t)
+{
+    kx_task_t *parent = t->parent;
+    lua_pushnil(parent->co);
+    lua_pushboolean(parent->co, t->cut);
+    lua_pushliteral(parent->co, "the job's task failed (see the log)");
+    kx_task_wake(parent, 3);
     task_free(t, false);
 }
 
@@ -529,6 +806,7 @@ static const struct {
     [TASK_WEB] = { web_finish, web_fail },
     [TASK_CLI] = { cli_finish, cli_fail },
     [TASK_BG] = { bg_finish, bg_fail },
+    [TASK_JOB] = { job_finish, job_fail },
 };
 
 static void resume(kx_task_t *t)
@@ -694,19 +972,25 @@ void kx_lua_spawn_ws(kx_ws_event_t ev, uint64_t id, kx_conn_t *c, const char *te
     else kx_task_wake(t, t->nargs);
 }
 
-/* Every VM alive refreshes the presence of the sockets it holds. */
-void kx_lua_spawn_heartbeat(void)
+/* Runs the newest VM's on_start (the presence heartbeat, the task processors and the
+ * scheduler tick: lua/keryx/boot.lua). */
+static void start_background(void)
 {
-    for (kx_vm_t *vm = B.vm; vm; vm = vm->older) {
-        if (vm->ref_heartbeat == LUA_NOREF) continue;
-        kx_task_t *t = task_new_in(vm, TASK_BG);
-        lua_rawgeti(t->co, LUA_REGISTRYINDEX, vm->ref_heartbeat);
-        t->nargs = 0;
-        start_task(t);
-    }
+    kx_vm_t *vm = B.vm;
+    B.bg_pending = false;
+    if (vm->ref_on_start == LUA_NOREF || B.draining) return;
+    kx_task_t *t = task_new_in(vm, TASK_BG);
+    lua_rawgeti(t->co, LUA_REGISTRYINDEX, vm->ref_on_start);
+    t->nargs = 0;
+    start_task(t);
 }
 
-int kx_lua_run_cli(const char *action, int argc, char **argv)
+void kx_lua_start_background(void)
+{
+    start_background();
+}
+
+int kx_lua_run_cli(const char *command, const char *action, int argc, char **argv)
 {
     kx_task_t *t = task_new(TASK_CLI);
     give_redis_budget(t);
@@ -718,7 +1002,8 @@ int kx_lua_run_cli(const char *action, int argc, char **argv)
         lua_pushstring(co, argv[i]);
         lua_rawseti(co, -2, i + 1);
     }
-    t->nargs = 2;
+    lua_pushstring(co, command);
+    t->nargs = 3;
     resume(t);
     if (!t->done) ev_run(B.srv->loop, 0);
     int code = t->done ? t->exit_code : 1;
@@ -755,8 +1040,16 @@ static int l_add_route(lua_State *L)
 }
 
 static const luaL_Reg task_fns[] = {
-    { "sleep", l_sleep },     { "arm_timeout", l_arm_timeout },
-    { "aborted", l_aborted }, { "add_route", l_add_route },
+    { "sleep", l_sleep },
+    { "arm_timeout", l_arm_timeout },
+    { "aborted", l_aborted },
+    { "add_route", l_add_route },
+    { "task_wait", l_task_wait },
+    { "tasks_signal", l_tasks_signal },
+    { "draining", l_draining },
+    { "spawn", l_spawn },
+    { "every", l_every },
+    { "run_job", l_run_job },
     { NULL, NULL },
 };
 
@@ -825,7 +1118,7 @@ static int vm_load(kx_vm_t *vm, char *err, size_t errcap)
     vm->ref_ws[KX_WS_OPEN] = get_ref(L, "ws_open");
     vm->ref_ws[KX_WS_MESSAGE] = get_ref(L, "ws_message");
     vm->ref_ws[KX_WS_CLOSE] = get_ref(L, "ws_close");
-    vm->ref_heartbeat = get_ref(L, "heartbeat");
+    vm->ref_on_start = get_ref(L, "on_start");
     lua_pop(L, 2);
     if (vm->ref_web == LUA_NOREF || vm->ref_cli == LUA_NOREF || vm->ref_list == LUA_NOREF) {
         snprintf(err, errcap, "keryx.boot.start did not return the entry points");
@@ -849,6 +1142,8 @@ static kx_vm_t *vm_new(char *err, size_t errcap)
         free(vm);
         return NULL;
     }
+    lua_pushlightuserdata(vm->L, vm);
+    lua_setfield(vm->L, LUA_REGISTRYINDEX, "keryx.vm");
     if (vm_load(vm, err, errcap) != KX_OK) {
         vm_close(vm);
         return NULL;
@@ -891,6 +1186,13 @@ int kx_lua_reload(char *err, size_t errcap)
     kx_router_free(old_routes);
     vm->older = B.vm;
     B.vm = vm;
+    /* The older VMs' processors parked in core.task_wait learn they are to end. */
+    for (kx_task_t *t = B.waiters, *next; t; t = next) {
+        next = t->link_next;
+        if (t->vm != B.vm) end_signal_wait(t, "drain");
+    }
+    B.bg_pending = true;
+    start_background_when_free();
     vm_release_idle();
     return KX_OK;
 }
@@ -902,6 +1204,7 @@ void kx_lua_close(void)
         vm_close(B.vm);
         B.vm = older;
     }
+    free_everys(NULL);
     free(B.app_dir);
     B.app_dir = NULL;
 }

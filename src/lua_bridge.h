@@ -3,18 +3,21 @@
  *
  * Owns: the lua_State (after an in-place reload, the older ones too until their last task and
  * WebSocket are gone; each task knows its VM), the memory cap (LUA_MEMORY_LIMIT_MB, over every
- * VM alive), registry refs of the framework's entry functions, tasks (one coroutine per request) and their timers, the ready queue, and
+ * VM alive), registry refs of the framework's entry functions, tasks (one coroutine per
+ * request) and their timers, the ready queue, and
  * the epilogue of each kind of task (web: lua/keryx/transport/web.lua's result table → one
  * response, headers checked one by one, Set-Cookie written here from the session operation;
- * cli: {code, out, err}; background: the "spoiled coroutine" boolean).
+ * cli: {code, out, err}; background: the "spoiled coroutine" boolean; job: the result table
+ * handed to the processor that waits for it), the repeating timers of core.every, and the lists
+ * of running jobs and of tasks parked in core.task_wait.
  * Callers: server.c (init, CLI, and the handlers it installs: dispatch's action runner, the
- * WebSocket events, the heartbeat timer, SIGHUP). Only this file calls lua_resume.
+ * WebSocket events, the tasks signal, the drain and SIGHUP). Only this file calls lua_resume.
  * Never: blocks the loop; resumes a coroutine from inside another library's callback:
  * completions (sleep timers, Redis replies, crypto jobs, rate-limit checks, the action
  * timeout) push results and queue the task on the ready queue, drained from an ev_check, and
  * WebSocket MESSAGE and CLOSE tasks always wait there too (a message arrives inside wslay's
- * receive callback). New web requests, WebSocket OPEN and the heartbeat start at once unless
- * another task is running. A yielding C function checks it
+ * receive callback). New web requests, WebSocket OPEN and timer runs start at once unless
+ * another task is running; spawned background tasks and jobs wait on the ready queue. A yielding C function checks it
  * runs inside a task first (kx_lua_require_task). */
 #ifndef KX_LUA_BRIDGE_H
 #define KX_LUA_BRIDGE_H
@@ -42,10 +45,20 @@ typedef enum { KX_WS_OPEN, KX_WS_MESSAGE, KX_WS_CLOSE } kx_ws_event_t;
  * connection: peer, session cookie, correlation id are read from its request), MESSAGE (one
  * complete text message), CLOSE (c is NULL: the socket is gone). Replies go back by id. */
 void kx_lua_spawn_ws(kx_ws_event_t ev, uint64_t id, kx_conn_t *c, const char *text, size_t len);
-/* Runs keryx.ws.heartbeat in a task (presence refresh). */
-void kx_lua_spawn_heartbeat(void);
-/* Runs one action from the command line to completion; returns the exit code. */
-int kx_lua_run_cli(const char *action, int argc, char **argv);
+/* Runs the app's start hook (keryx.boot's on_start: the presence heartbeat, task processors and
+ * the task scheduler register their background work there) once the server is up. */
+void kx_lua_start_background(void);
+/* A job was enqueued (the tasks signal on pub/sub): wakes every core.task_wait. */
+void kx_lua_tasks_signal(void);
+/* The process starts draining: repeating timers stop, core.task_wait returns "drain" at once,
+ * core.draining() turns true. */
+void kx_lua_drain_begin(void);
+/* The drain's deadline for jobs (WS_DRAIN_TIMEOUT): every running job is aborted as by its
+ * action timeout, marked cut so its processor puts it back on its queue. */
+void kx_lua_cut_jobs(void);
+/* Runs one command line to completion — `run` (one action), `enqueue` (one job), `tasks` (the
+ * queues' state) — through keryx.transport.cli; returns the exit code. */
+int kx_lua_run_cli(const char *command, const char *action, int argc, char **argv);
 /* Prints the action list (name, route, description) to stdout. */
 int kx_lua_list_actions(void);
 /* Number of tasks not finished yet (drain waits for them). */

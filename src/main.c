@@ -5,6 +5,8 @@
  *   keryx start                 serve ./app with ./config.lua
  *   keryx run ACTION [--k v]    run one action through the pipeline (connection type cli)
  *   keryx actions               list actions, routes and descriptions
+ *   keryx enqueue ACTION [--k v] queue one background job (keryx.tasks)
+ *   keryx tasks [retry-failed] [--json]   the task queues' state; put failed jobs back
  *   keryx --help | --version    (global options: --app DIR, --config FILE) */
 #include "config_file.h"
 #include "log.h"
@@ -27,6 +29,10 @@ static const char usage[] =
     "  keryx [--app DIR] [--config FILE] run ACTION [--input value ...] [-q]\n"
     "                                                  run one action; JSON result on stdout\n"
     "  keryx [--app DIR] [--config FILE] actions        list actions with routes\n"
+    "  keryx [--app DIR] [--config FILE] enqueue ACTION [--input value ...]\n"
+    "                                                  queue one background job\n"
+    "  keryx [--app DIR] [--config FILE] tasks [retry-failed] [--json]\n"
+    "                                                  queue lengths, delayed, failed, workers\n"
     "  keryx --help | --version\n"
     "\n"
     "--app and --config may also follow the command (for run: before ACTION; everything after\n"
@@ -97,10 +103,11 @@ static int parse_args(int argc, char **argv, args_t *a, char *err, size_t cap)
             a->cmd = argv[i++];
             continue;
         }
-        if (strcmp(a->cmd, "run") == 0 && argv[i][0] != '-') {
+        if ((strcmp(a->cmd, "run") == 0 || strcmp(a->cmd, "enqueue") == 0) && argv[i][0] != '-') {
             a->action = argv[i++];
             break; /* the rest is the action's input */
         }
+        if (strcmp(a->cmd, "tasks") == 0) break; /* the rest is for `tasks` (retry-failed, --json) */
         if (argv[i][0] == '-') snprintf(err, cap, "unknown option '%s'", argv[i]);
         else snprintf(err, cap, "unexpected argument '%s'", argv[i]);
         return KX_EINVAL;
@@ -171,13 +178,16 @@ int main(int argc, char **argv)
         printf("keryx %s\n", KX_VERSION);
         return 0;
     }
-    bool cli = strcmp(a.cmd, "run") == 0;
+    bool tasks_cmd = strcmp(a.cmd, "enqueue") == 0 || strcmp(a.cmd, "tasks") == 0;
+    bool cli = strcmp(a.cmd, "run") == 0 || tasks_cmd;
     bool list = strcmp(a.cmd, "actions") == 0;
     if (!cli && !list && strcmp(a.cmd, "start") != 0) {
         fprintf(stderr, "error: unknown command '%s'\n\n%s", a.cmd, usage);
         return 1;
     }
-    if (cli && !a.action) return fatal("usage: keryx run ACTION [--input value ...] [-q]");
+    if (cli && !a.action && strcmp(a.cmd, "tasks") != 0)
+        return fatal(strcmp(a.cmd, "enqueue") == 0 ? "usage: keryx enqueue ACTION [--input value ...]"
+                                                   : "usage: keryx run ACTION [--input value ...] [-q]");
 
     static kx_config_t cfg;
     char err[1024];
@@ -194,6 +204,7 @@ int main(int argc, char **argv)
     kx_log_opts_t lo = { cfg.log_level, cfg.log_timestamps, cfg.log_colorize && isatty(cli || list ? 2 : 1),
                          cfg.log_json, (cli || list) ? 2 : 1 };
     if ((cli && quiet) || list) lo.level = list ? KX_LOG_WARN : KX_LOG_OFF;
+    if (tasks_cmd) lo.level = KX_LOG_WARN; /* their output is the answer: no boot chatter */
     kx_log_configure(&lo);
     signal(SIGPIPE, SIG_IGN);
 
@@ -201,6 +212,7 @@ int main(int argc, char **argv)
                             : list ? KX_RUN_LIST
                                    : KX_RUN_SERVE,
                     .app = a.app,
+                    .command = a.cmd,
                     .action = a.action,
                     .argc = argc - a.rest,
                     .argv = argv + a.rest,

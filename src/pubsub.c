@@ -7,6 +7,7 @@
 static struct {
     kx_redis_conn_t *conn;
     kx_pubsub_fn on_message;
+    void (*on_tasks)(void);
     /* The context on which Redis confirmed our SUBSCRIBE; NULL until then and once it dies. */
     const redisAsyncContext *subscribed_on;
 } S;
@@ -34,6 +35,10 @@ static void on_channel_reply(redisAsyncContext *ac, void *r, void *priv)
     if (!S.conn || ac != kx_redis_conn_context(S.conn)) return; /* a context being torn down */
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
     redisReply **e = reply->element;
+    if (str_is(e[1], KX_PUBSUB_TASKS_CHANNEL)) {
+        if (str_is(e[0], "message") && S.on_tasks) S.on_tasks();
+        return;
+    }
     if (!str_is(e[1], KX_PUBSUB_CHANNEL)) return;
     if (str_is(e[0], "subscribe")) {
         S.subscribed_on = ac;
@@ -50,8 +55,15 @@ static void on_attach(redisAsyncContext *ac, void *ud)
 {
     (void)ud;
     const char *argv[] = { "SUBSCRIBE", KX_PUBSUB_CHANNEL };
-    if (redisAsyncCommandArgv(ac, on_channel_reply, NULL, 2, argv, NULL) != REDIS_OK)
+    const char *tasks[] = { "SUBSCRIBE", KX_PUBSUB_TASKS_CHANNEL };
+    if (redisAsyncCommandArgv(ac, on_channel_reply, NULL, 2, argv, NULL) != REDIS_OK ||
+        redisAsyncCommandArgv(ac, on_channel_reply, NULL, 2, tasks, NULL) != REDIS_OK)
         redisAsyncDisconnect(ac); /* unreachable for a fresh context; reconnecting is the cure */
+}
+
+void kx_pubsub_on_tasks_signal(void (*fn)(void))
+{
+    S.on_tasks = fn;
 }
 
 int kx_pubsub_start(struct ev_loop *loop, const char *url, int64_t timeout_ms, kx_pubsub_fn on_message,

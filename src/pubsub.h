@@ -2,7 +2,8 @@
  *
  * Owns: the subscriber connection (a kx_redis_conn_t from redis.c: same connect, AUTH/SELECT,
  * backoff, outage logging as the command connection; its log lines say "Redis subscriber"),
- * the SUBSCRIBE to KX_PUBSUB_CHANNEL (sent again on every new connection) and PUBLISH on the
+ * the SUBSCRIBE to KX_PUBSUB_CHANNEL and KX_PUBSUB_TASKS_CHANNEL (sent again on every new
+ * connection) and PUBLISH on the
  * command connection. The channel-name and payload-prefix checks are in channel_name.h.
  * Callers: server.c (start/stop), the WebSocket layer (publish, on_message fan-out, the checks).
  * Never: parses JSON beyond the payload prefix; retries or queues a publish; runs Lua; blocks.
@@ -17,6 +18,9 @@
 #include "channel_name.h"
 
 #define KX_PUBSUB_CHANNEL "keryx:pubsub"
+/* The tasks signal: every enqueue publishes here, so idle task processors of every keryx
+ * process start the job at once instead of at their next poll. The payload is ignored. */
+#define KX_PUBSUB_TASKS_CHANNEL "keryx:tasks"
 
 /* Called on the loop thread for every message on KX_PUBSUB_CHANNEL (also the ones this
  * process published). `payload` is valid only during the call and not NUL-terminated. */
@@ -27,6 +31,8 @@ typedef void (*kx_pubsub_fn)(const char *payload, size_t len);
  * started. */
 int kx_pubsub_start(struct ev_loop *loop, const char *url, int64_t timeout_ms, kx_pubsub_fn on_message,
                     char *err, size_t errcap);
+/* Installs the handler for messages on KX_PUBSUB_TASKS_CHANNEL (NULL: read and dropped). */
+void kx_pubsub_on_tasks_signal(void (*fn)(void));
 /* Closes the subscriber. Never call it from inside on_message. */
 void kx_pubsub_stop(void);
 /* True once Redis confirmed the SUBSCRIBE on the current subscriber connection. */

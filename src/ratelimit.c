@@ -1,28 +1,14 @@
 /* ratelimit.c — the Redis side of rate limiting (see ratelimit.h). */
 #include "ratelimit.h"
-#include "buf.h"
-#include "redis.h"
-#include <errno.h>
+#include "redis_script.h"
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-#define SCRIPT_PATH "/lua/redis/ratelimit.lua"
-#define MAX_SCRIPT_BYTES (64 * 1024)
-
-static struct {
-    char *text;
-    size_t len;
-    char sha[41];
-} S;
 
 struct kx_ratelimit_op {
     kx_ratelimit_fn fn;
     void *ud;
-    kx_redis_op_t *rop;
-    bool retried;    /* EVAL already sent after a NOSCRIPT */
-    double deadline; /* kx_redis_now() time the whole check must end by */
+    kx_redis_eval_t *eval;
     int64_t limit;
     size_t keylen;
     char limit_s[24], window_s[24];
@@ -96,86 +82,7 @@ int kx_ratelimit_parse_reply(const redisReply *r, int64_t want_limit, kx_ratelim
     return KX_OK;
 }
 
-void kx_ratelimit_sha1_hex(const char *data, size_t n, char hex[41])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    static const char digits[] = "0123456789abcdef";
-    if (!EVP_Digest(data, n, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20) {
-        memset(hex, '0', 40); /* cannot happen with a working libcrypto; EVAL fallback still works */
-        hex[40] = '\0';
-        return;
-    }
-    for (unsigned int i = 0; i < 20; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[40] = '\0';
-}
-
-bool kx_ratelimit_is_noscript(const redisReply *r)
-{
-    return r && r->type == REDIS_REPLY_ERROR && r->str && r->len >= 8 && strncmp(r->str, "NOSCRIPT", 8) == 0;
-}
-
-/* ---- script ------------------------------------------------------------------------------ */
-
-int kx_ratelimit_init(const char *home, char *err, size_t errcap)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s%s", home ? home : ".", SCRIPT_PATH);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errcap, "cannot read the rate-limit script %s: %s", path, strerror(errno));
-        return KX_EIO;
-    }
-    kx_buf_t b = KX_BUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= MAX_SCRIPT_BYTES)
-        kx_buf_append(&b, chunk, n);
-    bool bad = ferror(f) || b.len == 0 || b.len > MAX_SCRIPT_BYTES;
-    fclose(f);
-    if (bad) {
-        snprintf(err, errcap, "cannot read the rate-limit script %s: empty, unreadable or over %d bytes",
-                 path, MAX_SCRIPT_BYTES);
-        kx_buf_free(&b);
-        return KX_EIO;
-    }
-    kx_ratelimit_free();
-    S.text = b.data;
-    S.len = b.len;
-    kx_ratelimit_sha1_hex(S.text, S.len, S.sha);
-    return KX_OK;
-}
-
-const char *kx_ratelimit_sha(void)
-{
-    return S.sha;
-}
-
-void kx_ratelimit_free(void)
-{
-    free(S.text);
-    S.text = NULL;
-    S.len = 0;
-    S.sha[0] = '\0';
-}
-
 /* ---- checks ------------------------------------------------------------------------------ */
-
-static void on_reply(void *ud, redisReply *reply, const char *err);
-
-/* EVALSHA first; EVAL <text> after a NOSCRIPT (which also puts the script in Redis' cache). */
-static kx_redis_op_t *send(kx_ratelimit_op_t *op, bool full_text)
-{
-    const char *argv[6] = {
-        full_text ? "EVAL" : "EVALSHA", full_text ? S.text : S.sha, "1", op->key, op->limit_s, op->window_s
-    };
-    size_t lens[6] = { full_text ? 4 : 7, full_text ? S.len : 40, 1,
-                       op->keylen,        strlen(op->limit_s),    strlen(op->window_s) };
-    return kx_redis_command_within(6, argv, lens, op->deadline - kx_redis_now(), on_reply, op);
-}
 
 static void finish(kx_ratelimit_op_t *op, const kx_ratelimit_result_t *res, const char *err)
 {
@@ -188,20 +95,9 @@ static void finish(kx_ratelimit_op_t *op, const kx_ratelimit_result_t *res, cons
 static void on_reply(void *ud, redisReply *reply, const char *err)
 {
     kx_ratelimit_op_t *op = ud;
-    op->rop = NULL;
+    op->eval = NULL;
     if (!reply) {
         finish(op, NULL, err ? err : "closed");
-        return;
-    }
-    if (kx_ratelimit_is_noscript(reply) && !op->retried) {
-        /* Redis restarted or SCRIPT FLUSH ran: send the text once. */
-        op->retried = true;
-        if (op->deadline <= kx_redis_now()) {
-            finish(op, NULL, "timeout");
-            return;
-        }
-        op->rop = send(op, true);
-        if (!op->rop) finish(op, NULL, "closed");
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -242,18 +138,21 @@ int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limi
         free(op);
         return KX_EINVAL;
     }
-    if (!S.text) {
+    const kx_redis_script_t *script = kx_redis_script_find("ratelimit");
+    if (!script) {
         free(op);
         return KX_ECLOSED;
     }
     op->fn = fn;
     op->ud = ud;
     op->limit = limit;
-    op->deadline = kx_redis_now() + max_wait;
     snprintf(op->limit_s, sizeof op->limit_s, "%" PRId64, limit);
     snprintf(op->window_s, sizeof op->window_s, "%" PRId64, window_ms);
-    op->rop = send(op, false);
-    if (!op->rop) {
+    const char *argv[3] = { op->key, op->limit_s, op->window_s };
+    size_t lens[3] = { op->keylen, strlen(op->limit_s), strlen(op->window_s) };
+    double wait = max_wait < kx_redis_timeout() ? max_wait : kx_redis_timeout();
+    op->eval = kx_redis_eval(NULL, script, 1, 3, argv, lens, wait, on_reply, op);
+    if (!op->eval) {
         free(op);
         return KX_ECLOSED;
     }
@@ -264,6 +163,6 @@ int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limi
 void kx_ratelimit_cancel(kx_ratelimit_op_t *op)
 {
     if (!op) return;
-    if (op->rop) kx_redis_cancel(op->rop);
+    if (op->eval) kx_redis_eval_cancel(op->eval);
     free(op);
 }

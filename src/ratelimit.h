@@ -1,9 +1,8 @@
 /* ratelimit.h — the Redis side of rate limiting (a sliding window in one atomic script).
  *
- * Owns: the text and SHA1 of lua/redis/ratelimit.lua (read once at boot), the EVALSHA call
- * with its single EVAL fallback on NOSCRIPT, the base-key layout `<prefix>:{<identifier>}`,
- * and the check of the script's five-integer reply. Callers: server.c (kx_ratelimit_init once,
- * after kx_redis_start), lua_api_ratelimit.c (checks on behalf of requests), tests.
+ * Owns: the base-key layout `<prefix>:{<identifier>}`, the call of lua/redis/ratelimit.lua
+ * (through redis_script.h: EVALSHA, EVAL once on NOSCRIPT) and the check of the script's
+ * five-integer reply. Callers: lua_api_ratelimit.c (checks on behalf of requests), tests.
  * Never: decides what is limited or with which limit (keryx.rate_limit / keryx.middleware in
  * Lua do), runs Lua in this process, wakes tasks, logs per request, blocks.
  *
@@ -34,18 +33,10 @@ typedef struct {
 typedef struct kx_ratelimit_op kx_ratelimit_op_t;
 typedef void (*kx_ratelimit_fn)(void *ud, const kx_ratelimit_result_t *res, const char *err);
 
-/* Reads <home>/lua/redis/ratelimit.lua and computes its SHA1. Boot only; 0 or KX_EIO with a
- * message naming the file. Calling it again replaces the script. */
-int kx_ratelimit_init(const char *home, char *err, size_t errcap);
-/* The loaded script's SHA1 in lower-case hex ("" before init). */
-const char *kx_ratelimit_sha(void);
-/* Frees the script text (process exit). */
-void kx_ratelimit_free(void);
-
 /* Starts one check: EVALSHA <sha> 1 <prefix>:{<identifier>} <limit> <window_ms>.
  * Returns KX_OK (fn will be called; *out is the handle to cancel with), KX_EINVAL for a bad
  * identifier, prefix, limit or window (nothing sent), KX_ECLOSED when Redis is down or the
- * script was never loaded (nothing sent; fn is not called). */
+ * script was never loaded (kx_redis_scripts_load) (nothing sent; fn is not called). */
 int kx_ratelimit_check(const char *identifier, size_t idlen, int64_t limit, int64_t window_ms,
                        const char *prefix, size_t prefixlen, kx_ratelimit_fn fn, void *ud,
                        kx_ratelimit_op_t **out);
@@ -72,9 +63,5 @@ int kx_ratelimit_base_key(const char *prefix, size_t prefixlen, const char *iden
  * `want_limit`, 0 <= remaining <= limit, reset_at > 0, retry_after > 0 iff refused.
  * KX_EPROTO for anything else (an error reply included: the caller handles those first). */
 int kx_ratelimit_parse_reply(const redisReply *r, int64_t want_limit, kx_ratelimit_result_t *out);
-/* Lower-case hex SHA1 of data into hex[41]. */
-void kx_ratelimit_sha1_hex(const char *data, size_t n, char hex[41]);
-/* True for a NOSCRIPT error reply (the script is not in this Redis' cache). */
-bool kx_ratelimit_is_noscript(const redisReply *r);
 
 #endif

@@ -10,6 +10,7 @@
 struct kx_redis_op {
     kx_redis_fn fn; /* NULL once cancelled or timed out */
     void *ud;
+    struct ev_loop *loop;
     ev_timer timer;
 };
 
@@ -396,13 +397,13 @@ bool kx_redis_ready(void)
     return cmd.state == R_UP;
 }
 
-/* ---- commands --------------------------------------------------------------------------- */
+/* ---- commands ----------------------------------------------------------------------------- */
 
 static void op_finish(kx_redis_op_t *op, redisReply *reply, const char *err)
 {
     kx_redis_fn fn = op->fn;
     op->fn = NULL;
-    ev_timer_stop(cmd.loop, &op->timer);
+    ev_timer_stop(op->loop, &op->timer);
     if (fn) fn(op->ud, reply, err);
 }
 
@@ -421,6 +422,25 @@ static void on_op_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     op_finish(w->data, NULL, "timeout");
 }
 
+/* `wait` is used as given: a blocking command (BLMOVE 1) needs longer than the usual timeout. */
+static kx_redis_op_t *conn_command(kx_redis_conn_t *c, int argc, const char **argv, const size_t *argvlen,
+                                   double wait, kx_redis_fn fn, void *ud)
+{
+    if (c->state != R_UP || !c->ac) return NULL;
+    kx_redis_op_t *op = kx_xcalloc(1, sizeof *op);
+    op->fn = fn;
+    op->ud = ud;
+    op->loop = c->loop;
+    if (redisAsyncCommandArgv(c->ac, on_reply, op, argc, argv, argvlen) != REDIS_OK) {
+        free(op);
+        return NULL;
+    }
+    ev_timer_init(&op->timer, on_op_timeout, wait > 0 ? wait : 0., 0.);
+    op->timer.data = op;
+    ev_timer_start(c->loop, &op->timer);
+    return op;
+}
+
 kx_redis_op_t *kx_redis_command(int argc, const char **argv, const size_t *argvlen, kx_redis_fn fn, void *ud)
 {
     return kx_redis_command_within(argc, argv, argvlen, cmd.timeout, fn, ud);
@@ -429,19 +449,19 @@ kx_redis_op_t *kx_redis_command(int argc, const char **argv, const size_t *argvl
 kx_redis_op_t *kx_redis_command_within(int argc, const char **argv, const size_t *argvlen, double max_wait,
                                        kx_redis_fn fn, void *ud)
 {
-    if (cmd.state != R_UP || !cmd.ac) return NULL;
-    kx_redis_op_t *op = kx_xcalloc(1, sizeof *op);
-    op->fn = fn;
-    op->ud = ud;
-    if (redisAsyncCommandArgv(cmd.ac, on_reply, op, argc, argv, argvlen) != REDIS_OK) {
-        free(op);
-        return NULL;
-    }
     double wait = max_wait < cmd.timeout ? max_wait : cmd.timeout;
-    ev_timer_init(&op->timer, on_op_timeout, wait > 0 ? wait : 0., 0.);
-    op->timer.data = op;
-    ev_timer_start(cmd.loop, &op->timer);
-    return op;
+    return conn_command(&cmd, argc, argv, argvlen, wait, fn, ud);
+}
+
+kx_redis_op_t *kx_redis_conn_command(kx_redis_conn_t *c, int argc, const char **argv, const size_t *argvlen,
+                                     double wait, kx_redis_fn fn, void *ud)
+{
+    return conn_command(c ? c : &cmd, argc, argv, argvlen, wait, fn, ud);
+}
+
+double kx_redis_timeout(void)
+{
+    return cmd.timeout;
 }
 
 double kx_redis_now(void)
@@ -452,7 +472,7 @@ double kx_redis_now(void)
 void kx_redis_cancel(kx_redis_op_t *op)
 {
     op->fn = NULL;
-    ev_timer_stop(cmd.loop, &op->timer);
+    ev_timer_stop(op->loop, &op->timer);
 }
 
 int kx_redis_send(int argc, const char **argv, const size_t *argvlen)

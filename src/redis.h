@@ -4,8 +4,10 @@
  * AUTH + SELECT on connect, connect timeout, reconnect with backoff, one log line per outage);
  * the command connection shared by every request (commands of concurrent requests are pipelined
  * on it) with a timer per command (hiredis 0.14 has no async timeouts). Callers: lua_api_redis.c,
- * ratelimit.c, pubsub.c (a kx_redis_conn_t for its subscriber, kx_redis_send for PUBLISH),
- * server.c (start/stop), the status action (kx_redis_ready).
+ * redis_script.c (EVALSHA/EVAL on any connection), pubsub.c (a kx_redis_conn_t for its
+ * subscriber, kx_redis_send for PUBLISH), lua_api_redis.c's named connections (a task
+ * processor's own connection, so its blocking dequeue never stalls the shared one), server.c
+ * (start/stop), the status action (kx_redis_ready).
  * Never: blocks; runs Lua; resumes tasks (callers wake their own task from `fn`); calls back
  * into a connection's owner except through its attach hook.
  *
@@ -75,5 +77,13 @@ void kx_redis_conn_close(kx_redis_conn_t *c);
 /* The context of the current attempt (connecting or up), NULL while down. */
 redisAsyncContext *kx_redis_conn_context(const kx_redis_conn_t *c);
 bool kx_redis_conn_up(const kx_redis_conn_t *c);
+/* A command on connection `c` (NULL: the command connection), under the same exactly-once
+ * contract as kx_redis_command. `wait` (seconds) is the command's timeout as given, not capped
+ * by REDIS_COMMAND_TIMEOUT_MS: a blocking command (BLMOVE … 1) on a connection of its own
+ * passes its block time plus the usual timeout. NULL while that connection is down. */
+kx_redis_op_t *kx_redis_conn_command(kx_redis_conn_t *c, int argc, const char **argv, const size_t *argvlen,
+                                     double wait, kx_redis_fn fn, void *ud);
+/* REDIS_COMMAND_TIMEOUT_MS in seconds (as given to kx_redis_start). */
+double kx_redis_timeout(void);
 
 #endif

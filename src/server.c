@@ -7,7 +7,7 @@
 #include "listen.h"
 #include "log.h"
 #include "lua_bridge.h"
-#include "ratelimit.h"
+#include "redis_script.h"
 #include "redis.h"
 #include "crypto.h"
 #include "pubsub.h"
@@ -24,9 +24,10 @@
 /* ---- drain ------------------------------------------------------------------------------ */
 
 static ev_signal sig_term, sig_int, sig_hup;
-static ev_timer drain_timer, heartbeat_timer;
+static ev_timer drain_timer;
 static ev_tstamp drain_deadline, ws_drain_deadline, idle_close_at;
 static bool ws_told; /* the WebSockets got their 1001 */
+static bool jobs_cut;
 
 /* A draining worker (supervisor.c replaces it on SIGHUP, or stops them all) keeps an idle
  * keep-alive connection open this long: a client under load sends its next request within it
@@ -69,16 +70,6 @@ static void wire_protocols(void)
     kx_ws_set_events(&ws_events);
 }
 
-static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)w;
-    (void)revents;
-    /* Also with no socket open: a presence removal that failed during a Redis outage (the
-     * process's last socket closing) is retried by the heartbeat. One idle task per interval. */
-    kx_lua_spawn_heartbeat();
-}
-
 /* WebSockets get 1001 ("going away"): they reconnect, and find a process that accepts. */
 static void close_websockets(void)
 {
@@ -100,6 +91,11 @@ static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
         kx_log_warn("Force-closed %d lingering WebSocket connection(s)", kx_ws_count());
         kx_ws_close_lingering();
     }
+    /* The same deadline for background jobs: the unfinished ones go back to their queue. */
+    if (!jobs_cut && ev_now(loop) >= ws_drain_deadline) {
+        jobs_cut = true;
+        kx_lua_cut_jobs();
+    }
     if ((s->n_conns == 0 && kx_lua_tasks_in_flight() == 0) || ev_now(loop) >= drain_deadline) {
         if (s->n_conns) kx_log_warn("Force-closed %d lingering connection(s)", s->n_conns);
         ev_break(loop, EVBREAK_ALL);
@@ -115,6 +111,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
                 s->n_conns);
     s->draining = true;
     kx_listen_stop(s);
+    kx_lua_drain_begin();
     /* A worker waits out the grace before telling its WebSockets to go, so that by the time
      * they reconnect every worker being replaced has stopped accepting too. */
     idle_close_at = ev_now(loop) + (is_worker ? KX_WORKER_IDLE_GRACE : 0.);
@@ -244,12 +241,14 @@ int kx_server_main(kx_config_t *cfg, const kx_boot_t *b)
     if (kx_crypto_start(srv.loop) != KX_OK) return fatal("cannot start the password hashing threads");
     if (kx_redis_start(srv.loop, cfg->redis_url, cfg->redis_command_timeout_ms, err, sizeof err) != KX_OK)
         return fatal(err);
-    if (kx_ratelimit_init(srv.home, err, sizeof err) != KX_OK) return fatal(err);
+    char scripts[PATH_MAX];
+    snprintf(scripts, sizeof scripts, "%s/lua/redis", srv.home);
+    if (kx_redis_scripts_load(scripts, err, sizeof err) != KX_OK) return fatal(err);
     kx_redis_wait_first((double)cfg->redis_command_timeout_ms / 1000.0);
     if (cli) {
-        int code = kx_lua_run_cli(b->action, b->argc, b->argv);
+        int code = kx_lua_run_cli(b->command, b->action ? b->action : "", b->argc, b->argv);
         kx_redis_stop();
-        kx_ratelimit_free();
+        kx_redis_scripts_free();
         kx_crypto_stop();
         kx_lua_close();
         return code;
@@ -259,9 +258,8 @@ int kx_server_main(kx_config_t *cfg, const kx_boot_t *b)
     if (kx_pubsub_start(srv.loop, cfg->redis_url, cfg->redis_command_timeout_ms, kx_channels_on_publish, err,
                         sizeof err) != KX_OK)
         return fatal(err);
-    ev_timer_init(&heartbeat_timer, on_heartbeat, (double)cfg->presence_heartbeat_s,
-                  (double)cfg->presence_heartbeat_s);
-    ev_timer_start(srv.loop, &heartbeat_timer);
+    kx_pubsub_on_tasks_signal(kx_lua_tasks_signal);
+    kx_lua_start_background();
     if (is_worker) kx_log_info("worker %d ready (pid %d)", b->worker, (int)getpid());
     else kx_log_info("started server @ http://%s:%d", cfg->web_host, kx_listen_port(&srv));
 
@@ -272,7 +270,7 @@ int kx_server_main(kx_config_t *cfg, const kx_boot_t *b)
     else kx_log_info("stopped server");
     kx_pubsub_stop();
     kx_redis_stop();
-    kx_ratelimit_free();
+    kx_redis_scripts_free();
     kx_crypto_stop();
     kx_lua_close();
     return 0;

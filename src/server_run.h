@@ -1,7 +1,7 @@
 /* server_run.h — one serving process: boot order, signals and drain (server.c).
  *
  * Owns: the process's kx_server_t, the boot order (loop → route table → listener → VM and
- * app → crypto threads → Redis → pub/sub → heartbeat → loop), the wiring of the handlers
+ * app → crypto threads → Redis → pub/sub → background tasks → loop), the wiring of the handlers
  * lower layers call, the SIGTERM/SIGINT drain and the SIGHUP reload of a lone process.
  * Callers: main.c, for `keryx start` with one worker, `keryx run` and `keryx actions`;
  * supervisor.c, in a freshly forked worker (which gets its listening socket and a readiness
@@ -18,7 +18,9 @@ typedef enum { KX_RUN_SERVE, KX_RUN_CLI, KX_RUN_LIST } kx_run_t;
 typedef struct {
     kx_run_t what;
     const char *app; /* the app directory */
-    /* KX_RUN_CLI: the action and its input arguments */
+    /* KX_RUN_CLI: the command (run, enqueue, tasks), its action (NULL for tasks) and the
+     * arguments after it */
+    const char *command;
     const char *action;
     int argc;
     char **argv;

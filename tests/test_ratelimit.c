@@ -1,5 +1,5 @@
 /* test_ratelimit.c — the pure parts of ratelimit.c: identifier/prefix rules, the base key,
- * the script-reply check, SHA1, NOSCRIPT detection, script loading, and the refusals of
+ * the script-reply check, and the refusals of
  * kx_ratelimit_check that happen before anything is sent. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,9 +8,8 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include "ratelimit.h"
+#include "redis_script.h"
 
 /* ---- identifiers and keys ----------------------------------------------------------------- */
 
@@ -160,104 +159,6 @@ static void test_parse_bad(void **state)
     assert_int_equal(kx_ratelimit_parse_reply(NULL, 20, &r), KX_EPROTO);
 }
 
-static void test_noscript(void **state)
-{
-    (void)state;
-    redisReply e = { 0 };
-    e.type = REDIS_REPLY_ERROR;
-    e.str = "NOSCRIPT No matching script. Please use EVAL.";
-    e.len = strlen(e.str);
-    assert_true(kx_ratelimit_is_noscript(&e));
-    e.type = REDIS_REPLY_STATUS; /* only an error reply means it */
-    assert_false(kx_ratelimit_is_noscript(&e));
-    e.type = REDIS_REPLY_ERROR;
-    e.str = "ERR NOSCRIPT";
-    e.len = strlen(e.str);
-    assert_false(kx_ratelimit_is_noscript(&e));
-    e.str = "NOSCRIP";
-    e.len = 7;
-    assert_false(kx_ratelimit_is_noscript(&e));
-    assert_false(kx_ratelimit_is_noscript(NULL));
-}
-
-/* ---- SHA1 and loading ----------------------------------------------------------------------- */
-
-static void test_sha1(void **state)
-{
-    (void)state;
-    char hex[41];
-    kx_ratelimit_sha1_hex("abc", 3, hex);
-    assert_string_equal(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
-    kx_ratelimit_sha1_hex("", 0, hex);
-    assert_string_equal(hex, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-    kx_ratelimit_sha1_hex("a\0b", 3, hex); /* binary-safe: the NUL is hashed */
-    char hex2[41];
-    kx_ratelimit_sha1_hex("a", 1, hex2);
-    assert_string_not_equal(hex, hex2);
-}
-
-static void write_file(const char *path, const char *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    fclose(f);
-}
-
-static void test_init(void **state)
-{
-    (void)state;
-    char home[] = "/tmp/kx_rl_testXXXXXX";
-    assert_non_null(mkdtemp(home));
-    char err[512], dir[600], path[700];
-    snprintf(dir, sizeof dir, "%s/lua", home);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    snprintf(dir, sizeof dir, "%s/lua/redis", home);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    snprintf(path, sizeof path, "%s/ratelimit.lua", dir);
-
-    err[0] = '\0';
-    assert_int_equal(kx_ratelimit_init(home, err, sizeof err), KX_EIO); /* missing */
-    assert_non_null(strstr(err, "lua/redis/ratelimit.lua"));
-
-    write_file(path, "", 0);
-    assert_int_equal(kx_ratelimit_init(home, err, sizeof err), KX_EIO); /* empty */
-
-    size_t big = 65 * 1024;
-    char *blob = malloc(big);
-    memset(blob, '-', big);
-    write_file(path, blob, big);
-    assert_int_equal(kx_ratelimit_init(home, err, sizeof err), KX_EIO); /* oversized */
-    free(blob);
-
-    write_file(path, "abc", 3);
-    assert_int_equal(kx_ratelimit_init(home, err, sizeof err), KX_OK);
-    assert_string_equal(kx_ratelimit_sha(), "a9993e364706816aba3e25717850c26c9cd0d89d");
-    write_file(path, "return 1", 8); /* a second init replaces the script */
-    assert_int_equal(kx_ratelimit_init(home, err, sizeof err), KX_OK);
-    char want[41];
-    kx_ratelimit_sha1_hex("return 1", 8, want);
-    assert_string_equal(kx_ratelimit_sha(), want);
-
-    kx_ratelimit_free();
-    assert_string_equal(kx_ratelimit_sha(), "");
-    unlink(path);
-    rmdir(dir);
-    snprintf(dir, sizeof dir, "%s/lua", home);
-    rmdir(dir);
-    rmdir(home);
-}
-
-/* The real script from the repository loads (tests run from the repository root). */
-static void test_init_real_script(void **state)
-{
-    (void)state;
-    char err[512];
-    assert_int_equal(kx_ratelimit_init(".", err, sizeof err), KX_OK);
-    assert_int_equal(strlen(kx_ratelimit_sha()), 40);
-    kx_ratelimit_free();
-}
-
 /* ---- check: refusals before anything is sent -------------------------------------------- */
 
 static int calls;
@@ -289,25 +190,19 @@ static void test_check_refusals(void **state)
     /* No script loaded, and no Redis connection in this process: closed, nothing queued. */
     assert_int_equal(kx_ratelimit_check("ip:1", 4, 20, 60000, "rl", 2, count_fn, NULL, &op), KX_ECLOSED);
     char err[256];
-    assert_int_equal(kx_ratelimit_init(".", err, sizeof err), KX_OK);
+    assert_int_equal(kx_redis_scripts_load("lua/redis", err, sizeof err), KX_OK);
     assert_int_equal(kx_ratelimit_check("ip:1", 4, 20, 60000, "rl", 2, count_fn, NULL, &op), KX_ECLOSED);
     assert_null(op);
     assert_int_equal(calls, 0);
     kx_ratelimit_cancel(NULL); /* harmless */
-    kx_ratelimit_free();
+    kx_redis_scripts_free();
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_identifier_rules),
-        cmocka_unit_test(test_base_key),
-        cmocka_unit_test(test_parse_good),
-        cmocka_unit_test(test_parse_bad),
-        cmocka_unit_test(test_noscript),
-        cmocka_unit_test(test_sha1),
-        cmocka_unit_test(test_init),
-        cmocka_unit_test(test_init_real_script),
+        cmocka_unit_test(test_identifier_rules), cmocka_unit_test(test_base_key),
+        cmocka_unit_test(test_parse_good),       cmocka_unit_test(test_parse_bad),
         cmocka_unit_test(test_check_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

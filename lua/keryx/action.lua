@@ -95,6 +95,19 @@ function M.define(def, level)
         end
         web = { route = web.route, method = method, absolute = web.absolute or nil }
     end
+    local task = def.task
+    if task ~= nil then
+        if type(task) ~= "table" then fail(level, name, "task must be a table {queue =, frequency =}") end
+        local q = task.queue
+        if q ~= nil and (type(q) ~= "string" or #q > 100 or not q:match("^[%w_.:-]+$")) then
+            fail(level, name, "task.queue must be a queue name (letters, digits and _ . : -)")
+        end
+        local f = task.frequency
+        if f ~= nil and (type(f) ~= "number" or f ~= f or f < 0) then
+            fail(level, name, "task.frequency must be a number of milliseconds >= 0")
+        end
+        task = { queue = q or "default", frequency = (f and f > 0) and f or nil }
+    end
     if def.internal ~= nil and type(def.internal) ~= "boolean" then
         fail(level, name, "internal must be a boolean")
     end
@@ -111,7 +124,7 @@ function M.define(def, level)
         description = def.description or ("An Action: " .. name),
         inputs = def.inputs,
         web = web,
-        task = def.task,
+        task = task,
         middleware = check_middleware(def.middleware, name, level),
         timeout = def.timeout,
         internal = def.internal or nil,

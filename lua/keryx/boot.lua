@@ -1,11 +1,11 @@
 -- keryx.boot — loads the framework's built-in actions and the app's actions/*.lua, then the
 -- app's channels/*.lua (each sorted by file name), checks names, routes and channels are
 -- unique, registers HTTP routes with the C router, and returns the entry points lua_bridge.c
--- calls: web (keryx.transport.web), cli (keryx.transport.cli), list_actions, and ws_open,
--- ws_message, ws_close, heartbeat (keryx.ws, which runs actions through
--- keryx.transport.websocket). lua_bridge.c reads what each returns: web a result table, cli
--- {code, out, err}, the WebSocket entry points and heartbeat true when their coroutine is
--- spoiled (must not be pooled). With MCP_SERVER_ENABLED the OAuth endpoints
+-- calls: web (keryx.transport.web), cli (keryx.transport.cli), list_actions, ws_open,
+-- ws_message, ws_close (keryx.ws, which runs actions through keryx.transport.websocket), and
+-- on_start (server mode, once the server is up: the presence heartbeat and keryx.task_worker).
+-- lua_bridge.c reads what each returns: web a result table, cli {code, out, err}, the others
+-- true when their coroutine is spoiled (must not be pooled). With MCP_SERVER_ENABLED the OAuth endpoints
 -- (keryx.actions.oauth) load too: internal actions on absolute routes (core.add_route's
 -- absolute flag), answering their route only — not in by_name, swagger or list_actions.
 local core = require "keryx.core"
@@ -90,8 +90,17 @@ function M.start(app_dir)
     end
     return {
         web = web.web, cli = cli.cli, list_actions = M.list_actions,
-        ws_open = ws.open, ws_message = ws.message, ws_close = ws.close, heartbeat = ws.heartbeat,
+        ws_open = ws.open, ws_message = ws.message, ws_close = ws.close, on_start = M.on_start,
     }
+end
+
+--- Server mode, once the server is up: the background work (lua_bridge.c runs it as a task).
+function M.on_start()
+    -- Also with no socket open: a presence removal that failed during a Redis outage (the
+    -- process's last socket closing) is retried by the heartbeat.
+    core.every(core.config.channels.presenceHeartbeatInterval * 1000, ws.heartbeat)
+    require("keryx.task_worker").start()
+    return false
 end
 
 function M.list_actions()

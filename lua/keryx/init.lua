@@ -17,6 +17,7 @@ local lazy = {
     rate_limit = "keryx.rate_limit",
     session = "keryx.session",
     channels = "keryx.channels",
+    tasks = "keryx.tasks",
 }
 
 setmetatable(M, {

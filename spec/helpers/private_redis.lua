@@ -4,6 +4,8 @@
 --
 --   local PR = require "private_redis"
 --   local R = PR.new()      -- started; R.port, R.url, R.dir
+--   PR.new{ aof = true }    -- with an append-only file fsynced on every write: what it
+--                           -- acknowledged survives a kill and restart
 --   R:cli("SET", "k", "v")  -- redis-cli output, trailing newline removed
 --   R:stop()                -- SHUTDOWN NOSAVE, waits until PING fails
 --   R:kill()                -- SIGKILL (a crash), waits until PING fails
@@ -21,8 +23,8 @@ Private.__index = Private
 
 --- A new private redis-server, already started (fails the test when it does not answer PONG
 --- within 5 s).
-function M.new()
-    local self = setmetatable({ port = H.free_port() }, Private)
+function M.new(opts)
+    local self = setmetatable({ port = H.free_port(), aof = opts and opts.aof }, Private)
     self.dir = os.tmpname()
     os.remove(self.dir)
     os.execute("mkdir -p " .. H.sh_quote(self.dir))
@@ -45,9 +47,10 @@ end
 --- Starts redis-server on this port (again) and waits up to 5 s for PONG.
 function Private:start()
     local dir = H.sh_quote(self.dir)
-    os.execute(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --dir %s " ..
+    local aof = self.aof and "--appendonly yes --appendfsync always" or "--appendonly no"
+    os.execute(("redis-server --port %d --bind 127.0.0.1 --save '' %s --dir %s " ..
         "--enable-debug-command local --daemonize yes --pidfile %s/redis.pid --logfile %s/redis.log")
-        :format(self.port, dir, dir, dir))
+        :format(self.port, aof, dir, dir, dir))
     assert(H.eventually(5, function() return self:cli("PING") == "PONG" end), "private redis did not start")
 end
 

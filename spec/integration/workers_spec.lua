@@ -482,6 +482,30 @@ describe("one process (WEB_SERVER_WORKERS=1): SIGHUP", function()
         assert.are.equal("one", version_on(srv:connect()))
     end)
 
+    it("background tasks: the old VM's processors end, the new VM's take over, jobs keep running", function()
+        local R = H.redis()
+        R.cli("DEL", "test:ran", "resque:queue:default")
+        local env = { TASKS_ENABLED = "true", TASK_QUEUES = "default", REDIS_URL = R.url }
+        srv = H.start { app = "spec/fixtures/app", env = env }
+        local function enqueue(tag)
+            local code, out, err = H.cli({ "--app", "spec/fixtures/app", "enqueue", "task:record", "--tag", tag }, env)
+            assert.are.equal(0, code, out .. err)
+        end
+        local function ran(tag)
+            return R.cli("LRANGE", "test:ran", "0", "-1"):find('"tag":"' .. tag .. '"', 1, true) ~= nil
+        end
+        enqueue("before-reload")
+        assert.is_true(H.eventually(5, function() return ran("before-reload") end), srv:log())
+        kill(srv.pid, "HUP")
+        assert.is_true(H.eventually(5, function()
+            return H.count(srv:log(), "processor(s) on queue(s)") == 2
+        end), srv:log())
+        -- The old VM had no socket: once its processors ended it is closed.
+        assert.truthy(srv:wait_log("closed the Lua VM replaced", 5):find("closed the Lua VM", 1, true), srv:log())
+        enqueue("after-reload")
+        assert.is_true(H.eventually(5, function() return ran("after-reload") end), srv:log())
+    end)
+
     it("under continuous load: zero failed requests", function()
         srv = H.start { env = { RATE_LIMIT_ENABLED = "false" } }
         local wait = load(srv, "/api/status", 3, 3)

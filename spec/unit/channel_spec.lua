@@ -38,7 +38,6 @@ end
 before_each(function()
     fake.reset()
     channels.reset()
-    scripts._reset()
 end)
 
 describe("keryx.channel definitions", function()
@@ -194,22 +193,17 @@ describe("keryx.scripts", function()
         assert.are.equal("97b433c99a75e69bd8170ef41aacbfb370434b0d", scripts.sha1(("\255"):rep(119)))
     end)
 
-    it("matches sha1sum of the script file, as Redis computes it", function()
-        local p = io.popen("sha1sum lua/redis/presence_add.lua")
-        local want = p:read("*l"):sub(1, 40)
-        p:close()
-        assert.are.equal(want, scripts.load("presence_add").sha)
-    end)
-
     it("sends EVALSHA first, falls back to EVAL once on NOSCRIPT, then EVALSHA succeeds", function()
         local function run()
             return scripts.run("presence_add", { "presence:{c}:k", "presence:{c}" }, { "n:1", "k", 90 })
         end
         assert.are.equal(1, fake.run(run))
-        local sha = scripts.load("presence_add").sha
+        local f = io.open("lua/redis/presence_add.lua", "rb")
+        local text = f:read("*a")
+        f:close()
         assert.are.same({ "EVALSHA", "EVAL" }, { fake.redis_log[1][1], fake.redis_log[2][1] })
-        assert.are.equal(sha, fake.redis_log[1][2])
-        assert.are.equal(scripts.load("presence_add").text, fake.redis_log[2][2])
+        assert.are.equal(scripts.sha1(text), fake.redis_log[1][2])
+        assert.are.equal(text, fake.redis_log[2][2])
         assert.are.equal(2, fake.redis_log[1][3])
         fake.redis_log = {}
         assert.are.equal(0, fake.run(run))
@@ -217,28 +211,13 @@ describe("keryx.scripts", function()
         assert.are.equal("EVALSHA", fake.redis_log[1][1])
     end)
 
-    it("reads each file once", function()
-        local real_open, opened = io.open, 0
-        io.open = function(path, ...) -- luacheck: ignore 122 (counting opens; restored below)
-            if path:find("presence_remove", 1, true) then opened = opened + 1 end
-            return real_open(path, ...)
-        end
-        local ok, err = pcall(function()
-            scripts.load("presence_remove")
-            scripts.load("presence_remove")
-        end)
-        io.open = real_open -- luacheck: ignore 122
-        assert(ok, err)
-        assert.are.equal(1, opened)
-    end)
-
     it("passes a Redis outage through as nil, \"closed\" and refuses odd script names", function()
         fake.redis_up = false
         local v, err = fake.run(scripts.run, "presence_add", { "a", "b" }, { "x", "y", 1 })
         assert.is_nil(v)
         assert.are.equal("closed", err)
-        assert.has_error(function() scripts.load("../../etc/passwd") end)
-        assert.has_error(function() scripts.load("missing_script") end)
+        assert.has_error(function() scripts.run("../../etc/passwd", {}) end)
+        assert.has_error(function() scripts.run("missing_script", {}) end)
     end)
 end)
 
@@ -397,7 +376,7 @@ describe("boot loads app/channels", function()
         local ok, entry = pcall(boot.start, "app")
         package.path = saved
         assert(ok, entry)
-        for _, k in ipairs { "web", "cli", "list_actions", "ws_open", "ws_message", "ws_close", "heartbeat" } do
+        for _, k in ipairs { "web", "cli", "list_actions", "ws_open", "ws_message", "ws_close", "on_start" } do
             assert.are.equal("function", type(entry[k]), k)
         end
         assert.are.equal("messages", channels.find("messages").name)

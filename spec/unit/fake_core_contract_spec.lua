@@ -14,7 +14,7 @@ local META = meta.PATH
 -- (see the header of spec/helpers/fake_core.lua). Keep this list short and explicit: a name
 -- that is neither here nor in the meta file is drift.
 local FAKE_ONLY = {
-    reset = true, spawn = true, drain = true, run = true, abort_current = true, advance = true,
+    reset = true, drain = true, run = true, abort_current = true, advance = true,
     ws_connect = true, ws_disconnect = true, ws_take = true, deliver = true,
 }
 

@@ -92,7 +92,6 @@ local function uid(id) return channels.uid(id) end
 before_each(function()
     fake.reset()
     channels.reset()
-    scripts._reset()
     for k in pairs(ws.sockets) do ws.sockets[k] = nil end
     for k in pairs(ws.repairs) do ws.repairs[k] = nil end
     local reg = pipeline.registry

@@ -24,6 +24,40 @@ local core = {}
 ---@return "aborted"|nil err   the task's timeout fired first, or had already fired
 function core.sleep(ms) end
 
+--- Parks the running task until a job is enqueued anywhere (the tasks signal on pub/sub), `ms`
+--- pass, or the process starts draining. Yields.
+---@param ms number
+---@return "signal"|"timeout"|"drain"|nil why
+---@return "aborted"|nil err
+function core.task_wait(ms) end
+
+--- Wakes every core.task_wait of this process now (as the tasks signal does).
+function core.tasks_signal() end
+
+--- Whether the process is draining (SIGTERM/SIGINT received).
+---@return boolean
+function core.draining() end
+
+--- Runs fn(...) as a background task of its own, started once the caller yields or returns.
+---@param fn function
+---@param ... any
+function core.spawn(fn, ...) end
+
+--- Runs fn as a background task every `ms` milliseconds (at least 1), skipping a tick while
+--- the previous run is still going; the timers stop when the process drains.
+---@param ms number
+---@param fn function
+function core.every(ms, fn) end
+
+--- Runs fn(...) as a job task of its own (its own action timeout, Redis budget and abort flag)
+--- and parks the caller until it ends. Yields.
+---@param fn function
+---@param ... any
+---@return any result        fn's first return value (nil when the task itself failed)
+---@return boolean cut       the job was aborted because the process is shutting down
+---@return string|nil why    when the task itself failed
+function core.run_job(fn, ...) end
+
 --- (Re)arms the running task's timeout; `ms <= 0` disarms it. Raises outside a task.
 ---@param ms number
 function core.arm_timeout(ms) end
@@ -166,6 +200,49 @@ function core.redis_pipeline(cmds) end
 --- Whether the shared Redis connection is up.
 ---@return boolean
 function core.redis_ready() end
+
+--- Runs lua/redis/<name>.lua (src/redis_script.c: EVALSHA, EVAL once on NOSCRIPT) and yields
+--- until it answers; results as core.redis_call. Raises for a name with no script file.
+---@param name string
+---@param keys (string|number)[]
+---@param args (string|number)[]|nil
+---@return any value
+---@return string|nil err
+function core.redis_script(name, keys, args) end
+
+--- A Redis connection of its own (a task processor's), closed by core.redis_conn_close or
+--- when collected. Never waits (it connects in the background, with the usual backoff).
+---@param label string  starts its log lines ("Redis task processor 1 unreachable at …")
+---@return userdata conn
+function core.redis_open(label) end
+
+--- One command on a connection of its own; `block_s` is how long the command may block in
+--- Redis (BLMOVE's timeout): the reply is awaited that long plus REDIS_COMMAND_TIMEOUT_MS.
+---@param conn userdata
+---@param block_s number|nil
+---@param cmd string
+---@param ... string|number
+---@return any value
+---@return string|nil err
+function core.redis_conn_call(conn, block_s, cmd, ...) end
+
+--- core.redis_script on a connection of its own.
+---@param conn userdata
+---@param name string
+---@param keys (string|number)[]
+---@param args (string|number)[]|nil
+---@return any value
+---@return string|nil err
+function core.redis_conn_script(conn, name, keys, args) end
+
+--- Whether that connection is up.
+---@param conn userdata
+---@return boolean
+function core.redis_conn_up(conn) end
+
+--- Closes that connection (pending commands answer nil, "closed").
+---@param conn userdata
+function core.redis_conn_close(conn) end
 
 -- ---- ids and passwords (src/lua_api_crypto.c) -------------------------------------------------
 

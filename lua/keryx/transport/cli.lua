@@ -13,7 +13,7 @@ local pipeline = require "keryx.pipeline"
 local M = {}
 
 local config = core.config
-local type, tostring = type, tostring
+local type, tostring, ipairs = type, tostring, ipairs
 
 local function add_arg(raw, k, v)
     local old = raw[k]
@@ -50,11 +50,63 @@ local function cli_args(argv)
     return raw
 end
 
---- Entry point for `keryx run`.
+local function fail_envelope(err)
+    local env = errors.to_envelope(err, { include_stack = config.cli.includeStackInErrors, now_ms = core.now_ms() })
+    return { code = 1, err = json.encode({ response = {}, error = env.error }) }
+end
+
+-- `keryx enqueue ACTION --k v`: validated at enqueue as keryx.tasks.enqueue does.
+local function enqueue(name, argv)
+    local tasks = require "keryx.tasks"
+    local raw, err = cli_args(argv)
+    if not raw then return fail_envelope(err) end
+    local ok, res, rerr = pcall(tasks.enqueue, name, raw)
+    if not ok then return fail_envelope(errors.is(res) and res or errors.from_any(res, nil)) end
+    if not res then return fail_envelope(errors.redis_failure(rerr)) end
+    return { code = 0, out = json.encode({ enqueued = true }) }
+end
+
+local function tasks_text(st)
+    local lines = {}
+    for _, q in ipairs(st.queue_order) do lines[#lines + 1] = ("%s %d"):format(q, st.queues[q]) end
+    lines[#lines + 1] = ("delayed %d"):format(st.delayed)
+    lines[#lines + 1] = ("failed %d"):format(st.failed_jobs)
+    lines[#lines + 1] = ("workers %d"):format(#st.workers)
+    for _, w in ipairs(st.workers) do lines[#lines + 1] = "worker " .. w end
+    return table.concat(lines, "\n")
+end
+
+-- `keryx tasks [--json]` and `keryx tasks retry-failed`.
+local function tasks_command(argv)
+    local tasks = require "keryx.tasks"
+    local as_json, retry = false, false
+    for _, a in ipairs(argv) do
+        if a == "--json" then as_json = true
+        elseif a == "retry-failed" then retry = true
+        else
+            return { code = 1, err = "keryx tasks: unknown argument '" .. a .. "' (expected retry-failed or --json)" }
+        end
+    end
+    if retry then
+        local n, err = tasks.retry_failed()
+        if not n then return fail_envelope(errors.redis_failure(err)) end
+        return { code = 0, out = json.encode({ retried = n }) }
+    end
+    local st, err = tasks.stats()
+    if not st then return fail_envelope(errors.redis_failure(err)) end
+    if not as_json then return { code = 0, out = tasks_text(st) } end
+    return { code = 0, out = json.encode({ queues = st.queues, delayed = st.delayed, failed = st.failed_jobs,
+        processed = st.processed, workers = st.workers }) }
+end
+
+--- Entry point for `keryx run` (and `keryx enqueue`, `keryx tasks`).
 ---@param name string
 ---@param argv string[]
+---@param command string?  "run" (default), "enqueue" or "tasks"
 ---@return {code: integer, out: string?, err: string?}
-function M.cli(name, argv)
+function M.cli(name, argv, command)
+    if command == "enqueue" then return enqueue(name, argv) end
+    if command == "tasks" then return tasks_command(argv) end
     local started = core.clock_ms()
     local identifier = "cli:" .. (os.getenv("USER") or "unknown")
     local conn = conn_mod.new { type = "cli", identifier = identifier }
@@ -72,8 +124,7 @@ function M.cli(name, argv)
         if out then return { code = 0, out = out } end
         err = errors.internal("cannot encode the response as JSON: " .. tostring(eerr))
     end
-    local env = errors.to_envelope(err, { include_stack = config.cli.includeStackInErrors, now_ms = core.now_ms() })
-    return { code = 1, err = json.encode({ response = {}, error = env.error }) }
+    return fail_envelope(err)
 end
 
 return M
