@@ -10,7 +10,10 @@
  * the results onto the coroutine's stack and puts the task on the ready queue, which an
  * ev_check watcher drains (with an ev_idle keeping the loop from sleeping meanwhile). The
  * action timeout is an ev_timer per task: it marks the task aborted and wakes it with
- * nil, "aborted", so the pipeline answers 408 even while the action is parked. */
+ * nil, "aborted", so the pipeline answers 408 even while the action is parked.
+ * Each task belongs to a VM (kx_vm_t: a lua_State with the app booted, its entry refs and
+ * coroutine pool); SIGHUP in a lone process adds a newer one (kx_lua_reload) and an older one
+ * is closed once it has no task and no WebSocket left. */
 #include "lua_bridge.h"
 #include "lua_api.h"
 #include "http_guard.h"
