@@ -1,5 +1,5 @@
 /* server.c — one serving process: boot order, wiring, signals and drain (see server_run.h).
- * Moved out of main.c (architecture review S6) so that a forked worker boots the same way a
+ * Kept apart from main.c (the command line) so that a forked worker boots the same way a
  * lone process does, with its VM, Redis connections and crypto threads started after the fork. */
 #include "server_run.h"
 #include "channels.h"
