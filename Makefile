@@ -33,7 +33,7 @@ OBJS    := $(patsubst src/%.c,$(OBJDIR)/%.o,$(SRCS))
 LLOBJS  := $(patsubst $(LLHTTP_DIR)/%.c,$(OBJDIR)/llhttp/%.o,$(wildcard $(LLHTTP_DIR)/*.c))
 BIN     ?= keryx
 
-.PHONY: all deps test-deps lint-deps install-pkgs mcp-clients compile fuzz run test test-all test-c test-unit test-integration \
+.PHONY: all deps test-deps lint-deps install-pkgs mcp-clients compile fuzz run dev test test-all test-c test-unit test-integration \
         test-asan bench clean lint lint-luacheck lint-shellcheck lint-cppcheck lint-clang-format lint-layers
 
 # Top-level targets install packages first, then re-enter make so the file lists (llhttp's
@@ -84,6 +84,10 @@ $(OBJDIR):
 
 run: all
 	./scripts/run-example.sh
+
+# `make run` that reloads the app's Lua code and config when a file under the project changes.
+dev: all
+	./scripts/run-example.sh --watch
 
 # ---- tests -------------------------------------------------------------------------------
 # Each tests/test_<m>.c links against libkeryx.a (every keryx object except main.o); the linker
@@ -233,4 +237,4 @@ bench: all
 	./bench/run.sh
 
 clean:
-	rm -rf build build-asan keryx keryx-asan
+	rm -rf build build-asan keryx keryx-asan .keryx-dev

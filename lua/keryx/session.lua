@@ -23,9 +23,8 @@ end
 
 --- The record for id, or nil when none exists (a cookie naming no session is never adopted).
 function M.load(id)
-    local res = check(redis.pipeline { { "GET", key(id) }, { "EXPIRE", key(id), cfg.ttl } })
-    local raw = res[1]
-    if type(raw) == "table" and raw.err then check(false, raw.err) end
+    -- GETEX reads and refreshes the TTL in one command (Redis >= 6.2).
+    local raw = check(redis.call("GETEX", key(id), "EX", cfg.ttl))
     if type(raw) ~= "string" then return nil end
     local rec = json.decode(raw)
     if type(rec) ~= "table" or rec.id ~= id or type(rec.data) ~= "table" then return nil end

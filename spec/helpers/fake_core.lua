@@ -400,7 +400,7 @@ end
 function run_command(args, in_script)
     if not in_script then M.redis_log[#M.redis_log + 1] = args end
     local cmd, k = tostring(args[1]):upper(), args[2]
-    if type(M.store[k]) == "table" and (cmd == "GET" or cmd == "INCR") then
+    if type(M.store[k]) == "table" and (cmd == "GET" or cmd == "GETEX" or cmd == "INCR") then
         return false, WRONGTYPE
     end
     if cmd == "SADD" or cmd == "SREM" or cmd == "SCARD" or cmd == "SMEMBERS" or cmd == "SISMEMBER" then
@@ -444,6 +444,11 @@ function run_command(args, in_script)
         M.published = M.published or {}
         M.published[#M.published + 1] = { k, tostring(args[3]) }
         return 0
+    elseif cmd == "GETEX" then
+        local v = M.store[k]
+        if v == nil then return M.redis_null end
+        if args[3] and tostring(args[3]):upper() == "EX" then M.ttl[k] = tonumber(args[4]) end
+        return v
     elseif cmd == "GET" then
         local v = M.store[k]
         if v == nil then return M.redis_null end

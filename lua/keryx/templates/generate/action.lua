@@ -1,0 +1,15 @@
+-- {{name}} — {{method}} /api{{route}}
+local keryx = require "keryx"
+local z = keryx.schema
+
+return keryx.action {
+    name = "{{name}}",
+    description = "TODO: describe {{name}}",
+    inputs = z.object {
+        -- id = z.integer():min(1):describe("…"),
+    },
+    web = { route = "{{route}}", method = "{{method}}" },
+    run = function(params, conn) -- luacheck: ignore 212
+        return {}
+    end,
+}
