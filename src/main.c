@@ -25,7 +25,7 @@ static const char usage[] =
     "keryx " KX_VERSION " — Lua actions over HTTP, WebSocket and the command line\n"
     "\n"
     "usage:\n"
-    "  keryx [--app DIR] [--config FILE] start          serve the app (HTTP)\n"
+    "  keryx [--app DIR] [--config FILE] start [--watch] serve the app (HTTP); --watch: reload on edits\n"
     "  keryx [--app DIR] [--config FILE] run ACTION [--input value ...] [-q]\n"
     "                                                  run one action; JSON result on stdout\n"
     "  keryx [--app DIR] [--config FILE] actions        list actions with routes\n"
@@ -45,6 +45,7 @@ typedef struct {
     const char *app;
     const char *config;
     bool config_given;
+    bool watch; /* --watch: reload the app in place when a file under it changes */
     const char *cmd;
     const char *action; /* run: the action's name */
     int rest;           /* index of the first argument after the command (run: after ACTION) */
@@ -88,6 +89,7 @@ static int parse_args(int argc, char **argv, args_t *a, char *err, size_t cap)
     a->app = "app";
     a->config = "config.lua";
     a->config_given = false;
+    a->watch = false;
     a->cmd = NULL;
     a->action = NULL;
     int i = 1;
@@ -95,6 +97,11 @@ static int parse_args(int argc, char **argv, args_t *a, char *err, size_t cap)
         int rc = take_global(argc, argv, &i, a, err, cap);
         if (rc < 0) return KX_EINVAL;
         if (rc > 0) continue;
+        if (strcmp(argv[i], "--watch") == 0) {
+            a->watch = true;
+            i++;
+            continue;
+        }
         if (!a->cmd && argv[i][0] == '-' && !is_help_or_version(argv[i])) {
             snprintf(err, cap, "unknown option '%s'", argv[i]);
             return KX_EINVAL;
@@ -217,7 +224,11 @@ int main(int argc, char **argv)
                     .argc = argc - a.rest,
                     .argv = argv + a.rest,
                     .listen_fd = -1,
-                    .ready_fd = -1 };
+                    .ready_fd = -1,
+                    .watch = a.watch };
+    if (b.watch && (b.what != KX_RUN_SERVE || cfg.workers != 1))
+        return fatal("--watch goes with `start` and one process (WEB_SERVER_WORKERS=1): with workers, "
+                     "send SIGHUP to the supervisor after an edit");
     if (b.what == KX_RUN_SERVE && cfg.workers != 1) return kx_supervisor_run(&cfg, &b, reload_config, &a);
     return kx_server_main(&cfg, &b);
 }

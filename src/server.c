@@ -11,6 +11,7 @@
 #include "redis.h"
 #include "crypto.h"
 #include "pubsub.h"
+#include "watch.h"
 #include "ws.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -125,19 +126,30 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 /* SIGHUP in a lone process: the app's current code replaces the running VM's (lua_bridge.c
  * kx_lua_reload); every connection stays open. A file that fails to load keeps the running
  * code, and the error (file and line) is logged. */
-static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
+static void reload_app(const char *why)
 {
-    (void)loop;
-    (void)w;
-    (void)revents;
     if (kx_srv->draining) return;
-    kx_log_info("received SIGHUP: reloading the app's Lua code");
+    kx_log_info("%s: reloading the app's Lua code", why);
     char err[1024];
     if (kx_lua_reload(err, sizeof err) != KX_OK) {
         kx_log_error("reload failed, the running code keeps serving: %s", err);
         return;
     }
     kx_log_info("reload: new requests run the app's current code");
+}
+
+static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    reload_app("received SIGHUP");
+}
+
+/* --watch: an edit under the app directory reloads the same way SIGHUP does. */
+static void on_app_changed(void)
+{
+    reload_app("the app changed on disk");
 }
 
 static char *find_home(void)
@@ -264,10 +276,14 @@ int kx_server_main(kx_config_t *cfg, const kx_boot_t *b)
     else kx_log_info("started server @ http://%s:%d", cfg->web_host, kx_listen_port(&srv));
 
     start_signals(srv.loop);
+    if (b->watch && kx_watch_start(srv.loop, b->app, on_app_changed, err, sizeof err) != KX_OK)
+        return fatal(err);
+    if (b->watch) kx_log_info("watching %s: an edit reloads the app's Lua code", b->app);
     tell_ready(b);
     ev_run(srv.loop, 0);
     if (is_worker) kx_log_info("worker %d stopped (pid %d)", b->worker, (int)getpid());
     else kx_log_info("stopped server");
+    kx_watch_stop();
     kx_pubsub_stop();
     kx_redis_stop();
     kx_redis_scripts_free();

@@ -30,6 +30,7 @@ typedef struct {
     int listen_fd;
     int ready_fd;
     int worker;
+    bool watch; /* --watch (one process only): an edit under app reloads it in place */
 } kx_boot_t;
 
 /* Boots, serves until drained (or runs the CLI action / lists the actions) and tears down.

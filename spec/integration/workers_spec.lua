@@ -519,6 +519,39 @@ describe("one process (WEB_SERVER_WORKERS=1): SIGHUP", function()
         assert.is_true(H.eventually(5, function() return ran("after-reload") end), srv:log())
     end)
 
+    it("--watch: an edit under the app reloads it in place without a signal; a broken edit keeps the code", function()
+        local set
+        dir, set = version_app("one")
+        srv = H.start { app = dir, args = { "start", "--watch" } }
+        assert.truthy(srv:log():find("watching", 1, true), srv:log())
+        local c = srv:connect()
+        assert.are.equal("one", version_on(c))
+        set("two")
+        assert.is_true(H.eventually(3, function() return version_on(c) == "two" end), srv:log())
+        -- A new file in a new directory is seen too (lib/ created after the start).
+        assert(os.execute("mkdir -p " .. sh_quote(dir .. "/lib")))
+        write_file(dir .. "/lib/helper.lua", "return { v = 'three' }")
+        set("x")
+        write_file(dir .. "/actions/version.lua", [[
+local keryx = require "keryx"
+return keryx.action { name = "version", web = { route = "/version", method = "GET" },
+    run = function() return { v = require("lib.helper").v } end }
+]])
+        assert.is_true(H.eventually(3, function() return version_on(c) == "three" end), srv:log())
+        write_file(dir .. "/lib/helper.lua", "return { v = 'four' }")
+        assert.is_true(H.eventually(3, function() return version_on(c) == "four" end), srv:log())
+        write_file(dir .. "/actions/version.lua", "return {{{")
+        assert.truthy(srv:wait_log("reload failed", 3):find("version.lua:1", 1, true), srv:log())
+        assert.are.equal("four", version_on(c))
+        c:close()
+    end)
+
+    it("--watch is refused with workers and outside start", function()
+        local code, out = H.start_fail({ WEB_SERVER_WORKERS = "2" }, { "--watch" })
+        assert.are.equal(1, code, out)
+        assert.truthy(out:find("--watch goes with `start` and one process", 1, true), out)
+    end)
+
     it("under continuous load: zero failed requests", function()
         srv = H.start { env = { RATE_LIMIT_ENABLED = "false" } }
         local wait = load(srv, "/api/status", 3, 3)
