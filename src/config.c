@@ -31,6 +31,7 @@ static const kx_config_desc_t descs[] = {
     { "logger.includeTimestamps", "LOG_INCLUDE_TIMESTAMPS", KX_CT_BOOL, OFF(log_timestamps), 0, DEF("true") },
     { "logger.colorize", "LOG_COLORIZE", KX_CT_BOOL, OFF(log_colorize), 0, DEF("true") },
     { "logger.json", "LOG_JSON", KX_CT_BOOL, OFF(log_json), 0, DEF("false") },
+    { "logger.format", "LOG_FORMAT", KX_CT_LOGFORMAT, OFF(log_json), 0, DEF("text") },
     { "logger.maxParamLength", "LOG_MAX_PARAM_LENGTH", KX_CT_INT, OFF(log_max_param_length), 0, DEF("100") },
     { "actions.timeout", "ACTION_TIMEOUT", KX_CT_INT, OFF(action_timeout_ms), 0, DEF("300000") },
     { "lua.memoryLimitMb", "LUA_MEMORY_LIMIT_MB", KX_CT_INT, OFF(lua_memory_limit_mb), 16, DEF("512") },
@@ -101,6 +102,11 @@ static const kx_config_desc_t descs[] = {
     { "tasks.queues", "TASK_QUEUES", KX_CT_STRING, OFF(task_queues), 0, DEF("*") },
     { "cli.includeStackInErrors", "CLI_INCLUDE_STACK_IN_ERRORS", KX_CT_BOOL, OFF(cli_include_stack_in_errors), 0, DEF("true") },
     { "cli.quiet", "CLI_QUIET", KX_CT_BOOL, OFF(cli_quiet), 0, DEF("false") },
+    { "process.strictProduction", "KERYX_STRICT_PRODUCTION", KX_CT_BOOL, OFF(strict_production), 0, DEF("false") },
+    { "observability.enabled", "OTEL_METRICS_ENABLED", KX_CT_BOOL, OFF(metrics_enabled), 0, DEF("false") },
+    { "observability.metricsRoute", "OTEL_METRICS_ROUTE", KX_CT_STRING, OFF(metrics_route), 0, DEF("/metrics") },
+    { "observability.metricsAuthUsername", "OTEL_METRICS_AUTH_USERNAME", KX_CT_STRING, OFF(metrics_user), 0, DEF("") },
+    { "observability.metricsAuthPassword", "OTEL_METRICS_AUTH_PASSWORD", KX_CT_STRING, OFF(metrics_password), 0, DEF("") },
     { NULL, NULL, KX_CT_STRING, 0, 0, NULL, NULL, NULL },
 };
 /* clang-format on */
@@ -277,6 +283,12 @@ int kx_config_set(kx_config_t *c, const kx_config_desc_t *d, const char *value, 
     case KX_CT_LOGLEVEL:
         expect = "trace, debug, info, warn, error or fatal";
         rc = kx_log_level_parse(value, FIELD(c, d, kx_log_level_t));
+        break;
+    case KX_CT_LOGFORMAT: /* the same field as LOG_JSON (kept as an alias) */
+        expect = "text or json";
+        if (strcasecmp(value, "json") == 0) *FIELD(c, d, bool) = true;
+        else if (strcasecmp(value, "text") == 0) *FIELD(c, d, bool) = false;
+        else rc = KX_EINVAL;
         break;
     case KX_CT_SAMESITE:
         expect = "Strict, Lax or None";
@@ -496,6 +508,13 @@ int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
                  c->mcp_route);
         return KX_EINVAL;
     }
+    /* The metrics route is a path of the route table, outside the API prefix's actions. */
+    if (c->metrics_route[0] != '/' || strpbrk(c->metrics_route, "?#% \t") || strlen(c->metrics_route) > 200) {
+        snprintf(err, errcap,
+                 "invalid value for OTEL_METRICS_ROUTE: \"%.200s\" (expected a path like /metrics)",
+                 c->metrics_route);
+        return KX_EINVAL;
+    }
     if (!c->application_url || !*c->application_url) {
         char url[512];
         snprintf(url, sizeof url, "http://%s:%lld", c->web_host, (long long)c->web_port);
@@ -528,6 +547,7 @@ void kx_config_get_string(const kx_config_t *c, const kx_config_desc_t *d, char 
     case KX_CT_BOOL: snprintf(buf, cap, "%s", *FIELD(c, d, bool) ? "true" : "false"); break;
     case KX_CT_LOGLEVEL: snprintf(buf, cap, "%s", lv[*FIELD(c, d, kx_log_level_t)]); break;
     case KX_CT_SAMESITE: snprintf(buf, cap, "%s", ss[*FIELD(c, d, kx_samesite_t)]); break;
+    case KX_CT_LOGFORMAT: snprintf(buf, cap, "%s", *FIELD(c, d, bool) ? "json" : "text"); break;
     }
 }
 

@@ -86,6 +86,11 @@ typedef struct {
     char *task_queues;       /* "*" or a comma-separated list, served left to right */
 
     bool cli_include_stack_in_errors, cli_quiet;
+
+    /* Production self-check (prodcheck.h) and Prometheus metrics (metrics.h). */
+    bool strict_production;
+    bool metrics_enabled;
+    char *metrics_route, *metrics_user, *metrics_password;
 } kx_config_t;
 
 typedef enum {
@@ -94,7 +99,8 @@ typedef enum {
     KX_CT_BOOL,
     KX_CT_LOGLEVEL,
     KX_CT_SAMESITE,
-    KX_CT_WORKERS
+    KX_CT_WORKERS,
+    KX_CT_LOGFORMAT /* "text" | "json": sets the bool field (LOG_FORMAT over LOG_JSON's field) */
 } kx_config_type_t;
 
 typedef struct {

@@ -1,6 +1,7 @@
 /* conn.c — connections: buffered reads and writes through the transport, the plain-socket
  * transport, per-connection timers and the installed protocol handler (see conn.h). */
 #include "conn.h"
+#include "metrics.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +153,7 @@ void kx_conn_close(kx_conn_t *c)
     else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->n_conns--;
+    kx_metrics_gauge_add(KX_GAUGE_CONNECTIONS, -1);
     peer_add(c->peer_ip, -1);
     kx_conn_unref(c);
 }
@@ -431,6 +433,7 @@ kx_conn_t *kx_conn_open(kx_server_t *s, int fd, const kx_transport_t *tp, const 
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
+    kx_metrics_gauge_add(KX_GAUGE_CONNECTIONS, 1);
     peer_add(c->peer_ip, 1);
     /* The first handshake step runs on the first writable event (at once): a transport that
      * speaks first gets its turn, one that waits for the peer says so with tp_want. */

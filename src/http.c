@@ -6,6 +6,7 @@
  * body: that is how the three request-splitting shapes it lets through are closed. */
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include <stddef.h>
 #include <ctype.h>
 #include <strings.h>
@@ -485,6 +486,9 @@ void kx_http_request_done(kx_conn_t *c)
 {
     if (c->closed) return;
     kx_request_t *r = c->req;
+    if (r->status)
+        kx_metrics_http(r->method, r->method_len, r->metrics_route, r->status,
+                        r->started > 0 ? ev_time() - r->started : -1);
     if (!r->keep_alive || kx_srv->draining) c->close_after_flush = true;
     kx_conn_flush(c);
     if (c->closed || c->close_after_flush) return;
@@ -505,4 +509,5 @@ void kx_http_refuse_busy(int fd)
     (void)send(fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
     kx_buf_free(&out);
     close(fd);
+    kx_metrics_http(NULL, 0, KX_METRICS_ROUTE_UNKNOWN, 503, -1); /* unread: method "other" */
 }

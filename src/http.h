@@ -61,6 +61,8 @@ typedef struct kx_request {
     bool origin_ambiguous;    /* more than one Origin header */
     char correlation_id[129]; /* validated id, or "" */
     ev_tstamp started;
+    int status;        /* of the response under way (response.c), 0 before one began */
+    int metrics_route; /* the route label dispatch.c chose (metrics.h), 0 = unknown */
     /* The response under way (response.c). */
     struct {
         bool open;    /* begun and not ended */

@@ -1,5 +1,5 @@
 /* log.c — levelled log lines (see log.h). Text format as Keryx:
- * "<ISO timestamp> [<level>] <message>"; JSON format: {"timestamp","level","message","pid"}. */
+ * "<ISO timestamp> [<level>] <message>"; JSON format: {"timestamp","level","message",<fields>,"pid"}. */
 #include "log.h"
 #include "buf.h"
 #include <stdarg.h>
@@ -45,7 +45,35 @@ static void iso_now(char *buf, size_t cap)
     snprintf(buf + n, cap - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
 }
 
+bool kx_log_json(void)
+{
+    return g.json;
+}
+
+static void put_fields(kx_buf_t *b, const kx_log_field_t *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++, f++) {
+        kx_buf_printf(b, ",\"%s\":", f->key);
+        if (f->type == KX_LOG_FIELD_STR) {
+            kx_buf_puts(b, "\"");
+            kx_buf_json_escape(b, f->str, f->len);
+            kx_buf_puts(b, "\"");
+        } else if (f->type == KX_LOG_FIELD_BOOL) {
+            kx_buf_puts(b, f->num != 0 ? "true" : "false");
+        } else if (f->num != f->num || f->num > 1e300 || f->num < -1e300) {
+            kx_buf_puts(b, "null"); /* JSON has no NaN or infinity */
+        } else {
+            kx_buf_printf(b, "%.15g", f->num);
+        }
+    }
+}
+
 void kx_log_raw(kx_log_level_t level, const char *msg, size_t len)
+{
+    kx_log_fields(level, msg, len, NULL, 0);
+}
+
+void kx_log_fields(kx_log_level_t level, const char *msg, size_t len, const kx_log_field_t *fields, size_t nf)
 {
     if (!kx_log_enabled(level)) return;
     char ts[40] = "";
@@ -56,7 +84,9 @@ void kx_log_raw(kx_log_level_t level, const char *msg, size_t len)
         kx_buf_puts(&b, ts);
         kx_buf_printf(&b, "\",\"level\":\"%s\",\"message\":\"", names[level]);
         kx_buf_json_escape(&b, msg, len);
-        kx_buf_printf(&b, "\",\"pid\":%d}\n", (int)getpid());
+        kx_buf_puts(&b, "\"");
+        put_fields(&b, fields, nf);
+        kx_buf_printf(&b, ",\"pid\":%d}\n", (int)getpid());
     } else {
         if (g.timestamps) {
             kx_buf_puts(&b, ts);

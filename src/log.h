@@ -37,6 +37,23 @@ void kx_log(kx_log_level_t level, const char *fmt, ...) __attribute__((format(pr
 /* Logs a message that is already formatted (may contain '%'). */
 void kx_log_raw(kx_log_level_t level, const char *msg, size_t len);
 
+/* One structured field of a JSON log line: a string (str, len), a number or a boolean. */
+typedef enum { KX_LOG_FIELD_STR, KX_LOG_FIELD_NUM, KX_LOG_FIELD_BOOL } kx_log_field_type_t;
+typedef struct {
+    const char *key; /* emitted as given: [A-Za-z0-9_] names only (callers check) */
+    kx_log_field_type_t type;
+    const char *str;
+    size_t len;
+    double num; /* KX_LOG_FIELD_NUM; KX_LOG_FIELD_BOOL: 0 false, else true */
+} kx_log_field_t;
+
+/* kx_log_raw with fields: in the JSON format they sit beside "message" ({"timestamp","level",
+ * "message",<fields>,"pid"}); the text format writes the message alone, byte for byte as
+ * kx_log_raw. */
+void kx_log_fields(kx_log_level_t level, const char *msg, size_t len, const kx_log_field_t *fields, size_t n);
+/* True when lines are written as JSON (LOG_FORMAT=json or LOG_JSON=true). */
+bool kx_log_json(void);
+
 #define kx_log_info(...) kx_log(KX_LOG_INFO, __VA_ARGS__)
 #define kx_log_warn(...) kx_log(KX_LOG_WARN, __VA_ARGS__)
 #define kx_log_error(...) kx_log(KX_LOG_ERROR, __VA_ARGS__)

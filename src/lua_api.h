@@ -112,4 +112,8 @@ void kx_lua_open_mcp(lua_State *L);
  * backpressure), stream_end. */
 void kx_lua_open_http(lua_State *L);
 
+/* lua_api_metrics.c — metrics_action(name, ok, ms) and metrics_task(kind, action, ok): the
+ * counts the Lua side sees (metrics.h); no-ops while metrics are off. */
+void kx_lua_open_metrics(lua_State *L);
+
 #endif

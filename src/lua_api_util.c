@@ -3,6 +3,7 @@
 #include "lua_api.h"
 #include "log.h"
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 #include <fcntl.h>
@@ -23,6 +24,59 @@ static int l_log(lua_State *L)
     kx_log_level_t lv;
     if (kx_log_level_parse(level, &lv) != KX_OK) return luaL_error(L, "unknown log level '%s'", level);
     kx_log_raw(lv, msg, n);
+    return 0;
+}
+
+#define MAX_LOG_FIELDS 16
+
+static bool field_name_ok(const char *k)
+{
+    if (!*k || !strcmp(k, "timestamp") || !strcmp(k, "level") || !strcmp(k, "message") || !strcmp(k, "pid"))
+        return false;
+    for (const char *p = k; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_') return false;
+    return true;
+}
+
+/* core.log_fields(level, message, fields): one line; in the JSON format each string, number or
+ * boolean of `fields` (names [A-Za-z0-9_], at most 16) sits beside "message"; others are
+ * skipped. The text format writes the message alone. */
+static int l_log_fields(lua_State *L)
+{
+    const char *level = luaL_checkstring(L, 1);
+    size_t n;
+    const char *msg = luaL_checklstring(L, 2, &n);
+    kx_log_level_t lv;
+    if (kx_log_level_parse(level, &lv) != KX_OK) return luaL_error(L, "unknown log level '%s'", level);
+    if (!kx_log_enabled(lv)) return 0;
+    kx_log_field_t f[MAX_LOG_FIELDS];
+    size_t nf = 0;
+    if (kx_log_json() && lua_istable(L, 3)) {
+        lua_pushnil(L);
+        while (nf < MAX_LOG_FIELDS && lua_next(L, 3) != 0) {
+            int vt = lua_type(L, -1);
+            if (lua_type(L, -2) == LUA_TSTRING && field_name_ok(lua_tostring(L, -2)) &&
+                (vt == LUA_TSTRING || vt == LUA_TNUMBER || vt == LUA_TBOOLEAN)) {
+                kx_log_field_t *x = &f[nf++];
+                x->key = lua_tostring(L, -2); /* the key stays on the table: valid until we return */
+                x->str = NULL;
+                x->len = 0;
+                x->num = 0;
+                if (vt == LUA_TSTRING) {
+                    x->type = KX_LOG_FIELD_STR;
+                    x->str = lua_tolstring(L, -1, &x->len); /* the value stays in the table */
+                } else if (vt == LUA_TNUMBER) {
+                    x->type = KX_LOG_FIELD_NUM;
+                    x->num = lua_tonumber(L, -1);
+                } else {
+                    x->type = KX_LOG_FIELD_BOOL;
+                    x->num = lua_toboolean(L, -1);
+                }
+            }
+            lua_pop(L, 1);
+        }
+    }
+    kx_log_fields(lv, msg, n, f, nf);
     return 0;
 }
 
@@ -172,8 +226,15 @@ static void push_config(lua_State *L, const kx_config_t *c)
 }
 
 static const luaL_Reg fns[] = {
-    { "log", l_log }, { "log_enabled", l_log_enabled }, { "now_ms", l_now_ms }, { "clock_ms", l_clock_ms },
-    { "pid", l_pid }, { "uptime_ms", l_uptime_ms },     { "rss", l_rss },       { "list_dir", l_list_dir },
+    { "log", l_log },
+    { "log_fields", l_log_fields },
+    { "log_enabled", l_log_enabled },
+    { "now_ms", l_now_ms },
+    { "clock_ms", l_clock_ms },
+    { "pid", l_pid },
+    { "uptime_ms", l_uptime_ms },
+    { "rss", l_rss },
+    { "list_dir", l_list_dir },
     { NULL, NULL },
 };
 

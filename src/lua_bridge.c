@@ -1067,6 +1067,7 @@ static int open_core(lua_State *L)
     kx_lua_open_ratelimit(L);
     kx_lua_open_http(L);
     kx_lua_open_mcp(L);
+    kx_lua_open_metrics(L);
     lua_pushstring(L, B.mode == KX_MODE_CLI ? "cli" : "server");
     lua_setfield(L, -2, "mode");
     return 1;

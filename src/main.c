@@ -7,9 +7,12 @@
  *   keryx actions               list actions, routes and descriptions
  *   keryx enqueue ACTION [--k v] queue one background job (keryx.tasks)
  *   keryx tasks [retry-failed] [--json]   the task queues' state; put failed jobs back
+ *   keryx check                 the production self-check (prodcheck.h), as NODE_ENV=production
  *   keryx --help | --version    (global options: --app DIR, --config FILE) */
 #include "config_file.h"
 #include "log.h"
+#include "metrics.h"
+#include "prodcheck.h"
 #include "server_run.h"
 #include "supervisor.h"
 #include <dirent.h>
@@ -33,6 +36,7 @@ static const char usage[] =
     "                                                  queue one background job\n"
     "  keryx [--app DIR] [--config FILE] tasks [retry-failed] [--json]\n"
     "                                                  queue lengths, delayed, failed, workers\n"
+    "  keryx [--config FILE] check                      production self-check (exit 1: unsafe)\n"
     "  keryx --help | --version\n"
     "\n"
     "--app and --config may also follow the command (for run: before ACTION; everything after\n"
@@ -149,9 +153,9 @@ static int check_app_dir(const char *app, char *err, size_t cap)
 }
 
 /* defaults → config.lua → environment (config.h). Also what the supervisor re-reads on SIGHUP. */
-static int load_config(const args_t *a, kx_config_t *cfg, char *err, size_t cap)
+static int load_config(const args_t *a, const char *node_env, kx_config_t *cfg, char *err, size_t cap)
 {
-    kx_config_defaults(cfg, getenv("NODE_ENV"));
+    kx_config_defaults(cfg, node_env);
     if (kx_config_file_apply(cfg, a->config, a->config_given, err, cap) != KX_OK ||
         kx_config_apply_env(cfg, err, cap) != KX_OK || kx_config_finish(cfg, err, cap) != KX_OK)
         return KX_EINVAL;
@@ -160,7 +164,21 @@ static int load_config(const args_t *a, kx_config_t *cfg, char *err, size_t cap)
 
 static int reload_config(void *ud, kx_config_t *cfg, char *err, size_t cap)
 {
-    return load_config(ud, cfg, err, cap);
+    return load_config(ud, getenv("NODE_ENV"), cfg, err, cap);
+}
+
+/* The production self-check's report (README "Production self-check"): one line per unsafe
+ * setting, as warnings at start-up or on stdout for `keryx check`. Returns how many. */
+static int production_report(const kx_config_t *cfg, bool to_stdout)
+{
+    kx_prodcheck_item_t items[KX_PRODCHECK_MAX];
+    int n = kx_prodcheck(cfg, items);
+    for (int i = 0; i < n; i++) {
+        if (to_stdout) printf("unsafe in production: %s\n", items[i].line);
+        else kx_log_warn("unsafe in production: %s", items[i].line);
+    }
+    if (to_stdout) printf("production check: %d unsafe setting(s)\n", n);
+    return n;
 }
 
 static int fatal(const char *msg)
@@ -188,7 +206,8 @@ int main(int argc, char **argv)
     bool tasks_cmd = strcmp(a.cmd, "enqueue") == 0 || strcmp(a.cmd, "tasks") == 0;
     bool cli = strcmp(a.cmd, "run") == 0 || tasks_cmd;
     bool list = strcmp(a.cmd, "actions") == 0;
-    if (!cli && !list && strcmp(a.cmd, "start") != 0) {
+    bool check = strcmp(a.cmd, "check") == 0;
+    if (!cli && !list && !check && strcmp(a.cmd, "start") != 0) {
         fprintf(stderr, "error: unknown command '%s'\n\n%s", a.cmd, usage);
         return 1;
     }
@@ -198,8 +217,10 @@ int main(int argc, char **argv)
 
     static kx_config_t cfg;
     char err[1024];
-    if (check_app_dir(a.app, err, sizeof err) != KX_OK) return fatal(err);
-    if (load_config(&a, &cfg, err, sizeof err) != KX_OK) return fatal(err);
+    if (!check && check_app_dir(a.app, err, sizeof err) != KX_OK) return fatal(err);
+    if (load_config(&a, check ? "production" : getenv("NODE_ENV"), &cfg, err, sizeof err) != KX_OK)
+        return fatal(err);
+    if (check) return production_report(&cfg, true) ? 1 : 0;
 
     if (cfg.tls_cert && *cfg.tls_cert)
         return fatal("WEB_SERVER_TLS_CERT/WEB_SERVER_TLS_KEY are set, but this build does not speak TLS "
@@ -213,6 +234,10 @@ int main(int argc, char **argv)
     if ((cli && quiet) || list) lo.level = list ? KX_LOG_WARN : KX_LOG_OFF;
     if (tasks_cmd) lo.level = KX_LOG_WARN; /* their output is the answer: no boot chatter */
     kx_log_configure(&lo);
+    if (!cli && !list && strcmp(cfg.node_env, "production") == 0 && production_report(&cfg, false) &&
+        cfg.strict_production)
+        return fatal(
+            "KERYX_STRICT_PRODUCTION=true: refusing to start with unsafe production settings (above)");
     signal(SIGPIPE, SIG_IGN);
 
     kx_boot_t b = { .what = cli    ? KX_RUN_CLI
@@ -229,6 +254,9 @@ int main(int argc, char **argv)
     if (b.watch && (b.what != KX_RUN_SERVE || cfg.workers != 1))
         return fatal("--watch goes with `start` and one process (WEB_SERVER_WORKERS=1): with workers, "
                      "send SIGHUP to the supervisor after an edit");
+    /* Shared counters: mapped before any fork and before routes get their labels. */
+    if (b.what == KX_RUN_SERVE && cfg.metrics_enabled && kx_metrics_init(err, sizeof err) != KX_OK)
+        return fatal(err);
     if (b.what == KX_RUN_SERVE && cfg.workers != 1) return kx_supervisor_run(&cfg, &b, reload_config, &a);
     return kx_server_main(&cfg, &b);
 }

@@ -1,5 +1,6 @@
 /* ratelimit.c — the Redis side of rate limiting (see ratelimit.h). */
 #include "ratelimit.h"
+#include "metrics.h"
 #include "redis_script.h"
 #include <inttypes.h>
 #include <stdio.h>
@@ -112,6 +113,7 @@ static void on_reply(void *ud, redisReply *reply, const char *err)
         finish(op, NULL, "ERR malformed reply from the rate-limit script");
         return;
     }
+    if (!res.allowed) kx_metrics_count(KX_METRIC_RATE_LIMIT_REFUSED);
     finish(op, &res, NULL);
 }
 

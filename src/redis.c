@@ -1,9 +1,11 @@
 /* redis.c — Redis connections and the command connection (see redis.h). */
 #include "redis.h"
 #include "log.h"
+#include "metrics.h"
 #include <ctype.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libev.h>
+#include <hiredis/sds.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -404,6 +406,10 @@ static void op_finish(kx_redis_op_t *op, redisReply *reply, const char *err)
     kx_redis_fn fn = op->fn;
     op->fn = NULL;
     ev_timer_stop(op->loop, &op->timer);
+    /* NOSCRIPT is the normal first answer to EVALSHA after a Redis restart, not a failure. */
+    if (fn &&
+        (!reply || (reply->type == REDIS_REPLY_ERROR && (!reply->str || strncmp(reply->str, "NOSCRIPT", 8)))))
+        kx_metrics_count(KX_METRIC_REDIS_ERRORS);
     if (fn) fn(op->ud, reply, err);
 }
 
@@ -426,7 +432,10 @@ static void on_op_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 static kx_redis_op_t *conn_command(kx_redis_conn_t *c, int argc, const char **argv, const size_t *argvlen,
                                    double wait, kx_redis_fn fn, void *ud)
 {
-    if (c->state != R_UP || !c->ac) return NULL;
+    if (c->state != R_UP || !c->ac) {
+        kx_metrics_count(KX_METRIC_REDIS_ERRORS);
+        return NULL;
+    }
     kx_redis_op_t *op = kx_xcalloc(1, sizeof *op);
     op->fn = fn;
     op->ud = ud;
@@ -481,4 +490,26 @@ int kx_redis_send(int argc, const char **argv, const size_t *argvlen)
     /* A NULL callback: hiredis reads and discards the reply, nothing is allocated here. */
     if (redisAsyncCommandArgv(cmd.ac, NULL, NULL, argc, argv, argvlen) != REDIS_OK) return KX_ECLOSED;
     return KX_OK;
+}
+
+/* Written and answered: nothing left in hiredis's output buffer, no reply still awaited (the
+ * fire-and-forget commands of kx_redis_send count too: hiredis keeps a callback slot for each). */
+static bool cmd_settled(void)
+{
+    redisAsyncContext *ac = cmd.ac;
+    if (!ac || cmd.state != R_UP) return true;
+    return sdslen(ac->c.obuf) == 0 && ac->replies.head == NULL;
+}
+
+bool kx_redis_flush(double seconds)
+{
+    if (!cmd.loop || cmd_settled()) return cmd_settled();
+    ev_timer deadline;
+    ev_timer_init(&deadline, on_wait_tick, seconds, 0.);
+    ev_timer_start(cmd.loop, &deadline);
+    while (!cmd_settled() && ev_is_active(&deadline)) ev_run(cmd.loop, EVRUN_ONCE);
+    ev_timer_stop(cmd.loop, &deadline);
+    if (cmd_settled()) return true;
+    kx_log_warn("Redis: commands still unsent or unanswered after %.1fs (they may be lost)", seconds);
+    return false;
 }

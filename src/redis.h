@@ -58,6 +58,11 @@ void kx_redis_cancel(kx_redis_op_t *op);
 /* Fire-and-forget on the command connection: KX_OK once queued (the reply, even an error, is
  * dropped), KX_ECLOSED when the connection is down. */
 int kx_redis_send(int argc, const char **argv, const size_t *argvlen);
+/* Runs the loop until the command connection has written every queued command and received
+ * every reply it awaits (kx_redis_send's too), or `seconds` passed, or the connection is down.
+ * True when nothing is left in flight (else logs a warning). `keryx run` calls it before exiting, so a broadcast
+ * the action made reaches Redis. */
+bool kx_redis_flush(double seconds);
 
 /* ---- further connections (the pub/sub subscriber) -----------------------------------------
  * Same lifecycle code as the command connection. `label` starts each log line ("Redis

@@ -175,6 +175,7 @@ static void write_head(kx_conn_t *c, int status, const char *ctype, const char *
     const kx_config_t *cfg = kx_srv->cfg;
     kx_request_t *r = c->req;
     kx_buf_t *b = &c->wbuf;
+    r->status = status;
     status_line(b, status);
     kx_buf_puts(b, date_header());
     if (ctype) add_header(b, "Content-Type", ctype);

@@ -259,6 +259,7 @@ int kx_server_main(kx_config_t *cfg, const kx_boot_t *b)
     kx_redis_wait_first((double)cfg->redis_command_timeout_ms / 1000.0);
     if (cli) {
         int code = kx_lua_run_cli(b->command, b->action ? b->action : "", b->argc, b->argv);
+        kx_redis_flush((double)cfg->redis_command_timeout_ms / 1000.0); /* what the action sent */
         kx_redis_stop();
         kx_redis_scripts_free();
         kx_crypto_stop();

@@ -3,6 +3,7 @@
 #include "utf8.h"
 #include "cors.h"
 #include "log.h"
+#include "metrics.h"
 #include "ws_frame.h"
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -69,6 +70,7 @@ static void register_ws(kx_ws_t *ws)
     ws->next_by_id = W.by_id[b];
     W.by_id[b] = ws;
     W.count++;
+    kx_metrics_gauge_add(KX_GAUGE_WS_CONNECTIONS, 1);
 }
 
 static void unregister_ws(kx_ws_t *ws)
@@ -77,6 +79,7 @@ static void unregister_ws(kx_ws_t *ws)
     while (*p && *p != ws) p = &(*p)->next_by_id;
     if (*p) *p = ws->next_by_id;
     W.count--;
+    kx_metrics_gauge_add(KX_GAUGE_WS_CONNECTIONS, -1);
 }
 
 kx_conn_t *kx_ws_find(uint64_t id)
@@ -333,6 +336,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         queue_close(c, 1007, "invalid UTF-8");
         return;
     }
+    kx_metrics_count(KX_METRIC_WS_MESSAGES);
     /* The handler must not run the app here (inside wslay_event_recv): it queues. */
     if (W.events && W.events->on_message)
         W.events->on_message(ws->id, (const char *)arg->msg, arg->msg_length);

@@ -465,6 +465,30 @@ static void test_defaults_are_secure_and_finish(void **state)
 
 /* ---- kx_config_set ------------------------------------------------------------------------ */
 
+/* LOG_FORMAT=text|json (any case) sets the field LOG_JSON sets; anything else is refused. */
+static void test_log_format(void **state)
+{
+    (void)state;
+    kx_config_t c;
+    kx_config_defaults(&c, "development");
+    assert_false(c.log_json);
+    set_ok(&c, "LOG_FORMAT", "json");
+    assert_true(c.log_json);
+    char got[16];
+    kx_config_get_string(&c, desc("LOG_FORMAT"), got, sizeof got);
+    assert_string_equal(got, "json");
+    set_ok(&c, "LOG_FORMAT", "TEXT");
+    assert_false(c.log_json);
+    set_ok(&c, "LOG_JSON", "true");
+    kx_config_get_string(&c, desc("LOG_FORMAT"), got, sizeof got);
+    assert_string_equal(got, "json");
+    char err[512];
+    set_refused(&c, "LOG_FORMAT", "yaml", err, sizeof err);
+    assert_string_equal(err, "invalid value for LOG_FORMAT: \"yaml\" (expected text or json)");
+    assert_true(c.log_json);
+    kx_config_free(&c);
+}
+
 static void test_set_messages(void **state)
 {
     (void)state;
@@ -1036,6 +1060,7 @@ int main(void)
         T(test_finish_refuses_unsafe_settings),
         T(test_env_rules_have_a_plain_default),
         T(test_set_messages),
+        T(test_log_format),
         T(test_set_message_truncated),
         T(test_int_minimums),
         T(test_int_minimum_message_names_bound),

@@ -283,7 +283,8 @@ static bool subscriber_in_db(const char *db)
     bool found = false;
     if (r && r->type == REDIS_REPLY_STRING) {
         char want[32];
-        snprintf(want, sizeof want, " db=%s sub=1 ", db);
+        /* Subscribed to both channels: broadcasts (keryx:pubsub) and the tasks signal. */
+        snprintf(want, sizeof want, " db=%s sub=2 ", db);
         found = strstr(r->str, want) != NULL;
     }
     if (r) freeReplyObject(r);

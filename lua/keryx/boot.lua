@@ -110,6 +110,7 @@ function M.list_actions()
         if not a.internal then
             local route = a.web and (a.web.method .. " " .. api .. a.web.route) or "-"
             lines[#lines + 1] = ("%-24s %-28s %s"):format(a.name, route, a.description)
+            for _, l in ipairs(cli.input_lines(a, "    ")) do lines[#lines + 1] = l end
         end
     end
     return table.concat(lines, "\n") .. "\n"

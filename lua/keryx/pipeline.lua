@@ -19,6 +19,7 @@ local xpcall, traceback, tostring, floor, concat = xpcall, debug.traceback, tost
 local gsub = string.gsub
 local ipairs, pairs, next = ipairs, pairs, next
 local clock_ms, log_enabled, core_log = core.clock_ms, core.log_enabled, core.log
+local metrics_action = core.metrics_action
 local arm_timeout, aborted = core.arm_timeout, core.aborted
 local empty_params = "{}"
 
@@ -59,8 +60,7 @@ local function run_middleware_and_action(action, params, conn)
     return action.run(params, conn), params
 end
 
---- Runs `action` with raw params for conn. Returns response, err (typed error or nil).
-function M.act(action, raw, conn)
+local function act(action, raw, conn)
     conn.metadata = {}
     local ms = action.timeout or config.actions.timeout
     if ms > 0 then arm_timeout(ms) end
@@ -101,6 +101,15 @@ function M.act(action, raw, conn)
     return response, err
 end
 
+--- Runs `action` with raw params for conn. Returns response, err (typed error or nil). Every
+--- run is counted for the metrics (core.metrics_action: a no-op while they are off).
+function M.act(action, raw, conn)
+    local started = clock_ms()
+    local response, err = act(action, raw, conn)
+    metrics_action(action.name, err == nil, clock_ms() - started)
+    return response, err
+end
+
 -- ---- log line ---------------------------------------------------------------------------
 
 -- Framework endpoints (internal: OAuth) carry codes, tokens, PKCE verifiers and the sign-in
@@ -126,14 +135,28 @@ local function clean(s)
     return (gsub(s, "%c", function(c) return ("\\x%02x"):format(c:byte()) end))
 end
 
---- The action line: empty pieces are left out with their space, no trailing space.
+-- LOG_FORMAT=json: the action line's facts as fields beside "message" (built only then).
+local log_json, log_fields = config.logger.json, core.log_fields
+local HAS_IP = { WEB = true, WEBSOCKET = true, MCP = true }
+
+local function action_fields(kind, action_name, ms, method, identifier, url, cor, err)
+    return {
+        action = action_name, connection_type = kind:lower(), status = err and "ERROR" or "OK", duration_ms = ms,
+        method = method, url = url, correlation_id = cor, identifier = identifier,
+        ip = HAS_IP[kind] and identifier or nil, error = err and err.message, error_type = err and err.type,
+    }
+end
+
+--- The action line: empty pieces are left out with their space, no trailing space. In the JSON
+--- format the same line is the "message", with action_fields beside it.
 function M.log_action(kind, action_name, started, method, identifier, url, cor, err, action, raw)
     local level = "info"
     if not log_enabled(level) then return end
+    local ms = floor(clock_ms() - started + 0.5)
     local parts = {
         ("[ACTION:%s:%s]"):format(kind, err and "ERROR" or "OK"),
         action_name and clean(action_name) or "null",
-        ("(%dms)"):format(floor(clock_ms() - started + 0.5)),
+        ("(%dms)"):format(ms),
     }
     if method then parts[#parts + 1] = "[" .. method .. "]" end
     parts[#parts + 1] = identifier .. (url and ("(" .. url .. ")") or "")
@@ -144,6 +167,9 @@ function M.log_action(kind, action_name, started, method, identifier, url, cor, 
     parts[#parts + 1] = log_params(action, raw)
     local line = concat(parts, " ")
     if err and err.stack and err.type == "CONNECTION_ACTION_RUN" then line = line .. "\n" .. err.stack end
+    if log_json then
+        return log_fields(level, line, action_fields(kind, action_name, ms, method, identifier, url, cor, err))
+    end
     core_log(level, line)
 end
 

@@ -43,7 +43,7 @@ local setmetatable, getmetatable, error, pcall = setmetatable, getmetatable, err
 local str_find, str_sub, str_gsub, str_lower = string.find, string.sub, string.gsub, string.lower
 local str_byte, str_char, str_format = string.byte, string.char, string.format
 local math_floor, math_huge, math_max, math_min = math.floor, math.huge, math.max, math.min
-local tbl_sort, tbl_concat = table.sort, table.concat
+local tbl_sort, tbl_concat, tbl_insert = table.sort, table.concat, table.insert
 
 local null = json.null
 local MAX_SAFE_INTEGER = 2 ^ 53 - 1
@@ -971,6 +971,48 @@ local function to_json_schema(s)
         desc = desc and (desc .. " (" .. note .. ")") or note
     end
     out.description = desc
+    return out
+end
+
+-- One line of constraints for a field ("length 3..100, email"), for the CLI help.
+local function constraints_text(s)
+    local lo, hi, parts = nil, nil, {}
+    for _, chk in ipairs(s.checks) do
+        if chk.op == "min" then lo = lo and math_max(lo, chk.n) or chk.n
+        elseif chk.op == "max" then hi = hi and math_min(hi, chk.n) or chk.n
+        elseif chk.op == "email" then parts[#parts + 1] = "an email address"
+        elseif chk.op == "pattern" then parts[#parts + 1] = "matching " .. chk.pattern
+        elseif chk.op == "enum" then
+            local vals = {}
+            for i, v in ipairs(chk.values) do vals[i] = tostring(v) end
+            parts[#parts + 1] = "one of " .. tbl_concat(vals, ", ")
+        end
+    end
+    local what = (s.kind == "string" and "length ") or (s.kind == "array" and "items ") or ""
+    if lo and hi then tbl_insert(parts, 1, what .. fmt_num(lo) .. ".." .. fmt_num(hi))
+    elseif lo then tbl_insert(parts, 1, what .. ">= " .. fmt_num(lo))
+    elseif hi then tbl_insert(parts, 1, what .. "<= " .. fmt_num(hi)) end
+    if #parts == 0 then return nil end
+    return tbl_concat(parts, ", ")
+end
+
+--- An object schema's fields, sorted by name, for documentation (`keryx run ACTION --help`,
+--- `keryx actions`): { name, type, required, default (the value, or nil), description,
+--- secret, constraints (text or nil) }.
+---@return table[]
+function Schema:field_docs()
+    if not is_schema(self) or self.kind ~= "object" then
+        error("keryx.schema: field_docs() needs an object schema", 2)
+    end
+    local out = {}
+    for i, k in ipairs(self.field_keys) do
+        local f = self.fields[k]
+        out[i] = {
+            name = k, type = f.kind, required = f.required, description = f.description, secret = f.has_secret,
+            constraints = constraints_text(f),
+        }
+        if f.has_default then out[i].default = f.default_value end -- false is a default too
+    end
     return out
 end
 

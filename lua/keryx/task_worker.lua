@@ -3,12 +3,12 @@
 -- several workers, each runs its own.
 --
 -- A processor (a background task of its own, core.spawn) owns a Redis connection of its own
--- (core.redis_open), so a blocking dequeue never stalls the shared one. It loops:
---   take the next job (lua/redis/task_dequeue.lua: LMOVE from the first non-empty queue of
---   TASK_QUEUES to its in-flight list) → run it as a job task (core.run_job: its own action
---   timeout and Redis budget) → record the outcome (task_finish.lua: stats, resque:failed,
---   fan-out results), retried every second while Redis is away, so a finished job is never
---   lost or run twice because Redis blinked.
+-- (core.redis_open), so a blocking dequeue never stalls the shared one. It loops on one round
+-- trip per job (lua/redis/task_step.lua): record the last job's outcome (stats,
+-- resque:failed, fan-out results) and take the next (LMOVE from the first non-empty queue of
+-- TASK_QUEUES to its in-flight list) → run it as a job task (core.run_job: its own action
+-- timeout and Redis budget). While Redis is away the outcome is kept and sent again, so a
+-- finished job is never lost or run twice because Redis blinked.
 -- When every queue is empty it waits on its own connection: a blocking BLMOVE (1 s) when it
 -- serves one queue, else the tasks signal every enqueue publishes (core.task_wait) with a 1 s
 -- fallback poll.
@@ -16,8 +16,8 @@
 -- taking jobs; running jobs get until WS_DRAIN_TIMEOUT, then are cut (kx_lua_cut_jobs) and
 -- put back at the head of their queue (task_requeue.lua); a processor that stops puts back
 -- whatever its list still holds (task_unregister.lua). After SIGKILL the leader's tick puts
--- the dead worker's jobs back once its alive key lapses (5 s), or to resque:failed after 3
--- such attempts.
+-- the dead worker's jobs back once its alive key lapses (5 s), or to resque:failed once a job
+-- has died with its process 3 times.
 --
 -- The tick (every 200 ms, lua/redis/task_tick.lua) refreshes this process's workers' alive
 -- keys, holds or takes the leader lock (TTL 5 s), and as leader promotes due delayed jobs,
@@ -90,14 +90,21 @@ local function until_done(rc, name, args)
     end
 end
 
--- → queue, payload, attempts | false (every queue empty) | nil, err (Redis unreachable).
-local function take(rc, worker, queues, taken)
-    local args = { worker, date("!%Y-%m-%dT%H:%M:%SZ"), taken or "" }
-    for _, q in ipairs(queues) do args[#args + 1] = q end
-    local r, err = run_script(rc, "task_dequeue", args)
+-- One round trip (lua/redis/task_step.lua): records `done` (the last job's outcome, or nil)
+-- and, unless `queues` is nil, takes the next job.
+-- → queue, payload | false (nothing to take) | nil, err (Redis unreachable: nothing recorded).
+local function step(rc, worker, done, queues)
+    local args = { worker, date("!%Y-%m-%dT%H:%M:%SZ") }
+    if done then
+        for i = 1, 5 do args[2 + i] = done[i] end
+    else
+        args[3], args[4], args[5], args[6], args[7] = "", "0", "", "", ""
+    end
+    for _, q in ipairs(queues or {}) do args[#args + 1] = q end
+    local r, err = run_script(rc, "task_step", args)
     if r == nil or r == false then return nil, err end
     if r == redis_null or type(r) ~= "table" then return false end
-    return r[1], r[2], r[3]
+    return r[1], r[2]
 end
 
 -- ---- one job -----------------------------------------------------------------------------
@@ -122,6 +129,8 @@ local function fan_out_entry(job, res)
     return '{"params":' .. params .. ',"error":' .. json.encode(res.error.message or "failed") .. "}"
 end
 
+-- Runs one job; returns what task_step must record ({payload, ok, failure, fan-out id, entry}),
+-- or nil when the job was cut by the shutdown and put back on its queue.
 local function run_one(rc, worker, q, payload)
     local job, why = tasks.decode(payload)
     local res, cut
@@ -136,13 +145,13 @@ local function run_one(rc, worker, q, payload)
     end
     if cut and not res.ok then
         until_done(rc, "task_requeue", { worker, q, payload })
-        return
+        return nil
     end
     local failure = res.ok and "" or failure_record(worker, q, payload, res.error)
     local fid = job and job.inputs._fanOutId
     fid = type(fid) == "string" and fid:match("^[%w-]+$") and #fid <= 64 and fid or ""
     local entry = fid ~= "" and fan_out_entry(job, res) or ""
-    until_done(rc, "task_finish", { worker, payload, res.ok and "1" or "0", failure, fid, entry })
+    return { payload, res.ok and "1" or "0", failure, fid, entry }
 end
 
 -- ---- processors --------------------------------------------------------------------------
@@ -156,30 +165,46 @@ local function remove_worker(name)
     end
 end
 
+-- Idle: a blocking BLMOVE on the processor's own connection when it serves one queue (the job
+-- lands in its in-flight list, where the next step takes it), else the tasks signal or the
+-- poll interval.
+local function wait_for_work(rc, worker, single)
+    if not single then
+        core.task_wait(M.IDLE_POLL_MS)
+        return
+    end
+    local v = core.redis_conn_call(rc, 1, "BLMOVE", "resque:queue:" .. single, "resque:keryx:inflight:" .. worker,
+        "LEFT", "RIGHT", 1)
+    if v == nil then core.sleep(200) end
+end
+
 local function processor(i, queues)
     local worker = ("%s:%d+%d"):format(state.host, core.pid(), i)
     local rc = core.redis_open("Redis task processor " .. i)
     state.workers[#state.workers + 1] = worker
     state.running = state.running + 1
     local single = #queues == 1 and queues[1] ~= "*" and queues[1] or nil
+    local done -- the outcome of the last job, until Redis has taken it
+    local warned = false
     while not core.draining() do
-        local q, payload = take(rc, worker, queues)
-        if q then
-            run_one(rc, worker, q, payload)
-        elseif q == nil then
-            core.sleep(200) -- Redis unreachable (redis.c logs the outage once)
-        elseif single then
-            local moved = core.redis_conn_call(rc, 1, "BLMOVE", "resque:queue:" .. single,
-                "resque:keryx:inflight:" .. worker, "LEFT", "RIGHT", 1)
-            if type(moved) == "string" then
-                q, payload = take(rc, worker, queues, moved)
-                if q and not core.draining() then run_one(rc, worker, q, payload) end
+        local q, payload = step(rc, worker, done, queues)
+        if q == nil then
+            if done and not warned then
+                log.warn("tasks: cannot record a job outcome (" .. tostring(payload) .. "); retrying")
+                warned = true
             end
+            core.sleep(200) -- Redis unreachable (redis.c logs the outage once)
         else
-            core.task_wait(M.IDLE_POLL_MS)
+            done, warned = nil, false
+            if q then done = run_one(rc, worker, q, payload)
+            else wait_for_work(rc, worker, single) end
         end
     end
-    -- Draining: whatever the in-flight list still holds (a job BLMOVE took meanwhile) goes back.
+    -- Draining: the last outcome is recorded, then whatever the in-flight list still holds (a
+    -- job BLMOVE took meanwhile) goes back to its queue.
+    while done do
+        if step(rc, worker, done, nil) ~= nil then done = nil else core.sleep(200) end
+    end
     for _ = 1, 10 do
         local v = run_script(rc, "task_unregister", { worker })
         if v ~= nil and v ~= false then break end

@@ -163,6 +163,7 @@ function M.enqueue(name, inputs, queue)
     local payload, q = prepare(name, inputs, queue, 2)
     local n, err = scripts.run("task_enqueue", {}, { q, payload })
     if not n then return nil, err end
+    core.metrics_task("enqueued", name)
     return true
 end
 
@@ -177,6 +178,7 @@ local function delayed(unix_ms, name, inputs, queue, opts, level)
     local v, err = scripts.run("task_enqueue_at", {}, { ts, payload, allow })
     if v == false then return false, err end
     if not v then return nil, err end
+    core.metrics_task("enqueued", name)
     return true
 end
 
@@ -253,13 +255,14 @@ function M.fan_out(a, b, c, d)
         { "EXPIRE", meta, ttl },
     }
     if not ok then return nil, err end
-    local enqueued, errs, args = 0, {}, {}
+    local enqueued, errs, args, batch_names = 0, {}, {}, {}
     local function flush()
         if #args == 0 then return true end
         local n, ferr = scripts.run("task_enqueue", {}, args)
         if not n then return nil, ferr end
         enqueued = enqueued + n
-        args = {}
+        for _, name in ipairs(batch_names) do core.metrics_task("enqueued", name) end
+        args, batch_names = {}, {}
         return true
     end
     for i, job in ipairs(jobs) do
@@ -271,6 +274,7 @@ function M.fan_out(a, b, c, d)
         if pok then
             args[#args + 1] = q
             args[#args + 1] = payload
+            batch_names[#batch_names + 1] = job.action
         else
             errs[#errs + 1] = { index = i - 1, error = errors.is(payload) and payload.message or tostring(payload) }
         end

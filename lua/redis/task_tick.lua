@@ -10,8 +10,9 @@
 --    is set NX for the period; when it was free and no copy waits in the queue, one job is pushed
 --    on the action's own queue;
 -- 5. dead workers (in resque:keryx:workers without an alive key): each job of their in-flight
---    lists goes back to the head of its queue, or to resque:failed once it has been taken 3
---    times (it killed its process each time).
+--    lists goes back to the head of its queue, or to resque:failed once its process died with
+--    it 3 times (resque:keryx:attempts counts crashes by payload; recording the job's outcome
+--    clears its count).
 -- ARGV: token, leader_ttl_ms, alive_ttl_ms, now_s, failed_at, n_workers, worker…,
 --       then per recurring action: name, queue, frequency_ms, payload.
 -- Returns { is_leader (0/1), jobs moved to a queue }.
@@ -80,9 +81,14 @@ end
 for _, w in ipairs(redis.call("SMEMBERS", "resque:keryx:workers")) do
     if redis.call("EXISTS", "resque:keryx:alive:" .. w) == 0 then
         local inflight = "resque:keryx:inflight:" .. w
+        local counted = {} -- identical jobs of one worker count one crash, not one each
         for _, payload in ipairs(redis.call("LRANGE", inflight, 0, -1)) do
             local q = queue_of(payload, "default")
-            local attempts = tonumber(redis.call("HGET", "resque:keryx:attempts", payload)) or 0
+            local attempts = counted[payload]
+            if not attempts then
+                attempts = redis.call("HINCRBY", "resque:keryx:attempts", payload, 1)
+                counted[payload] = attempts
+            end
             if attempts >= 3 then
                 redis.call("HDEL", "resque:keryx:attempts", payload)
                 redis.call("RPUSH", "resque:failed", '{"failed_at":' .. cjson.encode(failed_at) ..

@@ -9,9 +9,6 @@ for _, payload in ipairs(redis.call("LRANGE", inflight, 0, -1)) do
     local q = ok and type(job) == "table" and type(job.queue) == "string" and job.queue or "default"
     redis.call("SADD", "resque:queues", q)
     redis.call("LPUSH", "resque:queue:" .. q, payload)
-    if redis.call("HINCRBY", "resque:keryx:attempts", payload, -1) <= 0 then
-        redis.call("HDEL", "resque:keryx:attempts", payload)
-    end
     n = n + 1
 end
 redis.call("DEL", inflight, "resque:worker:" .. w, "resque:keryx:alive:" .. w)

@@ -13,6 +13,7 @@
 --                     duplicate method + route, bad :param names, empty segments, more than
 --                     32 segments or 16 :params.
 --   log(level, msg)   records {level, msg} into fake.logs when log_enabled(level).
+--   log_fields(level, msg, fields)  the same, with {…, fields} (as given) on the record.
 --   log_enabled(lv)   lv >= fake.log_level (unknown names count as info; "off" disables all).
 --   now_ms(), clock_ms(), pid(), uptime_ms(), rss(), list_dir(path)
 --   config (real defaults for NODE_ENV=test), version, home, mode
@@ -23,6 +24,9 @@
 --                     (lowercase name → value), like C reading the task's request; nil
 --                     outside a task, for absent names, and once fake.req_gone is true (the
 --                     client closed or the connection moved on to its next request).
+--   metrics_action(name, ok, ms) / metrics_task(kind, action, ok)   recorded into fake.metrics
+--                     ({fn = "action", name, ok, ms} / {fn = "task", kind, action, ok}); raise
+--                     like C on a non-string name or action, a non-number ms, an unknown kind.
 --   stream_begin / stream_write / stream_event / stream_end   the web task's streamed answer
 --                     (src/lua_api_http.c), recorded in fake.stream = {status, headers,
 --                     content_type, framing, out = {pieces}, ended}; raise like C (outside a
@@ -97,6 +101,7 @@ function M.reset(node_env)
     M.stream_pause_ms = nil -- every stream write parks this long (backpressure)
     M.everys = {}        -- core.every registrations: { {ms=, fn=}, ... }
     M.draining_now = false -- core.draining()
+    M.metrics = {}       -- metrics_action / metrics_task calls: {fn=, ...arguments} in order
     tasks, current = {}, nil
 end
 
@@ -292,6 +297,13 @@ function M.log(level, msg)
     local lv = level:lower()
     if not LEVELS[lv] or lv == "off" then error(("unknown log level '%s'"):format(level), 2) end
     if M.log_enabled(lv) then M.logs[#M.logs + 1] = { level = lv, msg = msg } end
+end
+
+-- Records {level, msg, fields} (fields as given) into fake.logs, as log does.
+function M.log_fields(level, msg, fields)
+    M.log(level, msg)
+    local last = M.logs[#M.logs]
+    if last and last.msg == msg and fields ~= nil then last.fields = fields end
 end
 
 function M.now_ms() return WALL_EPOCH + math.floor(M.clock) end
@@ -892,6 +904,23 @@ do
 end
 
 --- SHA-1 as lowercase hex (src/lua_api_ratelimit.c uses OpenSSL; here the test client's).
+-- ---- metrics (src/lua_api_metrics.c) -----------------------------------------------------
+
+function M.metrics_action(name, ok, ms)
+    check("metrics_action", 1, name, "string")
+    check("metrics_action", 3, ms, "number")
+    M.metrics[#M.metrics + 1] = { fn = "action", name = name, ok = not not ok, ms = ms }
+end
+
+function M.metrics_task(kind, action, ok)
+    check("metrics_task", 1, kind, "string")
+    check("metrics_task", 2, action, "string")
+    if kind ~= "enqueued" and kind ~= "executed" then
+        error(("metrics_task: kind must be \"enqueued\" or \"executed\", got \"%s\""):format(kind), 2)
+    end
+    M.metrics[#M.metrics + 1] = { fn = "task", kind = kind, action = action, ok = not not ok }
+end
+
 function M.sha1_hex(text)
     check("sha1_hex", 1, text, "string")
     local raw = require("ws_client").sha1(text)

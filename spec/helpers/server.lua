@@ -7,6 +7,7 @@
 local socket = require "socket"
 local cjson = require "cjson"
 local http_assert = require "http_assert"
+local testing = require "keryx.testing" -- what app authors get: shared, not copied
 
 local M = {}
 
@@ -15,9 +16,7 @@ local ROOT = os.getenv("PWD") or "."
 M.BIN, M.ROOT = BIN, ROOT
 
 --- s quoted for /bin/sh.
-local function sh_quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local sh_quote = testing.sh_quote
 M.sh_quote = sh_quote
 
 local function read_file(path)
@@ -62,12 +61,7 @@ end
 -- ---- a throwaway redis-server per test run ---------------------------------------------------
 
 --- A free TCP port on 127.0.0.1 (bound then released).
-function M.free_port()
-    local s = assert(socket.bind("127.0.0.1", 0))
-    local _, port = s:getsockname()
-    s:close()
-    return tonumber(port)
-end
+M.free_port = testing.free_port
 
 local redis_instance
 

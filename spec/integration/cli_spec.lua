@@ -233,3 +233,110 @@ describe("keryx global commands", function()
         assert.truthy(err:find("error: unknown command 'frobnicate'", 1, true))
     end)
 end)
+
+describe("keryx run ACTION --help", function()
+    it("prints the inputs from the schema on stdout, exits 0 and runs nothing", function()
+        local code, out, err = fx({ "run", "echo", "--help" })
+        assert.are.equal(0, code, err)
+        assert.truthy(out:find("keryx run echo - Echo the params (POST)", 1, true), out)
+        assert.truthy(out:find("usage: keryx run echo --name <string> [--tag <array>] [-q]", 1, true), out)
+        assert.truthy(out:find("\n  %-%-name <string>%s+required%s+Who is echoed; length >= 3\n"), out)
+        assert.truthy(out:find("\n  %-%-tag <array>%s+optional%s+tag parameter\n"), out)
+        assert.truthy(out:find("route: POST /api/echo", 1, true), out)
+        assert.is_nil(err:find("[ACTION:", 1, true), err) -- nothing ran
+    end)
+
+    it("shows defaults and secrets, also with -h", function()
+        local code, out = H.cli({ "run", "hello", "-h" })
+        assert.are.equal(0, code)
+        assert.truthy(out:find('%-%-name <string>%s+default "world"%s+Who to greet; length 1..100\n'), out)
+        code, out = H.cli({ "run", "user:create", "--help" })
+        assert.are.equal(0, code)
+        assert.truthy(out:find("%-%-password <string>%s+required, secret%s+password parameter; length 8..256\n"), out)
+        assert.truthy(out:find("%-%-email <string>%s+required%s+email parameter; an email address\n"), out)
+    end)
+
+    it("works with Redis unreachable", function()
+        local code, out = H.cli({ "run", "hello", "--help" }, { REDIS_URL = "redis://127.0.0.1:1/0" })
+        assert.are.equal(0, code)
+        assert.truthy(out:find("usage: keryx run hello [--name <string>] [-q]", 1, true), out)
+    end)
+end)
+
+describe("keryx run: unknown flags", function()
+    it("refuses a flag the schema does not declare, naming it, with a hint when one is close", function()
+        local code, out, err = H.cli({ "run", "hello", "--nmae", "Evan" })
+        assert.are.equal(1, code)
+        assert.are.equal("", out)
+        assert.truthy(err:find("error: unknown option '--nmae' for action hello (did you mean --name?)", 1, true), err)
+        assert.is_nil(err:find("[ACTION:", 1, true), err)
+        code, out, err = fx({ "run", "echo", "--name", "abcd", "--colour", "red", "-q" })
+        assert.are.equal(1, code)
+        assert.are.equal("", out)
+        assert.truthy(err:find("unknown option '--colour' for action echo (see keryx run echo --help)", 1, true), err)
+    end)
+end)
+
+describe("keryx actions: inputs", function()
+    it("lists each action's inputs under it", function()
+        local code, out = H.cli({ "actions" })
+        assert.are.equal(0, code)
+        assert.truthy(out:find('hello%s+GET /api/hello%s+Say hello\n    %-%-name <string>%s+default "world"%s+Who to greet'), out)
+        assert.truthy(out:find("\n    %-%-password <string>%s+required, secret"), out)
+    end)
+end)
+
+-- A RESP subscriber over lua-socket: SUBSCRIBE, then the published payloads as they come.
+local socket = require "socket"
+
+local function subscriber(port, channel)
+    local c = assert(socket.tcp())
+    c:settimeout(5)
+    assert(c:connect("127.0.0.1", port))
+    assert(c:send(("*2\r\n$9\r\nSUBSCRIBE\r\n$%d\r\n%s\r\n"):format(#channel, channel)))
+    local function read_array()
+        local head = assert(c:receive("*l"))
+        local n = tonumber(head:match("^%*(%d+)$"))
+        local items = {}
+        for i = 1, n do
+            local line = assert(c:receive("*l"))
+            local len = line:match("^%$(%d+)$")
+            if len then
+                items[i] = c:receive(tonumber(len))
+                c:receive("*l")
+            else
+                items[i] = line:sub(2)
+            end
+        end
+        return items
+    end
+    assert.are.equal("subscribe", read_array()[1])
+    return {
+        next = function(timeout)
+            c:settimeout(timeout)
+            local ok, items = pcall(read_array)
+            if ok then return items[3] end
+            return nil
+        end,
+        close = function() c:close() end,
+    }
+end
+
+describe("keryx run: work the action started is flushed before exit", function()
+    it("delivers every broadcast the action made (PUBLISH written before the process exits)", function()
+        local sub = subscriber(H.redis().port, "keryx:pubsub")
+        local room = "cli-flush-" .. tostring(os.time())
+        local code, out, err = fx({ "run", "announce", "--room", room, "--text", "hi", "--times", "5", "-q" })
+        assert.are.equal(0, code, err)
+        assert.are.same({ response = { sent = 5 } }, cjson.decode(out))
+        local got = {}
+        while #got < 5 do
+            local payload = sub.next(3)
+            if not payload then break end
+            local msg = cjson.decode(payload)
+            if msg.channel == "room:" .. room then got[#got + 1] = msg.message.n end
+        end
+        sub.close()
+        assert.are.same({ 1, 2, 3, 4, 5 }, got)
+    end)
+end)

@@ -82,6 +82,20 @@ describe("pipeline.act", function()
         assert.are.same({ any = "thing" }, (act(a, { any = "thing" })))
     end)
 
+    it("counts every run for the metrics: name, outcome, run time", function()
+        local ok_action = register({ name = "fine", run = function() fake.sleep(25) return {} end })
+        local bad_action = register({ name = "broken", run = function() error("nope") end })
+        local invalid = register({ name = "strict", inputs = z.object({ n = z.integer() }) })
+        act(ok_action, {})
+        act(bad_action, {})
+        act(invalid, {})
+        assert.are.same({
+            { fn = "action", name = "fine", ok = true, ms = 25 },
+            { fn = "action", name = "broken", ok = false, ms = 0 },
+            { fn = "action", name = "strict", ok = false, ms = 0 },
+        }, fake.metrics)
+    end)
+
     it("resets conn.metadata on every act", function()
         local a = register({ name = "m", run = function(_, conn) conn.metadata.n = (conn.metadata.n or 0) + 1 end })
         local conn = { type = "web", identifier = "x", metadata = { n = 5, stale = true } }
@@ -689,6 +703,36 @@ describe("transport.cli", function()
         return decode(out).response
     end
 
+    it("--help prints the inputs from the schema and does not run the action", function()
+        local ran = false
+        register({ name = "greet", description = "Greet", inputs = z.object {
+            name = z.string():min(1):describe("Who"), loud = z.boolean():default(false) },
+            run = function() ran = true end })
+        local code, out, errout = cli("greet", { "--name", "x", "--help" })
+        assert.are.equal(0, code)
+        assert.is_nil(errout)
+        assert.is_false(ran)
+        assert.truthy(out:find("usage: keryx run greet [--loud <boolean>] --name <string> [-q]", 1, true), out)
+        assert.truthy(out:find("\n  --loud <boolean>  default false  loud parameter\n", 1, true), out)
+        assert.truthy(out:find("\n  --name <string>   required       Who; length >= 1", 1, true), out)
+    end)
+
+    it("refuses an undeclared flag by name, with a hint, without running the action", function()
+        local ran = false
+        register({ name = "greet2", inputs = z.object { name = z.string() }, run = function() ran = true end })
+        local code, out, errout = cli("greet2", { "--nam", "x" })
+        assert.are.equal(1, code)
+        assert.is_nil(out)
+        assert.are.equal("error: unknown option '--nam' for action greet2 (did you mean --name?) " ..
+            "(see keryx run greet2 --help)", errout)
+        assert.is_false(ran)
+        local out2
+        code, out2, errout = cli("greet2", { "--name", "x", "--zzz", "1" })
+        assert.are.equal(1, code)
+        assert.is_nil(out2)
+        assert.are.equal("error: unknown option '--zzz' for action greet2 (see keryx run greet2 --help)", errout)
+    end)
+
     it("parses --k v and --k=v", function()
         assert.are.same({ a = "1", b = "two", c = "x=y", d = "" },
             echo_params({ "--a", "1", "--b=two", "--c=x=y", "--d=" }))
@@ -833,7 +877,7 @@ describe("fake keryx.core", function()
 
     it("has every config key of src/config.c with the right Lua type, and no other", function()
         local want = { KX_CT_STRING = "string", KX_CT_INT = "number", KX_CT_WORKERS = "number",
-            KX_CT_BOOL = "boolean", KX_CT_LOGLEVEL = "string", KX_CT_SAMESITE = "string" }
+            KX_CT_BOOL = "boolean", KX_CT_LOGLEVEL = "string", KX_CT_SAMESITE = "string", KX_CT_LOGFORMAT = "string" }
         local seen, count = {}, 0
         for key, ct in read("src/config.c"):gmatch('{%s*"([%w%.]+)",%s*"[%w_]+",%s*(KX_CT_[%u_]+)') do
             count = count + 1

@@ -548,4 +548,31 @@ describe("keryx.schema", function()
             assert.is_nil(err.value)
         end)
     end)
+
+    describe("field_docs", function()
+        it("describes each field, sorted: type, required, default, description, secret, constraints", function()
+            local docs = z.object {
+                name = z.string():min(3):max(10):describe("Who"),
+                email = z.string():email(),
+                password = z.string():min(8):secret(),
+                n = z.integer():min(1):default(5),
+                kind = z.string():enum { "a", "b" }:optional(),
+                tags = z.array(z.string()):max(3):optional(),
+            }:field_docs()
+            assert.are.same({
+                { name = "email", type = "string", required = true, secret = false, constraints = "an email address" },
+                { name = "kind", type = "string", required = false, secret = false, constraints = "one of a, b" },
+                { name = "n", type = "integer", required = false, default = 5, secret = false, constraints = ">= 1" },
+                { name = "name", type = "string", required = true, description = "Who", secret = false,
+                    constraints = "length 3..10" },
+                { name = "password", type = "string", required = true, secret = true, constraints = "length >= 8" },
+                { name = "tags", type = "array", required = false, secret = false, constraints = "items <= 3" },
+            }, docs)
+        end)
+
+        it("needs an object schema", function()
+            assert.has_error(function() z.string():field_docs() end,
+                "keryx.schema: field_docs() needs an object schema")
+        end)
+    end)
 end)

@@ -135,6 +135,15 @@ function core.stream_end() end
 ---@param msg string
 function core.log(level, msg) end
 
+--- One log line with structured fields: in the JSON format (LOG_FORMAT=json) each string,
+--- number or boolean of `fields` (names of letters, digits and _, at most 16; timestamp, level,
+--- message and pid are reserved) sits beside "message"; the text format writes `msg` alone,
+--- as core.log. Raises on an unknown level name.
+---@param level "trace"|"debug"|"info"|"warn"|"error"|"fatal"
+---@param msg string
+---@param fields table<string, string|number|boolean>?
+function core.log_fields(level, msg, fields) end
+
 --- Whether a line at `level` would be written (unknown names count as "info").
 ---@param level string
 ---@return boolean
@@ -418,5 +427,24 @@ function core.rate_limit(identifier, limit, window_ms, prefix) end
 ---@param text string
 ---@return string
 function core.sha1_hex(text) end
+
+-- ---- metrics (src/lua_api_metrics.c over src/metrics.c) ----------------------------------------
+
+--- Counts one action run through the pipeline (any transport) for the Prometheus metrics:
+--- keryx_action_executions_total{action, status = success|error} and the
+--- keryx_action_duration_seconds histogram. Does nothing while OTEL_METRICS_ENABLED is false.
+--- Raises when name is not a string or ms not a number.
+---@param name string
+---@param ok boolean
+---@param ms number   run time in milliseconds
+function core.metrics_action(name, ok, ms) end
+
+--- Counts a background task: "enqueued" (keryx_task_enqueued_total{action}) or "executed"
+--- (keryx_task_executed_total{action, status = success|failure}, ok saying which). Does nothing
+--- while OTEL_METRICS_ENABLED is false. Raises on another kind or a non-string action.
+---@param kind "enqueued"|"executed"
+---@param action string
+---@param ok boolean|nil
+function core.metrics_task(kind, action, ok) end
 
 return core

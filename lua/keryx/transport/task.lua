@@ -38,6 +38,7 @@ function M.run(job)
         response, err = pipeline.act(action, inputs, conn)
     end
     pipeline.log_action("TASK", job.class, started, nil, identifier, nil, cor, err, action, inputs)
+    core.metrics_task("executed", tostring(job.class), err == nil)
     if err then
         return { ok = false, error = { message = err.message, type = err.type, stack = err.stack },
             discard = conn.discard_thread }
