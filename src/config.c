@@ -489,6 +489,9 @@ int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
     if (check_node_env(c, err, errcap) != KX_OK || check_header_values(c, err, errcap) != KX_OK ||
         check_tokens(c, err, errcap) != KX_OK)
         return KX_EINVAL;
+    /* With TLS on, the session cookie is always Secure (it is only ever sent over https). */
+    bool tls = c->tls_cert && *c->tls_cert;
+    if (tls) c->session_cookie_secure = true;
     /* The cookie is Secure when configured so or when the app is served over https. */
     bool secure = c->session_cookie_secure ||
                   (c->application_url && strncmp(c->application_url, "https://", 8) == 0);
@@ -517,7 +520,8 @@ int kx_config_finish(kx_config_t *c, char *err, size_t errcap)
     }
     if (!c->application_url || !*c->application_url) {
         char url[512];
-        snprintf(url, sizeof url, "http://%s:%lld", c->web_host, (long long)c->web_port);
+        snprintf(url, sizeof url, "%s://%s:%lld", tls ? "https" : "http", c->web_host,
+                 (long long)c->web_port);
         set_str(&c->application_url, url);
         c->application_url_derived = true;
     }
@@ -528,7 +532,8 @@ void kx_config_bound_port(kx_config_t *c, int port)
 {
     if (!c->application_url_derived || c->web_port != 0 || port <= 0) return;
     char url[512];
-    snprintf(url, sizeof url, "http://%s:%d", c->web_host, port);
+    snprintf(url, sizeof url, "%s://%s:%d", c->tls_cert && *c->tls_cert ? "https" : "http", c->web_host,
+             port);
     set_str(&c->application_url, url);
 }
 

@@ -147,6 +147,8 @@ void kx_conn_close(kx_conn_t *c)
     ev_timer_stop(s->loop, &c->timer);
     if (c->send_fd >= 0) close(c->send_fd);
     c->send_fd = -1;
+    /* TLS says goodbye (close_notify) so a client reading to the close knows it got it all. */
+    if (c->tp->shutdown) c->tp->shutdown(c);
     close(c->fd);
     c->fd = -1;
     if (c->prev) c->prev->next = c->next;

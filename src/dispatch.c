@@ -6,8 +6,10 @@
 #include "metrics.h"
 #include "static.h"
 #include "ws.h"
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 typedef void (*builtin_fn)(kx_conn_t *c, const kx_route_param_t *params, int n);
 
@@ -39,11 +41,18 @@ static void not_found(kx_conn_t *c, const char *msg)
 
 /* ---- built-ins: keryx's own pages (no inline scripts: the CSP holds) --------------------- */
 
+/* swagger-ui from this server when `make` installed it (npm swagger-ui-dist copied into
+ * www/swagger-ui/, git-ignored; served below through static.c like any page asset), else the
+ * page that loads it from the CDN. Looked up per request: a later `make` needs no restart. */
 static void serve_swagger_page(kx_conn_t *c, const kx_route_param_t *params, int n)
 {
     (void)params;
     (void)n;
-    kx_static_serve(c, kx_srv->www_root_fd, "/swagger.html", 13, false);
+    struct stat st;
+    bool local = fstatat(kx_srv->www_root_fd, "swagger-ui/swagger-ui-bundle.js", &st, 0) == 0 &&
+                 S_ISREG(st.st_mode);
+    const char *page = local ? "/swagger.html" : "/swagger-cdn.html";
+    kx_static_serve(c, kx_srv->www_root_fd, page, strlen(page), false);
 }
 
 /* Generated (not a file) because it names the configured API route. */

@@ -222,10 +222,6 @@ int main(int argc, char **argv)
         return fatal(err);
     if (check) return production_report(&cfg, true) ? 1 : 0;
 
-    if (cfg.tls_cert && *cfg.tls_cert)
-        return fatal("WEB_SERVER_TLS_CERT/WEB_SERVER_TLS_KEY are set, but this build does not speak TLS "
-                     "yet: terminate TLS in front of keryx, or unset them (refusing to serve plain HTTP "
-                     "where HTTPS was asked for)");
     bool quiet = cfg.cli_quiet;
     for (int i = a.rest; cli && i < argc; i++)
         if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) quiet = true;

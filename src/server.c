@@ -11,6 +11,7 @@
 #include "redis.h"
 #include "crypto.h"
 #include "pubsub.h"
+#include "tls.h"
 #include "watch.h"
 #include "ws.h"
 #include <errno.h>
@@ -58,7 +59,8 @@ static void ws_closed(kx_conn_t *c, uint64_t id)
 
 static const kx_ws_events_t ws_events = { ws_opened, ws_message, ws_closed };
 
-static const kx_listen_opts_t http_listener = {
+/* The transport becomes kx_transport_tls when WEB_SERVER_TLS_CERT/KEY are set. */
+static kx_listen_opts_t http_listener = {
     .transport = &kx_transport_plain,
     .on_open = kx_http_attach,
     .refuse = kx_http_refuse_busy,
@@ -131,6 +133,11 @@ static void reload_app(const char *why)
     if (kx_srv->draining) return;
     kx_log_info("%s: reloading the app's Lua code", why);
     char err[1024];
+    /* New connections get the certificate and key as the files now are; open ones keep theirs. */
+    if (kx_tls_enabled() && kx_tls_reload(err, sizeof err) == KX_OK)
+        kx_log_info("reloaded the TLS certificate and key");
+    else if (kx_tls_enabled())
+        kx_log_error("TLS certificate not reloaded, the previous one stays in use: %s", err);
     if (kx_lua_reload(err, sizeof err) != KX_OK) {
         kx_log_error("reload failed, the running code keeps serving: %s", err);
         return;
@@ -189,6 +196,12 @@ static void tell_ready(const kx_boot_t *b)
 
 static int start_listener(kx_server_t *srv, const kx_boot_t *b, char *err, size_t errcap)
 {
+    const kx_config_t *cfg = srv->cfg;
+    if (cfg->tls_cert && *cfg->tls_cert) {
+        if (kx_tls_init(cfg->tls_cert, cfg->tls_key, err, errcap) != KX_OK) return KX_EINVAL;
+        http_listener.transport = &kx_transport_tls;
+        http_listener.refuse = kx_tls_refuse;
+    }
     if (b->listen_fd >= 0) return kx_listen_adopt(srv, b->listen_fd, &http_listener, err, errcap);
     return kx_listen_start(srv, &http_listener, err, errcap);
 }
@@ -274,7 +287,9 @@ int kx_server_main(kx_config_t *cfg, const kx_boot_t *b)
     kx_pubsub_on_tasks_signal(kx_lua_tasks_signal);
     kx_lua_start_background();
     if (is_worker) kx_log_info("worker %d ready (pid %d)", b->worker, (int)getpid());
-    else kx_log_info("started server @ http://%s:%d", cfg->web_host, kx_listen_port(&srv));
+    else
+        kx_log_info("started server @ %s://%s:%d", kx_tls_enabled() ? "https" : "http", cfg->web_host,
+                    kx_listen_port(&srv));
 
     start_signals(srv.loop);
     if (b->watch && kx_watch_start(srv.loop, b->app, on_app_changed, err, sizeof err) != KX_OK)
@@ -290,5 +305,6 @@ int kx_server_main(kx_config_t *cfg, const kx_boot_t *b)
     kx_redis_scripts_free();
     kx_crypto_stop();
     kx_lua_close();
+    kx_tls_free();
     return 0;
 }

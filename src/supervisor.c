@@ -293,8 +293,9 @@ static void on_ready(worker_t *w)
     if (w->gen == S.gen) S.fails[w->slot] = 0;
     if (!S.started && count_gen(S.gen, true) == S.n) {
         S.started = true;
-        kx_log_info("started server @ http://%s:%d with %d workers (supervisor pid %d)", S.cfg->web_host,
-                    S.port, S.n, (int)getpid());
+        kx_log_info("started server @ %s://%s:%d with %d workers (supervisor pid %d)",
+                    S.cfg->tls_cert && *S.cfg->tls_cert ? "https" : "http", S.cfg->web_host, S.port, S.n,
+                    (int)getpid());
     }
     after_reload_step();
 }

@@ -9,6 +9,7 @@ return keryx.action {
     inputs = z.object {
         name = z.string():min(1):max(100):default("world"):describe("Who to greet"),
     },
+    outputs = z.object { message = z.string():describe("The greeting") },
     web = { route = "/hello", method = "GET" },
     mcp = { tool = true },
     middleware = { keryx.middleware.rate_limit },

@@ -10,6 +10,12 @@ local z = keryx.schema
 local redis, json = keryx.redis, keryx.json
 local PRUNE_BATCH = 1000
 
+local Welcomed = z.object { welcomed = z.boolean(), user_id = z.integer():optional() }
+-- The inputs a user:welcome job ran with (fan-out bookkeeping included).
+local WelcomeParams = z.object {
+    user_id = z.integer(), _fanOutId = z.string(), _correlationId = z.string():optional(),
+}
+
 return {
     keryx.action {
         name = "messages:prune",
@@ -17,6 +23,7 @@ return {
         inputs = z.object {
             max_age_ms = z.integer():min(0):default(7 * 24 * 3600 * 1000):describe("Oldest message kept, in ms"),
         },
+        outputs = z.object { pruned = z.integer():min(0) },
         task = { queue = "default", frequency = 3600 * 1000 },
         run = function(params)
             local cutoff = keryx.now_ms() - params.max_age_ms
@@ -37,6 +44,7 @@ return {
         name = "user:welcome",
         description = "Welcome one user (a background job)",
         inputs = z.object { user_id = z.integer():min(1) },
+        outputs = Welcomed,
         run = function(params)
             local key = "user:" .. params.user_id
             if redis.ok(redis.call("EXISTS", key)) == 0 then return { welcomed = false } end
@@ -47,6 +55,11 @@ return {
     keryx.action {
         name = "users:welcome",
         description = "Welcome every user, one background job each",
+        outputs = z.object {
+            fan_out_id = z.string(),
+            enqueued = z.integer(),
+            errors = z.array(z.object { index = z.integer(), error = z.string() }),
+        },
         web = { route = "/users/welcome", method = "POST" },
         middleware = { keryx.middleware.session_required },
         run = function(_, conn)
@@ -63,6 +76,11 @@ return {
         name = "users:welcome_status",
         description = "How far a welcome fan-out got",
         inputs = z.object { id = z.string():max(64) },
+        outputs = z.object {
+            total = z.integer(), completed = z.integer(), failed = z.integer(),
+            results = z.array(z.object { params = WelcomeParams, result = Welcomed }),
+            errors = z.array(z.object { params = WelcomeParams, error = z.string() }),
+        },
         web = { route = "/users/welcome/:id", method = "GET" },
         middleware = { keryx.middleware.session_required },
         run = function(params)

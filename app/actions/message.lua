@@ -8,6 +8,14 @@ local z = keryx.schema
 local redis, json = keryx.redis, keryx.json
 local MAX_KEPT = 10000
 
+-- One chat message, as stored and as answered (`outputs` of both actions).
+local Message = z.object {
+    id = z.integer():min(1),
+    body = z.string(),
+    user_id = z.integer():min(1):describe("Who posted it"),
+    created_at = z.integer():describe("When, in ms since the Unix epoch"),
+}
+
 return {
     keryx.action {
         name = "message:create",
@@ -15,6 +23,7 @@ return {
         inputs = z.object {
             body = z.string():min(1):max(1000),
         },
+        outputs = z.object { message = Message },
         web = { route = "/message", method = "PUT" },
         mcp = { tool = true },
         middleware = { keryx.middleware.session_required },
@@ -35,6 +44,12 @@ return {
         name = "messages:list",
         description = "List chat messages, newest first",
         inputs = z.object(z.pagination { default_limit = 25, max_limit = 100 }),
+        outputs = z.object {
+            data = z.array(Message),
+            pagination = z.object {
+                page = z.integer(), limit = z.integer(), total = z.integer(), pages = z.integer(),
+            },
+        },
         web = { route = "/messages", method = "GET" },
         mcp = { tool = true },
         run = function(params)

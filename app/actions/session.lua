@@ -36,6 +36,9 @@ return {
             email = z.string():email(),
             password = z.string():min(1):max(256):secret(),
         },
+        outputs = z.object { user = users.schema, session = z.object { id = z.string() } },
+        -- A wrong e-mail or password (401); too many attempts at one account (429).
+        errors = { "CONNECTION_SESSION_NOT_FOUND", "CONNECTION_RATE_LIMITED" },
         web = { route = "/session", method = "PUT" },
         middleware = { keryx.middleware.rate_limit },
         mcp = { tool = true, login = true },
@@ -59,6 +62,7 @@ return {
     keryx.action {
         name = "session:destroy",
         description = "Log out: end the session",
+        outputs = z.object { success = z.boolean() },
         web = { route = "/session", method = "DELETE" },
         mcp = { tool = true },
         run = function(_, conn)

@@ -12,6 +12,9 @@ return {
             email = z.string():email(),
             password = z.string():min(8):max(256):secret(),
         },
+        outputs = z.object { user = users.schema },
+        -- Besides validation (406): an e-mail already registered.
+        errors = { "CONNECTION_ACTION_PARAM_VALIDATION" },
         web = { route = "/user", method = "PUT" },
         middleware = { keryx.middleware.rate_limit },
         mcp = { tool = true, signup = true },
@@ -26,6 +29,7 @@ return {
     keryx.action {
         name = "user:me",
         description = "The logged-in user",
+        outputs = z.object { user = users.schema },
         web = { route = "/me", method = "GET" },
         mcp = { tool = true },
         middleware = { keryx.middleware.session_required },

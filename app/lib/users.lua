@@ -6,6 +6,14 @@ local keryx = require "keryx"
 
 local M = {}
 local redis = keryx.redis
+local z = keryx.schema
+
+--- What M.public returns: the user as the API shows it (the actions' `outputs`).
+M.schema = z.object {
+    id = z.integer():min(1),
+    name = z.string(),
+    email = z.string():email(),
+}
 
 local function hash_to_table(flat)
     if type(flat) ~= "table" or #flat == 0 then return nil end

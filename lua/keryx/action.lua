@@ -1,5 +1,7 @@
 -- keryx.action — validates an action definition so mistakes fail at boot with the
 -- file and field named, never at request time.
+local errors = require "keryx.errors"
+
 local M = {}
 
 local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true }
@@ -33,6 +35,12 @@ end
 ---@field name string letters, digits and : . _ -
 ---@field description string?
 ---@field inputs keryx.Schema? a z.object{...}
+--- outputs: what run returns on success, a z.object{...} like inputs: documentation only (the
+--- 200 schema in the OpenAPI document, `<name>_Response`), never checked at run time.
+---@field outputs keryx.Schema?
+--- errors: error types the action raises itself (keryx.errors.types names): each adds its status
+--- to the OpenAPI responses, beside the framework's own (validation, timeout, middleware's).
+---@field errors string[]?
 --- web.absolute: the route is a path of its own, not under WEB_SERVER_API_ROUTE (framework
 --- endpoints such as /oauth/token).
 ---@field web {route: string, method: "GET"|"POST"|"PUT"|"PATCH"|"DELETE"?, absolute: boolean?}?
@@ -69,6 +77,19 @@ function M.define(def, level)
     if def.inputs ~= nil and (type(def.inputs) ~= "table" or def.inputs.kind ~= "object"
         or type(def.inputs.parse) ~= "function") then
         fail(level, name, "inputs must be a keryx.schema object (z.object{...})")
+    end
+    if def.outputs ~= nil and (type(def.outputs) ~= "table" or def.outputs.kind ~= "object"
+        or type(def.outputs.parse) ~= "function") then
+        fail(level, name, "outputs must be a keryx.schema object (z.object{...})")
+    end
+    local errs = def.errors
+    if errs ~= nil then
+        if type(errs) ~= "table" then fail(level, name, "errors must be a list of error types") end
+        for i, t in ipairs(errs) do
+            if type(t) ~= "string" or not errors.known(t) then
+                fail(level, name, "errors[" .. i .. "] must be a keryx.errors type (got " .. tostring(t) .. ")")
+            end
+        end
     end
     if def.description ~= nil and type(def.description) ~= "string" then
         fail(level, name, "description must be a string")
@@ -123,6 +144,8 @@ function M.define(def, level)
         name = name,
         description = def.description or ("An Action: " .. name),
         inputs = def.inputs,
+        outputs = def.outputs,
+        errors = errs,
         web = web,
         task = task,
         middleware = check_middleware(def.middleware, name, level),

@@ -11,6 +11,8 @@
 --   session_required  401 CONNECTION_SESSION_NOT_FOUND unless a user is logged in.
 --
 -- Use: `middleware = { keryx.middleware.rate_limit, keryx.middleware.session_required }`.
+-- Each names in `errors` the error types it raises: the OpenAPI document (keryx.swagger) lists
+-- their statuses on every action using it (an app's own middleware may do the same).
 local core = require "keryx.core"
 local errors = require "keryx.errors"
 local rate_limit = require "keryx.rate_limit"
@@ -39,6 +41,7 @@ end
 
 M.rate_limit = {
     name = "rate_limit",
+    errors = { "CONNECTION_RATE_LIMITED" },
     before = function(_, conn)
         if not cfg.enabled then return end
         local id, authed = identity(conn)
@@ -59,6 +62,7 @@ M.rate_limit = {
 
 M.session_required = {
     name = "session_required",
+    errors = { "CONNECTION_SESSION_NOT_FOUND" },
     before = function(_, conn)
         -- Not in a pcall: a Redis outage must answer 503, not pretend the user is anonymous.
         if user_id_of(conn) == nil then

@@ -255,7 +255,7 @@ function M.fan_out(a, b, c, d)
         { "EXPIRE", meta, ttl },
     }
     if not ok then return nil, err end
-    local enqueued, errs, args, batch_names = 0, {}, {}, {}
+    local enqueued, errs, args, batch_names = 0, json.array(), {}, {}
     local function flush()
         if #args == 0 then return true end
         local n, ferr = scripts.run("task_enqueue", {}, args)

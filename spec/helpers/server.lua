@@ -8,6 +8,7 @@ local socket = require "socket"
 local cjson = require "cjson"
 local http_assert = require "http_assert"
 local testing = require "keryx.testing" -- what app authors get: shared, not copied
+local T = require "tls_client"
 
 local M = {}
 
@@ -114,8 +115,10 @@ local Server = {}
 Server.__index = Server
 
 --- Starts keryx. opts: env (table), args (list, default {"start"}), app, config, cwd,
---- wait (default true), timeout (s, default 10). Env defaults: WEB_SERVER_PORT=0,
---- WEB_SERVER_HOST=127.0.0.1, NODE_ENV=test, LOG_COLORIZE=false.
+--- wait (default true), timeout (s, default 10), tls (default: KERYX_TEST_TLS is set; then
+--- WEB_SERVER_TLS_CERT/KEY name tls_client's throwaway certificate, and env may still set
+--- them, or set them to false). Env defaults: WEB_SERVER_PORT=0, WEB_SERVER_HOST=127.0.0.1,
+--- NODE_ENV=test, LOG_COLORIZE=false.
 function M.start(opts)
     opts = opts or {}
     local env = {
@@ -124,6 +127,12 @@ function M.start(opts)
     }
     if opts.redis ~= false and not (opts.env and opts.env.REDIS_URL) then
         env.REDIS_URL = M.redis().url
+    end
+    local tls = opts.tls
+    if tls == nil then tls = T.on() end
+    if tls then
+        env.WEB_SERVER_TLS_CERT = T.dir() .. "/server.pem"
+        env.WEB_SERVER_TLS_KEY = T.dir() .. "/server.key"
     end
     for k, v in pairs(opts.env or {}) do env[k] = v end
     local log = os.tmpname()
@@ -145,9 +154,11 @@ function M.start(opts)
     local deadline = socket.gettime() + (opts.timeout or 10)
     while socket.gettime() < deadline do
         local text = read_file(log)
-        local port = text:match("started server @ http://[^:]+:(%d+)")
+        local scheme, port = text:match("started server @ (https?)://[^:]+:(%d+)")
         if port then
             self.port = tonumber(port)
+            self.tls = scheme == "https"
+            if self.tls then T.mark(self.port) end
             return self
         end
         if not self:alive() then
@@ -231,16 +242,60 @@ function M.with_server(opts, fn)
     if not ok then error(err, 0) end
 end
 
+--- The server's URL for path; https://localhost:port when it speaks TLS (the certificate's
+--- name), else http://127.0.0.1:port.
 function Server:url(path)
+    if self.tls then return "https://localhost:" .. self.port .. (path or "/") end
     return "http://127.0.0.1:" .. self.port .. (path or "/")
 end
 
---- Opens a TCP connection to the server (timeout in seconds).
-function Server:connect(timeout)
+--- Opens a connection to the server (timeout in seconds): TCP, and TLS over it when the server
+--- speaks TLS (the handshake done). `from`: the local address to bind first (127.0.0.x).
+function Server:connect(timeout, from)
     local c = assert(socket.tcp())
     c:settimeout(timeout or 5)
+    if from then assert(c:bind(from, 0)) end
     assert(c:connect("127.0.0.1", self.port))
-    return c
+    if not self.tls then return c end
+    return assert(T.wrap(c, { timeout = timeout }))
+end
+
+--- Opens a connection (from the local address `from`, default 127.0.0.1) that the server must
+--- refuse at its connection cap, and checks the refusal: over plain HTTP the 503 with
+--- Retry-After: 1 (returned, parsed); over TLS the close without a handshake (src/tls.h
+--- kx_tls_refuse: a TLS client cannot read a plain 503), then nil.
+function M.assert_refused(srv, from)
+    local c = assert(socket.tcp())
+    c:settimeout(2)
+    if from then assert(c:bind(from, 0)) end
+    assert(c:connect("127.0.0.1", srv.port))
+    if srv.tls then
+        local conn, err = T.wrap(c, { timeout = 2 })
+        if conn then conn:close() end
+        assert(not conn, "a TLS connection over the cap got a handshake")
+        return nil, err
+    end
+    local res, err = M.read_response(c)
+    c:close()
+    assert(res, "no 503 over the cap: " .. tostring(err))
+    assert(res.status == 503, "over the cap: status " .. res.status)
+    assert(res.headers["retry-after"] == "1", "over the cap: no Retry-After: 1")
+    return res
+end
+
+--- Whether this run speaks TLS (KERYX_TEST_TLS: make test-integration-tls).
+function M.over_tls()
+    return T.on()
+end
+
+--- "https" when srv speaks TLS, else "http" (for log lines and URLs a spec asserts).
+function M.scheme(srv)
+    return srv and srv.tls and "https" or (not srv and T.on() and "https") or "http"
+end
+
+--- Options for a curl command line against srv: trusts the throwaway CA when TLS is on.
+function M.curl_args()
+    return T.curl_args()
 end
 
 -- ---- HTTP over raw sockets ----------------------------------------------------------------

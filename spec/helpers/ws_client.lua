@@ -4,11 +4,24 @@
 --   W.open(srv, headers) → ws                 -- connect to a server.lua handle, upgrade required
 --   W.error_of(reply, raw) → reply.error      -- an error reply's error object, shape checked
 --
+-- W.connect is keryx.testing.ws's, over TLS (wss) when the harness started keryx with TLS.
 -- Every other W.* and ws:* is keryx.testing.ws's (see its header).
 local luassert = require "luassert"
 local base = require "keryx.testing.ws"
+local T = require "tls_client"
 
 local M = setmetatable({}, { __index = base })
+
+--- base.connect, speaking wss to a keryx the harness started with TLS (KERYX_TEST_TLS=1).
+function M.connect(port, path, headers, opts)
+    if T.is_tls(port) then
+        local o = {}
+        for k, v in pairs(opts or {}) do o[k] = v end
+        o.wrap = function(c) return T.wrap(c, { timeout = o.timeout }) end
+        opts = o
+    end
+    return base.connect(port, path, headers, opts)
+end
 
 -- ---- spec helpers (assertions) -----------------------------------------------------------
 

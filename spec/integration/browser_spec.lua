@@ -14,6 +14,10 @@ local socket = require "socket"
 local cjson = require "cjson"
 
 local CHROMIUM = "/usr/bin/chromium"
+-- "https" under make test-integration-tls: the pages are https:// and their sockets wss://
+-- (assets/ws-demo.js follows the page's scheme); chromium then accepts the throwaway
+-- certificate (--ignore-certificate-errors: it has no copy of the throwaway CA).
+local SCHEME = H.scheme()
 
 local sh_quote, stop = H.sh_quote, H.stop
 
@@ -48,7 +52,8 @@ local function start_browser()
     local cmd = table.concat({
         "timeout 120", CHROMIUM, "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run",
         "--disable-background-networking --disable-component-update --disable-sync",
-        "--user-data-dir=" .. sh_quote(dir), "--remote-debugging-port=0 about:blank",
+        "--user-data-dir=" .. sh_quote(dir), "--remote-debugging-port=0",
+        SCHEME == "https" and "--ignore-certificate-errors" or "", "about:blank",
         ">/dev/null 2>&1 & echo $!",
     }, " ")
     local p = io.popen(cmd)
@@ -155,7 +160,8 @@ describe("browser WebSocket page", function()
         -- A allows its own origin and the page of B when B is reached as "localhost".
         A = H.start { env = {
             WEB_SERVER_PORT = tostring(port_a), PROCESS_NAME = "browser-a",
-            WEB_SERVER_ALLOWED_ORIGINS = ("http://127.0.0.1:%d,http://localhost:%d"):format(port_a, port_b),
+            WEB_SERVER_ALLOWED_ORIGINS = ("%s://127.0.0.1:%d,%s://localhost:%d"):format(SCHEME, port_a, SCHEME,
+                port_b),
         } }
         B = H.start { env = { WEB_SERVER_PORT = tostring(port_b), WEB_SECURITY_CSP = "" } }
         browser = start_browser()
@@ -180,7 +186,7 @@ describe("browser WebSocket page", function()
     end)
 
     it("refuses the socket of a page from a foreign origin (A never sees it)", function()
-        local dom = dump_dom(("http://127.0.0.1:%d/ws-demo.html?ws=127.0.0.1:%d"):format(port_b, port_a))
+        local dom = dump_dom(("%s://127.0.0.1:%d/ws-demo.html?ws=127.0.0.1:%d"):format(SCHEME, port_b, port_a))
         local lines = log_lines(dom)
         assert.is_true(has(lines, "^error") or has(lines, "^closed"), "the socket did not fail:\n" .. dom)
         assert.is_false(has(lines, "^open"), dom)
@@ -192,7 +198,7 @@ describe("browser WebSocket page", function()
     end)
 
     it("connects the same foreign page once A allows its origin", function()
-        local dom = dump_dom(("http://localhost:%d/ws-demo.html?ws=127.0.0.1:%d"):format(port_b, port_a))
+        local dom = dump_dom(("%s://localhost:%d/ws-demo.html?ws=127.0.0.1:%d"):format(SCHEME, port_b, port_a))
         local lines = log_lines(dom)
         assert.is_true(has(lines, "^open$"), dom)
         assert.is_true(has(lines, "^subscribed room:lobby$"), dom)
@@ -200,7 +206,7 @@ describe("browser WebSocket page", function()
     end)
 
     it("cannot connect elsewhere under the default CSP (connect-src 'self')", function()
-        local dom = dump_dom(("http://127.0.0.1:%d/ws-demo.html?ws=127.0.0.1:%d"):format(port_a, port_b))
+        local dom = dump_dom(("%s://127.0.0.1:%d/ws-demo.html?ws=127.0.0.1:%d"):format(SCHEME, port_a, port_b))
         local lines = log_lines(dom)
         assert.is_true(has(lines, "^error"), dom)
         assert.is_false(has(lines, "^open"), dom)
@@ -208,7 +214,7 @@ describe("browser WebSocket page", function()
     end)
 
     it("opens a socket to its own server and subscribes to room:lobby under the default CSP", function()
-        local dom = dump_dom(("http://127.0.0.1:%d/ws-demo.html"):format(port_a))
+        local dom = dump_dom(("%s://127.0.0.1:%d/ws-demo.html"):format(SCHEME, port_a))
         local lines = log_lines(dom)
         assert.are.equal("open", lines[1], dom)
         assert.are.equal("subscribed room:lobby", lines[2], dom)

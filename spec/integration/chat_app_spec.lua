@@ -341,10 +341,11 @@ describe("chat app", function()
         os.execute("mkdir -p " .. dir)
         finally(function() os.execute("rm -rf " .. dir) end)
         local jar = dir .. "/jar.txt"
-        local base = "http://127.0.0.1:" .. srv.port
+        local base = srv:url(""):gsub("/$", "")
         --- Runs curl with the jar; returns status and body.
         local function curl(args)
-            local cmd = ("curl -s -S -b %s -c %s -o %s/body -w '%%{http_code}' %s"):format(jar, jar, dir, args)
+            local cmd = ("curl -s -S %s -b %s -c %s -o %s/body -w '%%{http_code}' %s"):format(H.curl_args(), jar, jar,
+                dir, args)
             local p = io.popen(cmd .. " 2>&1")
             local code = p:read("*a")
             p:close()
@@ -363,7 +364,8 @@ describe("chat app", function()
         local sid = H.json(body).session.id
         -- The jar holds it as an HttpOnly cookie for this host.
         local jar_text = H.read_file(jar)
-        assert.matches("#HttpOnly_127%.0%.0%.1\t[^\n]*\t__session\t" .. sid:gsub("%-", "%%-"), jar_text)
+        local host = srv.tls and "localhost" or "127%.0%.0%.1" -- over TLS: the certificate's name
+        assert.matches("#HttpOnly_" .. host .. "\t[^\n]*\t__session\t" .. sid:gsub("%-", "%%-"), jar_text)
 
         code, body = curl(base .. "/api/me")
         assert.are.equal(200, code, body)

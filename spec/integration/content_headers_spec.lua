@@ -9,7 +9,7 @@ local APP, CONFIG = "spec/fixtures/app", "spec/fixtures/config.lua"
 
 --- curl -i against srv: status, lowercased headers (last one wins), body.
 local function curl(srv, path, args)
-    local cmd = ("curl -s -S -i %s 'http://127.0.0.1:%d%s'"):format(args or "", srv.port, path)
+    local cmd = ("curl -s -S -i %s %s '%s'"):format(H.curl_args(), args or "", srv:url(path))
     local p = assert(io.popen(cmd))
     local out = p:read("*a")
     p:close()

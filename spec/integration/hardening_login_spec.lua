@@ -15,10 +15,7 @@ local EMAIL = "victim@example.com"
 
 --- One JSON request from the client address `from` (127.0.0.x).
 local function from_addr(srv, from, method, path, body)
-    local c = assert(socket.tcp())
-    c:settimeout(5)
-    assert(c:bind(from, 0))
-    assert(c:connect("127.0.0.1", srv.port))
+    local c = srv:connect(5, from)
     local text = cjson.encode(body)
     assert(c:send(H.build { method = method, path = path, body = text,
         headers = { { "Content-Type", "application/json" } } }))

@@ -3,6 +3,8 @@
 -- correlation ids (echoed only when trusted and well-formed), on action, error, static and
 -- preflight responses.
 local H = require "server"
+-- The scheme of the URL in web log lines: https under make test-integration-tls.
+local SCHEME = H.scheme()
 local A = require "http_assert"
 
 local APP, CONFIG = "spec/fixtures/app", "spec/fixtures/config.lua"
@@ -262,7 +264,7 @@ describe("correlation ids", function()
         it("put [cor:<id>] in the action log line", function()
             get(srv, "/api/status", { { "X-Request-Id", "cor-log-42" } })
             local log = srv:wait_log("[cor:cor-log-42]")
-            assert.truthy(log:find("%[ACTION:WEB:OK%] status %(%d+ms%) %[GET%] 127%.0%.0%.1%(http://localhost/api/status%) %[cor:cor%-log%-42%] {}\n"), log)
+            assert.truthy(log:find("%[ACTION:WEB:OK%] status %(%d+ms%) %[GET%] 127%.0%.0%.1%(" .. SCHEME .. "://localhost/api/status%) %[cor:cor%-log%-42%] {}\n"), log)
         end)
 
         it("accept 1..128 characters of [A-Za-z0-9._:-]", function()

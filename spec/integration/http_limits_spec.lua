@@ -281,13 +281,17 @@ describe("HTTP connection cap (WEB_SERVER_MAX_CONNECTIONS=5)", function()
         for i = 1, 5 do held[i] = srv:connect(3) end
         socket.sleep(0.1) -- let the server accept all five (idle, accepted connections count)
 
-        local raw, how = over_cap()
-        local list = parse_all(raw)
-        assert.are.equal(1, #list, "expected one 503, got:\n" .. raw)
-        assert.are.equal(503, list[1].status)
-        assert_envelope_body(list[1], "CONNECTION_SERVER_BUSY")
-        assert.are.equal("close", list[1].headers["connection"])
-        assert.are.equal("closed", how)
+        if srv.tls then
+            H.assert_refused(srv) -- closed without a handshake (src/tls.h kx_tls_refuse)
+        else
+            local raw, how = over_cap()
+            local list = parse_all(raw)
+            assert.are.equal(1, #list, "expected one 503, got:\n" .. raw)
+            assert.are.equal(503, list[1].status)
+            assert_envelope_body(list[1], "CONNECTION_SERVER_BUSY")
+            assert.are.equal("close", list[1].headers["connection"])
+            assert.are.equal("closed", how)
+        end
 
         -- The held connections were not disturbed by the refusal.
         assert(held[1]:send("GET /api/hello?name=Held HTTP/1.1\r\n" .. HOST .. "\r\n"))
@@ -312,6 +316,7 @@ describe("HTTP connection cap (WEB_SERVER_MAX_CONNECTIONS=5)", function()
     end)
 
     it("gives the 503 envelope a current timestamp and the five security headers", function()
+        if srv.tls then pending("over TLS the cap closes without a handshake: there is no 503 to read") end
         socket.sleep(0.2) -- let the server see the previous test's sockets close first
         local held = {}
         for i = 1, 5 do held[i] = srv:connect(3) end

@@ -283,7 +283,6 @@ describe("oauth: registration rate limit", function()
 end)
 
 describe("oauth: a sign-in through the page counts against the address that posted it", function()
-    local socket = require "socket"
     local R, srv
     setup(function()
         R = H.redis()
@@ -294,10 +293,7 @@ describe("oauth: a sign-in through the page counts against the address that post
     teardown(function() H.stop(srv) end)
 
     local function post_from(from, path, body)
-        local c = assert(socket.tcp())
-        c:settimeout(5)
-        assert(c:bind(from, 0))
-        assert(c:connect("127.0.0.1", srv.port))
+        local c = srv:connect(5, from)
         assert(c:send(H.build { method = "POST", path = path, body = body,
             headers = { { "Content-Type", "application/x-www-form-urlencoded" } } }))
         local res, err = H.read_response(c, "POST")

@@ -107,7 +107,7 @@ describe("static files", function()
             p:close()
             return out
         end
-        local url = sh_quote("http://127.0.0.1:" .. srv.port .. "/large.bin")
+        local url = H.curl_args() .. " " .. sh_quote(srv:url("/large.bin"))
         local expected = md5("cat " .. sh_quote(tmp .. "/assets/large.bin"))
         assert.are.equal(expected, md5("curl -s " .. url))
         assert.are.equal(expected, md5("curl -s --limit-rate 4M " .. url))
@@ -297,8 +297,8 @@ describe("static files", function()
         it("gives a real client (curl --path-as-is) the same answers", function()
             local out = os.tmpname()
             for _, case in ipairs(TRAVERSAL) do
-                local url = "http://127.0.0.1:" .. srv.port .. case[1]
-                local p = io.popen("curl -s --path-as-is -o " .. sh_quote(out) .. " -w '%{http_code}' " .. sh_quote(url))
+                local url = srv:url(case[1])
+                local p = io.popen("curl -s --path-as-is " .. H.curl_args() .. " -o " .. sh_quote(out) .. " -w '%{http_code}' " .. sh_quote(url))
                 local code = p:read("*a")
                 p:close()
                 local body = H.read_file(out)

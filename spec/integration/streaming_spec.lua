@@ -165,7 +165,9 @@ describe("streamed answers", function()
         assert.are.equal("closed", err)
         assert.is_true(tonumber(sent) < 20 * 1024 * 1024, sent)
         assert.is_true(tonumber(paused) >= 1, paused)
-        assert.is_truthy(log:find("[ACTION:WEB:ERROR] stream:flood", 1, true))
+        -- The action's log line follows its "stopped" line: wait for it too (a loaded machine).
+        log = srv:wait_log("[ACTION:WEB:ERROR] stream:flood", 5)
+        assert.is_truthy(log:find("[ACTION:WEB:ERROR] stream:flood", 1, true), log)
     end)
 
     it("drops a client at the output cap: a write that would put it 4 MiB behind answers nil, \"closed\"", function()

@@ -59,6 +59,26 @@ describe("action.define validation", function()
         define_error({ inputs = z.string() })
     end)
 
+    it("refuses outputs that are not an object schema, and keeps one that is", function()
+        for _, bad in ipairs { {}, "z.object", 5, { parse = "nope" }, z.string(), z.array(z.string()) } do
+            local msg = define_error({ outputs = bad })
+            assert.matches("action 'thing:do': outputs must be a keryx.schema object (z.object{...})", msg, 1, true)
+        end
+        local out = z.object { ok = z.boolean() }
+        assert.are.equal(out, action.define({ name = "a", run = run, outputs = out }).outputs)
+        assert.is_nil(action.define({ name = "a", run = run }).outputs)
+    end)
+
+    it("refuses errors that are not a list of known error types, and keeps one that is", function()
+        assert.matches("action 'thing:do': errors must be a list of error types", define_error({ errors = "X" }), 1,
+            true)
+        assert.matches("action 'thing:do': errors[2] must be a keryx.errors type (got CONNECTION_NOPE)",
+            define_error({ errors = { "CONNECTION_RATE_LIMITED", "CONNECTION_NOPE" } }), 1, true)
+        assert.matches("errors[1] must be a keryx.errors type", define_error({ errors = { 401 } }), 1, true)
+        local a = action.define({ name = "a", run = run, errors = { "CONNECTION_RATE_LIMITED" } })
+        assert.are.same({ "CONNECTION_RATE_LIMITED" }, a.errors)
+    end)
+
     it("refuses a description that is not a string", function()
         assert.matches("action 'thing:do': description must be a string", define_error({ description = 7 }), 1, true)
     end)

@@ -174,15 +174,114 @@ describe("keryx.swagger", function()
         assert.is_nil(schema.required)
     end)
 
-    it("declares the 200 and shared error responses", function()
+    it("declares the 200 and the statuses every request may get, with the real error envelope", function()
         local doc = roundtrip(swagger.document(actions(), OPTS))
         local r = doc.paths["/status"].get.responses
         assert.are.same({ type = "object" }, r["200"].content["application/json"].schema)
-        for _, code in ipairs({ "400", "404", "422", "500" }) do
-            assert.is_string(r[code].description)
-            assert.are.same({ type = "object", properties = { error = { type = "string" } } },
-                r[code].content["application/json"].schema)
+        assert.is_nil(r["200"].headers)
+        local codes = {}
+        for code in pairs(r) do codes[#codes + 1] = code end
+        table.sort(codes)
+        -- no inputs, no middleware: neither 406 nor 401/429; never Keryx's 422 or a bare 404
+        assert.are.same({ "200", "400", "408", "413", "431", "500", "503" }, codes)
+        for _, code in ipairs(codes) do
+            if code ~= "200" then
+                assert.is_string(r[code].description)
+                assert.are.same({ ["$ref"] = "#/components/schemas/Error" }, r[code].content["application/json"].schema)
+            end
         end
+        assert.truthy(r["408"].description:find("CONNECTION_ACTION_TIMEOUT", 1, true))
+        assert.truthy(r["400"].description:find("CONNECTION_ACTION_PARAM_FORMATTING", 1, true))
+        assert.truthy(r["500"].description:find("CONNECTION_ACTION_RUN, CONNECTION_SERVER_ERROR", 1, true))
+        assert.are.same({ ["Retry-After"] = { ["$ref"] = "#/components/headers/Retry-After" } }, r["503"].headers)
+        local env = doc.components.schemas.Error
+        assert.are.same({ "error" }, env.required)
+        local e = env.properties.error
+        assert.are.same({ "message", "type", "timestamp" }, e.required)
+        assert.are.equal("string", e.properties.message.type)
+        assert.are.equal("string", e.properties.type.type)
+        assert.are.equal("integer", e.properties.timestamp.type)
+        assert.are.equal("string", e.properties.key.type)
+        assert.is_table(e.properties.value)
+        assert.is_nil(e.properties.value.type) -- any JSON value
+        assert.are.equal("string", e.properties.stack.type)
+        assert.is_false(e.additionalProperties)
+    end)
+
+    it("describes the envelope keryx.errors.to_envelope really builds", function()
+        local errors = require "keryx.errors"
+        local doc = roundtrip(swagger.document({}, OPTS))
+        local props = doc.components.schemas.Error.properties.error.properties
+        local e = errors.new("CONNECTION_ACTION_PARAM_REQUIRED", "name is required", "name", "x")
+        e.stack = "traceback"
+        local env = roundtrip(errors.to_envelope(e, { include_stack = true, now_ms = 1 }))
+        for k in pairs(env.error) do assert.is_table(props[k], "undocumented field " .. k) end
+        assert.are.same({ "error" }, (function()
+            local ks = {}
+            for k in pairs(env) do ks[#ks + 1] = k end
+            return ks
+        end)())
+    end)
+
+    it("adds 406 for inputs and the statuses of the middleware's and the action's error types", function()
+        local mw = require "keryx.middleware"
+        local doc = roundtrip(swagger.document({
+            { name = "a", inputs = z.object { x = z.string() }, web = { route = "/a" } },
+            { name = "b", middleware = { mw.session_required }, web = { route = "/b" } },
+            { name = "c", middleware = { mw.rate_limit }, web = { route = "/c" } },
+            { name = "d", errors = { "CONNECTION_CHANNEL_AUTHORIZATION", "CONNECTION_RATE_LIMITED" },
+                web = { route = "/d" } },
+        }, OPTS))
+        local function responses(path) return doc.paths[path].get.responses end
+        assert.truthy(responses("/a")["406"].description:find("CONNECTION_ACTION_PARAM_REQUIRED", 1, true))
+        assert.is_nil(responses("/a")["401"])
+        assert.is_nil(responses("/a")["429"])
+        assert.truthy(responses("/b")["401"].description:find("CONNECTION_SESSION_NOT_FOUND", 1, true))
+        assert.is_nil(responses("/b")["406"])
+        assert.is_nil(responses("/b")["429"])
+        local c = responses("/c")
+        assert.truthy(c["429"].description:find("CONNECTION_RATE_LIMITED", 1, true))
+        assert.is_nil(c["401"])
+        for _, h in ipairs({ "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset" }) do
+            assert.are.same({ ["$ref"] = "#/components/headers/" .. h }, c["200"].headers[h])
+            assert.are.same({ ["$ref"] = "#/components/headers/" .. h }, c["429"].headers[h])
+            assert.are.equal("integer", doc.components.headers[h].schema.type)
+        end
+        assert.is_table(c["429"].headers["Retry-After"])
+        -- an action raising 429 itself: Retry-After only, no X-RateLimit-* it would not send
+        local d = responses("/d")
+        assert.is_table(d["403"])
+        assert.are.same({ "Retry-After" }, (function()
+            local ks = {}
+            for k in pairs(d["429"].headers) do ks[#ks + 1] = k end
+            return ks
+        end)())
+        assert.is_nil(d["200"].headers)
+    end)
+
+    it("requires the session cookie only where session_required runs; elsewhere it is optional", function()
+        local mw = require "keryx.middleware"
+        local doc, text = roundtrip(swagger.document({
+            { name = "open", web = { route = "/open" } },
+            { name = "closed", middleware = { mw.rate_limit, mw.session_required }, web = { route = "/closed" } },
+        }, OPTS))
+        assert.is_nil(doc.paths["/closed"].get.security) -- the document's default: the cookie
+        assert.truthy(text:find('"security":[{},{"sessionCookie":[]}]', 1, true))
+        assert.are.equal(2, #doc.paths["/open"].get.security)
+    end)
+
+    it("makes an outputs schema the 200 schema, <name>_Response", function()
+        local doc = roundtrip(swagger.document({
+            { name = "user:me", outputs = z.object { user = z.object { id = z.integer(), email = z.string():email() } },
+                web = { route = "/me" } },
+        }, OPTS))
+        local ok = doc.paths["/me"].get.responses["200"]
+        assert.are.same({ ["$ref"] = "#/components/schemas/user_me_Response" }, ok.content["application/json"].schema)
+        local s = doc.components.schemas.user_me_Response
+        assert.are.equal("object", s.type)
+        assert.are.same({ "user" }, s.required)
+        assert.are.same({ "email", "id" }, s.properties.user.required)
+        assert.are.equal("email", s.properties.user.properties.email.format)
     end)
 
     it("documents streaming actions as text/event-stream", function()
@@ -192,10 +291,10 @@ describe("keryx.swagger", function()
         assert.is_nil(ok.content["application/json"])
     end)
 
-    it("encodes paths and schemas as objects when there are no actions", function()
+    it("encodes paths as an object when there are no actions; Error is always there", function()
         local doc, text = roundtrip(swagger.document({}, {}))
         assert.truthy(text:find('"paths":{}', 1, true))
-        assert.truthy(text:find('"schemas":{}', 1, true))
+        assert.is_table(doc.components.schemas.Error)
         assert.are.equal("__session", doc.components.securitySchemes.sessionCookie.name)
         assert.are.equal("/api", doc.servers[1].url)
         assert.is_nil(doc.info.license)

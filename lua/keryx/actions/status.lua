@@ -1,6 +1,7 @@
 -- status — GET /api/status: process health; `healthy` is true when every check is.
 local keryx = require "keryx"
 local core = require "keryx.core"
+local z = keryx.schema
 
 local floor = math.floor
 local name = core.config.process.name
@@ -9,6 +10,15 @@ local pid = core.pid()
 return keryx.action {
     name = "status",
     description = "Return the status of the server",
+    outputs = z.object {
+        name = z.string():describe("PROCESS_NAME"),
+        pid = z.integer(),
+        version = z.string(),
+        uptime = z.integer():describe("ms since boot"),
+        consumedMemoryMB = z.number():describe("Resident memory, MB"),
+        healthy = z.boolean(),
+        checks = z.object { redis = z.boolean() },
+    },
     web = { route = "/status", method = "GET" },
     mcp = { tool = true },
     run = function()

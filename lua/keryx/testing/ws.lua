@@ -232,6 +232,11 @@ function M.connect(port, path, headers, opts)
     c:settimeout(opts.timeout or 5)
     local ok, cerr = c:connect(opts.host or "127.0.0.1", port)
     if not ok then return nil, "connect: " .. tostring(cerr) end
+    if opts.wrap then -- e.g. a TLS session over the socket (wss)
+        local wc, werr = opts.wrap(c)
+        if not wc then return nil, "wrap: " .. tostring(werr) end
+        c = wc
+    end
     local req = concat(lines, "\r\n") .. "\r\n\r\n" .. (opts.body or "")
     assert(c:send(req))
     local res, err = read_head(c)

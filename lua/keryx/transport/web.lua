@@ -32,6 +32,8 @@ local web_cfg = core.config.server.web
 local rawget, type, tostring = rawget, type, tostring
 local now_ms, log_enabled = core.now_ms, core.log_enabled
 local encode_response = pipeline.encode_response
+-- The scheme the log line's URL names: the port speaks TLS when a certificate is configured.
+local SCHEME = (web_cfg.tlsCert or "") ~= "" and "https://" or "http://"
 
 -- JSON is UTF-8 by definition, but saying so stops clients and proxies guessing a legacy
 -- charset for the body (README "What the C core enforces" has the C-decided errors' twin).
@@ -53,7 +55,7 @@ end
 local function log_line(action, req, started, err, raw)
     if not log_enabled("info") then return end -- the URL is built only for the log line
     -- Without the query string: it may carry secret inputs, which the logged params redact.
-    local url = "http://" .. (req.host or "localhost") .. (req.path or req.target:match("^[^?]*"))
+    local url = SCHEME .. (req.host or "localhost") .. (req.path or req.target:match("^[^?]*"))
     pipeline.log_action("WEB", action.name, started, req.method, req.identifier, url, req.correlation_id, err,
         action, raw)
 end
