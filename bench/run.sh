@@ -13,15 +13,16 @@
 # and without the Redis rate-limit middleware; same BENCH_* variables), then bench/websocket.sh
 # (WebSocket memory, broadcast latency, round trips), then bench/mcp.sh (MCP tools/call
 # against plain HTTP calls of the same action), then bench/tasks.sh (background tasks against
-# node-resque: jobs/s and enqueue-to-start latency), so `make bench` runs all five.
+# node-resque: jobs/s and enqueue-to-start latency), then bench/workers.sh (2 workers against
+# nginx with 2, and SIGHUP reloads under load), so `make bench` runs all six.
 #
 # Environment:
 #   BENCH_DURATION  wrk duration per run (default 10s; a bare number means seconds)
 #   BENCH_RUNS      measured runs per server (default 3)
 #   BENCH_WARMUP    unmeasured warm-up run per server before the first run (default 1s; 0 = none)
 #   BENCH_ONLY      "keryx" or "nginx": that side only, no rate-limit bench; "ratelimit": only
-#                   bench/ratelimit.sh; "mcp": only bench/mcp.sh; "tasks": only bench/tasks.sh
-#                   (default: everything)
+#                   bench/ratelimit.sh; "mcp": only bench/mcp.sh; "tasks": only bench/tasks.sh;
+#                   "workers": only bench/workers.sh (default: everything)
 #   BENCH_WRITE     1 = append a dated section to bench/RESULTS.md
 #   BENCH_NGINX_MEM "heap" (default) or "statm": how nginx computes consumedMemoryMB
 #
@@ -82,7 +83,7 @@ BENCH_TAG=bench
 # ---------------------------------------------------------------------------------------------
 
 check_args() {
-    case "$ONLY" in ""|keryx|nginx|ratelimit|mcp|tasks) ;; *) die "BENCH_ONLY must be keryx, nginx, ratelimit, mcp or tasks, not '$ONLY'";; esac
+    case "$ONLY" in ""|keryx|nginx|ratelimit|mcp|tasks|workers) ;; *) die "BENCH_ONLY must be keryx, nginx, ratelimit, mcp, tasks or workers, not '$ONLY'";; esac
     case "$NGINX_MEM" in heap|statm) ;; *) die "BENCH_NGINX_MEM must be heap or statm";; esac
     [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
 }
@@ -451,6 +452,7 @@ main() {
     if [[ "$ONLY" == ratelimit ]]; then exec "$BENCH_DIR/ratelimit.sh"; fi
     if [[ "$ONLY" == mcp ]]; then exec "$BENCH_DIR/mcp.sh"; fi
     if [[ "$ONLY" == tasks ]]; then exec "$BENCH_DIR/tasks.sh"; fi
+    if [[ "$ONLY" == workers ]]; then exec "$BENCH_DIR/workers.sh"; fi
     check_prereqs
     trap cleanup EXIT
     trap 'exit 130' INT TERM
@@ -466,6 +468,7 @@ main() {
     if [[ -z "$ONLY" ]]; then echo; "$BENCH_DIR/websocket.sh" || die "bench/websocket.sh failed"; fi
     if [[ -z "$ONLY" ]]; then echo; "$BENCH_DIR/mcp.sh" || die "bench/mcp.sh failed"; fi
     if [[ -z "$ONLY" ]]; then echo; "$BENCH_DIR/tasks.sh" || die "bench/tasks.sh failed"; fi
+    if [[ -z "$ONLY" ]]; then echo; "$BENCH_DIR/workers.sh" || die "bench/workers.sh failed"; fi
 }
 
 main "$@"

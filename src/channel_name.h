@@ -2,7 +2,7 @@
  * channel named by a broadcast payload.
  *
  * Owns: nothing (pure functions). Callers: ws.c (subscribe), lua_api_ws.c, pubsub delivery
- * (main.c), the fuzz harness. Never: allocates or logs. */
+ * (server.c), the fuzz harness. Never: allocates or logs. */
 #ifndef KX_CHANNEL_NAME_H
 #define KX_CHANNEL_NAME_H
 #include "common.h"

@@ -3,7 +3,7 @@
  *
  * Owns: the channel registry (name → subscribed sockets, a hash table that grows) and each
  * socket's subscription list (WS_MAX_SUBSCRIPTIONS), kept in the socket's kx_ws_user slot.
- * Callers: lua_api_ws.c (subscribe, unsubscribe, queries, deliver), main.c (installs
+ * Callers: lua_api_ws.c (subscribe, unsubscribe, queries, deliver), server.c (installs
  * kx_channels_on_publish as the pub/sub handler and kx_channels_drop in the close handler).
  * Never: runs Lua or decides authorization (the Lua side asked the channel's `authorize`
  * before subscribing); a broadcast is delivered without Lua per recipient. */

@@ -4,7 +4,7 @@
  * password-hash format `scrypt$N$r$p$<salt b64url>$<hash b64url>`, and a small pool of
  * worker threads that run scrypt off the event loop, handing results back through an
  * ev_async. Callers: lua_api_crypto.c (core.random_id / valid_id / hash_password /
- * verify_password), main.c (kx_crypto_start / kx_crypto_stop), tests.
+ * verify_password), server.c (kx_crypto_start / kx_crypto_stop), tests.
  * Never: touches Lua; falls back to a weak RNG; calls a job's callback on a worker thread;
  * lets a stored hash choose an unbounded cost (memory and work are capped, below).
  *

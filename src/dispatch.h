@@ -6,7 +6,7 @@
  * static files (GET/HEAD) → 404 envelope. Framework actions may sit on absolute paths outside
  * the prefix (kx_dispatch_add_absolute); the ids of the table say which: >= 0 an action,
  * < 0 a built-in.
- * Callers: main.c installs kx_dispatch as http.c's request handler and the action runner;
+ * Callers: server.c installs kx_dispatch as http.c's request handler and the action runner;
  * lua_bridge.c registers action routes at boot through kx_dispatch_add_action.
  * Never: runs Lua by name: an action route goes to the runner installed with
  * kx_dispatch_set_action_runner. */

@@ -4,7 +4,7 @@
  * upgrade), the HTTP connection handler, the response writer (whole responses and streamed
  * ones: Content-Length, chunked or Server-Sent Events framing, with backpressure) and the
  * C-side JSON error envelope.
- * Callers: listen.c's on_open (kx_http_attach); the request handler main.c installs
+ * Callers: listen.c's on_open (kx_http_attach); the request handler server.c installs
  * (dispatch.c) answers through kx_http_send / kx_http_begin…end; ws.c reads the upgrade
  * request; static.c and lua_bridge.c answer through the response functions.
  * Never: calls a higher layer by name: a complete request goes to the handler installed with

@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -96,7 +97,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /* Prefers IPv4 for "localhost" so curl/wrk on 127.0.0.1 reach us. */
-static int bind_first(struct addrinfo *res, int *saved)
+static int bind_first(struct addrinfo *res, int flags, int *saved)
 {
     for (int pass = 0; pass < 2; pass++) {
         for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -105,7 +106,10 @@ static int bind_first(struct addrinfo *res, int *saved)
             if (fd < 0) continue;
             int one = 1;
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-            if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, LISTEN_BACKLOG) == 0) return fd;
+            if (flags & KX_LISTEN_REUSEPORT) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+            if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+                ((flags & KX_LISTEN_DEFER) || listen(fd, LISTEN_BACKLOG) == 0))
+                return fd;
             *saved = errno;
             close(fd);
         }
@@ -113,25 +117,34 @@ static int bind_first(struct addrinfo *res, int *saved)
     return -1;
 }
 
-int kx_listen_start(kx_server_t *s, const kx_listen_opts_t *opts, char *err, size_t errcap)
+int kx_listen_bind(const char *host, int port, int flags, char *err, size_t errcap)
 {
     struct addrinfo hints = { 0 }, *res = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
-    char port[16];
-    snprintf(port, sizeof port, "%lld", (long long)s->cfg->web_port);
-    int rc = getaddrinfo(s->cfg->web_host, port, &hints, &res);
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    int rc = getaddrinfo(host, ps, &hints, &res);
     if (rc != 0) {
-        snprintf(err, errcap, "cannot resolve WEB_SERVER_HOST \"%s\": %s", s->cfg->web_host,
-                 gai_strerror(rc));
+        snprintf(err, errcap, "cannot resolve WEB_SERVER_HOST \"%s\": %s", host, gai_strerror(rc));
         return KX_EINVAL;
     }
     int saved = 0;
-    int fd = bind_first(res, &saved);
+    int fd = bind_first(res, flags, &saved);
     freeaddrinfo(res);
     if (fd < 0) {
-        snprintf(err, errcap, "cannot listen on %s:%s: %s", s->cfg->web_host, port, strerror(saved));
+        snprintf(err, errcap, "cannot listen on %s:%s: %s", host, ps, strerror(saved));
+        return KX_EIO;
+    }
+    return fd;
+}
+
+int kx_listen_adopt(kx_server_t *s, int fd, const kx_listen_opts_t *opts, char *err, size_t errcap)
+{
+    /* A deferred socket starts listening here; for one already listening this changes nothing. */
+    if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        snprintf(err, errcap, "listening socket %d: %s", fd, strerror(errno));
         return KX_EIO;
     }
     struct kx_listener *l = kx_xcalloc(1, sizeof *l);
@@ -146,13 +159,25 @@ int kx_listen_start(kx_server_t *s, const kx_listen_opts_t *opts, char *err, siz
     return KX_OK;
 }
 
-int kx_listen_port(const kx_server_t *s)
+int kx_listen_start(kx_server_t *s, const kx_listen_opts_t *opts, char *err, size_t errcap)
+{
+    int fd = kx_listen_bind(s->cfg->web_host, (int)s->cfg->web_port, 0, err, errcap);
+    if (fd < 0) return fd;
+    return kx_listen_adopt(s, fd, opts, err, errcap);
+}
+
+int kx_listen_fd_port(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (!s->listener || getsockname(s->listener->fd, (struct sockaddr *)&ss, &sl) != 0) return -1;
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) return -1;
     if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
     return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+int kx_listen_port(const kx_server_t *s)
+{
+    return s->listener ? kx_listen_fd_port(s->listener->fd) : -1;
 }
 
 void kx_listen_stop(kx_server_t *s)

@@ -35,6 +35,9 @@ kx_stream_t kx_task_stream(const kx_task_t *t);
 void kx_task_set_stream(kx_task_t *t, kx_stream_t s);
 /* The main Lua state (for values built outside a coroutine, e.g. pipeline results). */
 lua_State *kx_lua_main(void);
+/* The main state of the VM task t runs in (kx_lua_main is the newest VM's; after a reload a
+ * task of the previous one keeps its own: registry refs it takes must be made there). */
+lua_State *kx_task_main(const kx_task_t *t);
 /* A request (web, CLI, one WebSocket message) waits for Redis REDIS_COMMAND_TIMEOUT_MS in
  * total, however many calls it makes: a stalled Redis costs it one timeout, not one per call
  * (README "What the C core enforces"). Time between calls (sleep, hashing) is not counted, so

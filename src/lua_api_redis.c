@@ -267,7 +267,7 @@ struct batch {
 
 static void batch_free(batch_t *b)
 {
-    luaL_unref(kx_lua_main(), LUA_REGISTRYINDEX, b->ref);
+    luaL_unref(kx_task_main(b->task), LUA_REGISTRYINDEX, b->ref);
     free(b->items);
     free(b);
 }
@@ -284,7 +284,7 @@ static void item_done(void *ud, redisReply *reply, const char *err)
 {
     item_t *it = ud;
     batch_t *b = it->batch;
-    lua_State *L = kx_lua_main();
+    lua_State *L = kx_task_main(b->task);
     it->op = NULL;
     if (!reply) {
         b->failure = err ? err : "closed";
@@ -348,7 +348,7 @@ static int l_redis_pipeline(lua_State *L)
     b->task = t;
     b->n = b->remaining = n;
     b->items = kx_xcalloc((size_t)n, sizeof *b->items);
-    lua_State *M = kx_lua_main();
+    lua_State *M = kx_task_main(t);
     lua_createtable(M, n, 0);
     b->ref = luaL_ref(M, LUA_REGISTRYINDEX);
     const char *argv[MAX_ARGS];

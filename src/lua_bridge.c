@@ -10,7 +10,10 @@
  * the results onto the coroutine's stack and puts the task on the ready queue, which an
  * ev_check watcher drains (with an ev_idle keeping the loop from sleeping meanwhile). The
  * action timeout is an ev_timer per task: it marks the task aborted and wakes it with
- * nil, "aborted", so the pipeline answers 408 even while the action is parked. */
+ * nil, "aborted", so the pipeline answers 408 even while the action is parked.
+ * Each task belongs to a VM (kx_vm_t: a lua_State with the app booted, its entry refs and
+ * coroutine pool); SIGHUP in a lone process adds a newer one (kx_lua_reload) and an older one
+ * is closed once it has no task and no WebSocket left. */
 #include "lua_bridge.h"
 #include "lua_api.h"
 #include "http_guard.h"
@@ -30,7 +33,28 @@ typedef enum { TASK_WEB, TASK_CLI, TASK_BG, TASK_JOB } task_kind_t;
 
 typedef struct every every_t;
 
+/* One lua_State with the app booted in it. A lone process swaps in a new one on SIGHUP
+ * (kx_lua_reload): HTTP requests and new WebSockets go to the newest; a WebSocket stays with
+ * the VM that opened it (its Lua-side state — conn, session, presence keys — lives there); an
+ * older VM is closed once its last task finished and its last socket closed. */
+typedef struct kx_vm {
+    lua_State *L;
+    int ref_web, ref_cli, ref_list;
+    int ref_ws[3], ref_on_start;
+    struct {
+        lua_State *co;
+        int ref;
+    } pool[256];
+    int npool;
+    int tasks;           /* tasks created in it and not freed */
+    int sockets;         /* WebSockets it opened that have not closed */
+    int spawned;         /* its core.spawn loops (task processors) and their jobs still running */
+    uint64_t ws_first;   /* id of its first WebSocket (ids only grow); UINT64_MAX: none yet */
+    struct kx_vm *older; /* the VM it replaced, until that one is closed */
+} kx_vm_t;
+
 struct kx_task {
+    kx_vm_t *vm; /* the VM its coroutine belongs to */
     lua_State *co;
     int ref;
     task_kind_t kind;
@@ -55,6 +79,7 @@ struct kx_task {
     kx_task_t *parent;                /* JOB: the processor waiting for it */
     bool cut;                         /* JOB: aborted because the process is shutting down */
     bool signal_wait;                 /* parked in core.task_wait (on the waiters list) */
+    bool spawned;                     /* BG from core.spawn, or a JOB: counted in vm->spawned */
     every_t *every;                   /* BG: the repeating timer that started it */
     kx_task_t *link_prev, *link_next; /* the jobs list or the waiters list */
 };
@@ -62,34 +87,30 @@ struct kx_task {
 /* core.every(ms, fn): a repeating timer that runs fn as a background task, never two at once. */
 struct every {
     ev_timer timer;
+    kx_vm_t *vm; /* the VM whose registry holds fn_ref */
     int fn_ref;
     bool running;
     every_t *next;
 };
 
 static struct {
-    lua_State *L;
+    kx_vm_t *vm; /* the newest VM: every new task but a WebSocket's goes there */
     kx_server_t *srv;
     kx_mode_t mode;
-    size_t mem_used, mem_limit;
-    bool mem_grace; /* the cap was hit: the reserve is open for error handling */
-    int ref_web, ref_cli, ref_list;
-    int ref_ws[3], ref_on_start;
+    char *app_dir;
+    size_t mem_used, mem_limit; /* over every VM alive: the cap is the process's */
+    bool mem_grace;             /* the cap was hit: the reserve is open for error handling */
     kx_task_t *current;
     kx_task_t *ready_head, *ready_tail;
     ev_check check;
     ev_idle idle;
     int in_flight;
-    struct {
-        lua_State *co;
-        int ref;
-    } pool[256];
-    int npool;
     kx_buf_t hdrs;      /* a web answer's header lines, reused: no malloc per request */
     kx_task_t *jobs;    /* running JOB tasks (cut at the drain deadline) */
     kx_task_t *waiters; /* tasks parked in core.task_wait */
-    every_t *everys;
+    every_t *everys;    /* of every VM alive */
     bool draining;
+    bool bg_pending; /* the newest VM's background waits for the older VMs' processors to end */
 } B;
 
 /* ---- memory cap ---------------------------------------------------------------------------- */
@@ -173,7 +194,12 @@ void kx_task_set_wait(kx_task_t *t, void (*cancel)(void *ud), void *ud)
 
 lua_State *kx_lua_main(void)
 {
-    return B.L;
+    return B.vm->L;
+}
+
+lua_State *kx_task_main(const kx_task_t *t)
+{
+    return t->vm->L;
 }
 
 void kx_task_redis_end(kx_task_t *t)
@@ -333,7 +359,7 @@ static int l_task_wait(lua_State *L)
 {
     lua_Number ms = luaL_checknumber(L, 1);
     kx_task_t *t = kx_lua_require_task(L, "core.task_wait");
-    if (B.draining) {
+    if (B.draining || t->vm != B.vm) {
         lua_pushliteral(L, "drain");
         return 1;
     }
@@ -364,14 +390,27 @@ static int l_tasks_signal(lua_State *L)
     return 0;
 }
 
+/* A task of a VM replaced by a reload sees the process as draining: its task processors end,
+ * and the newest VM's take over once they have (start_background_when_free). */
 static int l_draining(lua_State *L)
 {
-    lua_pushboolean(L, B.draining);
+    kx_vm_t *vm = B.current ? B.current->vm : B.vm;
+    lua_pushboolean(L, B.draining || vm != B.vm);
     return 1;
 }
 
-static kx_task_t *task_new(task_kind_t kind);
+static kx_task_t *task_new_in(kx_vm_t *vm, task_kind_t kind);
 static void start_task(kx_task_t *t);
+
+/* The VM whose state L is (each VM's registry holds a pointer to it, set at its creation):
+ * a task started from Lua belongs there, since values move between coroutines of one VM only. */
+static kx_vm_t *vm_of(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, "keryx.vm");
+    kx_vm_t *vm = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return vm ? vm : B.vm;
+}
 
 /* core.spawn(fn, ...): runs fn(...) as a background task of its own (a task processor's loop);
  * it starts once the caller yields or returns. Errors inside fn are logged, not raised here. */
@@ -379,7 +418,9 @@ static int l_spawn(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     int n = lua_gettop(L);
-    kx_task_t *t = task_new(TASK_BG);
+    kx_task_t *t = task_new_in(vm_of(L), TASK_BG);
+    t->spawned = true;
+    t->vm->spawned++;
     lua_xmove(L, t->co, n);
     kx_task_wake(t, n - 1);
     return 0;
@@ -391,7 +432,7 @@ static void on_every(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     every_t *e = w->data;
     if (e->running || B.draining) return; /* the previous run is still going: skip this tick */
-    kx_task_t *t = task_new(TASK_BG);
+    kx_task_t *t = task_new_in(e->vm, TASK_BG);
     t->every = e;
     e->running = true;
     lua_rawgeti(t->co, LUA_REGISTRYINDEX, e->fn_ref);
@@ -407,6 +448,7 @@ static int l_every(lua_State *L)
     luaL_checktype(L, 2, LUA_TFUNCTION);
     if (!(ms >= 1)) return luaL_error(L, "core.every: the interval must be at least 1 ms");
     every_t *e = kx_xcalloc(1, sizeof *e);
+    e->vm = vm_of(L);
     lua_pushvalue(L, 2);
     e->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     ev_timer_init(&e->timer, on_every, ms / 1000.0, ms / 1000.0);
@@ -422,11 +464,16 @@ static void stop_everys(void)
     for (every_t *e = B.everys; e; e = e->next) ev_timer_stop(B.srv->loop, &e->timer);
 }
 
-static void free_everys(void)
+/* The timers of vm (NULL: of every VM), when it is closed. */
+static void free_everys(const kx_vm_t *vm)
 {
-    while (B.everys) {
-        every_t *e = B.everys;
-        B.everys = e->next;
+    for (every_t **p = &B.everys; *p;) {
+        every_t *e = *p;
+        if (vm && e->vm != vm) {
+            p = &e->next;
+            continue;
+        }
+        *p = e->next;
         ev_timer_stop(B.srv->loop, &e->timer);
         free(e);
     }
@@ -442,8 +489,10 @@ static int l_run_job(lua_State *L)
     luaL_checktype(L, 1, LUA_TFUNCTION);
     kx_task_t *parent = kx_lua_require_task(L, "core.run_job");
     int n = lua_gettop(L);
-    kx_task_t *t = task_new(TASK_JOB);
+    kx_task_t *t = task_new_in(parent->vm, TASK_JOB);
     give_redis_budget(t);
+    t->spawned = true;
+    t->vm->spawned++;
     t->parent = parent;
     list_add(&B.jobs, t);
     lua_xmove(L, t->co, n);
@@ -467,17 +516,19 @@ void kx_lua_drain_begin(void)
     wake_waiters("drain");
 }
 
-static kx_task_t *task_new(task_kind_t kind)
+static kx_task_t *task_new_in(kx_vm_t *vm, task_kind_t kind)
 {
     kx_task_t *t = kx_xcalloc(1, sizeof *t);
     t->kind = kind;
-    if (B.npool > 0) {
-        B.npool--;
-        t->co = B.pool[B.npool].co;
-        t->ref = B.pool[B.npool].ref;
+    t->vm = vm;
+    vm->tasks++;
+    if (vm->npool > 0) {
+        vm->npool--;
+        t->co = vm->pool[vm->npool].co;
+        t->ref = vm->pool[vm->npool].ref;
     } else {
-        t->co = lua_newthread(B.L);
-        t->ref = luaL_ref(B.L, LUA_REGISTRYINDEX);
+        t->co = lua_newthread(vm->L);
+        t->ref = luaL_ref(vm->L, LUA_REGISTRYINDEX);
     }
     ev_init(&t->timeout, on_timeout);
     t->timeout.data = t;
@@ -485,32 +536,77 @@ static kx_task_t *task_new(task_kind_t kind)
     return t;
 }
 
+static kx_task_t *task_new(task_kind_t kind)
+{
+    return task_new_in(B.vm, kind);
+}
+
+static void vm_close(kx_vm_t *vm)
+{
+    free_everys(vm);
+    lua_close(vm->L);
+    free(vm);
+}
+
+static void start_background(void);
+
+/* The older VMs' task processors have all ended: the newest VM's start (one processor name per
+ * slot at a time: a processor's in-flight list in Redis is named after it). */
+static void start_background_when_free(void)
+{
+    if (!B.bg_pending) return;
+    for (kx_vm_t *vm = B.vm->older; vm; vm = vm->older)
+        if (vm->spawned > 0) return;
+    start_background();
+}
+
+/* An older VM goes once nothing runs in it and no socket of its is open. */
+static void vm_release_idle(void)
+{
+    for (kx_vm_t **p = &B.vm->older; *p;) {
+        kx_vm_t *vm = *p;
+        if (vm->tasks > 0 || vm->sockets > 0) {
+            p = &vm->older;
+            continue;
+        }
+        *p = vm->older;
+        vm_close(vm);
+        kx_log_info("closed the Lua VM replaced by the reload");
+    }
+}
+
 static void task_free(kx_task_t *t, bool reusable)
 {
+    kx_vm_t *vm = t->vm;
     ev_timer_stop(B.srv->loop, &t->timeout);
     ev_timer_stop(B.srv->loop, &t->sleep);
     if (t->signal_wait) list_remove(&B.waiters, t);
     if (t->kind == TASK_JOB) list_remove(&B.jobs, t);
     if (t->every) t->every->running = false;
-    if (reusable && B.npool < (int)KX_ARRAY_LEN(B.pool)) {
+    if (t->spawned) vm->spawned--;
+    if (reusable && vm->npool < (int)KX_ARRAY_LEN(vm->pool)) {
         lua_settop(t->co, 0);
-        B.pool[B.npool].co = t->co;
-        B.pool[B.npool].ref = t->ref;
-        B.npool++;
+        vm->pool[vm->npool].co = t->co;
+        vm->pool[vm->npool].ref = t->ref;
+        vm->npool++;
     } else {
         /* A coroutine that died with an error cannot be resumed again in LuaJIT. */
-        luaL_unref(B.L, LUA_REGISTRYINDEX, t->ref);
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, t->ref);
     }
     if (t->conn) kx_conn_unref(t->conn);
     B.in_flight--;
+    vm->tasks--;
+    bool was_spawned = t->spawned;
     free(t);
+    if (was_spawned && vm != B.vm) start_background_when_free();
+    if (vm != B.vm && vm->tasks == 0) vm_release_idle();
 }
 
 /* After a task that hit the cap: collect, and close the reserve once back under the cap. */
 static void after_memory_pressure(void)
 {
     if (!B.mem_grace) return;
-    lua_gc(B.L, LUA_GCCOLLECT, 0);
+    for (kx_vm_t *vm = B.vm; vm; vm = vm->older) lua_gc(vm->L, LUA_GCCOLLECT, 0);
     if (B.mem_used < B.mem_limit) B.mem_grace = false;
 }
 
@@ -804,7 +900,7 @@ void kx_lua_spawn_web(kx_conn_t *c, int action_id, const kx_route_param_t *param
     t->gen = c->gen;
     kx_conn_ref(c);
     lua_State *co = t->co;
-    lua_rawgeti(co, LUA_REGISTRYINDEX, B.ref_web);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, t->vm->ref_web);
     lua_pushinteger(co, action_id);
     /* stack: fn, action_id, req */
     lua_createtable(co, 0, 12);
@@ -839,13 +935,29 @@ static void start_task(kx_task_t *t)
     else resume(t);
 }
 
+/* The VM that opened WebSocket id: the newest whose first socket is not younger (ids grow, and
+ * every OPEN goes to the newest VM). */
+static kx_vm_t *vm_of_socket(uint64_t id)
+{
+    for (kx_vm_t *vm = B.vm; vm; vm = vm->older)
+        if (vm->ws_first <= id) return vm;
+    return B.vm;
+}
+
 void kx_lua_spawn_ws(kx_ws_event_t ev, uint64_t id, kx_conn_t *c, const char *text, size_t len)
 {
-    if (B.ref_ws[ev] == LUA_NOREF) return;
-    kx_task_t *t = task_new(TASK_BG);
+    kx_vm_t *vm = ev == KX_WS_OPEN ? B.vm : vm_of_socket(id);
+    if (ev == KX_WS_OPEN && vm->ws_first == UINT64_MAX) vm->ws_first = id;
+    if (ev == KX_WS_OPEN) vm->sockets++;
+    if (ev == KX_WS_CLOSE) vm->sockets--;
+    if (vm->ref_ws[ev] == LUA_NOREF) {
+        if (vm != B.vm) vm_release_idle();
+        return;
+    }
+    kx_task_t *t = task_new_in(vm, TASK_BG);
     if (ev == KX_WS_MESSAGE) give_redis_budget(t);
     lua_State *co = t->co;
-    lua_rawgeti(co, LUA_REGISTRYINDEX, B.ref_ws[ev]);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, vm->ref_ws[ev]);
     lua_pushnumber(co, (lua_Number)id);
     if (ev == KX_WS_MESSAGE) {
         lua_pushlstring(co, text, len);
@@ -863,13 +975,22 @@ void kx_lua_spawn_ws(kx_ws_event_t ev, uint64_t id, kx_conn_t *c, const char *te
     else kx_task_wake(t, t->nargs);
 }
 
-void kx_lua_start_background(void)
+/* Runs the newest VM's on_start (the presence heartbeat, the task processors and the
+ * scheduler tick: lua/keryx/boot.lua). */
+static void start_background(void)
 {
-    if (B.ref_on_start == LUA_NOREF) return;
-    kx_task_t *t = task_new(TASK_BG);
-    lua_rawgeti(t->co, LUA_REGISTRYINDEX, B.ref_on_start);
+    kx_vm_t *vm = B.vm;
+    B.bg_pending = false;
+    if (vm->ref_on_start == LUA_NOREF || B.draining) return;
+    kx_task_t *t = task_new_in(vm, TASK_BG);
+    lua_rawgeti(t->co, LUA_REGISTRYINDEX, vm->ref_on_start);
     t->nargs = 0;
     start_task(t);
+}
+
+void kx_lua_start_background(void)
+{
+    start_background();
 }
 
 int kx_lua_run_cli(const char *command, const char *action, int argc, char **argv)
@@ -877,7 +998,7 @@ int kx_lua_run_cli(const char *command, const char *action, int argc, char **arg
     kx_task_t *t = task_new(TASK_CLI);
     give_redis_budget(t);
     lua_State *co = t->co;
-    lua_rawgeti(co, LUA_REGISTRYINDEX, B.ref_cli);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, t->vm->ref_cli);
     lua_pushstring(co, action);
     lua_createtable(co, argc, 0);
     for (int i = 0; i < argc; i++) {
@@ -895,13 +1016,14 @@ int kx_lua_run_cli(const char *command, const char *action, int argc, char **arg
 
 int kx_lua_list_actions(void)
 {
-    lua_rawgeti(B.L, LUA_REGISTRYINDEX, B.ref_list);
-    if (lua_pcall(B.L, 0, 1, 0) != 0) {
-        fprintf(stderr, "%s\n", lua_tostring(B.L, -1));
+    lua_State *L = B.vm->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, B.vm->ref_list);
+    if (lua_pcall(L, 0, 1, 0) != 0) {
+        fprintf(stderr, "%s\n", lua_tostring(L, -1));
         return 1;
     }
-    printf("%s", lua_tostring(B.L, -1));
-    lua_pop(B.L, 1);
+    printf("%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
     return 0;
 }
 
@@ -961,23 +1083,18 @@ static int get_ref(lua_State *L, const char *field)
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, size_t errcap)
+/* Loads the framework and the app into vm->L: package.path, keryx.core, boot.start (which
+ * registers the routes through core.add_route), the entry points, keryx.strict. */
+static int vm_load(kx_vm_t *vm, char *err, size_t errcap)
 {
-    B.srv = s;
-    B.mode = mode;
-    B.mem_limit = (size_t)s->cfg->lua_memory_limit_mb * 1024 * 1024;
-    lua_State *L = lua_newstate(l_alloc, NULL);
-    if (!L) {
-        snprintf(err, errcap, "cannot create the Lua VM");
-        return KX_EIO;
-    }
-    B.L = L;
+    lua_State *L = vm->L;
+    kx_server_t *s = B.srv;
     lua_atpanic(L, l_panic);
     luaL_openlibs(L);
 
     /* package.path: the framework first, then the app's directory. */
     lua_getglobal(L, "package");
-    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;", s->home, s->home, app_dir);
+    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;", s->home, s->home, B.app_dir);
     lua_getfield(L, -2, "path");
     lua_concat(L, 2);
     lua_setfield(L, -2, "path");
@@ -985,10 +1102,6 @@ int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, 
     lua_pushcfunction(L, open_core);
     lua_setfield(L, -2, "keryx.core");
     lua_pop(L, 2);
-
-    ev_check_init(&B.check, on_check);
-    ev_check_start(s->loop, &B.check);
-    ev_idle_init(&B.idle, on_idle);
 
     /* boot.start(app_dir) loads actions, registers their routes, returns the entry points. */
     lua_getglobal(L, "require");
@@ -998,20 +1111,20 @@ int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, 
         return KX_EINVAL;
     }
     lua_getfield(L, -1, "start");
-    lua_pushstring(L, app_dir);
+    lua_pushstring(L, B.app_dir);
     if (lua_pcall(L, 1, 1, 0) != 0) {
         snprintf(err, errcap, "%s", lua_tostring(L, -1));
         return KX_EINVAL;
     }
-    B.ref_web = get_ref(L, "web");
-    B.ref_cli = get_ref(L, "cli");
-    B.ref_list = get_ref(L, "list_actions");
-    B.ref_ws[KX_WS_OPEN] = get_ref(L, "ws_open");
-    B.ref_ws[KX_WS_MESSAGE] = get_ref(L, "ws_message");
-    B.ref_ws[KX_WS_CLOSE] = get_ref(L, "ws_close");
-    B.ref_on_start = get_ref(L, "on_start");
+    vm->ref_web = get_ref(L, "web");
+    vm->ref_cli = get_ref(L, "cli");
+    vm->ref_list = get_ref(L, "list_actions");
+    vm->ref_ws[KX_WS_OPEN] = get_ref(L, "ws_open");
+    vm->ref_ws[KX_WS_MESSAGE] = get_ref(L, "ws_message");
+    vm->ref_ws[KX_WS_CLOSE] = get_ref(L, "ws_close");
+    vm->ref_on_start = get_ref(L, "on_start");
     lua_pop(L, 2);
-    if (B.ref_web == LUA_NOREF || B.ref_cli == LUA_NOREF || B.ref_list == LUA_NOREF) {
+    if (vm->ref_web == LUA_NOREF || vm->ref_cli == LUA_NOREF || vm->ref_list == LUA_NOREF) {
         snprintf(err, errcap, "keryx.boot.start did not return the entry points");
         return KX_EINVAL;
     }
@@ -1022,10 +1135,80 @@ int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, 
     return KX_OK;
 }
 
+/* A new VM with the app booted, or NULL with err filled (nothing of it is left). */
+static kx_vm_t *vm_new(char *err, size_t errcap)
+{
+    kx_vm_t *vm = kx_xcalloc(1, sizeof *vm);
+    vm->ws_first = UINT64_MAX;
+    vm->L = lua_newstate(l_alloc, NULL);
+    if (!vm->L) {
+        snprintf(err, errcap, "cannot create the Lua VM");
+        free(vm);
+        return NULL;
+    }
+    lua_pushlightuserdata(vm->L, vm);
+    lua_setfield(vm->L, LUA_REGISTRYINDEX, "keryx.vm");
+    if (vm_load(vm, err, errcap) != KX_OK) {
+        vm_close(vm);
+        return NULL;
+    }
+    return vm;
+}
+
+int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, size_t errcap)
+{
+    B.srv = s;
+    B.mode = mode;
+    B.app_dir = kx_xstrdup(app_dir);
+    B.mem_limit = (size_t)s->cfg->lua_memory_limit_mb * 1024 * 1024;
+    ev_check_init(&B.check, on_check);
+    ev_check_start(s->loop, &B.check);
+    ev_idle_init(&B.idle, on_idle);
+    B.vm = vm_new(err, errcap);
+    return B.vm ? KX_OK : KX_EINVAL;
+}
+
+/* The new VM registers its routes into a fresh table (its action ids are its own); the old
+ * table goes only once the new VM booted. Nothing runs Lua meanwhile: this is called from a
+ * signal watcher, never from inside a task. */
+int kx_lua_reload(char *err, size_t errcap)
+{
+    kx_server_t *s = B.srv;
+    if (B.current) {
+        snprintf(err, errcap, "a task is running");
+        return KX_EINVAL;
+    }
+    kx_router_t *old_routes = s->router;
+    s->router = kx_router_new();
+    kx_dispatch_init(s);
+    kx_vm_t *vm = vm_new(err, errcap);
+    if (!vm) {
+        kx_router_free(s->router);
+        s->router = old_routes;
+        return KX_EINVAL;
+    }
+    kx_router_free(old_routes);
+    vm->older = B.vm;
+    B.vm = vm;
+    /* The older VMs' processors parked in core.task_wait learn they are to end. */
+    for (kx_task_t *t = B.waiters, *next; t; t = next) {
+        next = t->link_next;
+        if (t->vm != B.vm) end_signal_wait(t, "drain");
+    }
+    B.bg_pending = true;
+    start_background_when_free();
+    vm_release_idle();
+    return KX_OK;
+}
+
 void kx_lua_close(void)
 {
-    if (!B.L) return;
-    free_everys();
-    lua_close(B.L);
-    B.L = NULL;
+    while (B.vm) {
+        kx_vm_t *older = B.vm->older;
+        vm_close(B.vm);
+        B.vm = older;
+    }
+    free_everys(NULL);
+    free(B.app_dir);
+    B.app_dir = NULL;
 }

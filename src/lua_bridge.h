@@ -1,15 +1,17 @@
 /* lua_bridge.h — the LuaJIT VM, the coroutine scheduler and the entry points C uses to run
  * Lua.
  *
- * Owns: the lua_State, the memory cap (LUA_MEMORY_LIMIT_MB), registry refs of the framework's
- * entry functions, tasks (one coroutine per request) and their timers, the ready queue, and
+ * Owns: the lua_State (after an in-place reload, the older ones too until their last task and
+ * WebSocket are gone; each task knows its VM), the memory cap (LUA_MEMORY_LIMIT_MB, over every
+ * VM alive), registry refs of the framework's entry functions, tasks (one coroutine per
+ * request) and their timers, the ready queue, and
  * the epilogue of each kind of task (web: lua/keryx/transport/web.lua's result table → one
  * response, headers checked one by one, Set-Cookie written here from the session operation;
  * cli: {code, out, err}; background: the "spoiled coroutine" boolean; job: the result table
  * handed to the processor that waits for it), the repeating timers of core.every, and the lists
  * of running jobs and of tasks parked in core.task_wait.
- * Callers: main.c (init, CLI, and the handlers it installs: dispatch's action runner, the
- * WebSocket events, the tasks signal and the drain). Only this file calls lua_resume.
+ * Callers: server.c (init, CLI, and the handlers it installs: dispatch's action runner, the
+ * WebSocket events, the tasks signal, the drain and SIGHUP). Only this file calls lua_resume.
  * Never: blocks the loop; resumes a coroutine from inside another library's callback:
  * completions (sleep timers, Redis replies, crypto jobs, rate-limit checks, the action
  * timeout) push results and queue the task on the ready queue, drained from an ev_check, and
@@ -27,6 +29,12 @@ typedef enum { KX_MODE_SERVER, KX_MODE_CLI } kx_mode_t;
 /* Creates the VM, loads the framework (home/lua) and the app (app_dir), registers routes. */
 int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, size_t errcap);
 void kx_lua_close(void);
+/* SIGHUP in a lone process: boots the app's current code in a new VM with a new route table.
+ * From then on HTTP requests and new WebSockets run there; a WebSocket open before keeps the
+ * VM that opened it (its Lua-side state lives there); the previous VM is closed once its
+ * last task finished and its last socket closed. A failure (a file that does not load: err
+ * names the file and line) keeps everything as it was. */
+int kx_lua_reload(char *err, size_t errcap);
 /* Runs the action for the request on c in a new task; the task answers through kx_http_send
  * (a malformed answer from Lua — bad status, header, content type or session id — becomes
  * a logged 500 CONNECTION_SERVER_ERROR). While the task runs, core.req_header reads c's

@@ -1,5 +1,6 @@
-/* main.c — command line, boot order (config → logging → VM and app → listener → loop) and
- * graceful drain on SIGTERM/SIGINT.
+/* main.c — the command line: parses it, reads the configuration (defaults → config.lua →
+ * environment), sets up logging, then hands over to server.c (one process, the CLI, the
+ * action list) or supervisor.c (WEB_SERVER_WORKERS other than 1).
  *
  *   keryx start                 serve ./app with ./config.lua
  *   keryx run ACTION [--k v]    run one action through the pipeline (connection type cli)
@@ -8,37 +9,26 @@
  *   keryx tasks [retry-failed] [--json]   the task queues' state; put failed jobs back
  *   keryx check                 the production self-check (prodcheck.h), as NODE_ENV=production
  *   keryx --help | --version    (global options: --app DIR, --config FILE) */
-#include "channels.h"
 #include "config_file.h"
-#include "dispatch.h"
-#include "listen.h"
 #include "log.h"
-#include "lua_bridge.h"
 #include "metrics.h"
-#include "redis_script.h"
-#include "redis.h"
-#include "crypto.h"
 #include "prodcheck.h"
-#include "pubsub.h"
-#include "tls.h"
-#include "ws.h"
+#include "server_run.h"
+#include "supervisor.h"
 #include <dirent.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-
 
 static const char usage[] =
     "keryx " KX_VERSION " — Lua actions over HTTP, WebSocket and the command line\n"
     "\n"
     "usage:\n"
-    "  keryx [--app DIR] [--config FILE] start          serve the app (HTTP)\n"
+    "  keryx [--app DIR] [--config FILE] start [--watch] serve the app (HTTP); --watch: reload on edits\n"
     "  keryx [--app DIR] [--config FILE] run ACTION [--input value ...] [-q]\n"
     "                                                  run one action; JSON result on stdout\n"
     "  keryx [--app DIR] [--config FILE] actions        list actions with routes\n"
@@ -53,121 +43,13 @@ static const char usage[] =
     "ACTION is the action's input). defaults: --app ./app, --config ./config.lua; settings: see\n"
     "README (env vars win).\n";
 
-/* ---- drain ------------------------------------------------------------------------------ */
-
-static ev_signal sig_term, sig_int, sig_hup;
-static ev_timer drain_timer;
-static ev_tstamp drain_deadline, ws_drain_deadline;
-static bool jobs_cut;
-
-/* ---- wiring: the handlers lower layers call (they never name a higher layer) ----------- */
-
-static void ws_opened(kx_conn_t *c, uint64_t id)
-{
-    kx_lua_spawn_ws(KX_WS_OPEN, id, c, NULL, 0);
-}
-
-static void ws_message(uint64_t id, const char *text, size_t len)
-{
-    kx_lua_spawn_ws(KX_WS_MESSAGE, id, NULL, text, len);
-}
-
-static void ws_closed(kx_conn_t *c, uint64_t id)
-{
-    kx_channels_drop(c);
-    kx_lua_spawn_ws(KX_WS_CLOSE, id, NULL, NULL, 0);
-}
-
-static const kx_ws_events_t ws_events = { ws_opened, ws_message, ws_closed };
-
-/* The transport becomes kx_transport_tls when WEB_SERVER_TLS_CERT/KEY are set. */
-static kx_listen_opts_t http_listener = {
-    .transport = &kx_transport_plain,
-    .on_open = kx_http_attach,
-    .refuse = kx_http_refuse_busy,
-};
-
-static void wire_protocols(void)
-{
-    kx_http_set_request_handler(kx_dispatch);
-    kx_dispatch_set_action_runner(kx_lua_spawn_web);
-    kx_ws_set_events(&ws_events);
-}
-
-static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)w;
-    (void)revents;
-    kx_server_t *s = kx_srv;
-    kx_conn_close_idle(s);
-    /* WebSockets got close 1001; those that have not answered by WS_DRAIN_TIMEOUT go now. */
-    if (kx_ws_count() > 0 && ev_now(loop) >= ws_drain_deadline) {
-        kx_log_warn("Force-closed %d lingering WebSocket connection(s)", kx_ws_count());
-        kx_ws_close_lingering();
-    }
-    /* The same deadline for background jobs: the unfinished ones go back to their queue. */
-    if (!jobs_cut && ev_now(loop) >= ws_drain_deadline) {
-        jobs_cut = true;
-        kx_lua_cut_jobs();
-    }
-    if ((s->n_conns == 0 && kx_lua_tasks_in_flight() == 0) || ev_now(loop) >= drain_deadline) {
-        if (s->n_conns) kx_log_warn("Force-closed %d lingering connection(s)", s->n_conns);
-        ev_break(loop, EVBREAK_ALL);
-    }
-}
-
-static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
-{
-    (void)revents;
-    kx_server_t *s = kx_srv;
-    if (s->draining) return;
-    kx_log_info("received %s: draining %d connection(s)", w->signum == SIGTERM ? "SIGTERM" : "SIGINT",
-                s->n_conns);
-    s->draining = true;
-    kx_listen_stop(s);
-    kx_lua_drain_begin();
-    if (kx_ws_count() > 0) kx_log_info("Draining %d WebSocket connection(s)...", kx_ws_count());
-    kx_ws_close_all(1001, "Server shutting down");
-    drain_deadline = ev_now(loop) + (ev_tstamp)s->cfg->shutdown_timeout_ms / 1000.0;
-    ws_drain_deadline = ev_now(loop) + (ev_tstamp)s->cfg->ws_drain_timeout_ms / 1000.0;
-    ev_timer_init(&drain_timer, on_drain_tick, 0., 0.05);
-    ev_timer_start(loop, &drain_timer);
-}
-
-/* SIGHUP: new connections get the certificate and key as the files now are; open ones keep
- * theirs. A file that does not load leaves the old pair in use. */
-static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
-{
-    (void)loop;
-    (void)w;
-    (void)revents;
-    char err[512];
-    if (kx_tls_reload(err, sizeof err) == KX_OK) kx_log_info("SIGHUP: reloaded the TLS certificate and key");
-    else kx_log_error("SIGHUP: TLS certificate not reloaded, the previous one stays in use: %s", err);
-}
-
 /* ---- boot ------------------------------------------------------------------------------- */
-
-static char *find_home(void)
-{
-    const char *env = getenv("KERYX_HOME");
-    if (env && *env) return kx_xstrdup(env);
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return kx_xstrdup(".");
-    exe[n] = '\0';
-    return kx_xstrdup(dirname(exe));
-}
-
-static int open_dir(const char *path)
-{
-    return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-}
 
 typedef struct {
     const char *app;
     const char *config;
     bool config_given;
+    bool watch; /* --watch: reload the app in place when a file under it changes */
     const char *cmd;
     const char *action; /* run: the action's name */
     int rest;           /* index of the first argument after the command (run: after ACTION) */
@@ -211,6 +93,7 @@ static int parse_args(int argc, char **argv, args_t *a, char *err, size_t cap)
     a->app = "app";
     a->config = "config.lua";
     a->config_given = false;
+    a->watch = false;
     a->cmd = NULL;
     a->action = NULL;
     int i = 1;
@@ -218,6 +101,11 @@ static int parse_args(int argc, char **argv, args_t *a, char *err, size_t cap)
         int rc = take_global(argc, argv, &i, a, err, cap);
         if (rc < 0) return KX_EINVAL;
         if (rc > 0) continue;
+        if (strcmp(argv[i], "--watch") == 0) {
+            a->watch = true;
+            i++;
+            continue;
+        }
         if (!a->cmd && argv[i][0] == '-' && !is_help_or_version(argv[i])) {
             snprintf(err, cap, "unknown option '%s'", argv[i]);
             return KX_EINVAL;
@@ -262,6 +150,21 @@ static int check_app_dir(const char *app, char *err, size_t cap)
         return KX_EINVAL;
     }
     return KX_OK;
+}
+
+/* defaults → config.lua → environment (config.h). Also what the supervisor re-reads on SIGHUP. */
+static int load_config(const args_t *a, const char *node_env, kx_config_t *cfg, char *err, size_t cap)
+{
+    kx_config_defaults(cfg, node_env);
+    if (kx_config_file_apply(cfg, a->config, a->config_given, err, cap) != KX_OK ||
+        kx_config_apply_env(cfg, err, cap) != KX_OK || kx_config_finish(cfg, err, cap) != KX_OK)
+        return KX_EINVAL;
+    return KX_OK;
+}
+
+static int reload_config(void *ud, kx_config_t *cfg, char *err, size_t cap)
+{
+    return load_config(ud, getenv("NODE_ENV"), cfg, err, cap);
 }
 
 /* The production self-check's report (README "Production self-check"): one line per unsafe
@@ -313,17 +216,12 @@ int main(int argc, char **argv)
                                                    : "usage: keryx run ACTION [--input value ...] [-q]");
 
     static kx_config_t cfg;
-    static kx_server_t srv;
     char err[1024];
     if (!check && check_app_dir(a.app, err, sizeof err) != KX_OK) return fatal(err);
-    kx_config_defaults(&cfg, check ? "production" : getenv("NODE_ENV"));
-    if (kx_config_file_apply(&cfg, a.config, a.config_given, err, sizeof err) != KX_OK ||
-        kx_config_apply_env(&cfg, err, sizeof err) != KX_OK ||
-        kx_config_finish(&cfg, err, sizeof err) != KX_OK)
+    if (load_config(&a, check ? "production" : getenv("NODE_ENV"), &cfg, err, sizeof err) != KX_OK)
         return fatal(err);
     if (check) return production_report(&cfg, true) ? 1 : 0;
 
-    if (cfg.workers != 1) return fatal("WEB_SERVER_WORKERS: only 1 worker is supported in this release");
     bool quiet = cfg.cli_quiet;
     for (int i = a.rest; cli && i < argc; i++)
         if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) quiet = true;
@@ -338,84 +236,23 @@ int main(int argc, char **argv)
             "KERYX_STRICT_PRODUCTION=true: refusing to start with unsafe production settings (above)");
     signal(SIGPIPE, SIG_IGN);
 
-    srv.loop = ev_default_loop(EVFLAG_AUTO);
-    srv.cfg = &cfg;
-    srv.router = kx_router_new();
-    srv.home = find_home();
-    srv.started = ev_time();
-    srv.static_root_fd = open_dir(cfg.static_directory);
-    char www[PATH_MAX];
-    snprintf(www, sizeof www, "%s/lua/keryx/www", srv.home);
-    srv.www_root_fd = open_dir(www);
-    kx_srv = &srv;
-    /* Shared counters: mapped before anything could fork and before routes get their labels. */
-    if (!cli && !list && cfg.metrics_enabled && kx_metrics_init(err, sizeof err) != KX_OK) return fatal(err);
-    wire_protocols();
-    kx_dispatch_init(&srv);
-
-    /* The server binds before the app boots, so the app sees the URL of the port it got. */
-    if (!cli && !list) {
-        if (cfg.tls_cert && *cfg.tls_cert) {
-            if (kx_tls_init(cfg.tls_cert, cfg.tls_key, err, sizeof err) != KX_OK) return fatal(err);
-            http_listener.transport = &kx_transport_tls;
-            http_listener.refuse = kx_tls_refuse;
-        }
-        if (kx_listen_start(&srv, &http_listener, err, sizeof err) != KX_OK) return fatal(err);
-        kx_config_bound_port(&cfg, kx_listen_port(&srv));
-    }
-    /* After the bind: the MCP CORS rule names APPLICATION_URL's origin, which may name the port
-     * just picked. No response is written before the loop runs. */
-    kx_response_init(&srv);
-    if (kx_lua_init(&srv, cli ? KX_MODE_CLI : KX_MODE_SERVER, a.app, err, sizeof err) != KX_OK)
+    kx_boot_t b = { .what = cli    ? KX_RUN_CLI
+                            : list ? KX_RUN_LIST
+                                   : KX_RUN_SERVE,
+                    .app = a.app,
+                    .command = a.cmd,
+                    .action = a.action,
+                    .argc = argc - a.rest,
+                    .argv = argv + a.rest,
+                    .listen_fd = -1,
+                    .ready_fd = -1,
+                    .watch = a.watch };
+    if (b.watch && (b.what != KX_RUN_SERVE || cfg.workers != 1))
+        return fatal("--watch goes with `start` and one process (WEB_SERVER_WORKERS=1): with workers, "
+                     "send SIGHUP to the supervisor after an edit");
+    /* Shared counters: mapped before any fork and before routes get their labels. */
+    if (b.what == KX_RUN_SERVE && cfg.metrics_enabled && kx_metrics_init(err, sizeof err) != KX_OK)
         return fatal(err);
-    if (list) return kx_lua_list_actions();
-    if (kx_crypto_start(srv.loop) != KX_OK) return fatal("cannot start the password hashing threads");
-    if (kx_redis_start(srv.loop, cfg.redis_url, cfg.redis_command_timeout_ms, err, sizeof err) != KX_OK)
-        return fatal(err);
-    char scripts[PATH_MAX];
-    snprintf(scripts, sizeof scripts, "%s/lua/redis", srv.home);
-    if (kx_redis_scripts_load(scripts, err, sizeof err) != KX_OK) return fatal(err);
-    kx_redis_wait_first((double)cfg.redis_command_timeout_ms / 1000.0);
-    if (cli) {
-        int code = kx_lua_run_cli(a.cmd, a.action ? a.action : "", argc - a.rest, argv + a.rest);
-        kx_redis_flush((double)cfg.redis_command_timeout_ms / 1000.0); /* what the action sent */
-        kx_redis_stop();
-        kx_redis_scripts_free();
-        kx_crypto_stop();
-        kx_lua_close();
-        return code;
-    }
-
-    if (cfg.static_enabled && srv.static_root_fd < 0)
-        kx_log_warn("static files directory \"%s\" not found: static files disabled", cfg.static_directory);
-    if (cfg.include_stack_in_errors && strcmp(cfg.web_host, "localhost") &&
-        strcmp(cfg.web_host, "127.0.0.1") && strcmp(cfg.web_host, "::1") && strcmp(cfg.web_host, "[::1]"))
-        kx_log_warn("stack traces are included in error responses and the server listens on %s: "
-                    "set NODE_ENV=production or WEB_SERVER_INCLUDE_STACK_IN_ERRORS=false",
-                    cfg.web_host);
-    if (kx_pubsub_start(srv.loop, cfg.redis_url, cfg.redis_command_timeout_ms, kx_channels_on_publish, err,
-                        sizeof err) != KX_OK)
-        return fatal(err);
-    kx_pubsub_on_tasks_signal(kx_lua_tasks_signal);
-    kx_lua_start_background();
-    kx_log_info("started server @ %s://%s:%d", kx_tls_enabled() ? "https" : "http", cfg.web_host,
-                kx_listen_port(&srv));
-
-    ev_signal_init(&sig_term, on_signal, SIGTERM);
-    ev_signal_init(&sig_int, on_signal, SIGINT);
-    ev_signal_start(srv.loop, &sig_term);
-    ev_signal_start(srv.loop, &sig_int);
-    if (kx_tls_enabled()) { /* without TLS, SIGHUP keeps its default meaning */
-        ev_signal_init(&sig_hup, on_hup, SIGHUP);
-        ev_signal_start(srv.loop, &sig_hup);
-    }
-    ev_run(srv.loop, 0);
-    kx_log_info("stopped server");
-    kx_pubsub_stop();
-    kx_redis_stop();
-    kx_redis_scripts_free();
-    kx_crypto_stop();
-    kx_lua_close();
-    kx_tls_free();
-    return 0;
+    if (b.what == KX_RUN_SERVE && cfg.workers != 1) return kx_supervisor_run(&cfg, &b, reload_config, &a);
+    return kx_server_main(&cfg, &b);
 }

@@ -5,7 +5,7 @@
  * the SUBSCRIBE to KX_PUBSUB_CHANNEL and KX_PUBSUB_TASKS_CHANNEL (sent again on every new
  * connection) and PUBLISH on the
  * command connection. The channel-name and payload-prefix checks are in channel_name.h.
- * Callers: main.c (start/stop), the WebSocket layer (publish, on_message fan-out, the checks).
+ * Callers: server.c (start/stop), the WebSocket layer (publish, on_message fan-out, the checks).
  * Never: parses JSON beyond the payload prefix; retries or queues a publish; runs Lua; blocks.
  *
  * Delivery is Redis pub/sub: at most once. A message published while this process's

@@ -6,7 +6,7 @@
  * on it) with a timer per command (hiredis 0.14 has no async timeouts). Callers: lua_api_redis.c,
  * redis_script.c (EVALSHA/EVAL on any connection), pubsub.c (a kx_redis_conn_t for its
  * subscriber, kx_redis_send for PUBLISH), lua_api_redis.c's named connections (a task
- * processor's own connection, so its blocking dequeue never stalls the shared one), main.c
+ * processor's own connection, so its blocking dequeue never stalls the shared one), server.c
  * (start/stop), the status action (kx_redis_ready).
  * Never: blocks; runs Lua; resumes tasks (callers wake their own task from `fn`); calls back
  * into a connection's owner except through its attach hook.

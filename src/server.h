@@ -2,7 +2,7 @@
  *
  * Owns: the kx_server_t singleton: loop, config, route table, listener, the list of open
  * connections, the precomputed response header block, the MCP route's CORS rule and the drain flag.
- * Callers: main.c creates it before anything else and every layer reads it through kx_srv.
+ * Callers: server.c creates it before anything else and every layer reads it through kx_srv.
  * Never: holds Lua state (lua_bridge.c does) or per-connection data (conn.h). */
 #ifndef KX_SERVER_H
 #define KX_SERVER_H

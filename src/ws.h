@@ -6,7 +6,7 @@
  * invalid UTF-8 → 1007, binary → 1003), ping keepalive and idle timeout, the registry of open
  * sockets by id, and the drain (close 1001 "Server shutting down").
  * Callers: dispatch.c (upgrade), channels.c (fan-out frames, per-socket slot), lua_api_ws.c
- * (send, close), main.c (installs the event handlers, drain).
+ * (send, close), server.c (installs the event handlers, drain).
  * Never: runs the app or calls a higher layer by name: open, message and close go to the
  * handlers installed with kx_ws_set_events, and on_message is called from inside wslay's
  * receive callback, so it must only queue work. Never parses JSON. */
@@ -16,7 +16,7 @@
 
 typedef struct kx_ws kx_ws_t;
 
-/* Installed once by the top layer (main.c). on_open: c is the upgrading connection, its
+/* Installed once by the top layer (server.c). on_open: c is the upgrading connection, its
  * request still readable. on_message: one complete, valid UTF-8 text message (must queue,
  * not run). on_close: the socket just closed (c is going away; its id is no longer found). */
 typedef struct {
