@@ -93,7 +93,9 @@ run: all
 # binary looks for it (KERYX_HOME still wins when set). DESTDIR stages a package.
 PREFIX  ?= /usr/local
 DESTDIR ?=
-install: all
+# It installs what `make` built (run `make` first; `sudo make install` then needs no compiler).
+install:
+	@test -x $(BIN) || { echo "make install: $(BIN) is not built yet: run make first"; exit 1; }
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/keryx
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/keryx
 	rm -rf $(DESTDIR)$(PREFIX)/share/keryx/lua

@@ -8,14 +8,23 @@
  *   keryx enqueue ACTION [--k v] queue one background job (keryx.tasks)
  *   keryx tasks [retry-failed] [--json]   the task queues' state; put failed jobs back
  *   keryx check                 the production self-check (prodcheck.h), as NODE_ENV=production
- *   keryx --help | --version    (global options: --app DIR, --config FILE) */
+ *   keryx new DIR               a runnable project (lua/keryx/scaffold.lua)
+ *   keryx generate action|channel NAME   one file from a template
+ *   keryx --help | --version    (global options: --root DIR, --app DIR, --config FILE)
+ *
+ * The project root is --root DIR, else the current directory; keryx works from it (chdir),
+ * so every relative path — the app, config.lua, the static directory — resolves against the
+ * project, wherever keryx was started from. */
 #include "config_file.h"
+#include "home.h"
 #include "log.h"
+#include "lua_tool.h"
 #include "metrics.h"
 #include "prodcheck.h"
 #include "server_run.h"
 #include "supervisor.h"
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +37,9 @@ static const char usage[] =
     "keryx " KX_VERSION " — Lua actions over HTTP, WebSocket and the command line\n"
     "\n"
     "usage:\n"
+    "  keryx new DIR                                    create a project (config.lua, app/, assets/, spec/)\n"
+    "  keryx generate action|channel NAME [--method M] [--route /path]\n"
+    "                                                  add app/actions/NAME.lua or app/channels/NAME.lua\n"
     "  keryx [--app DIR] [--config FILE] start [--watch] serve the app (HTTP); --watch: reload on edits\n"
     "  keryx [--app DIR] [--config FILE] run ACTION [--input value ...] [-q]\n"
     "                                                  run one action; JSON result on stdout\n"
@@ -39,13 +51,15 @@ static const char usage[] =
     "  keryx [--config FILE] check                      production self-check (exit 1: unsafe)\n"
     "  keryx --help | --version\n"
     "\n"
+    "Every command also takes --root DIR (the project; default: the current directory). --root,\n"
     "--app and --config may also follow the command (for run: before ACTION; everything after\n"
-    "ACTION is the action's input). defaults: --app ./app, --config ./config.lua; settings: see\n"
-    "README (env vars win).\n";
+    "ACTION is the action's input). defaults: --app app, --config config.lua (optional), both\n"
+    "under the project root; settings: see README (env vars win).\n";
 
 /* ---- boot ------------------------------------------------------------------------------- */
 
 typedef struct {
+    const char *root; /* --root, or NULL: the current directory */
     const char *app;
     const char *config;
     bool config_given;
@@ -55,12 +69,12 @@ typedef struct {
     int rest;           /* index of the first argument after the command (run: after ACTION) */
 } args_t;
 
-/* --app DIR, --config FILE (or --app=DIR, --config=FILE). Returns 1 when argv[*i] was one
+/* --root DIR, --app DIR, --config FILE (or --root=DIR …). Returns 1 when argv[*i] was one
  * (and moves past it), 0 when argv[*i] is no option of ours, -1 on a missing value. */
 static int take_global(int argc, char **argv, int *i, args_t *a, char *err, size_t cap)
 {
     const char *arg = argv[*i];
-    const char *names[] = { "--app", "--config" };
+    const char *names[] = { "--app", "--config", "--root" };
     for (size_t k = 0; k < KX_ARRAY_LEN(names); k++) {
         size_t n = strlen(names[k]);
         if (strncmp(arg, names[k], n) != 0 || (arg[n] != '\0' && arg[n] != '=')) continue;
@@ -73,7 +87,8 @@ static int take_global(int argc, char **argv, int *i, args_t *a, char *err, size
             v = argv[++*i];
         }
         if (k == 0) a->app = v;
-        else a->config = v, a->config_given = true;
+        else if (k == 1) a->config = v, a->config_given = true;
+        else a->root = v;
         ++*i;
         return 1;
     }
@@ -90,6 +105,7 @@ static bool is_help_or_version(const char *s)
  * stray word, is an error naming it. */
 static int parse_args(int argc, char **argv, args_t *a, char *err, size_t cap)
 {
+    a->root = NULL;
     a->app = "app";
     a->config = "config.lua";
     a->config_given = false;
@@ -118,7 +134,11 @@ static int parse_args(int argc, char **argv, args_t *a, char *err, size_t cap)
             a->action = argv[i++];
             break; /* the rest is the action's input */
         }
-        if (strcmp(a->cmd, "tasks") == 0) break; /* the rest is for `tasks` (retry-failed, --json) */
+        /* The rest is for the command itself: `tasks` (retry-failed, --json), `new DIR`,
+         * `generate KIND NAME [--method M] [--route R]`. */
+        if (!strcmp(a->cmd, "tasks") || !strcmp(a->cmd, "new") || !strcmp(a->cmd, "generate") ||
+            !strcmp(a->cmd, "g"))
+            break;
         if (argv[i][0] == '-') snprintf(err, cap, "unknown option '%s'", argv[i]);
         else snprintf(err, cap, "unexpected argument '%s'", argv[i]);
         return KX_EINVAL;
@@ -128,11 +148,18 @@ static int parse_args(int argc, char **argv, args_t *a, char *err, size_t cap)
 }
 
 /* A mistyped --app would otherwise serve an empty app (only the built-in actions). */
-static int check_app_dir(const char *app, char *err, size_t cap)
+static int check_app_dir(const char *app, bool given, char *err, size_t cap)
 {
     struct stat st;
     if (stat(app, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(err, cap, "--app: directory \"%.400s\" does not exist", app);
+        char cwd[PATH_MAX];
+        if (given || !getcwd(cwd, sizeof cwd))
+            snprintf(err, cap, "--app: directory \"%.400s\" does not exist", app);
+        else
+            snprintf(err, cap,
+                     "no app in %.400s (expected an app/ directory): run keryx inside a project, pass "
+                     "--root DIR, or create one with `keryx new DIR`",
+                     cwd);
         return KX_EINVAL;
     }
     char path[PATH_MAX];
@@ -203,6 +230,17 @@ int main(int argc, char **argv)
         printf("keryx %s\n", KX_VERSION);
         return 0;
     }
+    if (a.root && chdir(a.root) != 0) {
+        fprintf(stderr, "keryx: --root: cannot enter \"%s\": %s\n", a.root, strerror(errno));
+        return 1;
+    }
+    bool generate = strcmp(a.cmd, "generate") == 0 || strcmp(a.cmd, "g") == 0;
+    if (generate || strcmp(a.cmd, "new") == 0) {
+        char *home = kx_home_find();
+        int code = kx_lua_run_tool(home, generate ? "generate" : "new", argc - a.rest, argv + a.rest);
+        free(home);
+        return code;
+    }
     bool tasks_cmd = strcmp(a.cmd, "enqueue") == 0 || strcmp(a.cmd, "tasks") == 0;
     bool cli = strcmp(a.cmd, "run") == 0 || tasks_cmd;
     bool list = strcmp(a.cmd, "actions") == 0;
@@ -217,7 +255,8 @@ int main(int argc, char **argv)
 
     static kx_config_t cfg;
     char err[1024];
-    if (!check && check_app_dir(a.app, err, sizeof err) != KX_OK) return fatal(err);
+    if (!check && check_app_dir(a.app, strcmp(a.app, "app") != 0, err, sizeof err) != KX_OK)
+        return fatal(err);
     if (load_config(&a, check ? "production" : getenv("NODE_ENV"), &cfg, err, sizeof err) != KX_OK)
         return fatal(err);
     if (check) return production_report(&cfg, true) ? 1 : 0;

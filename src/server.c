@@ -4,6 +4,7 @@
 #include "server_run.h"
 #include "channels.h"
 #include "dispatch.h"
+#include "home.h"
 #include "listen.h"
 #include "log.h"
 #include "lua_bridge.h"
@@ -16,7 +17,6 @@
 #include "ws.h"
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -159,17 +159,6 @@ static void on_app_changed(void)
     reload_app("the app changed on disk");
 }
 
-static char *find_home(void)
-{
-    const char *env = getenv("KERYX_HOME");
-    if (env && *env) return kx_xstrdup(env);
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return kx_xstrdup(".");
-    exe[n] = '\0';
-    return kx_xstrdup(dirname(exe));
-}
-
 static int open_dir(const char *path)
 {
     return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -242,7 +231,7 @@ int kx_server_main(kx_config_t *cfg, const kx_boot_t *b)
     srv.loop = ev_default_loop(EVFLAG_AUTO);
     srv.cfg = cfg;
     srv.router = kx_router_new();
-    srv.home = find_home();
+    srv.home = kx_home_find();
     srv.started = ev_time();
     srv.static_root_fd = open_dir(cfg->static_directory);
     char www[PATH_MAX];

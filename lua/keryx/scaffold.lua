@@ -103,4 +103,37 @@ function M.generate(home, root, kind, name, opts)
     return path
 end
 
+-- ---- the command line (src/lua_tool.c) --------------------------------------------------
+
+local function usage(msg)
+    return { code = 1, err = "keryx: " .. msg }
+end
+
+--- keryx new DIR | keryx generate action|channel NAME [--method M] [--route /path]
+--- → { code, out?, err? } (the generated path is relative to the project root: the current
+--- directory, which main.c made --root's).
+function M.main(home, command, args)
+    if command == "new" then
+        if #args ~= 1 then return usage("usage: keryx new DIR") end
+        local ok, err = M.new(home, args[1])
+        if not ok then return usage(err) end
+        return { code = 0, out = ("created %s — next: cd %s && keryx start"):format(args[1], args[1]) }
+    end
+    local kind, name = args[1], args[2]
+    if not kind or not name then return usage("usage: keryx generate action|channel NAME [--method M] [--route /path]") end
+    local opts, i = {}, 3
+    while i <= #args do
+        local flag, value = args[i], args[i + 1]
+        if (flag ~= "--method" and flag ~= "--route") or value == nil then
+            return usage("unexpected argument '" .. tostring(flag) .. "' (options: --method M, --route /path)")
+        end
+        opts[flag:sub(3)] = value
+        i = i + 2
+    end
+    if kind == "channel" and next(opts) then return usage("--method and --route are for actions") end
+    local path, err = M.generate(home, ".", kind, name, opts)
+    if not path then return usage(err) end
+    return { code = 0, out = "created " .. path:gsub("^%./", "") }
+end
+
 return M

@@ -114,7 +114,7 @@ end
 local Server = {}
 Server.__index = Server
 
---- Starts keryx. opts: env (table), args (list, default {"start"}), app, config, cwd,
+--- Starts keryx. opts: env (table), args (list, default {"start"}), app, config, cwd, bin (default KERYX_BIN),
 --- wait (default true), timeout (s, default 10), tls (default: KERYX_TEST_TLS is set; then
 --- WEB_SERVER_TLS_CERT/KEY name tls_client's throwaway certificate, and env may still set
 --- them, or set them to false). Env defaults: WEB_SERVER_PORT=0, WEB_SERVER_HOST=127.0.0.1,
@@ -140,7 +140,7 @@ function M.start(opts)
     for k, v in pairs(env) do
         if v ~= false then parts[#parts + 1] = sh_quote(k .. "=" .. tostring(v)) end
     end
-    parts[#parts + 1] = sh_quote(BIN)
+    parts[#parts + 1] = sh_quote(opts.bin or BIN)
     if opts.app then parts[#parts + 1] = "--app " .. sh_quote(opts.app) end
     if opts.config then parts[#parts + 1] = "--config " .. sh_quote(opts.config) end
     for _, a in ipairs(opts.args or { "start" }) do parts[#parts + 1] = sh_quote(a) end
