@@ -120,7 +120,9 @@ function M.main(home, command, args)
         return { code = 0, out = ("created %s — next: cd %s && keryx start"):format(args[1], args[1]) }
     end
     local kind, name = args[1], args[2]
-    if not kind or not name then return usage("usage: keryx generate action|channel NAME [--method M] [--route /path]") end
+    if not kind or not name then
+        return usage("usage: keryx generate action|channel NAME [--method M] [--route /path]")
+    end
     local opts, i = {}, 3
     while i <= #args do
         local flag, value = args[i], args[i + 1]
