@@ -25,6 +25,7 @@
 #include "supervisor.h"
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,86 +65,76 @@ typedef struct {
     const char *config;
     bool config_given;
     bool watch; /* --watch: reload the app in place when a file under it changes */
+    bool help, version;
     const char *cmd;
     const char *action; /* run: the action's name */
     int rest;           /* index of the first argument after the command (run: after ACTION) */
 } args_t;
 
-/* --root DIR, --app DIR, --config FILE (or --root=DIR …). Returns 1 when argv[*i] was one
- * (and moves past it), 0 when argv[*i] is no option of ours, -1 on a missing value. */
-static int take_global(int argc, char **argv, int *i, args_t *a, char *err, size_t cap)
+static const struct option global_opts[] = {
+    { "root", required_argument, NULL, 'r' },
+    { "app", required_argument, NULL, 'a' },
+    { "config", required_argument, NULL, 'c' },
+    { "watch", no_argument, NULL, 'w' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'v' },
+    { NULL, 0, NULL, 0 },
+};
+
+/* Global options with getopt_long from argv[optind], stopping at the first word ("+": no
+ * permutation, so an action's own flags are never taken for ours). KX_EINVAL names an unknown
+ * option or a missing value. */
+static int take_globals(int argc, char **argv, args_t *a, char *err, size_t cap)
 {
-    const char *arg = argv[*i];
-    const char *names[] = { "--app", "--config", "--root" };
-    for (size_t k = 0; k < KX_ARRAY_LEN(names); k++) {
-        size_t n = strlen(names[k]);
-        if (strncmp(arg, names[k], n) != 0 || (arg[n] != '\0' && arg[n] != '=')) continue;
-        const char *v = arg[n] == '=' ? arg + n + 1 : NULL;
-        if (!v) {
-            if (*i + 1 >= argc) {
-                snprintf(err, cap, "option %s needs a value", names[k]);
-                return -1;
-            }
-            v = argv[++*i];
+    opterr = 0; /* our messages, not getopt's */
+    for (;;) {
+        int prev = optind;
+        int c = getopt_long(argc, argv, "+:hv", global_opts, NULL);
+        if (c == -1) return KX_OK;
+        const char *arg = argv[optind - 1 > prev ? prev : optind - 1];
+        switch (c) {
+        case 'r': a->root = optarg; break;
+        case 'a': a->app = optarg; break;
+        case 'c': a->config = optarg, a->config_given = true; break;
+        case 'w': a->watch = true; break;
+        case 'h': a->help = true; break;
+        case 'v': a->version = true; break;
+        case ':': snprintf(err, cap, "option %.100s needs a value", arg); return KX_EINVAL;
+        default: snprintf(err, cap, "unknown option '%.100s'", arg); return KX_EINVAL;
         }
-        if (k == 0) a->app = v;
-        else if (k == 1) a->config = v, a->config_given = true;
-        else a->root = v;
-        ++*i;
-        return 1;
     }
-    return 0;
 }
 
-static bool is_help_or_version(const char *s)
+/* The rest of the line belongs to these commands (`tasks retry-failed --json`, `new DIR`,
+ * `generate KIND NAME --method M`): global options go before them. */
+static bool takes_the_rest(const char *cmd)
 {
-    return !strcmp(s, "--help") || !strcmp(s, "-h") || !strcmp(s, "--version") || !strcmp(s, "-v");
+    return !strcmp(cmd, "tasks") || !strcmp(cmd, "new") || !strcmp(cmd, "generate") || !strcmp(cmd, "g");
 }
 
-/* Global options go before the command, or after it (for `run`: before ACTION; every
- * argument after ACTION is the action's input). Anything else that looks like an option, or a
- * stray word, is an error naming it. */
+/* keryx [globals] COMMAND [globals] [ACTION [input…]]: global options go before the command or
+ * after it (for run/enqueue: before ACTION; every argument after ACTION is the action's input).
+ * Anything else that looks like an option, or a stray word, is an error naming it. */
 static int parse_args(int argc, char **argv, args_t *a, char *err, size_t cap)
 {
-    a->root = NULL;
+    memset(a, 0, sizeof *a);
     a->app = "app";
     a->config = "config.lua";
-    a->config_given = false;
-    a->watch = false;
-    a->cmd = NULL;
-    a->action = NULL;
-    int i = 1;
-    while (i < argc) {
-        int rc = take_global(argc, argv, &i, a, err, cap);
-        if (rc < 0) return KX_EINVAL;
-        if (rc > 0) continue;
-        if (strcmp(argv[i], "--watch") == 0) {
-            a->watch = true;
-            i++;
-            continue;
-        }
-        if (!a->cmd && argv[i][0] == '-' && !is_help_or_version(argv[i])) {
-            snprintf(err, cap, "unknown option '%s'", argv[i]);
-            return KX_EINVAL;
-        }
-        if (!a->cmd) {
-            a->cmd = argv[i++];
-            continue;
-        }
-        if ((strcmp(a->cmd, "run") == 0 || strcmp(a->cmd, "enqueue") == 0) && argv[i][0] != '-') {
-            a->action = argv[i++];
-            break; /* the rest is the action's input */
-        }
-        /* The rest is for the command itself: `tasks` (retry-failed, --json), `new DIR`,
-         * `generate KIND NAME [--method M] [--route R]`. */
-        if (!strcmp(a->cmd, "tasks") || !strcmp(a->cmd, "new") || !strcmp(a->cmd, "generate") ||
-            !strcmp(a->cmd, "g"))
-            break;
-        if (argv[i][0] == '-') snprintf(err, cap, "unknown option '%s'", argv[i]);
-        else snprintf(err, cap, "unexpected argument '%s'", argv[i]);
+    optind = 1;
+    if (take_globals(argc, argv, a, err, cap) != KX_OK) return KX_EINVAL;
+    if (a->help || a->version || optind >= argc) {
+        a->rest = optind;
+        return KX_OK;
+    }
+    a->cmd = argv[optind++];
+    if (!takes_the_rest(a->cmd) && take_globals(argc, argv, a, err, cap) != KX_OK) return KX_EINVAL;
+    bool with_action = !strcmp(a->cmd, "run") || !strcmp(a->cmd, "enqueue");
+    if (with_action && optind < argc) a->action = argv[optind++];
+    else if (!with_action && !takes_the_rest(a->cmd) && optind < argc) {
+        snprintf(err, cap, "unexpected argument '%.100s'", argv[optind]);
         return KX_EINVAL;
     }
-    a->rest = i;
+    a->rest = optind;
     return KX_OK;
 }
 
@@ -222,13 +213,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "keryx: %s (see keryx --help)\n", perr);
         return 1;
     }
-    if (!a.cmd || strcmp(a.cmd, "--help") == 0 || strcmp(a.cmd, "-h") == 0 || strcmp(a.cmd, "help") == 0) {
-        fputs(usage, a.cmd ? stdout : stderr);
-        return a.cmd ? 0 : 1;
-    }
-    if (strcmp(a.cmd, "--version") == 0 || strcmp(a.cmd, "-v") == 0 || strcmp(a.cmd, "version") == 0) {
+    if (a.version || (a.cmd && strcmp(a.cmd, "version") == 0)) {
         printf("keryx %s\n", KX_VERSION);
         return 0;
+    }
+    if (a.help || !a.cmd || strcmp(a.cmd, "help") == 0) {
+        bool asked = a.help || a.cmd;
+        fputs(usage, asked ? stdout : stderr);
+        return asked ? 0 : 1;
     }
     if (a.root && chdir(a.root) != 0) {
         fprintf(stderr, "keryx: --root: cannot enter \"%s\": %s\n", a.root, strerror(errno));
