@@ -112,16 +112,18 @@ function M.input_lines(action, indent)
     return lines
 end
 
--- `keryx run ACTION --help`: the action's description, usage and inputs (stdout, exit 0).
-local function help_text(action)
-    local usage = { "usage: keryx run " .. action.name }
+-- `keryx run|enqueue ACTION --help`: the action's description, usage and inputs (stdout, exit 0).
+local function help_text(action, verb)
+    verb = verb or "run"
+    local usage = { "usage: keryx " .. verb .. " " .. action.name }
     local docs = action.inputs and action.inputs.kind == "object" and action.inputs:field_docs() or {}
     for _, d in ipairs(docs) do
         local flag = "--" .. d.name .. " <" .. d.type .. ">"
         usage[#usage + 1] = d.required and flag or ("[" .. flag .. "]")
     end
     usage[#usage + 1] = "[-q]"
-    local out = { "keryx run " .. action.name .. " - " .. (action.description or ""), "", table.concat(usage, " "), "" }
+    local out = { "keryx " .. verb .. " " .. action.name .. " - " .. (action.description or ""), "",
+        table.concat(usage, " "), "" }
     if #docs == 0 then
         out[#out + 1] = action.inputs and "inputs: none" or "inputs: not declared (any --name value is passed on)"
     else
@@ -140,18 +142,18 @@ end
 
 -- Flags the action's schema does not declare: an error naming the first (with a hint when a
 -- declared input is close). Actions without an object schema take any flag.
-local function unknown_flag(action, raw)
+local function unknown_flag(action, raw, verb, allowed)
     if not (action.inputs and action.inputs.kind == "object") then return nil end
     local fields = action.inputs.fields
     local unknown = {}
     for k in pairs(raw) do
-        if fields[k] == nil then unknown[#unknown + 1] = k end
+        if fields[k] == nil and not (allowed and allowed[k]) then unknown[#unknown + 1] = k end
     end
     if #unknown == 0 then return nil end
     table.sort(unknown)
     local hint = M.closest(unknown[1], action.inputs.field_keys)
-    return ("error: unknown option '--%s' for action %s%s (see keryx run %s --help)"):format(unknown[1], action.name,
-        hint and (" (did you mean --" .. hint .. "?)") or "", action.name)
+    return ("error: unknown option '--%s' for action %s%s (see keryx %s %s --help)"):format(unknown[1],
+        action.name, hint and (" (did you mean --" .. hint .. "?)") or "", verb or "run", action.name)
 end
 
 local function wants_help(argv)
@@ -167,10 +169,17 @@ local function fail_envelope(err)
 end
 
 -- `keryx enqueue ACTION --k v`: validated at enqueue as keryx.tasks.enqueue does.
+-- The job's bookkeeping inputs (keryx.tasks) pass the unknown-flag check.
+local JOB_INPUTS = { _correlationId = true }
+
 local function enqueue(name, argv)
     local tasks = require "keryx.tasks"
+    local action = pipeline.registry.by_name[name]
+    if action and wants_help(argv) then return { code = 0, out = help_text(action, "enqueue") } end
     local raw, err = cli_args(argv)
     if not raw then return fail_envelope(err) end
+    local bad = action and unknown_flag(action, raw, "enqueue", JOB_INPUTS)
+    if bad then return { code = 1, err = bad } end
     local ok, res, rerr = pcall(tasks.enqueue, name, raw)
     if not ok then return fail_envelope(errors.is(res) and res or errors.from_any(res, nil)) end
     if not res then return fail_envelope(errors.redis_failure(rerr)) end
