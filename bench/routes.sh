@@ -6,7 +6,7 @@
 # the last static route and the first and the last parameterised route in interleaved runs;
 # the figure is keryx's CPU time per request (utime+stime from /proc/<pid>/stat before and after
 # a run, divided by the requests wrk completed) and the ratio last/first, which the target wants
-# within 1.05 (issue 13: a match must not scan the route table). Requests/s are printed too.
+# within 1.05 (the target: a match must not scan the route table). Requests/s are printed too.
 #
 # CPUs (two needed): keryx on CPU 0, wrk on CPU 1. No Redis is needed by the actions; keryx
 # still gets a REDIS_URL nobody answers (its reconnect timer costs nothing measurable).

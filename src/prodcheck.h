@@ -1,8 +1,8 @@
 /* prodcheck.h — the production self-check: which settings of a finished configuration are
  * unsafe in production.
  *
- * Owns: the list of checks (README "Production self-check"): the security guide's Production
- * Checklist — SESSION_COOKIE_SECURE (the cookie not Secure), WEB_SERVER_ALLOWED_ORIGINS "*",
+ * Owns: the list of checks (README "Production self-check"): the Production
+ * checklist of the README — SESSION_COOKIE_SECURE (the cookie not Secure), WEB_SERVER_ALLOWED_ORIGINS "*",
  * RATE_LIMIT_ENABLED false, WEB_SERVER_INCLUDE_STACK_IN_ERRORS true, an empty WEB_SECURITY_*
  * header — and keryx's own: neither TLS (WEB_SERVER_TLS_CERT) nor an https APPLICATION_URL,
  * and with MCP on an MCP_ALLOWED_ORIGINS entry that is not an https origin. CLI stacks

@@ -16,7 +16,7 @@
 --   tasks.failed(start?, stop?)                         → Resque failure records | nil, err
 --   tasks.retry_failed(index?)                          → jobs put back on their queue | nil, err
 --
--- Rules (the tasks issue; reference §9 where it does not differ): an unknown action raises
+-- Rules (README "Background tasks"): an unknown action raises
 -- CONNECTION_TASK_DEFINITION; inputs are validated against the action's schema at enqueue and a
 -- bad input raises the same typed error as over HTTP (406), with nothing queued; Redis being
 -- unreachable returns nil, "closed" | "timeout" as keryx.redis does. `_correlationId` and

@@ -8,7 +8,7 @@
 --       sorted by name).
 -- Recording: the job leaves the in-flight list and its crash count; resque:stat:processed
 -- (and :<worker>) on success, else RPUSH resque:failed <failure> and resque:stat:failed (and
--- :<worker>); fan-out (reference §9): RPUSH fanout:<id>:results or :errors, HINCRBY
+-- :<worker>); fan-out (README "Background tasks"): RPUSH fanout:<id>:results or :errors, HINCRBY
 -- fanout:<id> completed|failed, then the meta hash's remaining TTL is copied onto both lists
 -- (nothing once the meta hash expired).
 -- Taking: a processor runs one job at a time, so an entry still in its in-flight list

@@ -1,4 +1,4 @@
--- Real MCP clients against the real binary and Redis (issue 9 item 4; README "Use your actions
+-- Real MCP clients against the real binary and Redis (README "Use your actions
 -- from an AI agent"): the official TypeScript SDK client's whole flow (spec/mcp/sdk_flow.mjs),
 -- the MCP Inspector's CLI (spec/mcp/inspector.mjs) and the conformance runner's server scenarios
 -- through the test-only bearer proxy (spec/mcp/conformance.mjs, spec/mcp/bearer_proxy.mjs).

@@ -1,4 +1,4 @@
--- OAuth 2.1 authorization server, every rule broken on purpose (issue 9 item 2) against the
+-- OAuth 2.1 authorization server, every rule broken on purpose against the
 -- real binary and Redis: each redirect URI rule at registration, the 6th registration from one
 -- address, the authorize request checked before any page or redirect, code reuse (and the
 -- revocation of what it issued), a wrong verifier, `plain` PKCE, a wrong redirect_uri, another

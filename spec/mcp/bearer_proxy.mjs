@@ -1,7 +1,7 @@
 // Test-only reverse proxy for MCP clients that cannot do OAuth themselves (the conformance
 // runner sends no token): it listens on 127.0.0.1, forwards every request to keryx unchanged
 // except for `Authorization: Bearer <token>`, and streams the answer back as it comes (SSE
-// included). keryx itself gets no bypass: it checks this token like any other (issue 9 item 4).
+// included). keryx itself gets no bypass: it checks this token like any other.
 //
 // Host and Origin are forwarded as the client sent them, so keryx's DNS-rebinding checks see
 // what the client sent: a foreign Host/Origin is still refused. keryx must therefore accept the

@@ -1,5 +1,5 @@
 // The official MCP TypeScript SDK client (npm @modelcontextprotocol/sdk) against a keryx MCP
-// server, headless, the way an AI agent would connect (issue 9 item 4; README "Use your actions
+// server, headless, the way an AI agent would connect (README "Use your actions
 // from an AI agent"):
 //   create a user (the app's user:create) → unauthenticated connect, answered 401 with the
 //   RFC 9728 challenge → the SDK's own discovery (RFC 9728 + RFC 8414) and dynamic registration

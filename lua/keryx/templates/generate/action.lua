@@ -4,7 +4,7 @@ local z = keryx.schema
 
 return keryx.action {
     name = "{{name}}",
-    description = "TODO: describe {{name}}",
+    description = "{{name}}", -- shown by `keryx actions`, in Swagger and to MCP clients: say what it does
     inputs = z.object {
         -- id = z.integer():min(1):describe("…"),
     },
