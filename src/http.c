@@ -198,11 +198,7 @@ static void take_correlation_id(kx_request_t *r, const kx_config_t *cfg)
     r->correlation_id[0] = '\0';
     if (!cfg->correlation_trust_proxy || !cfg->correlation_header[0]) return;
     const kx_header_t *h = kx_http_header(r, cfg->correlation_header);
-    if (!h || h->value_len == 0 || h->value_len > 128) return;
-    for (size_t i = 0; i < h->value_len; i++) {
-        char ch = h->value[i];
-        if (!isalnum((unsigned char)ch) && ch != '.' && ch != '_' && ch != ':' && ch != '-') return;
-    }
+    if (!h || !kx_correlation_id_valid(h->value, h->value_len)) return;
     memcpy(r->correlation_id, h->value, h->value_len);
     r->correlation_id[h->value_len] = '\0';
 }

@@ -58,8 +58,8 @@ typedef struct kx_request {
     bool accept_gzip;
     const char *origin; /* Origin header or NULL (also when there are several) */
     size_t origin_len;
-    bool origin_ambiguous;    /* more than one Origin header */
-    char correlation_id[129]; /* validated id, or "" */
+    bool origin_ambiguous;                          /* more than one Origin header */
+    char correlation_id[KX_CORRELATION_ID_MAX + 1]; /* validated id, or "" */
     ev_tstamp started;
     int status;        /* of the response under way (response.c), 0 before one began */
     int metrics_route; /* the route label dispatch.c chose (metrics.h), 0 = unknown */

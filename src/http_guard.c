@@ -5,6 +5,7 @@
  * chunk sizes, transfer-coding lists), because every leniency is a place where two parsers can
  * disagree about message boundaries. */
 #include "http_guard.h"
+#include <ctype.h>
 
 /* ---- character classes ------------------------------------------------------------------ */
 
@@ -64,6 +65,15 @@ bool kx_http_field_value_valid(const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!is_field_byte((unsigned char)p[i])) return false;
+    return true;
+}
+
+bool kx_correlation_id_valid(const char *p, size_t n)
+{
+    if (n == 0 || n > KX_CORRELATION_ID_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)p[i]) && p[i] != '.' && p[i] != '_' && p[i] != ':' && p[i] != '-')
+            return false;
     return true;
 }
 

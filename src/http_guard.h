@@ -85,6 +85,13 @@ int kx_http_guard_head(const char *head, size_t len, kx_head_info_t *info, int *
 bool kx_http_token_valid(const char *p, size_t n);
 bool kx_http_field_value_valid(const char *p, size_t n);
 
+/* A correlation id keryx will log and echo: 1..KX_CORRELATION_ID_MAX letters, digits and
+ * . _ : - (nothing that could start a log line or a header). The one rule for the request
+ * header (http.c) and for the id a background job carries in its inputs (keryx.tasks, through
+ * core.correlation_id_valid). */
+#define KX_CORRELATION_ID_MAX 128
+bool kx_correlation_id_valid(const char *p, size_t n);
+
 /* Streaming strict decoder for a chunked request body (RFC 9112 §7.1). Accepted framing:
  *   chunk        1*16HEXDIG [ ";" ext ] CRLF data CRLF      (no BWS, no sign, size ≤ 2^62)
  *   last-chunk   1*16HEXDIG(=0) [ ";" ext ] CRLF

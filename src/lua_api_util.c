@@ -1,6 +1,7 @@
 /* lua_api_util.c — non-waiting helpers for the framework's Lua side: logging, clocks, process
  * facts (pid, RSS, uptime), the configuration as a nested table, directory listing. */
 #include "lua_api.h"
+#include "http_guard.h"
 #include "log.h"
 #include <dirent.h>
 #include <ctype.h>
@@ -225,7 +226,17 @@ static void push_config(lua_State *L, const kx_config_t *c)
     lua_setfield(L, -2, "nodeEnv");
 }
 
+/* core.correlation_id_valid(v) → whether v is a correlation id keryx may log (http_guard.h). */
+static int l_correlation_id_valid(lua_State *L)
+{
+    size_t n = 0;
+    const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : NULL;
+    lua_pushboolean(L, s && kx_correlation_id_valid(s, n));
+    return 1;
+}
+
 static const luaL_Reg fns[] = {
+    { "correlation_id_valid", l_correlation_id_valid },
     { "log", l_log },
     { "log_fields", l_log_fields },
     { "log_enabled", l_log_enabled },

@@ -31,6 +31,25 @@ static void test_token_valid(void **state)
     assert_false(kx_http_token_valid(LIT("\xc3\xa9")));
 }
 
+/* Correlation ids end up in log lines and response headers: nothing that could start a line,
+ * split a header or hide in a NUL, and at most KX_CORRELATION_ID_MAX bytes. */
+static void test_correlation_id_valid(void **state)
+{
+    (void)state;
+    assert_true(kx_correlation_id_valid("trace-42", 8));
+    assert_true(kx_correlation_id_valid("a.b_c:d-E9", 10));
+    char big[KX_CORRELATION_ID_MAX + 1];
+    memset(big, 'x', sizeof big);
+    assert_true(kx_correlation_id_valid(big, KX_CORRELATION_ID_MAX));
+    assert_false(kx_correlation_id_valid(big, KX_CORRELATION_ID_MAX + 1));
+    assert_false(kx_correlation_id_valid("", 0));
+    assert_false(kx_correlation_id_valid("a\0b", 3)); /* counted length sees past the NUL */
+    assert_false(kx_correlation_id_valid("a\r\nb", 4));
+    assert_false(kx_correlation_id_valid("a b", 3));
+    assert_false(kx_correlation_id_valid("a/b", 3));
+    assert_false(kx_correlation_id_valid("\x1b[31m", 5));
+}
+
 static void test_field_value_valid(void **state)
 {
     (void)state;
@@ -1226,6 +1245,7 @@ int main(void)
 
         cmocka_unit_test(test_token_valid),
         cmocka_unit_test(test_field_value_valid),
+        cmocka_unit_test(test_correlation_id_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,9 +116,9 @@ local function queue_ok(q)
 end
 M.queue_ok = queue_ok
 
---- A correlation id as the HTTP layer accepts one (1-128 of letters, digits . _ : -), else nil.
+--- A correlation id as the HTTP layer accepts one (the rule is C's: http_guard.h), else nil.
 function M.correlation_id(v)
-    if type(v) == "string" and #v <= 128 and v:match("^[%w._:-]+$") then return v end
+    if core.correlation_id_valid(v) then return v end
     return nil
 end
 

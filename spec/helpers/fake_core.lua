@@ -205,6 +205,11 @@ function M.sleep(ms)
     return coroutine.yield()
 end
 
+-- core.correlation_id_valid: src/http_guard.c's rule.
+function M.correlation_id_valid(v)
+    return type(v) == "string" and #v <= 128 and v:match("^[%w._:-]+$") ~= nil
+end
+
 -- core.task_wait: nothing signals in the fake; it waits like sleep and says "timeout".
 function M.task_wait(ms)
     if M.draining_now then return "drain" end

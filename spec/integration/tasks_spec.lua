@@ -95,11 +95,18 @@ describe("keryx.tasks: enqueue", function()
         R:cli("SADD", "resque:queues", "default")
         R:cli("RPUSH", "resque:queue:default",
             '{"args":[{"tag":"by-hand"}],"queue":"default","class":"task:record","jid":"x1"}')
+        -- A correlation id that could forge a log line is dropped, never logged.
+        R:cli("RPUSH", "resque:queue:default",
+            '{"class":"task:record","queue":"default","args":[{"tag":"forged","_correlationId":"x\\n[ACTION:FAKE] y"}]}')
         local srv = start()
-        local ok = H.eventually(5, function() return #ran() == 1 end)
+        local ok = H.eventually(5, function() return #ran() == 2 end)
         srv:stop()
         assert.is_true(ok, srv:log())
         assert.are.equal("by-hand", ran()[1].tag)
+        assert.are.equal("forged", ran()[2].tag)
+        assert.is_nil(ran()[2].cor)
+        assert.is_nil(srv:log():find("[ACTION:FAKE]", 1, true), srv:log())
+        assert.is_nil(srv:log():find("[cor:", 1, true), srv:log())
     end)
 
     it("starts a job enqueued on an idle server at once (the enqueue signal, not the 1 s poll)", function()

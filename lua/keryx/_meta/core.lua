@@ -192,6 +192,12 @@ core.home = ""
 ---@type lightuserdata
 core.redis_null = nil
 
+--- Whether v is a correlation id keryx may log and echo: a string of 1..128 letters, digits
+--- and . _ : - (src/http_guard.c, the rule the request header is held to). Never raises.
+---@param v any
+---@return boolean
+function core.correlation_id_valid(v) end
+
 --- Sends one command and yields until Redis answers. Arguments are strings or numbers.
 ---@param cmd string
 ---@param ... string|number
