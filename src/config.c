@@ -412,7 +412,8 @@ bool kx_config_queue_name_valid(const char *s, size_t n)
 {
     if (n == 0 || n > KX_MAX_QUEUE_NAME) return false;
     for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && !strchr("_-.:", s[i])) return false;
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.' && s[i] != ':')
+            return false; /* explicit: strchr would accept the NUL that ends its set */
     return true;
 }
 

@@ -235,8 +235,19 @@ static int l_correlation_id_valid(lua_State *L)
     return 1;
 }
 
+/* core.queue_name_valid(v) → whether v names a task queue (config.h: the rule TASK_QUEUES is
+ * held to), for keryx.tasks and action definitions. */
+static int l_queue_name_valid(lua_State *L)
+{
+    size_t n = 0;
+    const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : NULL;
+    lua_pushboolean(L, s && kx_config_queue_name_valid(s, n));
+    return 1;
+}
+
 static const luaL_Reg fns[] = {
     { "correlation_id_valid", l_correlation_id_valid },
+    { "queue_name_valid", l_queue_name_valid },
     { "log", l_log },
     { "log_fields", l_log_fields },
     { "log_enabled", l_log_enabled },

@@ -983,6 +983,42 @@ static void test_finish_port_range(void **state)
     kx_config_free(&c);
 }
 
+/* TASK_QUEUES names become Redis keys: "*" or a list of names, nothing else; TASK_PROCESSORS
+ * has a ceiling. kx_config_queue_name_valid is also what Lua checks queue names with. */
+static void test_finish_task_settings(void **state)
+{
+    (void)state;
+    const char *good[] = { "*", "default", "high, default ,low", "a.b:c-d_e" };
+    const char *bad[] = { "", "a b", "a,,b", "a,*", "q{x}", "a\r\nb", "default,", "\x1b" };
+    char err[512];
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        kx_config_t c;
+        kx_config_defaults(&c, "development");
+        set_ok(&c, "TASK_QUEUES", good[i]);
+        assert_int_equal(kx_config_finish(&c, err, sizeof err), KX_OK);
+        kx_config_free(&c);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kx_config_t c;
+        kx_config_defaults(&c, "development");
+        set_ok(&c, "TASK_QUEUES", bad[i]);
+        finish_refused(&c, err, sizeof err);
+        assert_non_null(strstr(err, "TASK_QUEUES"));
+        kx_config_free(&c);
+    }
+    kx_config_t c;
+    kx_config_defaults(&c, "development");
+    set_ok(&c, "TASK_PROCESSORS", "65");
+    finish_refused(&c, err, sizeof err);
+    assert_non_null(strstr(err, "TASK_PROCESSORS"));
+    kx_config_free(&c);
+    char name[KX_MAX_QUEUE_NAME + 2];
+    memset(name, 'q', sizeof name);
+    assert_true(kx_config_queue_name_valid(name, KX_MAX_QUEUE_NAME));
+    assert_false(kx_config_queue_name_valid(name, KX_MAX_QUEUE_NAME + 1));
+    assert_false(kx_config_queue_name_valid("a\0b", 3));
+}
+
 /* finish may run again (main.c may re-finish after config.lua): no leak, same result. */
 static void test_finish_twice(void **state)
 {
@@ -1080,6 +1116,7 @@ int main(void)
         T(test_finish_application_url),
         T(test_finish_port_range),
         T(test_finish_twice),
+        T(test_finish_task_settings),
     };
 #undef T
     (void)test_parse_origins_fail_leaves_unwritten_slots;

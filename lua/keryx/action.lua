@@ -120,7 +120,7 @@ function M.define(def, level)
     if task ~= nil then
         if type(task) ~= "table" then fail(level, name, "task must be a table {queue =, frequency =}") end
         local q = task.queue
-        if q ~= nil and (type(q) ~= "string" or #q > 100 or not q:match("^[%w_.:-]+$")) then
+        if q ~= nil and not require("keryx.core").queue_name_valid(q) then
             fail(level, name, "task.queue must be a queue name (letters, digits and _ . : -)")
         end
         local f = task.frequency

@@ -111,10 +111,8 @@ end
 
 -- ---- checks -----------------------------------------------------------------------------
 
-local function queue_ok(q)
-    return type(q) == "string" and #q >= 1 and #q <= 100 and q:match("^[%w_.:-]+$") ~= nil
-end
-M.queue_ok = queue_ok
+-- A queue name as TASK_QUEUES takes one (the rule is C's: config.h).
+local queue_ok = core.queue_name_valid
 
 --- A correlation id as the HTTP layer accepts one (the rule is C's: http_guard.h), else nil.
 function M.correlation_id(v)

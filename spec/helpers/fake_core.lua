@@ -210,6 +210,11 @@ function M.correlation_id_valid(v)
     return type(v) == "string" and #v <= 128 and v:match("^[%w._:-]+$") ~= nil
 end
 
+-- core.queue_name_valid: src/config.c's rule.
+function M.queue_name_valid(v)
+    return type(v) == "string" and #v <= 100 and v:match("^[%w_.:-]+$") ~= nil
+end
+
 -- core.task_wait: nothing signals in the fake; it waits like sleep and says "timeout".
 function M.task_wait(ms)
     if M.draining_now then return "drain" end

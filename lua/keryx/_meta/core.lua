@@ -198,6 +198,12 @@ core.redis_null = nil
 ---@return boolean
 function core.correlation_id_valid(v) end
 
+--- Whether v names a task queue: a string of 1..100 letters, digits and _ - . : (src/config.c,
+--- the rule TASK_QUEUES is held to). Never raises.
+---@param v any
+---@return boolean
+function core.queue_name_valid(v) end
+
 --- Sends one command and yields until Redis answers. Arguments are strings or numbers.
 ---@param cmd string
 ---@param ... string|number
