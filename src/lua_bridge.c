@@ -865,8 +865,6 @@ int kx_lua_tasks_in_flight(void)
 
 /* ---- entry points -------------------------------------------------------------------------- */
 
-static void start_task(kx_task_t *t);
-
 /* stack: t → t with identifier, session_id (a well-formed session cookie) and correlation_id
  * of the request on c: who is asking, the same for HTTP and for a WebSocket upgrade. */
 static void push_identity(lua_State *co, kx_conn_t *c)

@@ -45,7 +45,7 @@ M.LEADER_TTL_MS = 5000
 M.ALIVE_TTL_MS = 5000
 M.IDLE_POLL_MS = 1000
 
-local state = { workers = {}, running = 0, token = nil, host = nil }
+local state = { workers = {}, token = nil, host = nil }
 
 local function hostname()
     local f = io.open("/proc/sys/kernel/hostname", "rb")
@@ -182,7 +182,6 @@ local function processor(i, queues)
     local worker = ("%s:%d+%d"):format(state.host, core.pid(), i)
     local rc = core.redis_open("Redis task processor " .. i)
     state.workers[#state.workers + 1] = worker
-    state.running = state.running + 1
     local single = #queues == 1 and queues[1] ~= "*" and queues[1] or nil
     local done -- the outcome of the last job, until Redis has taken it
     local warned = false
@@ -212,7 +211,6 @@ local function processor(i, queues)
     end
     remove_worker(worker)
     core.redis_conn_close(rc)
-    state.running = state.running - 1
     return false
 end
 
@@ -252,13 +250,6 @@ function M.start()
     core.spawn(M.tick)
     core.every(M.TICK_MS, M.tick)
     log.info(("tasks: %d processor(s) on queue(s) %s"):format(cfg.processors, table.concat(queues, ",")))
-end
-
---- This process's live processors (status, specs).
-function M.workers()
-    local out = {}
-    for i, w in ipairs(state.workers) do out[i] = w end
-    return out
 end
 
 return M

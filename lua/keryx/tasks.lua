@@ -426,10 +426,4 @@ function M.stats()
     return out
 end
 
-M._canonical = function(v)
-    local out = {}
-    canonical(v, out, 1)
-    return concat(out)
-end
-
 return M
