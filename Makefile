@@ -6,7 +6,7 @@
 DEB_PKGS := gcc make pkg-config libev-dev libluajit2-5.1-dev luajit2 libhiredis-dev lua-cjson \
             libssl-dev node-llhttp libwslay-dev lua-busted libcmocka-dev redis-server \
             zlib1g-dev lua-socket lua-sec openssl curl netcat-openbsd
-BENCH_PKGS := wrk nginx-light libnginx-mod-http-lua
+BENCH_PKGS := wrk nginx-light libnginx-mod-http-lua valgrind
 # Only the test suites need these (a real browser for the end-to-end WebSocket page test;
 # clang's libFuzzer for the fuzz harnesses; node + npm to install the MCP clients of
 # spec/mcp, which then run on the Node 22 that package pins).

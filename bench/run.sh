@@ -1,34 +1,32 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# run.sh — `make bench`: keryx against nginx + its Lua module on GET /api/status.
+# run.sh — `make bench`: bench/matrix.sh (the performance matrix: every figure keryx is held
+# to, as keryx against its peer in one run; it runs routes.sh, memory.sh and websocket.sh for
+# their rows), then bench/mcp.sh (MCP tools/call against plain HTTP calls of the same action),
+# bench/tasks.sh (background tasks against node-resque) and bench/workers.sh (2 workers against
+# nginx with 2, and SIGHUP reloads under load).
 #
-# Both servers run one worker pinned to CPU 0; wrk runs pinned to CPU 1. Runs are interleaved
+# BENCH_ONLY=status (or keryx / nginx for one side) runs this file's own bench instead: keryx
+# against nginx + its Lua module on GET /api/status with the responses compared first. Both
+# servers run one worker pinned to CPU 0; wrk runs pinned to CPU 1. Runs are interleaved
 # (keryx, nginx, keryx, nginx, …) so drift of the machine hits both alike. For each server it
 # reports the median requests/s, the median p99 latency and the median server CPU time per
 # request (utime+stime from /proc/<pid>/stat before and after a run, divided by the requests
 # wrk completed), then the keryx/nginx ratios against the targets and keryx's idle RSS.
 # See bench/README.md for how to read the figures.
 #
-# Then, unless BENCH_ONLY is set, it stops both servers and runs bench/ratelimit.sh (keryx with
-# and without the Redis rate-limit middleware; same BENCH_* variables), then bench/websocket.sh
-# (WebSocket memory, broadcast latency, round trips), then bench/mcp.sh (MCP tools/call
-# against plain HTTP calls of the same action), then bench/tasks.sh (background tasks against
-# node-resque: jobs/s and enqueue-to-start latency), then bench/workers.sh (2 workers against
-# nginx with 2, and SIGHUP reloads under load), so `make bench` runs all six.
-#
 # Environment:
 #   BENCH_DURATION  wrk duration per run (default 10s; a bare number means seconds)
 #   BENCH_RUNS      measured runs per server (default 3)
 #   BENCH_WARMUP    unmeasured warm-up run per server before the first run (default 1s; 0 = none)
-#   BENCH_ONLY      "keryx" or "nginx": that side only, no rate-limit bench; "ratelimit": only
-#                   bench/ratelimit.sh; "mcp": only bench/mcp.sh; "tasks": only bench/tasks.sh;
-#                   "workers": only bench/workers.sh; "routes": only bench/routes.sh (default:
-#                   everything)
+#   BENCH_ONLY      "status": this file's /api/status bench, both servers; "keryx" or "nginx":
+#                   that side only; "matrix", "ratelimit", "websocket", "mcp", "tasks",
+#                   "workers", "routes": only that script (default: the matrix and the rest)
 #   BENCH_WRITE     1 = append a dated section to bench/RESULTS.md
 #   BENCH_NGINX_MEM "heap" (default) or "statm": how nginx computes consumedMemoryMB
 #
 # Exit status: 0 whatever the PASS/FAIL words say; 1 when a server fails to start (or dies),
-# wrk fails, a prerequisite is missing, or bench/ratelimit.sh fails.
+# wrk fails, a prerequisite is missing, or a bench script it runs fails.
 
 set -euo pipefail
 
@@ -60,7 +58,6 @@ TMP=""
 KERYX_PID=""
 NGINX_PID=""
 WRK_PID=""
-RATELIMIT_PID=""
 KERYX_URL=""
 NGINX_URL=""
 KERYX_IDLE_RSS_KIB=""
@@ -84,7 +81,8 @@ BENCH_TAG=bench
 # ---------------------------------------------------------------------------------------------
 
 check_args() {
-    case "$ONLY" in ""|keryx|nginx|ratelimit|mcp|tasks|workers|routes) ;; *) die "BENCH_ONLY must be keryx, nginx, ratelimit, mcp, tasks, workers or routes, not '$ONLY'";; esac
+    case "$ONLY" in ""|status|keryx|nginx|matrix|ratelimit|websocket|mcp|tasks|workers|routes) ;;
+        *) die "BENCH_ONLY must be status, keryx, nginx, matrix, ratelimit, websocket, mcp, tasks, workers or routes, not '$ONLY'";; esac
     case "$NGINX_MEM" in heap|statm) ;; *) die "BENCH_NGINX_MEM must be heap or statm";; esac
     [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
 }
@@ -107,9 +105,9 @@ check_prereqs() {
 }
 
 # wants <server>: true when this run includes that server.
-wants() { [[ -z "$ONLY" || "$ONLY" == "$1" ]]; }
+wants() { [[ "$ONLY" == status || "$ONLY" == "$1" ]]; }
 
-cleanup() { stop_all_and_clean "$RATELIMIT_PID" "$WRK_PID" "$KERYX_PID" "$NGINX_PID"; }
+cleanup() { stop_all_and_clean "$WRK_PID" "$KERYX_PID" "$NGINX_PID"; }
 
 # A Debian nginx package may have started the system nginx (from /etc/nginx). It is stopped so
 # that nothing else is serving on this machine while we measure. Our own masters, and any other
@@ -433,28 +431,18 @@ write_results() {
     log "appended to $BENCH_DIR/RESULTS.md"
 }
 
-# run_ratelimit: the second bench, on a quiet machine: our servers are stopped first. Like wrk
-# it runs in the background and is waited for, so a TERM here reaches cleanup at once, which
-# passes it on (ratelimit.sh then stops its own Redis, keryx and wrk).
-run_ratelimit() {
-    local rc=0
-    stop_process "$KERYX_PID"; KERYX_PID=""
-    stop_process "$NGINX_PID"; NGINX_PID=""
-    echo
-    "$BENCH_DIR/ratelimit.sh" &
-    RATELIMIT_PID=$!
-    wait "$RATELIMIT_PID" || rc=$?
-    RATELIMIT_PID=""
-    ((rc == 0)) || die "bench/ratelimit.sh failed (exit status $rc)"
-}
-
 main() {
     check_args
-    if [[ "$ONLY" == ratelimit ]]; then exec "$BENCH_DIR/ratelimit.sh"; fi
-    if [[ "$ONLY" == mcp ]]; then exec "$BENCH_DIR/mcp.sh"; fi
-    if [[ "$ONLY" == tasks ]]; then exec "$BENCH_DIR/tasks.sh"; fi
-    if [[ "$ONLY" == workers ]]; then exec "$BENCH_DIR/workers.sh"; fi
-    if [[ "$ONLY" == routes ]]; then exec "$BENCH_DIR/routes.sh"; fi
+    case "$ONLY" in
+        "") run_matrix_and_the_rest; return ;;
+        matrix) exec "$BENCH_DIR/matrix.sh" ;;
+        ratelimit) exec "$BENCH_DIR/ratelimit.sh" ;;
+        websocket) exec "$BENCH_DIR/websocket.sh" ;;
+        mcp) exec "$BENCH_DIR/mcp.sh" ;;
+        tasks) exec "$BENCH_DIR/tasks.sh" ;;
+        workers) exec "$BENCH_DIR/workers.sh" ;;
+        routes) exec "$BENCH_DIR/routes.sh" ;;
+    esac
     check_prereqs
     trap cleanup EXIT
     trap 'exit 130' INT TERM
@@ -466,12 +454,17 @@ main() {
     if wants keryx && wants nginx; then compare_responses; fi
     run_all
     report
-    if [[ -z "$ONLY" ]]; then run_ratelimit; fi
-    if [[ -z "$ONLY" ]]; then echo; "$BENCH_DIR/websocket.sh" || die "bench/websocket.sh failed"; fi
-    if [[ -z "$ONLY" ]]; then echo; "$BENCH_DIR/mcp.sh" || die "bench/mcp.sh failed"; fi
-    if [[ -z "$ONLY" ]]; then echo; "$BENCH_DIR/tasks.sh" || die "bench/tasks.sh failed"; fi
-    if [[ -z "$ONLY" ]]; then echo; "$BENCH_DIR/workers.sh" || die "bench/workers.sh failed"; fi
-    if [[ -z "$ONLY" ]]; then echo; "$BENCH_DIR/routes.sh" || die "bench/routes.sh failed"; fi
+}
+
+# `make bench`: the performance matrix (which runs routes.sh, memory.sh and websocket.sh for
+# its rows), then the benches it has no row for.
+run_matrix_and_the_rest() {
+    local script
+    "$BENCH_DIR/matrix.sh" || die "bench/matrix.sh failed"
+    for script in mcp tasks workers; do
+        echo
+        "$BENCH_DIR/$script.sh" || die "bench/$script.sh failed"
+    done
 }
 
 main "$@"

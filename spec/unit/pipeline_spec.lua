@@ -83,6 +83,9 @@ describe("pipeline.act", function()
     end)
 
     it("counts every run for the metrics: name, outcome, run time", function()
+        local obs = require("keryx.core").config.observability
+        obs.enabled = true
+        finally(function() obs.enabled = false end)
         local ok_action = register({ name = "fine", run = function() fake.sleep(25) return {} end })
         local bad_action = register({ name = "broken", run = function() error("nope") end })
         local invalid = register({ name = "strict", inputs = z.object({ n = z.integer() }) })
@@ -94,6 +97,12 @@ describe("pipeline.act", function()
             { fn = "action", name = "broken", ok = false, ms = 0 },
             { fn = "action", name = "strict", ok = false, ms = 0 },
         }, fake.metrics)
+    end)
+
+    it("does not call into the metrics while they are off (the default)", function()
+        assert.is_false(require("keryx.core").config.observability.enabled)
+        act(register({ name = "quiet", run = function() return {} end }), {})
+        assert.are.same({}, fake.metrics)
     end)
 
     it("resets conn.metadata on every act", function()

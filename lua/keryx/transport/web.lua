@@ -84,7 +84,8 @@ end
 ---@param req table
 ---@return table
 function M.web(action_id, req)
-    local started = core.clock_ms()
+    -- The clock is read for the action log line only.
+    local started = log_enabled("info") and core.clock_ms() or 0
     local action = pipeline.registry.list[action_id]
     local conn = conn_mod.new {
         type = "web",

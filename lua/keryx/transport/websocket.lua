@@ -19,7 +19,7 @@ local M = {}
 
 local web_cfg = core.config.server.web
 local type, pairs, ipairs, next, rawget, concat = type, pairs, ipairs, next, rawget, table.concat
-local clock_ms, now_ms = core.clock_ms, core.now_ms
+local clock_ms, now_ms, log_enabled = core.clock_ms, core.now_ms, core.log_enabled
 
 local ERROR_FIELDS = { "message", "type", "timestamp", "key", "value", "stack" }
 
@@ -72,7 +72,8 @@ end
 --- action hit the stack or memory cap).
 ---@return string reply, boolean discard
 function M.action(socket_conn, name, raw, message_id)
-    local started = clock_ms()
+    -- The clock is read for the action log line only.
+    local started = log_enabled("info") and clock_ms() or 0
     local conn = conn_mod.for_message(socket_conn) -- request state of its own, session re-read
     local action_name = type(name) == "string" and name or nil
     local action = action_name and pipeline.registry.by_name[action_name] or nil
