@@ -78,7 +78,7 @@ static size_t g14_decimal(double v, char *out)
         double p = pow10_tab[k];
         double m = a * p;
         if (m >= 1e14) return 0;
-        if (m != floor(m) || m / p != a) continue;
+        if (m != (double)(int64_t)m || m / p != a) continue; /* m < 1e14: the cast is exact */
         uint64_t u = (uint64_t)m;
         while (u % 10 == 0) { /* "%g" drops trailing zeros; v is not integral so u % 10^k != 0 */
             u /= 10;
@@ -110,7 +110,7 @@ size_t kx_json_g14(double v, char *out)
 {
     if (isfinite(v)) {
         double a = fabs(v);
-        if (a < 1e14 && floor(a) == a) { /* at most 14 digits: "%.14g" prints the integer */
+        if (a < 1e14 && (double)(int64_t)a == a) { /* at most 14 digits: "%.14g" prints the integer */
             if (a == 0 && signbit(v)) {
                 memcpy(out, "-0", 2);
                 return 2;

@@ -59,7 +59,7 @@ static void escape_init(void)
 
 static inline char *reserve(kx_buf_t *b, size_t n)
 {
-    kx_buf_reserve(b, n);
+    if (b->cap - b->len <= n) kx_buf_reserve(b, n); /* the common case stays inline */
     return b->data + b->len;
 }
 
@@ -75,26 +75,53 @@ static inline void put_char(kx_buf_t *b, char c)
     b->len++;
 }
 
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Whether one of the 8 bytes of w needs an escape: below 0x20, '"', '\\' or 0x7f. Each test
+ * is the exact "has a zero byte" / "has a byte below n" word trick (n <= 128), so a word
+ * without such a byte is never flagged and is copied whole. */
+static inline bool word_needs_escape(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * '"'), bs = w ^ (ONES * '\\'), del = w ^ (ONES * 0x7f);
+    uint64_t t = ((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) | ((bs - ONES) & ~bs) | ((del - ONES) & ~del);
+    return (t & HIGHS) != 0;
+}
+
 static void put_string(kx_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     char *o = reserve(b, 6 * n + 2); /* worst case: every byte \u00XX */
     char *start = o;
     *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        switch (escape_kind[c]) {
-        case 0: *o++ = (char)c; break;
-        case 1:
-            *o++ = '\\';
-            *o++ = escape_char[c];
-            break;
-        default:
-            memcpy(o, "\\u00", 4);
-            o[4] = hex[c >> 4];
-            o[5] = hex[c & 15];
-            o += 6;
+    size_t i = 0;
+    for (;;) {
+        while (n - i >= 8) { /* eight plain bytes at a time */
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (word_needs_escape(w)) break;
+            memcpy(o, &w, 8);
+            o += 8;
+            i += 8;
         }
+        /* byte by byte: the word holding an escape, or the tail */
+        size_t stop = n - i >= 8 ? i + 8 : n;
+        for (; i < stop; i++) {
+            unsigned char c = (unsigned char)s[i];
+            unsigned kind = escape_kind[c];
+            if (kind == 0) {
+                *o++ = (char)c;
+            } else if (kind == 1) {
+                *o++ = '\\';
+                *o++ = escape_char[c];
+            } else {
+                memcpy(o, "\\u00", 4);
+                o[4] = hex[c >> 4];
+                o[5] = hex[c & 15];
+                o += 6;
+            }
+        }
+        if (i == n) break;
     }
     *o++ = '"';
     b->len += (size_t)(o - start);
@@ -106,9 +133,16 @@ static void put_number(kx_buf_t *b, double v)
     b->len += kx_json_number(v, o);
 }
 
+/* floor(x) == x without a libm call where a cast is exact (|x| < 2^63). */
+static inline bool is_integral(double x)
+{
+    if (x > -9223372036854775808.0 && x < 9223372036854775808.0) return (double)(int64_t)x == x;
+    return floor(x) == x; /* beyond: every finite double is integral; NaN and Inf are not */
+}
+
 static bool is_big_integer(double n)
 {
-    return isfinite(n) && floor(n) == n && (n >= 1e14 || n <= -1e14);
+    return isfinite(n) && is_integral(n) && (n >= 1e14 || n <= -1e14);
 }
 
 /* json.lua's scan for the table at idx: whether it holds a big integer (as key or value) or a
@@ -217,7 +251,7 @@ static bool encode_table(enc_t *e, int idx, int depth)
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
         double k;
-        if (lua_type(L, -1) != LUA_TNUMBER || (k = lua_tonumber(L, -1)) < 1 || floor(k) != k) {
+        if (lua_type(L, -1) != LUA_TNUMBER || (k = lua_tonumber(L, -1)) < 1 || !is_integral(k)) {
             all_int = false;
             lua_pop(L, 1);
             break;

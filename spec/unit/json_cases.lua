@@ -53,6 +53,14 @@ local function fixed_cases(json)
     add("false", false)
     add("null", json.null)
     for i, s in ipairs(STRINGS) do add("string " .. i, s) end
+    -- every byte that needs an escape (and its neighbours) at every offset of a 24-byte
+    -- string: C copies eight plain bytes at a time and must stop at each of them
+    for _, byte in ipairs({ 0, 1, 31, 32, 34, 47, 92, 126, 127, 128, 255 }) do
+        for at = 1, 24 do
+            add(("byte %d at %d"):format(byte, at), ("abcdefghijklmnopqrstuvwx"):sub(1, at - 1) .. string.char(byte)
+                .. ("ABCDEFGHIJKLMNOPQRSTUVWX"):sub(at + 1))
+        end
+    end
     for i, n in ipairs(NUMBERS) do
         add("number " .. i, n)
         add("number in array " .. i, { n })
