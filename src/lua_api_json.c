@@ -15,7 +15,8 @@
  *   - another table is an array when that holds and it has a key, else an object. lua-cjson
  *     keeps the largest key in a C int, so a key >= 2^31 in a table that json.lua hands to
  *     lua-cjson whole ("plain": no marked table, no integer >= 1e14 below it, as key or value)
- *     wraps; such tables are rare enough to scan when they occur (see table_is_plain);
+ *     overflows it (CJSON_INT_OVERFLOW); such tables are rare enough to scan when they occur
+ *     (see table_is_plain);
  *   - keys in lua_next order (the order of pairs, which both Lua paths use);
  *   - strings escaped as lua-cjson escapes them, except "/" (json.lua undoes that escape);
  *   - numbers by json_number.c; number keys quoted.
@@ -28,6 +29,14 @@
 #include <math.h>
 
 #define MAX_DEPTH 1000
+/* What lua-cjson's `int max = k` gives for a key k >= 2^31 (out of range: undefined in C, so
+ * whatever the CPU's conversion does): x86 answers INT_MIN, the other CPUs Debian builds for
+ * saturate to INT_MAX (which makes the table an object, as json.lua's own rule does). */
+#if defined(__x86_64__) || defined(__i386__)
+#define CJSON_INT_OVERFLOW INT32_MIN
+#else
+#define CJSON_INT_OVERFLOW INT32_MAX
+#endif
 /* Capacity kept between calls; a larger one (a one-off big answer) is freed after use. */
 #define KX_JSON_KEEP (1u << 20)
 
@@ -243,7 +252,7 @@ static bool encode_table(enc_t *e, int idx, int depth)
         if (!marked) return false; /* a metatable of the app's own: the Lua path */
     }
     /* One pass over the keys for both rules: json.lua's (largest key as a double) and
-     * lua-cjson's (the same, kept in an int: a key >= 2^31 wraps to INT_MIN on x86-64). */
+     * lua-cjson's (the same, kept in an int: a key >= 2^31 overflows it, CJSON_INT_OVERFLOW). */
     bool all_int = true, wrapped = false;
     double dmax = 0;
     int cmax = 0, count = 0;
@@ -261,7 +270,7 @@ static bool encode_table(enc_t *e, int idx, int depth)
             if (k < 2147483648.0) {
                 cmax = (int)k;
             } else {
-                cmax = INT32_MIN;
+                cmax = CJSON_INT_OVERFLOW;
                 wrapped = true;
             }
         }
@@ -274,7 +283,7 @@ static bool encode_table(enc_t *e, int idx, int depth)
         return encode_array(e, idx, (int)dmax, depth); /* dmax <= 2 × count: fits an int */
     }
     if (wrapped && table_is_plain(e, idx, depth)) {
-        /* lua-cjson's rule, wrapped int and all */
+        /* lua-cjson's rule, overflowed int and all */
         bool c_sparse = cmax > 10 && (long long)cmax > (long long)count * 2;
         if (c_sparse || cmax <= 0) return encode_object(e, idx, depth);
         return encode_array(e, idx, cmax, depth);
