@@ -116,4 +116,8 @@ void kx_lua_open_http(lua_State *L);
  * counts the Lua side sees (metrics.h); no-ops while metrics are off. */
 void kx_lua_open_metrics(lua_State *L);
 
+/* lua_api_json.c — json_encode(value, array_mt, empty_array): lua/keryx/json.lua's encoder in
+ * C (same bytes; nil where json.lua's Lua encoder must answer, errors included). */
+void kx_lua_open_json(lua_State *L);
+
 #endif

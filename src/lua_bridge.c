@@ -1066,6 +1066,7 @@ static int open_core(lua_State *L)
     kx_lua_open_http(L);
     kx_lua_open_mcp(L);
     kx_lua_open_metrics(L);
+    kx_lua_open_json(L);
     lua_pushstring(L, B.mode == KX_MODE_CLI ? "cli" : "server");
     lua_setfield(L, -2, "mode");
     return 1;

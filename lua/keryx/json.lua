@@ -11,6 +11,10 @@
 --     (what JavaScript's JSON.stringify does).
 --   * encode and decode never raise: they return nil, err.
 -- It owns private cjson instances (cjson.new), so settings made by other code never leak in.
+-- Encoding runs in C when keryx.core has json_encode (src/lua_api_json.c: the same bytes, without
+-- this file's two passes and glibc's float printer); the Lua encoder below stays the reference
+-- and answers what the C one hands back (errors, tables with a metatable of their own), and
+-- everything where keryx.core is absent.
 -- Decoding is strict JSON: no NaN/Infinity/hex literals, nesting deeper than 1000 fails.
 -- Decoded arrays are plain tables (cjson 2.1.0 cannot mark them): `[]` decodes to an empty
 -- table, which re-encodes as {}.
@@ -256,8 +260,9 @@ function encode_value(v, special, out)
     return encode_object(v, special, out)
 end
 
---- Compact JSON text for v, or nil, err (functions, userdata, cycles, bad keys).
-function M.encode(v)
+-- The Lua encoder: json.lua's reference for every value (tests/test_json_encode.c holds the C
+-- encoder to it byte for byte).
+local function encode_lua(v)
     -- Detect first without allocating: most values need no special handling.
     local needs, err = scan(v, 1, nil)
     if needs == nil then
@@ -278,6 +283,27 @@ function M.encode(v)
         return nil, e
     end
     return fix_slashes(concat(out))
+end
+M._encode_lua = encode_lua -- exposed for the specs only
+
+-- core.json_encode(v, array_mt, empty_array) → text, or nil when the Lua encoder must answer.
+local c_encode
+do
+    local ok, core = pcall(require, "keryx.core")
+    if ok and type(core) == "table" and type(core.json_encode) == "function" then
+        c_encode = core.json_encode
+    end
+end
+
+--- Compact JSON text for v, or nil, err (functions, userdata, cycles, bad keys).
+function M.encode(v)
+    if c_encode ~= nil then
+        local s = c_encode(v, array_mt, empty_array)
+        if s ~= nil then
+            return s
+        end
+    end
+    return encode_lua(v)
 end
 
 --- Value for JSON text s, or nil, err. Never raises; JSON null decodes to M.null.

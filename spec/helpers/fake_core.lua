@@ -27,6 +27,7 @@
 --   metrics_action(name, ok, ms) / metrics_task(kind, action, ok)   recorded into fake.metrics
 --                     ({fn = "action", name, ok, ms} / {fn = "task", kind, action, ok}); raise
 --                     like C on a non-string name or action, a non-number ms, an unknown kind.
+--   json_encode(v, array_mt, empty_array)  keryx.json's Lua encoder (nil where it fails)
 --   stream_begin / stream_write / stream_event / stream_end   the web task's streamed answer
 --                     (src/lua_api_http.c), recorded in fake.stream = {status, headers,
 --                     content_type, framing, out = {pieces}, ended}; raise like C (outside a
@@ -929,6 +930,12 @@ function M.metrics_task(kind, action, ok)
         error(("metrics_task: kind must be \"enqueued\" or \"executed\", got \"%s\""):format(kind), 2)
     end
     M.metrics[#M.metrics + 1] = { fn = "task", kind = kind, action = action, ok = not not ok }
+end
+
+-- core.json_encode: src/lua_api_json.c writes what keryx.json's Lua encoder writes (held to it
+-- byte for byte by tests/test_json_encode.c); the fake is that encoder, nil where it fails.
+function M.json_encode(value)
+    return (require("keryx.json")._encode_lua(value))
 end
 
 function M.sha1_hex(text)

@@ -131,6 +131,51 @@ describe("keryx.json", function()
         end)
     end)
 
+    describe("encode through keryx.core.json_encode", function()
+        local cases = dofile("spec/unit/json_cases.lua") -- not a spec: the cases C is tested on too
+
+        it("gives the Lua encoder's result for every case (the C side: tests/test_json_encode.c)", function()
+            local core = require "keryx.core"
+            local r = cases.compare(json, core.json_encode, 2000)
+            assert.are.same({}, r.mismatches)
+            assert.is_true(r.checked > 2000)
+        end)
+
+        it("falls back to the Lua encoder when keryx.core is absent or has no json_encode", function()
+            local saved_core, saved_json = package.loaded["keryx.core"], package.loaded["keryx.json"]
+            local saved_preload = package.preload["keryx.core"]
+            finally(function()
+                package.loaded["keryx.core"], package.loaded["keryx.json"] = saved_core, saved_json
+                package.preload["keryx.core"] = saved_preload
+            end)
+            for _, core in ipairs({ {}, false }) do
+                package.loaded["keryx.json"] = nil
+                package.loaded["keryx.core"] = nil
+                package.preload["keryx.core"] = core and function() return core end or nil
+                local plain = require "keryx.json"
+                assert.are_not.equal(json, plain)
+                assert.are.equal('[[],"/x",12.34,123456789012345]',
+                    plain.encode({ plain.empty_array, "/x", 12.34, 123456789012345 }))
+                local s, err = plain.encode({ f = print })
+                assert.is_nil(s)
+                assert.are.equal("Cannot serialise function: type not supported", err)
+            end
+        end)
+
+        it("hands values back to the Lua encoder when C returns nil", function()
+            local calls = 0
+            local saved_core, saved_json = package.loaded["keryx.core"], package.loaded["keryx.json"]
+            finally(function()
+                package.loaded["keryx.core"], package.loaded["keryx.json"] = saved_core, saved_json
+            end)
+            package.loaded["keryx.json"] = nil
+            package.loaded["keryx.core"] = { json_encode = function() calls = calls + 1 return nil end }
+            local j = require "keryx.json"
+            assert.are.equal("[1,2]", j.encode(j.array({ 1, 2 })))
+            assert.are.equal(1, calls)
+        end)
+    end)
+
     describe("decode", function()
         it("decodes objects, arrays and null", function()
             local v = json.decode('{"a":[1,2,{"b":null}],"c":"/x"}')

@@ -459,4 +459,15 @@ function core.metrics_action(name, ok, ms) end
 ---@param ok boolean|nil
 function core.metrics_task(kind, action, ok) end
 
+-- ---- JSON (src/lua_api_json.c) -------------------------------------------------------------
+
+--- keryx.json's encoder in C: the bytes keryx.json's Lua encoder gives value, or nil where that
+--- encoder must answer (a value it refuses, with its error message; a table with a metatable
+--- other than array_mt). Never raises. Called by keryx.json.encode only.
+---@param value any
+---@param array_mt table   the metatable keryx.json.array sets
+---@param empty_array table keryx.json.empty_array
+---@return string|nil
+function core.json_encode(value, array_mt, empty_array) end
+
 return core
