@@ -110,6 +110,8 @@ static struct {
     kx_task_t *jobs;    /* running JOB tasks (cut at the drain deadline) */
     kx_task_t *waiters; /* tasks parked in core.task_wait */
     every_t *everys;    /* of every VM alive */
+    kx_task_t *spare;   /* freed task structs kept for the next tasks, through next */
+    int nspare;
     bool draining;
     bool bg_pending; /* the newest VM's background waits for the older VMs' processors to end */
 } B;
@@ -497,9 +499,37 @@ void kx_lua_drain_begin(void)
     wake_waiters("drain");
 }
 
+/* Task structs are kept for reuse (at most TASK_SPARE, past the concurrency of a burst they
+ * go back to malloc): a request then costs no calloc/free of its own. A kept one is poisoned
+ * under ASan, so a use after task_free is still reported. */
+#define TASK_SPARE 64
+
+static kx_task_t *task_struct_new(void)
+{
+    kx_task_t *t = B.spare;
+    if (!t) return kx_xcalloc(1, sizeof *t);
+    KX_UNPOISON(t, sizeof *t);
+    B.spare = t->next;
+    B.nspare--;
+    memset(t, 0, sizeof *t);
+    return t;
+}
+
+static void task_struct_free(kx_task_t *t)
+{
+    if (B.nspare >= TASK_SPARE) {
+        free(t);
+        return;
+    }
+    t->next = B.spare;
+    B.spare = t;
+    B.nspare++;
+    KX_POISON(t, sizeof *t);
+}
+
 static kx_task_t *task_new_in(kx_vm_t *vm, task_kind_t kind)
 {
-    kx_task_t *t = kx_xcalloc(1, sizeof *t);
+    kx_task_t *t = task_struct_new();
     t->kind = kind;
     t->vm = vm;
     vm->tasks++;
@@ -579,7 +609,7 @@ static void task_free(kx_task_t *t, bool reusable)
     B.in_flight--;
     vm->tasks--;
     bool was_spawned = t->spawned;
-    free(t);
+    task_struct_free(t);
     if (was_spawned && vm != B.vm) start_background_when_free();
     if (vm != B.vm && vm->tasks == 0) vm_release_idle();
 }
@@ -1192,6 +1222,13 @@ void kx_lua_close(void)
         B.vm = older;
     }
     free_everys(NULL);
+    while (B.spare) {
+        kx_task_t *t = B.spare;
+        KX_UNPOISON(t, sizeof *t);
+        B.spare = t->next;
+        free(t);
+    }
+    B.nspare = 0;
     free(B.app_dir);
     B.app_dir = NULL;
 }
