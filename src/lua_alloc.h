@@ -14,6 +14,10 @@
  * slabs (a slab whose last block is freed goes to that cache or back to the system at once);
  * locks anything (one event loop, one thread: it is not thread-safe).
  *
+ * What stays held: empty slabs, at most KX_LUA_ALLOC_CACHED_SLABS (256 KiB) per allocator; and
+ * the free blocks of slabs that still hold a live block (one live block pins its 64 KiB slab:
+ * fragmentation, bounded by the VM's peak of live small blocks per class).
+ *
  * Accounting is by the sizes Lua asks for, exactly as before the allocator existed: `used`
  * grows by nsize - osize and shrinks by osize on free; rounding to a class, slab headers and
  * cached slabs are not charged. Under AddressSanitizer (__SANITIZE_ADDRESS__) a free block,
