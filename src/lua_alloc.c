@@ -303,3 +303,39 @@ void kx_lua_alloc_stats(const kx_lua_alloc_t *a, kx_lua_alloc_stats_t *st)
     st->small_blocks = a->small_blocks;
     st->large_blocks = a->large_blocks;
 }
+
+/* ---- spare structs ------------------------------------------------------------------------- */
+
+void *kx_spare_get(kx_spare_t *s)
+{
+    void *p = s->head;
+    if (!p) return kx_xcalloc(1, s->size);
+    KX_UNPOISON(p, s->size);
+    s->head = *(void **)p;
+    s->n--;
+    memset(p, 0, s->size);
+    return p;
+}
+
+void kx_spare_put(kx_spare_t *s, void *p)
+{
+    if (s->n >= s->cap) {
+        free(p);
+        return;
+    }
+    *(void **)p = s->head;
+    s->head = p;
+    s->n++;
+    KX_POISON(p, s->size);
+}
+
+void kx_spare_clear(kx_spare_t *s)
+{
+    while (s->head) {
+        void *p = s->head;
+        KX_UNPOISON(p, s->size);
+        s->head = *(void **)p;
+        free(p);
+    }
+    s->n = 0;
+}

@@ -3,7 +3,8 @@
  *
  * Owns: its slabs (64 KiB mmap'd regions, each serving one size class at a time), the blocks
  * above KX_LUA_ALLOC_SMALL_MAX (plain malloc), and the arithmetic of the budget it is given
- * (used bytes, the cap, the grace reserve). The budget's storage belongs to the caller, and
+ * (used bytes, the cap, the grace reserve); and kx_spare_t, a capped free list of fixed-size
+ * structs (lua_bridge.c's tasks: one per request, no malloc when one is kept). The budget's storage belongs to the caller, and
  * one budget may serve several allocators: the cap is the process's, over every VM alive.
  * Callers: lua_bridge.c (one allocator per VM, passed as the `ud` of lua_newstate, so two VMs
  * alive during an in-place reload never share a free list; destroyed after lua_close), and
@@ -65,6 +66,22 @@ void *kx_lua_alloc_f(void *ud, void *ptr, size_t osize, size_t nsize);
 void kx_lua_alloc_stats(const kx_lua_alloc_t *a, kx_lua_alloc_stats_t *st);
 /* Closes the grace reserve when `used` is back under the cap. */
 void kx_lua_budget_relax(kx_lua_budget_t *b);
+
+/* A free list of structs of one size, keeping at most `cap` (past that, as after a burst, they
+ * go back to free). Zero-initialise it with the size and cap: {.size = sizeof(T), .cap = N}. */
+typedef struct {
+    size_t size;
+    int cap;
+    int n;      /* kept now */
+    void *head; /* through each kept struct's first word */
+} kx_spare_t;
+
+/* A zeroed struct: a kept one, else from calloc (aborts when out of memory). */
+void *kx_spare_get(kx_spare_t *s);
+/* Keeps p (poisoned under ASan until handed out again) or frees it when cap are kept. */
+void kx_spare_put(kx_spare_t *s, void *p);
+/* Frees every kept struct. */
+void kx_spare_clear(kx_spare_t *s);
 
 /* Manual AddressSanitizer poisoning (no-ops in other builds): memory a pool keeps for reuse
  * stays unreachable until it is handed out again. */

@@ -110,8 +110,7 @@ static struct {
     kx_task_t *jobs;    /* running JOB tasks (cut at the drain deadline) */
     kx_task_t *waiters; /* tasks parked in core.task_wait */
     every_t *everys;    /* of every VM alive */
-    kx_task_t *spare;   /* freed task structs kept for the next tasks, through next */
-    int nspare;
+    kx_spare_t spare;   /* freed task structs kept for the next tasks */
     bool draining;
     bool bg_pending; /* the newest VM's background waits for the older VMs' processors to end */
 } B;
@@ -499,37 +498,14 @@ void kx_lua_drain_begin(void)
     wake_waiters("drain");
 }
 
-/* Task structs are kept for reuse (at most TASK_SPARE, past the concurrency of a burst they
- * go back to malloc): a request then costs no calloc/free of its own. A kept one is poisoned
- * under ASan, so a use after task_free is still reported. */
+/* Task structs are kept for reuse (B.spare, at most TASK_SPARE: past the concurrency of a
+ * burst they go back to free): a request then costs no calloc/free of its own. A kept one is
+ * poisoned under ASan, so a use after task_free is still reported. */
 #define TASK_SPARE 64
-
-static kx_task_t *task_struct_new(void)
-{
-    kx_task_t *t = B.spare;
-    if (!t) return kx_xcalloc(1, sizeof *t);
-    KX_UNPOISON(t, sizeof *t);
-    B.spare = t->next;
-    B.nspare--;
-    memset(t, 0, sizeof *t);
-    return t;
-}
-
-static void task_struct_free(kx_task_t *t)
-{
-    if (B.nspare >= TASK_SPARE) {
-        free(t);
-        return;
-    }
-    t->next = B.spare;
-    B.spare = t;
-    B.nspare++;
-    KX_POISON(t, sizeof *t);
-}
 
 static kx_task_t *task_new_in(kx_vm_t *vm, task_kind_t kind)
 {
-    kx_task_t *t = task_struct_new();
+    kx_task_t *t = kx_spare_get(&B.spare);
     t->kind = kind;
     t->vm = vm;
     vm->tasks++;
@@ -609,7 +585,7 @@ static void task_free(kx_task_t *t, bool reusable)
     B.in_flight--;
     vm->tasks--;
     bool was_spawned = t->spawned;
-    task_struct_free(t);
+    kx_spare_put(&B.spare, t);
     if (was_spawned && vm != B.vm) start_background_when_free();
     if (vm != B.vm && vm->tasks == 0) vm_release_idle();
 }
@@ -1174,6 +1150,7 @@ int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, 
     B.app_dir = kx_xstrdup(app_dir);
     B.mem.limit = (size_t)s->cfg->lua_memory_limit_mb * 1024 * 1024;
     B.mem.reserve = MEM_RESERVE;
+    B.spare = (kx_spare_t){ .size = sizeof(kx_task_t), .cap = TASK_SPARE };
     ev_check_init(&B.check, on_check);
     ev_check_start(s->loop, &B.check);
     ev_idle_init(&B.idle, on_idle);
@@ -1222,13 +1199,7 @@ void kx_lua_close(void)
         B.vm = older;
     }
     free_everys(NULL);
-    while (B.spare) {
-        kx_task_t *t = B.spare;
-        KX_UNPOISON(t, sizeof *t);
-        B.spare = t->next;
-        free(t);
-    }
-    B.nspare = 0;
+    kx_spare_clear(&B.spare);
     free(B.app_dir);
     B.app_dir = NULL;
 }
