@@ -16,6 +16,7 @@
  * is closed once it has no task and no WebSocket left. */
 #include "lua_bridge.h"
 #include "lua_api.h"
+#include "lua_alloc.h"
 #include "http_guard.h"
 #include "log.h"
 #include "session.h"
@@ -39,6 +40,7 @@ typedef struct every every_t;
  * older VM is closed once its last task finished and its last socket closed. */
 typedef struct kx_vm {
     lua_State *L;
+    kx_lua_alloc_t *alloc; /* its own slabs: the ud of lua_newstate, freed after lua_close */
     int ref_web, ref_cli, ref_list;
     int ref_ws[3], ref_on_start;
     struct {
@@ -98,8 +100,7 @@ static struct {
     kx_server_t *srv;
     kx_mode_t mode;
     char *app_dir;
-    size_t mem_used, mem_limit; /* over every VM alive: the cap is the process's */
-    bool mem_grace;             /* the cap was hit: the reserve is open for error handling */
+    kx_lua_budget_t mem; /* LUA_MEMORY_LIMIT_MB over every VM alive: the cap is the process's */
     kx_task_t *current;
     kx_task_t *ready_head, *ready_tail;
     ev_check check;
@@ -109,6 +110,7 @@ static struct {
     kx_task_t *jobs;    /* running JOB tasks (cut at the drain deadline) */
     kx_task_t *waiters; /* tasks parked in core.task_wait */
     every_t *everys;    /* of every VM alive */
+    kx_spare_t spare;   /* freed task structs kept for the next tasks */
     bool draining;
     bool bg_pending; /* the newest VM's background waits for the older VMs' processors to end */
 } B;
@@ -117,29 +119,9 @@ static struct {
 
 /* Past the cap an allocation fails (the action gets "not enough memory"); from then on a
  * reserve stays open so that unwinding, the error envelope and the log line can still be
- * built, until a full collection after the task brings usage back under the cap. */
+ * built, until a full collection after the task brings usage back under the cap. Every VM's
+ * allocator (lua_alloc.c, which does the arithmetic) charges B.mem. */
 #define MEM_RESERVE (16u * 1024 * 1024)
-
-static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    (void)ud;
-    if (nsize == 0) {
-        free(ptr);
-        B.mem_used -= osize;
-        return NULL;
-    }
-    if (nsize > osize && B.mem_limit) {
-        size_t cap = B.mem_limit + (B.mem_grace ? MEM_RESERVE : 0);
-        if (B.mem_used + (nsize - osize) > cap) {
-            B.mem_grace = true;
-            return NULL;
-        }
-    }
-    void *p = realloc(ptr, nsize);
-    if (!p) return NULL;
-    B.mem_used = B.mem_used - osize + nsize;
-    return p;
-}
 
 static int l_panic(lua_State *L)
 {
@@ -516,9 +498,14 @@ void kx_lua_drain_begin(void)
     wake_waiters("drain");
 }
 
+/* Task structs are kept for reuse (B.spare, at most TASK_SPARE: past the concurrency of a
+ * burst they go back to free): a request then costs no calloc/free of its own. A kept one is
+ * poisoned under ASan, so a use after task_free is still reported. */
+#define TASK_SPARE 64
+
 static kx_task_t *task_new_in(kx_vm_t *vm, task_kind_t kind)
 {
-    kx_task_t *t = kx_xcalloc(1, sizeof *t);
+    kx_task_t *t = kx_spare_get(&B.spare);
     t->kind = kind;
     t->vm = vm;
     vm->tasks++;
@@ -545,6 +532,7 @@ static void vm_close(kx_vm_t *vm)
 {
     free_everys(vm);
     lua_close(vm->L);
+    kx_lua_alloc_destroy(vm->alloc);
     free(vm);
 }
 
@@ -597,7 +585,7 @@ static void task_free(kx_task_t *t, bool reusable)
     B.in_flight--;
     vm->tasks--;
     bool was_spawned = t->spawned;
-    free(t);
+    kx_spare_put(&B.spare, t);
     if (was_spawned && vm != B.vm) start_background_when_free();
     if (vm != B.vm && vm->tasks == 0) vm_release_idle();
 }
@@ -605,9 +593,9 @@ static void task_free(kx_task_t *t, bool reusable)
 /* After a task that hit the cap: collect, and close the reserve once back under the cap. */
 static void after_memory_pressure(void)
 {
-    if (!B.mem_grace) return;
+    if (!B.mem.grace) return;
     for (kx_vm_t *vm = B.vm; vm; vm = vm->older) lua_gc(vm->L, LUA_GCCOLLECT, 0);
-    if (B.mem_used < B.mem_limit) B.mem_grace = false;
+    kx_lua_budget_relax(&B.mem);
 }
 
 /* ---- epilogues: what each kind of task does once its entry function returned or raised ---- */
@@ -1139,9 +1127,11 @@ static kx_vm_t *vm_new(char *err, size_t errcap)
 {
     kx_vm_t *vm = kx_xcalloc(1, sizeof *vm);
     vm->ws_first = UINT64_MAX;
-    vm->L = lua_newstate(l_alloc, NULL);
+    vm->alloc = kx_lua_alloc_new(&B.mem);
+    vm->L = vm->alloc ? lua_newstate(kx_lua_alloc_f, vm->alloc) : NULL;
     if (!vm->L) {
         snprintf(err, errcap, "cannot create the Lua VM");
+        kx_lua_alloc_destroy(vm->alloc);
         free(vm);
         return NULL;
     }
@@ -1159,7 +1149,9 @@ int kx_lua_init(kx_server_t *s, kx_mode_t mode, const char *app_dir, char *err, 
     B.srv = s;
     B.mode = mode;
     B.app_dir = kx_xstrdup(app_dir);
-    B.mem_limit = (size_t)s->cfg->lua_memory_limit_mb * 1024 * 1024;
+    B.mem.limit = (size_t)s->cfg->lua_memory_limit_mb * 1024 * 1024;
+    B.mem.reserve = MEM_RESERVE;
+    B.spare = (kx_spare_t){ .size = sizeof(kx_task_t), .cap = TASK_SPARE };
     ev_check_init(&B.check, on_check);
     ev_check_start(s->loop, &B.check);
     ev_idle_init(&B.idle, on_idle);
@@ -1208,6 +1200,7 @@ void kx_lua_close(void)
         B.vm = older;
     }
     free_everys(NULL);
+    kx_spare_clear(&B.spare);
     free(B.app_dir);
     B.app_dir = NULL;
 }
