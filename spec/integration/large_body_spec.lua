@@ -1,0 +1,182 @@
+-- Black-box specs for large whole answers (an action returning a string of megabytes): the web
+-- epilogue lends the string to the connection's write queue instead of copying it behind the
+-- head (src/response.c kx_http_send_lent, src/conn.c kx_conn_write_lent), so a client that
+-- reads slowly gets every byte in order while keryx holds no second copy, and a drained
+-- connection keeps no large write buffer. Also HEAD of a large answer (the length, no body,
+-- keep-alive intact) and a gzip-compressed large answer. The app is written to a temporary
+-- directory: one action whose body is built once per size and kept, so the only memory a
+-- request can add is the wire path's own.
+local H = require "server"
+local socket = require "socket"
+
+local MB = 1024 * 1024
+
+local ACTION = [[
+local keryx = require "keryx"
+local z = keryx.schema
+local bodies = {}
+-- 16-byte numbered lines: a byte lost, repeated or moved shows in the comparison.
+local function body(mb)
+    if not bodies[mb] then
+        local lines = {}
+        for i = 1, mb * 65536 do lines[i] = ("%015d\n"):format(i) end
+        bodies[mb] = table.concat(lines)
+    end
+    return bodies[mb]
+end
+return {
+    keryx.action {
+        name = "large:text",
+        description = "A large text answer",
+        web = { route = "/large", method = "GET" },
+        inputs = z.object { mb = z.integer():min(1):max(8) },
+        run = function(params, conn)
+            conn:set_content_type("text/plain; charset=utf-8")
+            return body(params.mb)
+        end,
+    },
+}
+]]
+
+local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function expected(mb)
+    local lines = {}
+    for i = 1, mb * 65536 do lines[i] = ("%015d\n"):format(i) end
+    return table.concat(lines)
+end
+
+local function rss_kib(pid)
+    local f = assert(io.open("/proc/" .. pid .. "/status"))
+    local text = f:read("*a")
+    f:close()
+    return tonumber(text:match("VmRSS:%s+(%d+)"))
+end
+
+--- Reads the head of one response on c: status, headers (lower-case names).
+local function read_head(c)
+    local line = assert(c:receive("*l"))
+    local status = tonumber(line:match("^HTTP/1%.1 (%d+)"))
+    local headers = {}
+    while true do
+        local h = assert(c:receive("*l"))
+        if h == "" then break end
+        local name, value = h:match("^([^:]+):%s*(.*)$")
+        headers[name:lower()] = value
+    end
+    return status, headers
+end
+
+--- Reads n bytes piece by piece, sleeping between pieces; calls on_piece after each one.
+local function read_slowly(c, n, piece, pause, on_piece)
+    local out, got = {}, 0
+    while got < n do
+        local want = math.min(piece, n - got)
+        local data = assert(c:receive(want))
+        out[#out + 1] = data
+        got = got + #data
+        if on_piece then on_piece(got) end
+        socket.sleep(pause)
+    end
+    return table.concat(out)
+end
+
+describe("large whole answers", function()
+    local srv, dir
+    setup(function()
+        dir = os.tmpname()
+        os.remove(dir)
+        os.execute("mkdir -p " .. sh_quote(dir .. "/actions"))
+        local f = assert(io.open(dir .. "/actions/large.lua", "w"))
+        f:write(ACTION)
+        f:close()
+        srv = H.start { app = dir }
+    end)
+    teardown(function()
+        H.stop(srv)
+        if dir then os.execute("rm -rf " .. sh_quote(dir)) end
+    end)
+
+    it("sends 1 MB intact to a client that reads it slowly, then serves the next request", function()
+        local c = srv:connect(10)
+        assert(c:send(H.build { path = "/api/large?mb=1" }))
+        local status, headers = read_head(c)
+        assert.are.equal(200, status)
+        assert.are.equal(tostring(MB), headers["content-length"])
+        local body = read_slowly(c, MB, 64 * 1024, 0.01)
+        assert.is_true(body == expected(1), "the 1 MB body differs from what the action returned")
+        assert(c:send(H.build { path = "/api/large?mb=1" })) -- keep-alive: the framing held
+        status = read_head(c)
+        assert.are.equal(200, status)
+        assert.are.equal(MB, #assert(c:receive(MB)))
+        c:close()
+    end)
+
+    it("sends 8 MB to a slow client without a second copy, and keeps no buffer once drained", function()
+        -- Warm-up: the action builds its 8 MB string once (kept by the app).
+        local w = srv:connect(10)
+        assert(w:send(H.build { path = "/api/large?mb=8" }))
+        read_head(w)
+        assert.are.equal(8 * MB, #assert(w:receive(8 * MB)))
+        w:close()
+        collectgarbage()
+        socket.sleep(0.2)
+        local base = rss_kib(srv.pid)
+
+        local c = srv:connect(20)
+        assert(c:send(H.build { path = "/api/large?mb=8" }))
+        local status, headers = read_head(c)
+        assert.are.equal(200, status)
+        assert.are.equal(tostring(8 * MB), headers["content-length"])
+        local peak = base
+        local body = read_slowly(c, 8 * MB, 512 * 1024, 0.02, function()
+            peak = math.max(peak, rss_kib(srv.pid))
+        end)
+        assert.is_true(body == expected(8), "the 8 MB body differs from what the action returned")
+        -- A copy of the body behind the head would be 8 MB more while the client reads.
+        assert.is_true(peak - base < 4 * 1024, ("RSS grew by %d KiB while sending 8 MB"):format(peak - base))
+        -- The connection stays open (keep-alive) and holds no large write buffer.
+        socket.sleep(0.2)
+        local after = rss_kib(srv.pid)
+        assert.is_true(after - base < 2 * 1024, ("RSS stayed %d KiB above the start"):format(after - base))
+        assert(c:send(H.build { path = "/api/large?mb=1" }))
+        assert.are.equal(200, (read_head(c)))
+        assert.are.equal(MB, #assert(c:receive(MB)))
+        c:close()
+    end)
+
+    it("answers HEAD of a large body with its length and no body; the connection goes on", function()
+        local c = srv:connect(10)
+        assert(c:send(H.build { method = "HEAD", path = "/api/large?mb=8" }))
+        local status, headers = read_head(c)
+        assert.are.equal(200, status)
+        assert.are.equal(tostring(8 * MB), headers["content-length"])
+        -- No body follows: the next bytes are the next answer's status line.
+        assert(c:send(H.build { path = "/api/large?mb=1" }))
+        status, headers = read_head(c)
+        assert.are.equal(200, status)
+        assert.are.equal(tostring(MB), headers["content-length"])
+        assert.is_true(assert(c:receive(MB)) == expected(1))
+        c:close()
+    end)
+
+    it("sends a large gzip-compressed answer whole (the compressed copy is lent, then freed)", function()
+        local c = srv:connect(10)
+        assert(c:send(H.build { path = "/api/large?mb=1", headers = { { "Accept-Encoding", "gzip" } } }))
+        local status, headers = read_head(c)
+        assert.are.equal(200, status)
+        assert.are.equal("gzip", headers["content-encoding"])
+        local n = tonumber(headers["content-length"])
+        local gz = read_slowly(c, n, 16 * 1024, 0.005)
+        c:close()
+        local path = os.tmpname()
+        local f = assert(io.open(path, "wb"))
+        f:write(gz)
+        f:close()
+        local p = io.popen("gzip -dc " .. sh_quote(path))
+        local plain = p:read("*a")
+        p:close()
+        os.remove(path)
+        assert.is_true(plain == expected(1), "the decompressed body differs")
+    end)
+end)
