@@ -87,10 +87,11 @@ static void add_header(kx_buf_t *b, const char *name, const char *value)
 
 /* ---- the head's constant start ------------------------------------------------------------ */
 
-/* "HTTP/1.1 <status> <reason>\r\nDate: …\r\nContent-Type: …\r\n<static headers>" depends on
- * the status, the content type and the second only: it is joined once per (status, content
- * type) and rebuilt when the second changes. A few entries cover an app (JSON 200, errors,
- * one or two other types); a content type longer than HEAD_CTYPE_MAX is not cached. */
+/* "HTTP/1.1 <status> <reason>\r\nDate: …\r\nContent-Type: …\r\n<static headers>", and the
+ * web CORS lines when they do not depend on the request (no Origin, or every origin allowed),
+ * depend on the status, the content type, that choice and the second only: joined once per
+ * key and rebuilt when the second changes. A few entries cover an app (JSON 200, errors, one
+ * or two other types); a content type longer than HEAD_CTYPE_MAX is not cached. */
 #define HEAD_CACHE 8
 #define HEAD_CTYPE_MAX 96
 
@@ -98,6 +99,8 @@ typedef struct {
     int status; /* 0: empty */
     time_t when;
     bool has_ctype;
+    bool cors;        /* the web CORS lines are included */
+    bool vary_origin; /* what kx_cors_append said about them */
     size_t ctype_len;
     char ctype[HEAD_CTYPE_MAX];
     kx_buf_t bytes;
@@ -144,27 +147,30 @@ static const char *date_header(void)
     return date_header_at(time(NULL));
 }
 
-static void head_start_build(kx_buf_t *b, int status, const char *ctype, time_t now)
+static void head_start_build(kx_buf_t *b, int status, const char *ctype, bool cors, bool *vary_origin,
+                             time_t now)
 {
     status_line(b, status);
     kx_buf_puts(b, date_header_at(now));
     if (ctype) add_header(b, "Content-Type", ctype);
     kx_buf_append(b, kx_srv->static_headers, kx_srv->static_headers_len);
+    *vary_origin = false;
+    if (cors) kx_cors_append(kx_srv->cfg, NULL, 0, b, vary_origin);
 }
 
-static void head_start(kx_buf_t *b, int status, const char *ctype)
+static void head_start(kx_buf_t *b, int status, const char *ctype, bool cors, bool *vary_origin)
 {
     time_t now = time(NULL);
     size_t clen = ctype ? strlen(ctype) : 0;
     if (clen >= HEAD_CTYPE_MAX) {
-        head_start_build(b, status, ctype, now);
+        head_start_build(b, status, ctype, cors, vary_origin, now);
         return;
     }
     head_entry_t *e = NULL, *same = NULL;
     for (size_t i = 0; i < HEAD_CACHE; i++) {
         head_entry_t *h = &head_cache[i];
-        if (h->status != status || h->has_ctype != (ctype != NULL) || h->ctype_len != clen ||
-            memcmp(h->ctype, ctype ? ctype : "", clen) != 0)
+        if (h->status != status || h->cors != cors || h->has_ctype != (ctype != NULL) ||
+            h->ctype_len != clen || memcmp(h->ctype, ctype ? ctype : "", clen) != 0)
             continue;
         if (h->when == now) {
             e = h;
@@ -178,11 +184,13 @@ static void head_start(kx_buf_t *b, int status, const char *ctype)
         e->status = status;
         e->when = now;
         e->has_ctype = ctype != NULL;
+        e->cors = cors;
         e->ctype_len = clen;
         if (clen) memcpy(e->ctype, ctype, clen);
         kx_buf_reset(&e->bytes);
-        head_start_build(&e->bytes, status, ctype, now);
+        head_start_build(&e->bytes, status, ctype, cors, &e->vary_origin, now);
     }
+    *vary_origin = e->vary_origin;
     kx_buf_append(b, e->bytes.data, e->bytes.len);
 }
 
@@ -251,15 +259,17 @@ static void write_head(kx_conn_t *c, int status, const char *ctype, const char *
     kx_request_t *r = c->req;
     kx_buf_t *b = &c->wbuf;
     r->status = status;
-    head_start(b, status, ctype);
-    bool vary_origin = false;
+    bool cors = (flags & KX_R_CORS) && !r->origin_ambiguous;
     /* The MCP route never gets the web policy: its "*" would open /mcp to any page. */
-    if ((flags & KX_R_CORS) && !r->origin_ambiguous) {
-        if (kx_cors_mcp_route(&kx_srv->mcp_cors, r->path, r->path_len))
-            kx_cors_mcp_append(&kx_srv->mcp_cors, r->origin, r->origin_len, (flags & KX_R_PREFLIGHT) != 0, b,
-                               &vary_origin);
-        else kx_cors_append(cfg, r->origin, r->origin_len, b, &vary_origin);
-    }
+    bool mcp = cors && kx_cors_mcp_route(&kx_srv->mcp_cors, r->path, r->path_len);
+    /* Without an Origin, or with every origin allowed, the web CORS lines are constant. */
+    bool cors_const = cors && !mcp && (!r->origin || cfg->origins_any);
+    bool vary_origin = false;
+    head_start(b, status, ctype, cors_const, &vary_origin);
+    if (mcp)
+        kx_cors_mcp_append(&kx_srv->mcp_cors, r->origin, r->origin_len, (flags & KX_R_PREFLIGHT) != 0, b,
+                           &vary_origin);
+    else if (cors && !cors_const) kx_cors_append(cfg, r->origin, r->origin_len, b, &vary_origin);
     if (vary_origin && gzipped) APPEND_LIT(b, "Vary: Origin, Accept-Encoding\r\n");
     else if (vary_origin) APPEND_LIT(b, "Vary: Origin\r\n");
     else if (gzipped) APPEND_LIT(b, "Vary: Accept-Encoding\r\n");
