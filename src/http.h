@@ -129,6 +129,9 @@ void kx_http_send_lent(kx_conn_t *c, int status, const char *ctype, const char *
 void kx_http_begin(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,
                    kx_framing_t framing, uint64_t length, unsigned flags);
 int kx_http_write(kx_conn_t *c, const char *p, size_t n);
+/* kx_http_write lending p instead of copying it (kx_conn_write_lent; the same contract as
+ * kx_http_send_lent: release(ud) exactly once, maybe before it returns, also on failure). */
+int kx_http_write_lent(kx_conn_t *c, const char *p, size_t n, kx_release_fn release, void *ud);
 /* One SSE event: `event` (optional, no CR/LF) and data, split into data: lines. */
 int kx_http_sse_event(kx_conn_t *c, const char *event, const char *data, size_t n);
 void kx_http_end(kx_conn_t *c);

@@ -703,19 +703,26 @@ static void end_stream(kx_task_t *t, kx_conn_t *c)
     t->stream = KX_STREAM_ENDED;
 }
 
-/* A web answer's body lent to its connection (kx_http_send_lent) instead of copied: the Lua
- * string stays anchored in its VM's registry until the connection wrote it or closed. While
- * web_answer runs the string is on the task's stack; only a body still unwritten when
- * kx_http_send_lent returns (a slow client) is anchored. */
-typedef struct {
+/* A task's Lua string lent to the write queue (lua_api.h kx_lua_lend_*): anchored in its VM's
+ * registry only when the queue still holds it after the C call (a slow client); while that
+ * call runs the string is on the task's stack. */
+struct kx_lua_lend {
     kx_vm_t *vm;
     int ref;   /* LUA_NOREF until anchored */
-    bool done; /* released before it was anchored: web_answer frees it */
-} lent_body_t;
+    bool done; /* released before it was anchored: kx_lua_lend_keep frees it */
+};
 
-static void lent_body_release(void *ud)
+kx_lua_lend_t *kx_lua_lend_new(kx_task_t *t)
 {
-    lent_body_t *l = ud;
+    kx_lua_lend_t *l = kx_xcalloc(1, sizeof *l);
+    l->vm = t->vm;
+    l->ref = LUA_NOREF;
+    return l;
+}
+
+void kx_lua_lend_release(void *ud)
+{
+    kx_lua_lend_t *l = ud;
     if (l->ref == LUA_NOREF) {
         l->done = true;
         return;
@@ -726,6 +733,17 @@ static void lent_body_release(void *ud)
     if (--vm->lent == 0 && vm != B.vm) vm_release_idle();
 }
 
+void kx_lua_lend_keep(kx_lua_lend_t *l, lua_State *L, int idx)
+{
+    if (l->done) {
+        free(l);
+        return;
+    }
+    lua_pushvalue(L, idx);
+    l->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    l->vm->lent++;
+}
+
 static void web_send(kx_task_t *t, kx_conn_t *c, int status, const char *ctype, const kx_buf_t *h,
                      const char *body, size_t blen)
 {
@@ -734,17 +752,9 @@ static void web_send(kx_task_t *t, kx_conn_t *c, int status, const char *ctype, 
         kx_http_send(c, status, ctype, h->data, h->len, body, blen, KX_R_CORS);
         return;
     }
-    lent_body_t *l = kx_xcalloc(1, sizeof *l);
-    l->vm = t->vm;
-    l->ref = LUA_NOREF;
-    kx_http_send_lent(c, status, ctype, h->data, h->len, body, blen, KX_R_CORS, lent_body_release, l);
-    if (l->done) {
-        free(l);
-        return;
-    }
-    lua_pushvalue(t->co, 3); /* the body (read_web_result leaves it at 3) */
-    l->ref = luaL_ref(t->co, LUA_REGISTRYINDEX);
-    t->vm->lent++;
+    kx_lua_lend_t *l = kx_lua_lend_new(t);
+    kx_http_send_lent(c, status, ctype, h->data, h->len, body, blen, KX_R_CORS, kx_lua_lend_release, l);
+    kx_lua_lend_keep(l, t->co, 3); /* the body (read_web_result leaves it at 3) */
 }
 
 static void web_answer(kx_task_t *t)

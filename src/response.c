@@ -419,21 +419,34 @@ static void append_chunk_size(kx_buf_t *b, size_t n)
     kx_buf_append(b, "\r\n", 2);
 }
 
-int kx_http_write(kx_conn_t *c, const char *p, size_t n)
+int kx_http_write_lent(kx_conn_t *c, const char *p, size_t n, kx_release_fn release, void *ud)
 {
-    if (c->closed || !c->req || !c->req->out.open) return KX_ECLOSED;
+    int rc = KX_OK;
     kx_request_t *r = c->req;
-    if (r->out.framing == KX_FRAMING_LENGTH) {
-        if (n > r->out.left) return KX_EINVAL; /* more than announced: the caller's bug */
-        r->out.left -= n;
+    if (c->closed || !r || !r->out.open) rc = KX_ECLOSED;
+    else if (r->out.framing == KX_FRAMING_LENGTH && n > r->out.left) rc = KX_EINVAL; /* the caller's bug */
+    else if (r->out.framing == KX_FRAMING_LENGTH) r->out.left -= n;
+    if (rc != KX_OK || n == 0 || r->out.no_body || over_cap(c, n)) {
+        /* An empty chunk would end the body; HEAD, 204 and 304 send no body bytes. */
+        if (release) release(ud);
+        return rc != KX_OK ? rc : c->closed ? KX_ECLOSED : KX_OK;
     }
-    if (n == 0 || r->out.no_body) return KX_OK; /* an empty chunk would end the body */
-    if (over_cap(c, n)) return KX_ECLOSED;
     bool chunked = r->out.framing != KX_FRAMING_LENGTH && r->info.http_minor != 0;
     if (chunked) append_chunk_size(&c->wbuf, n);
-    kx_buf_append(&c->wbuf, p, n);
+    if (release && n >= KX_HTTP_LEND_MIN) {
+        kx_conn_write_lent(c, p, n, release, ud);
+    } else {
+        kx_buf_append(&c->wbuf, p, n);
+        if (release) release(ud);
+    }
+    /* The chunk's CRLF is its own piece after the lent data, never concatenated to it. */
     if (chunked) kx_buf_append(&c->wbuf, "\r\n", 2);
     return after_write(c);
+}
+
+int kx_http_write(kx_conn_t *c, const char *p, size_t n)
+{
+    return kx_http_write_lent(c, p, n, NULL, NULL);
 }
 
 /* An SSE line ends at CRLF, LF or CR: each data line gets its own "data: " field. */

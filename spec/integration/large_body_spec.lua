@@ -3,7 +3,8 @@
 -- head (src/response.c kx_http_send_lent, src/conn.c kx_conn_write_lent), so a client that
 -- reads slowly gets every byte in order while keryx holds no second copy, and a drained
 -- connection keeps no large write buffer. Also HEAD of a large answer (the length, no body,
--- keep-alive intact) and a gzip-compressed large answer. The app is written to a temporary
+-- keep-alive intact), a gzip-compressed large answer, and a large streamed answer whose
+-- pieces (fresh strings the action drops at once) are lent too. The app is written to a temporary
 -- directory: one action whose body is built once per size and kept, so the only memory a
 -- request can add is the wire path's own.
 local H = require "server"
@@ -33,6 +34,23 @@ return {
         run = function(params, conn)
             conn:set_content_type("text/plain; charset=utf-8")
             return body(params.mb)
+        end,
+    },
+    keryx.action {
+        name = "large:stream",
+        description = "The same text streamed in 1 MB pieces, each a fresh string collected once sent",
+        web = { route = "/large-stream", method = "GET" },
+        inputs = z.object { mb = z.integer():min(1):max(8) },
+        run = function(params, conn)
+            local s = assert(conn:stream { content_type = "text/plain; charset=utf-8" })
+            local text = body(params.mb)
+            for i = 1, params.mb do
+                assert(s:write(text:sub((i - 1) * 1048576 + 1, i * 1048576)))
+                -- Nothing in Lua refers to the piece any more: only the write queue's anchor
+                -- keeps it alive for a client that is behind.
+                collectgarbage()
+            end
+            s:close()
         end,
     },
 }
@@ -142,6 +160,24 @@ describe("large whole answers", function()
         assert(c:send(H.build { path = "/api/large?mb=1" }))
         assert.are.equal(200, (read_head(c)))
         assert.are.equal(MB, #assert(c:receive(MB)))
+        c:close()
+    end)
+
+    it("streams 8 MB in 1 MB pieces to a slow client: each piece lent, its chunk CRLF apart, intact", function()
+        local c = srv:connect(20)
+        assert(c:send(H.build { path = "/api/large-stream?mb=8" }))
+        local status, headers = read_head(c)
+        assert.are.equal(200, status)
+        assert.are.equal("chunked", headers["transfer-encoding"])
+        local out = {}
+        while true do
+            local size = tonumber(assert(c:receive("*l")):match("^(%x+)"), 16)
+            if size == 0 then break end
+            out[#out + 1] = read_slowly(c, size, 256 * 1024, 0.01)
+            assert.are.equal("", assert(c:receive("*l")))
+        end
+        assert.are.equal("", assert(c:receive("*l")))
+        assert.is_true(table.concat(out) == expected(8), "the streamed 8 MB differ from what the action wrote")
         c:close()
     end)
 
