@@ -37,6 +37,21 @@ return {
         end,
     },
     keryx.action {
+        name = "large:sized",
+        description = "The first `bytes` bytes of the text, under the status and type asked for",
+        web = { route = "/large-sized", method = "GET" },
+        inputs = z.object {
+            bytes = z.integer():min(1):max(1048576),
+            status = z.integer():min(200):max(599):default(200),
+            type = z.string():default("text/plain"),
+        },
+        run = function(params, conn)
+            conn.status = params.status
+            conn:set_content_type(params.type)
+            return body(1):sub(1, params.bytes)
+        end,
+    },
+    keryx.action {
         name = "large:stream",
         description = "The same text streamed in 1 MB pieces, each a fresh string collected once sent",
         web = { route = "/large-stream", method = "GET" },
@@ -178,6 +193,38 @@ describe("large whole answers", function()
         end
         assert.are.equal("", assert(c:receive("*l")))
         assert.is_true(table.concat(out) == expected(8), "the streamed 8 MB differ from what the action wrote")
+        c:close()
+    end)
+
+    it("sends bodies either side of the lending threshold (16 KiB) intact on one connection", function()
+        local c = srv:connect(10)
+        local text = expected(1)
+        for _, n in ipairs { 16383, 16384, 16385, 1 } do
+            assert(c:send(H.build { path = "/api/large-sized?bytes=" .. n }))
+            local res = assert(H.read_response(c, "GET"))
+            assert.are.equal(200, res.status)
+            assert.is_true(res.body == text:sub(1, n), "body of " .. n .. " bytes differs")
+        end
+        c:close()
+    end)
+
+    it("heads stay right past the cached head starts: more (status, type) pairs than slots, a long type", function()
+        local c = srv:connect(10)
+        local long = "text/plain; profile=" .. string.rep("x", 120)
+        for round = 1, 2 do
+            for i = 1, 10 do
+                local ctype = i == 10 and long or ("text/x-kind-%d"):format(i)
+                local status = 200 + (i % 3)
+                assert(c:send(H.build { path = ("/api/large-sized?bytes=%d&status=%d&type=%s"):format(
+                    i, status, ctype:gsub("[^%w]", function(ch) return ("%%%02X"):format(ch:byte()) end)) }))
+                local res = assert(H.read_response(c, "GET"))
+                assert.are.equal(status, res.status, "round " .. round)
+                assert.are.equal(ctype, res.headers["content-type"])
+                assert.are.equal(tostring(i), res.headers["content-length"])
+                assert.is_truthy(res.headers["date"])
+                assert.is_truthy(res.headers["x-content-type-options"])
+            end
+        end
         c:close()
     end)
 
