@@ -478,9 +478,8 @@ int kx_http_sse_event(kx_conn_t *c, const char *event, const char *data, size_t 
     }
     sse_data_lines(&ev, data, n);
     kx_buf_append(&ev, "\n", 1);
-    int rc = kx_http_write(c, ev.data, ev.len);
-    kx_buf_free(&ev);
-    return rc;
+    /* The event text is ours: a large one is handed to the queue (free releases it). */
+    return kx_http_write_lent(c, ev.data, ev.len, free, ev.data);
 }
 
 void kx_http_end(kx_conn_t *c)

@@ -52,6 +52,17 @@ return {
         end,
     },
     keryx.action {
+        name = "large:sse",
+        description = "One Server-Sent Event carrying the first `bytes` bytes of the text",
+        web = { route = "/large-sse", method = "GET" },
+        inputs = z.object { bytes = z.integer():min(16):max(1048576) },
+        run = function(params, conn)
+            local s = assert(conn:stream { sse = true })
+            assert(s:event("big", body(1):sub(1, params.bytes)))
+            s:close()
+        end,
+    },
+    keryx.action {
         name = "large:stream",
         description = "The same text streamed in 1 MB pieces, each a fresh string collected once sent",
         web = { route = "/large-stream", method = "GET" },
@@ -225,6 +236,25 @@ describe("large whole answers", function()
                 assert.is_truthy(res.headers["x-content-type-options"])
             end
         end
+        c:close()
+    end)
+
+    it("sends a 256 KiB Server-Sent Event (its text handed to the write queue) intact", function()
+        local c = srv:connect(10)
+        assert(c:send(H.build { path = "/api/large-sse?bytes=262144" }))
+        local status, headers = read_head(c)
+        assert.are.equal(200, status)
+        assert.are.equal("text/event-stream", headers["content-type"])
+        local out = {}
+        while true do
+            local size = tonumber(assert(c:receive("*l")):match("^(%x+)"), 16)
+            if size == 0 then break end
+            out[#out + 1] = read_slowly(c, size, 64 * 1024, 0.005)
+            assert.are.equal("", assert(c:receive("*l")))
+        end
+        local lines = {}
+        for i = 1, 262144 / 16 do lines[i] = ("data: %015d\n"):format(i) end
+        assert.is_true(table.concat(out) == "event: big\n" .. table.concat(lines) .. "\n", "the event differs")
         c:close()
     end)
 
