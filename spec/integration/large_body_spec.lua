@@ -4,7 +4,8 @@
 -- reads slowly gets every byte in order while keryx holds no second copy, and a drained
 -- connection keeps no large write buffer. Also HEAD of a large answer (the length, no body,
 -- keep-alive intact), a gzip-compressed large answer, and a large streamed answer whose
--- pieces (fresh strings the action drops at once) are lent too. The app is written to a temporary
+-- pieces (fresh strings the action drops at once) are lent too, and a reload while a lent
+-- body is still unwritten (its VM stays until the body is out). The app is written to a temporary
 -- directory: one action whose body is built once per size and kept, so the only memory a
 -- request can add is the wire path's own.
 local H = require "server"
@@ -255,6 +256,27 @@ describe("large whole answers", function()
         local lines = {}
         for i = 1, 262144 / 16 do lines[i] = ("data: %015d\n"):format(i) end
         assert.is_true(table.concat(out) == "event: big\n" .. table.concat(lines) .. "\n", "the event differs")
+        c:close()
+    end)
+
+    it("a reload (SIGHUP) while a slow client holds an 8 MB body: the old VM waits for it", function()
+        local c = srv:connect(20)
+        assert(c:send(H.build { path = "/api/large?mb=8" }))
+        local status = read_head(c)
+        assert.are.equal(200, status)
+        local first = assert(c:receive(1024 * 1024))
+        -- The body is the old VM's string: closing that VM now would free it under the queue.
+        os.execute("kill -HUP " .. srv.pid)
+        srv:wait_log("reload: new requests run", 5)
+        socket.sleep(0.3)
+        assert.is_nil(srv:log():find("closed the Lua VM", 1, true), "the VM was closed under a lent body")
+        local rest = read_slowly(c, 7 * MB, 512 * 1024, 0.01)
+        assert.is_true(first .. rest == expected(8), "the 8 MB body differs")
+        -- Written to its end: the old VM goes.
+        assert.truthy(srv:wait_log("closed the Lua VM replaced", 5):find("closed the Lua VM", 1, true), srv:log())
+        assert(c:send(H.build { path = "/api/large?mb=1" }))
+        assert.are.equal(200, (read_head(c)))
+        assert.is_true(assert(c:receive(MB)) == expected(1))
         c:close()
     end)
 
