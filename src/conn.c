@@ -12,6 +12,9 @@ kx_server_t *kx_srv;
 
 #define READ_CHUNK 16384
 #define FILE_CHUNK 65536
+/* A drained write buffer bigger than this is freed rather than kept: one large answer (or a
+ * burst) must not pin its memory for the connection's life. Smaller ones are reused. */
+#define WBUF_KEEP (64 * 1024)
 #define PEER_BUCKETS 4096
 
 /* Open connections per peer address: the connection cap is shared fairly (kx_conn_evictable)
@@ -98,6 +101,18 @@ static ssize_t plain_write(kx_conn_t *c, const void *buf, size_t n)
     return KX_EIO;
 }
 
+static ssize_t plain_writev(kx_conn_t *c, const struct iovec *iov, int n)
+{
+    struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
+    ssize_t r = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+    if (r >= 0) return r;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        c->tp_want = KX_WANT_WRITE;
+        return KX_EAGAIN;
+    }
+    return KX_EIO;
+}
+
 static void plain_shutdown(kx_conn_t *c)
 {
     shutdown(c->fd, SHUT_WR);
@@ -107,16 +122,30 @@ const kx_transport_t kx_transport_plain = {
     .name = "plain",
     .read = plain_read,
     .write = plain_write,
+    .writev = plain_writev,
     .shutdown = plain_shutdown,
 };
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
+/* The lender gets its memory back exactly once: the field is cleared before the call, so a
+ * release that closes the connection (and so comes here again) finds nothing lent. */
+static void release_lent(kx_conn_t *c)
+{
+    kx_release_fn release = c->lent.release;
+    void *ud = c->lent.ud;
+    bool had = c->lent.p != NULL;
+    memset(&c->lent, 0, sizeof c->lent);
+    if (had && release) release(ud);
+}
+
 static void conn_free(kx_conn_t *c)
 {
     if (c->handler && c->handler->on_free) c->handler->on_free(c);
     if (c->tp->free) c->tp->free(c);
+    release_lent(c);
     kx_buf_free(&c->rbuf);
+    kx_buf_free(&c->wfront);
     kx_buf_free(&c->wbuf);
     free(c);
 }
@@ -147,6 +176,11 @@ void kx_conn_close(kx_conn_t *c)
     ev_timer_stop(s->loop, &c->timer);
     if (c->send_fd >= 0) close(c->send_fd);
     c->send_fd = -1;
+    /* Unwritten output is lost with the socket: lent memory goes back now, not when the last
+     * task lets go of the connection. */
+    release_lent(c);
+    kx_buf_free(&c->wfront);
+    c->fpos = 0;
     /* TLS says goodbye (close_notify) so a client reading to the close knows it got it all. */
     if (c->tp->shutdown) c->tp->shutdown(c);
     close(c->fd);
@@ -241,17 +275,63 @@ static bool fill_from_file(kx_conn_t *c)
     return true;
 }
 
+/* A drained buffer: kept for reuse when small, given back when large. */
+static void drained(kx_buf_t *b)
+{
+    if (b->cap > WBUF_KEEP) kx_buf_free(b);
+    else kx_buf_reset(b);
+}
+
+/* The unwritten pieces of the queue, in order (the file is not one: it is read into wbuf). */
+static int queued_pieces(const kx_conn_t *c, struct iovec iov[3])
+{
+    int n = 0;
+    if (c->fpos < c->wfront.len)
+        iov[n++] = (struct iovec){ .iov_base = c->wfront.data + c->fpos, .iov_len = c->wfront.len - c->fpos };
+    if (c->lent.p && c->lent.off < c->lent.len)
+        iov[n++] = (struct iovec){ .iov_base = (void *)(c->lent.p + c->lent.off),
+                                   .iov_len = c->lent.len - c->lent.off };
+    if (c->wpos < c->wbuf.len)
+        iov[n++] = (struct iovec){ .iov_base = c->wbuf.data + c->wpos, .iov_len = c->wbuf.len - c->wpos };
+    return n;
+}
+
+/* w bytes went out: they come off the pieces in queue order. A lent piece written to its end
+ * is released here, and only here or at close. */
+static void advance(kx_conn_t *c, size_t w)
+{
+    size_t take = c->wfront.len - c->fpos < w ? c->wfront.len - c->fpos : w;
+    c->fpos += take;
+    w -= take;
+    if (c->fpos == c->wfront.len && c->fpos) {
+        drained(&c->wfront);
+        c->fpos = 0;
+    }
+    if (c->lent.p) {
+        take = c->lent.len - c->lent.off < w ? c->lent.len - c->lent.off : w;
+        c->lent.off += take;
+        w -= take;
+        if (c->lent.off == c->lent.len) release_lent(c);
+    }
+    c->wpos += w;
+}
+
 /* Returns true when everything queued was written. */
 static bool flush(kx_conn_t *c)
 {
     if (c->handshaking) return false; /* output waits for the transport to be ready */
     for (;;) {
-        if (c->wpos == c->wbuf.len) {
-            kx_buf_reset(&c->wbuf);
+        struct iovec iov[3];
+        int n = queued_pieces(c, iov);
+        if (n == 0) {
             c->wpos = 0;
-            if (!fill_from_file(c)) break;
+            if (c->send_fd >= 0) kx_buf_reset(&c->wbuf); /* the next file chunk reuses it */
+            else drained(&c->wbuf);
+            if (c->closed || !fill_from_file(c)) break;
+            continue;
         }
-        ssize_t w = c->tp->write(c, c->wbuf.data + c->wpos, c->wbuf.len - c->wpos);
+        ssize_t w = n > 1 && c->tp->writev ? c->tp->writev(c, iov, n)
+                                           : c->tp->write(c, iov[0].iov_base, iov[0].iov_len);
         if (w == KX_EAGAIN) {
             c->write_wants_read = c->tp_want == KX_WANT_READ;
             update_watchers(c, !c->write_wants_read);
@@ -261,8 +341,10 @@ static bool flush(kx_conn_t *c)
             kx_conn_close(c);
             return false;
         }
-        c->wpos += (size_t)w;
+        advance(c, (size_t)w);
+        if (c->closed) return false; /* a release callback closed it */
     }
+    if (c->closed) return false;
     c->write_wants_read = false;
     update_watchers(c, false);
     if (c->close_after_flush) {
@@ -276,6 +358,30 @@ void kx_conn_write(kx_conn_t *c, const void *p, size_t n)
 {
     if (c->closed) return;
     kx_buf_append(&c->wbuf, p, n);
+}
+
+void kx_conn_write_lent(kx_conn_t *c, const void *p, size_t n, kx_release_fn release, void *ud)
+{
+    if (c->closed || n == 0 || c->lent.p) {
+        /* Nothing to lend, nobody to lend to, or the one slot is taken: copy (a second lent
+         * piece behind an unwritten one is rare: pipelined large answers). */
+        kx_conn_write(c, p, n);
+        if (release) release(ud);
+        return;
+    }
+    /* What is queued so far goes before the lent piece: wbuf becomes wfront (wfront is empty
+     * whenever nothing is lent: it drains before the lent piece, which drains before release). */
+    kx_buf_t t = c->wfront;
+    c->wfront = c->wbuf;
+    c->fpos = c->wpos;
+    c->wbuf = t;
+    c->wpos = 0;
+    kx_buf_reset(&c->wbuf);
+    c->lent.p = p;
+    c->lent.len = n;
+    c->lent.off = 0;
+    c->lent.release = release;
+    c->lent.ud = ud;
 }
 
 ssize_t kx_conn_write_now(kx_conn_t *c, const void *p, size_t n)
@@ -305,12 +411,12 @@ void kx_conn_flush(kx_conn_t *c)
 
 size_t kx_conn_unsent(const kx_conn_t *c)
 {
-    return c->wbuf.len - c->wpos;
+    return (c->wfront.len - c->fpos) + (c->lent.p ? c->lent.len - c->lent.off : 0) + (c->wbuf.len - c->wpos);
 }
 
 bool kx_conn_busy_writing(const kx_conn_t *c)
 {
-    return c->wpos != c->wbuf.len || c->send_fd >= 0;
+    return kx_conn_unsent(c) != 0 || c->send_fd >= 0;
 }
 
 /* ---- events ------------------------------------------------------------------------------ */

@@ -2,8 +2,9 @@
  * handler that consumes its bytes.
  *
  * Owns: kx_conn_t (from accept until closed AND unreferenced), the read buffer, the write
- * queue (bytes, then optionally a file streamed after them), the connection timer and the
- * transport interface (kx_transport_t; kx_transport_plain is the plain-socket one).
+ * queue (bytes, at most one lent piece among them, then optionally a file streamed after
+ * them), the connection timer and the transport interface (kx_transport_t;
+ * kx_transport_plain is the plain-socket one).
  * Callers: listen.c opens connections; protocols (http.c, ws.c, later sse/tls) install their
  * handler with kx_conn_set_handler and read/write through the functions below; tasks hold
  * references (kx_conn_ref) so a closed connection's memory outlives them.
@@ -19,6 +20,7 @@
 #include <ev.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include "buf.h"
 #include "common.h"
 #include "server.h"
@@ -34,8 +36,10 @@ typedef struct kx_conn kx_conn_t;
 typedef enum { KX_WANT_READ = 1, KX_WANT_WRITE = 2 } kx_want_t;
 
 /* read/write return bytes (> 0), 0 on EOF (read only), KX_EAGAIN (with c->tp_want set), or
- * KX_EIO. handshake returns KX_OK once the transport is ready for read/write, KX_EAGAIN
- * (with c->tp_want) or KX_EIO; NULL means there is none. pending tells whether read() has
+ * KX_EIO. writev is write over several pieces in order (one syscall for a head and the body
+ * lent after it); NULL means the queue writes its pieces one write at a time. handshake
+ * returns KX_OK once the transport is ready for read/write, KX_EAGAIN (with c->tp_want) or
+ * KX_EIO; NULL means there is none. pending tells whether read() has
  * bytes without the socket becoming readable (records a TLS library already decrypted);
  * NULL means never. free releases tp_ctx; NULL when there is nothing to release. */
 typedef struct {
@@ -43,6 +47,7 @@ typedef struct {
     int (*handshake)(kx_conn_t *c);
     ssize_t (*read)(kx_conn_t *c, void *buf, size_t n);
     ssize_t (*write)(kx_conn_t *c, const void *buf, size_t n);
+    ssize_t (*writev)(kx_conn_t *c, const struct iovec *iov, int n);
     bool (*pending)(const kx_conn_t *c);
     void (*shutdown)(kx_conn_t *c);
     void (*free)(kx_conn_t *c);
@@ -69,6 +74,9 @@ typedef struct {
 struct kx_request;
 struct kx_ws;
 
+/* Called once a lent piece is no longer needed: written, or its connection closed. */
+typedef void (*kx_release_fn)(void *ud);
+
 struct kx_conn {
     int fd;
     const kx_transport_t *tp;
@@ -78,6 +86,17 @@ struct kx_conn {
     ev_io rio, wio;
     ev_timer timer;
     kx_buf_t rbuf;
+    /* The write queue, in order: wfront[fpos..], lent.p[off..], wbuf[wpos..], then the
+     * file. Bytes are always appended to wbuf; lending moves what wbuf held to wfront (a
+     * swap, no copy), so a writer that appends to wbuf directly stays in order. */
+    kx_buf_t wfront;
+    size_t fpos;
+    struct {
+        const char *p; /* NULL: nothing lent */
+        size_t len, off;
+        kx_release_fn release;
+        void *ud;
+    } lent;
     kx_buf_t wbuf;
     size_t wpos;
     int send_fd; /* file being streamed after wbuf, or -1 */
@@ -105,6 +124,12 @@ void kx_conn_ref(kx_conn_t *c);
 void kx_conn_unref(kx_conn_t *c);
 /* Queues bytes (kx_conn_flush writes them). */
 void kx_conn_write(kx_conn_t *c, const void *p, size_t n);
+/* Queues n bytes at p without copying them: p must stay valid until release(ud) runs, which
+ * is exactly once — when they were written, when the connection closes, or at once when it
+ * is already closed (release may run before this call returns, e.g. from a flush). A
+ * connection lends one piece at a time: a second one while the first is unwritten is copied
+ * and released at once. release may be NULL (memory that outlives the connection). */
+void kx_conn_write_lent(kx_conn_t *c, const void *p, size_t n, kx_release_fn release, void *ud);
 /* Writes without queueing when nothing is queued: returns bytes written (maybe fewer than n,
  * the rest is then the caller's to queue), KX_EAGAIN, or KX_ECLOSED (the socket failed and
  * was closed). */
@@ -112,7 +137,7 @@ ssize_t kx_conn_write_now(kx_conn_t *c, const void *p, size_t n);
 /* Streams `len` bytes of fd after the queued bytes; takes ownership of fd. */
 void kx_conn_sendfile(kx_conn_t *c, int fd, off_t len);
 void kx_conn_flush(kx_conn_t *c);
-/* Bytes queued and not yet written (a streamed file is not counted). */
+/* Bytes queued and not yet written, lent ones included (a streamed file is not counted). */
 size_t kx_conn_unsent(const kx_conn_t *c);
 /* Whether queued bytes or a file remain to be written. */
 bool kx_conn_busy_writing(const kx_conn_t *c);

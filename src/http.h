@@ -113,6 +113,14 @@ void kx_http_refuse_busy(int fd);
  * validated by the caller. For HEAD requests the body is omitted but Content-Length kept. */
 void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,
                   const char *body, size_t len, unsigned flags);
+/* Bodies shorter than this are copied behind the head: cheaper than lending them. */
+#define KX_HTTP_LEND_MIN (16u * 1024)
+/* The same, lending the body instead of copying it (kx_conn_write_lent): body must stay
+ * valid until release(ud) runs, exactly once, possibly before this returns (written at once,
+ * copied because it is small, not sent: HEAD, 204, a closed connection; replaced by its gzip
+ * form, or shorter than KX_HTTP_LEND_MIN). release NULL is kx_http_send. */
+void kx_http_send_lent(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,
+                       const char *body, size_t len, unsigned flags, kx_release_fn release, void *ud);
 /* Streaming: begin writes the status line and headers (length is used by LENGTH framing
  * only), then write/sse_event queue body pieces, and end finishes the response (the chunked
  * terminator) and hands the connection back to http.c. write returns KX_OK, KX_EAGAIN (the
@@ -121,6 +129,9 @@ void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra
 void kx_http_begin(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,
                    kx_framing_t framing, uint64_t length, unsigned flags);
 int kx_http_write(kx_conn_t *c, const char *p, size_t n);
+/* kx_http_write lending p instead of copying it (kx_conn_write_lent; the same contract as
+ * kx_http_send_lent: release(ud) exactly once, maybe before it returns, also on failure). */
+int kx_http_write_lent(kx_conn_t *c, const char *p, size_t n, kx_release_fn release, void *ud);
 /* One SSE event: `event` (optional, no CR/LF) and data, split into data: lines. */
 int kx_http_sse_event(kx_conn_t *c, const char *event, const char *data, size_t n);
 void kx_http_end(kx_conn_t *c);

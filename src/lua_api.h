@@ -35,6 +35,15 @@ kx_stream_t kx_task_stream(const kx_task_t *t);
 void kx_task_set_stream(kx_task_t *t, kx_stream_t s);
 /* The main Lua state (for values built outside a coroutine, e.g. pipeline results). */
 lua_State *kx_lua_main(void);
+/* Lending a task's Lua string to the write queue instead of copying it (kx_http_send_lent,
+ * kx_http_write_lent): pass kx_lua_lend_release with the record kx_lua_lend_new made, then
+ * call kx_lua_lend_keep with the string's stack slot once the C call returned: it anchors the
+ * string in the task's VM while the queue still holds it (the VM outlives it), or frees the
+ * record when the queue is already done with it. */
+typedef struct kx_lua_lend kx_lua_lend_t;
+kx_lua_lend_t *kx_lua_lend_new(kx_task_t *t);
+void kx_lua_lend_release(void *ud);
+void kx_lua_lend_keep(kx_lua_lend_t *l, lua_State *L, int idx);
 /* The main state of the VM task t runs in (kx_lua_main is the newest VM's; after a reload a
  * task of the previous one keeps its own: registry refs it takes must be made there). */
 lua_State *kx_task_main(const kx_task_t *t);

@@ -16,7 +16,9 @@
  * bytes queued; the binding then parks the task until kx_http_on_resume's callback runs
  * (drained → true; closed → nil, "closed"), or the action timeout cancels the wait (the
  * bridge wakes the task with nil, "aborted"). A write that would put the client more than
- * KX_CONN_OUTPUT_CAP behind drops it (nil, "closed"). */
+ * KX_CONN_OUTPUT_CAP behind drops it (nil, "closed"). A piece of KX_HTTP_LEND_MIN bytes or
+ * more is lent to the write queue rather than copied (kx_lua_lend_*: the string is anchored
+ * while the queue holds it). */
 #include "lua_api.h"
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -199,7 +201,12 @@ static int l_stream_write(lua_State *L)
     kx_conn_t *c = stream_conn(L, t, "stream_write");
     if (kx_task_aborted(t)) return kx_lua_push_fail(L, "aborted");
     if (!c) return kx_lua_push_fail(L, "closed");
-    return write_result(L, t, c, kx_http_write(c, p, n));
+    if (n < KX_HTTP_LEND_MIN) return write_result(L, t, c, kx_http_write(c, p, n));
+    /* A large piece goes out from the Lua string itself (anchored while a slow client holds it). */
+    kx_lua_lend_t *l = kx_lua_lend_new(t);
+    int rc = kx_http_write_lent(c, p, n, kx_lua_lend_release, l);
+    kx_lua_lend_keep(l, L, 1);
+    return write_result(L, t, c, rc);
 }
 
 static int l_stream_event(lua_State *L)

@@ -51,6 +51,7 @@ typedef struct kx_vm {
     int tasks;           /* tasks created in it and not freed */
     int sockets;         /* WebSockets it opened that have not closed */
     int spawned;         /* its core.spawn loops (task processors) and their jobs still running */
+    int lent;            /* web answer bodies (its strings) a connection has yet to write */
     uint64_t ws_first;   /* id of its first WebSocket (ids only grow); UINT64_MAX: none yet */
     struct kx_vm *older; /* the VM it replaced, until that one is closed */
 } kx_vm_t;
@@ -553,7 +554,7 @@ static void vm_release_idle(void)
 {
     for (kx_vm_t **p = &B.vm->older; *p;) {
         kx_vm_t *vm = *p;
-        if (vm->tasks > 0 || vm->sockets > 0) {
+        if (vm->tasks > 0 || vm->sockets > 0 || vm->lent > 0) {
             p = &vm->older;
             continue;
         }
@@ -690,6 +691,60 @@ static void end_stream(kx_task_t *t, kx_conn_t *c)
     t->stream = KX_STREAM_ENDED;
 }
 
+/* A task's Lua string lent to the write queue (lua_api.h kx_lua_lend_*): anchored in its VM's
+ * registry only when the queue still holds it after the C call (a slow client); while that
+ * call runs the string is on the task's stack. */
+struct kx_lua_lend {
+    kx_vm_t *vm;
+    int ref;   /* LUA_NOREF until anchored */
+    bool done; /* released before it was anchored: kx_lua_lend_keep frees it */
+};
+
+kx_lua_lend_t *kx_lua_lend_new(kx_task_t *t)
+{
+    kx_lua_lend_t *l = kx_xcalloc(1, sizeof *l);
+    l->vm = t->vm;
+    l->ref = LUA_NOREF;
+    return l;
+}
+
+void kx_lua_lend_release(void *ud)
+{
+    kx_lua_lend_t *l = ud;
+    if (l->ref == LUA_NOREF) {
+        l->done = true;
+        return;
+    }
+    kx_vm_t *vm = l->vm;
+    luaL_unref(vm->L, LUA_REGISTRYINDEX, l->ref);
+    free(l);
+    if (--vm->lent == 0 && vm != B.vm) vm_release_idle();
+}
+
+void kx_lua_lend_keep(kx_lua_lend_t *l, lua_State *L, int idx)
+{
+    if (l->done) {
+        free(l);
+        return;
+    }
+    lua_pushvalue(L, idx);
+    l->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    l->vm->lent++;
+}
+
+static void web_send(kx_task_t *t, kx_conn_t *c, int status, const char *ctype, const kx_buf_t *h,
+                     const char *body, size_t blen)
+{
+    if (!ctype) ctype = KX_JSON_CONTENT_TYPE;
+    if (blen < KX_HTTP_LEND_MIN) {
+        kx_http_send(c, status, ctype, h->data, h->len, body, blen, KX_R_CORS);
+        return;
+    }
+    kx_lua_lend_t *l = kx_lua_lend_new(t);
+    kx_http_send_lent(c, status, ctype, h->data, h->len, body, blen, KX_R_CORS, kx_lua_lend_release, l);
+    kx_lua_lend_keep(l, t->co, 3); /* the body (read_web_result leaves it at 3) */
+}
+
 static void web_answer(kx_task_t *t)
 {
     kx_conn_t *c = kx_task_web_conn(t);
@@ -708,7 +763,7 @@ static void web_answer(kx_task_t *t)
         kx_log_error("refusing an invalid response from the pipeline (status %d): %s", status, why);
         kx_http_send_error(c, 500, "CONNECTION_SERVER_ERROR", "Invalid response from pipeline", 0);
     } else {
-        kx_http_send(c, status, ctype ? ctype : KX_JSON_CONTENT_TYPE, h->data, h->len, body, blen, KX_R_CORS);
+        web_send(t, c, status, ctype, h, body, blen);
     }
     /* One oversized answer must not pin its buffer for the process's life. */
     if (h->cap > 64 * 1024) kx_buf_free(h);

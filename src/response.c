@@ -1,7 +1,11 @@
 /* response.c — response serialisation: status line, the headers every response carries
  * (security headers, X-SERVER-NAME, CORS, correlation id), gzip, whole and streamed bodies
  * (Content-Length, chunked, Server-Sent Events) with backpressure, and the C-side error
- * envelope. A response that ends hands the connection back to http.c (keep-alive or close). */
+ * envelope. A response that ends hands the connection back to http.c (keep-alive or close).
+ *
+ * Per response the head's constant start (status line, Date, Content-Type and the static
+ * headers) is one copy from a small cache, and a large body is lent to the write queue
+ * (kx_conn_write_lent) rather than copied behind the head: both go out in one writev. */
 #include "http.h"
 #include "cors.h"
 #include "log.h"
@@ -81,8 +85,34 @@ static void add_header(kx_buf_t *b, const char *name, const char *value)
     kx_buf_puts(b, "\r\n");
 }
 
+/* ---- the head's constant start ------------------------------------------------------------ */
+
+/* "HTTP/1.1 <status> <reason>\r\nDate: …\r\nContent-Type: …\r\n<static headers>", and the
+ * web CORS lines when they do not depend on the request (no Origin, or every origin allowed),
+ * depend on the status, the content type, that choice and the second only: joined once per
+ * key and rebuilt when the second changes. A few entries cover an app (JSON 200, errors, one
+ * or two other types); a content type longer than HEAD_CTYPE_MAX is not cached. */
+#define HEAD_CACHE 8
+#define HEAD_CTYPE_MAX 96
+
+typedef struct {
+    int status; /* 0: empty */
+    time_t when;
+    bool has_ctype;
+    bool cors;        /* the web CORS lines are included */
+    bool vary_origin; /* what kx_cors_append said about them */
+    size_t ctype_len;
+    char ctype[HEAD_CTYPE_MAX];
+    kx_buf_t bytes;
+} head_entry_t;
+
+static head_entry_t head_cache[HEAD_CACHE];
+static unsigned head_victim;
+
 void kx_response_init(kx_server_t *s)
 {
+    /* The static headers may have changed (a reload): every cached head start is stale. */
+    for (size_t i = 0; i < HEAD_CACHE; i++) head_cache[i].status = 0;
     const kx_config_t *c = s->cfg;
     kx_buf_t b = KX_BUF_INIT;
     add_header(&b, "X-SERVER-NAME", c->process_name);
@@ -99,11 +129,10 @@ void kx_response_init(kx_server_t *s)
 }
 
 /* The Date header, formatted once per second. */
-static const char *date_header(void)
+static const char *date_header_at(time_t now)
 {
     static char buf[64];
     static time_t last;
-    time_t now = time(NULL);
     if (now != last) {
         struct tm tm;
         gmtime_r(&now, &tm);
@@ -112,6 +141,60 @@ static const char *date_header(void)
     }
     return buf;
 }
+
+static const char *date_header(void)
+{
+    return date_header_at(time(NULL));
+}
+
+static void head_start_build(kx_buf_t *b, int status, const char *ctype, bool cors, bool *vary_origin,
+                             time_t now)
+{
+    status_line(b, status);
+    kx_buf_puts(b, date_header_at(now));
+    if (ctype) add_header(b, "Content-Type", ctype);
+    kx_buf_append(b, kx_srv->static_headers, kx_srv->static_headers_len);
+    *vary_origin = false;
+    if (cors) kx_cors_append(kx_srv->cfg, NULL, 0, b, vary_origin);
+}
+
+static void head_start(kx_buf_t *b, int status, const char *ctype, bool cors, bool *vary_origin)
+{
+    time_t now = time(NULL);
+    size_t clen = ctype ? strlen(ctype) : 0;
+    if (clen >= HEAD_CTYPE_MAX) {
+        head_start_build(b, status, ctype, cors, vary_origin, now);
+        return;
+    }
+    head_entry_t *e = NULL, *same = NULL;
+    for (size_t i = 0; i < HEAD_CACHE; i++) {
+        head_entry_t *h = &head_cache[i];
+        if (h->status != status || h->cors != cors || h->has_ctype != (ctype != NULL) ||
+            h->ctype_len != clen || memcmp(h->ctype, ctype ? ctype : "", clen) != 0)
+            continue;
+        if (h->when == now) {
+            e = h;
+            break;
+        }
+        same = h;
+    }
+    if (!e) {
+        /* Rebuild the stale entry of this (status, type), else take the next slot in turn. */
+        e = same ? same : &head_cache[head_victim++ % HEAD_CACHE];
+        e->status = status;
+        e->when = now;
+        e->has_ctype = ctype != NULL;
+        e->cors = cors;
+        e->ctype_len = clen;
+        if (clen) memcpy(e->ctype, ctype, clen);
+        kx_buf_reset(&e->bytes);
+        head_start_build(&e->bytes, status, ctype, cors, &e->vary_origin, now);
+    }
+    *vary_origin = e->vary_origin;
+    kx_buf_append(b, e->bytes.data, e->bytes.len);
+}
+
+#define APPEND_LIT(b, s) kx_buf_append((b), (s), sizeof(s) - 1)
 
 int kx_gzip(const char *in, size_t len, kx_buf_t *out)
 {
@@ -176,38 +259,51 @@ static void write_head(kx_conn_t *c, int status, const char *ctype, const char *
     kx_request_t *r = c->req;
     kx_buf_t *b = &c->wbuf;
     r->status = status;
-    status_line(b, status);
-    kx_buf_puts(b, date_header());
-    if (ctype) add_header(b, "Content-Type", ctype);
-    kx_buf_append(b, kx_srv->static_headers, kx_srv->static_headers_len);
-    bool vary_origin = false;
+    bool cors = (flags & KX_R_CORS) && !r->origin_ambiguous;
     /* The MCP route never gets the web policy: its "*" would open /mcp to any page. */
-    if ((flags & KX_R_CORS) && !r->origin_ambiguous) {
-        if (kx_cors_mcp_route(&kx_srv->mcp_cors, r->path, r->path_len))
-            kx_cors_mcp_append(&kx_srv->mcp_cors, r->origin, r->origin_len, (flags & KX_R_PREFLIGHT) != 0, b,
-                               &vary_origin);
-        else kx_cors_append(cfg, r->origin, r->origin_len, b, &vary_origin);
-    }
-    if (vary_origin && gzipped) kx_buf_puts(b, "Vary: Origin, Accept-Encoding\r\n");
-    else if (vary_origin) kx_buf_puts(b, "Vary: Origin\r\n");
-    else if (gzipped) kx_buf_puts(b, "Vary: Accept-Encoding\r\n");
-    if (gzipped) kx_buf_puts(b, "Content-Encoding: gzip\r\n");
+    bool mcp = cors && kx_cors_mcp_route(&kx_srv->mcp_cors, r->path, r->path_len);
+    /* Without an Origin, or with every origin allowed, the web CORS lines are constant. */
+    bool cors_const = cors && !mcp && (!r->origin || cfg->origins_any);
+    bool vary_origin = false;
+    head_start(b, status, ctype, cors_const, &vary_origin);
+    if (mcp)
+        kx_cors_mcp_append(&kx_srv->mcp_cors, r->origin, r->origin_len, (flags & KX_R_PREFLIGHT) != 0, b,
+                           &vary_origin);
+    else if (cors && !cors_const) kx_cors_append(cfg, r->origin, r->origin_len, b, &vary_origin);
+    if (vary_origin && gzipped) APPEND_LIT(b, "Vary: Origin, Accept-Encoding\r\n");
+    else if (vary_origin) APPEND_LIT(b, "Vary: Origin\r\n");
+    else if (gzipped) APPEND_LIT(b, "Vary: Accept-Encoding\r\n");
+    if (gzipped) APPEND_LIT(b, "Content-Encoding: gzip\r\n");
     if (r->correlation_id[0]) {
         kx_buf_puts(b, cfg->correlation_header);
-        kx_buf_puts(b, ": ");
+        APPEND_LIT(b, ": ");
         kx_buf_puts(b, r->correlation_id);
-        kx_buf_puts(b, "\r\n");
+        APPEND_LIT(b, "\r\n");
     }
     if (extra && extra_len) kx_buf_append(b, extra, extra_len);
+    /* The tail (length, framing, connection, blank line) is assembled here and appended once. */
+    char tail[128];
+    size_t n = 0;
+#define TAIL_LIT(s) (memcpy(tail + n, (s), sizeof(s) - 1), n += sizeof(s) - 1)
     if (length >= 0) {
-        kx_buf_append(b, "Content-Length: ", 16);
-        append_uint(b, (unsigned long long)length);
-        kx_buf_append(b, "\r\n", 2);
+        TAIL_LIT("Content-Length: ");
+        char digits[24];
+        size_t i = sizeof digits;
+        unsigned long long v = (unsigned long long)length;
+        do {
+            digits[--i] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        memcpy(tail + n, digits + i, sizeof digits - i);
+        n += sizeof digits - i;
+        TAIL_LIT("\r\n");
     }
-    if (chunked) kx_buf_puts(b, "Transfer-Encoding: chunked\r\n");
-    if (!r->keep_alive) kx_buf_puts(b, "Connection: close\r\n");
-    else if (r->info.http_minor == 0) kx_buf_puts(b, "Connection: keep-alive\r\n");
-    kx_buf_puts(b, "\r\n");
+    if (chunked) TAIL_LIT("Transfer-Encoding: chunked\r\n");
+    if (!r->keep_alive) TAIL_LIT("Connection: close\r\n");
+    else if (r->info.http_minor == 0) TAIL_LIT("Connection: keep-alive\r\n");
+    TAIL_LIT("\r\n");
+#undef TAIL_LIT
+    kx_buf_append(b, tail, n);
 }
 
 static bool status_has_body(int status)
@@ -215,28 +311,50 @@ static bool status_has_body(int status)
     return status >= 200 && status != 204 && status != 304;
 }
 
-void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,
-                  const char *body, size_t len, unsigned flags)
+
+void kx_http_send_lent(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,
+                       const char *body, size_t len, unsigned flags, kx_release_fn release, void *ud)
 {
-    if (c->closed) return;
+    if (c->closed) {
+        if (release) release(ud);
+        return;
+    }
     kx_request_t *r = c->req;
     if (flags & KX_R_CLOSE) r->keep_alive = false;
 
     kx_buf_t gz = KX_BUF_INIT;
     bool gzipped = false;
-    if (!(flags & (KX_R_NOGZIP | KX_R_BODY_FOLLOWS)) && kx_http_will_gzip(c, ctype, len) &&
-        kx_gzip(body, len, &gz) == KX_OK) {
+    bool try_gzip = !(flags & (KX_R_NOGZIP | KX_R_BODY_FOLLOWS)) && kx_http_will_gzip(c, ctype, len);
+    if (try_gzip && kx_gzip(body, len, &gz) != KX_OK) {
+        kx_buf_free(&gz); /* sent as it is */
+    } else if (try_gzip) {
+        /* The compressed copy is what goes out: the caller's body is no longer needed, and the
+         * compressed one is ours to lend (free releases it). */
+        if (release) release(ud);
         body = gz.data;
         len = gz.len;
+        release = free;
+        ud = gz.data;
         gzipped = true;
     }
-    bool has_body = status_has_body(status);
-    kx_buf_reserve(&c->wbuf, 1024 + extra_len + kx_srv->static_headers_len + (r->is_head ? 0 : len));
+    bool send_body = !r->is_head && status_has_body(status) && !(flags & KX_R_BODY_FOLLOWS) && len > 0;
+    bool lend = send_body && release && len >= KX_HTTP_LEND_MIN;
+    kx_buf_reserve(&c->wbuf, 1024 + extra_len + kx_srv->static_headers_len + (send_body && !lend ? len : 0));
     write_head(c, status, ctype, extra, extra_len, flags, gzipped,
                status == 204 || status == 304 ? -1 : (long long)len, false);
-    if (!r->is_head && has_body && !(flags & KX_R_BODY_FOLLOWS)) kx_buf_append(&c->wbuf, body, len);
-    kx_buf_free(&gz);
+    if (lend) {
+        kx_conn_write_lent(c, body, len, release, ud);
+    } else {
+        if (send_body) kx_buf_append(&c->wbuf, body, len);
+        if (release) release(ud);
+    }
     kx_http_request_done(c);
+}
+
+void kx_http_send(kx_conn_t *c, int status, const char *ctype, const char *extra, size_t extra_len,
+                  const char *body, size_t len, unsigned flags)
+{
+    kx_http_send_lent(c, status, ctype, extra, extra_len, body, len, flags, NULL, NULL);
 }
 
 /* ---- streamed responses -------------------------------------------------------------------- */
@@ -301,21 +419,34 @@ static void append_chunk_size(kx_buf_t *b, size_t n)
     kx_buf_append(b, "\r\n", 2);
 }
 
-int kx_http_write(kx_conn_t *c, const char *p, size_t n)
+int kx_http_write_lent(kx_conn_t *c, const char *p, size_t n, kx_release_fn release, void *ud)
 {
-    if (c->closed || !c->req || !c->req->out.open) return KX_ECLOSED;
+    int rc = KX_OK;
     kx_request_t *r = c->req;
-    if (r->out.framing == KX_FRAMING_LENGTH) {
-        if (n > r->out.left) return KX_EINVAL; /* more than announced: the caller's bug */
-        r->out.left -= n;
+    if (c->closed || !r || !r->out.open) rc = KX_ECLOSED;
+    else if (r->out.framing == KX_FRAMING_LENGTH && n > r->out.left) rc = KX_EINVAL; /* the caller's bug */
+    else if (r->out.framing == KX_FRAMING_LENGTH) r->out.left -= n;
+    if (rc != KX_OK || n == 0 || r->out.no_body || over_cap(c, n)) {
+        /* An empty chunk would end the body; HEAD, 204 and 304 send no body bytes. */
+        if (release) release(ud);
+        return rc != KX_OK ? rc : c->closed ? KX_ECLOSED : KX_OK;
     }
-    if (n == 0 || r->out.no_body) return KX_OK; /* an empty chunk would end the body */
-    if (over_cap(c, n)) return KX_ECLOSED;
     bool chunked = r->out.framing != KX_FRAMING_LENGTH && r->info.http_minor != 0;
     if (chunked) append_chunk_size(&c->wbuf, n);
-    kx_buf_append(&c->wbuf, p, n);
+    if (release && n >= KX_HTTP_LEND_MIN) {
+        kx_conn_write_lent(c, p, n, release, ud);
+    } else {
+        kx_buf_append(&c->wbuf, p, n);
+        if (release) release(ud);
+    }
+    /* The chunk's CRLF is its own piece after the lent data, never concatenated to it. */
     if (chunked) kx_buf_append(&c->wbuf, "\r\n", 2);
     return after_write(c);
+}
+
+int kx_http_write(kx_conn_t *c, const char *p, size_t n)
+{
+    return kx_http_write_lent(c, p, n, NULL, NULL);
 }
 
 /* An SSE line ends at CRLF, LF or CR: each data line gets its own "data: " field. */
@@ -347,9 +478,8 @@ int kx_http_sse_event(kx_conn_t *c, const char *event, const char *data, size_t 
     }
     sse_data_lines(&ev, data, n);
     kx_buf_append(&ev, "\n", 1);
-    int rc = kx_http_write(c, ev.data, ev.len);
-    kx_buf_free(&ev);
-    return rc;
+    /* The event text is ours: a large one is handed to the queue (free releases it). */
+    return kx_http_write_lent(c, ev.data, ev.len, free, ev.data);
 }
 
 void kx_http_end(kx_conn_t *c)

@@ -2,7 +2,10 @@
  * socketpair: a handshake that takes several rounds and is counted against the connection
  * timer, a read that must wait for the socket to be writable (and a write that must wait for
  * it to be readable), bytes the transport holds that the socket does not show (pending), and
- * a protocol handler that sees every event — conn.c calls nothing else. */
+ * a protocol handler that sees every event — conn.c calls nothing else. Then the write
+ * queue's lent pieces (kx_conn_write_lent): cut at every offset by a transport that takes a
+ * few bytes per write (with and without writev), through a real socket with a tiny send
+ * buffer, and released exactly once — written, closed before, or lent to a closed one. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include "conn.h"
 
@@ -266,6 +270,233 @@ static void test_pending_bytes_are_read_without_the_socket(void **state)
     close(peer);
 }
 
+
+/* ---- lent pieces ------------------------------------------------------------------------------ */
+
+/* A transport that takes at most T.cap bytes per call: every cut of the queue gets tried. */
+static struct {
+    size_t cap;
+    size_t written; /* bytes the socket took so far */
+    int calls_left; /* > 0: the socket is "full" after this many writes */
+} T;
+
+static bool tr_full(kx_conn_t *c)
+{
+    if (T.calls_left == 0 || --T.calls_left > 0) return false;
+    c->tp_want = KX_WANT_WRITE;
+    return true;
+}
+
+static ssize_t tr_write(kx_conn_t *c, const void *buf, size_t n)
+{
+    if (tr_full(c)) return KX_EAGAIN;
+    ssize_t w = kx_transport_plain.write(c, buf, n < T.cap ? n : T.cap);
+    if (w > 0) T.written += (size_t)w;
+    return w;
+}
+
+static ssize_t tr_writev(kx_conn_t *c, const struct iovec *iov, int n)
+{
+    if (tr_full(c)) return KX_EAGAIN;
+    struct iovec cut[8];
+    size_t left = T.cap;
+    int m = 0;
+    for (int i = 0; i < n && left > 0; i++) {
+        cut[m] = iov[i];
+        if (cut[m].iov_len > left) cut[m].iov_len = left;
+        left -= cut[m].iov_len;
+        m++;
+    }
+    ssize_t w = kx_transport_plain.writev(c, cut, m);
+    if (w > 0) T.written += (size_t)w;
+    return w;
+}
+
+static const kx_transport_t trickle_v = {
+    .name = "trickle-v", .read = NULL, .write = tr_write, .writev = tr_writev
+};
+static const kx_transport_t trickle = { .name = "trickle", .read = NULL, .write = tr_write };
+
+/* What a release saw: how often it ran and how many bytes had been written by then. */
+static struct {
+    int calls;
+    size_t written_at_release;
+} R;
+
+static void on_release(void *ud)
+{
+    R.calls++;
+    R.written_at_release = T.written;
+    if (ud) *(int *)ud += 1;
+}
+
+static kx_conn_t *open_plain_pair(const kx_transport_t *tp, int *peer)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    kx_conn_t *c = kx_conn_open(&srv, sv[0], tp, "127.0.0.1");
+    kx_conn_set_handler(c, &proto);
+    *peer = sv[1];
+    return c;
+}
+
+/* Reads what the peer has (non-blocking) onto out. */
+static void drain_peer(int peer, char *out, size_t *len, size_t cap)
+{
+    for (;;) {
+        ssize_t r = read(peer, out + *len, cap - *len);
+        if (r <= 0) return;
+        *len += (size_t)r;
+    }
+}
+
+/* head, lent body, then bytes appended after the lending (they must follow the body): for
+ * every write size from 1 byte up, with writev and without, the peer gets them in order and
+ * the release runs once, after the body's last byte was written. */
+static void test_lent_piece_cut_at_every_offset(void **state)
+{
+    (void)state;
+    static const char head[] = "HEAD:0123456789:";
+    char body[97];
+    for (size_t i = 0; i < sizeof body; i++) body[i] = (char)('a' + i % 26);
+    static const char tail[] = ":TAIL-after-the-lent-body";
+    char want[256];
+    size_t wlen = 0;
+    memcpy(want, head, sizeof head - 1);
+    wlen += sizeof head - 1;
+    memcpy(want + wlen, body, sizeof body);
+    wlen += sizeof body;
+    memcpy(want + wlen, tail, sizeof tail - 1);
+    wlen += sizeof tail - 1;
+    const kx_transport_t *tps[] = { &trickle_v, &trickle };
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t cap = 1; cap <= wlen + 1; cap++) {
+            reset();
+            memset(&T, 0, sizeof T);
+            memset(&R, 0, sizeof R);
+            T.cap = cap;
+            int peer;
+            kx_conn_t *c = open_plain_pair(tps[k], &peer);
+            kx_conn_write(c, head, sizeof head - 1);
+            kx_conn_write_lent(c, body, sizeof body, on_release, NULL);
+            kx_buf_append(&c->wbuf, tail, sizeof tail - 1); /* a writer appending to wbuf directly */
+            assert_int_equal(kx_conn_unsent(c), wlen);
+            char got[256];
+            size_t glen = 0;
+            for (int round = 0; round < 1000 && glen < wlen; round++) {
+                kx_conn_flush(c);
+                drain_peer(peer, got, &glen, sizeof got);
+            }
+            assert_int_equal(glen, wlen);
+            assert_memory_equal(got, want, wlen);
+            assert_int_equal(R.calls, 1);
+            assert_true(R.written_at_release >= sizeof head - 1 + sizeof body);
+            assert_false(kx_conn_busy_writing(c));
+            kx_conn_close(c);
+            assert_int_equal(R.calls, 1);
+            close(peer);
+        }
+    }
+}
+
+/* A real socket with a tiny send buffer and a reader that takes a little at a time: the lent
+ * megabyte arrives intact, in order with what was queued around it, released once. */
+static void test_lent_piece_through_a_small_socket_buffer(void **state)
+{
+    (void)state;
+    reset();
+    memset(&R, 0, sizeof R);
+    int peer;
+    kx_conn_t *c = open_plain_pair(&kx_transport_plain, &peer);
+    int small = 4096;
+    assert_int_equal(setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    size_t n = 1024 * 1024;
+    char *body = malloc(n);
+    for (size_t i = 0; i < n; i++) body[i] = (char)(i * 7 + i / 251);
+    int released = 0;
+    kx_conn_write(c, "<", 1);
+    kx_conn_write_lent(c, body, n, on_release, &released);
+    kx_conn_write(c, ">", 1);
+    kx_conn_flush(c);
+    assert_int_equal(released, 0); /* the socket cannot take a megabyte at once */
+    assert_true(kx_conn_unsent(c) > 0);
+    char *got = malloc(n + 2);
+    size_t glen = 0;
+    for (int round = 0; round < 1000000 && glen < n + 2; round++) {
+        ssize_t r = read(peer, got + glen, (n + 2 - glen) < 1000 ? n + 2 - glen : 1000);
+        if (r > 0) glen += (size_t)r;
+        spin(1);
+    }
+    assert_int_equal(glen, n + 2);
+    assert_int_equal(got[0], '<');
+    assert_memory_equal(got + 1, body, n);
+    assert_int_equal(got[n + 1], '>');
+    assert_int_equal(released, 1);
+    assert_true(P.drained >= 1);
+    /* A drained megabyte of output leaves no large buffer behind. */
+    assert_true(c->wbuf.cap <= 64 * 1024 && c->wfront.cap <= 64 * 1024);
+    kx_conn_close(c);
+    assert_int_equal(released, 1);
+    free(got);
+    free(body);
+    close(peer);
+}
+
+/* Release on close (once, the later free adds none), at once on a closed connection, and a
+ * second piece lent while the first is unwritten is copied (released at once) and still
+ * comes after it. */
+static void test_lent_piece_released_once_on_close(void **state)
+{
+    (void)state;
+    reset();
+    memset(&T, 0, sizeof T);
+    T.cap = 3;
+    T.calls_left = 2; /* one write of 3 bytes, then the socket is full */
+    int peer;
+    kx_conn_t *c = open_plain_pair(&trickle_v, &peer);
+    kx_conn_ref(c); /* a task still holds it after the close */
+    int first = 0, second = 0, late = 0;
+    kx_conn_write(c, "h", 1);
+    kx_conn_write_lent(c, "first-body", 10, on_release, &first);
+    kx_conn_write_lent(c, "second", 6, on_release, &second);
+    assert_int_equal(second, 1); /* copied behind the first */
+    assert_int_equal(kx_conn_unsent(c), 17);
+    kx_conn_flush(c); /* 3 bytes: "h" and part of the first piece */
+    char got[32];
+    size_t glen = 0;
+    drain_peer(peer, got, &glen, sizeof got);
+    assert_int_equal(glen, 3);
+    assert_int_equal(first, 0);
+    kx_conn_close(c);
+    assert_int_equal(first, 1); /* the socket is gone: the memory goes back now */
+    kx_conn_write_lent(c, "late", 4, on_release, &late);
+    assert_int_equal(late, 1);
+    kx_conn_unref(c); /* the free releases nothing more */
+    assert_int_equal(first, 1);
+    assert_int_equal(second, 1);
+    close(peer);
+
+    /* The order of a copied second piece: all of it after the first. */
+    reset();
+    T.cap = 1000;
+    T.calls_left = 0;
+    c = open_plain_pair(&trickle_v, &peer);
+    first = second = 0;
+    kx_conn_write_lent(c, "AAAA", 4, on_release, &first);
+    kx_conn_write(c, "-", 1);
+    kx_conn_write_lent(c, "BBBB", 4, on_release, &second);
+    kx_conn_flush(c);
+    glen = 0;
+    drain_peer(peer, got, &glen, sizeof got);
+    assert_int_equal(glen, 9);
+    assert_memory_equal(got, "AAAA-BBBB", 9);
+    assert_int_equal(first, 1);
+    assert_int_equal(second, 1);
+    kx_conn_close(c);
+    assert_int_equal(first, 1);
+    close(peer);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -281,6 +512,9 @@ int main(void)
         cmocka_unit_test(test_read_waiting_for_writable),
         cmocka_unit_test(test_write_waiting_for_readable),
         cmocka_unit_test(test_pending_bytes_are_read_without_the_socket),
+        cmocka_unit_test(test_lent_piece_cut_at_every_offset),
+        cmocka_unit_test(test_lent_piece_through_a_small_socket_buffer),
+        cmocka_unit_test(test_lent_piece_released_once_on_close),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ev_loop_destroy(srv.loop);
