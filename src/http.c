@@ -285,7 +285,7 @@ static bool process_head(kx_conn_t *c)
         r->timer_is_head = true;
         kx_conn_set_timer(c, cfg->header_timeout_ms);
     }
-    long end = kx_http_head_end_from(c->rbuf.data, c->rbuf.len, &r->head_scanned);
+    long end = kx_head_parser_feed(&r->head_parser, c->rbuf.data, c->rbuf.len);
     if (end == 0) {
         if (c->rbuf.len > KX_MAX_HEAD)
             fail(c, 431, "CONNECTION_HEADERS_TOO_LARGE", "Request header block exceeds 16 KiB");
@@ -302,14 +302,14 @@ static bool process_head(kx_conn_t *c)
     request_reset(r);
     int status = 400;
     const char *reason = "Bad request";
-    if (kx_http_guard_head(c->rbuf.data, (size_t)end, &r->info, &status, &reason) != KX_OK) {
+    if (kx_head_parser_result(&r->head_parser, &r->info, &status, &reason) != KX_OK) {
         fail(c, status, type_for(status), reason);
         return false;
     }
     r->head = kx_xstrndup(c->rbuf.data, (size_t)end);
     r->head_len = (size_t)end;
     kx_buf_consume(&c->rbuf, (size_t)end);
-    r->head_scanned = 0;
+    kx_head_parser_init(&r->head_parser);
     if (tokenise(r) != KX_OK) {
         fail(c, 400, "CONNECTION_BAD_REQUEST", "Malformed request");
         return false;

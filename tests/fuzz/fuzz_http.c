@@ -1,5 +1,7 @@
 /* fuzz_http.c — libFuzzer harness for the request framing that guards against smuggling:
- * kx_http_head_end (whole and resumed byte by byte must agree), kx_http_guard_head, then llhttp
+ * kx_http_head_end (whole and resumed byte by byte must agree), the one-pass parser http.c
+ * runs (whole and byte by byte, the same end, status, reason and info as the reference
+ * kx_http_head_end + kx_http_guard_head), kx_http_guard_head, then llhttp
  * on every head the guard accepts (it must accept it too, as one message), and the strict
  * chunked decoder on the rest (fed whole and split must agree). Run: make fuzz. */
 #include <llhttp.h>
@@ -34,15 +36,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     long end2 = 0;
     for (size_t n = 1; n <= size && end2 == 0; n++) end2 = kx_http_head_end_from(buf, n, &scanned);
     if ((end > 0) != (end2 > 0) || (end > 0 && end != end2)) abort();
+
+    kx_head_parser_t whole, trickled;
+    kx_head_parser_init(&whole);
+    kx_head_parser_init(&trickled);
+    long end3 = kx_head_parser_feed(&whole, buf, size), end4 = 0;
+    for (size_t n = 1; n <= size && end4 == 0; n++) end4 = kx_head_parser_feed(&trickled, buf, n);
+    if (end3 != end || end4 != end) abort();
     if (end <= 0) return 0;
 
-    kx_head_info_t info;
-    int status = 0;
-    const char *reason = NULL;
-    if (kx_http_guard_head(buf, (size_t)end, &info, &status, &reason) != KX_OK) {
+    kx_head_info_t info, info3, info4;
+    int status = 0, st3 = 0, st4 = 0;
+    const char *reason = NULL, *why3 = NULL, *why4 = NULL;
+    int rc = kx_http_guard_head(buf, (size_t)end, &info, &status, &reason);
+    if (kx_head_parser_result(&whole, &info3, &st3, &why3) != rc ||
+        kx_head_parser_result(&trickled, &info4, &st4, &why4) != rc)
+        abort();
+    if (st3 != status || st4 != status || why3 != reason || why4 != reason) abort();
+    if (rc != KX_OK) {
         if (status < 400 || status > 599 || !reason) abort();
         return 0;
     }
+    if (memcmp(&info3, &info, sizeof info) != 0 || memcmp(&info4, &info, sizeof info) != 0) abort();
     llhttp_settings_t s;
     llhttp_settings_init(&s);
     s.on_message_complete = count_complete;
