@@ -282,7 +282,7 @@ static int check_version(guard_t *g, const char *v, size_t n)
 }
 
 /* request-line = method SP request-target SP HTTP-version: exactly one SP each, nothing else. */
-static int parse_request_line(guard_t *g, const char *line, size_t n)
+static int parse_request_line(guard_t *g, const char *line, size_t n, size_t *method_len, size_t *target_len)
 {
     size_t mlen = token_len(line, n);
     if (mlen == n) return fail(g, 400, "invalid request line");
@@ -296,6 +296,8 @@ static int parse_request_line(guard_t *g, const char *line, size_t n)
     if (tlen == 0) return fail(g, 400, "empty request target");
     int rc = check_target(g, line, mlen, t, tlen);
     if (rc != KX_OK) return rc;
+    *method_len = mlen;
+    *target_len = tlen;
     return check_version(g, sp + 1, rest - tlen - 1);
 }
 
@@ -410,7 +412,7 @@ static int apply_header(guard_t *g, header_t kind, const char *v, size_t vlen)
 }
 
 /* field-line = field-name ":" OWS field-value OWS (RFC 9112 §5). */
-static int parse_header_line(guard_t *g, const char *line, size_t n)
+static int parse_header_line(guard_t *g, const char *line, size_t n, size_t *name_len, size_t *value_at)
 {
     if (++g->headers > KX_HTTP_MAX_HEADERS) return fail(g, 431, "too many headers");
     if (is_ows((unsigned char)line[0])) return fail(g, 400, "obs-fold header line");
@@ -435,6 +437,8 @@ static int parse_header_line(guard_t *g, const char *line, size_t n)
     if ((kind == H_TRANSFER_ENCODING || kind == H_CONTENT_LENGTH) && memchr(v, '\t', vlen))
         return fail(g, 400, "tab in a framing header");
     trim_ows(&v, &vlen);
+    *name_len = nlen;
+    *value_at = vlen ? (size_t)(v - line) : n; /* the value runs to the line's end */
     return apply_header(g, kind, v, vlen);
 }
 
@@ -476,11 +480,12 @@ static int guard_head(guard_t *g, const char *head, size_t len, size_t *head_sta
     const char *line;
     size_t n;
     if (!next_line(&p, end, &line, &n) || n == 0) return fail(g, 400, "incomplete request head");
-    if ((rc = parse_request_line(g, line, n)) != KX_OK) return rc;
+    size_t a, b; /* spans: only the one-pass parser keeps them */
+    if ((rc = parse_request_line(g, line, n, &a, &b)) != KX_OK) return rc;
     for (;;) {
         if (!next_line(&p, end, &line, &n)) return fail(g, 400, "incomplete request head");
         if (n == 0) break;
-        if ((rc = parse_header_line(g, line, n)) != KX_OK) return rc;
+        if ((rc = parse_header_line(g, line, n, &a, &b)) != KX_OK) return rc;
     }
     /* The caller passes the length kx_http_head_end returned, so the empty line ends it. */
     if (p != end) return fail(g, 400, "data after request head");
@@ -511,7 +516,7 @@ int kx_http_guard_head(const char *head, size_t len, kx_head_info_t *info, int *
 
 void kx_head_parser_init(kx_head_parser_t *hp)
 {
-    memset(hp, 0, sizeof *hp);
+    memset(hp, 0, offsetof(kx_head_parser_t, fields)); /* fields[] is written before it is read */
 }
 
 long kx_head_parser_feed(kx_head_parser_t *hp, const char *buf, size_t len)
@@ -530,16 +535,30 @@ long kx_head_parser_feed(kx_head_parser_t *hp, const char *buf, size_t len)
             return 0;
         }
         if (buf[i + 1] != '\n') return KX_EPROTO;
+        if (i >= UINT32_MAX) return KX_EPROTO; /* spans are 32-bit offsets (http.c caps heads at 16 KiB) */
         size_t start = hp->line, n = i - start;
         i += 2;
         hp->line = hp->scanned = i;
         /* A check that failed once is not run again: only the end of the head is looked for. */
+        size_t a = 0, b = 0;
         if (n > 0 && !hp->in_headers) {
             hp->in_headers = true;
             hp->head_start = start;
-            if (!hp->checks.status) parse_request_line(&hp->checks, buf + start, n);
+            if (!hp->checks.status && parse_request_line(&hp->checks, buf + start, n, &a, &b) == KX_OK) {
+                hp->method = (uint32_t)start;
+                hp->method_len = (uint32_t)a;
+                hp->target = (uint32_t)(start + a + 1);
+                hp->target_len = (uint32_t)b;
+            }
         } else if (n > 0) {
-            if (!hp->checks.status) parse_header_line(&hp->checks, buf + start, n);
+            if (!hp->checks.status && parse_header_line(&hp->checks, buf + start, n, &a, &b) == KX_OK) {
+                /* headers counts lines, at most KX_HTTP_MAX_HEADERS once the check passed */
+                kx_head_field_t *f = &hp->fields[hp->checks.headers - 1];
+                f->name = (uint32_t)start;
+                f->name_len = (uint32_t)a;
+                f->value = (uint32_t)(start + b);
+                f->value_len = (uint32_t)(n - b);
+            }
         } else if (!hp->in_headers) {
             /* RFC 9112 §2.2: empty lines before the request line, a bounded number of them. */
             if (++hp->empty_lines > KX_HTTP_MAX_LEADING_EMPTY_LINES) return KX_EPROTO;

@@ -9,7 +9,9 @@
  * this order per request:
  *   1. kx_head_parser_feed on every read, until it returns > 0 (or KX_EPROTO → 400 + close):
  *      one pass that finds the head's end and checks each line as soon as it is complete;
- *   2. kx_head_parser_result — only a head it accepts goes to llhttp;
+ *   2. kx_head_parser_result — only a head it accepts is used: http.c takes the spans the
+ *      parser recorded (llhttp's, see kx_head_field_t), or has llhttp tokenise the head when
+ *      its method is not one of the common ones;
  *   3. the body: Content-Length bytes read by http.c itself, or kx_chunk_decoder_feed for
  *      chunked. llhttp never sees body bytes.
  * The parser gives exactly the verdicts of the two-step reference, kx_http_head_end(_from)
@@ -95,6 +97,14 @@ typedef struct {
     bool upgrade_websocket, expect_continue;
 } kx_head_checks_t;
 
+/* One header line of an accepted head, as offsets into the caller's buffer: the name, and the
+ * value from its first non-OWS byte to the end of the line (trailing OWS kept; empty: length
+ * 0) — the spans llhttp 8.1 hands over, so callers see the same bytes as with llhttp. */
+typedef struct {
+    uint32_t name, name_len;
+    uint32_t value, value_len;
+} kx_head_field_t;
+
 /* The one-pass head parser. State carried between reads of one head; all-zero bytes (calloc,
  * memset, kx_head_parser_init) are a fresh parser. Offsets are from the start of the caller's
  * buffer, which may grow at the end between calls (the bytes before len must not change). */
@@ -105,6 +115,10 @@ typedef struct {
     unsigned empty_lines;
     bool in_headers; /* the request line has been read */
     kx_head_checks_t checks;
+    /* Once kx_head_parser_result accepted the head: the method and the request target (the
+     * bytes between the two spaces of the request line), and checks.headers fields. */
+    uint32_t method, method_len, target, target_len;
+    kx_head_field_t fields[KX_HTTP_MAX_HEADERS]; /* last: init leaves it alone */
 } kx_head_parser_t;
 
 void kx_head_parser_init(kx_head_parser_t *hp);
