@@ -155,9 +155,10 @@ const kx_header_t *kx_http_header(const kx_request_t *r, const char *name)
 static void split_target(kx_request_t *r)
 {
     const char *t = r->target, *end = t + r->target_len;
-    /* absolute-form: skip scheme://authority, keep the path */
-    const char *sep = r->target_len > 7 ? memmem(t, r->target_len, "://", 3) : NULL;
-    if (t[0] != '/' && sep) {
+    /* absolute-form: skip scheme://authority, keep the path (an origin-form target, the
+     * usual one, starts with '/' and is not searched for "://") */
+    const char *sep = t[0] != '/' && r->target_len > 7 ? memmem(t, r->target_len, "://", 3) : NULL;
+    if (sep) {
         const char *slash = memchr(sep + 3, '/', (size_t)(end - sep - 3));
         const char *q0 = memchr(sep + 3, '?', (size_t)(end - sep - 3));
         if (q0 && (!slash || q0 < slash)) slash = NULL;
