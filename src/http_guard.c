@@ -75,9 +75,13 @@ static bool is_reg_name_char(unsigned char c)
 }
 
 /* Length of the run of field bytes at the start of p[0..n). Header values are most of a head's
- * bytes, so they go eight at a time while a word holds no byte below 0x20 and no DEL (the
- * "hasless" / "haszero" word tests of Bit Twiddling Hacks: exact as yes/no answers); from the
- * first word that does (an HTAB, or the offending byte), byte by byte. */
+ * bytes, so they go eight at a time while a word holds no byte below 0x20 and no DEL; from the
+ * first word that does (an HTAB, or the offending byte), byte by byte. The word test: a byte
+ * b < 0x20 borrows in b - 0x20 and so sets its top bit, which ~b keeps (b < 0x80); a byte of
+ * 0x20 or more (below 0x80) does not, and one of 0x80 or more is cleared by ~b. A borrow can
+ * only set a wrong top bit above a byte that was already flagged, so "any top bit set" is
+ * exact; DEL is the same test on x ^ 0x7f..7f for a zero byte. test_field_bytes_every_position
+ * tries every byte value at every position. */
 static size_t field_run(const char *p, size_t n)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;

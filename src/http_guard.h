@@ -123,10 +123,12 @@ typedef struct {
 
 void kx_head_parser_init(kx_head_parser_t *hp);
 
-/* Reads buf[0..len) on from where the last call stopped; each byte is searched once for CR/LF
- * and each complete line checked once. Returns the offset just past the head's final CRLF
+/* Reads buf[0..len) on from where the last call stopped (bytes already searched for CR/LF are
+ * not searched again, so a head trickled byte by byte costs O(n)) and checks each complete
+ * line once, when its CRLF arrives. Returns the offset just past the head's final CRLF
  * (> 0), 0 if the head is not complete yet, or KX_EPROTO on what kx_http_head_end refuses
- * (bare CR or LF, too many leading empty lines). A line failing a check is not reported before
+ * (bare CR or LF, too many leading empty lines; also a line ending 4 GiB into buf, as the
+ * spans are 32-bit offsets — http.c refuses heads over 16 KiB long before). A line failing a check is not reported before
  * the head ends (the reference's order of verdicts): its status comes from
  * kx_head_parser_result, and the lines after it are only searched for CR/LF. The caller
  * enforces the head size cap (431) first, as with kx_http_head_end. */
