@@ -1,6 +1,7 @@
-/* http.c — HTTP/1.1 request reading: head framing and strict validation (http_guard.c),
- * tokenising with llhttp, body reading (Content-Length or the strict chunked decoder),
- * keep-alive and pipelining (one request in flight per connection, answered in order).
+/* http.c — HTTP/1.1 request reading: head framing, strict validation and field spans in one
+ * pass (http_guard.c's head parser), llhttp for the heads of uncommon methods, body reading
+ * (Content-Length or the strict chunked decoder), keep-alive and pipelining (one request in
+ * flight per connection, answered in order).
  *
  * llhttp 8.1 only ever sees a complete head that http_guard.c already accepted, and never a
  * body: that is how the three request-splitting shapes it lets through are closed. */
@@ -105,21 +106,59 @@ static int tokenise(kx_request_t *r)
     return KX_OK;
 }
 
+/* The methods an API is called with. For them the head parser's spans are taken as they are:
+ * on a head the guard accepted, llhttp 8.1 gives the same method, target and header spans and
+ * never fails (tests/test_http_guard.c and tests/fuzz/fuzz_http.c compare the two), so a
+ * second parse would only cost time. Any other method (CONNECT, WebDAV's, an unknown one) is
+ * still tokenised by llhttp, which refuses the ones it does not know (400). */
+static bool common_method(const char *m, size_t n)
+{
+    switch (n) {
+    case 3: return memcmp(m, "GET", 3) == 0 || memcmp(m, "PUT", 3) == 0;
+    case 4: return memcmp(m, "HEAD", 4) == 0 || memcmp(m, "POST", 4) == 0;
+    case 5: return memcmp(m, "PATCH", 5) == 0;
+    case 6: return memcmp(m, "DELETE", 6) == 0;
+    case 7: return memcmp(m, "OPTIONS", 7) == 0;
+    default: return false;
+    }
+}
+
+/* Points the request's fields into its head copy; false when llhttp must tokenise instead. */
+static bool take_spans(kx_request_t *r)
+{
+    const kx_head_parser_t *hp = &r->head_parser;
+    const char *h = r->head;
+    if (!common_method(h + hp->method, hp->method_len)) return false;
+    r->method = h + hp->method;
+    r->method_len = hp->method_len;
+    r->target = h + hp->target;
+    r->target_len = hp->target_len;
+    r->n_headers = (int)hp->checks.headers;
+    for (int i = 0; i < r->n_headers; i++) {
+        const kx_head_field_t *f = &hp->fields[i];
+        r->headers[i] = (kx_header_t){ h + f->name, f->name_len, h + f->value, f->value_len };
+    }
+    return true;
+}
+
 /* ---- request fields ----------------------------------------------------------------------- */
 
 const kx_header_t *kx_http_header(const kx_request_t *r, const char *name)
 {
+    size_t n = strlen(name); /* once, not once per header; most names differ in length */
     for (int i = 0; i < r->n_headers; i++)
-        if (kx_strcaseeq_n(r->headers[i].name, r->headers[i].name_len, name)) return &r->headers[i];
+        if (r->headers[i].name_len == n && strncasecmp(r->headers[i].name, name, n) == 0)
+            return &r->headers[i];
     return NULL;
 }
 
 static void split_target(kx_request_t *r)
 {
     const char *t = r->target, *end = t + r->target_len;
-    /* absolute-form: skip scheme://authority, keep the path */
-    const char *sep = r->target_len > 7 ? memmem(t, r->target_len, "://", 3) : NULL;
-    if (t[0] != '/' && sep) {
+    /* absolute-form: skip scheme://authority, keep the path (an origin-form target, the
+     * usual one, starts with '/' and is not searched for "://") */
+    const char *sep = t[0] != '/' && r->target_len > 7 ? memmem(t, r->target_len, "://", 3) : NULL;
+    if (sep) {
         const char *slash = memchr(sep + 3, '/', (size_t)(end - sep - 3));
         const char *q0 = memchr(sep + 3, '?', (size_t)(end - sep - 3));
         if (q0 && (!slash || q0 < slash)) slash = NULL;
@@ -181,7 +220,7 @@ static void take_origin(kx_request_t *r)
 {
     for (int i = 0; i < r->n_headers; i++) {
         const kx_header_t *h = &r->headers[i];
-        if (!kx_strcaseeq_n(h->name, h->name_len, "Origin")) continue;
+        if (h->name_len != 6 || strncasecmp(h->name, "Origin", 6) != 0) continue;
         if (r->origin || r->origin_ambiguous) {
             r->origin = NULL;
             r->origin_len = 0;
@@ -285,7 +324,7 @@ static bool process_head(kx_conn_t *c)
         r->timer_is_head = true;
         kx_conn_set_timer(c, cfg->header_timeout_ms);
     }
-    long end = kx_http_head_end_from(c->rbuf.data, c->rbuf.len, &r->head_scanned);
+    long end = kx_head_parser_feed(&r->head_parser, c->rbuf.data, c->rbuf.len);
     if (end == 0) {
         if (c->rbuf.len > KX_MAX_HEAD)
             fail(c, 431, "CONNECTION_HEADERS_TOO_LARGE", "Request header block exceeds 16 KiB");
@@ -302,15 +341,16 @@ static bool process_head(kx_conn_t *c)
     request_reset(r);
     int status = 400;
     const char *reason = "Bad request";
-    if (kx_http_guard_head(c->rbuf.data, (size_t)end, &r->info, &status, &reason) != KX_OK) {
+    if (kx_head_parser_result(&r->head_parser, &r->info, &status, &reason) != KX_OK) {
         fail(c, status, type_for(status), reason);
         return false;
     }
     r->head = kx_xstrndup(c->rbuf.data, (size_t)end);
     r->head_len = (size_t)end;
     kx_buf_consume(&c->rbuf, (size_t)end);
-    r->head_scanned = 0;
-    if (tokenise(r) != KX_OK) {
+    bool tokenised = take_spans(r);
+    kx_head_parser_init(&r->head_parser);
+    if (!tokenised && tokenise(r) != KX_OK) {
         fail(c, 400, "CONNECTION_BAD_REQUEST", "Malformed request");
         return false;
     }

@@ -76,8 +76,8 @@ typedef struct kx_request {
     /* ---- fields below survive the reset between requests ---- */
     kx_http_state_t state;
     bool keep_alive;
-    bool timer_is_head;  /* the timer currently measures the head deadline */
-    size_t head_scanned; /* bytes of rbuf already searched for the head's end */
+    bool timer_is_head;           /* the timer currently measures the head deadline */
+    kx_head_parser_t head_parser; /* the head being read from rbuf (http_guard.h) */
 } kx_request_t;
 
 /* ---- http.c ---------------------------------------------------------------------------- */

@@ -13,20 +13,53 @@ static bool is_digit(unsigned char c)
 {
     return c >= '0' && c <= '9';
 }
-static bool is_alpha(unsigned char c)
-{
-    return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
-}
 static bool is_ows(unsigned char c)
 {
     return c == ' ' || c == '\t';
 }
 
+/* Byte classes, one table lookup per byte on the head path (a strchr per punctuation byte
+ * cost more than the rest of the line check). */
+enum { C_TCHAR = 1, C_REG_NAME = 2 };
+#define ALNUM_CLASSES(x)                                                                                    \
+    ['0'] = (x), ['1'] = (x), ['2'] = (x), ['3'] = (x), ['4'] = (x), ['5'] = (x), ['6'] = (x), ['7'] = (x), \
+    ['8'] = (x), ['9'] = (x), ['A'] = (x), ['B'] = (x), ['C'] = (x), ['D'] = (x), ['E'] = (x), ['F'] = (x), \
+    ['G'] = (x), ['H'] = (x), ['I'] = (x), ['J'] = (x), ['K'] = (x), ['L'] = (x), ['M'] = (x), ['N'] = (x), \
+    ['O'] = (x), ['P'] = (x), ['Q'] = (x), ['R'] = (x), ['S'] = (x), ['T'] = (x), ['U'] = (x), ['V'] = (x), \
+    ['W'] = (x), ['X'] = (x), ['Y'] = (x), ['Z'] = (x), ['a'] = (x), ['b'] = (x), ['c'] = (x), ['d'] = (x), \
+    ['e'] = (x), ['f'] = (x), ['g'] = (x), ['h'] = (x), ['i'] = (x), ['j'] = (x), ['k'] = (x), ['l'] = (x), \
+    ['m'] = (x), ['n'] = (x), ['o'] = (x), ['p'] = (x), ['q'] = (x), ['r'] = (x), ['s'] = (x), ['t'] = (x), \
+    ['u'] = (x), ['v'] = (x), ['w'] = (x), ['x'] = (x), ['y'] = (x), ['z'] = (x)
+static const unsigned char byte_class[256] = {
+    ALNUM_CLASSES(C_TCHAR | C_REG_NAME),
+    /* tchar punctuation (RFC 9110 §5.6.2): ! # $ % & ' * + - . ^ _ ` | ~ */
+    ['!'] = C_TCHAR | C_REG_NAME,
+    ['#'] = C_TCHAR,
+    ['$'] = C_TCHAR | C_REG_NAME,
+    ['%'] = C_TCHAR | C_REG_NAME,
+    ['&'] = C_TCHAR | C_REG_NAME,
+    ['\''] = C_TCHAR | C_REG_NAME,
+    ['*'] = C_TCHAR | C_REG_NAME,
+    ['+'] = C_TCHAR | C_REG_NAME,
+    ['-'] = C_TCHAR | C_REG_NAME,
+    ['.'] = C_TCHAR | C_REG_NAME,
+    ['^'] = C_TCHAR,
+    ['_'] = C_TCHAR | C_REG_NAME,
+    ['`'] = C_TCHAR,
+    ['|'] = C_TCHAR,
+    ['~'] = C_TCHAR | C_REG_NAME,
+    /* reg-name only (RFC 3986 sub-delims): ( ) , ; = */
+    ['('] = C_REG_NAME,
+    [')'] = C_REG_NAME,
+    [','] = C_REG_NAME,
+    [';'] = C_REG_NAME,
+    ['='] = C_REG_NAME,
+};
+
 /* RFC 9110 §5.6.2 tchar. */
 static bool is_tchar(unsigned char c)
 {
-    if (is_alpha(c) || is_digit(c)) return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return byte_class[c] & C_TCHAR;
 }
 
 /* RFC 9110 §5.5 field-vchar plus SP/HTAB: everything a field value may hold. */
@@ -38,8 +71,29 @@ static bool is_field_byte(unsigned char c)
 /* RFC 3986 unreserved / pct-encoded / sub-delims: what a reg-name may hold. */
 static bool is_reg_name_char(unsigned char c)
 {
-    if (is_alpha(c) || is_digit(c)) return true;
-    return c != '\0' && strchr("-._~%!$&'()*+,;=", c) != NULL;
+    return byte_class[c] & C_REG_NAME;
+}
+
+/* Length of the run of field bytes at the start of p[0..n). Header values are most of a head's
+ * bytes, so they go eight at a time while a word holds no byte below 0x20 and no DEL; from the
+ * first word that does (an HTAB, or the offending byte), byte by byte. The word test: a byte
+ * b < 0x20 borrows in b - 0x20 and so sets its top bit, which ~b keeps (b < 0x80); a byte of
+ * 0x20 or more (below 0x80) does not, and one of 0x80 or more is cleared by ~b. A borrow can
+ * only set a wrong top bit above a byte that was already flagged, so "any top bit set" is
+ * exact; DEL is the same test on x ^ 0x7f..7f for a zero byte. test_field_bytes_every_position
+ * tries every byte value at every position. */
+static size_t field_run(const char *p, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, del;
+        memcpy(&x, p + i, 8);
+        del = x ^ (ones * 0x7f);
+        if ((((x - ones * 0x20) & ~x) | ((del - ones) & ~del)) & highs) break;
+    }
+    while (i < n && is_field_byte((unsigned char)p[i])) i++;
+    return i;
 }
 
 static int hex_value(unsigned char c)
@@ -63,9 +117,7 @@ bool kx_http_token_valid(const char *p, size_t n)
 
 bool kx_http_field_value_valid(const char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!is_field_byte((unsigned char)p[i])) return false;
-    return true;
+    return field_run(p, n) == n;
 }
 
 bool kx_correlation_id_valid(const char *p, size_t n)
@@ -86,11 +138,20 @@ static void trim_ows(const char **p, size_t *n)
     while (*n && is_ows((unsigned char)(*p)[*n - 1])) (*n)--;
 }
 
-static bool has_prefix_ci(const char *p, size_t n, const char *prefix)
+/* p[0..n) equals the lower-case ASCII literal lit[0..k) ignoring ASCII case (RFC 9110 §5.1
+ * names, §7.8 protocol names, tokens): a counted loop, no strlen nor locale call per header. */
+static bool lit_caseeq(const char *p, size_t n, const char *lit, size_t k)
 {
-    size_t k = strlen(prefix);
-    return n >= k && kx_strcaseeq_n(p, k, prefix);
+    if (n != k) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 'A' && c <= 'Z') c = (unsigned char)(c + ('a' - 'A'));
+        if (c != (unsigned char)lit[i]) return false;
+    }
+    return true;
 }
+#define CASEEQ(p, n, lit) lit_caseeq((p), (n), "" lit, sizeof(lit) - 1)
+#define HAS_PREFIX_CI(p, n, lit) ((n) >= sizeof(lit) - 1 && CASEEQ((p), sizeof(lit) - 1, lit))
 
 /* ---- head terminator --------------------------------------------------------------------- */
 
@@ -135,20 +196,9 @@ long kx_http_head_end(const char *buf, size_t len)
 
 /* ---- head validator ---------------------------------------------------------------------- */
 
-typedef struct {
-    const char *p;   /* next unread byte */
-    const char *end; /* one past the head */
-    int status;
-    const char *reason;
-    int http_minor;
-    unsigned headers;
-    unsigned hosts, content_lengths, transfer_encodings;
-    uint64_t content_length;
-    bool chunked;
-    bool absolute_form;
-    bool conn_close, conn_keep_alive, conn_upgrade;
-    bool upgrade_websocket, expect_continue;
-} guard_t;
+/* The checks' state lives in kx_head_checks_t (http_guard.h) so that the one-pass parser can
+ * carry it from one read to the next. */
+typedef kx_head_checks_t guard_t;
 
 static int fail(guard_t *g, int status, const char *reason)
 {
@@ -172,13 +222,13 @@ static int check_line_endings(guard_t *g, const char *head, size_t len)
 
 /* Takes the next CRLF-terminated line (without the CRLF). Line endings are already checked,
  * so the first CR is the line end. */
-static bool next_line(guard_t *g, const char **line, size_t *n)
+static bool next_line(const char **p, const char *end, const char **line, size_t *n)
 {
-    const char *cr = memchr(g->p, '\r', (size_t)(g->end - g->p));
-    if (!cr || cr + 1 >= g->end) return false;
-    *line = g->p;
-    *n = (size_t)(cr - g->p);
-    g->p = cr + 2;
+    const char *cr = memchr(*p, '\r', (size_t)(end - *p));
+    if (!cr || cr + 1 >= end) return false;
+    *line = *p;
+    *n = (size_t)(cr - *p);
+    *p = cr + 2;
     return true;
 }
 
@@ -214,7 +264,7 @@ static bool valid_authority(const char *p, size_t n)
 /* absolute-form: "http://" or "https://" authority [ path-abempty [ "?" query ] ]. */
 static int check_absolute_form(guard_t *g, const char *t, size_t n)
 {
-    size_t skip = has_prefix_ci(t, n, "http://") ? 7 : 8;
+    size_t skip = HAS_PREFIX_CI(t, n, "http://") ? 7 : 8;
     const char *a = t + skip;
     size_t alen = 0;
     while (skip + alen < n && a[alen] != '/' && a[alen] != '?') alen++;
@@ -235,7 +285,7 @@ static int check_target(guard_t *g, const char *method, size_t mlen, const char 
         if (mlen == 7 && memcmp(method, "OPTIONS", 7) == 0) return KX_OK;
         return fail(g, 400, "asterisk-form target without OPTIONS");
     }
-    if (has_prefix_ci(t, n, "http://") || has_prefix_ci(t, n, "https://"))
+    if (HAS_PREFIX_CI(t, n, "http://") || HAS_PREFIX_CI(t, n, "https://"))
         return check_absolute_form(g, t, n);
     return fail(g, 400, "invalid request target");
 }
@@ -252,7 +302,7 @@ static int check_version(guard_t *g, const char *v, size_t n)
 }
 
 /* request-line = method SP request-target SP HTTP-version: exactly one SP each, nothing else. */
-static int parse_request_line(guard_t *g, const char *line, size_t n)
+static int parse_request_line(guard_t *g, const char *line, size_t n, size_t *method_len, size_t *target_len)
 {
     size_t mlen = token_len(line, n);
     if (mlen == n) return fail(g, 400, "invalid request line");
@@ -266,6 +316,8 @@ static int parse_request_line(guard_t *g, const char *line, size_t n)
     if (tlen == 0) return fail(g, 400, "empty request target");
     int rc = check_target(g, line, mlen, t, tlen);
     if (rc != KX_OK) return rc;
+    *method_len = mlen;
+    *target_len = tlen;
     return check_version(g, sp + 1, rest - tlen - 1);
 }
 
@@ -290,7 +342,7 @@ static int header_content_length(guard_t *g, const char *v, size_t n)
 static int header_transfer_encoding(guard_t *g, const char *v, size_t n)
 {
     if (++g->transfer_encodings > 1) return fail(g, 400, "duplicate Transfer-Encoding");
-    if (kx_strcaseeq_n(v, n, "chunked")) {
+    if (CASEEQ(v, n, "chunked")) {
         g->chunked = true;
         return KX_OK;
     }
@@ -325,33 +377,62 @@ static void for_each_element(guard_t *g, const char *v, size_t n,
 
 static void connection_option(guard_t *g, const char *e, size_t n)
 {
-    if (kx_strcaseeq_n(e, n, "close")) g->conn_close = true;
-    else if (kx_strcaseeq_n(e, n, "keep-alive")) g->conn_keep_alive = true;
-    else if (kx_strcaseeq_n(e, n, "upgrade")) g->conn_upgrade = true;
+    if (CASEEQ(e, n, "close")) g->conn_close = true;
+    else if (CASEEQ(e, n, "keep-alive")) g->conn_keep_alive = true;
+    else if (CASEEQ(e, n, "upgrade")) g->conn_upgrade = true;
 }
 
 /* protocol-name [ "/" version ]: the websocket upgrade is registered without a version. */
 static void upgrade_protocol(guard_t *g, const char *e, size_t n)
 {
-    if (kx_strcaseeq_n(e, n, "websocket")) g->upgrade_websocket = true;
+    if (CASEEQ(e, n, "websocket")) g->upgrade_websocket = true;
+}
+
+/* The header names the checks act on. Names are compared case-insensitively (RFC 9110 §5.1);
+ * the length picks the one candidate, so most lines cost no comparison at all. */
+typedef enum {
+    H_OTHER,
+    H_CONTENT_LENGTH,
+    H_TRANSFER_ENCODING,
+    H_HOST,
+    H_CONNECTION,
+    H_UPGRADE,
+    H_EXPECT
+} header_t;
+
+static header_t header_kind(const char *name, size_t n)
+{
+    switch (n) {
+    case 4: return CASEEQ(name, n, "host") ? H_HOST : H_OTHER;
+    case 6: return CASEEQ(name, n, "expect") ? H_EXPECT : H_OTHER;
+    case 7: return CASEEQ(name, n, "upgrade") ? H_UPGRADE : H_OTHER;
+    case 10: return CASEEQ(name, n, "connection") ? H_CONNECTION : H_OTHER;
+    case 14: return CASEEQ(name, n, "content-length") ? H_CONTENT_LENGTH : H_OTHER;
+    case 17: return CASEEQ(name, n, "transfer-encoding") ? H_TRANSFER_ENCODING : H_OTHER;
+    default: return H_OTHER;
+    }
 }
 
 /* Dispatches the headers that decide framing or connection handling; the others are left to
- * the HTTP layer. Names are compared case-insensitively (RFC 9110 §5.1). */
-static int apply_header(guard_t *g, const char *name, size_t nlen, const char *v, size_t vlen)
+ * the HTTP layer. */
+static int apply_header(guard_t *g, header_t kind, const char *v, size_t vlen)
 {
-    if (kx_strcaseeq_n(name, nlen, "content-length")) return header_content_length(g, v, vlen);
-    if (kx_strcaseeq_n(name, nlen, "transfer-encoding")) return header_transfer_encoding(g, v, vlen);
-    if (kx_strcaseeq_n(name, nlen, "host")) return header_host(g, v, vlen);
-    if (kx_strcaseeq_n(name, nlen, "connection")) for_each_element(g, v, vlen, connection_option);
-    else if (kx_strcaseeq_n(name, nlen, "upgrade")) for_each_element(g, v, vlen, upgrade_protocol);
-    else if (kx_strcaseeq_n(name, nlen, "expect") && kx_strcaseeq_n(v, vlen, "100-continue"))
-        g->expect_continue = true;
+    switch (kind) {
+    case H_CONTENT_LENGTH: return header_content_length(g, v, vlen);
+    case H_TRANSFER_ENCODING: return header_transfer_encoding(g, v, vlen);
+    case H_HOST: return header_host(g, v, vlen);
+    case H_CONNECTION: for_each_element(g, v, vlen, connection_option); break;
+    case H_UPGRADE: for_each_element(g, v, vlen, upgrade_protocol); break;
+    case H_EXPECT:
+        if (CASEEQ(v, vlen, "100-continue")) g->expect_continue = true;
+        break;
+    case H_OTHER: break;
+    }
     return KX_OK;
 }
 
 /* field-line = field-name ":" OWS field-value OWS (RFC 9112 §5). */
-static int parse_header_line(guard_t *g, const char *line, size_t n)
+static int parse_header_line(guard_t *g, const char *line, size_t n, size_t *name_len, size_t *value_at)
 {
     if (++g->headers > KX_HTTP_MAX_HEADERS) return fail(g, 431, "too many headers");
     if (is_ows((unsigned char)line[0])) return fail(g, 400, "obs-fold header line");
@@ -368,15 +449,16 @@ static int parse_header_line(guard_t *g, const char *line, size_t n)
 
     const char *v = line + nlen + 1;
     size_t vlen = n - nlen - 1;
-    for (size_t i = 0; i < vlen; i++)
-        if (!is_field_byte((unsigned char)v[i])) return fail(g, 400, "invalid character in header value");
+    if (field_run(v, vlen) != vlen) return fail(g, 400, "invalid character in header value");
     /* A tab around a framing value is legal OWS, but parsers disagree on it (llhttp 8.1 does
      * not see "chunked\t" as chunked): a front proxy could frame it differently. Refuse. */
-    if ((kx_strcaseeq_n(line, nlen, "transfer-encoding") || kx_strcaseeq_n(line, nlen, "content-length")) &&
-        memchr(v, '\t', vlen))
+    header_t kind = header_kind(line, nlen);
+    if ((kind == H_TRANSFER_ENCODING || kind == H_CONTENT_LENGTH) && memchr(v, '\t', vlen))
         return fail(g, 400, "tab in a framing header");
     trim_ows(&v, &vlen);
-    return apply_header(g, line, nlen, v, vlen);
+    *name_len = nlen;
+    *value_at = vlen ? (size_t)(v - line) : n; /* the value runs to the line's end */
+    return apply_header(g, kind, v, vlen);
 }
 
 /* Checks that need the whole header section (RFC 9112 §3.2, §6.1). */
@@ -412,20 +494,20 @@ static int guard_head(guard_t *g, const char *head, size_t len, size_t *head_sta
     long skip = skip_empty_lines(head, len);
     if (skip < 0) return fail(g, 400, "too many empty lines before request line");
     *head_start = (size_t)skip;
-    g->p = head + skip;
-    g->end = head + len;
+    const char *p = head + skip, *end = head + len;
 
     const char *line;
     size_t n;
-    if (!next_line(g, &line, &n) || n == 0) return fail(g, 400, "incomplete request head");
-    if ((rc = parse_request_line(g, line, n)) != KX_OK) return rc;
+    if (!next_line(&p, end, &line, &n) || n == 0) return fail(g, 400, "incomplete request head");
+    size_t a, b; /* spans: only the one-pass parser keeps them */
+    if ((rc = parse_request_line(g, line, n, &a, &b)) != KX_OK) return rc;
     for (;;) {
-        if (!next_line(g, &line, &n)) return fail(g, 400, "incomplete request head");
+        if (!next_line(&p, end, &line, &n)) return fail(g, 400, "incomplete request head");
         if (n == 0) break;
-        if ((rc = parse_header_line(g, line, n)) != KX_OK) return rc;
+        if ((rc = parse_header_line(g, line, n, &a, &b)) != KX_OK) return rc;
     }
     /* The caller passes the length kx_http_head_end returned, so the empty line ends it. */
-    if (g->p != g->end) return fail(g, 400, "data after request head");
+    if (p != end) return fail(g, 400, "data after request head");
     return check_framing(g);
 }
 
@@ -439,6 +521,82 @@ int kx_http_guard_head(const char *head, size_t len, kx_head_info_t *info, int *
     if (status) *status = rc == KX_OK ? 0 : g.status;
     if (reason) *reason = rc == KX_OK ? NULL : g.reason;
     return rc;
+}
+
+/* ---- one-pass head parser ---------------------------------------------------------------- */
+
+/* The reference above reads a head twice (kx_http_head_end, then kx_http_guard_head's line
+ * endings and lines) before llhttp reads it a third time. This driver runs the same line
+ * checks in the same order, but each line as soon as its CRLF arrives, while searching for
+ * the head's end: every byte is searched for CR/LF once, over all the reads of a head. Its
+ * verdicts are the reference's (see http_guard.h), including which one wins: a bare CR/LF or
+ * the size cap anywhere in the head beat a failed line check, so a failure is kept, not
+ * reported, until the head ends. */
+
+void kx_head_parser_init(kx_head_parser_t *hp)
+{
+    memset(hp, 0, offsetof(kx_head_parser_t, fields)); /* fields[] is written before it is read */
+}
+
+long kx_head_parser_feed(kx_head_parser_t *hp, const char *buf, size_t len)
+{
+    size_t i = hp->scanned;
+    for (;;) {
+        /* The next CR, and no LF before it: an LF the search meets is bare (a CR's LF is
+         * stepped over with its CR below). Two memchr per line cost less than a byte loop. */
+        if (i == len) break; /* nothing new (buf may even be NULL then) */
+        const char *cr = memchr(buf + i, '\r', len - i);
+        size_t stop = cr ? (size_t)(cr - buf) : len;
+        if (memchr(buf + i, '\n', stop - i)) return KX_EPROTO;
+        i = stop;
+        if (i + 1 >= len) { /* no CR yet, or a CR whose LF may come with the next read */
+            hp->scanned = i;
+            return 0;
+        }
+        if (buf[i + 1] != '\n') return KX_EPROTO;
+        if (i >= UINT32_MAX) return KX_EPROTO; /* spans are 32-bit offsets (http.c caps heads at 16 KiB) */
+        size_t start = hp->line, n = i - start;
+        i += 2;
+        hp->line = hp->scanned = i;
+        /* A check that failed once is not run again: only the end of the head is looked for. */
+        size_t a = 0, b = 0;
+        if (n > 0 && !hp->in_headers) {
+            hp->in_headers = true;
+            hp->head_start = start;
+            if (!hp->checks.status && parse_request_line(&hp->checks, buf + start, n, &a, &b) == KX_OK) {
+                hp->method = (uint32_t)start;
+                hp->method_len = (uint32_t)a;
+                hp->target = (uint32_t)(start + a + 1);
+                hp->target_len = (uint32_t)b;
+            }
+        } else if (n > 0) {
+            if (!hp->checks.status && parse_header_line(&hp->checks, buf + start, n, &a, &b) == KX_OK) {
+                /* headers counts lines, at most KX_HTTP_MAX_HEADERS once the check passed */
+                kx_head_field_t *f = &hp->fields[hp->checks.headers - 1];
+                f->name = (uint32_t)start;
+                f->name_len = (uint32_t)a;
+                f->value = (uint32_t)(start + b);
+                f->value_len = (uint32_t)(n - b);
+            }
+        } else if (!hp->in_headers) {
+            /* RFC 9112 §2.2: empty lines before the request line, a bounded number of them. */
+            if (++hp->empty_lines > KX_HTTP_MAX_LEADING_EMPTY_LINES) return KX_EPROTO;
+        } else {
+            if (!hp->checks.status) check_framing(&hp->checks);
+            return (long)i;
+        }
+    }
+    hp->scanned = i;
+    return 0;
+}
+
+int kx_head_parser_result(const kx_head_parser_t *hp, kx_head_info_t *info, int *status, const char **reason)
+{
+    const guard_t *g = &hp->checks;
+    if (!g->status) fill_info(g, info, hp->head_start);
+    if (status) *status = g->status;
+    if (reason) *reason = g->status ? g->reason : NULL;
+    return g->status ? KX_EPROTO : KX_OK;
 }
 
 /* ---- chunked decoder --------------------------------------------------------------------- */

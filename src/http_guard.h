@@ -7,10 +7,16 @@
  * Owns: nothing on the heap. Pure functions over caller-owned bytes, plus a fixed-size chunk
  * decoder state. Called by: lua_bridge.c (response header pieces from Lua) and http.c, in
  * this order per request:
- *   1. kx_http_head_end(_from) on every read, until it returns > 0 (or KX_EPROTO → 400 + close);
- *   2. kx_http_guard_head on the head bytes [0, end) — only a head it accepts goes to llhttp;
+ *   1. kx_head_parser_feed on every read, until it returns > 0 (or KX_EPROTO → 400 + close):
+ *      one pass that finds the head's end and checks each line as soon as it is complete;
+ *   2. kx_head_parser_result — only a head it accepts is used: http.c takes the spans the
+ *      parser recorded (llhttp's, see kx_head_field_t), or has llhttp tokenise the head when
+ *      its method is not one of the common ones;
  *   3. the body: Content-Length bytes read by http.c itself, or kx_chunk_decoder_feed for
  *      chunked. llhttp never sees body bytes.
+ * The parser gives exactly the verdicts of the two-step reference, kx_http_head_end(_from)
+ * then kx_http_guard_head on [0, end): same end, same status and reason, same info
+ * (tests/test_http_guard.c and tests/fuzz/fuzz_http.c compare them, whole and byte by byte).
  * Never: allocates, logs, does I/O, or keeps pointers into the caller's buffers.
  *
  * Every failure here means the byte stream can no longer be framed safely: the caller answers
@@ -76,6 +82,61 @@ typedef struct {
  *   Host          exactly one on HTTP/1.1 (optional on 1.0), non-empty reg-name / IPv4 /
  *                 [IPv6] with an optional numeric port; no userinfo, path, space or CTL. */
 int kx_http_guard_head(const char *head, size_t len, kx_head_info_t *info, int *status, const char **reason);
+
+/* What the head checks have found so far (http_guard.c's; callers never read it). */
+typedef struct {
+    int status;         /* first failure, 0 while none */
+    const char *reason; /* static */
+    int http_minor;
+    unsigned headers;
+    unsigned hosts, content_lengths, transfer_encodings;
+    uint64_t content_length;
+    bool chunked;
+    bool absolute_form;
+    bool conn_close, conn_keep_alive, conn_upgrade;
+    bool upgrade_websocket, expect_continue;
+} kx_head_checks_t;
+
+/* One header line of an accepted head, as offsets into the caller's buffer: the name, and the
+ * value from its first non-OWS byte to the end of the line (trailing OWS kept; empty: length
+ * 0) — the spans llhttp 8.1 hands over, so callers see the same bytes as with llhttp. */
+typedef struct {
+    uint32_t name, name_len;
+    uint32_t value, value_len;
+} kx_head_field_t;
+
+/* The one-pass head parser. State carried between reads of one head; all-zero bytes (calloc,
+ * memset, kx_head_parser_init) are a fresh parser. Offsets are from the start of the caller's
+ * buffer, which may grow at the end between calls (the bytes before len must not change). */
+typedef struct {
+    size_t line;       /* offset of the first byte of the line being read */
+    size_t scanned;    /* bytes [line, scanned) hold no CR and no LF */
+    size_t head_start; /* offset of the request line */
+    unsigned empty_lines;
+    bool in_headers; /* the request line has been read */
+    kx_head_checks_t checks;
+    /* Once kx_head_parser_result accepted the head: the method and the request target (the
+     * bytes between the two spaces of the request line), and checks.headers fields. */
+    uint32_t method, method_len, target, target_len;
+    kx_head_field_t fields[KX_HTTP_MAX_HEADERS]; /* last: init leaves it alone */
+} kx_head_parser_t;
+
+void kx_head_parser_init(kx_head_parser_t *hp);
+
+/* Reads buf[0..len) on from where the last call stopped (bytes already searched for CR/LF are
+ * not searched again, so a head trickled byte by byte costs O(n)) and checks each complete
+ * line once, when its CRLF arrives. Returns the offset just past the head's final CRLF
+ * (> 0), 0 if the head is not complete yet, or KX_EPROTO on what kx_http_head_end refuses
+ * (bare CR or LF, too many leading empty lines; also a line ending 4 GiB into buf, as the
+ * spans are 32-bit offsets — http.c refuses heads over 16 KiB long before). A line failing a check is not reported before
+ * the head ends (the reference's order of verdicts): its status comes from
+ * kx_head_parser_result, and the lines after it are only searched for CR/LF. The caller
+ * enforces the head size cap (431) first, as with kx_http_head_end. */
+long kx_head_parser_feed(kx_head_parser_t *hp, const char *buf, size_t len);
+
+/* After kx_head_parser_feed returned > 0: the verdict of kx_http_guard_head on the same head
+ * (same return, *info, *status and *reason). */
+int kx_head_parser_result(const kx_head_parser_t *hp, kx_head_info_t *info, int *status, const char **reason);
 
 /* Response header pieces, checked one at a time by whoever serialises headers handed over by
  * app code (lua_bridge.c), so no action can split a response (CWE-113).

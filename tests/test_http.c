@@ -179,6 +179,53 @@ static void test_smuggling_shapes(void **state)
     expect_one_400_and_close("GET http://evil.example/x HTTP/1.1\r\nHost: good\r\n\r\n", 400);
 }
 
+/* Methods: the common ones take the head parser's spans, the others go through llhttp, which
+ * refuses what it does not know (400 and close) — pipelined, fed whole and byte by byte. */
+static void test_methods_spans_or_llhttp(void **state)
+{
+    (void)state;
+    result_t r;
+    both("HEAD /api/nope HTTP/1.1\r\nHost: a\r\nX-Empty:\r\nX-Trail: v \t\r\n\r\n"
+         "DELETE /api/nope?x=1 HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip \r\n\r\n"
+         "PROPFIND /api/nope HTTP/1.1\r\nHost: a\r\n\r\n"
+         "OPTIONS http://a/b?c HTTP/1.1\r\nHost: a\r\n\r\n"
+         "BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n"
+         "GET /never HTTP/1.1\r\nHost: a\r\n\r\n",
+         &r);
+    assert_int_equal(count(r.out, "HTTP/1.1 "), 5);
+    char *head = strstr(r.out, "HTTP/1.1 404");
+    char *del = head ? strstr(head + 1, "HTTP/1.1 404") : NULL;
+    char *dav = del ? strstr(del + 1, "HTTP/1.1 ") : NULL;
+    char *opt = dav ? strstr(dav + 1, "HTTP/1.1 204") : NULL;
+    char *brew = opt ? strstr(opt + 1, "HTTP/1.1 400") : NULL;
+    assert_non_null(brew);
+    assert_memory_equal(dav, "HTTP/1.1 404", 12); /* PROPFIND: tokenised by llhttp, then routed */
+    assert_true(r.closed);
+    assert_null(strstr(r.out, "/never"));
+    expect_one_400_and_close("get / HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    expect_one_400_and_close("SETUP / HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+}
+
+/* The head parser starts afresh after each head: a Content-Length body, then heads that end in
+ * the same read as the body, one with a failed check after a good one (fed whole and byte by
+ * byte: the failed line's verdict waits for its head's end, and the good requests are served). */
+static void test_heads_after_a_body(void **state)
+{
+    (void)state;
+    result_t r;
+    both("POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+         "OPTIONS /a HTTP/1.1\r\nHost: a\r\n\r\n"
+         "OPTIONS /b HTTP/1.1\r\nHost: a\r\nBad Name: x\r\nX: y\r\n\r\n"
+         "OPTIONS /c HTTP/1.1\r\nHost: a\r\n\r\n",
+         &r);
+    assert_int_equal(count(r.out, "HTTP/1.1 "), 3);
+    char *post = strstr(r.out, "HTTP/1.1 404");
+    char *opt = post ? strstr(post, "HTTP/1.1 204") : NULL;
+    char *bad = opt ? strstr(opt, "HTTP/1.1 400") : NULL;
+    assert_non_null(bad);
+    assert_true(r.closed);
+}
+
 static void test_absolute_form_naming_our_host(void **state)
 {
     (void)state;
@@ -525,6 +572,8 @@ int main(void)
         cmocka_unit_test(test_smuggling_shapes),
         cmocka_unit_test(test_chunked_body_then_next_request),
         cmocka_unit_test(test_absolute_form_naming_our_host),
+        cmocka_unit_test(test_methods_spans_or_llhttp),
+        cmocka_unit_test(test_heads_after_a_body),
         cmocka_unit_test(test_header_block_too_large),
         cmocka_unit_test(test_body_too_large_before_reading),
         cmocka_unit_test(test_http10_closes_unless_keep_alive),

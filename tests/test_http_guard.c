@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <llhttp.h>
+
 #include "buf.h"
 #include "http_guard.h"
 
@@ -79,6 +81,140 @@ static uint32_t rng(void)
     return rng_state;
 }
 
+/* ---- llhttp as the reference tokeniser -------------------------------------------------- */
+
+/* What llhttp 8.1 hands over for a head, collected the way http.c's callbacks do. */
+typedef struct {
+    const char *method, *target;
+    size_t method_len, target_len;
+    int n;
+    struct {
+        const char *name, *value;
+        size_t name_len, value_len;
+    } h[KX_HTTP_MAX_HEADERS + 1];
+} ll_spans_t;
+
+static void ll_add(const char **p, size_t *len, const char *at, size_t n)
+{
+    if (*p && *p + *len == at) *len += n;
+    else *p = at, *len = n;
+}
+static int ll_method(llhttp_t *h, const char *at, size_t n)
+{
+    ll_spans_t *s = h->data;
+    ll_add(&s->method, &s->method_len, at, n);
+    return 0;
+}
+static int ll_url(llhttp_t *h, const char *at, size_t n)
+{
+    ll_spans_t *s = h->data;
+    ll_add(&s->target, &s->target_len, at, n);
+    return 0;
+}
+static int ll_field(llhttp_t *h, const char *at, size_t n)
+{
+    ll_spans_t *s = h->data;
+    if (s->n >= KX_HTTP_MAX_HEADERS) return -1;
+    ll_add(&s->h[s->n].name, &s->h[s->n].name_len, at, n);
+    return 0;
+}
+static int ll_value(llhttp_t *h, const char *at, size_t n)
+{
+    ll_spans_t *s = h->data;
+    ll_add(&s->h[s->n].value, &s->h[s->n].value_len, at, n);
+    return 0;
+}
+static int ll_value_done(llhttp_t *h)
+{
+    ((ll_spans_t *)h->data)->n++;
+    return 0;
+}
+static int ll_headers_done(llhttp_t *h)
+{
+    (void)h;
+    return 1;
+}
+
+/* true when llhttp tokenises head[0..n) (OK, or paused at an upgrade, as http.c accepts). */
+static bool ll_tokenise(const char *head, size_t n, ll_spans_t *s)
+{
+    llhttp_settings_t st;
+    llhttp_settings_init(&st);
+    st.on_method = ll_method;
+    st.on_url = ll_url;
+    st.on_header_field = ll_field;
+    st.on_header_value = ll_value;
+    st.on_header_value_complete = ll_value_done;
+    st.on_headers_complete = ll_headers_done;
+    llhttp_t p;
+    memset(s, 0, sizeof *s);
+    llhttp_init(&p, HTTP_REQUEST, &st);
+    p.data = s;
+    llhttp_errno_t e = llhttp_execute(&p, head, n);
+    return (e == HPE_OK || e == HPE_PAUSED_UPGRADE) && s->method && s->target;
+}
+
+/* The parser's spans of an accepted head equal llhttp's (0 when they do, else which differs):
+ * whenever llhttp tokenises it, and always for the methods http.c takes the spans for. */
+static int spans_differ(const char *head, size_t n, const kx_head_parser_t *hp)
+{
+    ll_spans_t s;
+    static const char *const common[] = { "GET", "PUT", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS" };
+    bool is_common = false;
+    for (size_t i = 0; i < sizeof common / sizeof *common; i++)
+        if (hp->method_len == strlen(common[i]) && memcmp(head + hp->method, common[i], hp->method_len) == 0)
+            is_common = true;
+    if (!ll_tokenise(head, n, &s)) return is_common ? 1 : 0;
+    if (s.method != head + hp->method || s.method_len != hp->method_len) return 2;
+    if (s.target != head + hp->target || s.target_len != hp->target_len) return 3;
+    if (s.n != (int)hp->checks.headers) return 4;
+    for (int i = 0; i < s.n; i++) {
+        const kx_head_field_t *f = &hp->fields[i];
+        if (s.h[i].name != head + f->name || s.h[i].name_len != f->name_len) return 5;
+        if (s.h[i].value_len != f->value_len) return 6;
+        if (f->value_len && s.h[i].value != head + f->value) return 7;
+    }
+    return 0;
+}
+
+/* The one-pass parser http.c uses must give the reference's verdict on buf[0..n): fed whole,
+ * and fed one more byte per call (a client trickling its head), same end (or 0, or KX_EPROTO),
+ * then the same status, reason and info as kx_http_guard_head on the head. */
+static void check_one_pass(const char *buf, size_t n)
+{
+    long want = kx_http_head_end(buf, n);
+    kx_head_parser_t whole, trickled;
+    kx_head_parser_init(&whole);
+    assert_int_equal(kx_head_parser_feed(&whole, buf, n), want);
+    memset(&trickled, 0, sizeof trickled); /* all-zero is a fresh parser too (calloc) */
+    long got = 0;
+    size_t len = 0;
+    while (got == 0 && len < n) got = kx_head_parser_feed(&trickled, buf, ++len);
+    assert_int_equal(got, want);
+    if (want > 0) assert_int_equal(len, (size_t)want); /* known as soon as its last LF arrives */
+    if (want <= 0) return;
+
+    kx_head_info_t ref, info1, info2;
+    int st_ref = -1, st1 = -1, st2 = -1;
+    const char *why_ref = "unset", *why1 = "unset", *why2 = "unset";
+    memset(&ref, 0xa5, sizeof ref);
+    memset(&info1, 0xa5, sizeof info1);
+    memset(&info2, 0xa5, sizeof info2);
+    int rc = kx_http_guard_head(buf, (size_t)want, &ref, &st_ref, &why_ref);
+    assert_int_equal(kx_head_parser_result(&whole, &info1, &st1, &why1), rc);
+    assert_int_equal(kx_head_parser_result(&trickled, &info2, &st2, &why2), rc);
+    assert_int_equal(st1, st_ref);
+    assert_int_equal(st2, st_ref);
+    assert_ptr_equal(why1, why_ref);
+    assert_ptr_equal(why2, why_ref);
+    assert_memory_equal(&info1, &ref, sizeof ref);
+    assert_memory_equal(&info2, &ref, sizeof ref);
+    if (rc != KX_OK) return;
+    /* An accepted head: its spans are llhttp's (http.c uses them instead of llhttp's). */
+    int d1 = spans_differ(buf, (size_t)want, &whole), d2 = spans_differ(buf, (size_t)want, &trickled);
+    if (d1 || d2) fail_msg("spans differ from llhttp's (%d %d): %.*s", d1, d2, (int)want, buf);
+}
+
 static void accept_head(const char *h, size_t n, kx_head_info_t *info)
 {
     int status = -1;
@@ -89,6 +225,7 @@ static void accept_head(const char *h, size_t n, kx_head_info_t *info)
     if (rc != KX_OK) fail_msg("rejected (%d %s): %.*s", status, reason, (int)n, h);
     assert_int_equal(status, 0);
     assert_null(reason);
+    check_one_pass(h, n);
 }
 #define ACCEPT(lit, info) accept_head(LIT(lit), info)
 
@@ -102,6 +239,7 @@ static void reject_head(const char *h, size_t n, int want_status, const char *wa
     assert_int_equal(status, want_status);
     assert_non_null(reason);
     assert_string_equal(reason, want_reason);
+    check_one_pass(h, n);
 }
 #define REJECT(lit, st, why) reject_head(LIT(lit), st, why)
 
@@ -197,6 +335,158 @@ static void test_head_end_resume_matches_oneshot(void **state)
             assert_int_equal(resumed, oneshot);
             if (resumed != 0) break;
             assert_true(scanned <= len);
+        }
+    }
+}
+
+/* ---- kx_head_parser: the one pass http.c runs --------------------------------------------- */
+
+/* The terminator shapes above, through the one-pass parser: whole and trickled, same verdicts
+ * as kx_http_head_end (and kx_http_guard_head once a head ended). */
+static void test_one_pass_head_end_shapes(void **state)
+{
+    (void)state;
+    static const char *cases[] = {
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Long-Header-Name: some value here\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\n\r\n",
+        "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET",
+        "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r",
+        "GET / HTTP/1.1\r\nHost: a\r\n\rXGET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n\n",
+        "GET / HTTP/1.1\nHost: a\n\n",
+        "GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n",
+        "GET / HTTP/1.1\r\nX: a\rb\r\n\r\n",
+        "GET /\r HTTP/1.1",
+        "\n\n",
+        "\r\n\n",
+        "\r\n\nGET",
+        "\r",
+        "",
+        "GET / HTTP/1.1\r",
+        "GET / HTTP/1.1\r\nA: b\r\n\r\r\n",
+        "GET\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n evil: fold\r\n\r\n",
+    };
+    for (size_t c = 0; c < KX_ARRAY_LEN(cases); c++)
+        for (size_t len = 0; len <= strlen(cases[c]); len++) check_one_pass(cases[c], len);
+}
+
+/* Pipelined heads: the parser stops at the first head's end, and a fresh one (http.c inits it
+ * after consuming the head) reads the next from where the first ended. */
+static void test_one_pass_pipelined(void **state)
+{
+    (void)state;
+    static const char h[] = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n"
+                            "POST /b HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\n\r\n"
+                            "GET /c HTTP/1.0\r\n\r\nGET";
+    kx_head_parser_t hp;
+    kx_head_info_t info;
+    const char *p = h;
+    size_t left = sizeof h - 1;
+    static const long ends[] = { 28, 48, 19 };
+    for (size_t k = 0; k < KX_ARRAY_LEN(ends); k++) {
+        kx_head_parser_init(&hp);
+        long end = kx_head_parser_feed(&hp, p, left);
+        assert_int_equal(end, ends[k]);
+        assert_int_equal(kx_head_parser_result(&hp, &info, NULL, NULL), KX_OK);
+        check_one_pass(p, left);
+        p += end;
+        left -= (size_t)end;
+    }
+    kx_head_parser_init(&hp);
+    assert_int_equal(kx_head_parser_feed(&hp, p, left), 0); /* "GET": the next head's start */
+    assert_int_equal(info.http_minor, 0);
+}
+
+/* A line that fails a check is reported only at the head's end, and only if nothing the
+ * terminator search refuses comes first: the reference's order (head end, then line checks). */
+static void test_one_pass_failure_waits_for_head_end(void **state)
+{
+    (void)state;
+    static const char bad[] = "GET / HTTP/1.1\r\nHost: a\r\nX Y: z\r\n";
+    kx_head_parser_t hp;
+    kx_head_parser_init(&hp);
+    assert_int_equal(kx_head_parser_feed(&hp, LIT(bad)), 0);
+    /* A bare LF after the failed line still wins: 400 "Malformed request head" in http.c. */
+    char buf[128];
+    memcpy(buf, bad, sizeof bad - 1);
+    memcpy(buf + sizeof bad - 1, "Z: 1\n\r\n", 8);
+    assert_int_equal(kx_head_parser_feed(&hp, buf, sizeof bad - 1 + 8), KX_EPROTO);
+    /* Otherwise the first failed check is the verdict, whatever comes after it. */
+    kx_head_parser_init(&hp);
+    memcpy(buf + sizeof bad - 1, "Host: b\r\n\r\n", 11);
+    assert_int_equal(kx_head_parser_feed(&hp, buf, sizeof bad - 1 + 11), (long)(sizeof bad - 1 + 11));
+    int status = 0;
+    const char *reason = NULL;
+    kx_head_info_t info;
+    assert_int_equal(kx_head_parser_result(&hp, &info, &status, &reason), KX_EPROTO);
+    assert_int_equal(status, 400);
+    assert_string_equal(reason, "invalid header name");
+    check_one_pass(buf, sizeof bad - 1 + 11);
+}
+
+/* The byte-class table behind tchar and reg-name is exactly RFC 9110 §5.6.2 / RFC 3986's
+ * sets, for each of the 256 byte values (a name is a token; Host's reg-name is checked
+ * through an authority of that one byte). */
+static void test_byte_classes(void **state)
+{
+    (void)state;
+    for (int c = 0; c < 256; c++) {
+        char b = (char)c;
+        bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        bool tchar = alnum || (c != 0 && strchr("!#$%&'*+-.^_`|~", c));
+        assert_int_equal(kx_http_token_valid(&b, 1), tchar);
+        bool reg = alnum || (c != 0 && strchr("-._~!$&'()*+,;=", c)); /* '%' needs 2 hex digits */
+        char head[64];
+        int n = snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: x%cx\r\n\r\n", c == '\r' ? 'x' : c);
+        if (c == '\r' || c == '\n') continue;
+        kx_head_info_t info;
+        int status = 0;
+        const char *reason = NULL;
+        int rc = kx_http_guard_head(head, (size_t)n, &info, &status, &reason);
+        if (c == ' ' || c == '\t' || c == ':') continue; /* OWS ends the value; ':' starts a port */
+        assert_int_equal(rc == KX_OK, reg);
+        check_one_pass(head, (size_t)n);
+    }
+}
+
+/* Header values are checked eight bytes at a time: every byte value, at every position of a
+ * value long enough for two words and a tail, and values of every length up to that, is
+ * accepted exactly when it is HTAB, SP, VCHAR or obs-text — in a response header piece and in
+ * a request head (whole and trickled, through check_one_pass). */
+static void test_field_bytes_every_position(void **state)
+{
+    (void)state;
+    for (int c = 0; c < 256; c++) {
+        bool ok = c == '\t' || (c >= 0x20 && c != 0x7f);
+        for (size_t len = 1; len <= 19; len++) {
+            for (size_t pos = 0; pos < len; pos++) {
+                char v[19];
+                memset(v, 'a', sizeof v);
+                v[pos] = (char)c;
+                assert_int_equal(kx_http_field_value_valid(v, len), ok);
+                if (c == '\r' || c == '\n' || pos == 0 || pos == len - 1) continue; /* OWS/line */
+                char head[64];
+                int n = snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: a\r\nX: %.*s\r\n\r\n", (int)len,
+                                 v);
+                if (c == 0) { /* %.*s stops at a NUL: place it by hand */
+                    n = snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: a\r\nX: %.*s", (int)len,
+                                 "aaaaaaaaaaaaaaaaaaa");
+                    head[n - (int)len + (int)pos] = '\0';
+                    memcpy(head + n, "\r\n\r\n", 4);
+                    n += 4;
+                }
+                kx_head_info_t info;
+                int status = 0;
+                const char *reason = NULL;
+                int rc = kx_http_guard_head(head, (size_t)n, &info, &status, &reason);
+                assert_int_equal(rc == KX_OK, ok);
+                if (!ok) assert_string_equal(reason, "invalid character in header value");
+                check_one_pass(head, (size_t)n);
+            }
         }
     }
 }
@@ -796,6 +1086,7 @@ static void test_guard_mutation_fuzz(void **state)
         }
         long end = kx_http_head_end(buf, n);
         assert_true(end == KX_EPROTO || (end >= 0 && (size_t)end <= n));
+        check_one_pass(buf, n);
         if (end <= 0) continue;
         kx_head_info_t info;
         int status = 0;
@@ -1163,6 +1454,11 @@ int main(void)
         cmocka_unit_test(test_head_end_trailing_cr_waits),
         cmocka_unit_test(test_head_end_leading_empty_lines),
         cmocka_unit_test(test_head_end_resume_matches_oneshot),
+        cmocka_unit_test(test_one_pass_head_end_shapes),
+        cmocka_unit_test(test_one_pass_pipelined),
+        cmocka_unit_test(test_one_pass_failure_waits_for_head_end),
+        cmocka_unit_test(test_byte_classes),
+        cmocka_unit_test(test_field_bytes_every_position),
 
         cmocka_unit_test(test_accept_get_minimal),
         cmocka_unit_test(test_accept_post_content_length),

@@ -1,5 +1,9 @@
 /* fuzz_http.c — libFuzzer harness for the request framing that guards against smuggling:
- * kx_http_head_end (whole and resumed byte by byte must agree), kx_http_guard_head, then llhttp
+ * kx_http_head_end (whole and resumed byte by byte must agree), the one-pass parser http.c
+ * runs (whole and byte by byte, the same end, status, reason and info as the reference
+ * kx_http_head_end + kx_http_guard_head) and whose spans are llhttp's on every head it accepts
+ * (llhttp must tokenise it when the method is one http.c takes the spans for),
+ * kx_http_guard_head, then llhttp
  * on every head the guard accepts (it must accept it too, as one message), and the strict
  * chunked decoder on the rest (fed whole and split must agree). Run: make fuzz. */
 #include <llhttp.h>
@@ -7,6 +11,102 @@
 #include <stdlib.h>
 #include <string.h>
 #include "http_guard.h"
+
+/* ---- llhttp as the reference tokeniser -------------------------------------------------- */
+
+/* What llhttp 8.1 hands over for a head, collected the way http.c's callbacks do. */
+typedef struct {
+    const char *method, *target;
+    size_t method_len, target_len;
+    int n;
+    struct {
+        const char *name, *value;
+        size_t name_len, value_len;
+    } h[KX_HTTP_MAX_HEADERS + 1];
+} ll_spans_t;
+
+static void ll_add(const char **p, size_t *len, const char *at, size_t n)
+{
+    if (*p && *p + *len == at) *len += n;
+    else *p = at, *len = n;
+}
+static int ll_method(llhttp_t *h, const char *at, size_t n)
+{
+    ll_spans_t *s = h->data;
+    ll_add(&s->method, &s->method_len, at, n);
+    return 0;
+}
+static int ll_url(llhttp_t *h, const char *at, size_t n)
+{
+    ll_spans_t *s = h->data;
+    ll_add(&s->target, &s->target_len, at, n);
+    return 0;
+}
+static int ll_field(llhttp_t *h, const char *at, size_t n)
+{
+    ll_spans_t *s = h->data;
+    if (s->n >= KX_HTTP_MAX_HEADERS) return -1;
+    ll_add(&s->h[s->n].name, &s->h[s->n].name_len, at, n);
+    return 0;
+}
+static int ll_value(llhttp_t *h, const char *at, size_t n)
+{
+    ll_spans_t *s = h->data;
+    ll_add(&s->h[s->n].value, &s->h[s->n].value_len, at, n);
+    return 0;
+}
+static int ll_value_done(llhttp_t *h)
+{
+    ((ll_spans_t *)h->data)->n++;
+    return 0;
+}
+static int ll_headers_done(llhttp_t *h)
+{
+    (void)h;
+    return 1;
+}
+
+/* true when llhttp tokenises head[0..n) (OK, or paused at an upgrade, as http.c accepts). */
+static bool ll_tokenise(const char *head, size_t n, ll_spans_t *s)
+{
+    llhttp_settings_t st;
+    llhttp_settings_init(&st);
+    st.on_method = ll_method;
+    st.on_url = ll_url;
+    st.on_header_field = ll_field;
+    st.on_header_value = ll_value;
+    st.on_header_value_complete = ll_value_done;
+    st.on_headers_complete = ll_headers_done;
+    llhttp_t p;
+    memset(s, 0, sizeof *s);
+    llhttp_init(&p, HTTP_REQUEST, &st);
+    p.data = s;
+    llhttp_errno_t e = llhttp_execute(&p, head, n);
+    return (e == HPE_OK || e == HPE_PAUSED_UPGRADE) && s->method && s->target;
+}
+
+/* The parser's spans of an accepted head equal llhttp's (0 when they do, else which differs):
+ * whenever llhttp tokenises it, and always for the methods http.c takes the spans for. */
+static int spans_differ(const char *head, size_t n, const kx_head_parser_t *hp)
+{
+    ll_spans_t s;
+    static const char *const common[] = { "GET", "PUT", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS" };
+    bool is_common = false;
+    for (size_t i = 0; i < sizeof common / sizeof *common; i++)
+        if (hp->method_len == strlen(common[i]) && memcmp(head + hp->method, common[i], hp->method_len) == 0)
+            is_common = true;
+    if (!ll_tokenise(head, n, &s)) return is_common ? 1 : 0;
+    if (s.method != head + hp->method || s.method_len != hp->method_len) return 2;
+    if (s.target != head + hp->target || s.target_len != hp->target_len) return 3;
+    if (s.n != (int)hp->checks.headers) return 4;
+    for (int i = 0; i < s.n; i++) {
+        const kx_head_field_t *f = &hp->fields[i];
+        if (s.h[i].name != head + f->name || s.h[i].name_len != f->name_len) return 5;
+        if (s.h[i].value_len != f->value_len) return 6;
+        if (f->value_len && s.h[i].value != head + f->value) return 7;
+    }
+    return 0;
+}
 
 static int count_complete(llhttp_t *p)
 {
@@ -34,15 +134,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     long end2 = 0;
     for (size_t n = 1; n <= size && end2 == 0; n++) end2 = kx_http_head_end_from(buf, n, &scanned);
     if ((end > 0) != (end2 > 0) || (end > 0 && end != end2)) abort();
+
+    kx_head_parser_t whole, trickled;
+    kx_head_parser_init(&whole);
+    kx_head_parser_init(&trickled);
+    long end3 = kx_head_parser_feed(&whole, buf, size), end4 = 0;
+    for (size_t n = 1; n <= size && end4 == 0; n++) end4 = kx_head_parser_feed(&trickled, buf, n);
+    if (end3 != end || end4 != end) abort();
     if (end <= 0) return 0;
 
-    kx_head_info_t info;
-    int status = 0;
-    const char *reason = NULL;
-    if (kx_http_guard_head(buf, (size_t)end, &info, &status, &reason) != KX_OK) {
+    kx_head_info_t info, info3, info4;
+    int status = 0, st3 = 0, st4 = 0;
+    const char *reason = NULL, *why3 = NULL, *why4 = NULL;
+    int rc = kx_http_guard_head(buf, (size_t)end, &info, &status, &reason);
+    if (kx_head_parser_result(&whole, &info3, &st3, &why3) != rc ||
+        kx_head_parser_result(&trickled, &info4, &st4, &why4) != rc)
+        abort();
+    if (st3 != status || st4 != status || why3 != reason || why4 != reason) abort();
+    if (rc != KX_OK) {
         if (status < 400 || status > 599 || !reason) abort();
         return 0;
     }
+    if (memcmp(&info3, &info, sizeof info) != 0 || memcmp(&info4, &info, sizeof info) != 0) abort();
+    if (spans_differ(buf, (size_t)end, &whole) || spans_differ(buf, (size_t)end, &trickled)) abort();
     llhttp_settings_t s;
     llhttp_settings_init(&s);
     s.on_message_complete = count_complete;
