@@ -22,8 +22,9 @@
 #   BENCH_WARMUP    unmeasured warm-up run per server before the first run (default 1s; 0 = none)
 #   BENCH_ONLY      "keryx" or "nginx": that side only, no rate-limit bench; "ratelimit": only
 #                   bench/ratelimit.sh; "mcp": only bench/mcp.sh; "tasks": only bench/tasks.sh;
-#                   "workers": only bench/workers.sh; "routes": only bench/routes.sh (default:
-#                   everything)
+#                   "workers": only bench/workers.sh; "routes": only bench/routes.sh; "memory":
+#                   only bench/memory.sh (RSS per idle keep-alive connection, memory returned
+#                   after they close, req/s with 5,000 connections) (default: everything)
 #   BENCH_WRITE     1 = append a dated section to bench/RESULTS.md
 #   BENCH_NGINX_MEM "heap" (default) or "statm": how nginx computes consumedMemoryMB
 #
@@ -84,7 +85,7 @@ BENCH_TAG=bench
 # ---------------------------------------------------------------------------------------------
 
 check_args() {
-    case "$ONLY" in ""|keryx|nginx|ratelimit|mcp|tasks|workers|routes) ;; *) die "BENCH_ONLY must be keryx, nginx, ratelimit, mcp, tasks, workers or routes, not '$ONLY'";; esac
+    case "$ONLY" in ""|keryx|nginx|ratelimit|mcp|tasks|workers|routes|memory) ;; *) die "BENCH_ONLY must be keryx, nginx, ratelimit, mcp, tasks, workers, routes or memory, not '$ONLY'";; esac
     case "$NGINX_MEM" in heap|statm) ;; *) die "BENCH_NGINX_MEM must be heap or statm";; esac
     [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
 }
@@ -455,6 +456,7 @@ main() {
     if [[ "$ONLY" == tasks ]]; then exec "$BENCH_DIR/tasks.sh"; fi
     if [[ "$ONLY" == workers ]]; then exec "$BENCH_DIR/workers.sh"; fi
     if [[ "$ONLY" == routes ]]; then exec "$BENCH_DIR/routes.sh"; fi
+    if [[ "$ONLY" == memory ]]; then exec "$BENCH_DIR/memory.sh"; fi
     check_prereqs
     trap cleanup EXIT
     trap 'exit 130' INT TERM
