@@ -24,6 +24,8 @@
 #   BENCH_MEM_CONNECTIONS      idle keep-alive connections (default 10000)
 #   BENCH_MEM_WRK_CONNECTIONS  wrk's concurrent connections (default 5000)
 #   BENCH_ONLY_SERVER          "keryx" or "nginx": that side only (default both)
+#   BENCH_KERYX_BIN            the keryx binary (default ./keryx of this tree; another build
+#                              of the same tree compares before and after a change)
 #
 # Exit status: 0 whatever the PASS/FAIL words say; 1 when a server fails to start (or dies),
 # the client or wrk fails, or a prerequisite is missing.
@@ -43,6 +45,7 @@ WARMUP=${BENCH_WARMUP:-2s}
 CONNECTIONS=${BENCH_MEM_CONNECTIONS:-10000}
 WRK_CONNECTIONS=${BENCH_MEM_WRK_CONNECTIONS:-5000}
 ONLY_SERVER=${BENCH_ONLY_SERVER:-}
+KERYX_BIN=${BENCH_KERYX_BIN:-$ROOT/keryx}
 
 SERVER_CPU=0
 CLIENT_CPU=1
@@ -96,7 +99,7 @@ check_prereqs() {
             die "nginx Lua module missing in $NGINX_MODULES_DIR (apt-get install libnginx-mod-http-lua)"
     fi
     if wants keryx; then
-        [[ -x "$ROOT/keryx" ]] || die "$ROOT/keryx not built (run 'make')"
+        [[ -x "$KERYX_BIN" ]] || die "$KERYX_BIN not built (run 'make')"
     fi
 }
 
@@ -128,13 +131,13 @@ start_keryx() {
     (cd "$ROOT" && exec env WEB_SERVER_PORT="$KERYX_PORT" WEB_SERVER_HOST=127.0.0.1 LOG_LEVEL=warn \
         NODE_ENV=production WEB_SERVER_MAX_CONNECTIONS=$((CONNECTIONS + WRK_CONNECTIONS + 1000)) \
         WEB_SERVER_KEEPALIVE_TIMEOUT_MS=600000 \
-        taskset -c "$SERVER_CPU" ./keryx start) >"$TMP/keryx.log" 2>&1 &
+        taskset -c "$SERVER_CPU" "$KERYX_BIN" start) >"$TMP/keryx.log" 2>&1 &
     KERYX_PID=$!
     if ! wait_http "http://127.0.0.1:$KERYX_PORT$STATUS_PATH" "$KERYX_PID"; then
         keryx_log_tail
         die "keryx exited or did not answer within ${START_TIMEOUT_S}s"
     fi
-    log "keryx pid $KERYX_PID"
+    log "keryx pid $KERYX_PID ($KERYX_BIN)"
 }
 
 start_nginx() {
