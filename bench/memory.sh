@@ -13,9 +13,11 @@
 #      memory the server kept after the connections went (near 0 is the goal).
 # Then `wrk -t1 -c BENCH_MEM_WRK_CONNECTIONS` (default 5000) on GET /api/status against each,
 # interleaved, BENCH_RUNS runs each: median req/s per server and the keryx/nginx ratio
-# (target ≥ 1.0; both servers have one core, so req/s is req/s per core).
+# (target ≥ 1.0; both servers have one core, so req/s is req/s per core), and the server CPU
+# time per request (utime+stime from /proc over the run / requests completed).
 #
-# RSS figures are steady; req/s figures move with whatever else runs on the machine.
+# RSS figures are steady; req/s figures move with whatever else runs on the machine, CPU per
+# request much less (nginx/keryx CPU per request is the req/s ratio two saturated cores give).
 #
 # Environment (the same names as bench/run.sh where they mean the same):
 #   BENCH_DURATION             wrk duration per run (default 10s; a bare number means seconds)
@@ -67,9 +69,12 @@ CTL_FD=""
 KERYX_PORT=""
 NGINX_PORT=""
 
-# MEM[<server>,idle|open|closed] in KiB; RPS[<server>,<run>] req/s.
+# MEM[<server>,idle|open|closed] in KiB; RPS[<server>,<run>] req/s; CPU[<server>,<run>] µs of
+# server CPU per request.
 declare -A MEM=()
 declare -A RPS=()
+declare -A CPU=()
+CLK_TCK=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------------------------------------
 # Setup and teardown
@@ -230,21 +235,28 @@ returned_kib() { echo $((MEM[$1,closed] - MEM[$1,idle])); }
 # Many concurrent connections
 # ---------------------------------------------------------------------------------------------
 
-# wrk_rps <server> <duration>: req/s of one wrk run (errors are warned about).
+# wrk_rps <server> <duration>: "req/s cpu_us_per_request" of one wrk run (errors are warned
+# about). The server's CPU time per request (utime+stime of its processes over the run,
+# divided by the requests completed) moves much less than req/s when other work shares the
+# machine.
 wrk_rps() {
-    local server=$1 out="$TMP/wrk.out" rc=0 requests rps p99 errors
+    local server=$1 out="$TMP/wrk.out" rc=0 requests rps p99 errors before after pid
+    pid=$(pid_of "$server")
+    before=$(tree_cpu_ticks "$pid")
     taskset -c "$CLIENT_CPU" wrk -t1 -c"$WRK_CONNECTIONS" -d"$2" --timeout 10s \
         "http://127.0.0.1:$(port_of "$server")$STATUS_PATH" >"$out" 2>&1 &
     CHILD_PID=$!
     wait "$CHILD_PID" || rc=$?
     CHILD_PID=""
+    after=$(tree_cpu_ticks "$pid")
     ((rc == 0)) || { cat "$out" >&2; die "wrk failed against $server"; }
     alive "$server"
     read -r requests rps p99 errors <<<"$(parse_wrk <"$out")"
     ((requests > 0)) || { cat "$out" >&2; die "$server completed no request"; }
     ((errors == 0)) || warn "$server: $errors errors (socket errors or non-2xx replies) with $WRK_CONNECTIONS connections"
     : "$p99"
-    echo "$rps"
+    awk -v r="$rps" -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" \
+        'BEGIN {printf "%s %.2f\n", r, t / hz * 1000000 / n}'
 }
 
 concurrent_rps() {
@@ -257,16 +269,22 @@ concurrent_rps() {
     fi
     for ((run = 1; run <= RUNS; run++)); do
         for s in $(servers); do
-            RPS[$s,$run]=$(wrk_rps "$s" "$DURATION")
-            log "$(printf '%-5s run %d: %10.0f req/s with %d connections' "$s" "$run" "${RPS[$s,$run]}" "$WRK_CONNECTIONS")"
+            read -r "RPS[$s,$run]" "CPU[$s,$run]" <<<"$(wrk_rps "$s" "$DURATION")"
+            log "$(printf '%-5s run %d: %10.0f req/s, %6.2f us CPU/request with %d connections' "$s" "$run" \
+                "${RPS[$s,$run]}" "${CPU[$s,$run]}" "$WRK_CONNECTIONS")"
         done
     done
 }
 
-median_rps() {
+# median_of <RPS|CPU> <server>
+median_of() {
     local run
-    for ((run = 1; run <= RUNS; run++)); do echo "${RPS[$1,$run]}"; done | median | awk '{printf "%.0f", $1}'
+    local -n figures=$1
+    for ((run = 1; run <= RUNS; run++)); do echo "${figures[$2,$run]}"; done | median
 }
+
+median_rps() { median_of RPS "$1" | awk '{printf "%.0f", $1}'; }
+median_cpu() { median_of CPU "$1" | awk '{printf "%.2f", $1}'; }
 
 servers() {
     local s
@@ -282,11 +300,12 @@ servers() {
 report() {
     local s k n ratio
     echo
-    echo "| server | idle RSS | RSS with $CONNECTIONS idle connections | per connection | after closing them | returned (after close − idle) | req/s with $WRK_CONNECTIONS connections (median) |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+    echo "| server | idle RSS | RSS with $CONNECTIONS idle connections | per connection | after closing them | returned (after close − idle) | req/s with $WRK_CONNECTIONS connections (median) | server CPU per request (median) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for s in $(servers); do
-        printf '| %s | %d KiB | %d KiB | %s KiB | %d KiB | %d KiB | %s |\n' "$s" "${MEM[$s,idle]}" \
-            "${MEM[$s,open]}" "$(per_conn_kib "$s")" "${MEM[$s,closed]}" "$(returned_kib "$s")" "$(median_rps "$s")"
+        printf '| %s | %d KiB | %d KiB | %s KiB | %d KiB | %d KiB | %s | %s µs |\n' "$s" "${MEM[$s,idle]}" \
+            "${MEM[$s,open]}" "$(per_conn_kib "$s")" "${MEM[$s,closed]}" "$(returned_kib "$s")" \
+            "$(median_rps "$s")" "$(median_cpu "$s")"
     done
     echo
     if wants keryx; then
@@ -304,6 +323,8 @@ report() {
         ratio=$(ratio "$(median_rps keryx)" "$n")
         printf 'req/s ratio keryx/nginx (-c%s): %s  (target >= %s)  %s\n' "$WRK_CONNECTIONS" "$ratio" \
             "$TARGET_RPS_RATIO" "$(verdict "$ratio" ">=" "$TARGET_RPS_RATIO")"
+        printf 'CPU/request ratio keryx/nginx:  %s  (nginx/keryx %s: the req/s ratio a saturated core would give)\n' \
+            "$(ratio "$(median_cpu keryx)" "$(median_cpu nginx)")" "$(ratio "$(median_cpu nginx)" "$(median_cpu keryx)")"
     fi
 }
 
