@@ -9,7 +9,8 @@
 #   2. BENCH_MEM_CONNECTIONS keep-alive connections (bench/idle-conns.c, compiled here), each
 #      made one GET /api/status and is now idle; one second later VmRSS again → KiB per idle
 #      connection = (open − idle) / connections (target ≤ 1.5 KiB);
-#   3. all of them closed; one second later VmRSS again → "returned" = after-close − idle, the
+#   3. all of them closed; once the server closed its ends too (ss), one second later VmRSS
+#      again → "returned" = after-close − idle, the
 #      memory the server kept after the connections went (near 0 is the goal).
 # Then `wrk -t1 -c BENCH_MEM_WRK_CONNECTIONS` (default 5000) on GET /api/status against each,
 # interleaved, BENCH_RUNS runs each: median req/s per server and the keryx/nginx ratio
@@ -56,6 +57,7 @@ START_TIMEOUT_S=10
 FD_WANTED=65536
 CONCURRENCY=200            # requests in flight while opening the idle connections
 SETTLE_S=1                 # wait before each RSS reading after opening or closing
+CLOSE_TIMEOUT_S=30         # at most this long for the server to see every connection closed
 NGINX_MODULES_DIR=/usr/lib/nginx/modules
 
 TARGET_PER_CONN_KIB=1.5    # keryx RSS per idle keep-alive connection must be <= this
@@ -93,8 +95,8 @@ wants() { [[ -z "$ONLY_SERVER" || "$ONLY_SERVER" == "$1" ]]; }
 
 check_prereqs() {
     local cmd
-    for cmd in wrk taskset curl awk cc; do
-        command -v "$cmd" >/dev/null || die "'$cmd' not found (Debian: apt-get install wrk util-linux curl gcc)"
+    for cmd in wrk taskset curl awk cc ss; do
+        command -v "$cmd" >/dev/null || die "'$cmd' not found (Debian: apt-get install wrk util-linux curl gcc iproute2)"
     done
     taskset -c "$CLIENT_CPU" true 2>/dev/null ||
         die "CPU $CLIENT_CPU is not available: the bench needs two CPUs (servers on $SERVER_CPU, clients on $CLIENT_CPU)"
@@ -192,6 +194,19 @@ wait_line() {
     done
 }
 
+# wait_closed <port>: until the server has closed every connection on its port (none left
+# established or in CLOSE-WAIT: on a busy machine it may still be reading the EOFs a second
+# after the client closed), at most CLOSE_TIMEOUT_S.
+wait_closed() {
+    local deadline=$((SECONDS + CLOSE_TIMEOUT_S)) n
+    while ((SECONDS < deadline)); do
+        n=$(ss -Htn state established state close-wait "( sport = :$1 )" | wc -l)
+        ((n == 0)) && return 0
+        sleep 0.1
+    done
+    warn "$n connections still established on port $1 after ${CLOSE_TIMEOUT_S}s"
+}
+
 # idle_memory <server>: MEM[<server>,idle|open|closed].
 idle_memory() {
     local server=$1 pid port out="$TMP/idle-$1.out" rc=0
@@ -218,6 +233,7 @@ idle_memory() {
     CHILD_PID=""
     ((rc == 0)) || die "the idle-connection client failed against $server (exit status $rc)"
     grep -q '^closed ' "$out" || die "the idle-connection client did not close its connections"
+    wait_closed "$port"
     sleep "$SETTLE_S"
     alive "$server"
     MEM[$server,closed]=$(tree_rss_kib "$pid")
