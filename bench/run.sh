@@ -21,7 +21,7 @@
 #   BENCH_WARMUP    unmeasured warm-up run per server before the first run (default 1s; 0 = none)
 #   BENCH_ONLY      "status": this file's /api/status bench, both servers; "keryx" or "nginx":
 #                   that side only; "matrix", "ratelimit", "websocket", "mcp", "tasks",
-#                   "workers", "routes": only that script (default: the matrix and the rest)
+#                   "workers", "routes", "memory": only that script (default: the matrix and the rest)
 #   BENCH_WRITE     1 = append a dated section to bench/RESULTS.md
 #   BENCH_NGINX_MEM "heap" (default) or "statm": how nginx computes consumedMemoryMB
 #
@@ -81,8 +81,8 @@ BENCH_TAG=bench
 # ---------------------------------------------------------------------------------------------
 
 check_args() {
-    case "$ONLY" in ""|status|keryx|nginx|matrix|ratelimit|websocket|mcp|tasks|workers|routes) ;;
-        *) die "BENCH_ONLY must be status, keryx, nginx, matrix, ratelimit, websocket, mcp, tasks, workers or routes, not '$ONLY'";; esac
+    case "$ONLY" in ""|status|keryx|nginx|matrix|ratelimit|websocket|mcp|tasks|workers|routes|memory) ;;
+        *) die "BENCH_ONLY must be status, keryx, nginx, matrix, ratelimit, websocket, mcp, tasks, workers, routes or memory, not '$ONLY'";; esac
     case "$NGINX_MEM" in heap|statm) ;; *) die "BENCH_NGINX_MEM must be heap or statm";; esac
     [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
 }
@@ -442,6 +442,7 @@ main() {
         tasks) exec "$BENCH_DIR/tasks.sh" ;;
         workers) exec "$BENCH_DIR/workers.sh" ;;
         routes) exec "$BENCH_DIR/routes.sh" ;;
+        memory) exec "$BENCH_DIR/memory.sh" ;;
     esac
     check_prereqs
     trap cleanup EXIT

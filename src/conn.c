@@ -3,6 +3,7 @@
 #include "conn.h"
 #include "metrics.h"
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -16,6 +17,70 @@ kx_server_t *kx_srv;
  * burst) must not pin its memory for the connection's life. Smaller ones are reused. */
 #define WBUF_KEEP (64 * 1024)
 #define PEER_BUCKETS 4096
+
+/* One read buffer for the whole loop: an idle connection holds no read buffer, and a busy
+ * one borrows this for the length of its handler. Only bytes the handler left (a partial
+ * request, pipelined bytes, input a paused protocol has not taken yet) are copied into a
+ * private buffer of their own size, so what a connection holds follows what it is owed
+ * (docs/ARCHITECTURE.md, "Who owns what"). */
+static char scratch[READ_CHUNK + 1];
+static bool scratch_lent;
+
+static bool rbuf_is_scratch(const kx_conn_t *c)
+{
+    return c->rbuf.data == scratch;
+}
+
+/* Memory that follows the work. After a burst, what the connections held is free but still
+ * resident: malloc gives pages back only from the top of its heap, and the freed blocks lie
+ * between blocks still in use. So when the connection count falls to half of its peak since
+ * the last trim (by TRIM_MIN_DROP or more), malloc_trim runs once the closing settled
+ * (TRIM_DELAY_S later) and returns every free page. Large buffers (request bodies, big
+ * responses) are mapped on their own and unmapped when freed: glibc would otherwise raise
+ * that threshold after the first such free and keep later ones on the heap. */
+#define TRIM_MIN_DROP 256
+#define TRIM_DELAY_S 0.5
+#define MMAP_THRESHOLD (128 * 1024)
+
+static struct {
+    int peak;       /* most connections open since the last trim */
+    ev_timer timer; /* pending trim */
+    bool tuned;     /* mallopt done */
+    unsigned trims; /* malloc_trim runs (tests) */
+} mem;
+
+static void on_trim(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    malloc_trim(0);
+    mem.trims++;
+    mem.peak = kx_srv->n_conns;
+}
+
+static void memory_opened(kx_server_t *s)
+{
+    if (!mem.tuned) {
+        mem.tuned = true;
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        ev_init(&mem.timer, on_trim);
+    }
+    if (s->n_conns > mem.peak) mem.peak = s->n_conns;
+}
+
+static void memory_closed(kx_server_t *s)
+{
+    if (mem.peak - s->n_conns < TRIM_MIN_DROP || s->n_conns > mem.peak / 2 || ev_is_active(&mem.timer))
+        return;
+    ev_timer_set(&mem.timer, TRIM_DELAY_S, 0.);
+    ev_timer_start(s->loop, &mem.timer);
+}
+
+unsigned kx_conn_trims(void)
+{
+    return mem.trims;
+}
 
 /* Open connections per peer address: the connection cap is shared fairly (kx_conn_evictable)
  * and WEB_SERVER_MAX_CONNECTIONS_PER_IP is enforced from these counts. */
@@ -144,6 +209,7 @@ static void conn_free(kx_conn_t *c)
     if (c->handler && c->handler->on_free) c->handler->on_free(c);
     if (c->tp->free) c->tp->free(c);
     release_lent(c);
+    if (rbuf_is_scratch(c)) c->rbuf = (kx_buf_t)KX_BUF_INIT; /* never while a handler runs */
     kx_buf_free(&c->rbuf);
     kx_buf_free(&c->wfront);
     kx_buf_free(&c->wbuf);
@@ -191,6 +257,7 @@ void kx_conn_close(kx_conn_t *c)
     s->n_conns--;
     kx_metrics_gauge_add(KX_GAUGE_CONNECTIONS, -1);
     peer_add(c->peer_ip, -1);
+    memory_closed(s);
     kx_conn_unref(c);
 }
 
@@ -454,12 +521,29 @@ static void run_reader(kx_conn_t *c)
     } while (!c->closed && c->handler != h && c->rbuf.len > 0);
 }
 
+/* The handler is done with the borrowed buffer: what it left becomes the connection's own. */
+static void return_scratch(kx_conn_t *c)
+{
+    kx_buf_t keep = KX_BUF_INIT;
+    if (rbuf_is_scratch(c) && c->rbuf.len > 0 && !c->closed) kx_buf_append(&keep, c->rbuf.data, c->rbuf.len);
+    if (rbuf_is_scratch(c)) c->rbuf = keep;
+    scratch_lent = false;
+}
+
 /* Reads what the socket (and the transport's own buffer) holds, handing each piece on. */
 static void read_and_handle(kx_conn_t *c)
 {
     do {
-        kx_buf_reserve(&c->rbuf, READ_CHUNK);
-        ssize_t r = c->tp->read(c, c->rbuf.data + c->rbuf.len, READ_CHUNK);
+        /* A read never nests in another one's handler; if it ever did, it reads privately. */
+        bool borrow = !scratch_lent;
+        char *dst;
+        if (borrow) {
+            dst = scratch;
+        } else {
+            kx_buf_reserve(&c->rbuf, READ_CHUNK);
+            dst = c->rbuf.data + c->rbuf.len;
+        }
+        ssize_t r = c->tp->read(c, dst, READ_CHUNK);
         if (r == KX_EAGAIN) {
             c->read_wants_write = c->tp_want == KX_WANT_WRITE;
             update_watchers(c, ev_is_active(&c->wio));
@@ -470,9 +554,22 @@ static void read_and_handle(kx_conn_t *c)
             kx_conn_close(c);
             return;
         }
-        c->rbuf.len += (size_t)r;
-        c->rbuf.data[c->rbuf.len] = '\0';
+        if (!borrow) {
+            c->rbuf.len += (size_t)r;
+            c->rbuf.data[c->rbuf.len] = '\0';
+        } else if (c->rbuf.len > 0) {
+            /* The bytes continue what the connection kept: the handler wants them contiguous. */
+            kx_buf_append(&c->rbuf, scratch, (size_t)r);
+            borrow = false;
+        } else {
+            kx_buf_free(&c->rbuf);
+            scratch[r] = '\0';
+            c->rbuf = (kx_buf_t){ scratch, (size_t)r, sizeof scratch };
+            scratch_lent = true;
+        }
         run_reader(c);
+        if (borrow) return_scratch(c);
+        else if (c->rbuf.len == 0 && !c->closed) kx_buf_free(&c->rbuf);
     } while (!c->closed && c->reading && c->tp->pending && c->tp->pending(c));
 }
 
@@ -521,7 +618,19 @@ void kx_conn_kick(kx_conn_t *c)
 
 void kx_conn_trim(kx_conn_t *c)
 {
-    if (!c->closed && c->rbuf.len == 0) kx_buf_free(&c->rbuf);
+    if (c->closed) return;
+    if (c->rbuf.len == 0) {
+        /* The loop's read buffer is not the connection's to free: it is handed back after
+         * the handler returns (return_scratch). */
+        if (rbuf_is_scratch(c)) c->rbuf = (kx_buf_t)KX_BUF_INIT;
+        else kx_buf_free(&c->rbuf);
+    }
+    if (!kx_conn_busy_writing(c)) {
+        kx_buf_free(&c->wfront);
+        kx_buf_free(&c->wbuf);
+        c->fpos = 0;
+        c->wpos = 0;
+    }
 }
 
 kx_conn_t *kx_conn_open(kx_server_t *s, int fd, const kx_transport_t *tp, const char *peer_ip)
@@ -543,6 +652,7 @@ kx_conn_t *kx_conn_open(kx_server_t *s, int fd, const kx_transport_t *tp, const 
     s->n_conns++;
     kx_metrics_gauge_add(KX_GAUGE_CONNECTIONS, 1);
     peer_add(c->peer_ip, 1);
+    memory_opened(s);
     /* The first handshake step runs on the first writable event (at once): a transport that
      * speaks first gets its turn, one that waits for the peer says so with tp_want. */
     if (c->handshaking) update_watchers(c, true);

@@ -1,10 +1,11 @@
 /* conn.h — connections: a socket, its transport, its buffers, its timer and the protocol
  * handler that consumes its bytes.
  *
- * Owns: kx_conn_t (from accept until closed AND unreferenced), the read buffer, the write
- * queue (bytes, at most one lent piece among them, then optionally a file streamed after
- * them), the connection timer and the transport interface (kx_transport_t;
- * kx_transport_plain is the plain-socket one).
+ * Owns: kx_conn_t (from accept until closed AND unreferenced), the loop's shared read buffer
+ * and each connection's own (only for bytes a handler left), the write queue (bytes, at most
+ * one lent piece among them, then optionally a file streamed after them), the connection
+ * timer and the transport interface (kx_transport_t; kx_transport_plain is the plain-socket
+ * one).
  * Callers: listen.c opens connections; protocols (http.c, ws.c, later sse/tls) install their
  * handler with kx_conn_set_handler and read/write through the functions below; tasks hold
  * references (kx_conn_ref) so a closed connection's memory outlives them.
@@ -57,6 +58,9 @@ extern const kx_transport_t kx_transport_plain;
 
 /* Installed by the protocol that owns the connection (http.c at accept, ws.c at upgrade).
  * on_read: bytes were appended to c->rbuf (or the protocol was kicked, rbuf maybe empty).
+ * While on_read runs, c->rbuf may be the loop's shared read buffer: the handler consumes or
+ * resets it but never grows or frees it, nor keeps pointers into it past its return (conn.c
+ * copies what is left into the connection's own buffer).
  * on_drained: every queued byte (and file) was written. on_timeout: the timer fired.
  * on_close: the socket was just closed (c still valid; tasks may hold it). on_free: release
  * protocol memory (refs reached 0). is_idle: no request in flight, closing loses nothing.
@@ -148,8 +152,11 @@ void kx_conn_want_read(kx_conn_t *c, bool want);
 /* The protocol can take input again: runs handler->on_read now, or lets the running
  * on_read of this connection pick it up. */
 void kx_conn_kick(kx_conn_t *c);
-/* Frees the read buffer when empty (idle connections keep no buffers). */
+/* Frees the read buffer when empty and the write buffer when everything queued was written:
+ * an idle connection keeps no buffers (a protocol calls it when it goes idle). */
 void kx_conn_trim(kx_conn_t *c);
+/* How many times memory was handed back after the connection count fell (tests). */
+unsigned kx_conn_trims(void);
 /* Open connections from this peer address. */
 int kx_conn_count_from(const char *ip);
 /* At the connection cap, the connection to close so that `newcomer` (another peer) is served:

@@ -145,6 +145,7 @@ static bool take_spans(kx_request_t *r)
 
 const kx_header_t *kx_http_header(const kx_request_t *r, const char *name)
 {
+    if (!r) return NULL; /* an idle connection (a late task's request has ended) */
     size_t n = strlen(name); /* once, not once per header; most names differ in length */
     for (int i = 0; i < r->n_headers; i++)
         if (r->headers[i].name_len == n && strncasecmp(r->headers[i].name, name, n) == 0)
@@ -255,6 +256,48 @@ static void request_reset(kx_request_t *r)
     free(r->head);
     kx_buf_free(&r->body);
     memset(r, 0, offsetof(kx_request_t, state));
+}
+
+/* ---- request lifetime --------------------------------------------------------------------- */
+
+/* A connection holds a kx_request_t only while a request is in flight (from its first byte to
+ * the end of its response, or while pipelined bytes wait): an idle keep-alive connection
+ * costs its kx_conn_t and nothing here. Ended requests go back to a free list so a busy
+ * server does not pay malloc per request; the list is bounded (REQ_POOL_MAX structs, ~230
+ * KiB), so after a burst the memory beyond it goes back to malloc. */
+#define REQ_POOL_MAX 64
+
+static struct {
+    kx_request_t *free[REQ_POOL_MAX];
+    int n;
+} pool;
+
+static kx_request_t *request_new(kx_conn_t *c)
+{
+    kx_request_t *r = pool.n > 0 ? pool.free[--pool.n] : kx_xcalloc(1, sizeof *r);
+    r->state = KX_HTTP_HEAD;
+    r->keep_alive = false;
+    kx_head_parser_init(&r->head_parser);
+    /* Before the first request the header deadline armed at accept is still running (it
+     * counts from the connection's start); later ones arm their own at their first byte. */
+    r->timer_is_head = c->gen == 0;
+    c->req = r;
+    return r;
+}
+
+static void request_release(kx_conn_t *c)
+{
+    kx_request_t *r = c->req;
+    if (!r) return;
+    c->req = NULL;
+    request_reset(r);
+    if (pool.n < REQ_POOL_MAX) pool.free[pool.n++] = r;
+    else free(r);
+}
+
+int kx_http_pooled_requests(void)
+{
+    return pool.n;
 }
 
 /* ---- state machine ------------------------------------------------------------------------ */
@@ -428,13 +471,17 @@ static bool still_http(const kx_conn_t *c)
 
 static void http_on_read(kx_conn_t *c)
 {
-    kx_request_t *r = c->req;
+    /* Re-read c->req each turn: a request answered at once (dispatch) is released. */
     while (still_http(c)) {
         bool progressed = false;
-        if (r->state == KX_HTTP_HEAD) {
+        if (!c->req) {
+            if (c->rbuf.len == 0) break;
+            request_new(c);
+        }
+        if (c->req->state == KX_HTTP_HEAD) {
             if (kx_conn_unsent(c) > PIPELINE_WBUF_MAX) break; /* backpressure */
             progressed = process_head(c);
-        } else if (r->state == KX_HTTP_BODY) {
+        } else if (c->req->state == KX_HTTP_BODY) {
             progressed = process_body(c);
         }
         if (!progressed) break;
@@ -445,24 +492,27 @@ static void http_on_read(kx_conn_t *c)
      * then they wait in the kernel. A client that pipelines without reading its answers is
      * throttled the same way, and on_drained resumes once the answers drained. */
     bool throttled = kx_conn_unsent(c) > PIPELINE_WBUF_MAX || c->rbuf.len >= PIPELINE_RBUF_MAX;
-    bool want = r->state == KX_HTTP_BODY || !throttled;
+    bool want = (c->req && c->req->state == KX_HTTP_BODY) || !throttled;
     if (want != c->reading) kx_conn_want_read(c, want);
 }
 
 static void http_on_drained(kx_conn_t *c)
 {
-    if (c->req->out.open) {
+    if (c->req && c->req->out.open) {
         kx_http_output_drained(c);
         return;
     }
     /* A next request that was waiting on backpressure goes on. */
-    if (c->req->state == KX_HTTP_HEAD) kx_conn_kick(c);
+    if (!c->req || c->req->state == KX_HTTP_HEAD) kx_conn_kick(c);
+    if (!c->closed && !c->req) kx_conn_trim(c); /* idle: its written answers need no buffer */
 }
 
 static void http_on_timeout(kx_conn_t *c)
 {
     kx_request_t *r = c->req;
-    if (r->state == KX_HTTP_HEAD && r->timer_is_head && c->rbuf.len > 0) {
+    if (!r) { /* idle keep-alive (or never sent a byte): nothing is lost by closing */
+        kx_conn_close(c);
+    } else if (r->state == KX_HTTP_HEAD && r->timer_is_head && c->rbuf.len > 0) {
         /* Slowloris: the head did not arrive in time. */
         kx_http_send_error(c, 408, "CONNECTION_REQUEST_TIMEOUT", "Request head not received in time",
                            KX_R_CLOSE);
@@ -486,7 +536,7 @@ static void http_on_free(kx_conn_t *c)
 
 static bool http_is_idle(const kx_conn_t *c)
 {
-    return c->req->state == KX_HTTP_HEAD && c->rbuf.len == 0;
+    return (!c->req || c->req->state == KX_HTTP_HEAD) && c->rbuf.len == 0;
 }
 
 static const kx_conn_handler_t http_handler = {
@@ -501,9 +551,8 @@ static const kx_conn_handler_t http_handler = {
 
 void kx_http_attach(kx_conn_t *c)
 {
-    c->req = kx_xcalloc(1, sizeof *c->req);
-    c->req->state = KX_HTTP_HEAD;
-    c->req->timer_is_head = true;
+    /* No request yet: one is taken at the first byte (http_on_read). */
+    c->req = NULL;
     kx_conn_set_handler(c, &http_handler);
     kx_conn_want_read(c, true);
     kx_conn_set_timer(c, kx_srv->cfg->header_timeout_ms);
@@ -511,11 +560,7 @@ void kx_http_attach(kx_conn_t *c)
 
 void kx_http_detach(kx_conn_t *c)
 {
-    if (!c->req) return;
-    kx_buf_free(&c->req->body);
-    free(c->req->head);
-    free(c->req);
-    c->req = NULL;
+    request_release(c);
 }
 
 void kx_http_request_done(kx_conn_t *c)
@@ -528,9 +573,16 @@ void kx_http_request_done(kx_conn_t *c)
     if (!r->keep_alive || kx_srv->draining) c->close_after_flush = true;
     kx_conn_flush(c);
     if (c->closed || c->close_after_flush) return;
-    r->state = KX_HTTP_HEAD;
-    request_reset(r);
-    r->timer_is_head = false;
+    if (c->rbuf.len == 0) {
+        /* Idle until the next request: the connection keeps no request and, once its answer
+         * is written, no buffer (kx_conn_trim; on_drained trims what is written later). */
+        request_release(c);
+        kx_conn_trim(c);
+    } else { /* pipelined bytes wait: the next request reuses this one */
+        r->state = KX_HTTP_HEAD;
+        request_reset(r);
+        r->timer_is_head = false;
+    }
     kx_conn_set_timer(c, kx_srv->cfg->keepalive_timeout_ms);
     kx_conn_kick(c); /* pipelined bytes may be waiting; the running reader takes them itself */
 }

@@ -1,7 +1,8 @@
 /* http.h — HTTP/1.1 on a connection: the request (http.c) and the response (response.c).
  *
- * Owns: kx_request_t (one per connection, reset between requests; freed at a WebSocket
- * upgrade), the HTTP connection handler, the response writer (whole responses and streamed
+ * Owns: kx_request_t (held by a connection only while a request is in flight or pipelined
+ * bytes wait: an idle keep-alive connection has c->req == NULL; ended ones go to a bounded
+ * free list), the HTTP connection handler, the response writer (whole responses and streamed
  * ones: Content-Length, chunked or Server-Sent Events framing, with backpressure) and the
  * C-side JSON error envelope.
  * Callers: listen.c's on_open (kx_http_attach); the request handler server.c installs
@@ -90,7 +91,10 @@ void kx_http_set_request_handler(void (*handler)(kx_conn_t *c));
 void kx_http_request_done(kx_conn_t *c);
 /* Detaches the HTTP state from an upgraded connection (ws.c, after its handler took over). */
 void kx_http_detach(kx_conn_t *c);
+/* NULL when r is NULL (an idle connection: a late task's request has ended). */
 const kx_header_t *kx_http_header(const kx_request_t *r, const char *name);
+/* Ended request structs kept for reuse (at most a small fixed number; tests). */
+int kx_http_pooled_requests(void);
 /* An HTTP connection's handler answers a connection-cap refusal with this (listen.c). */
 void kx_http_refuse_busy(int fd);
 

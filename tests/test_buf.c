@@ -338,6 +338,58 @@ static void test_json_escape(void **state)
     kx_buf_free(&b);
 }
 
+/* Freed blocks of 1–16 KiB are reused by the next buffer whose first growth reaches their
+ * size, capacities stay what they would be without the pool, and the pool is bounded: a
+ * burst of frees beyond 256 KiB goes back to malloc. */
+static void test_free_list_is_bounded(void **state)
+{
+    (void)state;
+    kx_buf_t a = KX_BUF_INIT;
+    kx_buf_reserve(&a, 3000); /* 256 → 4096 (maybe a block earlier tests freed) */
+    assert_int_equal(a.cap, 4096);
+    size_t before = kx_buf_pooled_bytes();
+    char *block = a.data;
+    kx_buf_free(&a);
+    assert_null(a.data);
+    assert_int_equal(kx_buf_pooled_bytes(), before + 4096);
+    kx_buf_t b = KX_BUF_INIT;
+    kx_buf_append(&b, "x", 1); /* a small buffer never takes a pooled 4 KiB block */
+    assert_int_equal(b.cap, 256);
+    kx_buf_reserve(&b, 5000); /* growth of a used buffer is a realloc, as always */
+    assert_int_equal(b.cap, 8192);
+    assert_memory_equal(b.data, "x", 2);
+    kx_buf_t c = KX_BUF_INIT;
+    kx_buf_reserve(&c, 2100);
+    assert_ptr_equal(c.data, block); /* the freed block, reused */
+    assert_int_equal(c.cap, 4096);
+    assert_int_equal(kx_buf_pooled_bytes(), before);
+    kx_buf_free(&c);
+    /* 200 buffers of 16 KiB freed at once: at most 256 KiB are kept. */
+    enum { N = 200 };
+    kx_buf_t many[N];
+    for (int i = 0; i < N; i++) {
+        many[i] = (kx_buf_t)KX_BUF_INIT;
+        kx_buf_reserve(&many[i], 9000);
+        assert_int_equal(many[i].cap, 16384);
+        memset(many[i].data, 'q', 9000);
+    }
+    for (int i = 0; i < N; i++) kx_buf_free(&many[i]);
+    assert_true(kx_buf_pooled_bytes() <= 256 * 1024);
+    assert_true(kx_buf_pooled_bytes() >= 256 * 1024 - 16384);
+    /* Blocks outside the classes (here 32 KiB) are never kept. */
+    size_t kept = kx_buf_pooled_bytes();
+    for (int i = 0; i < N; i++) kx_buf_reserve(&many[i], 9000); /* drain the pool */
+    assert_true(kx_buf_pooled_bytes() < kept);
+    kx_buf_t big = KX_BUF_INIT;
+    kx_buf_reserve(&big, 20000);
+    assert_int_equal(big.cap, 32768);
+    size_t now = kx_buf_pooled_bytes();
+    kx_buf_free(&big);
+    assert_int_equal(kx_buf_pooled_bytes(), now);
+    for (int i = 0; i < N; i++) kx_buf_free(&many[i]);
+    kx_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -357,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_reset_keeps_capacity),
         cmocka_unit_test(test_reserve),
         cmocka_unit_test(test_reserve_boundary),
+        cmocka_unit_test(test_free_list_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,9 @@
  * a protocol handler that sees every event — conn.c calls nothing else. Then the write
  * queue's lent pieces (kx_conn_write_lent): cut at every offset by a transport that takes a
  * few bytes per write (with and without writev), through a real socket with a tiny send
- * buffer, and released exactly once — written, closed before, or lent to a closed one. */
+ * buffer, and released exactly once — written, closed before, or lent to a closed one. Last,
+ * the loop's shared read buffer (leftover bytes kept contiguous) and idle memory (trim, and
+ * the malloc_trim after a drop). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -497,6 +499,118 @@ static void test_lent_piece_released_once_on_close(void **state)
     close(peer);
 }
 
+/* ---- the shared read buffer and idle memory ------------------------------------------------ */
+
+/* A protocol that takes whole lines only and leaves a partial line for later (as HTTP leaves
+ * a partial head). */
+static struct {
+    char lines[256];
+    size_t len;
+    size_t left_cap; /* rbuf.cap seen at the start of the last read */
+} L;
+
+static void line_read(kx_conn_t *c)
+{
+    L.left_cap = c->rbuf.cap;
+    char *nl = memrchr(c->rbuf.data, '\n', c->rbuf.len);
+    if (!nl) return;
+    size_t n = (size_t)(nl - c->rbuf.data) + 1;
+    memcpy(L.lines + L.len, c->rbuf.data, n);
+    L.len += n;
+    kx_buf_consume(&c->rbuf, n);
+}
+
+static const kx_conn_handler_t lines = { .name = "lines", .on_read = line_read };
+
+static kx_conn_t *open_plain(int *peer, const kx_conn_handler_t *h)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    kx_conn_t *c = kx_conn_open(&srv, sv[0], &kx_transport_plain, "127.0.0.1");
+    kx_conn_set_handler(c, h);
+    kx_conn_want_read(c, true);
+    *peer = sv[1];
+    return c;
+}
+
+static void test_leftover_bytes_are_kept_contiguous(void **state)
+{
+    (void)state;
+    memset(&L, 0, sizeof L);
+    int peer;
+    kx_conn_t *c = open_plain(&peer, &lines);
+    assert_int_equal(write(peer, "one\ntw", 6), 6);
+    spin(2);
+    /* The partial line is the connection's own now, in a buffer of its size. */
+    assert_int_equal(c->rbuf.len, 2);
+    assert_memory_equal(c->rbuf.data, "tw", 2);
+    assert_true(c->rbuf.cap > 0 && c->rbuf.cap <= 256);
+    for (const char *p = "o\nthr"; *p; p++) { /* one byte per read */
+        assert_int_equal(write(peer, p, 1), 1);
+        spin(1);
+    }
+    assert_int_equal(L.len, 8);
+    assert_memory_equal(L.lines, "one\ntwo\n", 8);
+    assert_int_equal(c->rbuf.len, 3);
+    assert_memory_equal(c->rbuf.data, "thr", 3);
+    assert_int_equal(write(peer, "ee\n", 3), 3);
+    spin(2);
+    assert_memory_equal(L.lines, "one\ntwo\nthree\n", 14);
+    /* Everything taken: the private buffer is gone, and the next read borrows again. */
+    assert_int_equal(c->rbuf.len, 0);
+    assert_null(c->rbuf.data);
+    assert_int_equal(write(peer, "x\n", 2), 2);
+    spin(2);
+    assert_int_equal(L.left_cap, 16385); /* the loop's buffer: a read of up to 16 KiB */
+    assert_null(c->rbuf.data);
+    kx_conn_close(c);
+    close(peer);
+}
+
+static void test_trim_frees_buffers_only_when_idle(void **state)
+{
+    (void)state;
+    int peer;
+    kx_conn_t *c = open_plain(&peer, &lines);
+    kx_conn_write(c, "queued", 6);
+    kx_conn_trim(c); /* not written yet: the bytes stay */
+    assert_int_equal(kx_conn_unsent(c), 6);
+    assert_non_null(c->wbuf.data);
+    kx_conn_flush(c);
+    assert_int_equal(kx_conn_unsent(c), 0);
+    kx_conn_trim(c);
+    assert_null(c->wbuf.data);
+    assert_int_equal(c->wbuf.cap, 0);
+    assert_null(c->rbuf.data);
+    char buf[16];
+    assert_int_equal(read(peer, buf, sizeof buf), 6);
+    kx_conn_write(c, "again", 5); /* a trimmed connection writes as before */
+    kx_conn_flush(c);
+    assert_int_equal(read(peer, buf, sizeof buf), 5);
+    kx_conn_close(c);
+    close(peer);
+}
+
+/* Many connections, then most of them gone: the freed memory is handed back (malloc_trim)
+ * once, after the closing settled; a few closings do not trigger it. */
+static void test_memory_handed_back_after_a_drop(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    int peers[N];
+    kx_conn_t *conns[N];
+    for (int i = 0; i < N; i++) conns[i] = open_plain(&peers[i], &lines);
+    unsigned before = kx_conn_trims();
+    for (int i = 0; i < 10; i++) kx_conn_close(conns[i]);
+    ev_run(srv.loop, EVRUN_NOWAIT);
+    assert_int_equal(kx_conn_trims(), before);
+    for (int i = 10; i < N; i++) kx_conn_close(conns[i]);
+    assert_int_equal(kx_conn_trims(), before); /* not in the middle of the closing */
+    for (int i = 0; i < 20 && kx_conn_trims() == before; i++) ev_run(srv.loop, EVRUN_ONCE);
+    assert_int_equal(kx_conn_trims(), before + 1);
+    for (int i = 0; i < N; i++) close(peers[i]);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -515,6 +629,9 @@ int main(void)
         cmocka_unit_test(test_lent_piece_cut_at_every_offset),
         cmocka_unit_test(test_lent_piece_through_a_small_socket_buffer),
         cmocka_unit_test(test_lent_piece_released_once_on_close),
+        cmocka_unit_test(test_leftover_bytes_are_kept_contiguous),
+        cmocka_unit_test(test_trim_frees_buffers_only_when_idle),
+        cmocka_unit_test(test_memory_handed_back_after_a_drop),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ev_loop_destroy(srv.loop);

@@ -538,6 +538,145 @@ static void test_handler_takeover(void **state)
     kx_http_set_request_handler(kx_dispatch);
 }
 
+/* ---- memory that follows the work --------------------------------------------------------- */
+
+/* A connection on a socketpair, its peer in *peer. */
+static kx_conn_t *open_http(int *peer)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    kx_conn_t *c = kx_conn_open(&srv, sv[0], &kx_transport_plain, "127.0.0.1");
+    kx_http_attach(c);
+    *peer = sv[1];
+    return c;
+}
+
+static void send_spin(int peer, const char *p, size_t n)
+{
+    assert_int_equal(write(peer, p, n), (ssize_t)n);
+    for (int i = 0; i < 3; i++) ev_run(srv.loop, EVRUN_NOWAIT);
+}
+
+/* What an idle keep-alive connection must hold: no request and no buffer at all. */
+static void assert_holds_nothing(const kx_conn_t *c)
+{
+    assert_false(c->closed);
+    assert_null(c->req);
+    assert_int_equal(c->rbuf.cap, 0);
+    assert_null(c->rbuf.data);
+    assert_int_equal(c->wbuf.cap, 0);
+    assert_null(c->wbuf.data);
+}
+
+static void test_idle_connection_holds_no_buffers(void **state)
+{
+    (void)state;
+    int peer;
+    kx_conn_t *c = open_http(&peer);
+    assert_holds_nothing(c); /* accepted, nothing sent yet */
+    static const char req[] = "GET /api/nope HTTP/1.1\r\nHost: a\r\n\r\n";
+    send_spin(peer, req, sizeof req - 1);
+    result_t r = { 0 };
+    drain(peer, &r);
+    assert_int_equal(count(r.out, "HTTP/1.1 404"), 1);
+    assert_holds_nothing(c);
+    /* ... and the next request on it is served the same. */
+    send_spin(peer, req, sizeof req - 1);
+    memset(&r, 0, sizeof r);
+    drain(peer, &r);
+    assert_int_equal(count(r.out, "HTTP/1.1 404"), 1);
+    assert_holds_nothing(c);
+    close(peer);
+    for (int i = 0; i < 3; i++) ev_run(srv.loop, EVRUN_NOWAIT);
+}
+
+/* The loop's shared read buffer is lent only for one read: a head and a body that come in
+ * many reads are kept in the connection's own buffer between them, exactly what is owed. */
+static void test_request_split_over_many_reads(void **state)
+{
+    (void)state;
+    int peer;
+    kx_conn_t *c = open_http(&peer);
+    static const char req[] = "POST /api/nope HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789"
+                              "GET /api/nope2 HTTP/1.1\r\nHost: a\r\n\r\n";
+    const size_t head_len = strstr(req, "0123456789") - req;
+    for (size_t off = 0; off < head_len - 1; off++) {
+        send_spin(peer, req + off, 1);
+        assert_non_null(c->req); /* a request is in flight from its first byte */
+        assert_int_equal(c->rbuf.len, off + 1);
+        assert_memory_equal(c->rbuf.data, req, off + 1);
+        assert_true(c->rbuf.cap <= 256); /* sized to what is held, not to a read */
+    }
+    /* The end of the head and the body, then a second request, a few bytes per read. */
+    for (size_t off = head_len - 1; off < sizeof req - 1; off += 3) {
+        size_t n = sizeof req - 1 - off < 3 ? sizeof req - 1 - off : 3;
+        send_spin(peer, req + off, n);
+    }
+    result_t r = { 0 };
+    drain(peer, &r);
+    assert_int_equal(count(r.out, "HTTP/1.1 404"), 2);
+    assert_false(r.closed);
+    assert_holds_nothing(c);
+    close(peer);
+    for (int i = 0; i < 3; i++) ev_run(srv.loop, EVRUN_NOWAIT);
+}
+
+/* Pipelined requests in one read: each answered in order, and the connection ends idle. */
+static void test_pipelined_then_idle(void **state)
+{
+    (void)state;
+    int peer;
+    kx_conn_t *c = open_http(&peer);
+    static const char req[] = "GET /api/a HTTP/1.1\r\nHost: a\r\n\r\n"
+                              "OPTIONS /b HTTP/1.1\r\nHost: a\r\n\r\n"
+                              "GET /api/c HTTP/1.1\r\nHost: a\r\n\r\nGET /api/d HT";
+    send_spin(peer, req, sizeof req - 1);
+    assert_non_null(c->req); /* the partial fourth request is in flight */
+    assert_int_equal(c->rbuf.len, strlen("GET /api/d HT"));
+    static const char rest[] = "TP/1.1\r\nHost: a\r\n\r\n";
+    send_spin(peer, rest, sizeof rest - 1);
+    result_t r = { 0 };
+    drain(peer, &r);
+    assert_int_equal(count(r.out, "HTTP/1.1 "), 4);
+    char *a = strstr(r.out, "HTTP/1.1 404"), *b = strstr(r.out, "HTTP/1.1 204");
+    assert_true(a && b && a < b);
+    assert_holds_nothing(c);
+    close(peer);
+    for (int i = 0; i < 3; i++) ev_run(srv.loop, EVRUN_NOWAIT);
+}
+
+/* Many requests in flight at once, then all ended: the free list keeps a bounded number of
+ * request structs, the rest goes back to malloc. */
+static void test_request_pool_is_bounded(void **state)
+{
+    (void)state;
+    enum { N = 150 };
+    kx_http_set_request_handler(stream_handler);
+    int peers[N];
+    kx_conn_t *conns[N];
+    static const char req[] = "GET /hang HTTP/1.1\r\nHost: a\r\n\r\n";
+    for (int i = 0; i < N; i++) {
+        conns[i] = open_http(&peers[i]);
+        kx_conn_ref(conns[i]);
+        send_spin(peers[i], req, sizeof req - 1);
+        assert_non_null(conns[i]->req);
+        assert_true(conns[i]->req->out.open);
+    }
+    assert_int_equal(kx_http_pooled_requests(), 0); /* every struct is in use */
+    for (int i = 0; i < N; i++) {
+        kx_http_end(conns[i]);
+        assert_null(conns[i]->req);
+        assert_true(kx_http_pooled_requests() <= 64);
+    }
+    assert_int_equal(kx_http_pooled_requests(), 64);
+    for (int i = 0; i < N; i++) {
+        kx_conn_unref(conns[i]);
+        close(peers[i]);
+    }
+    for (int i = 0; i < 3; i++) ev_run(srv.loop, EVRUN_NOWAIT);
+    kx_http_set_request_handler(kx_dispatch);
+}
+
 static void builtin_runner(kx_conn_t *c, int id, const kx_route_param_t *p, int n)
 {
     char body[128];
@@ -586,6 +725,10 @@ int main(void)
         cmocka_unit_test(test_stream_paused_writer_woken_by_close),
         cmocka_unit_test(test_handler_takeover),
         cmocka_unit_test(test_route_table_actions_under_prefix),
+        cmocka_unit_test(test_idle_connection_holds_no_buffers),
+        cmocka_unit_test(test_request_split_over_many_reads),
+        cmocka_unit_test(test_pipelined_then_idle),
+        cmocka_unit_test(test_request_pool_is_bounded),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     teardown_server();
