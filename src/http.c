@@ -19,6 +19,9 @@
 
 /* on_header_field indexes headers[] before counting: the guard's cap must equal ours. */
 _Static_assert(KX_HTTP_MAX_HEADERS == KX_MAX_HEADERS, "header caps of http_guard.h and http.h differ");
+_Static_assert(offsetof(kx_request_t, headers) < offsetof(kx_request_t, n_headers) &&
+                   offsetof(kx_request_t, n_headers) < offsetof(kx_request_t, state),
+               "request_reset clears around headers[]: the field order it relies on changed");
 
 #define PIPELINE_WBUF_MAX (256 * 1024)
 #define PIPELINE_RBUF_MAX (64 * 1024)
@@ -97,6 +100,8 @@ static int tokenise(kx_request_t *r)
         settings.on_headers_complete = on_headers_complete;
         init = true;
     }
+    /* The callbacks append to zeroed spans; request_reset leaves headers[] as it was. */
+    memset(r->headers, 0, sizeof r->headers);
     llhttp_t parser;
     llhttp_init(&parser, HTTP_REQUEST, &settings);
     parser.data = r;
@@ -145,7 +150,7 @@ static bool take_spans(kx_request_t *r)
 
 const kx_header_t *kx_http_header(const kx_request_t *r, const char *name)
 {
-    if (!r) return NULL; /* an idle connection (a late task's request has ended) */
+    if (!r) return NULL;     /* an idle connection (a late task's request has ended) */
     size_t n = strlen(name); /* once, not once per header; most names differ in length */
     for (int i = 0; i < r->n_headers; i++)
         if (r->headers[i].name_len == n && strncasecmp(r->headers[i].name, name, n) == 0)
@@ -255,7 +260,9 @@ static void request_reset(kx_request_t *r)
 {
     free(r->head);
     kx_buf_free(&r->body);
-    memset(r, 0, offsetof(kx_request_t, state));
+    /* headers[] is most of the struct and is read only below n_headers: it is not cleared. */
+    memset(r, 0, offsetof(kx_request_t, headers));
+    memset(&r->n_headers, 0, offsetof(kx_request_t, state) - offsetof(kx_request_t, n_headers));
 }
 
 /* ---- request lifetime --------------------------------------------------------------------- */
