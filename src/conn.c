@@ -2,6 +2,7 @@
  * transport, per-connection timers and the installed protocol handler (see conn.h). */
 #include "conn.h"
 #include "metrics.h"
+#include "uring.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,7 @@ static void conn_free(kx_conn_t *c)
 {
     if (c->handler && c->handler->on_free) c->handler->on_free(c);
     if (c->tp->free) c->tp->free(c);
+    if (c->tx) kx_uring_tx_free(c);
     kx_buf_free(&c->rbuf);
     kx_buf_free(&c->wbuf);
     free(c);
@@ -147,6 +149,7 @@ void kx_conn_close(kx_conn_t *c)
     ev_timer_stop(s->loop, &c->timer);
     if (c->send_fd >= 0) close(c->send_fd);
     c->send_fd = -1;
+    kx_uring_closing(c);
     /* TLS says goodbye (close_notify) so a client reading to the close knows it got it all. */
     if (c->tp->shutdown) c->tp->shutdown(c);
     close(c->fd);
@@ -245,12 +248,14 @@ static bool fill_from_file(kx_conn_t *c)
 static bool flush(kx_conn_t *c)
 {
     if (c->handshaking) return false; /* output waits for the transport to be ready */
+    if (kx_uring_busy(c)) return false; /* its completion goes on (kx_conn_ring_done) */
     for (;;) {
         if (c->wpos == c->wbuf.len) {
             kx_buf_reset(&c->wbuf);
             c->wpos = 0;
             if (!fill_from_file(c)) break;
         }
+        if (c->tx && kx_uring_send(c)) return false;
         ssize_t w = c->tp->write(c, c->wbuf.data + c->wpos, c->wbuf.len - c->wpos);
         if (w == KX_EAGAIN) {
             c->write_wants_read = c->tp_want == KX_WANT_READ;
@@ -281,7 +286,8 @@ void kx_conn_write(kx_conn_t *c, const void *p, size_t n)
 ssize_t kx_conn_write_now(kx_conn_t *c, const void *p, size_t n)
 {
     if (c->closed) return KX_ECLOSED;
-    if (c->handshaking || kx_conn_busy_writing(c)) return KX_EAGAIN;
+    /* On the ring every byte goes through it, so the order of the bytes is the ring's. */
+    if (c->handshaking || c->tx || kx_conn_busy_writing(c)) return KX_EAGAIN;
     ssize_t w = c->tp->write(c, p, n);
     if (w >= 0 || w == KX_EAGAIN) return w;
     kx_conn_close(c);
@@ -305,12 +311,21 @@ void kx_conn_flush(kx_conn_t *c)
 
 size_t kx_conn_unsent(const kx_conn_t *c)
 {
-    return c->wbuf.len - c->wpos;
+    return c->wbuf.len - c->wpos + kx_uring_unsent(c);
 }
 
 bool kx_conn_busy_writing(const kx_conn_t *c)
 {
-    return c->wpos != c->wbuf.len || c->send_fd >= 0;
+    return c->wpos != c->wbuf.len || c->send_fd >= 0 || kx_uring_busy(c);
+}
+
+void kx_conn_ring_done(kx_conn_t *c, bool ok)
+{
+    if (!ok) {
+        kx_conn_close(c);
+        return;
+    }
+    if (flush(c) && c->handler && c->handler->on_drained) c->handler->on_drained(c);
 }
 
 /* ---- events ------------------------------------------------------------------------------ */
@@ -431,6 +446,7 @@ kx_conn_t *kx_conn_open(kx_server_t *s, int fd, const kx_transport_t *tp, const 
     ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
     ev_init(&c->timer, on_timer);
     c->rio.data = c->wio.data = c->timer.data = c;
+    if (tp == &kx_transport_plain) c->tx = kx_uring_tx_new(c);
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;

@@ -93,6 +93,7 @@ struct kx_conn {
     bool in_read;           /* inside handler->on_read (no nesting) */
     bool read_wants_write;  /* the transport's read waits for writability */
     bool write_wants_read;  /* the transport's write waits for readability */
+    struct kx_uring_tx *tx; /* its io_uring send (uring.h), NULL off the ring or with TLS */
     char peer_ip[64];
     kx_conn_t *prev, *next;
 };
@@ -131,6 +132,9 @@ int kx_conn_count_from(const char *ip);
  * an idle one (its handler says so) of the peer holding the most, when that peer holds more
  * than the newcomer would. NULL when nobody should give one up. */
 kx_conn_t *kx_conn_evictable(kx_server_t *s, const char *newcomer);
+/* uring.c: the ring finished c's send (ok: every byte was written, else the socket failed).
+ * Goes on like a write watcher would: the next bytes, on_drained, or the close after flush. */
+void kx_conn_ring_done(kx_conn_t *c, bool ok);
 /* Closes every connection whose handler says it is idle (drain). */
 void kx_conn_close_idle(kx_server_t *s);
 
