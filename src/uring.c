@@ -50,7 +50,8 @@ static bool queue_send(kx_uring_tx_t *tx)
 {
     struct io_uring_sqe *sqe = get_sqe();
     if (!sqe) return false;
-    io_uring_prep_send(sqe, tx->c->fd, tx->buf.data + tx->pos, tx->buf.len - tx->pos, MSG_NOSIGNAL | MSG_WAITALL);
+    io_uring_prep_send(sqe, tx->c->fd, tx->buf.data + tx->pos, tx->buf.len - tx->pos,
+                       MSG_NOSIGNAL | MSG_WAITALL);
     io_uring_sqe_set_data(sqe, tx);
     tx->busy = true;
     return true;
@@ -104,7 +105,8 @@ static void on_completions(struct ev_loop *loop, ev_io *w, int revents)
     uint64_t n;
     /* Level-triggered: the counter is cleared before reaping, so a CQE posted after the read
      * sets it again and is not missed. */
-    if (read(U.efd, &n, sizeof n) < 0 && errno != EAGAIN) kx_log_warn("io_uring eventfd: %s", strerror(errno));
+    if (read(U.efd, &n, sizeof n) < 0 && errno != EAGAIN)
+        kx_log_warn("io_uring eventfd: %s", strerror(errno));
     reap();
 }
 
