@@ -117,7 +117,7 @@ static void conn_free(kx_conn_t *c)
 {
     if (c->handler && c->handler->on_free) c->handler->on_free(c);
     if (c->tp->free) c->tp->free(c);
-    if (c->tx) kx_uring_tx_free(c);
+    if (c->uring) kx_uring_conn_free(c);
     kx_buf_free(&c->rbuf);
     kx_buf_free(&c->wbuf);
     free(c);
@@ -203,6 +203,10 @@ static void update_watchers(kx_conn_t *c, bool want_write)
     if (c->closed) return;
     bool r = c->reading || c->handshaking || c->write_wants_read;
     bool w = want_write || c->read_wants_write;
+    if (c->uring) { /* the ring receives instead of the read watcher (uring.h) */
+        kx_uring_want_read(c, r);
+        r = false;
+    }
     if (r != ev_is_active(&c->rio)) {
         if (r) ev_io_start(kx_srv->loop, &c->rio);
         else ev_io_stop(kx_srv->loop, &c->rio);
@@ -255,7 +259,7 @@ static bool flush(kx_conn_t *c)
             c->wpos = 0;
             if (!fill_from_file(c)) break;
         }
-        if (c->tx && kx_uring_send(c)) return false;
+        if (c->uring && kx_uring_send(c)) return false;
         ssize_t w = c->tp->write(c, c->wbuf.data + c->wpos, c->wbuf.len - c->wpos);
         if (w == KX_EAGAIN) {
             c->write_wants_read = c->tp_want == KX_WANT_READ;
@@ -287,7 +291,7 @@ ssize_t kx_conn_write_now(kx_conn_t *c, const void *p, size_t n)
 {
     if (c->closed) return KX_ECLOSED;
     /* On the ring every byte goes through it, so the order of the bytes is the ring's. */
-    if (c->handshaking || c->tx || kx_conn_busy_writing(c)) return KX_EAGAIN;
+    if (c->handshaking || c->uring || kx_conn_busy_writing(c)) return KX_EAGAIN;
     ssize_t w = c->tp->write(c, p, n);
     if (w >= 0 || w == KX_EAGAIN) return w;
     kx_conn_close(c);
@@ -385,6 +389,16 @@ static void read_and_handle(kx_conn_t *c)
     } while (!c->closed && c->reading && c->tp->pending && c->tp->pending(c));
 }
 
+void kx_conn_ring_read(kx_conn_t *c, const char *p, size_t n)
+{
+    if (n == 0) {
+        kx_conn_close(c);
+        return;
+    }
+    kx_buf_append(&c->rbuf, p, n);
+    if (c->reading) run_reader(c);
+}
+
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
@@ -446,7 +460,7 @@ kx_conn_t *kx_conn_open(kx_server_t *s, int fd, const kx_transport_t *tp, const 
     ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
     ev_init(&c->timer, on_timer);
     c->rio.data = c->wio.data = c->timer.data = c;
-    if (tp == &kx_transport_plain) c->tx = kx_uring_tx_new(c);
+    if (tp == &kx_transport_plain) c->uring = kx_uring_conn_new(c);
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;

@@ -85,15 +85,15 @@ struct kx_conn {
     struct kx_request *req; /* HTTP's per-connection state (http.h); NULL once upgraded */
     struct kx_ws *ws;       /* WebSocket state (ws.c) once upgraded */
     uint32_t gen;
-    int refs;               /* 1 for the socket + 1 per task */
-    bool closed;            /* socket closed; memory waits for refs == 0 */
-    bool close_after_flush; /* the last bytes are queued: close once written */
-    bool reading;           /* the protocol wants input (rio armed) */
-    bool handshaking;       /* the transport's handshake is not finished */
-    bool in_read;           /* inside handler->on_read (no nesting) */
-    bool read_wants_write;  /* the transport's read waits for writability */
-    bool write_wants_read;  /* the transport's write waits for readability */
-    struct kx_uring_tx *tx; /* its io_uring send (uring.h), NULL off the ring or with TLS */
+    int refs;                    /* 1 for the socket + 1 per task */
+    bool closed;                 /* socket closed; memory waits for refs == 0 */
+    bool close_after_flush;      /* the last bytes are queued: close once written */
+    bool reading;                /* the protocol wants input (rio armed) */
+    bool handshaking;            /* the transport's handshake is not finished */
+    bool in_read;                /* inside handler->on_read (no nesting) */
+    bool read_wants_write;       /* the transport's read waits for writability */
+    bool write_wants_read;       /* the transport's write waits for readability */
+    struct kx_uring_conn *uring; /* its io_uring state (uring.h), NULL off the ring or with TLS */
     char peer_ip[64];
     kx_conn_t *prev, *next;
 };
@@ -135,6 +135,9 @@ kx_conn_t *kx_conn_evictable(kx_server_t *s, const char *newcomer);
 /* uring.c: the ring finished c's send (ok: every byte was written, else the socket failed).
  * Goes on like a write watcher would: the next bytes, on_drained, or the close after flush. */
 void kx_conn_ring_done(kx_conn_t *c, bool ok);
+/* uring.c: n bytes arrived for c (n == 0: the peer closed). They join c->rbuf and go to the
+ * handler as a readable socket's would. */
+void kx_conn_ring_read(kx_conn_t *c, const char *p, size_t n);
 /* Closes every connection whose handler says it is idle (drain). */
 void kx_conn_close_idle(kx_server_t *s);
 
