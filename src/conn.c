@@ -203,10 +203,7 @@ static void update_watchers(kx_conn_t *c, bool want_write)
     if (c->closed) return;
     bool r = c->reading || c->handshaking || c->write_wants_read;
     bool w = want_write || c->read_wants_write;
-    if (c->uring) { /* the ring receives instead of the read watcher (uring.h) */
-        kx_uring_want_read(c, r);
-        r = false;
-    }
+    if (c->uring && kx_uring_want_read(c, r)) r = false; /* the ring receives instead (uring.h) */
     if (r != ev_is_active(&c->rio)) {
         if (r) ev_io_start(kx_srv->loop, &c->rio);
         else ev_io_stop(kx_srv->loop, &c->rio);

@@ -153,17 +153,18 @@ static void cancel(void *user_data)
     io_uring_sqe_set_data(sqe, NULL);
 }
 
-void kx_uring_want_read(kx_conn_t *c, bool want)
+bool kx_uring_want_read(kx_conn_t *c, bool want)
 {
     kx_uring_conn_t *u = c->uring;
     u->rx_want = want;
     if (want && !u->rx_armed) {
-        if (arm_recv(u)) kx_conn_ref(c);
-        else kx_log_warn("io_uring: no entry to receive on connection from %s", c->peer_ip);
+        if (!arm_recv(u)) return false;
+        kx_conn_ref(c);
     } else if (!want && u->rx_armed && !u->rx_cancelled) {
         u->rx_cancelled = true;
         cancel((void *)((uintptr_t)u | TAG_RX));
     }
+    return true;
 }
 
 static void give_back(unsigned short bid)

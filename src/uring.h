@@ -37,8 +37,10 @@ bool kx_uring_busy(const kx_conn_t *c);
 /* Bytes of c's send in flight not yet written. */
 size_t kx_uring_unsent(const kx_conn_t *c);
 /* The protocol wants input (a multishot receive is armed: each arrival is one completion, no
- * read watcher, no read syscall) or not (it is cancelled: bytes wait in the kernel). */
-void kx_uring_want_read(kx_conn_t *c, bool want);
+ * read watcher, no read syscall) or not (it is cancelled: bytes wait in the kernel). False
+ * when the ring has no free entry to arm it even after a submit: the caller's read watcher
+ * reads instead, until a later call arms it. */
+bool kx_uring_want_read(kx_conn_t *c, bool want);
 /* c is closing: a queued send goes to the kernel now (before its fd is closed and its number
  * reused), and what is in flight is cancelled (it holds the socket open otherwise). */
 void kx_uring_closing(kx_conn_t *c);
