@@ -248,8 +248,9 @@ static bool fill_from_file(kx_conn_t *c)
 /* Returns true when everything queued was written. */
 static bool flush(kx_conn_t *c)
 {
-    if (c->handshaking) return false;   /* output waits for the transport to be ready */
-    if (kx_uring_busy(c)) return false; /* its completion goes on (kx_conn_ring_done) */
+    if (c->handshaking) return false; /* output waits for the transport to be ready */
+    /* A send in flight on the ring: its completion goes on (kx_conn_ring_done). */
+    if (kx_uring_busy(c)) return false;
     for (;;) {
         if (c->wpos == c->wbuf.len) {
             kx_buf_reset(&c->wbuf);

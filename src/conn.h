@@ -4,6 +4,8 @@
  * Owns: kx_conn_t (from accept until closed AND unreferenced), the read buffer, the write
  * queue (bytes, then optionally a file streamed after them), the connection timer and the
  * transport interface (kx_transport_t; kx_transport_plain is the plain-socket one).
+ * With KERYX_IO_URING=1 a plain connection's reads and writes go through uring.c's ring
+ * instead of its watchers and the transport's read/write (uring.h).
  * Callers: listen.c opens connections; protocols (http.c, ws.c, later sse/tls) install their
  * handler with kx_conn_set_handler and read/write through the functions below; tasks hold
  * references (kx_conn_ref) so a closed connection's memory outlives them.
@@ -85,16 +87,17 @@ struct kx_conn {
     struct kx_request *req; /* HTTP's per-connection state (http.h); NULL once upgraded */
     struct kx_ws *ws;       /* WebSocket state (ws.c) once upgraded */
     uint32_t gen;
-    int refs;                    /* 1 for the socket + 1 per task */
-    bool closed;                 /* socket closed; memory waits for refs == 0 */
-    bool close_after_flush;      /* the last bytes are queued: close once written */
-    bool reading;                /* the protocol wants input (rio armed) */
-    bool handshaking;            /* the transport's handshake is not finished */
-    bool in_read;                /* inside handler->on_read (no nesting) */
-    bool read_wants_write;       /* the transport's read waits for writability */
-    bool write_wants_read;       /* the transport's write waits for readability */
-    struct kx_uring_conn *uring; /* its io_uring state (uring.h), NULL off the ring or with TLS */
+    int refs;               /* 1 for the socket + 1 per task */
+    bool closed;            /* socket closed; memory waits for refs == 0 */
+    bool close_after_flush; /* the last bytes are queued: close once written */
+    bool reading;           /* the protocol wants input (rio armed) */
+    bool handshaking;       /* the transport's handshake is not finished */
+    bool in_read;           /* inside handler->on_read (no nesting) */
+    bool read_wants_write;  /* the transport's read waits for writability */
+    bool write_wants_read;  /* the transport's write waits for readability */
     char peer_ip[64];
+    /* Its io_uring state (uring.h); NULL off the ring and with TLS. */
+    struct kx_uring_conn *uring;
     kx_conn_t *prev, *next;
 };
 
