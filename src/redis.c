@@ -478,6 +478,11 @@ double kx_redis_now(void)
     return cmd.loop ? ev_now(cmd.loop) : 0.;
 }
 
+struct ev_loop *kx_redis_loop(void)
+{
+    return cmd.loop;
+}
+
 void kx_redis_cancel(kx_redis_op_t *op)
 {
     op->fn = NULL;

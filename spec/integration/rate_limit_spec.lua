@@ -101,6 +101,56 @@ describe("rate limiting", function()
         assert.are.equal(429, get(a, "/api/limited").status)
     end)
 
+    -- Checks asked for in one loop iteration go out as one script call (src/ratelimit.c): with
+    -- keryx stopped (SIGSTOP) while 30 requests of two clients queue up, they are all read in
+    -- one iteration. The batch must count like 30 separate checks: each client's budget exact,
+    -- every "remaining" value given once, the two clients' counts apart.
+    it("one batch of concurrent checks counts each client exactly", function()
+        local srv = start { RATE_LIMIT_UNAUTH_LIMIT = "20" }
+        finally(function() os.execute("kill -CONT " .. srv.pid .. " 2>/dev/null"); stop(srv) end)
+        fresh_window(60000, 10000)
+        local function evals()
+            local info = R.cli("INFO", "commandstats")
+            local n = 0
+            for calls in info:gmatch("cmdstat_eval%a*:calls=(%d+)") do n = n + tonumber(calls) end
+            return n
+        end
+        local before = evals()
+        os.execute("kill -STOP " .. srv.pid)
+        local socks = {}
+        for i = 1, 30 do
+            local c = assert(socket.connect("127.0.0.1", srv.port))
+            c:settimeout(10)
+            local path = i % 6 == 0 and "/api/custom" or "/api/limited" -- 25 limited, 5 custom
+            assert(c:send("GET " .. path .. " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
+            socks[i] = { c = c, path = path }
+        end
+        os.execute("kill -CONT " .. srv.pid)
+        local limited, remaining, custom_ok, custom_refused = {}, {}, 0, 0
+        for _, s in ipairs(socks) do
+            local raw = assert(s.c:receive("*a"))
+            s.c:close()
+            local status = tonumber(raw:match("^HTTP/1%.1 (%d+)"))
+            if s.path == "/api/limited" then
+                limited[status] = (limited[status] or 0) + 1
+                local left = raw:lower():match("\r\nx%-ratelimit%-remaining: (%d+)")
+                if status == 200 then remaining[#remaining + 1] = tonumber(left) end
+            else
+                assert.are.equal(200, status)
+                if raw:match('"limited":true') then custom_refused = custom_refused + 1
+                elseif raw:match('"remaining":') then custom_ok = custom_ok + 1 end
+            end
+        end
+        assert.are.same({ [200] = 20, [429] = 5 }, limited)
+        table.sort(remaining)
+        for i = 1, 20 do assert.are.equal(i - 1, remaining[i]) end
+        assert.are.equal(2, custom_ok)
+        assert.are.equal(3, custom_refused)
+        -- Fewer script calls than checks: they were batched (a NOSCRIPT retry adds one EVAL).
+        local calls = evals() - before
+        assert.is_true(calls >= 1 and calls < 30, "script calls: " .. calls)
+    end)
+
     it("the window slides: refused, then allowed again once it has moved on", function()
         local srv = start { RATE_LIMIT_WINDOW_MS = "1000", RATE_LIMIT_UNAUTH_LIMIT = "3" }
         finally(function() stop(srv) end)
