@@ -330,7 +330,7 @@ count_round_trips() {
     pid=$!
     sleep 0.3
     h=$(route_header "$route")
-    if [[ -n "$h" ]]; then curl -s -o /dev/null -H "$h" "${urls[@]}"; else curl -s -o /dev/null "${urls[@]}"; fi
+    if [[ -n "$h" ]]; then curl -s -H "$h" "${urls[@]}" >/dev/null; else curl -s "${urls[@]}" >/dev/null; fi
     sleep 0.3
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
