@@ -241,9 +241,15 @@ int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limi
         free(op);
         return KX_EINVAL;
     }
-    /* Nothing is queued while Redis is unreachable: the caller answers at once. */
+    /* Nothing is queued while Redis is unreachable: the caller answers at once, and the refusal
+     * counts as a Redis error, as redis.c counts a command refused while its connection is down. */
     struct ev_loop *loop = kx_redis_loop();
-    if (!kx_redis_script_find("ratelimit") || !kx_redis_ready() || !loop) {
+    if (!kx_redis_script_find("ratelimit")) {
+        free(op);
+        return KX_ECLOSED;
+    }
+    if (!kx_redis_ready() || !loop) {
+        kx_metrics_count(KX_METRIC_REDIS_ERRORS);
         free(op);
         return KX_ECLOSED;
     }
