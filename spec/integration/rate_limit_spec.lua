@@ -102,10 +102,11 @@ describe("rate limiting", function()
     end)
 
     -- Checks asked for in one loop iteration go out as one script call (src/ratelimit.c): with
-    -- keryx stopped (SIGSTOP) while 30 requests of two clients queue up, they are all read in
-    -- one iteration. The batch must count like 30 separate checks: each client's budget exact,
-    -- every "remaining" value given once, the two clients' counts apart.
-    it("one batch of concurrent checks counts each client exactly", function()
+    -- keryx stopped (SIGSTOP) while 150 requests of two clients queue up, they are read in one
+    -- iteration or few, more than KX_RATELIMIT_BATCH_MAX (128) checks, so at least two calls.
+    -- The batches must count like 150 separate checks: each client's budget exact, every
+    -- "remaining" value given once, the two clients' counts apart.
+    it("batches of concurrent checks count each client exactly, past the batch cap", function()
         local srv = start { RATE_LIMIT_UNAUTH_LIMIT = "20" }
         finally(function() os.execute("kill -CONT " .. srv.pid .. " 2>/dev/null"); stop(srv) end)
         fresh_window(60000, 10000)
@@ -118,10 +119,10 @@ describe("rate limiting", function()
         local before = evals()
         os.execute("kill -STOP " .. srv.pid)
         local socks = {}
-        for i = 1, 30 do
+        for i = 1, 150 do
             local c = assert(socket.connect("127.0.0.1", srv.port))
             c:settimeout(10)
-            local path = i % 6 == 0 and "/api/custom" or "/api/limited" -- 25 limited, 5 custom
+            local path = i % 6 == 0 and "/api/custom" or "/api/limited" -- 125 limited, 25 custom
             assert(c:send("GET " .. path .. " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
             socks[i] = { c = c, path = path }
         end
@@ -141,14 +142,45 @@ describe("rate limiting", function()
                 elseif raw:match('"remaining":') then custom_ok = custom_ok + 1 end
             end
         end
-        assert.are.same({ [200] = 20, [429] = 5 }, limited)
+        assert.are.same({ [200] = 20, [429] = 105 }, limited)
         table.sort(remaining)
         for i = 1, 20 do assert.are.equal(i - 1, remaining[i]) end
         assert.are.equal(2, custom_ok)
-        assert.are.equal(3, custom_refused)
-        -- Fewer script calls than checks: they were batched (a NOSCRIPT retry adds one EVAL).
+        assert.are.equal(23, custom_refused)
+        -- Fewer script calls than checks, and at least two: batched, and capped (a NOSCRIPT
+        -- retry adds one EVAL).
         local calls = evals() - before
-        assert.is_true(calls >= 1 and calls < 30, "script calls: " .. calls)
+        assert.is_true(calls >= 2 and calls < 150, "script calls: " .. calls)
+    end)
+
+    -- 150 checks started in one loop iteration (spawned tasks run back to back from the ready
+    -- queue): more than KX_RATELIMIT_BATCH_MAX (128), so a full batch is sent at once and the
+    -- rest in a second call. Both count exactly: 50 allowed per client, every "remaining"
+    -- value once, 25 refused each.
+    it("checks past the batch cap go out in a second call and count exactly", function()
+        local srv = start { RATE_LIMIT_UNAUTH_LIMIT = "20" }
+        finally(function() stop(srv) end)
+        fresh_window(60000, 10000)
+        local function evals()
+            local info = R.cli("INFO", "commandstats")
+            local n = 0
+            for calls in info:gmatch("cmdstat_eval%a*:calls=(%d+)") do n = n + tonumber(calls) end
+            return n
+        end
+        local before = evals()
+        local res = get(srv, "/api/burst")
+        assert.are.equal(200, res.status)
+        local body = require("cjson").decode(res.body)
+        assert.are.equal(0, body.failed)
+        assert.are.equal(25, body.refused0)
+        assert.are.equal(25, body.refused1)
+        for _, list in ipairs { body.left0, body.left1 } do
+            table.sort(list)
+            assert.are.equal(50, #list)
+            for i = 1, 50 do assert.are.equal(i - 1, list[i]) end
+        end
+        local calls = evals() - before
+        assert.is_true(calls == 2 or calls == 3, "script calls: " .. calls) -- + EVAL after a NOSCRIPT
     end)
 
     it("the window slides: refused, then allowed again once it has moved on", function()
