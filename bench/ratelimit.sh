@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
 # ratelimit.sh — the cost of keryx's Redis rate limiting: the same tiny action with and without
-# `keryx.middleware.rate_limit`, plus redis-benchmark running the same script alone.
+# `keryx.middleware.rate_limit`, anonymous and logged in, against nginx + its Lua module doing the
+# same sliding-window check in the same Redis, plus redis-benchmark running the script alone.
+#
+# Routes (interleaved wrk runs, in this order):
+#   plain     keryx GET /api/bench/plain, no rate limit
+#   limited   keryx GET /api/bench/limited, rate limited, anonymous (identity ip:127.0.0.1)
+#   loggedin  the same with the session cookie of a logged-in user (POST /api/bench/login made
+#             it): the session is read (GETEX) and the identity is user:<id>
+#   nginx     nginx (one worker, CPU 0) GET /api/bench/limited: EVALSHA of the same
+#             lua/redis/ratelimit.lua with the same key and arguments, through a minimal RESP
+#             client over ngx.socket.tcp with keepalive pooling (Debian has no lua-resty-redis),
+#             the same X-RateLimit headers and body
+# Then each route's Redis commands per request, counted with MONITOR over sequential requests
+# (one request at a time, so each command is its own round trip).
 #
 # It starts its own redis-server (free port, no persistence) and one keryx process serving a
 # throw-away app with two actions, `bench:plain` (GET /api/bench/plain) and `bench:limited`
@@ -48,9 +61,13 @@ CONNECTIONS=50
 START_TIMEOUT_S=10
 MIN_BUSY_PCT=90            # keryx below this was not saturated: a warning is printed
 API_ROUTE=/api
-ROUTES=(plain limited)     # interleaving order; the action of route r is bench:r at /api/bench/r
+ROUTES=(plain limited loggedin nginx) # interleaving order (see the top)
+NGINX_MODULES_DIR=/usr/lib/nginx/modules
+MONITOR_REQUESTS=50        # sequential requests per route while MONITOR counts commands
 
-TARGET_RATIO=0.6           # limited req/s / plain req/s must be >= this
+TARGET_RATIO=0.7           # limited req/s / plain req/s must be >= this
+TARGET_NGINX=2.5           # keryx limited req/s / nginx limited req/s must be >= this
+TARGET_LOGGEDIN=0.8        # logged-in req/s / anonymous req/s (both limited) must be >= this
 
 # The rate-limit settings keryx gets, and the same ones redis-benchmark sends.
 RL_LIMIT=1000000000        # kx_ratelimit's maximum; at ~10^5 req/s a window never fills
@@ -66,10 +83,15 @@ REDIS_PID=""
 REDIS_PORT=""
 KERYX_PID=""
 KERYX_BASE=""
+NGINX_BASE=""
+NGINX_PID=""
+COOKIE=""
 WRK_PID=""
 SCRIPT_SHA=""
 LOAD_AT_START=""
 
+# Redis commands per request, per route (MONITOR): RTT[<route>].
+declare -A RTT=()
 # Per-run figures, indexed by route then run:
 # "rps p99_us keryx_cpu_us keryx_busy redis_cpu_us evalsha_per_req cpu1_busy".
 declare -A RESULT=()
@@ -101,9 +123,12 @@ check_prereqs() {
     [[ -x "$ROOT/keryx" ]] || die "$ROOT/keryx not built (run 'make')"
     [[ -f "$RL_SCRIPT" ]] || die "$RL_SCRIPT missing"
     [[ -f "$BENCH_DIR/wrk-status.lua" ]] || die "$BENCH_DIR/wrk-status.lua missing"
+    command -v nginx >/dev/null || die "nginx not found (apt-get install nginx-light libnginx-mod-http-lua)"
+    [[ -f "$NGINX_MODULES_DIR/ngx_http_lua_module.so" && -f "$NGINX_MODULES_DIR/ndk_http_module.so" ]] ||
+        die "nginx Lua module missing in $NGINX_MODULES_DIR (apt-get install libnginx-mod-http-lua)"
 }
 
-cleanup() { stop_all_and_clean "$WRK_PID" "$KERYX_PID" "$REDIS_PID"; }
+cleanup() { stop_all_and_clean "$WRK_PID" "$KERYX_PID" "$NGINX_PID" "$REDIS_PID"; }
 
 # load_script: SCRIPT LOAD of the exact file bytes (-x: the last argument from stdin), so the
 # SHA1 is the one keryx computes from the same file and both share one cached script.
@@ -113,9 +138,9 @@ load_script() {
     SCRIPT_SHA=$(rcli -x SCRIPT LOAD <"$RL_SCRIPT")
     [[ "$SCRIPT_SHA" == "$file_sha" ]] ||
         die "SCRIPT LOAD answered '$SCRIPT_SHA', expected the file's SHA1 $file_sha"
-    # One call by hand: allowed (1) with the limit echoed back, else the arguments are wrong.
-    reply=$(rcli EVALSHA "$SCRIPT_SHA" 1 "$RL_PREFIX:{ip:check}" "$RL_LIMIT" "$RL_WINDOW_MS" | head -n 2 | tr '\n' ' ')
-    [[ "$reply" == "1 $RL_LIMIT " ]] || die "EVALSHA check answered '$reply', expected '1 $RL_LIMIT …'"
+    # One call by hand, a batch of one: {now_ms, requests left} — a fresh key leaves limit - 1.
+    reply=$(rcli EVALSHA "$SCRIPT_SHA" 1 "$RL_PREFIX:{ip:check}" "$RL_LIMIT" "$RL_WINDOW_MS" | sed -n 2p)
+    [[ "$reply" == "$((RL_LIMIT - 1))" ]] || die "EVALSHA check answered '$reply', expected $((RL_LIMIT - 1)) requests left"
     log "script $SCRIPT_SHA loaded"
 }
 
@@ -140,6 +165,15 @@ return {
         middleware = { keryx.middleware.rate_limit },
         run = function() return { ok = true } end,
     },
+    keryx.action {
+        name = "bench:login",
+        description = "Log user 1 in: a session with user_id (its cookie comes back)",
+        web = { route = "/bench/login", method = "POST" },
+        run = function(_, conn)
+            conn:update_session { user_id = 1 }
+            return { ok = true }
+        end,
+    },
 }
 LUA
 }
@@ -154,8 +188,9 @@ start_keryx() {
     (cd "$ROOT" && exec env REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
         WEB_SERVER_PORT="$port" WEB_SERVER_HOST=127.0.0.1 WEB_SERVER_API_ROUTE="$API_ROUTE" \
         WEB_SERVER_WORKERS=1 LOG_LEVEL=warn NODE_ENV=production \
-        RATE_LIMIT_ENABLED=true RATE_LIMIT_UNAUTH_LIMIT="$RL_LIMIT" RATE_LIMIT_WINDOW_MS="$RL_WINDOW_MS" \
-        RATE_LIMIT_KEY_PREFIX="$RL_PREFIX" RATE_LIMIT_FAIL_OPEN=false \
+        RATE_LIMIT_ENABLED=true RATE_LIMIT_UNAUTH_LIMIT="$RL_LIMIT" RATE_LIMIT_AUTH_LIMIT="$RL_LIMIT" \
+        RATE_LIMIT_WINDOW_MS="$RL_WINDOW_MS" \
+        RATE_LIMIT_KEY_PREFIX="$RL_PREFIX" RATE_LIMIT_FAIL_OPEN=false TASKS_ENABLED=false \
         taskset -c "$SERVER_CPU" ./keryx --app "$TMP/app" start) >"$TMP/keryx.log" 2>&1 &
     KERYX_PID=$!
     if ! wait_http "$KERYX_BASE/plain" "$KERYX_PID"; then
@@ -165,25 +200,146 @@ start_keryx() {
     log "keryx pid $KERYX_PID"
 }
 
-# check_routes: both answer 200 with the same body; only the limited one carries the
-# rate-limit headers with our limit (else the middleware did not run and the bench would
-# compare plain with plain).
+# login: POST /api/bench/login; COOKIE gets the session cookie (name=value) it set.
+login() {
+    COOKIE=$(curl -s -D - -o /dev/null -X POST "$KERYX_BASE/login" | tr -d '\r' |
+        awk -F': ' 'tolower($1) == "set-cookie" { split($2, a, ";"); print a[1] }' | tail -n 1)
+    [[ "$COOKIE" == *=?* ]] || die "POST $KERYX_BASE/login set no session cookie"
+    log "logged in: session cookie ${COOKIE%%=*}=…"
+}
+
+# route_url <route> / route_header <route> / route_pid <route>: what wrk loads for a route.
+route_url() {
+    case $1 in
+        plain) echo "$KERYX_BASE/plain" ;;
+        limited | loggedin) echo "$KERYX_BASE/limited" ;;
+        nginx) echo "$NGINX_BASE/limited" ;;
+    esac
+}
+route_header() { [[ $1 == loggedin ]] && echo "Cookie: $COOKIE"; return 0; }
+route_pid() { if [[ $1 == nginx ]]; then echo "$NGINX_PID"; else echo "$KERYX_PID"; fi; }
+
+# curl_route <route> <curl args…>: one GET of the route (with its cookie).
+curl_route() {
+    local r=$1 h
+    shift
+    h=$(route_header "$r")
+    if [[ -n "$h" ]]; then curl -s -H "$h" "$@" "$(route_url "$r")"; else curl -s "$@" "$(route_url "$r")"; fi
+}
+
+# check_routes: every route answers 200 with the same body; all but plain carry the rate-limit
+# headers with our limit (else the check did not run and the bench would compare plain with
+# plain); the logged-in route is counted under user:1, not the IP.
 check_routes() {
-    local route head body plain_body="" limit
+    local route head body plain_body="" limit keys
     for route in "${ROUTES[@]}"; do
-        head=$(curl -s -D - -o "$TMP/body.$route" "$KERYX_BASE/$route" | tr -d '\r')
+        head=$(curl_route "$route" -D - -o "$TMP/body.$route" | tr -d '\r')
         body=$(<"$TMP/body.$route")
-        [[ "$head" == "HTTP/1.1 200"* ]] || die "GET $KERYX_BASE/$route answered '$(head -n 1 <<<"$head")', not 200"
+        [[ "$head" == "HTTP/1.1 200"* ]] || die "GET $(route_url "$route") answered '$(head -n 1 <<<"$head")', not 200"
         limit=$(awk -F': ' 'tolower($1) == "x-ratelimit-limit" {print $2}' <<<"$head")
         if [[ $route == plain ]]; then
             plain_body=$body
             [[ -z "$limit" ]] || die "the plain route carries X-RateLimit-Limit: it is rate limited too"
         else
-            [[ "$body" == "$plain_body" ]] || die "the routes answer different bodies: '$plain_body' / '$body'"
+            [[ "$body" == "$plain_body" ]] || die "$route answers '$body', plain '$plain_body'"
             [[ "$limit" == "$RL_LIMIT" ]] ||
-                die "the limited route's X-RateLimit-Limit is '$limit', not $RL_LIMIT: the middleware did not run as configured"
+                die "$route: X-RateLimit-Limit is '$limit', not $RL_LIMIT: the check did not run as configured"
         fi
     done
+    keys=$(rcli --scan --pattern "$RL_PREFIX:{user:1}:*" | wc -l)
+    ((keys == 1)) || die "the logged-in route left $keys keys under $RL_PREFIX:{user:1}: not counted as the user"
+}
+
+# start_nginx: nginx + Lua doing keryx's check: the same script (by SHA), key, arguments,
+# headers and body. A minimal RESP client: EVALSHA out, the reply {now_ms, code} in; the
+# connection goes back to a keepalive pool (setkeepalive), so each request borrows an open one.
+start_nginx() {
+    local port prefix="$TMP/nginx" body
+    port=$(free_port)
+    NGINX_BASE="http://127.0.0.1:$port$API_ROUTE/bench"
+    body=$(<"$TMP/body.plain")
+    mkdir -p "$prefix"
+    cat >"$prefix/nginx.conf" <<NGINX
+load_module $NGINX_MODULES_DIR/ndk_http_module.so;
+load_module $NGINX_MODULES_DIR/ngx_http_lua_module.so;
+daemon off;
+master_process on;
+worker_processes 1;
+worker_cpu_affinity 1;
+pid $prefix/nginx.pid;
+error_log $prefix/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $prefix/tmp;
+    lua_socket_log_errors on;
+    server {
+        listen 127.0.0.1:$port reuseport backlog=1024;
+        keepalive_requests 1000000;
+        location = $API_ROUTE/bench/limited {
+            default_type application/json;
+            content_by_lua_block {
+                local SHA, LIMIT, WINDOW = "$SCRIPT_SHA", "$RL_LIMIT", "$RL_WINDOW_MS"
+                local key = "$RL_PREFIX:{ip:" .. ngx.var.remote_addr .. "}"
+                local sock = ngx.socket.tcp()
+                sock:settimeout(5000)
+                local ok, err = sock:connect("127.0.0.1", $REDIS_PORT)
+                if not ok then ngx.status = 503 ngx.say("redis: ", err) return end
+                local ok2 = sock:send({ "*6\r\n\$7\r\nEVALSHA\r\n\$40\r\n", SHA, "\r\n\$1\r\n1\r\n\$", #key, "\r\n", key,
+                    "\r\n\$", #LIMIT, "\r\n", LIMIT, "\r\n\$", #WINDOW, "\r\n", WINDOW, "\r\n" })
+                local head = ok2 and sock:receive("*l")
+                local now = head == "*2" and sock:receive("*l")
+                local code = now and sock:receive("*l")
+                if not code then ngx.status = 503 ngx.say("redis: ", head) sock:close() return end
+                sock:setkeepalive(60000, 100)
+                now, code = tonumber(now:sub(2)), tonumber(code:sub(2))
+                local window = tonumber(WINDOW)
+                local w = math.floor(now / window)
+                ngx.header["X-RateLimit-Limit"] = LIMIT
+                ngx.header["X-RateLimit-Remaining"] = code >= 0 and code or 0
+                ngx.header["X-RateLimit-Reset"] = math.ceil((w + 1) * window / 1000)
+                if code < 0 then
+                    ngx.header["Retry-After"] = math.max(1, math.ceil((window - (now - w * window)) / 1000))
+                    ngx.status = 429
+                end
+                ngx.print([==[$body]==])
+            }
+        }
+    }
+}
+NGINX
+    mkdir -p "$prefix/tmp"
+    log "starting nginx on 127.0.0.1:$port (CPU $SERVER_CPU, prefix $prefix)"
+    taskset -c "$SERVER_CPU" nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" \
+        >"$prefix/stdout.log" 2>&1 &
+    NGINX_PID=$!
+    if ! wait_http "$NGINX_BASE/limited" "$NGINX_PID"; then
+        tail -n 20 "$prefix/error.log" "$prefix/stdout.log" >&2 || true
+        die "nginx exited or did not answer $NGINX_BASE/limited within ${START_TIMEOUT_S}s"
+    fi
+    log "nginx master pid $NGINX_PID"
+}
+
+# count_round_trips <route>: Redis commands per request, MONITOR over MONITOR_REQUESTS
+# sequential requests (curl, one connection): one request at a time, so each command is a
+# round trip of its own.
+count_round_trips() {
+    local route=$1 mon="$TMP/monitor.$1" pid i urls=() n h
+    for ((i = 0; i < MONITOR_REQUESTS; i++)); do urls+=("$(route_url "$route")"); done
+    rcli MONITOR >"$mon" 2>/dev/null &
+    pid=$!
+    sleep 0.3
+    h=$(route_header "$route")
+    if [[ -n "$h" ]]; then curl -s -H "$h" "${urls[@]}" >/dev/null; else curl -s "${urls[@]}" >/dev/null; fi
+    sleep 0.3
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    # Lines are `<time> [<db> <client>] "CMD" …`; MONITOR's own OK is not one, and the
+    # commands a script runs inside Redis (client "lua") are not round trips.
+    grep '^[0-9.]* \[' "$mon" | grep -v '^[0-9.]* \[[0-9]* lua\]' | awk '{print $4}' >"$mon.cmds" || true
+    n=$(wc -l <"$mon.cmds")
+    RTT[$route]=$(awk -v n="$n" -v r="$MONITOR_REQUESTS" 'BEGIN {printf "%.2f", n / r}')
+    log "$route: $n Redis commands for $MONITOR_REQUESTS sequential requests: ${RTT[$route]} per request ($(sort "$mon.cmds" | uniq -c | awk '{printf "%s×%s ", $2, $1}'))"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -210,11 +366,13 @@ redis_counters() {
 # Load runs
 # ---------------------------------------------------------------------------------------------
 
-# wrk_run <url> <duration>: wrk with the status counter, pinned to the client CPU; its output on
+# wrk_run <url> <duration> [header]: wrk with the status counter, pinned to the client CPU; its output on
 # stdout. Backgrounded and waited for, so a TERM/INT trap fires at once and cleanup can stop it.
 wrk_run() {
     local out="$TMP/wrk.out" rc=0
-    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$2" --latency -s "$BENCH_DIR/wrk-status.lua" "$1" \
+    local hdr=()
+    [[ -n "${3:-}" ]] && hdr=(-H "$3")
+    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$2" --latency "${hdr[@]}" -s "$BENCH_DIR/wrk-status.lua" "$1" \
         >"$out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || rc=$?
@@ -255,26 +413,29 @@ warm_up() {
     local out
     log "warm-up $1 ($WARMUP)"
     # Not in $(…): WRK_PID must be set in this shell for cleanup to see it.
-    wrk_run "$KERYX_BASE/$1" "$WARMUP" >"$TMP/wrk.txt" || { cat "$TMP/wrk.txt" >&2; die "wrk failed against $1"; }
+    wrk_run "$(route_url "$1")" "$WARMUP" "$(route_header "$1")" >"$TMP/wrk.txt" || { cat "$TMP/wrk.txt" >&2; die "wrk failed against $1"; }
     out=$(<"$TMP/wrk.txt")
     check_statuses "warm-up $1" "$out"
 }
 
 # measure <route> <run>: one measured run, stored in RESULT[<route>,<run>].
 measure() {
-    local route=$1 run=$2 url="$KERYX_BASE/$1" out
+    local route=$1 run=$2 url pid out
+    url=$(route_url "$1")
+    pid=$(route_pid "$1")
     local k0 k1 r0 r1 t0 t1 calls0 calls1 bad0 bad1 busy0 tot0 busy1 tot1
     local requests rps p99 keryx_cpu keryx_busy redis_cpu evalsha cpu1_busy
     read -r calls0 bad0 <<<"$(redis_counters)"
     read -r busy0 tot0 <<<"$(cpu_line "$CLIENT_CPU")"
-    k0=$(tree_cpu_ticks "$KERYX_PID"); r0=$(cpu_ticks "$REDIS_PID"); t0=$EPOCHREALTIME
-    wrk_run "$url" "$DURATION" >"$TMP/wrk.txt" || { cat "$TMP/wrk.txt" >&2; die "wrk failed against $url"; }
-    t1=$EPOCHREALTIME; k1=$(tree_cpu_ticks "$KERYX_PID"); r1=$(cpu_ticks "$REDIS_PID")
+    k0=$(tree_cpu_ticks "$pid"); r0=$(cpu_ticks "$REDIS_PID"); t0=$EPOCHREALTIME
+    wrk_run "$url" "$DURATION" "$(route_header "$route")" >"$TMP/wrk.txt" || { cat "$TMP/wrk.txt" >&2; die "wrk failed against $url"; }
+    t1=$EPOCHREALTIME; k1=$(tree_cpu_ticks "$pid"); r1=$(cpu_ticks "$REDIS_PID")
     read -r busy1 tot1 <<<"$(cpu_line "$CLIENT_CPU")"
     read -r calls1 bad1 <<<"$(redis_counters)"
     out=$(<"$TMP/wrk.txt")
 
     kill -0 "$KERYX_PID" 2>/dev/null || { keryx_log_tail; die "keryx died during $route run $run"; }
+    kill -0 "$NGINX_PID" 2>/dev/null || die "nginx died during $route run $run"
     kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server died during $route run $run"
     check_statuses "$route run $run" "$out"
     ((bad1 == bad0)) || die "$route run $run: Redis counted $((bad1 - bad0)) failed EVAL/EVALSHA calls"
@@ -289,16 +450,17 @@ measure() {
     # a limited run shows slightly more than 1.00.
     evalsha=$(awk -v c=$((calls1 - calls0)) -v n="$requests" 'BEGIN {printf "%.2f", c / n}')
     cpu1_busy=$(awk -v b=$((busy1 - busy0)) -v t=$((tot1 - tot0)) 'BEGIN {printf "%.0f", (t > 0) ? b / t * 100 : 0}')
-    if [[ $route == limited ]] && ((calls1 - calls0 < requests)); then
-        die "limited run $run: $requests requests but only $((calls1 - calls0)) EVALSHA calls in Redis"
+    # keryx sends the checks of one loop iteration in one call: fewer calls than requests.
+    if [[ $route != plain ]] && ((calls1 == calls0)); then
+        die "$route run $run: $requests requests but no EVALSHA call in Redis"
     fi
     if [[ $route == plain ]] && ((calls1 != calls0)); then
         die "plain run $run: Redis saw $((calls1 - calls0)) EVALSHA calls: the plain route is rate limited"
     fi
     ((keryx_busy >= MIN_BUSY_PCT)) ||
-        warn "$route run $run: keryx on CPU only $keryx_busy% of the run (see 'CPU $CLIENT_CPU busy': wrk + Redis, or another process)"
+        warn "$route run $run: the server on CPU only $keryx_busy% of the run (see 'CPU $CLIENT_CPU busy': wrk + Redis, or another process)"
     RESULT[$route,$run]="$rps $p99 $keryx_cpu $keryx_busy $redis_cpu $evalsha $cpu1_busy"
-    log "$(printf '%-7s run %d: %8.0f req/s  p99 %6.2f ms  keryx %5.2f us/req busy %3d%%  redis %5.2f us/req  %4.2f EVALSHA/req  CPU%d busy %3d%%' \
+    log "$(printf '%-8s run %d: %8.0f req/s  p99 %6.2f ms  keryx %5.2f us/req busy %3d%%  redis %5.2f us/req  %4.2f EVALSHA/req  CPU%d busy %3d%%' \
         "$route" "$run" "$rps" "$(awk -v u="$p99" 'BEGIN {print u / 1000}')" "$keryx_cpu" "$keryx_busy" \
         "$redis_cpu" "$evalsha" "$CLIENT_CPU" "$cpu1_busy")"
 }
@@ -358,30 +520,41 @@ summarise() {
 }
 
 route_label() {
-    if [[ $1 == plain ]]; then echo "plain (\`GET $API_ROUTE/bench/plain\`)"
-    else echo "limited (\`GET $API_ROUTE/bench/limited\`, rate_limit)"; fi
+    case $1 in
+        plain) echo "keryx plain (\`GET $API_ROUTE/bench/plain\`)" ;;
+        limited) echo "keryx limited, anonymous (\`GET $API_ROUTE/bench/limited\`, rate_limit)" ;;
+        loggedin) echo "keryx limited, logged in (the same with a session cookie)" ;;
+        nginx) echo "nginx + Lua limited (EVALSHA of the same script per request)" ;;
+    esac
 }
 
 # keryx_bound_ratio: plain CPU per request / limited CPU per request — the req/s ratio keryx
 # would reach if its own core were the only limit (wrk and Redis on cores of their own).
 keryx_bound_ratio() { ratio "${MED[plain,cpu_us]}" "${MED[limited,cpu_us]}"; }
 
+loggedin_ratio() { ratio "${MED[loggedin,rps]}" "${MED[limited,rps]}"; }
+nginx_ratio() { ratio "${MED[limited,rps]}" "${MED[nginx,rps]}"; }
+
 markdown_tables() {
     local r run rps_ratio kb_ratio rps p99 cpu busy redis evalsha cpu1 rb_ops rb_p50 rb_p99
     rps_ratio=$(ratio "${MED[limited,rps]}" "${MED[plain,rps]}")
     kb_ratio=$(keryx_bound_ratio)
     read -r rb_ops rb_p50 rb_p99 <<<"$RB_RESULT"
-    echo "| route | req/s (median) | p99 latency (median) | keryx CPU per request (median) | Redis CPU per request (median) | EVALSHA per request | non-200 |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+    echo "| route | req/s (median) | p99 latency (median) | server CPU per request (median) | Redis CPU per request (median) | EVALSHA calls per request | Redis commands per request (MONITOR, sequential) | non-200 |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for r in "${ROUTES[@]}"; do
-        printf '| %s | %s | %s ms | %s µs | %s µs | %s | 0 |\n' "$(route_label "$r")" "${MED[$r,rps]}" \
-            "${MED[$r,p99_ms]}" "${MED[$r,cpu_us]}" "${MED[$r,redis_us]}" "${MED[$r,evalsha]}"
+        printf '| %s | %s | %s ms | %s µs | %s µs | %s | %s | 0 |\n' "$(route_label "$r")" "${MED[$r,rps]}" \
+            "${MED[$r,p99_ms]}" "${MED[$r,cpu_us]}" "${MED[$r,redis_us]}" "${MED[$r,evalsha]}" "${RTT[$r]}"
     done
     printf '| **limited / plain** | %s (target ≥ %s: %s) | %s | %s (keryx-bound req/s ratio %s: %s) | | | |\n' \
         "$rps_ratio" "$TARGET_RATIO" "$(verdict "$rps_ratio" ">=" "$TARGET_RATIO")" \
         "$(ratio "${MED[limited,p99_ms]}" "${MED[plain,p99_ms]}")" \
         "$(ratio "${MED[limited,cpu_us]}" "${MED[plain,cpu_us]}")" \
         "$kb_ratio" "$(verdict "$kb_ratio" ">=" "$TARGET_RATIO")"
+    printf '| **logged in / anonymous** | %s (target ≥ %s: %s) | | | | | | |\n' "$(loggedin_ratio)" "$TARGET_LOGGEDIN" \
+        "$(verdict "$(loggedin_ratio)" ">=" "$TARGET_LOGGEDIN")"
+    printf '| **keryx limited / nginx limited** | %s (target ≥ %s: %s) | | | | | | |\n' "$(nginx_ratio)" "$TARGET_NGINX" \
+        "$(verdict "$(nginx_ratio)" ">=" "$TARGET_NGINX")"
     echo
     echo "| redis-benchmark EVALSHA ratelimit.lua (\`-n $RB_REQUESTS -c $RB_CLIENTS -P 1\`, CPU $SERVER_CPU) | ops/s | p50 latency | p99 latency | keryx limited req/s as a share of it |"
     echo "|---|---:|---:|---:|---:|"
@@ -424,6 +597,12 @@ report() {
         "$(verdict "$rps_ratio" ">=" "$TARGET_RATIO")"
     printf 'keryx-bound ratio (CPU/req plain/limited): %s  (same target, keryx core alone)  %s\n' "$kb_ratio" \
         "$(verdict "$kb_ratio" ">=" "$TARGET_RATIO")"
+    printf 'req/s ratio logged in/anonymous:     %s  (target >= %s)  %s\n' "$(loggedin_ratio)" "$TARGET_LOGGEDIN" \
+        "$(verdict "$(loggedin_ratio)" ">=" "$TARGET_LOGGEDIN")"
+    printf 'req/s ratio keryx limited/nginx:     %s  (target >= %s)  %s\n' "$(nginx_ratio)" "$TARGET_NGINX" \
+        "$(verdict "$(nginx_ratio)" ">=" "$TARGET_NGINX")"
+    printf 'Redis commands per request:          plain %s, anonymous %s, logged in %s, nginx %s\n' \
+        "${RTT[plain]}" "${RTT[limited]}" "${RTT[loggedin]}" "${RTT[nginx]}"
     printf 'redis-benchmark EVALSHA:             %s ops/s\n' "${RB_RESULT%% *}"
     if [[ "$WRITE" == 1 ]]; then write_results "$tables"; fi
 }
@@ -454,7 +633,12 @@ main() {
     load_script
     write_app
     start_keryx
+    login
+    curl -s -o "$TMP/body.plain" "$KERYX_BASE/plain"
+    start_nginx
     check_routes
+    local r
+    for r in "${ROUTES[@]}"; do count_round_trips "$r"; done
     run_all
     redis_bench
     report

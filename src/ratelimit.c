@@ -6,15 +6,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* A check waits in the pending batch until the loop is about to poll (an ev_prepare watcher),
+ * then goes out with the other checks of the same iteration in one EVALSHA (see
+ * lua/redis/ratelimit.lua). Each check keeps its own deadline: its timer answers "timeout" for
+ * it alone, and a check that left its batch (timed out, cancelled) has its slot set to NULL. */
+typedef struct batch batch_t;
+
 struct kx_ratelimit_op {
     kx_ratelimit_fn fn;
     void *ud;
-    kx_redis_eval_t *eval;
-    int64_t limit;
+    batch_t *batch; /* NULL once answered, timed out or cancelled */
+    int slot;       /* index in batch->ops */
+    int64_t limit, window_ms;
+    ev_timer timer;
     size_t keylen;
-    char limit_s[24], window_s[24];
     char key[KX_RATELIMIT_MAX_PREFIX + KX_RATELIMIT_MAX_IDENTIFIER + 8];
 };
+
+struct batch {
+    kx_redis_eval_t *eval; /* NULL while pending */
+    int n;
+    kx_ratelimit_op_t *ops[KX_RATELIMIT_BATCH_MAX];
+};
+
+static struct {
+    struct ev_loop *loop;
+    ev_prepare prepare;
+    batch_t *pending;
+} R;
 
 /* ---- pure helpers ------------------------------------------------------------------------ */
 
@@ -63,58 +82,140 @@ static bool is_int(const redisReply *r)
     return r && r->type == REDIS_REPLY_INTEGER;
 }
 
-int kx_ratelimit_parse_reply(const redisReply *r, int64_t want_limit, kx_ratelimit_result_t *out)
+int kx_ratelimit_parse_reply(const redisReply *r, size_t n, size_t i, int64_t limit, int64_t window_ms,
+                             kx_ratelimit_result_t *out)
 {
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 5 || !r->element) return KX_EPROTO;
-    for (size_t i = 0; i < 5; i++)
-        if (!is_int(r->element[i])) return KX_EPROTO;
-    int64_t allowed = r->element[0]->integer, limit = r->element[1]->integer;
-    int64_t remaining = r->element[2]->integer, reset_at = r->element[3]->integer;
-    int64_t retry_after = r->element[4]->integer;
-    if (allowed != 0 && allowed != 1) return KX_EPROTO;
-    if (limit != want_limit || remaining < 0 || remaining > limit || reset_at <= 0) return KX_EPROTO;
-    /* A refusal must say when to come back; an allowance must not. */
-    if (allowed ? retry_after != 0 : (retry_after <= 0 || remaining != 0)) return KX_EPROTO;
-    out->allowed = allowed == 1;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n + 1 || !r->element || i >= n) return KX_EPROTO;
+    if (!is_int(r->element[0]) || !is_int(r->element[i + 1])) return KX_EPROTO;
+    if (limit < 0 || limit > KX_RATELIMIT_MAX_LIMIT || window_ms < 1 ||
+        window_ms > KX_RATELIMIT_MAX_WINDOW_MS)
+        return KX_EPROTO;
+    int64_t now_ms = r->element[0]->integer, code = r->element[i + 1]->integer;
+    /* A clock before 2001 or past year 2286 is no Redis TIME; the bound keeps the sums exact. */
+    if (now_ms < 1000000000000LL || now_ms > 9999999999999LL) return KX_EPROTO;
+    /* Allowed: what is left after this request, below the limit; refused: -1. */
+    if (code < -1 || code >= limit) return KX_EPROTO;
+    int64_t w = now_ms / window_ms, elapsed = now_ms - w * window_ms;
+    out->allowed = code >= 0;
     out->limit = limit;
-    out->remaining = remaining;
-    out->reset_at = reset_at;
-    out->retry_after = retry_after;
+    out->remaining = code >= 0 ? code : 0;
+    out->reset_at = ((w + 1) * window_ms + 999) / 1000;
+    /* Refused: come back when this fixed window ends (at least 1 s); allowed: no delay. */
+    int64_t retry = (window_ms - elapsed + 999) / 1000;
+    out->retry_after = code >= 0 ? 0 : (retry < 1 ? 1 : retry);
     return KX_OK;
 }
 
 /* ---- checks ------------------------------------------------------------------------------ */
 
-static void finish(kx_ratelimit_op_t *op, const kx_ratelimit_result_t *res, const char *err)
+static void op_free(kx_ratelimit_op_t *op)
 {
+    ev_timer_stop(R.loop, &op->timer);
+    free(op);
+}
+
+/* Takes op out of its batch and answers it: the op is freed before fn runs (fn may start the
+ * next check). */
+static void answer(kx_ratelimit_op_t *op, const kx_ratelimit_result_t *res, const char *err)
+{
+    if (op->batch) op->batch->ops[op->slot] = NULL;
+    op->batch = NULL;
     kx_ratelimit_fn fn = op->fn;
     void *ud = op->ud;
-    free(op);
+    op_free(op);
     fn(ud, res, err);
+}
+
+static void batch_fail(batch_t *b, const char *err)
+{
+    for (int i = 0; i < b->n; i++)
+        if (b->ops[i]) answer(b->ops[i], NULL, err);
+    free(b);
 }
 
 static void on_reply(void *ud, redisReply *reply, const char *err)
 {
-    kx_ratelimit_op_t *op = ud;
-    op->eval = NULL;
+    batch_t *b = ud;
+    b->eval = NULL;
     if (!reply) {
-        finish(op, NULL, err ? err : "closed");
+        batch_fail(b, err ? err : "closed");
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         char msg[512];
         snprintf(msg, sizeof msg, "%.*s", (int)(reply->len < 500 ? reply->len : 500),
                  reply->str ? reply->str : "ERR");
-        finish(op, NULL, msg);
+        batch_fail(b, msg);
         return;
     }
-    kx_ratelimit_result_t res;
-    if (kx_ratelimit_parse_reply(reply, op->limit, &res) != KX_OK) {
-        finish(op, NULL, "ERR malformed reply from the rate-limit script");
+    for (int i = 0; i < b->n; i++) {
+        kx_ratelimit_op_t *op = b->ops[i];
+        if (!op) continue;
+        kx_ratelimit_result_t res;
+        if (kx_ratelimit_parse_reply(reply, (size_t)b->n, (size_t)i, op->limit, op->window_ms, &res) !=
+            KX_OK) {
+            answer(op, NULL, "ERR malformed reply from the rate-limit script");
+            continue;
+        }
+        if (!res.allowed) kx_metrics_count(KX_METRIC_RATE_LIMIT_REFUSED);
+        answer(op, &res, NULL);
+    }
+    free(b);
+}
+
+/* Sends the pending batch: EVALSHA <sha> n key_1 … key_n limit_1 window_1 … limit_n window_n. */
+static void flush(void)
+{
+    batch_t *b = R.pending;
+    R.pending = NULL;
+    if (R.loop) ev_prepare_stop(R.loop, &R.prepare);
+    if (!b) return;
+    int n = 0; /* compact: checks cancelled while pending leave no hole */
+    for (int i = 0; i < b->n; i++) {
+        kx_ratelimit_op_t *op = b->ops[i];
+        if (!op) continue;
+        op->slot = n;
+        b->ops[n++] = op;
+    }
+    b->n = n;
+    if (n == 0) {
+        free(b);
         return;
     }
-    if (!res.allowed) kx_metrics_count(KX_METRIC_RATE_LIMIT_REFUSED);
-    finish(op, &res, NULL);
+    const kx_redis_script_t *script = kx_redis_script_find("ratelimit");
+    const char *argv[3 * KX_RATELIMIT_BATCH_MAX];
+    size_t lens[3 * KX_RATELIMIT_BATCH_MAX];
+    char nums[2 * KX_RATELIMIT_BATCH_MAX][24];
+    for (int i = 0; i < n; i++) {
+        kx_ratelimit_op_t *op = b->ops[i];
+        argv[i] = op->key;
+        lens[i] = op->keylen;
+        for (int k = 0; k < 2; k++) {
+            char *s = nums[2 * i + k];
+            int len = snprintf(s, sizeof nums[0], "%" PRId64, k == 0 ? op->limit : op->window_ms);
+            argv[n + 2 * i + k] = s;
+            lens[n + 2 * i + k] = (size_t)len;
+        }
+    }
+    /* Each check's own timer is its deadline; the call itself gets the usual command timeout. */
+    b->eval = script ? kx_redis_eval(NULL, script, n, 3 * n, argv, lens, kx_redis_timeout(), on_reply, b)
+                     : NULL;
+    if (!b->eval) batch_fail(b, "closed");
+}
+
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    flush();
+}
+
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    answer(w->data, NULL, "timeout");
 }
 
 int kx_ratelimit_check(const char *identifier, size_t idlen, int64_t limit, int64_t window_ms,
@@ -134,30 +235,46 @@ int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limi
     if (!fn || limit < 0 || limit > KX_RATELIMIT_MAX_LIMIT || window_ms < 1 ||
         window_ms > KX_RATELIMIT_MAX_WINDOW_MS)
         return KX_EINVAL;
-    kx_ratelimit_op_t *op = kx_xcalloc(1, sizeof *op);
+    kx_ratelimit_op_t *op = kx_xmalloc(sizeof *op);
     if (kx_ratelimit_base_key(prefix, prefixlen, identifier, idlen, op->key, sizeof op->key, &op->keylen) !=
         KX_OK) {
         free(op);
         return KX_EINVAL;
     }
-    const kx_redis_script_t *script = kx_redis_script_find("ratelimit");
-    if (!script) {
+    /* Nothing is queued while Redis is unreachable: the caller answers at once, and the refusal
+     * counts as a Redis error, as redis.c counts a command refused while its connection is down. */
+    struct ev_loop *loop = kx_redis_loop();
+    if (!kx_redis_script_find("ratelimit")) {
         free(op);
         return KX_ECLOSED;
+    }
+    if (!kx_redis_ready() || !loop) {
+        kx_metrics_count(KX_METRIC_REDIS_ERRORS);
+        free(op);
+        return KX_ECLOSED;
+    }
+    if (!R.loop) {
+        R.loop = loop;
+        ev_prepare_init(&R.prepare, on_prepare);
+    }
+    if (R.pending && R.pending->n == KX_RATELIMIT_BATCH_MAX) flush();
+    if (!R.pending) {
+        R.pending = kx_xmalloc(sizeof *R.pending);
+        R.pending->eval = NULL;
+        R.pending->n = 0;
+        ev_prepare_start(R.loop, &R.prepare);
     }
     op->fn = fn;
     op->ud = ud;
     op->limit = limit;
-    snprintf(op->limit_s, sizeof op->limit_s, "%" PRId64, limit);
-    snprintf(op->window_s, sizeof op->window_s, "%" PRId64, window_ms);
-    const char *argv[3] = { op->key, op->limit_s, op->window_s };
-    size_t lens[3] = { op->keylen, strlen(op->limit_s), strlen(op->window_s) };
+    op->window_ms = window_ms;
+    op->batch = R.pending;
+    op->slot = R.pending->n;
+    R.pending->ops[R.pending->n++] = op;
     double wait = max_wait < kx_redis_timeout() ? max_wait : kx_redis_timeout();
-    op->eval = kx_redis_eval(NULL, script, 1, 3, argv, lens, wait, on_reply, op);
-    if (!op->eval) {
-        free(op);
-        return KX_ECLOSED;
-    }
+    ev_timer_init(&op->timer, on_timeout, wait > 0 ? wait : 0., 0.);
+    op->timer.data = op;
+    ev_timer_start(R.loop, &op->timer);
     *out = op;
     return KX_OK;
 }
@@ -165,6 +282,8 @@ int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limi
 void kx_ratelimit_cancel(kx_ratelimit_op_t *op)
 {
     if (!op) return;
-    if (op->eval) kx_redis_eval_cancel(op->eval);
-    free(op);
+    /* A batch already sent keeps waiting for its reply (the other checks need it); this
+     * check's slot is simply skipped then. */
+    if (op->batch) op->batch->ops[op->slot] = NULL;
+    op_free(op);
 }

@@ -1,15 +1,19 @@
 /* ratelimit.h — the Redis side of rate limiting (a sliding window in one atomic script).
  *
  * Owns: the base-key layout `<prefix>:{<identifier>}`, the call of lua/redis/ratelimit.lua
- * (through redis_script.h: EVALSHA, EVAL once on NOSCRIPT) and the check of the script's
- * five-integer reply. Callers: lua_api_ratelimit.c (checks on behalf of requests), tests.
+ * (through redis_script.h: EVALSHA, EVAL once on NOSCRIPT), the batching of the checks that one
+ * loop iteration asks for into one such call (sent from an ev_prepare watcher, just before the
+ * loop polls, so no check waits longer than it would alone), each check's own deadline, and
+ * the check of the script's reply. Callers: lua_api_ratelimit.c (checks on behalf of
+ * requests), tests.
  * Never: decides what is limited or with which limit (keryx.rate_limit / keryx.middleware in
  * Lua do), runs Lua in this process, wakes tasks, logs per request, blocks.
  *
  * Every kx_ratelimit_check that returns KX_OK calls `fn` exactly once — with the result, or
  * with res NULL and err "closed" / "timeout" / the Redis error text ("ERR …", "OOM …", a
  * malformed-reply message) — unless kx_ratelimit_cancel comes first, after which fn is never
- * called. The result is valid only during the call. */
+ * called. The result is valid only during the call. fn is never called from inside
+ * kx_ratelimit_check itself for the check it starts. */
 #ifndef KX_RATELIMIT_H
 #define KX_RATELIMIT_H
 #include <hiredis/hiredis.h>
@@ -21,6 +25,8 @@
  * 2 * window and the counters stay exact in Redis' Lua doubles. */
 #define KX_RATELIMIT_MAX_LIMIT 1000000000LL
 #define KX_RATELIMIT_MAX_WINDOW_MS (366LL * 24 * 3600 * 1000)
+/* Checks per script call; more in one iteration start another call. */
+#define KX_RATELIMIT_BATCH_MAX 128
 
 typedef struct {
     bool allowed;
@@ -33,7 +39,8 @@ typedef struct {
 typedef struct kx_ratelimit_op kx_ratelimit_op_t;
 typedef void (*kx_ratelimit_fn)(void *ud, const kx_ratelimit_result_t *res, const char *err);
 
-/* Starts one check: EVALSHA <sha> 1 <prefix>:{<identifier>} <limit> <window_ms>.
+/* Starts one check of `<prefix>:{<identifier>}` with limit and window_ms, sent with the other
+ * checks of this loop iteration: EVALSHA <sha> n key… (limit window)….
  * Returns KX_OK (fn will be called; *out is the handle to cancel with), KX_EINVAL for a bad
  * identifier, prefix, limit or window (nothing sent), KX_ECLOSED when Redis is down or the
  * script was never loaded (kx_redis_scripts_load) (nothing sent; fn is not called). */
@@ -59,9 +66,13 @@ bool kx_ratelimit_valid_prefix(const char *s, size_t n);
  * invalid, KX_ELIMIT when out is too small. *outlen (may be NULL) gets the length. */
 int kx_ratelimit_base_key(const char *prefix, size_t prefixlen, const char *identifier, size_t idlen,
                           char *out, size_t cap, size_t *outlen);
-/* Checks the script's reply: an array of exactly five integers, allowed 0|1, limit equal to
- * `want_limit`, 0 <= remaining <= limit, reset_at > 0, retry_after > 0 iff refused.
+/* Reads check i (0-based) of a batch of n from the script's reply: an array of exactly n + 1
+ * integers {now_ms, code_1, …, code_n}, now_ms a plausible unix time in ms, code -1 (refused)
+ * or 0 <= code < limit (allowed, code requests left). reset_at (the end of the fixed window
+ * holding now_ms, in unix s, rounded up) and retry_after (refused: the seconds to that end,
+ * at least 1; allowed: 0) come from now_ms and window_ms, as the script computes its windows.
  * KX_EPROTO for anything else (an error reply included: the caller handles those first). */
-int kx_ratelimit_parse_reply(const redisReply *r, int64_t want_limit, kx_ratelimit_result_t *out);
+int kx_ratelimit_parse_reply(const redisReply *r, size_t n, size_t i, int64_t limit, int64_t window_ms,
+                             kx_ratelimit_result_t *out);
 
 #endif

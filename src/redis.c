@@ -428,6 +428,49 @@ static void on_op_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     op_finish(w->data, NULL, "timeout");
 }
 
+/* Decimal digits of v into p (no NUL); returns how many. */
+static size_t put_uint(char *p, size_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    for (size_t i = 0; i < n; i++) p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Queues one command in RESP (`*argc`, then `$len` and the bytes of each argument) through
+ * redisAsyncFormattedCommand: hiredis' own formatter (redisFormatSdsCommandArgv) grows an sds
+ * string with a printf-style call per argument: about 4,000 of the 6,000 instructions it took to
+ * queue one EVALSHA (callgrind). Small commands are built on the stack. */
+static int send_argv(redisAsyncContext *ac, redisCallbackFn *fn, void *priv, int argc, const char **argv,
+                     const size_t *argvlen)
+{
+    size_t need = 16;
+    for (int i = 0; i < argc; i++) need += 24 + (argvlen ? argvlen[i] : strlen(argv[i]));
+    char stack[2048];
+    char *buf = need <= sizeof stack ? stack : kx_xmalloc(need);
+    char *p = buf;
+    *p++ = '*';
+    p += put_uint(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+        *p++ = '$';
+        p += put_uint(p, len);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], len);
+        p += len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    int rc = redisAsyncFormattedCommand(ac, fn, priv, buf, (size_t)(p - buf));
+    if (buf != stack) free(buf);
+    return rc;
+}
+
 /* `wait` is used as given: a blocking command (BLMOVE 1) needs longer than the usual timeout. */
 static kx_redis_op_t *conn_command(kx_redis_conn_t *c, int argc, const char **argv, const size_t *argvlen,
                                    double wait, kx_redis_fn fn, void *ud)
@@ -440,7 +483,7 @@ static kx_redis_op_t *conn_command(kx_redis_conn_t *c, int argc, const char **ar
     op->fn = fn;
     op->ud = ud;
     op->loop = c->loop;
-    if (redisAsyncCommandArgv(c->ac, on_reply, op, argc, argv, argvlen) != REDIS_OK) {
+    if (send_argv(c->ac, on_reply, op, argc, argv, argvlen) != REDIS_OK) {
         free(op);
         return NULL;
     }
@@ -478,6 +521,11 @@ double kx_redis_now(void)
     return cmd.loop ? ev_now(cmd.loop) : 0.;
 }
 
+struct ev_loop *kx_redis_loop(void)
+{
+    return cmd.loop;
+}
+
 void kx_redis_cancel(kx_redis_op_t *op)
 {
     op->fn = NULL;
@@ -488,7 +536,7 @@ int kx_redis_send(int argc, const char **argv, const size_t *argvlen)
 {
     if (cmd.state != R_UP || !cmd.ac) return KX_ECLOSED;
     /* A NULL callback: hiredis reads and discards the reply, nothing is allocated here. */
-    if (redisAsyncCommandArgv(cmd.ac, NULL, NULL, argc, argv, argvlen) != REDIS_OK) return KX_ECLOSED;
+    if (send_argv(cmd.ac, NULL, NULL, argc, argv, argvlen) != REDIS_OK) return KX_ECLOSED;
     return KX_OK;
 }
 

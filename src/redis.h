@@ -53,6 +53,9 @@ kx_redis_op_t *kx_redis_command_within(int argc, const char **argv, const size_t
                                        kx_redis_fn fn, void *ud);
 /* The loop's current time (ev_now), for callers that keep a deadline across commands. */
 double kx_redis_now(void);
+/* The command connection's loop (NULL before kx_redis_start): for callers that batch commands
+ * until the loop is about to poll (ratelimit.c). */
+struct ev_loop *kx_redis_loop(void);
 /* The caller no longer wants the answer (its request was aborted). */
 void kx_redis_cancel(kx_redis_op_t *op);
 /* Fire-and-forget on the command connection: KX_OK once queued (the reply, even an error, is

@@ -66,8 +66,8 @@ static void test_base_key(void **state)
 
 typedef struct {
     redisReply arr;
-    redisReply items[6];
-    redisReply *ptrs[6];
+    redisReply items[8];
+    redisReply *ptrs[8];
 } fake_reply_t;
 
 static void make_reply(fake_reply_t *f, size_t n, const long long *v)
@@ -83,80 +83,106 @@ static void make_reply(fake_reply_t *f, size_t n, const long long *v)
     }
 }
 
-static int parse5(long long a, long long b, long long c, long long d, long long e, int64_t want,
-                  kx_ratelimit_result_t *out)
+/* Check i of a batch of n whose reply is {now_ms, codes…}. */
+static int parse_of(size_t n, size_t i, const long long *v, int64_t limit, int64_t window,
+                    kx_ratelimit_result_t *out)
 {
     fake_reply_t f;
-    long long v[5] = { a, b, c, d, e };
-    make_reply(&f, 5, v);
-    return kx_ratelimit_parse_reply(&f.arr, want, out);
+    make_reply(&f, n + 1, v);
+    return kx_ratelimit_parse_reply(&f.arr, n, i, limit, window, out);
 }
+
+/* now = 1700000000500 ms: 500 ms into its second, 20 s 500 ms into its minute. */
+#define NOW 1700000000500LL
 
 static void test_parse_good(void **state)
 {
     (void)state;
     kx_ratelimit_result_t r;
-    assert_int_equal(parse5(1, 20, 19, 1700000060, 0, 20, &r), KX_OK);
+    long long v[4] = { NOW, 19, -1, 0 };
+    assert_int_equal(parse_of(3, 0, v, 20, 60000, &r), KX_OK);
     assert_true(r.allowed);
     assert_int_equal(r.limit, 20);
     assert_int_equal(r.remaining, 19);
-    assert_int_equal(r.reset_at, 1700000060);
+    assert_int_equal(r.reset_at, 1700000040); /* the minute window [1699999980, 1700000040) */
     assert_int_equal(r.retry_after, 0);
-    assert_int_equal(parse5(0, 20, 0, 1700000060, 37, 20, &r), KX_OK);
+    assert_int_equal(parse_of(3, 1, v, 20, 60000, &r), KX_OK);
     assert_false(r.allowed);
     assert_int_equal(r.remaining, 0);
-    assert_int_equal(r.retry_after, 37);
-    assert_int_equal(parse5(0, 0, 0, 1, 1, 0, &r), KX_OK); /* limit 0 refuses everything */
-    assert_int_equal(parse5(1, 5, 0, 1, 0, 5, &r), KX_OK); /* the last allowed request */
+    assert_int_equal(r.reset_at, 1700000040);
+    assert_int_equal(r.retry_after, 40);                     /* 39.5 s left, rounded up */
+    assert_int_equal(parse_of(3, 2, v, 5, 1000, &r), KX_OK); /* the last allowed request */
+    assert_true(r.allowed);
+    assert_int_equal(r.remaining, 0);
+    assert_int_equal(r.reset_at, 1700000001);
+    v[1] = -1;
+    assert_int_equal(parse_of(3, 0, v, 0, 60000, &r), KX_OK); /* limit 0 refuses everything */
+    assert_false(r.allowed);
+    /* A refusal in a window shorter than a second still says "at least 1 s". */
+    long long s[2] = { NOW, -1 };
+    assert_int_equal(parse_of(1, 0, s, 3, 100, &r), KX_OK);
+    assert_int_equal(r.retry_after, 1);
+    assert_int_equal(r.reset_at, 1700000001); /* 1700000000600 ms, rounded up */
 }
 
 static void test_parse_bad(void **state)
 {
     (void)state;
     kx_ratelimit_result_t r;
-    assert_int_equal(parse5(2, 20, 19, 1, 0, 20, &r), KX_EPROTO); /* allowed not 0|1 */
-    assert_int_equal(parse5(-1, 20, 19, 1, 0, 20, &r), KX_EPROTO);
-    assert_int_equal(parse5(1, 21, 19, 1, 0, 20, &r), KX_EPROTO); /* limit is not ours */
-    assert_int_equal(parse5(1, 20, -1, 1, 0, 20, &r), KX_EPROTO); /* remaining < 0 */
-    assert_int_equal(parse5(1, 20, 21, 1, 0, 20, &r), KX_EPROTO); /* remaining > limit */
-    assert_int_equal(parse5(1, 20, 19, 0, 0, 20, &r), KX_EPROTO); /* reset_at not a time */
-    assert_int_equal(parse5(1, 20, 19, -5, 0, 20, &r), KX_EPROTO);
-    assert_int_equal(parse5(1, 20, 19, 1, 3, 20, &r), KX_EPROTO); /* allowed with a retry */
-    assert_int_equal(parse5(0, 20, 0, 1, 0, 20, &r), KX_EPROTO);  /* refused, no retry */
-    assert_int_equal(parse5(0, 20, 0, 1, -2, 20, &r), KX_EPROTO);
-    assert_int_equal(parse5(0, 20, 4, 1, 2, 20, &r), KX_EPROTO); /* refused, budget left */
+    long long v[3] = { NOW, 19, 0 };
+    assert_int_equal(parse_of(2, 2, v, 20, 60000, &r), KX_EPROTO); /* no check 2 in a batch of 2 */
+    v[1] = 20;
+    assert_int_equal(parse_of(2, 0, v, 20, 60000, &r), KX_EPROTO); /* more left than the limit allows */
+    v[1] = -2;
+    assert_int_equal(parse_of(2, 0, v, 20, 60000, &r), KX_EPROTO); /* codes below -1 mean nothing */
+    v[1] = 0;
+    assert_int_equal(parse_of(2, 0, v, 0, 60000, &r), KX_EPROTO); /* limit 0 allows nothing */
+    assert_int_equal(parse_of(2, 0, v, 20, 0, &r), KX_EPROTO);    /* not our window */
+    assert_int_equal(parse_of(2, 0, v, -1, 60000, &r), KX_EPROTO);
+    v[0] = 0;
+    assert_int_equal(parse_of(2, 0, v, 20, 60000, &r), KX_EPROTO); /* now is not a time */
+    v[0] = 1700000000;                                             /* seconds, not milliseconds */
+    assert_int_equal(parse_of(2, 0, v, 20, 60000, &r), KX_EPROTO);
+    v[0] = -NOW;
+    assert_int_equal(parse_of(2, 0, v, 20, 60000, &r), KX_EPROTO);
+    v[0] = NOW;
+    assert_int_equal(parse_of(2, 1, v, 20, 60000, &r), KX_OK);
 
     fake_reply_t f;
-    long long v[6] = { 1, 20, 19, 1, 0, 0 };
-    make_reply(&f, 4, v);
-    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 20, &r), KX_EPROTO);
-    make_reply(&f, 6, v);
-    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 20, &r), KX_EPROTO);
-    make_reply(&f, 0, v);
-    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 20, &r), KX_EPROTO);
-    make_reply(&f, 5, v);
-    f.items[2].type = REDIS_REPLY_STRING; /* "19" as a bulk string is not the script's reply */
-    f.items[2].str = "19";
-    f.items[2].len = 2;
-    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 20, &r), KX_EPROTO);
-    make_reply(&f, 5, v);
-    f.ptrs[4] = NULL;
-    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 20, &r), KX_EPROTO);
-    make_reply(&f, 5, v);
+    long long w[6] = { NOW, 1, 2, 3, 4, 5 };
+    make_reply(&f, 3, w); /* a batch of 3 needs 4 elements */
+    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 3, 0, 20, 60000, &r), KX_EPROTO);
+    make_reply(&f, 5, w);
+    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 3, 0, 20, 60000, &r), KX_EPROTO);
+    make_reply(&f, 0, w);
+    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 0, 0, 20, 60000, &r), KX_EPROTO);
+    make_reply(&f, 4, w);
+    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 3, 0, 20, 60000, &r), KX_OK);
+    f.items[1].type = REDIS_REPLY_STRING; /* "1" as a bulk string is not the script's reply */
+    f.items[1].str = "1";
+    f.items[1].len = 1;
+    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 3, 0, 20, 60000, &r), KX_EPROTO);
+    make_reply(&f, 4, w);
+    f.items[0].type = REDIS_REPLY_NIL;
+    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 3, 1, 20, 60000, &r), KX_EPROTO);
+    make_reply(&f, 4, w);
+    f.ptrs[3] = NULL;
+    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 3, 2, 20, 60000, &r), KX_EPROTO);
+    make_reply(&f, 4, w);
     f.arr.element = NULL;
-    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 20, &r), KX_EPROTO);
+    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 3, 0, 20, 60000, &r), KX_EPROTO);
 
     redisReply e = { 0 };
     e.type = REDIS_REPLY_ERROR;
     e.str = "OOM command not allowed";
     e.len = strlen(e.str);
-    assert_int_equal(kx_ratelimit_parse_reply(&e, 20, &r), KX_EPROTO);
+    assert_int_equal(kx_ratelimit_parse_reply(&e, 1, 0, 20, 60000, &r), KX_EPROTO);
     e.type = REDIS_REPLY_NIL;
-    assert_int_equal(kx_ratelimit_parse_reply(&e, 20, &r), KX_EPROTO);
+    assert_int_equal(kx_ratelimit_parse_reply(&e, 1, 0, 20, 60000, &r), KX_EPROTO);
     e.type = REDIS_REPLY_INTEGER;
     e.integer = 1;
-    assert_int_equal(kx_ratelimit_parse_reply(&e, 20, &r), KX_EPROTO);
-    assert_int_equal(kx_ratelimit_parse_reply(NULL, 20, &r), KX_EPROTO);
+    assert_int_equal(kx_ratelimit_parse_reply(&e, 1, 0, 20, 60000, &r), KX_EPROTO);
+    assert_int_equal(kx_ratelimit_parse_reply(NULL, 1, 0, 20, 60000, &r), KX_EPROTO);
 }
 
 /* ---- check: refusals before anything is sent -------------------------------------------- */

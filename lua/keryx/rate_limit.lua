@@ -67,13 +67,15 @@ function M.check(identifier, is_authenticated, opts)
         return nil, err
     end
     failing = false
-    local info = { limit = res.limit, remaining = res.remaining, reset_at = res.reset_at }
-    if not res.allowed then
-        info.remaining = 0
-        info.retry_after = res.retry_after
-        info.limited = true
+    -- core.rate_limit's table becomes the answer (one table per check, not two).
+    if res.allowed then
+        res.retry_after = nil
+    else
+        res.remaining = 0
+        res.limited = true
     end
-    return info
+    res.allowed = nil
+    return res
 end
 
 local function n(v)

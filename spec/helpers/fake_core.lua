@@ -748,9 +748,13 @@ function M.rate_limit(identifier, limit, window_ms, prefix)
     })
     local r = rl_chunk()
     if r.err then return nil, r.err end
-    -- Redis turns Lua numbers into integers by truncation.
-    for i = 1, 5 do r[i] = r[i] >= 0 and math.floor(r[i]) or math.ceil(r[i]) end
-    return { allowed = r[1] == 1, limit = r[2], remaining = r[3], reset_at = r[4], retry_after = r[5] }
+    -- Redis turns Lua numbers into integers by truncation; a batch of one is {now_ms, code}, and
+    -- src/ratelimit.c derives the window's end and the retry delay from now_ms.
+    local now_ms, code = math.floor(r[1]), r[2] >= 0 and math.floor(r[2]) or math.ceil(r[2])
+    local w = math.floor(now_ms / window_ms)
+    local retry = math.max(1, math.ceil((window_ms - (now_ms - w * window_ms)) / 1000))
+    return { allowed = code >= 0, limit = limit, remaining = code >= 0 and code or 0,
+        reset_at = math.ceil((w + 1) * window_ms / 1000), retry_after = code >= 0 and 0 or retry }
 end
 
 -- ---- WebSocket sockets and pub/sub (src/lua_api_ws.c over src/ws.c, src/pubsub.c) ------------

@@ -101,6 +101,88 @@ describe("rate limiting", function()
         assert.are.equal(429, get(a, "/api/limited").status)
     end)
 
+    -- Checks asked for in one loop iteration go out as one script call (src/ratelimit.c): with
+    -- keryx stopped (SIGSTOP) while 150 requests of two clients queue up, they are read in one
+    -- iteration or few, more than KX_RATELIMIT_BATCH_MAX (128) checks, so at least two calls.
+    -- The batches must count like 150 separate checks: each client's budget exact, every
+    -- "remaining" value given once, the two clients' counts apart.
+    it("batches of concurrent checks count each client exactly, past the batch cap", function()
+        local srv = start { RATE_LIMIT_UNAUTH_LIMIT = "20" }
+        finally(function() os.execute("kill -CONT " .. srv.pid .. " 2>/dev/null"); stop(srv) end)
+        fresh_window(60000, 10000)
+        local function evals()
+            local info = R.cli("INFO", "commandstats")
+            local n = 0
+            for calls in info:gmatch("cmdstat_eval%a*:calls=(%d+)") do n = n + tonumber(calls) end
+            return n
+        end
+        local before = evals()
+        os.execute("kill -STOP " .. srv.pid)
+        local socks = {}
+        for i = 1, 150 do
+            local c = assert(socket.connect("127.0.0.1", srv.port))
+            c:settimeout(10)
+            local path = i % 6 == 0 and "/api/custom" or "/api/limited" -- 125 limited, 25 custom
+            assert(c:send("GET " .. path .. " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
+            socks[i] = { c = c, path = path }
+        end
+        os.execute("kill -CONT " .. srv.pid)
+        local limited, remaining, custom_ok, custom_refused = {}, {}, 0, 0
+        for _, s in ipairs(socks) do
+            local raw = assert(s.c:receive("*a"))
+            s.c:close()
+            local status = tonumber(raw:match("^HTTP/1%.1 (%d+)"))
+            if s.path == "/api/limited" then
+                limited[status] = (limited[status] or 0) + 1
+                local left = raw:lower():match("\r\nx%-ratelimit%-remaining: (%d+)")
+                if status == 200 then remaining[#remaining + 1] = tonumber(left) end
+            else
+                assert.are.equal(200, status)
+                if raw:match('"limited":true') then custom_refused = custom_refused + 1
+                elseif raw:match('"remaining":') then custom_ok = custom_ok + 1 end
+            end
+        end
+        assert.are.same({ [200] = 20, [429] = 105 }, limited)
+        table.sort(remaining)
+        for i = 1, 20 do assert.are.equal(i - 1, remaining[i]) end
+        assert.are.equal(2, custom_ok)
+        assert.are.equal(23, custom_refused)
+        -- Fewer script calls than checks, and at least two: batched, and capped (a NOSCRIPT
+        -- retry adds one EVAL).
+        local calls = evals() - before
+        assert.is_true(calls >= 2 and calls < 150, "script calls: " .. calls)
+    end)
+
+    -- 150 checks started in one loop iteration (spawned tasks run back to back from the ready
+    -- queue): more than KX_RATELIMIT_BATCH_MAX (128), so a full batch is sent at once and the
+    -- rest in a second call. Both count exactly: 50 allowed per client, every "remaining"
+    -- value once, 25 refused each.
+    it("checks past the batch cap go out in a second call and count exactly", function()
+        local srv = start { RATE_LIMIT_UNAUTH_LIMIT = "20" }
+        finally(function() stop(srv) end)
+        fresh_window(60000, 10000)
+        local function evals()
+            local info = R.cli("INFO", "commandstats")
+            local n = 0
+            for calls in info:gmatch("cmdstat_eval%a*:calls=(%d+)") do n = n + tonumber(calls) end
+            return n
+        end
+        local before = evals()
+        local res = get(srv, "/api/burst")
+        assert.are.equal(200, res.status)
+        local body = require("cjson").decode(res.body)
+        assert.are.equal(0, body.failed)
+        assert.are.equal(25, body.refused0)
+        assert.are.equal(25, body.refused1)
+        for _, list in ipairs { body.left0, body.left1 } do
+            table.sort(list)
+            assert.are.equal(50, #list)
+            for i = 1, 50 do assert.are.equal(i - 1, list[i]) end
+        end
+        local calls = evals() - before
+        assert.is_true(calls == 2 or calls == 3, "script calls: " .. calls) -- + EVAL after a NOSCRIPT
+    end)
+
     it("the window slides: refused, then allowed again once it has moved on", function()
         local srv = start { RATE_LIMIT_WINDOW_MS = "1000", RATE_LIMIT_UNAUTH_LIMIT = "3" }
         finally(function() stop(srv) end)
