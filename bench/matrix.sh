@@ -339,7 +339,18 @@ other_rows() {
         log "idle keep-alive memory and 5,000 connections (bench/memory.sh)"
         out=$(BENCH_DURATION="$DURATION" BENCH_RUNS="$RUNS" BENCH_WRITE=0 "$BENCH_DIR/memory.sh" 2>&1) ||
             die "bench/memory.sh failed: $(tail -n 5 <<<"$out")"
-        while IFS= read -r v; do MATRIX+=("$v"); done < <(grep '^| MATRIX ' <<<"$out" | sed 's/^| MATRIX /| /')
+        local kc nc kr nr pc rr
+        kc=$(sed -n 's/^keryx RSS per idle connection: *\([0-9.]*\) KiB.*/\1/p' <<<"$out")
+        kr=$(sed -n 's/^keryx kept after closing: *\([0-9-]*\) KiB.*/\1/p' <<<"$out")
+        read -r nc nr < <(sed -n 's/^nginx RSS per idle connection: *\([0-9.]*\) KiB, kept after closing \([0-9-]*\) KiB.*/\1 \2/p' <<<"$out")
+        rr=$(sed -n 's/^req\/s ratio keryx\/nginx (-c[0-9]*): *\([0-9.]*\) .*/\1/p' <<<"$out")
+        pc=$(sed -n 's/^CPU\/request ratio keryx\/nginx: .*(nginx\/keryx \([0-9.]*\):.*/\1/p' <<<"$out")
+        add_row "RSS per idle keep-alive connection (10,000 open)" "${kc:-?} KiB" "${nc:-?} KiB" "$(ratio "${kc:-0}" "${nc:-0}")" \
+            "≤ 1.5 KiB" "$(verdict "${kc:-99}" "<=" 1.5)" ""
+        add_row "RSS kept after the 10,000 close (after close − idle)" "${kr:-?} KiB" "${nr:-?} KiB" "" \
+            "near idle (≤ 4096 KiB)" "$(verdict "${kr:-99999}" "<=" 4096)" ""
+        add_row "5,000 concurrent connections, req/s per server core (req/s ratio ${rr:-?})" "" "" "${pc:-?}" "≥ 1.0" \
+            "$(verdict "${pc:-0}" ">=" 1.0)" ""
     fi
     log "WebSockets (bench/websocket.sh)"
     out=$(BENCH_DURATION="$DURATION" BENCH_RUNS="$RUNS" BENCH_WRITE=0 "$BENCH_DIR/websocket.sh" 2>&1) ||

@@ -276,7 +276,8 @@ bool kx_uring_start(struct ev_loop *loop)
     }
     U.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (U.efd < 0 || io_uring_register_eventfd(&U.ring, U.efd) < 0 || !setup_buffers()) {
-        kx_log_warn("WEB_SERVER_IO_URING=true but the ring's eventfd or buffers failed: plain reads and sends");
+        kx_log_warn(
+            "WEB_SERVER_IO_URING=true but the ring's eventfd or buffers failed: plain reads and sends");
         teardown();
         return false;
     }
