@@ -121,7 +121,7 @@ $(LIB_A): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(OBJDIR)/tests/%: tests/%.c $(LIB_A)
+$(OBJDIR)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB_A)
 	@mkdir -p $(OBJDIR)/tests
 	$(CC) $(CFLAGS) $(KX_CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS) -lcmocka
 
@@ -243,7 +243,7 @@ LINT_CHECKS        := luacheck shellcheck cppcheck clang-format layers
 LINT_ADVISORY      ?=
 TEST_LINT_ADVISORY :=
 test-all: LINT_ADVISORY = $(TEST_LINT_ADVISORY)
-LINT_C_FILES = $(wildcard src/*.[ch]) $(wildcard tests/*.c) $(wildcard tests/fuzz/*.c)
+LINT_C_FILES = $(wildcard src/*.[ch]) $(wildcard tests/*.[ch]) $(wildcard tests/fuzz/*.c)
 
 lint: lint-deps compile
 	@failed=""; for c in $(LINT_CHECKS); do \
@@ -311,7 +311,8 @@ fuzz:
 	  grep -E '^Done [0-9]+ runs' build-fuzz/fuzz_$$f.log; \
 	done
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c
+# The harness is rebuilt when the code it fuzzes changes, not only the harness.
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard src/*.[ch]) $(wildcard tests/*.h)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Wno-unused-parameter -o $@ $< $(FUZZ_SRCS_$*) $(FUZZ_LIBS_$*)
 
 bench: all
