@@ -147,19 +147,33 @@ end
 --- Adds a response header (web). Names are tokens; values must not contain CR, LF or NUL.
 ---@param name string
 ---@param value string|number
+-- The answer's header list (flat name, value pairs; keryx.transport.web hands it to C).
+local function header_list(self)
+    local h = rawget(self, "_headers")
+    if not h then
+        h = {}
+        rawset(self, "_headers", h)
+    end
+    return h
+end
+
 function methods:set_header(name, value)
     value = tostring(value)
     if type(name) ~= "string" or not name:match("^[%w!#$%%&'*+.^_`|~-]+$") then
         error("set_header: invalid header name", 2)
     end
     check_value("set_header", value)
-    local h = rawget(self, "_headers")
-    if not h then
-        h = {}
-        rawset(self, "_headers", h)
-    end
+    local h = header_list(self)
     local n = #h
     h[n + 1], h[n + 2] = name, value
+end
+
+--- Framework code only: appends name, value pairs built from constant names and digit values
+--- (keryx.middleware.rate_limit's three), which set_header's checks would pass by construction.
+function M.append_headers(conn, list)
+    local h = header_list(conn)
+    local n = #h
+    for i = 1, #list do h[n + i] = list[i] end
 end
 
 --- Answers with this Content-Type (web); a string returned by the action is then the body.
