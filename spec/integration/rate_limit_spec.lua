@@ -117,14 +117,16 @@ describe("rate limiting", function()
             return n
         end
         local before = evals()
-        os.execute("kill -STOP " .. srv.pid)
+        -- Connected (and over TLS handshaken) while keryx runs; the requests go out while it
+        -- is stopped, so they wait for it together.
         local socks = {}
         for i = 1, 150 do
-            local c = assert(socket.connect("127.0.0.1", srv.port))
-            c:settimeout(10)
             local path = i % 6 == 0 and "/api/custom" or "/api/limited" -- 125 limited, 25 custom
-            assert(c:send("GET " .. path .. " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
-            socks[i] = { c = c, path = path }
+            socks[i] = { c = srv:connect(10), path = path }
+        end
+        os.execute("kill -STOP " .. srv.pid)
+        for _, s in ipairs(socks) do
+            assert(s.c:send("GET " .. s.path .. " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
         end
         os.execute("kill -CONT " .. srv.pid)
         local limited, remaining, custom_ok, custom_refused = {}, {}, 0, 0
