@@ -119,7 +119,7 @@ sum()    { awk '{s += $1} END {print s + 0}'; }
 # verdict <value> <op> <target>: PASS or FAIL.
 verdict() {
     awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
-        ok = (op == ">=") ? v >= t : (op == "<=") ? v <= t : (op == ">") ? v > t : v < t
+        ok = (op == ">=") ? v >= t : (op == "<=") ? v <= t : v < t
         print ok ? "PASS" : "FAIL"
     }'
 }

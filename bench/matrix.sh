@@ -11,7 +11,6 @@
 # or punished. Each row also prints how busy the load generator's core (CPU 1) was.
 #
 #   trivial JSON         GET /api/bench/trivial {"ok":true}, keryx / nginx per core
-#   io_uring             the same, keryx with WEB_SERVER_IO_URING=true / without, per core
 #   /api/status          the status action, keryx / nginx per core
 #   instructions/request user-space instructions per request under callgrind (trivial, status),
 #                        keryx and nginx each alone, same requests (wrk -c1 for a fixed count)
@@ -61,7 +60,6 @@ SERVER_NAME=keryx-bench
 
 TMP=$(mktemp -d)
 KERYX_PID=""
-URING_PID=""
 NGINX_PID=""
 REDIS_PID=""
 REDIS_PORT=""
@@ -70,7 +68,7 @@ declare -A VAL=()      # "<row>,<server>,<metric>" → space-separated values ov
 declare -A ONE=()      # single readings
 MATRIX=()              # the printed table rows
 
-cleanup() { stop_all_and_clean "$KERYX_PID" "$URING_PID" "$NGINX_PID" "$REDIS_PID"; }
+cleanup() { stop_all_and_clean "$KERYX_PID" "$NGINX_PID" "$REDIS_PID"; }
 trap cleanup EXIT
 
 # ---- set-up -----------------------------------------------------------------------------
@@ -126,26 +124,16 @@ LUA
 }
 
 # start_keryx [wrapper…]: keryx on CPU 0 (under the wrapper, e.g. valgrind, when given).
-# With RING=true the instance reads and sends through io_uring (WEB_SERVER_IO_URING) and is
-# recorded as URING_PID / URING_URL instead.
 start_keryx() {
     local port
     port=$(free_port)
-    if [[ "${RING:-false}" == true ]]; then URING_URL="http://127.0.0.1:$port"; else KERYX_URL="http://127.0.0.1:$port"; fi
-    (cd "$ROOT" && exec env REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" WEB_SERVER_IO_URING="${RING:-false}" \
+    KERYX_URL="http://127.0.0.1:$port"
+    (cd "$ROOT" && exec env REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
         WEB_SERVER_PORT="$port" WEB_SERVER_HOST=127.0.0.1 WEB_SERVER_WORKERS=1 LOG_LEVEL=warn \
         NODE_ENV=production PROCESS_NAME="$SERVER_NAME" WEB_SERVER_MAX_CONNECTIONS=20000 \
         RATE_LIMIT_ENABLED=true RATE_LIMIT_UNAUTH_LIMIT="$RL_LIMIT" RATE_LIMIT_AUTH_LIMIT="$RL_LIMIT" \
         RATE_LIMIT_WINDOW_MS="$RL_WINDOW_MS" RATE_LIMIT_KEY_PREFIX="$RL_PREFIX" RATE_LIMIT_FAIL_OPEN=false \
-        taskset -c "$SERVER_CPU" "$@" ./keryx --app "$TMP/app" start) >"$TMP/keryx${RING:+-ring-$RING}.log" 2>&1 &
-    if [[ "${RING:-false}" == true ]]; then
-        URING_PID=$!
-        wait_http "$URING_URL/api/bench/trivial" "$URING_PID" || die "keryx (io_uring) did not start"
-        # The ring is an anonymous inode among its descriptors (the log is at warn level).
-        find /proc/"$URING_PID"/fd -lname 'anon_inode:\[io_uring\]' 2>/dev/null | grep -q . ||
-            die "keryx with WEB_SERVER_IO_URING=true has no io_uring: $(tail -n 3 "$TMP/keryx-ring-true.log")"
-        return
-    fi
+        taskset -c "$SERVER_CPU" "$@" ./keryx --app "$TMP/app" start) >"$TMP/keryx.log" 2>&1 &
     KERYX_PID=$!
     wait_http "$KERYX_URL/api/bench/trivial" "$KERYX_PID" || { keryx_log_tail; die "keryx did not start"; }
 }
@@ -172,7 +160,6 @@ start_nginx() {
 # The measured process of a server: keryx itself; nginx's worker when it has a master.
 server_pid() {
     if [[ $1 == keryx ]]; then echo "$KERYX_PID"; return; fi
-    if [[ $1 == uring ]]; then echo "$URING_PID"; return; fi
     local w
     w=$(children "$NGINX_PID" | head -n 1)
     echo "${w:-$NGINX_PID}"
@@ -181,9 +168,7 @@ server_pid() {
 # cpu_ns <pid>: CPU time of every thread of the process, in ns.
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'; }
 
-url_of() {
-    case $1 in keryx) echo "$KERYX_URL" ;; uring) echo "$URING_URL" ;; *) echo "$NGINX_URL" ;; esac
-}
+url_of() { if [[ $1 == keryx ]]; then echo "$KERYX_URL"; else echo "$NGINX_URL"; fi; }
 
 # ---- one wrk run ------------------------------------------------------------------------
 
@@ -228,7 +213,6 @@ throughput_rounds() {
         log "round $round/$RUNS"
         run_wrk trivial keryx /api/bench/trivial "$CONNECTIONS"
         run_wrk trivial nginx /api/bench/trivial "$CONNECTIONS"
-        run_wrk trivial uring /api/bench/trivial "$CONNECTIONS"
         run_wrk status keryx /api/status "$CONNECTIONS"
         run_wrk status nginx /api/status "$CONNECTIONS"
         run_wrk limited keryx /api/bench/limited "$CONNECTIONS"
@@ -258,11 +242,6 @@ keryx_rows() {
     local p l li r rb
     row_vs "trivial JSON action, req/s per server core" trivial 1.2
     row_vs "/api/status, req/s per server core" status 1.2
-    local u
-    u=$(per_core trivial uring)
-    r=$(ratio "$u" "$(per_core trivial keryx)")
-    add_row "WEB_SERVER_IO_URING=true / false (keryx, trivial), per core: kept opt-in while > 1.0" "$u/s" \
-        "$(per_core trivial keryx)/s" "$r" "> 1.0" "$(verdict "$r" ">" 1.0)" "$(med trivial,uring,load)% / $(med trivial,keryx,load)%"
     p=$(per_core trivial keryx)
     l=$(per_core limited keryx)
     r=$(ratio "$l" "$p")
@@ -395,7 +374,6 @@ main() {
     write_app
     start_redis
     start_keryx
-    RING=true start_keryx
     start_nginx on
     login
     curl -sf -o /dev/null "$NGINX_URL/api/bench/limited" || die "nginx's rate-limited route fails (Redis EVALSHA)"
@@ -404,10 +382,8 @@ main() {
     sleep 1
     ONE[rss_after]=$(tree_rss_kib "$KERYX_PID")
     stop_process "$KERYX_PID"
-    stop_process "$URING_PID"
     stop_process "$NGINX_PID"
     KERYX_PID=""
-    URING_PID=""
     NGINX_PID=""
     keryx_rows
     if [[ "$CALLGRIND" == 1 ]]; then
