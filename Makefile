@@ -34,7 +34,7 @@ LLOBJS  := $(patsubst $(LLHTTP_DIR)/%.c,$(OBJDIR)/llhttp/%.o,$(wildcard $(LLHTTP
 BIN     ?= keryx
 
 .PHONY: all deps test-deps lint-deps install-pkgs mcp-clients compile fuzz run dev install uninstall test test-all test-c test-unit test-integration \
-        test-integration-tls test-integration-uring testssl test-asan bench bench-tls clean lint lint-luacheck lint-shellcheck lint-cppcheck lint-clang-format lint-layers
+        test-integration-tls testssl test-asan bench bench-tls clean lint lint-luacheck lint-shellcheck lint-cppcheck lint-clang-format lint-layers
 
 # Top-level targets install packages first, then re-enter make so the file lists (llhttp's
 # sources come from a package) are computed after the install.
@@ -149,19 +149,10 @@ test-integration: compile mcp-clients openapi-clients swagger-ui
 TLS_SPECS := smoke actions content_headers headers_cors http_limits http_smuggling sessions \
              static_files websocket ws_hardening streaming hardening_http hardening_errors \
              hardening_login hardening_presence hardening_startup rate_limit channels chat_app config \
-             mcp_cors mcp_flow mcp_resources mcp_rules oauth_flow oauth_rules browser uring
+             mcp_cors mcp_flow mcp_resources mcp_rules oauth_flow oauth_rules browser
 test-integration-tls: compile
 	KERYX_TEST_TLS=1 KERYX_BIN=$(CURDIR)/$(BIN) $(BUSTED) --helper=spec/helpers/integration_env.lua \
 	  $(patsubst %,spec/integration/%_spec.lua,$(TLS_SPECS))
-
-# The specs that move bytes once more with WEB_SERVER_IO_URING=true (reads and sends through
-# src/uring.c's ring instead of the socket watchers): framing, limits, smuggling, streamed and
-# large bodies, static files, WebSockets, connection hardening.
-URING_SPECS := smoke actions http_limits http_smuggling streaming large_body static_files websocket \
-               ws_hardening hardening_http content_headers
-test-integration-uring: compile
-	WEB_SERVER_IO_URING=true KERYX_BIN=$(CURDIR)/$(BIN) $(BUSTED) --helper=spec/helpers/integration_env.lua \
-	  $(patsubst %,spec/integration/%_spec.lua,$(URING_SPECS))
 
 # testssl.sh against a keryx serving the throwaway certificate: fails on any finding rated
 # MEDIUM or worse, and on a CBC or non-forward-secret suite offered (scripts/testssl.sh). Not
@@ -229,7 +220,7 @@ test-c-asan: $(TEST_BINS)
 test: deps test-deps
 	@$(MAKE) --no-print-directory test-all
 
-test-all: compile lint test-c test-unit test-integration test-integration-tls test-integration-uring test-asan fuzz
+test-all: compile lint test-c test-unit test-integration test-integration-tls test-asan fuzz
 	@echo "make test: all suites passed"
 
 # ---- lint ----------------------------------------------------------------------------------

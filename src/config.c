@@ -82,7 +82,6 @@ static const kx_config_desc_t descs[] = {
     { "server.web.tlsCert", "WEB_SERVER_TLS_CERT", KX_CT_STRING, OFF(tls_cert), 0, DEF(NULL) },
     { "server.web.tlsKey", "WEB_SERVER_TLS_KEY", KX_CT_STRING, OFF(tls_key), 0, DEF(NULL) },
     { "server.web.workers", "WEB_SERVER_WORKERS", KX_CT_WORKERS, OFF(workers), 0, DEF("1") },
-    { "server.web.ioUring", "WEB_SERVER_IO_URING", KX_CT_BOOL, OFF(io_uring), 0, DEF("false") },
     { "server.mcp.enabled", "MCP_SERVER_ENABLED", KX_CT_BOOL, OFF(mcp_enabled), 0, DEF("false") },
     { "server.mcp.route", "MCP_SERVER_ROUTE", KX_CT_STRING, OFF(mcp_route), 0, DEF("/mcp") },
     { "server.mcp.oauthTrustProxy", "MCP_OAUTH_TRUST_PROXY", KX_CT_BOOL, OFF(mcp_oauth_trust_proxy), 0, DEF("false") },

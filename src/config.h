@@ -71,7 +71,6 @@ typedef struct {
     bool application_url_derived;   /* APPLICATION_URL unset: built from host and port */
     char *tls_cert, *tls_key;
     int64_t workers; /* 0 = auto */
-    bool io_uring;   /* plain sockets read and write through io_uring (uring.h) */
 
     /* MCP server and its OAuth 2.1 authorization server (README "OAuth 2.1 authorization
      * server"): off by default; TTLs in seconds. */

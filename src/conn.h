@@ -6,7 +6,7 @@
  * one lent piece among them, then optionally a file streamed after them), the connection
  * timer and the transport interface (kx_transport_t; kx_transport_plain is the plain-socket
  * one).
- * With WEB_SERVER_IO_URING=true a plain connection's reads and writes go through uring.c's ring
+ * With KERYX_IO_URING=1 a plain connection's reads and writes go through uring.c's ring
  * instead of its watchers and the transport's read/write (uring.h); a lent piece still goes
  * out by writev.
  * Callers: listen.c opens connections; protocols (http.c, ws.c, later sse/tls) install their

@@ -286,7 +286,7 @@ int kx_server_main(kx_config_t *cfg, const kx_boot_t *b)
         return fatal(err);
     if (b->watch) kx_log_info("watching %s: an edit reloads the app's Lua code", b->app);
     /* Only a plain-socket server: TLS records go through OpenSSL's own writes. */
-    if (cfg->io_uring && !kx_tls_enabled()) kx_uring_start(srv.loop);
+    if (!kx_tls_enabled()) kx_uring_start(srv.loop);
     tell_ready(b);
     ev_run(srv.loop, 0);
     if (is_worker) kx_log_info("worker %d stopped (pid %d)", b->worker, (int)getpid());

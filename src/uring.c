@@ -268,16 +268,17 @@ static void teardown(void)
 
 bool kx_uring_start(struct ev_loop *loop)
 {
+    const char *v = getenv("KERYX_IO_URING");
+    if (!v || strcmp(v, "1") != 0) return false;
     int rc = io_uring_queue_init(RING_ENTRIES, &U.ring, IORING_SETUP_SINGLE_ISSUER);
     if (rc == -EINVAL) rc = io_uring_queue_init(RING_ENTRIES, &U.ring, 0); /* kernel before 6.0 */
     if (rc < 0) {
-        kx_log_warn("WEB_SERVER_IO_URING=true but no io_uring (%s): plain reads and sends", strerror(-rc));
+        kx_log_warn("KERYX_IO_URING=1 but no io_uring (%s): plain reads and sends", strerror(-rc));
         return false;
     }
     U.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (U.efd < 0 || io_uring_register_eventfd(&U.ring, U.efd) < 0 || !setup_buffers()) {
-        kx_log_warn(
-            "WEB_SERVER_IO_URING=true but the ring's eventfd or buffers failed: plain reads and sends");
+        kx_log_warn("KERYX_IO_URING=1 but the ring's eventfd or buffers failed: plain reads and sends");
         teardown();
         return false;
     }
@@ -290,7 +291,7 @@ bool kx_uring_start(struct ev_loop *loop)
     ev_unref(loop);
     ev_unref(loop);
     U.on = true;
-    kx_log_info("io_uring: plain-socket reads and sends are batched (WEB_SERVER_IO_URING=true)");
+    kx_log_info("io_uring: plain-socket reads and sends are batched (KERYX_IO_URING=1)");
     return true;
 }
 

@@ -1,4 +1,4 @@
-/* uring.h — batched socket I/O through io_uring (WEB_SERVER_IO_URING=true; off by default).
+/* uring.h — batched socket I/O through io_uring (KERYX_IO_URING=1; off by default).
  *
  * Owns: the process's ring, its provided receive buffers (one buffer ring the kernel picks
  * from, so idle connections hold none), the libev watchers that drive it (an ev_prepare that
@@ -20,7 +20,7 @@
 
 typedef struct kx_uring_conn kx_uring_conn_t;
 
-/* Sets the ring up (server.c calls it when WEB_SERVER_IO_URING=true; it logs why not and carries on without it when the
+/* Sets the ring up when KERYX_IO_URING=1 (logs why not and carries on without it when the
  * kernel refuses one). Returns whether plain sockets go through the ring. */
 bool kx_uring_start(struct ev_loop *loop);
 void kx_uring_stop(void);
