@@ -5,7 +5,7 @@
 
 DEB_PKGS := gcc make pkg-config libev-dev libluajit2-5.1-dev luajit2 libhiredis-dev lua-cjson \
             libssl-dev node-llhttp libwslay-dev lua-busted libcmocka-dev redis-server \
-            zlib1g-dev lua-socket lua-sec openssl curl netcat-openbsd liburing-dev
+            zlib1g-dev lua-socket lua-sec openssl curl netcat-openbsd
 BENCH_PKGS := wrk nginx-light libnginx-mod-http-lua valgrind
 # Only the test suites need these (a real browser for the end-to-end WebSocket page test;
 # clang's libFuzzer for the fuzz harnesses; node + npm to install the MCP clients of
@@ -25,7 +25,7 @@ WARN    := -Wall -Wextra -Werror
 CFLAGS  ?= -O2 -g
 # Flags keryx needs whatever CFLAGS the caller passes (the ASan build overrides CFLAGS).
 KX_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fno-strict-aliasing -I src -I $(LLHTTP_INC) $(LUA_CFLAGS)
-LDLIBS  := -lev $(LUA_LIBS) -lhiredis -lwslay -lssl -lcrypto -lz -lm -lpthread -ldl -luring
+LDLIBS  := -lev $(LUA_LIBS) -lhiredis -lwslay -lssl -lcrypto -lz -lm -lpthread -ldl
 
 SRCS    := $(wildcard src/*.c)
 OBJDIR  ?= build

@@ -2,7 +2,6 @@
  * transport, per-connection timers and the installed protocol handler (see conn.h). */
 #include "conn.h"
 #include "metrics.h"
-#include "uring.h"
 #include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -211,7 +210,6 @@ static void conn_free(kx_conn_t *c)
     if (c->tp->free) c->tp->free(c);
     release_lent(c);
     if (rbuf_is_scratch(c)) c->rbuf = (kx_buf_t)KX_BUF_INIT; /* never while a handler runs */
-    if (c->uring) kx_uring_conn_free(c);
     kx_buf_free(&c->rbuf);
     kx_buf_free(&c->wfront);
     kx_buf_free(&c->wbuf);
@@ -249,7 +247,6 @@ void kx_conn_close(kx_conn_t *c)
     release_lent(c);
     kx_buf_free(&c->wfront);
     c->fpos = 0;
-    kx_uring_closing(c);
     /* TLS says goodbye (close_notify) so a client reading to the close knows it got it all. */
     if (c->tp->shutdown) c->tp->shutdown(c);
     close(c->fd);
@@ -304,7 +301,6 @@ static void update_watchers(kx_conn_t *c, bool want_write)
     if (c->closed) return;
     bool r = c->reading || c->handshaking || c->write_wants_read;
     bool w = want_write || c->read_wants_write;
-    if (c->uring && kx_uring_want_read(c, r)) r = false; /* the ring receives instead (uring.h) */
     if (r != ev_is_active(&c->rio)) {
         if (r) ev_io_start(kx_srv->loop, &c->rio);
         else ev_io_stop(kx_srv->loop, &c->rio);
@@ -391,8 +387,6 @@ static void advance(kx_conn_t *c, size_t w)
 static bool flush(kx_conn_t *c)
 {
     if (c->handshaking) return false; /* output waits for the transport to be ready */
-    /* A send in flight on the ring: its completion goes on (kx_conn_ring_done). */
-    if (kx_uring_busy(c)) return false;
     for (;;) {
         struct iovec iov[3];
         int n = queued_pieces(c, iov);
@@ -403,9 +397,6 @@ static bool flush(kx_conn_t *c)
             if (c->closed || !fill_from_file(c)) break;
             continue;
         }
-        /* The ring takes a queue that is wbuf alone (no lent piece, nothing in front); a lent
-         * body goes out by writev here, and the ring is idle then (checked above). */
-        if (c->uring && n == 1 && !c->lent.p && c->fpos == c->wfront.len && kx_uring_send(c)) return false;
         ssize_t w = n > 1 && c->tp->writev ? c->tp->writev(c, iov, n)
                                            : c->tp->write(c, iov[0].iov_base, iov[0].iov_len);
         if (w == KX_EAGAIN) {
@@ -463,8 +454,7 @@ void kx_conn_write_lent(kx_conn_t *c, const void *p, size_t n, kx_release_fn rel
 ssize_t kx_conn_write_now(kx_conn_t *c, const void *p, size_t n)
 {
     if (c->closed) return KX_ECLOSED;
-    /* On the ring every byte goes through it, so the order of the bytes is the ring's. */
-    if (c->handshaking || c->uring || kx_conn_busy_writing(c)) return KX_EAGAIN;
+    if (c->handshaking || kx_conn_busy_writing(c)) return KX_EAGAIN;
     ssize_t w = c->tp->write(c, p, n);
     if (w >= 0 || w == KX_EAGAIN) return w;
     kx_conn_close(c);
@@ -488,22 +478,12 @@ void kx_conn_flush(kx_conn_t *c)
 
 size_t kx_conn_unsent(const kx_conn_t *c)
 {
-    return (c->wfront.len - c->fpos) + (c->lent.p ? c->lent.len - c->lent.off : 0) + (c->wbuf.len - c->wpos) +
-           kx_uring_unsent(c);
+    return (c->wfront.len - c->fpos) + (c->lent.p ? c->lent.len - c->lent.off : 0) + (c->wbuf.len - c->wpos);
 }
 
 bool kx_conn_busy_writing(const kx_conn_t *c)
 {
-    return kx_conn_unsent(c) != 0 || c->send_fd >= 0 || kx_uring_busy(c);
-}
-
-void kx_conn_ring_done(kx_conn_t *c, bool ok)
-{
-    if (!ok) {
-        kx_conn_close(c);
-        return;
-    }
-    if (flush(c) && c->handler && c->handler->on_drained) c->handler->on_drained(c);
+    return kx_conn_unsent(c) != 0 || c->send_fd >= 0;
 }
 
 /* ---- events ------------------------------------------------------------------------------ */
@@ -593,17 +573,6 @@ static void read_and_handle(kx_conn_t *c)
     } while (!c->closed && c->reading && c->tp->pending && c->tp->pending(c));
 }
 
-void kx_conn_ring_read(kx_conn_t *c, const char *p, size_t n)
-{
-    if (n == 0) {
-        kx_conn_close(c);
-        return;
-    }
-    kx_buf_append(&c->rbuf, p, n);
-    if (c->reading) run_reader(c);
-    if (!c->closed && c->rbuf.len == 0) kx_buf_free(&c->rbuf); /* idle holds no buffer */
-}
-
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
@@ -677,7 +646,6 @@ kx_conn_t *kx_conn_open(kx_server_t *s, int fd, const kx_transport_t *tp, const 
     ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
     ev_init(&c->timer, on_timer);
     c->rio.data = c->wio.data = c->timer.data = c;
-    if (tp == &kx_transport_plain) c->uring = kx_uring_conn_new(c);
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;

@@ -6,9 +6,6 @@
  * one lent piece among them, then optionally a file streamed after them), the connection
  * timer and the transport interface (kx_transport_t; kx_transport_plain is the plain-socket
  * one).
- * With KERYX_IO_URING=1 a plain connection's reads and writes go through uring.c's ring
- * instead of its watchers and the transport's read/write (uring.h); a lent piece still goes
- * out by writev.
  * Callers: listen.c opens connections; protocols (http.c, ws.c, later sse/tls) install their
  * handler with kx_conn_set_handler and read/write through the functions below; tasks hold
  * references (kx_conn_ref) so a closed connection's memory outlives them.
@@ -120,8 +117,6 @@ struct kx_conn {
     bool read_wants_write;  /* the transport's read waits for writability */
     bool write_wants_read;  /* the transport's write waits for readability */
     char peer_ip[64];
-    /* Its io_uring state (uring.h); NULL off the ring and with TLS. */
-    struct kx_uring_conn *uring;
     kx_conn_t *prev, *next;
 };
 
@@ -168,12 +163,6 @@ int kx_conn_count_from(const char *ip);
  * an idle one (its handler says so) of the peer holding the most, when that peer holds more
  * than the newcomer would. NULL when nobody should give one up. */
 kx_conn_t *kx_conn_evictable(kx_server_t *s, const char *newcomer);
-/* uring.c: the ring finished c's send (ok: every byte was written, else the socket failed).
- * Goes on like a write watcher would: the next bytes, on_drained, or the close after flush. */
-void kx_conn_ring_done(kx_conn_t *c, bool ok);
-/* uring.c: n bytes arrived for c (n == 0: the peer closed). They join c->rbuf and go to the
- * handler as a readable socket's would. */
-void kx_conn_ring_read(kx_conn_t *c, const char *p, size_t n);
 /* Closes every connection whose handler says it is idle (drain). */
 void kx_conn_close_idle(kx_server_t *s);
 

@@ -13,7 +13,6 @@
 #include "crypto.h"
 #include "pubsub.h"
 #include "tls.h"
-#include "uring.h"
 #include "watch.h"
 #include "ws.h"
 #include <errno.h>
@@ -285,13 +284,10 @@ int kx_server_main(kx_config_t *cfg, const kx_boot_t *b)
     if (b->watch && kx_watch_start(srv.loop, b->app, on_app_changed, err, sizeof err) != KX_OK)
         return fatal(err);
     if (b->watch) kx_log_info("watching %s: an edit reloads the app's Lua code", b->app);
-    /* Only a plain-socket server: TLS records go through OpenSSL's own writes. */
-    if (!kx_tls_enabled()) kx_uring_start(srv.loop);
     tell_ready(b);
     ev_run(srv.loop, 0);
     if (is_worker) kx_log_info("worker %d stopped (pid %d)", b->worker, (int)getpid());
     else kx_log_info("stopped server");
-    kx_uring_stop();
     kx_watch_stop();
     kx_pubsub_stop();
     kx_redis_stop();
