@@ -1,6 +1,6 @@
 /* test_json_number.c — json_number.c against snprintf: kx_json_g14 must write exactly what
  * "%.14g" writes, and kx_json_number exactly what lua/keryx/json.lua's rules give (reference
- * below, written with snprintf alone), for millions of doubles: random bit patterns (NaN, Inf,
+ * below, written with snprintf alone), for over a million doubles: random bit patterns (NaN, Inf,
  * subnormals included), random short decimals (the fast path), log-uniform magnitudes, and
  * the edges — each side of 1e-4, 1e14, 2^53, 2^63, every power of ten, rounding ties at the
  * 14th digit, -0. */
@@ -107,14 +107,14 @@ static void test_edges(void **state)
 static void test_random_bits(void **state)
 {
     (void)state;
-    for (int i = 0; i < 1000000; i++) check(from_bits(rng()));
+    for (int i = 0; i < 250000; i++) check(from_bits(rng()));
 }
 
 static void test_short_decimals(void **state)
 {
     (void)state;
     /* m / 10^k with up to 17 digits in m: the values responses hold (prices, ratios, MB) */
-    for (int i = 0; i < 1500000; i++) {
+    for (int i = 0; i < 375000; i++) {
         uint64_t r = rng();
         int digits = 1 + (int)(r % 17);
         uint64_t mod = 1;
@@ -129,7 +129,7 @@ static void test_short_decimals(void **state)
 static void test_log_uniform(void **state)
 {
     (void)state;
-    for (int i = 0; i < 1000000; i++) {
+    for (int i = 0; i < 250000; i++) {
         double u = (double)(rng() >> 11) / 9007199254740992.0; /* [0, 1) */
         double v = pow(10, -6 + u * 22);                       /* 1e-6 .. 1e16 */
         check(i & 1 ? -v : v);
@@ -150,7 +150,7 @@ static void test_integers(void **state)
         got[n] = '\0';
         assert_string_equal(want, got);
     }
-    for (int i = 0; i < 500000; i++) {
+    for (int i = 0; i < 125000; i++) {
         int64_t v = (int64_t)(rng() >> (rng() % 64));
         if (i & 1) v = -v;
         char want[32];
@@ -165,8 +165,8 @@ static void test_integers(void **state)
 static void test_count(void **state)
 {
     (void)state;
-    /* the claim in the header: millions of values, all compared */
-    assert_true(checked > 4000000);
+    /* the claim in the header: over a million values, all compared */
+    assert_true(checked > 1000000);
 }
 
 int main(void)
