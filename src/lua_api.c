@@ -60,3 +60,11 @@ void kx_lua_check_string(lua_State *L, int idx, const char *fn, const char *what
     if (lua_type(L, idx) != LUA_TSTRING)
         luaL_error(L, "%s: %s must be a string, got %s", fn, what, luaL_typename(L, idx));
 }
+
+int kx_lua_push_valid(lua_State *L, bool (*valid)(const char *s, size_t n))
+{
+    size_t n = 0;
+    const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : NULL;
+    lua_pushboolean(L, s && valid(s, n));
+    return 1;
+}

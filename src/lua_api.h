@@ -68,6 +68,9 @@ int kx_lua_push_fail(lua_State *L, const char *why);
 /* Raises "<fn>: <what> must be a string, got <type>" unless the argument at idx is a string
  * (numbers are not coerced). */
 void kx_lua_check_string(lua_State *L, int idx, const char *fn, const char *what);
+/* Pushes whether the first argument is a string that `valid` (one of the C rules: channel
+ * names, correlation ids, queue names) accepts; anything but a string is invalid. Returns 1. */
+int kx_lua_push_valid(lua_State *L, bool (*valid)(const char *s, size_t n));
 
 /* One task parked on one cancellable operation: the record the completion and the action
  * timeout share. The binding fills `op` once the operation has started, then calls

@@ -229,20 +229,14 @@ static void push_config(lua_State *L, const kx_config_t *c)
 /* core.correlation_id_valid(v) → whether v is a correlation id keryx may log (http_guard.h). */
 static int l_correlation_id_valid(lua_State *L)
 {
-    size_t n = 0;
-    const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : NULL;
-    lua_pushboolean(L, s && kx_correlation_id_valid(s, n));
-    return 1;
+    return kx_lua_push_valid(L, kx_correlation_id_valid);
 }
 
 /* core.queue_name_valid(v) → whether v names a task queue (config.h: the rule TASK_QUEUES is
  * held to), for keryx.tasks and action definitions. */
 static int l_queue_name_valid(lua_State *L)
 {
-    size_t n = 0;
-    const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : NULL;
-    lua_pushboolean(L, s && kx_config_queue_name_valid(s, n));
-    return 1;
+    return kx_lua_push_valid(L, kx_config_queue_name_valid);
 }
 
 static const luaL_Reg fns[] = {

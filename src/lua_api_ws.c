@@ -104,10 +104,7 @@ static int l_ws_count(lua_State *L)
 
 static int l_channel_name_valid(lua_State *L)
 {
-    size_t n = 0;
-    const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : NULL;
-    lua_pushboolean(L, s && kx_channel_name_valid(s, n));
-    return 1;
+    return kx_lua_push_valid(L, kx_channel_name_valid);
 }
 
 static int l_publish(lua_State *L)
