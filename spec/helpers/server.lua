@@ -42,6 +42,14 @@ function M.eventually(seconds, fn)
     return false
 end
 
+--- The resident memory (VmRSS) of process pid, in KiB.
+function M.rss_kib(pid)
+    local f = assert(io.open("/proc/" .. pid .. "/status"))
+    local text = f:read("*a")
+    f:close()
+    return tonumber(text:match("VmRSS:%s+(%d+)"))
+end
+
 --- How many times the plain string needle occurs in text (non-overlapping).
 function M.count(text, needle)
     local n, from = 0, 1

@@ -339,12 +339,7 @@ describe("HTTP abusive clients", function()
     end)
     teardown(function() if srv then srv:stop() end end)
 
-    local function rss_kib()
-        local f = assert(io.open("/proc/" .. srv.pid .. "/status"))
-        local text = f:read("*a")
-        f:close()
-        return tonumber(text:match("VmRSS:%s+(%d+)"))
-    end
+    local function rss_kib() return H.rss_kib(srv.pid) end
 
     it("survives Expect: 100-continue followed by a reset, past the body timeout", function()
         for i = 1, 200 do

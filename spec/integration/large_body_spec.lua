@@ -91,12 +91,7 @@ local function expected(mb)
     return table.concat(lines)
 end
 
-local function rss_kib(pid)
-    local f = assert(io.open("/proc/" .. pid .. "/status"))
-    local text = f:read("*a")
-    f:close()
-    return tonumber(text:match("VmRSS:%s+(%d+)"))
-end
+local rss_kib = H.rss_kib
 
 --- Reads the head of one response on c: status, headers (lower-case names).
 local function read_head(c)

@@ -36,6 +36,14 @@ describe("rate limiting", function()
     local R
 
     setup(function() R = H.redis() end)
+
+    -- Script calls Redis has run so far (EVAL and EVALSHA): how many calls a batch took.
+    local function evals()
+        local info = R.cli("INFO", "commandstats")
+        local n = 0
+        for calls in info:gmatch("cmdstat_eval%a*:calls=(%d+)") do n = n + tonumber(calls) end
+        return n
+    end
     before_each(function() R.cli("FLUSHALL") end)
 
     it("allows the limit with counting-down headers, then answers 429 with Retry-After", function()
@@ -110,12 +118,6 @@ describe("rate limiting", function()
         local srv = start { RATE_LIMIT_UNAUTH_LIMIT = "20" }
         finally(function() os.execute("kill -CONT " .. srv.pid .. " 2>/dev/null"); stop(srv) end)
         fresh_window(60000, 10000)
-        local function evals()
-            local info = R.cli("INFO", "commandstats")
-            local n = 0
-            for calls in info:gmatch("cmdstat_eval%a*:calls=(%d+)") do n = n + tonumber(calls) end
-            return n
-        end
         local before = evals()
         -- Connected (and over TLS handshaken) while keryx runs; the requests go out while it
         -- is stopped, so they wait for it together.
@@ -163,12 +165,6 @@ describe("rate limiting", function()
         local srv = start { RATE_LIMIT_UNAUTH_LIMIT = "20" }
         finally(function() stop(srv) end)
         fresh_window(60000, 10000)
-        local function evals()
-            local info = R.cli("INFO", "commandstats")
-            local n = 0
-            for calls in info:gmatch("cmdstat_eval%a*:calls=(%d+)") do n = n + tonumber(calls) end
-            return n
-        end
         local before = evals()
         local res = get(srv, "/api/burst")
         assert.are.equal(200, res.status)

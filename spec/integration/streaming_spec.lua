@@ -63,12 +63,7 @@ local function assert_keep_alive(c)
     assert.are.equal("after-stream", H.json(res.body).name)
 end
 
-local function rss_kib(pid)
-    local f = assert(io.open("/proc/" .. pid .. "/status"))
-    local text = f:read("*a")
-    f:close()
-    return tonumber(text:match("VmRSS:%s+(%d+)"))
-end
+local rss_kib = H.rss_kib
 
 describe("streamed answers", function()
     local srv

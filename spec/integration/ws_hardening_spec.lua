@@ -19,12 +19,7 @@ local function serving(srv)
     assert.are.equal(200, res.status)
 end
 
-local function rss_kib(pid)
-    local f = assert(io.open("/proc/" .. pid .. "/status"))
-    local text = f:read("*a")
-    f:close()
-    return tonumber(text:match("VmRSS:%s+(%d+)"))
-end
+local rss_kib = H.rss_kib
 
 describe("websocket hardening", function()
     local srv
