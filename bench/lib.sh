@@ -54,6 +54,14 @@ wait_http() {
     return 1
 }
 
+# need_nginx_lua: nginx and its Lua module (the peer of every comparison) are installed, or die
+# saying which Debian packages bring them. NGINX_MODULES_DIR is where the modules are.
+need_nginx_lua() {
+    command -v nginx >/dev/null || die "nginx not found (apt-get install nginx-light libnginx-mod-http-lua lua-cjson)"
+    [[ -f "$NGINX_MODULES_DIR/ngx_http_lua_module.so" && -f "$NGINX_MODULES_DIR/ndk_http_module.so" ]] ||
+        die "nginx Lua module missing in $NGINX_MODULES_DIR (apt-get install libnginx-mod-http-lua)"
+}
+
 # ---------------------------------------------------------------------------------------------
 # /proc readings
 # ---------------------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ check_prereqs() {
     done
     taskset -c "$CLIENT_CPU" true 2>/dev/null || die "the bench needs two CPUs"
     [[ -x "$ROOT/keryx" ]] || die "$ROOT/keryx not built (run 'make')"
-    [[ -f "$NGINX_MODULES_DIR/ngx_http_lua_module.so" ]] || die "libnginx-mod-http-lua missing"
+    need_nginx_lua
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 }
 

@@ -101,9 +101,7 @@ check_prereqs() {
     taskset -c "$CLIENT_CPU" true 2>/dev/null ||
         die "CPU $CLIENT_CPU is not available: the bench needs two CPUs (servers on $SERVER_CPU, clients on $CLIENT_CPU)"
     if wants nginx; then
-        command -v nginx >/dev/null || die "nginx not found (apt-get install nginx-light libnginx-mod-http-lua lua-cjson)"
-        [[ -f "$NGINX_MODULES_DIR/ngx_http_lua_module.so" && -f "$NGINX_MODULES_DIR/ndk_http_module.so" ]] ||
-            die "nginx Lua module missing in $NGINX_MODULES_DIR (apt-get install libnginx-mod-http-lua)"
+        need_nginx_lua
     fi
     if wants keryx; then
         [[ -x "$KERYX_BIN" ]] || die "$KERYX_BIN not built (run 'make')"

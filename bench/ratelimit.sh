@@ -123,9 +123,7 @@ check_prereqs() {
     [[ -x "$ROOT/keryx" ]] || die "$ROOT/keryx not built (run 'make')"
     [[ -f "$RL_SCRIPT" ]] || die "$RL_SCRIPT missing"
     [[ -f "$BENCH_DIR/wrk-status.lua" ]] || die "$BENCH_DIR/wrk-status.lua missing"
-    command -v nginx >/dev/null || die "nginx not found (apt-get install nginx-light libnginx-mod-http-lua)"
-    [[ -f "$NGINX_MODULES_DIR/ngx_http_lua_module.so" && -f "$NGINX_MODULES_DIR/ndk_http_module.so" ]] ||
-        die "nginx Lua module missing in $NGINX_MODULES_DIR (apt-get install libnginx-mod-http-lua)"
+    need_nginx_lua
 }
 
 cleanup() { stop_all_and_clean "$WRK_PID" "$KERYX_PID" "$NGINX_PID" "$REDIS_PID"; }

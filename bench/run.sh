@@ -95,9 +95,7 @@ check_prereqs() {
     taskset -c "$CLIENT_CPU" true 2>/dev/null ||
         die "CPU $CLIENT_CPU is not available: the bench needs two CPUs (server on $SERVER_CPU, wrk on $CLIENT_CPU)"
     if wants nginx; then
-        command -v nginx >/dev/null || die "nginx not found (apt-get install nginx-light libnginx-mod-http-lua lua-cjson)"
-        [[ -f "$NGINX_MODULES_DIR/ngx_http_lua_module.so" && -f "$NGINX_MODULES_DIR/ndk_http_module.so" ]] ||
-            die "nginx Lua module missing in $NGINX_MODULES_DIR (apt-get install libnginx-mod-http-lua)"
+        need_nginx_lua
     fi
     if wants keryx; then
         [[ -x "$ROOT/keryx" ]] || die "$ROOT/keryx not built (run 'make', or BENCH_ONLY=nginx)"

@@ -64,8 +64,7 @@ check_prereqs() {
     for cmd in wrk curl awk getconf pgrep nginx redis-server redis-cli; do
         command -v "$cmd" >/dev/null || die "'$cmd' not found (Debian: wrk curl nginx-light libnginx-mod-http-lua redis-server)"
     done
-    [[ -f "$NGINX_MODULES_DIR/ngx_http_lua_module.so" ]] ||
-        die "nginx Lua module missing in $NGINX_MODULES_DIR (apt-get install libnginx-mod-http-lua)"
+    need_nginx_lua
     [[ -x "$ROOT/keryx" ]] || die "$ROOT/keryx not built (run 'make')"
 }
 
