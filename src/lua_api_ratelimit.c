@@ -1,6 +1,8 @@
 /* lua_api_ratelimit.c — core.rate_limit(identifier, limit, window_ms, prefix): one atomic
  * sliding-window check in Redis (ratelimit.c); yields the request's coroutine meanwhile.
- *   {allowed = bool, limit =, remaining =, reset_at = (unix s), retry_after = (s, 0 if allowed)}
+ *   allowed (bool), limit, remaining, reset_at (unix s), retry_after (s, 0 if allowed)
+ *                                          five values, not a table: keryx.rate_limit builds
+ *                                          the one table its caller gets
  *   nil, "closed" | "timeout" | "aborted"   Redis unreachable, too slow, or the action's own
  *                                          timeout fired meanwhile
  *   nil, "ERR …" / "OOM …"                 Redis answered with an error, or a malformed reply
@@ -14,19 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void push_result(lua_State *L, const kx_ratelimit_result_t *r)
+static int push_result(lua_State *L, const kx_ratelimit_result_t *r)
 {
-    lua_createtable(L, 0, 5);
     lua_pushboolean(L, r->allowed);
-    lua_setfield(L, -2, "allowed");
     lua_pushnumber(L, (lua_Number)r->limit);
-    lua_setfield(L, -2, "limit");
     lua_pushnumber(L, (lua_Number)r->remaining);
-    lua_setfield(L, -2, "remaining");
     lua_pushnumber(L, (lua_Number)r->reset_at);
-    lua_setfield(L, -2, "reset_at");
     lua_pushnumber(L, (lua_Number)r->retry_after);
-    lua_setfield(L, -2, "retry_after");
+    return 5;
 }
 
 static void cancel_op(void *op)
@@ -43,8 +40,7 @@ static void wait_done(void *ud, const kx_ratelimit_result_t *res, const char *er
         kx_task_wake(t, kx_lua_push_fail(co, err ? err : "closed"));
         return;
     }
-    push_result(co, res);
-    kx_task_wake(t, 1);
+    kx_task_wake(t, push_result(co, res));
 }
 
 static int64_t check_int(lua_State *L, int idx, const char *what, int64_t min, int64_t max)

@@ -1,5 +1,6 @@
 /* ratelimit.c — the Redis side of rate limiting (see ratelimit.h). */
 #include "ratelimit.h"
+#include "json_number.h"
 #include "metrics.h"
 #include "redis_script.h"
 #include <inttypes.h>
@@ -29,10 +30,16 @@ struct batch {
     kx_ratelimit_op_t *ops[KX_RATELIMIT_BATCH_MAX];
 };
 
+/* Answered ops wait here for the next check instead of going back to malloc: under load every
+ * request makes one, and an op (its key buffer) is too big for a cheap allocation. */
+#define SPARE_OPS_MAX 256
+
 static struct {
     struct ev_loop *loop;
     ev_prepare prepare;
     batch_t *pending;
+    kx_ratelimit_op_t *spare[SPARE_OPS_MAX];
+    int nspare;
 } R;
 
 /* ---- pure helpers ------------------------------------------------------------------------ */
@@ -108,10 +115,22 @@ int kx_ratelimit_parse_reply(const redisReply *r, size_t n, size_t i, int64_t li
 
 /* ---- checks ------------------------------------------------------------------------------ */
 
+static kx_ratelimit_op_t *op_new(void)
+{
+    return R.nspare > 0 ? R.spare[--R.nspare] : kx_xmalloc(sizeof(kx_ratelimit_op_t));
+}
+
+/* For an op whose timer never started (refused before it was queued). */
+static void op_release(kx_ratelimit_op_t *op)
+{
+    if (R.nspare < SPARE_OPS_MAX) R.spare[R.nspare++] = op;
+    else free(op);
+}
+
 static void op_free(kx_ratelimit_op_t *op)
 {
     ev_timer_stop(R.loop, &op->timer);
-    free(op);
+    op_release(op);
 }
 
 /* Takes op out of its batch and answers it: the op is freed before fn runs (fn may start the
@@ -185,16 +204,15 @@ static void flush(void)
     const kx_redis_script_t *script = kx_redis_script_find("ratelimit");
     const char *argv[3 * KX_RATELIMIT_BATCH_MAX];
     size_t lens[3 * KX_RATELIMIT_BATCH_MAX];
-    char nums[2 * KX_RATELIMIT_BATCH_MAX][24];
+    char nums[2 * KX_RATELIMIT_BATCH_MAX][24]; /* kx_json_int64 writes at most 21 */
     for (int i = 0; i < n; i++) {
         kx_ratelimit_op_t *op = b->ops[i];
         argv[i] = op->key;
         lens[i] = op->keylen;
         for (int k = 0; k < 2; k++) {
             char *s = nums[2 * i + k];
-            int len = snprintf(s, sizeof nums[0], "%" PRId64, k == 0 ? op->limit : op->window_ms);
             argv[n + 2 * i + k] = s;
-            lens[n + 2 * i + k] = (size_t)len;
+            lens[n + 2 * i + k] = kx_json_int64(k == 0 ? op->limit : op->window_ms, s);
         }
     }
     /* Each check's own timer is its deadline; the call itself gets the usual command timeout. */
@@ -235,22 +253,22 @@ int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limi
     if (!fn || limit < 0 || limit > KX_RATELIMIT_MAX_LIMIT || window_ms < 1 ||
         window_ms > KX_RATELIMIT_MAX_WINDOW_MS)
         return KX_EINVAL;
-    kx_ratelimit_op_t *op = kx_xmalloc(sizeof *op);
+    kx_ratelimit_op_t *op = op_new();
     if (kx_ratelimit_base_key(prefix, prefixlen, identifier, idlen, op->key, sizeof op->key, &op->keylen) !=
         KX_OK) {
-        free(op);
+        op_release(op);
         return KX_EINVAL;
     }
     /* Nothing is queued while Redis is unreachable: the caller answers at once, and the refusal
      * counts as a Redis error, as redis.c counts a command refused while its connection is down. */
     struct ev_loop *loop = kx_redis_loop();
     if (!kx_redis_script_find("ratelimit")) {
-        free(op);
+        op_release(op);
         return KX_ECLOSED;
     }
     if (!kx_redis_ready() || !loop) {
         kx_metrics_count(KX_METRIC_REDIS_ERRORS);
-        free(op);
+        op_release(op);
         return KX_ECLOSED;
     }
     if (!R.loop) {

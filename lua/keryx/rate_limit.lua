@@ -26,6 +26,7 @@ local rate_limit = core.rate_limit
 local type, tostring, error, floor = type, tostring, error, math.floor
 
 local failing = false -- inside a failure streak already reported
+local NO_OPTS = {} -- read only: spares each check without opts a table
 
 local function note_failure(err)
     if failing then return end
@@ -52,30 +53,24 @@ function M.check(identifier, is_authenticated, opts)
     if opts ~= nil and type(opts) ~= "table" then
         error("keryx.rate_limit.check: opts must be a table", 2)
     end
-    opts = opts or {}
+    opts = opts or NO_OPTS
     local limit = int_opt(opts.limit, "limit", is_authenticated and cfg.authenticatedLimit or cfg.unauthenticatedLimit)
     local window_ms = int_opt(opts.window_ms, "window_ms", cfg.windowMs)
     local prefix = opts.key_prefix
     if prefix == nil then prefix = cfg.keyPrefix end
     if type(prefix) ~= "string" then error("keryx.rate_limit.check: opts.key_prefix must be a string", 2) end
 
-    local res, err = rate_limit(identifier, limit, window_ms, prefix)
-    if not res then
+    local allowed, lim, remaining, reset_at, retry_after = rate_limit(identifier, limit, window_ms, prefix)
+    if allowed == nil then
+        local err = lim
         -- The action's timeout fired meanwhile: the request is over, do not let it go on.
-        errors.check_aborted(res, err)
+        errors.check_aborted(nil, err)
         note_failure(err)
         return nil, err
     end
     failing = false
-    -- core.rate_limit's table becomes the answer (one table per check, not two).
-    if res.allowed then
-        res.retry_after = nil
-    else
-        res.remaining = 0
-        res.limited = true
-    end
-    res.allowed = nil
-    return res
+    if allowed then return { limit = lim, remaining = remaining, reset_at = reset_at } end
+    return { limit = lim, remaining = 0, reset_at = reset_at, retry_after = retry_after, limited = true }
 end
 
 local function n(v)

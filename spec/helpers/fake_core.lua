@@ -753,8 +753,8 @@ function M.rate_limit(identifier, limit, window_ms, prefix)
     local now_ms, code = math.floor(r[1]), r[2] >= 0 and math.floor(r[2]) or math.ceil(r[2])
     local w = math.floor(now_ms / window_ms)
     local retry = math.max(1, math.ceil((window_ms - (now_ms - w * window_ms)) / 1000))
-    return { allowed = code >= 0, limit = limit, remaining = code >= 0 and code or 0,
-        reset_at = math.ceil((w + 1) * window_ms / 1000), retry_after = code >= 0 and 0 or retry }
+    return code >= 0, limit, code >= 0 and code or 0, math.ceil((w + 1) * window_ms / 1000),
+        code >= 0 and 0 or retry
 end
 
 -- ---- WebSocket sockets and pub/sub (src/lua_api_ws.c over src/ws.c, src/pubsub.c) ------------

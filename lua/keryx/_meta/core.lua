@@ -417,22 +417,19 @@ function core.publish(payload) end
 
 -- ---- rate limiting (src/lua_api_ratelimit.c) --------------------------------------------------
 
----@class keryx.core.RateLimitResult
----@field allowed boolean
----@field limit number
----@field remaining number
----@field reset_at number     unix seconds
----@field retry_after number  seconds; 0 when allowed
-
---- One atomic sliding-window check in Redis; yields. Raises outside a request, on a
+--- One atomic sliding-window check in Redis; yields. Five values rather than a table, so the
+--- caller (keryx.rate_limit) builds the only table a check makes. Raises outside a request, on a
 --- non-integer or out-of-range limit/window, or an identifier/prefix that is empty, over 256
 --- bytes, or holds CR, LF, NUL, '{' or '}'.
 ---@param identifier string
 ---@param limit integer
 ---@param window_ms integer
 ---@param prefix string
----@return keryx.core.RateLimitResult|nil result
----@return string|nil err   "closed" | "timeout" | "aborted" | a Redis error ("ERR …")
+---@return boolean|nil allowed   nil on failure
+---@return number|string limit  the limit; on failure the error: "closed" | "timeout" | "aborted" | a Redis error ("ERR …")
+---@return number remaining     requests left in the window after this one (0 when refused)
+---@return number reset_at      unix seconds when the current fixed window ends
+---@return number retry_after   seconds; 0 when allowed
 function core.rate_limit(identifier, limit, window_ms, prefix) end
 
 --- 40 lowercase hex digits: the SHA-1 Redis caches a script under.
