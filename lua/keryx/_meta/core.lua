@@ -426,7 +426,8 @@ function core.publish(payload) end
 ---@param window_ms integer
 ---@param prefix string
 ---@return boolean|nil allowed   nil on failure
----@return number|string limit  the limit; on failure the error: "closed" | "timeout" | "aborted" | a Redis error ("ERR …")
+---@return number|string limit  the limit; on failure the error: "closed" | "timeout" |
+---                             "aborted" | a Redis error ("ERR …")
 ---@return number remaining     requests left in the window after this one (0 when refused)
 ---@return number reset_at      unix seconds when the current fixed window ends
 ---@return number retry_after   seconds; 0 when allowed
