@@ -9,8 +9,10 @@
 
 /* A check waits in the pending batch until the loop is about to poll (an ev_prepare watcher),
  * then goes out with the other checks of the same iteration in one EVALSHA (see
- * lua/redis/ratelimit.lua). Each check keeps its own deadline: its timer answers "timeout" for
- * it alone, and a check that left its batch (timed out, cancelled) has its slot set to NULL. */
+ * lua/redis/ratelimit.lua). Each check keeps its own deadline and is answered "timeout" at it,
+ * alone; a check that left its batch (timed out, cancelled) has its slot set to NULL. The
+ * deadlines share one timer (see on_deadline): under load dozens of checks are in flight, and a
+ * libev timer each cost a heap insertion and removal per request. */
 typedef struct batch batch_t;
 
 struct kx_ratelimit_op {
@@ -19,7 +21,9 @@ struct kx_ratelimit_op {
     batch_t *batch; /* NULL once answered, timed out or cancelled */
     int slot;       /* index in batch->ops */
     int64_t limit, window_ms;
-    ev_timer timer;
+    double deadline;                /* ev_now time past which it is answered "timeout" */
+    uint64_t seq;                   /* when it started, in checks */
+    kx_ratelimit_op_t *prev, *next; /* the checks in flight, oldest first */
     size_t keylen;
     char key[KX_RATELIMIT_MAX_PREFIX + KX_RATELIMIT_MAX_IDENTIFIER + 8];
 };
@@ -40,6 +44,9 @@ static struct {
     batch_t *pending;
     kx_ratelimit_op_t *spare[SPARE_OPS_MAX];
     int nspare;
+    kx_ratelimit_op_t *head, *tail; /* every check not yet answered or cancelled */
+    ev_timer deadline;              /* armed while any is: at the earliest deadline, or before */
+    uint64_t seq;                   /* checks started so far */
 } R;
 
 /* ---- pure helpers ------------------------------------------------------------------------ */
@@ -120,16 +127,47 @@ static kx_ratelimit_op_t *op_new(void)
     return R.nspare > 0 ? R.spare[--R.nspare] : kx_xmalloc(sizeof(kx_ratelimit_op_t));
 }
 
-/* For an op whose timer never started (refused before it was queued). */
+/* For an op never put in flight (refused before it was queued). */
 static void op_release(kx_ratelimit_op_t *op)
 {
     if (R.nspare < SPARE_OPS_MAX) R.spare[R.nspare++] = op;
     else free(op);
 }
 
+static void link_op(kx_ratelimit_op_t *op)
+{
+    op->next = NULL;
+    op->prev = R.tail;
+    if (R.tail) R.tail->next = op;
+    else R.head = op;
+    R.tail = op;
+}
+
+static void unlink_op(kx_ratelimit_op_t *op)
+{
+    if (op->prev) op->prev->next = op->next;
+    else R.head = op->next;
+    if (op->next) op->next->prev = op->prev;
+    else R.tail = op->prev;
+}
+
+/* The timer fires at the deadline it was armed for even when that check was answered since:
+ * it then finds nothing due and re-arms for the earliest one left (at most once per deadline
+ * span, so cheap). It is never re-armed later than a check's deadline. */
+static void arm_deadline(double at)
+{
+    if (ev_is_active(&R.deadline)) {
+        if (ev_timer_remaining(R.loop, &R.deadline) + ev_now(R.loop) <= at) return;
+        ev_timer_stop(R.loop, &R.deadline);
+    }
+    double after = at - ev_now(R.loop);
+    ev_timer_set(&R.deadline, after > 0 ? after : 0., 0.);
+    ev_timer_start(R.loop, &R.deadline);
+}
+
 static void op_free(kx_ratelimit_op_t *op)
 {
-    ev_timer_stop(R.loop, &op->timer);
+    unlink_op(op);
     op_release(op);
 }
 
@@ -215,7 +253,7 @@ static void flush(void)
             lens[n + 2 * i + k] = kx_json_int64(k == 0 ? op->limit : op->window_ms, s);
         }
     }
-    /* Each check's own timer is its deadline; the call itself gets the usual command timeout. */
+    /* Each check keeps its own deadline; the call itself gets the usual command timeout. */
     b->eval = script ? kx_redis_eval(NULL, script, n, 3 * n, argv, lens, kx_redis_timeout(), on_reply, b)
                      : NULL;
     if (!b->eval) batch_fail(b, "closed");
@@ -229,11 +267,30 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     flush();
 }
 
-static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+/* A timer may fire a hair before the time it was set for; a check this close is due. */
+#define DEADLINE_SLACK 1e-3
+
+static kx_ratelimit_op_t *first_due(double now, uint64_t before)
 {
-    (void)loop;
+    for (kx_ratelimit_op_t *op = R.head; op; op = op->next)
+        if (op->seq < before && op->deadline <= now + DEADLINE_SLACK) return op;
+    return NULL;
+}
+
+/* Answers every check past its deadline, one at a time from the head: an answer may start or
+ * cancel other checks, so the list is walked afresh after each. Checks started by those
+ * answers wait for the next firing, as they would for a timer of their own. */
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
     (void)revents;
-    answer(w->data, NULL, "timeout");
+    uint64_t before = R.seq;
+    kx_ratelimit_op_t *op;
+    while ((op = first_due(ev_now(loop), before))) answer(op, NULL, "timeout");
+    double next = 0;
+    for (op = R.head; op; op = op->next)
+        if (next == 0 || op->deadline < next) next = op->deadline;
+    if (next > 0) arm_deadline(next);
 }
 
 int kx_ratelimit_check(const char *identifier, size_t idlen, int64_t limit, int64_t window_ms,
@@ -274,6 +331,7 @@ int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limi
     if (!R.loop) {
         R.loop = loop;
         ev_prepare_init(&R.prepare, on_prepare);
+        ev_init(&R.deadline, on_deadline);
     }
     if (R.pending && R.pending->n == KX_RATELIMIT_BATCH_MAX) flush();
     if (!R.pending) {
@@ -290,9 +348,10 @@ int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limi
     op->slot = R.pending->n;
     R.pending->ops[R.pending->n++] = op;
     double wait = max_wait < kx_redis_timeout() ? max_wait : kx_redis_timeout();
-    ev_timer_init(&op->timer, on_timeout, wait > 0 ? wait : 0., 0.);
-    op->timer.data = op;
-    ev_timer_start(R.loop, &op->timer);
+    op->deadline = ev_now(R.loop) + (wait > 0 ? wait : 0.);
+    op->seq = R.seq++;
+    link_op(op);
+    arm_deadline(op->deadline);
     *out = op;
     return KX_OK;
 }

@@ -1,14 +1,20 @@
 /* test_ratelimit.c — the pure parts of ratelimit.c: identifier/prefix rules, the base key,
  * the script-reply check, and the refusals of
- * kx_ratelimit_check that happen before anything is sent. */
+ * kx_ratelimit_check that happen before anything is sent; then each check's own deadline,
+ * against a peer that accepts the connection and never answers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include "ratelimit.h"
+#include "redis.h"
 #include "redis_script.h"
 
 /* ---- identifiers and keys ----------------------------------------------------------------- */
@@ -224,12 +230,85 @@ static void test_check_refusals(void **state)
     kx_redis_scripts_free();
 }
 
+/* ---- deadlines ----------------------------------------------------------------------------- */
+
+static struct {
+    int order[8];
+    double at[8];
+    int n;
+    struct ev_loop *loop;
+} D;
+
+static void deadline_fn(void *ud, const kx_ratelimit_result_t *res, const char *err)
+{
+    assert_null(res);
+    assert_string_equal(err, "timeout");
+    D.at[D.n] = ev_now(D.loop);
+    D.order[D.n++] = (int)(intptr_t)ud;
+}
+
+static void on_stop(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Four checks with different waits, one cancelled: each of the others is answered "timeout" at
+ * its own deadline (not the first's, not the command timeout), in deadline order, exactly once;
+ * the cancelled one never. */
+static void test_each_check_keeps_its_deadline(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    char url[64], err[256];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", ntohs(a.sin_port));
+    D.loop = ev_loop_new(EVFLAG_AUTO);
+    D.n = 0;
+    assert_int_equal(kx_redis_scripts_load("lua/redis", err, sizeof err), KX_OK);
+    assert_int_equal(kx_redis_start(D.loop, url, 5000, err, sizeof err), KX_OK); /* command timeout 5 s */
+    for (int i = 0; i < 200 && !kx_redis_ready(); i++) ev_run(D.loop, EVRUN_NOWAIT), usleep(1000);
+    assert_true(kx_redis_ready());
+
+    static const double waits[] = { 0.30, 0.10, 0.20, 0.15 };
+    kx_ratelimit_op_t *ops[4];
+    double t0 = ev_now(D.loop);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(kx_ratelimit_check_within("ip:1", 4, 20, 60000, "rl", 2, waits[i], deadline_fn,
+                                                   (void *)(intptr_t)i, &ops[i]),
+                         KX_OK);
+    kx_ratelimit_cancel(ops[3]);
+    ev_timer stop;
+    ev_timer_init(&stop, on_stop, 0.6, 0.);
+    ev_timer_start(D.loop, &stop);
+    ev_run(D.loop, 0);
+
+    assert_int_equal(D.n, 3);
+    static const int want[] = { 1, 2, 0 };
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(D.order[i], want[i]);
+        double late = D.at[i] - t0 - waits[want[i]];
+        if (late < -0.002 || late > 0.08)
+            fail_msg("check %d answered %.3f s off its deadline", want[i], late);
+    }
+    kx_redis_stop();
+    ev_run(D.loop, EVRUN_NOWAIT);
+    kx_redis_scripts_free();
+    close(lfd);
+    ev_loop_destroy(D.loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identifier_rules), cmocka_unit_test(test_base_key),
         cmocka_unit_test(test_parse_good),       cmocka_unit_test(test_parse_bad),
-        cmocka_unit_test(test_check_refusals),
+        cmocka_unit_test(test_check_refusals),   cmocka_unit_test(test_each_check_keeps_its_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
