@@ -56,6 +56,17 @@ static int64_t check_int(lua_State *L, int idx, const char *what, int64_t min, i
     return (int64_t)v;
 }
 
+/* ratelimit.c checks the identifier and the prefix (KX_EINVAL); the message says which. */
+static int refuse_key(lua_State *L, const char *id, size_t idlen)
+{
+    if (!kx_ratelimit_valid_identifier(id, idlen))
+        return luaL_error(L,
+                          "keryx.rate_limit: identifier must be 1..%d bytes without CR, LF, NUL, '{' or '}'",
+                          KX_RATELIMIT_MAX_IDENTIFIER);
+    return luaL_error(L, "keryx.rate_limit: key prefix must be 1..%d bytes without CR, LF, NUL, '{' or '}'",
+                      KX_RATELIMIT_MAX_PREFIX);
+}
+
 static int l_rate_limit(lua_State *L)
 {
     size_t idlen, plen;
@@ -63,24 +74,17 @@ static int l_rate_limit(lua_State *L)
     int64_t limit = check_int(L, 2, "limit", 0, KX_RATELIMIT_MAX_LIMIT);
     int64_t window = check_int(L, 3, "window_ms", 1, KX_RATELIMIT_MAX_WINDOW_MS);
     const char *prefix = luaL_checklstring(L, 4, &plen);
-    if (!kx_ratelimit_valid_identifier(id, idlen))
-        return luaL_error(L,
-                          "keryx.rate_limit: identifier must be 1..%d bytes without CR, LF, NUL, '{' or '}'",
-                          KX_RATELIMIT_MAX_IDENTIFIER);
-    if (!kx_ratelimit_valid_prefix(prefix, plen))
-        return luaL_error(L,
-                          "keryx.rate_limit: key prefix must be 1..%d bytes without CR, LF, NUL, '{' or '}'",
-                          KX_RATELIMIT_MAX_PREFIX);
     kx_task_t *t = kx_lua_require_task(L, "keryx.rate_limit");
     if (kx_task_aborted(t)) return kx_lua_push_fail(L, "aborted");
     double left = kx_task_redis_begin(t);
     if (left <= 0) return kx_lua_push_fail(L, "timeout");
     kx_lua_wait_t *w = kx_lua_wait_new(t, cancel_op);
     kx_ratelimit_op_t *op = NULL;
-    if (kx_ratelimit_check_within(id, idlen, limit, window, prefix, plen, left, wait_done, w, &op) != KX_OK) {
+    int rc = kx_ratelimit_check_within(id, idlen, limit, window, prefix, plen, left, wait_done, w, &op);
+    if (rc != KX_OK) {
         kx_task_redis_end(t);
         kx_lua_wait_abandon(w);
-        /* Arguments were checked above, so anything left means Redis is not there. */
+        if (rc == KX_EINVAL) return refuse_key(L, id, idlen); /* limit and window were checked above */
         return kx_lua_push_fail(L, "closed");
     }
     w->op = op;

@@ -47,6 +47,7 @@ static struct {
     kx_ratelimit_op_t *head, *tail; /* every check not yet answered or cancelled */
     ev_timer deadline;              /* armed while any is: at the earliest deadline, or before */
     uint64_t seq;                   /* checks started so far */
+    batch_t *spare_batch;           /* a batch's 1 KiB is a slow malloc; one is kept */
 } R;
 
 /* ---- pure helpers ------------------------------------------------------------------------ */
@@ -122,6 +123,21 @@ int kx_ratelimit_parse_reply(const redisReply *r, size_t n, size_t i, int64_t li
 
 /* ---- checks ------------------------------------------------------------------------------ */
 
+static batch_t *batch_new(void)
+{
+    batch_t *b = R.spare_batch ? R.spare_batch : kx_xmalloc(sizeof *b);
+    R.spare_batch = NULL;
+    b->eval = NULL;
+    b->n = 0;
+    return b;
+}
+
+static void batch_free(batch_t *b)
+{
+    if (R.spare_batch) free(b);
+    else R.spare_batch = b;
+}
+
 static kx_ratelimit_op_t *op_new(void)
 {
     return R.nspare > 0 ? R.spare[--R.nspare] : kx_xmalloc(sizeof(kx_ratelimit_op_t));
@@ -187,7 +203,7 @@ static void batch_fail(batch_t *b, const char *err)
 {
     for (int i = 0; i < b->n; i++)
         if (b->ops[i]) answer(b->ops[i], NULL, err);
-    free(b);
+    batch_free(b);
 }
 
 static void on_reply(void *ud, redisReply *reply, const char *err)
@@ -217,7 +233,7 @@ static void on_reply(void *ud, redisReply *reply, const char *err)
         if (!res.allowed) kx_metrics_count(KX_METRIC_RATE_LIMIT_REFUSED);
         answer(op, &res, NULL);
     }
-    free(b);
+    batch_free(b);
 }
 
 /* Sends the pending batch: EVALSHA <sha> n key_1 … key_n limit_1 window_1 … limit_n window_n. */
@@ -236,7 +252,7 @@ static void flush(void)
     }
     b->n = n;
     if (n == 0) {
-        free(b);
+        batch_free(b);
         return;
     }
     const kx_redis_script_t *script = kx_redis_script_find("ratelimit");
@@ -319,7 +335,9 @@ int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limi
     /* Nothing is queued while Redis is unreachable: the caller answers at once, and the refusal
      * counts as a Redis error, as redis.c counts a command refused while its connection is down. */
     struct ev_loop *loop = kx_redis_loop();
-    if (!kx_redis_script_find("ratelimit")) {
+    /* A batch pending in this iteration means the script was there when it began (flush looks
+     * again before sending): one lookup per batch, not per check. */
+    if (!R.pending && !kx_redis_script_find("ratelimit")) {
         op_release(op);
         return KX_ECLOSED;
     }
@@ -335,9 +353,7 @@ int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limi
     }
     if (R.pending && R.pending->n == KX_RATELIMIT_BATCH_MAX) flush();
     if (!R.pending) {
-        R.pending = kx_xmalloc(sizeof *R.pending);
-        R.pending->eval = NULL;
-        R.pending->n = 0;
+        R.pending = batch_new();
         ev_prepare_start(R.loop, &R.prepare);
     }
     op->fn = fn;

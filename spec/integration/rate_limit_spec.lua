@@ -216,6 +216,27 @@ describe("rate limiting", function()
         assert.are.equal("2", R.cli("GET", "ratelimit:{custom:x}:" .. w))
     end)
 
+    it("refuses identifiers and prefixes that would move the hash tag or split the key, storing nothing", function()
+        local srv = start { RATE_LIMIT_ENABLED = "false" }
+        finally(function() stop(srv) end)
+        local function enc(s)
+            return (s:gsub("[^%w]", function(c) return ("%%%02X"):format(c:byte()) end))
+        end
+        local function try(id, prefix)
+            local q = "/api/hostile?id=" .. enc(id) .. (prefix and ("&prefix=" .. enc(prefix)) or "")
+            return H.json(get(srv, q).body)
+        end
+        for _, id in ipairs { "a{b", "a}b", "a\r\nb", string.rep("x", 257) } do
+            local r = try(id)
+            assert.is_nil(r.accepted, id)
+            assert.truthy(tostring(r.refused):find("identifier must be 1..256 bytes", 1, true), r.refused)
+        end
+        local r = try("ip:1", "rl{x")
+        assert.truthy(tostring(r.refused):find("key prefix must be 1..256 bytes", 1, true), r.refused)
+        assert.is_true(try(string.rep("x", 256)).accepted)
+        assert.are.equal("", R.cli("KEYS", "*{a*"))
+    end)
+
     it("RATE_LIMIT_ENABLED=false: no headers, no keys, no limit", function()
         local srv = start { RATE_LIMIT_ENABLED = "false", RATE_LIMIT_UNAUTH_LIMIT = "2" }
         finally(function() stop(srv) end)
