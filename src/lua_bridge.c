@@ -621,11 +621,15 @@ static const char *append_headers(lua_State *co, int idx, kx_buf_t *out)
         const char *name = lua_type(co, -2) == LUA_TSTRING ? lua_tolstring(co, -2, &nl) : NULL;
         const char *value = lua_type(co, -1) == LUA_TSTRING ? lua_tolstring(co, -1, &vl) : NULL;
         bool ok = name && value && kx_http_token_valid(name, nl) && kx_http_field_value_valid(value, vl);
-        if (ok) {
-            kx_buf_append(out, name, nl);
-            kx_buf_append(out, ": ", 2);
-            kx_buf_append(out, value, vl);
-            kx_buf_append(out, "\r\n", 2);
+        if (ok) { /* one reservation per line, then plain copies */
+            kx_buf_reserve(out, nl + vl + 4);
+            char *p = out->data + out->len;
+            memcpy(p, name, nl);
+            memcpy(p + nl, ": ", 2);
+            memcpy(p + nl + 2, value, vl);
+            memcpy(p + nl + 2 + vl, "\r\n", 2);
+            out->len += nl + vl + 4;
+            out->data[out->len] = '\0';
         }
         lua_pop(co, 2);
         if (!ok) return "headers: invalid header name or value";
@@ -637,6 +641,7 @@ static const char *append_headers(lua_State *co, int idx, kx_buf_t *out)
  * its flags are the configuration's whatever Lua holds. */
 static const char *append_session(lua_State *co, int idx, kx_buf_t *out)
 {
+    int top = lua_gettop(co);
     const char *why = NULL;
     if (push_field(co, idx, "set") == LUA_TSTRING) {
         size_t len;
@@ -648,38 +653,36 @@ static const char *append_session(lua_State *co, int idx, kx_buf_t *out)
     } else {
         why = "session: neither set nor expire";
     }
-    lua_settop(co, idx);
+    lua_settop(co, top);
     return why;
 }
 
-/* Reads the web result table at index 1 (lua/keryx/transport/web.lua): status, body,
- * content_type stay on the stack (2..4) while the answer is sent; header lines go to out. */
+/* Reads the web result (lua/keryx/transport/web.lua): six values on the stack, not a table —
+ * the fields of a table cost a string lookup each from C, on every request.
+ *   1 status, 2 body, 3 content_type, 4 headers, 5 session, 6 discard
+ * They stay on the stack while the answer is sent; header lines go to out. */
+enum { WEB_STATUS = 1, WEB_BODY, WEB_CTYPE, WEB_HEADERS, WEB_SESSION, WEB_DISCARD };
+
 static const char *read_web_result(lua_State *co, kx_buf_t *out, int *status, const char **ctype,
                                    const char **body, size_t *blen)
 {
-    if (lua_type(co, 1) != LUA_TTABLE) return "not a table";
-    lua_settop(co, 1);
-    push_field(co, 1, "status");
-    *status = lua_type(co, 2) == LUA_TNUMBER ? (int)lua_tointeger(co, 2) : 0;
+    *status = lua_type(co, WEB_STATUS) == LUA_TNUMBER ? (int)lua_tointeger(co, WEB_STATUS) : 0;
     if (*status < 100 || *status > 599) return "status out of range";
-    if (push_field(co, 1, "body") != LUA_TSTRING) return "body is not a string";
-    *body = lua_tolstring(co, 3, blen);
-    int ct = push_field(co, 1, "content_type");
-    if (ct != LUA_TSTRING && ct != LUA_TNIL) return "content_type is not a string";
+    if (lua_type(co, WEB_BODY) != LUA_TSTRING) return "body is not a string";
+    *body = lua_tolstring(co, WEB_BODY, blen);
+    int ct = lua_type(co, WEB_CTYPE);
+    if (ct != LUA_TSTRING && ct != LUA_TNIL && ct != LUA_TNONE) return "content_type is not a string";
     size_t ctlen = 0;
-    *ctype = ct == LUA_TSTRING ? lua_tolstring(co, 4, &ctlen) : NULL;
+    *ctype = ct == LUA_TSTRING ? lua_tolstring(co, WEB_CTYPE, &ctlen) : NULL;
     if (*ctype && (ctlen == 0 || !kx_http_field_value_valid(*ctype, ctlen)))
         return "content_type: invalid value";
-    int ht = push_field(co, 1, "headers");
-    if (ht != LUA_TTABLE && ht != LUA_TNIL) return "headers is not a table";
-    const char *why = ht == LUA_TTABLE ? append_headers(co, 5, out) : NULL;
-    lua_settop(co, 4);
+    int ht = lua_type(co, WEB_HEADERS);
+    if (ht != LUA_TTABLE && ht != LUA_TNIL && ht != LUA_TNONE) return "headers is not a table";
+    const char *why = ht == LUA_TTABLE ? append_headers(co, WEB_HEADERS, out) : NULL;
     if (why) return why;
-    int st = push_field(co, 1, "session");
-    if (st != LUA_TTABLE && st != LUA_TNIL) return "session is not a table";
-    why = st == LUA_TTABLE ? append_session(co, 5, out) : NULL;
-    lua_settop(co, 4);
-    return why;
+    int st = lua_type(co, WEB_SESSION);
+    if (st != LUA_TTABLE && st != LUA_TNIL && st != LUA_TNONE) return "session is not a table";
+    return st == LUA_TTABLE ? append_session(co, WEB_SESSION, out) : NULL;
 }
 
 /* A streamed answer already sent its status line: whatever the action did afterwards (forgot
@@ -742,7 +745,7 @@ static void web_send(kx_task_t *t, kx_conn_t *c, int status, const char *ctype, 
     }
     kx_lua_lend_t *l = kx_lua_lend_new(t);
     kx_http_send_lent(c, status, ctype, h->data, h->len, body, blen, KX_R_CORS, kx_lua_lend_release, l);
-    kx_lua_lend_keep(l, t->co, 3); /* the body (read_web_result leaves it at 3) */
+    kx_lua_lend_keep(l, t->co, WEB_BODY); /* the body, still on the stack */
 }
 
 static void web_answer(kx_task_t *t)
@@ -774,9 +777,7 @@ static void web_answer(kx_task_t *t)
 static void web_finish(kx_task_t *t)
 {
     web_answer(t);
-    bool discard = lua_type(t->co, 1) == LUA_TTABLE &&
-                   (push_field(t->co, 1, "discard"), lua_toboolean(t->co, -1));
-    task_free(t, !discard);
+    task_free(t, !lua_toboolean(t->co, WEB_DISCARD));
 }
 
 static void web_fail(kx_task_t *t)

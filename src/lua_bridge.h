@@ -5,7 +5,7 @@
  * WebSocket are gone; each task knows its VM), the memory cap (LUA_MEMORY_LIMIT_MB, over every
  * VM alive), registry refs of the framework's entry functions, tasks (one coroutine per
  * request) and their timers, the ready queue, and
- * the epilogue of each kind of task (web: lua/keryx/transport/web.lua's result table → one
+ * the epilogue of each kind of task (web: lua/keryx/transport/web.lua's six result values → one
  * response, headers checked one by one, Set-Cookie written here from the session operation;
  * cli: {code, out, err}; background: the "spoiled coroutine" boolean; job: the result table
  * handed to the processor that waits for it), the repeating timers of core.every, and the lists

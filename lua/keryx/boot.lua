@@ -4,7 +4,7 @@
 -- calls: web (keryx.transport.web), cli (keryx.transport.cli), list_actions, ws_open,
 -- ws_message, ws_close (keryx.ws, which runs actions through keryx.transport.websocket), and
 -- on_start (server mode, once the server is up: the presence heartbeat and keryx.task_worker).
--- lua_bridge.c reads what each returns: web a result table, cli {code, out, err}, the others
+-- lua_bridge.c reads what each returns: web six values (see keryx.transport.web), cli {code, out, err}, the others
 -- true when their coroutine is spoiled (must not be pooled). With MCP_SERVER_ENABLED the OAuth endpoints
 -- (keryx.actions.oauth) load too: internal actions on absolute routes (core.add_route's
 -- absolute flag), answering their route only — not in by_name, swagger or list_actions.

@@ -21,7 +21,7 @@
 --                                  then ignored. See methods:stream below.
 --   conn:update_session(t), conn:regenerate_session(), conn:destroy_session(), conn:broadcast()
 -- The response headers, content type and session cookie operation are private fields that
--- keryx.transport.web hands to C as one result table (see that file); the Set-Cookie line is
+-- keryx.transport.web hands to C among its six result values (see that file); the Set-Cookie line is
 -- written in C (src/session.c), so the cookie never crosses into Lua.
 -- A websocket conn (keryx.ws) lives as long as its socket: id is the socket id, uid the
 -- cluster-unique `<node>:<id>`, and its session is cached on it once loaded or changed.

@@ -31,7 +31,7 @@ end
 
 -- status, body, headers (flat name, value list or nil), the whole result table.
 local function web(id, r)
-    local res = fake.run(web_transport.web, id, req(r))
+    local res = web_transport.result(fake.run(web_transport.web, id, req(r)))
     return res.status, res.body, res.headers, res
 end
 

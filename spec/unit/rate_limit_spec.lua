@@ -411,10 +411,10 @@ describe("through the pipeline", function()
             run = function() runs = runs + 1; return { ok = true } end,
         }
         local r = { method = "GET", target = "/api/x", host = "h", identifier = "10.1.1.1" }
-        local res = run(web_transport.web, id, r)
+        local res = web_transport.result(run(web_transport.web, id, r))
         assert.are.equal(200, res.status)
         assert.matches("X%-RateLimit%-Remaining: 0\r\n", header_text(res.headers))
-        local res2 = run(web_transport.web, id, r)
+        local res2 = web_transport.result(run(web_transport.web, id, r))
         assert.are.equal(429, res2.status)
         assert.are.equal("CONNECTION_RATE_LIMITED", json.decode(res2.body).error.type)
         local _, count = header_text(res2.headers):gsub("Retry%-After:", "")

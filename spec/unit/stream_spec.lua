@@ -140,11 +140,11 @@ end)
 
 describe("transport.web after a streamed action", function()
     local function web(id)
-        return fake.run(web_transport.web, id, { method = "GET", target = "/api/s", path = "/api/s", host = "h",
-            identifier = "127.0.0.1" })
+        return web_transport.result(fake.run(web_transport.web, id, { method = "GET", target = "/api/s",
+            path = "/api/s", host = "h", identifier = "127.0.0.1" }))
     end
 
-    it("returns only {streamed, discard} and writes the action log line", function()
+    it("returns no status or body, only discard, and writes the action log line", function()
         local id = register { name = "s", web = { route = "/s" }, run = function(_, conn)
             assert(conn:stream { sse = true }):event(nil, "x")
             return { ignored = true }

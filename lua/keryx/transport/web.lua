@@ -1,21 +1,23 @@
--- keryx.transport.web — the HTTP transport: one action run per request, answered as ONE
--- result table that lua_bridge.c reads by field name (see src/lua_bridge.c web_finish):
+-- keryx.transport.web — the HTTP transport: one action run per request, answered as SIX
+-- values that lua_bridge.c reads by position (src/lua_bridge.c read_web_result; values rather
+-- than a table, because C reads a table's field through a string lookup each, per request):
 --
---   status        integer 100..599
---   body          string (JSON unless content_type says otherwise)
---   content_type  string: JSON_CONTENT_TYPE for every JSON answer (results and errors), else
+--   1 status        integer 100..599; nil when the action streamed its answer
+--   2 body          string (JSON unless content_type says otherwise)
+--   3 content_type  string: JSON_CONTENT_TYPE for every JSON answer (results and errors), else
 --                 what the action chose with conn:set_content_type for a string it returned
---   headers       nil | { name1, value1, name2, value2, … }   flat pairs, in order, repeats
+--   4 headers       nil | { name1, value1, name2, value2, … }   flat pairs, in order, repeats
 --                 allowed (conn:set_header appends; Retry-After of a 503 is appended last).
 --                 C checks every name (token) and value (no CR, LF, NUL or other CTL) and
 --                 answers 500 CONNECTION_SERVER_ERROR for the whole response if one is bad.
---   session       nil | { set = "<id>" } | { expire = true }   C writes the Set-Cookie line
+--   5 session       nil | { set = "<id>" } | { expire = true }   C writes the Set-Cookie line
 --                 (src/session.c) with the configured flags
---   discard       true when the task's coroutine must not be pooled (stack or memory cap)
---   streamed      true when the action streamed its answer (conn:stream): the other fields
---                 are absent. C keeps its own record of a begun stream (src/lua_api_http.c)
---                 and never answers such a request twice, whatever this table says; it ends
---                 a stream the action left open.
+--   6 discard       true when the task's coroutine must not be pooled (stack or memory cap)
+--
+-- A streamed answer (conn:stream) returns nil, nil, nil, nil, nil, discard: C keeps its own
+-- record of a begun stream (src/lua_api_http.c) and never answers such a request twice; it
+-- ends a stream the action left open. M.result packs the six values into a table with these
+-- names (streamed = true for a stream), for tests.
 --
 -- Owns: the request → conn mapping, the error envelope of web answers, the web log line.
 -- Callers: lua_bridge.c (entry point `web`, through boot.lua). Never: formats header text.
@@ -67,22 +69,24 @@ local function error_result(conn, err)
         local n = #headers
         headers[n + 1], headers[n + 2] = "Retry-After", tostring(err.retry_after)
     end
-    return {
-        status = err.status or errors.status(err.type),
-        body = envelope(err, web_cfg.includeStackInErrors),
-        content_type = JSON_CONTENT_TYPE,
-        headers = headers,
-        session = rawget(conn, "_session_op"),
-        discard = rawget(conn, "discard_thread") == true,
-    }
+    return err.status or errors.status(err.type), envelope(err, web_cfg.includeStackInErrors), JSON_CONTENT_TYPE,
+        headers, rawget(conn, "_session_op"), rawget(conn, "discard_thread") == true
 end
 
---- Entry point for HTTP (called by lua_bridge.c in a fresh task): the result table above.
+--- The six values of M.web as one table (the names in this file's header comment; streamed =
+--- true for a streamed answer): for tests and tools, never on the request path.
+function M.result(status, body, content_type, headers, session, discard)
+    return { status = status, body = body, content_type = content_type, headers = headers, session = session,
+        discard = discard, streamed = status == nil or nil }
+end
+
+--- Entry point for HTTP (called by lua_bridge.c in a fresh task): the six values above.
 ---@param action_id integer
 --- req: method, path, target, query?, body?, content_type?, host?, identifier, session_id?,
 --- correlation_id?, params? (route params), as lua_bridge.c kx_lua_spawn_web builds it.
 ---@param req table
----@return table
+---@return integer|nil status, string|nil body, string|nil content_type
+---@return table|nil headers, table|nil session, boolean discard
 function M.web(action_id, req)
     -- The clock is read for the action log line only.
     local started = log_enabled("info") and core.clock_ms() or 0
@@ -102,21 +106,15 @@ function M.web(action_id, req)
     if conn_mod.streamed(conn) then
         -- The status line is out: an error midway (or the timeout) is for the log only.
         log_line(action, req, started, err, raw)
-        return { streamed = true, discard = rawget(conn, "discard_thread") == true }
+        return nil, nil, nil, nil, nil, rawget(conn, "discard_thread") == true
     end
     local ctype = rawget(conn, "_content_type")
     local body
     if not err then body, err = body_of(response, ctype) end
     log_line(action, req, started, err, raw)
     if err then return error_result(conn, err) end
-    return {
-        status = rawget(conn, "status") or 200,
-        body = body,
-        content_type = ctype or JSON_CONTENT_TYPE,
-        headers = rawget(conn, "_headers"),
-        session = rawget(conn, "_session_op"),
-        discard = rawget(conn, "discard_thread") == true,
-    }
+    return rawget(conn, "status") or 200, body, ctype or JSON_CONTENT_TYPE, rawget(conn, "_headers"),
+        rawget(conn, "_session_op"), rawget(conn, "discard_thread") == true
 end
 
 return M
