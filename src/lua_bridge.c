@@ -927,10 +927,12 @@ static void push_identity(lua_State *co, kx_conn_t *c)
     }
 }
 
-static void push_lstr(lua_State *L, const char *k, const char *v, size_t n)
+/* The request goes to Lua as positional arguments (keryx.transport.web.from_c builds its table):
+ * a table filled from C costs a string lookup per field. */
+static void push_or_nil(lua_State *L, const char *v, size_t n)
 {
-    lua_pushlstring(L, v, n);
-    lua_setfield(L, -2, k);
+    if (v) lua_pushlstring(L, v, n);
+    else lua_pushnil(L);
 }
 
 void kx_lua_spawn_web(kx_conn_t *c, int action_id, const kx_route_param_t *params, int n)
@@ -943,19 +945,23 @@ void kx_lua_spawn_web(kx_conn_t *c, int action_id, const kx_route_param_t *param
     kx_conn_ref(c);
     lua_State *co = t->co;
     lua_rawgeti(co, LUA_REGISTRYINDEX, t->vm->ref_web);
+    /* action_id, method, path, target, host, identifier, session_id, correlation_id, query,
+     * body, content_type, params */
     lua_pushinteger(co, action_id);
-    /* stack: fn, action_id, req */
-    lua_createtable(co, 0, 12);
-    push_lstr(co, "method", r->method, r->method_len);
-    push_lstr(co, "path", r->path, r->path_len);
-    if (r->query) push_lstr(co, "query", r->query, r->query_len);
-    if (r->body.len) push_lstr(co, "body", r->body.data, r->body.len);
-    const kx_header_t *ct = kx_http_header(r, "Content-Type");
-    if (ct) push_lstr(co, "content_type", ct->value, ct->value_len);
+    lua_pushlstring(co, r->method, r->method_len);
+    lua_pushlstring(co, r->path, r->path_len);
+    lua_pushlstring(co, r->target, r->target_len);
     const kx_header_t *host = kx_http_header(r, "Host");
-    if (host) push_lstr(co, "host", host->value, host->value_len);
-    push_lstr(co, "target", r->target, r->target_len);
-    push_identity(co, c);
+    push_or_nil(co, host ? host->value : NULL, host ? host->value_len : 0);
+    lua_pushstring(co, c->peer_ip);
+    char sid[KX_SESSION_ID_LEN + 1];
+    bool has_sid = kx_session_from_request(r, kx_srv->cfg->session_cookie_name, sid);
+    push_or_nil(co, has_sid ? sid : NULL, has_sid ? strlen(sid) : 0);
+    push_or_nil(co, r->correlation_id[0] ? r->correlation_id : NULL, strlen(r->correlation_id));
+    push_or_nil(co, r->query, r->query_len);
+    push_or_nil(co, r->body.len ? r->body.data : NULL, r->body.len);
+    const kx_header_t *ct = kx_http_header(r, "Content-Type");
+    push_or_nil(co, ct ? ct->value : NULL, ct ? ct->value_len : 0);
     if (n > 0) {
         lua_createtable(co, 0, n);
         for (int i = 0; i < n; i++) {
@@ -963,9 +969,10 @@ void kx_lua_spawn_web(kx_conn_t *c, int action_id, const kx_route_param_t *param
             lua_pushlstring(co, params[i].value, params[i].value_len);
             lua_rawset(co, -3);
         }
-        lua_setfield(co, -2, "params");
+    } else {
+        lua_pushnil(co);
     }
-    t->nargs = 2;
+    t->nargs = 12;
     start_task(t);
 }
 

@@ -89,7 +89,7 @@ function M.start(app_dir)
         add_channels(load_file(path), path)
     end
     return {
-        web = web.web, cli = cli.cli, list_actions = M.list_actions,
+        web = web.from_c, cli = cli.cli, list_actions = M.list_actions,
         ws_open = ws.open, ws_message = ws.message, ws_close = ws.close, on_start = M.on_start,
     }
 end

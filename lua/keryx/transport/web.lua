@@ -20,7 +20,8 @@
 -- names (streamed = true for a stream), for tests.
 --
 -- Owns: the request → conn mapping, the error envelope of web answers, the web log line.
--- Callers: lua_bridge.c (entry point `web`, through boot.lua). Never: formats header text.
+-- Callers: lua_bridge.c (entry point `web` = M.from_c, through boot.lua). Never: formats header
+-- text.
 local core = require "keryx.core"
 local errors = require "keryx.errors"
 local json = require "keryx.json"
@@ -115,6 +116,15 @@ function M.web(action_id, req)
     if err then return error_result(conn, err) end
     return rawget(conn, "status") or 200, body, ctype or JSON_CONTENT_TYPE, rawget(conn, "_headers"),
         rawget(conn, "_session_op"), rawget(conn, "discard_thread") == true
+end
+
+--- Entry point lua_bridge.c calls: the request as positional arguments (a table filled from C
+--- costs a string lookup per field; this constructor costs none), then M.web.
+function M.from_c(action_id, method, path, target, host, identifier, session_id, correlation_id, query, body,
+                  content_type, params)
+    return M.web(action_id, { method = method, path = path, target = target, host = host, identifier = identifier,
+        session_id = session_id, correlation_id = correlation_id, query = query, body = body,
+        content_type = content_type, params = params })
 end
 
 return M
