@@ -3,6 +3,7 @@
  * Owns: kx_lua_wait_t records between park and completion/cancel. Callers: lua_api_*.c.
  * Never: resumes a task (completions wake it through the ready queue). */
 #include "lua_api.h"
+#include <string.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 
@@ -22,9 +23,22 @@ int kx_lua_push_fail(lua_State *L, const char *why)
     return 2;
 }
 
+/* Every Redis wait of a request makes one; ended waits are kept for the next (a bounded stack)
+ * rather than going back to malloc. */
+#define SPARE_WAITS_MAX 256
+static kx_lua_wait_t *spare_waits[SPARE_WAITS_MAX];
+static int nspare_waits;
+
+static void wait_free(kx_lua_wait_t *w)
+{
+    if (nspare_waits < SPARE_WAITS_MAX) spare_waits[nspare_waits++] = w;
+    else free(w);
+}
+
 kx_lua_wait_t *kx_lua_wait_new(kx_task_t *t, void (*cancel_op)(void *op))
 {
-    kx_lua_wait_t *w = kx_xcalloc(1, sizeof *w);
+    kx_lua_wait_t *w = nspare_waits > 0 ? spare_waits[--nspare_waits] : kx_xmalloc(sizeof *w);
+    memset(w, 0, sizeof *w);
     w->task = t;
     w->cancel_op = cancel_op;
     return w;
@@ -34,7 +48,7 @@ static void wait_cancel(void *ud)
 {
     kx_lua_wait_t *w = ud;
     w->cancel_op(w->op);
-    free(w);
+    wait_free(w);
 }
 
 void kx_lua_wait_park(kx_lua_wait_t *w)
@@ -45,14 +59,14 @@ void kx_lua_wait_park(kx_lua_wait_t *w)
 kx_task_t *kx_lua_wait_done(kx_lua_wait_t *w)
 {
     kx_task_t *t = w->task;
-    free(w);
+    wait_free(w);
     kx_task_set_wait(t, NULL, NULL);
     return t;
 }
 
 void kx_lua_wait_abandon(kx_lua_wait_t *w)
 {
-    free(w);
+    wait_free(w);
 }
 
 void kx_lua_check_string(lua_State *L, int idx, const char *fn, const char *what)

@@ -32,12 +32,27 @@ local function user_id_of(conn)
     return nil
 end
 
+-- "ip:<address>" per address seen, so a returning client's identifier is not built again;
+-- bounded: emptied when it holds IP_KEYS_MAX addresses.
+local IP_KEYS_MAX = 4096
+local ip_keys, n_ip_keys = {}, 0
+
+local function ip_key(ip)
+    if ip == nil then return "ip:nil" end -- as "ip:" .. tostring(nil): no key to cache it under
+    local k = ip_keys[ip]
+    if k then return k end
+    if n_ip_keys >= IP_KEYS_MAX then ip_keys, n_ip_keys = {}, 0 end
+    k = "ip:" .. tostring(ip)
+    ip_keys[ip], n_ip_keys = k, n_ip_keys + 1
+    return k
+end
+
 local function identity(conn)
     -- Reading conn.session loads it from Redis and raises while Redis is down: the client is
     -- then counted by IP (the check below meets the same outage and applies failOpen).
     local ok, uid = pcall(user_id_of, conn)
     if ok and uid ~= nil then return "user:" .. tostring(uid), true end
-    return "ip:" .. tostring(conn.identifier), false
+    return ip_key(conn.identifier), false
 end
 
 M.rate_limit = {

@@ -77,9 +77,16 @@ local function n(v)
     return ("%d"):format(v)
 end
 
+-- The limit and the window's end are the same for most requests in a row: their text is kept
+-- from the last request rather than formatted (and interned) again each time.
+local last_limit, last_limit_text, last_reset, last_reset_text
+
 function M.headers(info)
-    local h = { "X-RateLimit-Limit", n(info.limit), "X-RateLimit-Remaining", n(info.remaining),
-        "X-RateLimit-Reset", n(info.reset_at) }
+    local limit, reset = info.limit, info.reset_at
+    if limit ~= last_limit then last_limit, last_limit_text = limit, n(limit) end
+    if reset ~= last_reset then last_reset, last_reset_text = reset, n(reset) end
+    local h = { "X-RateLimit-Limit", last_limit_text, "X-RateLimit-Remaining", n(info.remaining),
+        "X-RateLimit-Reset", last_reset_text }
     if info.limited then h[7], h[8] = "Retry-After", n(info.retry_after) end
     return h
 end
