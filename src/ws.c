@@ -292,9 +292,12 @@ void kx_ws_flush(kx_conn_t *c)
 {
     if (!c->ws || c->closed) return;
     kx_conn_ref(c); /* writing may close c */
-    pump(c);
-    /* A lent frame leaves the connection's earlier bytes in a second buffer that pump does
-     * not free: an idle socket keeps neither (the idle-memory figures of bench/README.md). */
+    /* Without a wslay context (an idle socket: the usual recipient) nothing of the socket's
+     * waits outside the connection's queue, and pump would add nothing but its checks. */
+    if (c->ws->ctx) pump(c);
+    else kx_conn_flush(c);
+    /* An idle socket keeps no write buffer (the idle-memory figures of bench/README.md),
+     * including the second one a lent frame leaves behind, which pump does not free. */
     if (!c->closed && !kx_conn_busy_writing(c)) kx_conn_trim(c);
     kx_conn_unref(c);
 }
