@@ -233,6 +233,9 @@ size_t kx_ws_text_header(uint8_t h[10], size_t len)
  * loop iteration: a burst of large frames to a reading peer must not look like a peer that
  * does not read (KX_CONN_OUTPUT_CAP counts what is queued). */
 #define WS_BATCH_FLUSH_AT (64u * 1024)
+/* Below this, a frame for a transport without writev is copied rather than lent (see
+ * kx_ws_queue_frame). */
+#define WS_FRAME_COPY_MAX 4096
 
 struct kx_ws_frame {
     int refs;
@@ -279,11 +282,18 @@ int kx_ws_queue_frame(kx_conn_t *c, kx_ws_frame_t *f)
         kx_conn_close(c);
         return KX_ECLOSED;
     }
-    /* Lent, not copied: the frame waits in every recipient's queue until the batch is flushed,
-     * and one shared copy is no malloc per socket (and no 10,000 copies of a large one). A
-     * connection lends one piece at a time: the frames after it in a burst are copied. */
-    f->refs++;
-    kx_conn_write_lent(c, f->bytes, f->len, frame_release, f);
+    /* A transport without writev (TLS) writes each piece of the queue on its own: a small
+     * frame lent there would make a burst two writes (the lent frame, then the copies behind
+     * it), so it is copied; a large one is still lent. */
+    if (!c->tp->writev && f->len < WS_FRAME_COPY_MAX) {
+        kx_conn_write(c, f->bytes, f->len);
+    } else {
+        /* Lent, not copied: the frame waits in every recipient's queue until the batch is
+         * flushed, and one shared copy is no malloc per socket (and no 10,000 copies of a
+         * large one). A connection lends one piece at a time: the frames after it are copied. */
+        f->refs++;
+        kx_conn_write_lent(c, f->bytes, f->len, frame_release, f);
+    }
     if (kx_conn_unsent(c) >= WS_BATCH_FLUSH_AT) kx_ws_flush(c);
     return KX_OK;
 }

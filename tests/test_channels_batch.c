@@ -1,10 +1,10 @@
 /* test_channels_batch.c — the fan-out batch of channels.c and ws.c: real WebSockets (upgraded
  * by ws.c from a request over a socketpair), each written through a transport that counts its
  * writes. Broadcasts delivered in one loop iteration reach each socket as one write, in the
- * order they were published, also around a reply sent meanwhile; nothing is written before
- * the iteration ends; a socket that does not read is dropped at the output cap while the
- * others get everything; a closing socket is skipped; and once written, an idle socket holds
- * no write buffer, whether its frames were copied or lent. */
+ * order they were published, also over a transport without writev (as TLS) and around a reply
+ * sent meanwhile; nothing is written before the iteration ends; a socket that does not read is
+ * dropped at the output cap while the others get everything; a closing socket is skipped; and
+ * once written, an idle socket holds no write buffer, whether its frames were copied or lent. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -39,6 +39,9 @@ static ssize_t counted_writev(kx_conn_t *c, const struct iovec *iov, int n)
     writes[c->fd]++;
     return kx_transport_plain.writev(c, iov, n);
 }
+
+/* Like TLS: no writev, so each piece of the queue is a write of its own. */
+static kx_transport_t no_writev;
 
 static const kx_transport_t counted = {
     .name = "counted",
@@ -75,7 +78,14 @@ static void peer_read(sock_t *s)
 }
 
 /* A socketpair, the upgrade request from the peer, ws.c's 101, a subscription to ROOM. */
+static void open_ws_on(sock_t *s, const kx_transport_t *tp);
+
 static void open_ws(sock_t *s)
+{
+    open_ws_on(s, &transport);
+}
+
+static void open_ws_on(sock_t *s, const kx_transport_t *tp)
 {
     static const char req[] =
         "GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -85,7 +95,7 @@ static void open_ws(sock_t *s)
     assert_true(sv[0] < MAX_FD);
     memset(s, 0, sizeof *s);
     s->peer = sv[1];
-    s->c = kx_conn_open(&srv, sv[0], &transport, "127.0.0.1");
+    s->c = kx_conn_open(&srv, sv[0], tp, "127.0.0.1");
     kx_http_attach(s->c);
     assert_int_equal(write(s->peer, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
     for (int i = 0; i < 50 && !s->c->ws; i++) ev_run(srv.loop, EVRUN_NOWAIT);
@@ -153,6 +163,22 @@ static void test_one_write_per_socket_in_order(void **state)
     ev_run(srv.loop, EVRUN_NOWAIT);
     assert_int_equal(writes[s[0].c->fd], 2);
     for (int i = 0; i < 3; i++) close_ws(&s[i]);
+}
+
+/* Over a transport without writev (TLS) too: one write for the whole batch. */
+static void test_one_write_without_writev(void **state)
+{
+    (void)state;
+    sock_t s;
+    char got[2048];
+    open_ws_on(&s, &no_writev);
+    for (int n = 1; n <= 3; n++) publish(n);
+    ev_run(srv.loop, EVRUN_NOWAIT);
+    assert_int_equal(writes[s.c->fd], 1);
+    peer_read(&s);
+    texts(&s, got, sizeof got);
+    assert_string_equal(got, FRAME(1) "|" FRAME(2) "|" FRAME(3));
+    close_ws(&s);
 }
 
 /* A reply sent between two broadcasts goes out between them: the batch waits in the
@@ -253,10 +279,13 @@ int main(void)
     kx_srv = &srv;
     transport = counted;
     transport.read = kx_transport_plain.read;
+    no_writev = transport;
+    no_writev.writev = NULL;
     kx_http_set_request_handler(kx_ws_upgrade);
     kx_ws_set_events(&events);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_write_per_socket_in_order),
+        cmocka_unit_test(test_one_write_without_writev),
         cmocka_unit_test(test_reply_keeps_its_place),
         cmocka_unit_test(test_closing_socket_skipped),
         cmocka_unit_test(test_idle_socket_keeps_no_buffer),
