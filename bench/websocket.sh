@@ -11,9 +11,12 @@
 #   1. Fan-out (bench/ws-fanout.c, compiled here; BENCH_WS_FANOUT_CLIENT=node uses
 #      bench/ws-load.js instead): keryx's VmRSS, then BENCH_WS_CONNECTIONS idle sockets each
 #      subscribed to room:bench, VmRSS again → RSS per socket (target ≤ 8 KiB). Then
-#      BENCH_WS_BROADCASTS broadcasts, each a PUBLISH on keryx:pubsub through redis-cli with the
-#      send time in the message; the time until the LAST socket has it, median over broadcasts
-#      (target ≤ 100 ms).
+#      BENCH_WS_BROADCASTS broadcasts, each a PUBLISH on keryx:pubsub (the client's own
+#      connection to Redis) with the send time in the message; the time until the LAST socket
+#      has it, median over broadcasts (target ≤ 100 ms). Then as many bursts: BENCH_WS_BURST
+#      PUBLISHes in one write to Redis; the time until the last socket has the last of them,
+#      and keryx's CPU per socket per message. When perf is installed, one more broadcast and
+#      one more burst, untimed, count keryx's write syscalls per socket per message.
 #   2. Round trips, on a fresh keryx: 50 WebSockets each sending `status` actions back to back
 #      (bench/ws-load.js, npm `ws`: installed into bench/node_modules when missing) against
 #      `wrk -t1 -c50` on GET /api/status; runs interleaved, medians, and their ratio.
@@ -30,6 +33,7 @@
 #   BENCH_WS_CONNECTIONS    idle sockets for the memory and fan-out figures (default 10000)
 #   BENCH_WS_BROADCASTS     broadcasts timed (default 5; the median is reported)
 #   BENCH_WS_FANOUT_CLIENT  c (default) or node
+#   BENCH_WS_BURST          PUBLISHes per burst (default 10; 0 = no bursts; the C client only)
 #
 # Exit status: 0 whatever the PASS/FAIL words say; 1 when Redis or keryx fails to start (or
 # dies), a client reports a failure (refused upgrade, closed socket, wrong reply, a broadcast
@@ -51,6 +55,7 @@ WRITE=${BENCH_WRITE:-0}
 CONNECTIONS=${BENCH_WS_CONNECTIONS:-10000}
 BROADCASTS=${BENCH_WS_BROADCASTS:-5}
 FANOUT_CLIENT=${BENCH_WS_FANOUT_CLIENT:-c}
+BURST=${BENCH_WS_BURST:-10}
 
 SERVER_CPU=0
 CLIENT_CPU=1
@@ -106,6 +111,7 @@ check_args() {
     ((CONNECTIONS <= 25000)) || die "BENCH_WS_CONNECTIONS is at most 25000 (one client address, ephemeral ports)"
     if ! [[ "$BROADCASTS" =~ ^[1-9][0-9]*$ ]] || ((BROADCASTS > 100)); then die "BENCH_WS_BROADCASTS must be 1..100"; fi
     case "$FANOUT_CLIENT" in c|node) ;; *) die "BENCH_WS_FANOUT_CLIENT must be c or node";; esac
+    if ! [[ "$BURST" =~ ^[0-9]+$ ]] || ((BURST > 100)); then die "BENCH_WS_BURST must be 0..100"; fi
     DURATION_MS=$(duration_ms "$DURATION")
     if [[ -z "$DURATION_MS" ]] || ((DURATION_MS == 0)); then die "BENCH_DURATION must be like 10, 10s or 1m, not '$DURATION'"; fi
     WARMUP_MS=$(duration_ms "$WARMUP")
@@ -252,12 +258,15 @@ run_child() {
 # ---------------------------------------------------------------------------------------------
 
 run_fanout() {
-    local out="$TMP/fanout.json" key value
+    local out="$TMP/fanout.json" key value count=0
+    # Counting keryx's writes needs perf and its syscall tracepoints; without them: not counted.
+    if command -v perf >/dev/null && perf stat -e syscalls:sys_enter_sendto true >/dev/null 2>&1; then count=1; fi
     log "fan-out: $CONNECTIONS sockets on $CHANNEL, $BROADCASTS broadcasts (client: $FANOUT_CLIENT, CPU $CLIENT_CPU)"
     if [[ "$FANOUT_CLIENT" == c ]]; then
         run_child "$out" taskset -c "$CLIENT_CPU" "$TMP/ws-fanout" --host 127.0.0.1 --port "$KERYX_PORT" \
             --keryx-pid "$KERYX_PID" --redis-port "$REDIS_PORT" --connections "$CONNECTIONS" \
-            --broadcasts "$BROADCASTS" --channel "$CHANNEL" --concurrency "$CONCURRENCY" --probe "$PROBE_PATH" ||
+            --broadcasts "$BROADCASTS" --channel "$CHANNEL" --concurrency "$CONCURRENCY" --probe "$PROBE_PATH" \
+            --burst "$BURST" --count-syscalls "$count" ||
             { keryx_log_tail; die "the fan-out client failed"; }
     else
         run_child "$out" taskset -c "$CLIENT_CPU" node "$BENCH_DIR/ws-load.js" fanout \
@@ -377,6 +386,10 @@ markdown_tables() {
         "$(verdict "${MED[rss_per_conn]}" "<=" "$TARGET_RSS_KIB")"
     printf '| broadcast → last of %d sockets (median of %d) | %s ms | ≤ %s ms: %s |\n' "$CONNECTIONS" "$BROADCASTS" \
         "${MED[last]}" "$TARGET_LAST_MS" "$(verdict "${MED[last]}" "<=" "$TARGET_LAST_MS")"
+    if [[ -n "${FAN[burst_last_ms_median]:-}" ]]; then
+        printf '| burst of %d `PUBLISH`es in one write → last of %d sockets has the last (median of %d) | %.1f ms | |\n' \
+            "$BURST" "$CONNECTIONS" "$BROADCASTS" "${FAN[burst_last_ms_median]}"
+    fi
     printf '| `status` round trips/s over WebSocket (%d sockets, one in flight each; median of %d) | %s | |\n' \
         "$RT_SOCKETS" "$RUNS" "${MED[ws,ops]}"
     printf '| `GET %s` req/s over HTTP keep-alive (`wrk -t1 -c%d`; median of %d) | %s | |\n' "$STATUS_PATH" \
@@ -408,6 +421,7 @@ markdown_tables() {
         "${FAN[first_ms_median]}" "${FAN[p50_ms_median]}" "${FAN[last_ms_median]}" "${FAN[keryx_cpu_ms_median]}" \
         "$(awk -v c="${FAN[keryx_cpu_ms_median]}" -v n="$CONNECTIONS" 'BEGIN {print c * 1000 / n}')" \
         "${FAN[client_cpu_ms_median]}"
+    if [[ -n "${FAN[burst_last_ms_median]:-}" ]]; then burst_table; fi
     echo
     echo "| transport | round trips/s (median) | p50 | p99 | keryx CPU per round trip |"
     echo "|---|---:|---:|---:|---:|"
@@ -426,6 +440,34 @@ markdown_tables() {
                 "$([[ $t == ws ]] && echo WebSocket || echo HTTP)" "$ops" "$p50" "$p99" "$cpu" "$busy" "$cpu1"
         done
     done
+}
+
+# per_socket_message <ms>: µs per socket per message of a burst.
+per_socket_message() { awk -v c="$1" -v n="$CONNECTIONS" -v m="$BURST" 'BEGIN {print c * 1000 / n / m}'; }
+
+# burst_table: the bursts, as the broadcasts above, per socket per message; then the writes.
+burst_table() {
+    local i
+    echo
+    echo "| burst of $BURST | first socket has all | half of the sockets | last socket | keryx CPU | keryx CPU per socket per message | client CPU |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|"
+    for ((i = 0; i < BROADCASTS; i++)); do
+        printf '| %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f µs | %.2f ms |\n' $((i + 1)) \
+            "${FAN[bursts.$i.first_ms]}" "${FAN[bursts.$i.p50_ms]}" "${FAN[bursts.$i.last_ms]}" \
+            "${FAN[bursts.$i.keryx_cpu_ms]}" "$(per_socket_message "${FAN[bursts.$i.keryx_cpu_ms]}")" \
+            "${FAN[bursts.$i.client_cpu_ms]}"
+    done
+    printf '| **median** | %.2f ms | %.2f ms | **%.2f ms** | %.2f ms | %.2f µs | %.2f ms |\n' \
+        "${FAN[burst_first_ms_median]}" "${FAN[burst_p50_ms_median]}" "${FAN[burst_last_ms_median]}" \
+        "${FAN[burst_keryx_cpu_ms_median]}" "$(per_socket_message "${FAN[burst_keryx_cpu_ms_median]}")" \
+        "${FAN[burst_client_cpu_ms_median]}"
+    echo
+    if [[ "${FAN[writes_per_socket_single]:-}" == -1* ]]; then
+        echo "keryx's write syscalls: not counted (perf, or its syscall tracepoints, unavailable)."
+    else
+        printf "keryx's write syscalls (sendto, sendmsg, write, writev; perf stat, untimed runs): %.3f per socket for one broadcast, %.3f per socket per message in a burst of %d.\n" \
+            "${FAN[writes_per_socket_single]}" "${FAN[writes_per_socket_message_burst]}" "$BURST"
+    fi
 }
 
 machine_line() {
@@ -454,6 +496,9 @@ report() {
         "$(verdict "${MED[rss_per_conn]}" "<=" "$TARGET_RSS_KIB")"
     printf 'broadcast to the last socket: %s ms  (target <= %s ms)  %s\n' "${MED[last]}" "$TARGET_LAST_MS" \
         "$(verdict "${MED[last]}" "<=" "$TARGET_LAST_MS")"
+    if [[ -n "${FAN[burst_last_ms_median]:-}" ]]; then
+        printf 'burst of %d, last socket:     %.1f ms\n' "$BURST" "${FAN[burst_last_ms_median]}"
+    fi
     printf 'round trips WebSocket / HTTP: %s / %s = %s\n' "${MED[ws,ops]}" "${MED[http,ops]}" "${MED[ratio]}"
     if [[ "$WRITE" == 1 ]]; then write_results "$tables"; fi
 }
@@ -467,7 +512,7 @@ write_results() {
         echo
         echo "$(machine_line)."
         echo
-        echo "Targets: RSS per idle socket ≤ $TARGET_RSS_KIB KiB; broadcast to the last of $CONNECTIONS sockets ≤ $TARGET_LAST_MS ms. Channel \`$CHANNEL\` with one shared presence key; broadcasts are \`PUBLISH keryx:pubsub\` from redis-cli with the send time in the message. How to read them: [README.md](README.md#websockets-benchwebsocketsh)."
+        echo "Targets: RSS per idle socket ≤ $TARGET_RSS_KIB KiB; broadcast to the last of $CONNECTIONS sockets ≤ $TARGET_LAST_MS ms. Channel \`$CHANNEL\` with one shared presence key; broadcasts are \`PUBLISH keryx:pubsub\` on the client's own Redis connection with the send time in the message; bursts are $BURST of them in one write. How to read them: [README.md](README.md#websockets-benchwebsocketsh)."
         echo
         echo "$1"
     } >>"$BENCH_DIR/RESULTS.md"

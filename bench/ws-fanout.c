@@ -8,6 +8,7 @@
  *
  *   ws-fanout --host H --port P --keryx-pid PID --redis-port N [--connections 10000]
  *             [--broadcasts 5] [--channel room:bench] [--concurrency 200] [--probe PATH]
+ *             [--burst 10] [--subscribers 1] [--count-syscalls 0]
  *
  * 1. Reads keryx's VmRSS (and, with --probe, GET PATH: {"kib":…,"live_kib":…} = the Lua heap).
  * 2. Opens --connections sockets, at most --concurrency handshakes + subscriptions in flight;
@@ -15,13 +16,19 @@
  *    {"messageId":i,"subscribed":{"channel":C}} back (a presence event may come first).
  * 3. One second later reads VmRSS (and the probe) again.
  * 4. --broadcasts times, 300 ms apart: PUBLISH keryx:pubsub
- *    '{"channel":C,"message":{"t":<CLOCK_REALTIME ms>,"k":k},"sender":"bench"}' through one
- *    long-lived redis-cli; every socket must receive exactly {"message":<that payload>}.
- *    Arrival times are CLOCK_REALTIME right after the read(2) that brought the frame.
+ *    '{"channel":C,"message":{"t":<CLOCK_REALTIME ms>,"k":k,"i":0},"sender":"bench"}' on the
+ *    client's own connection to Redis; every socket must receive exactly {"message":<that
+ *    payload>}. Arrival times are CLOCK_REALTIME right after the read(2) that brought the frame.
+ * 5. As many bursts (unless --burst 0): --burst PUBLISHes ("i" = 0, 1, …) in one write(2) to
+ *    Redis; every socket must receive the --burst frames in order; timed to the last one.
+ * 6. With --count-syscalls 1: one more broadcast and one more burst, untimed, with
+ *    `perf stat` counting keryx's write syscalls (sendto, sendmsg, write, writev).
+ * Every PUBLISH must reach exactly --subscribers Redis subscribers (keryx's processes).
  *
- * Prints one JSON object on stdout (the same fields as `ws-load.js fanout`); progress and errors
- * on stderr; exit status 1 when anything is not as expected (a refused upgrade, a closed socket,
- * a wrong reply, a socket that misses a broadcast within 10 s).
+ * Prints one JSON object on stdout (the fields of `ws-load.js fanout`, then the bursts and the
+ * write counts); progress and errors on stderr; exit status 1 when anything is not as expected
+ * (a refused upgrade, a closed socket, a wrong reply, a socket that misses a broadcast within
+ * 10 s or gets a burst out of order).
  *
  * The WebSocket side is the minimum keryx needs: the RFC 6455 example key (so the expected
  * Sec-WebSocket-Accept is a constant), masked client frames, unmasked server frames up to
@@ -61,24 +68,27 @@ typedef struct {
     enum state state;
     char *rbuf;                  /* allocated while a handshake or frame is incomplete */
     size_t rlen;
-    int seen;                    /* the last broadcast (k) this socket received */
+    int seen;                    /* the last broadcast (k) this socket received whole */
+    int next;                    /* of broadcast k, the message it waits for (0-based) */
 } sock_t;
 
 static struct {
     const char *host, *channel, *probe;
     int port, n, concurrency, broadcasts, redis_port;
-    int pid;
-} O = { "127.0.0.1", "room:bench", NULL, 0, 10000, 200, 5, 0, 0 };
+    int pid, burst, subscribers, count_syscalls;
+} O = { "127.0.0.1", "room:bench", NULL, 0, 10000, 200, 5, 0, 0, 10, 1, 0 };
 
 static sock_t *S;
 static int ep = -1;
 static int started, subscribed_count;
 
-/* The broadcast being timed: its frame payload, how many sockets got it, first/last arrival. */
+/* The broadcast being timed (one message, or a burst of m): the frames every socket must get,
+ * in order; how many sockets got them all, and when (first/last socket to complete). */
+#define MAX_BURST 100
 static struct {
-    char *expect;
-    size_t expect_len;
-    int k, got, wrong;
+    char *expect[MAX_BURST];
+    size_t expect_len[MAX_BURST];
+    int m, k, got, wrong;
     double first, last, *arrivals;
 } B;
 
@@ -209,7 +219,10 @@ static void on_text(int i, const char *p, size_t len, double t)
 {
     sock_t *s = &S[i];
     if (s->state == S_SUBSCRIBED) {
-        if (B.expect && s->seen != B.k && len == B.expect_len && memcmp(p, B.expect, len) == 0) {
+        int j = s->next;
+        if (B.m && s->seen != B.k && len == B.expect_len[j] && memcmp(p, B.expect[j], len) == 0) {
+            if (++s->next < B.m) return;
+            s->next = 0;
             s->seen = B.k;
             if (B.got == 0) B.first = t;
             B.last = t;
@@ -368,32 +381,49 @@ static bool all_subscribed(void) { return subscribed_count == O.n; }
 static bool all_received(void) { return B.got == O.n; }
 static bool never(void) { return false; }
 
-/* ---- redis-cli ---------------------------------------------------------------------------------- */
+/* ---- Redis ------------------------------------------------------------------------------------- */
 
-static FILE *cli_in, *cli_out;
+/* One connection to Redis for every broadcast, opened before the first: its set-up is not part
+ * of any broadcast's time. A burst is m PUBLISH commands in one write(2), so Redis reads them
+ * together and keryx's subscriber connection gets the m messages back to back. */
+static int redis_fd = -1;
 
-/* One redis-cli for every broadcast: its start-up is not part of any broadcast's time. */
-static void start_redis_cli(void)
+static void redis_connect(void)
 {
-    int in[2], out[2];
-    if (pipe(in) != 0 || pipe(out) != 0) die("pipe: %s", strerror(errno));
-    pid_t pid = fork();
-    if (pid < 0) die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        char port[16];
-        snprintf(port, sizeof port, "%d", O.redis_port);
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        execlp("redis-cli", "redis-cli", "-h", "127.0.0.1", "-p", port, (char *)NULL);
-        _exit(127);
+    redis_fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)O.redis_port) };
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (redis_fd < 0 || connect(redis_fd, (struct sockaddr *)&a, sizeof a) != 0)
+        die("connect to Redis on port %d: %s", O.redis_port, strerror(errno));
+    int one = 1;
+    setsockopt(redis_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static void redis_publish_all(char **payloads, const size_t *lens, int m)
+{
+    static char cmd[MAX_BURST * 400];
+    size_t n = 0;
+    for (int i = 0; i < m; i++)
+        n += (size_t)snprintf(cmd + n, sizeof cmd - n, "*3\r\n$7\r\nPUBLISH\r\n$12\r\nkeryx:pubsub\r\n$%zu\r\n%s\r\n",
+                              lens[i], payloads[i]);
+    if (n >= sizeof cmd) die("burst too large");
+    write_all(redis_fd, cmd, n, "PUBLISH");
+}
+
+/* Each PUBLISH must have reached exactly --subscribers Redis subscribers (keryx's processes). */
+static void redis_check_replies(int m)
+{
+    char want[32], got[MAX_BURST * 16];
+    int wn = snprintf(want, sizeof want, ":%d\r\n", O.subscribers);
+    size_t need = (size_t)(wn * m), have = 0;
+    while (have < need) {
+        ssize_t r = read(redis_fd, got + have, need - have);
+        if (r <= 0) die("Redis: no reply to PUBLISH");
+        have += (size_t)r;
     }
-    close(in[0]);
-    close(out[1]);
-    cli_in = fdopen(in[1], "w");
-    cli_out = fdopen(out[0], "r");
-    if (!cli_in || !cli_out) die("fdopen: %s", strerror(errno));
+    for (int i = 0; i < m; i++)
+        if (memcmp(got + i * wn, want, (size_t)wn) != 0)
+            die("PUBLISH answered %.*s, expected %d Redis subscribers (keryx)", wn, got + i * wn, O.subscribers);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -410,36 +440,85 @@ static double median_of(double *v, int n)
 
 typedef struct { double last, first, p50, keryx_cpu, client_cpu; } bresult_t;
 
-static bresult_t broadcast(int k)
+/* Broadcast k: m messages published together (m = 1: a single broadcast). Every socket must
+ * get the m frames in order; "last" is when the last socket had its m-th. */
+static bresult_t broadcast(int k, int m, const char *what)
 {
     bresult_t r;
-    char payload[256], frame[300], reply[64];
+    static char payload[MAX_BURST][256], frame[MAX_BURST][300];
+    char *payloads[MAX_BURST];
+    size_t plens[MAX_BURST];
     B.k = k;
     B.got = B.wrong = 0;
     double k0 = keryx_cpu_ms(), c0 = now_ms(CLOCK_PROCESS_CPUTIME_ID);
     double sent = now_ms(CLOCK_REALTIME);
-    int pn = snprintf(payload, sizeof payload, "{\"channel\":\"%s\",\"message\":{\"t\":%.3f,\"k\":%d},\"sender\":\"bench\"}",
-                      O.channel, sent, k);
-    int fn = snprintf(frame, sizeof frame, "{\"message\":%.*s}", pn, payload);
-    B.expect = frame;
-    B.expect_len = (size_t)fn;
-    /* redis-cli splits its input like a shell: the JSON (no single quote in it) goes in '…'. */
-    fprintf(cli_in, "PUBLISH keryx:pubsub '%s'\n", payload);
-    fflush(cli_in);
+    for (int i = 0; i < m; i++) {
+        int pn = snprintf(payload[i], sizeof payload[i],
+                          "{\"channel\":\"%s\",\"message\":{\"t\":%.3f,\"k\":%d,\"i\":%d},\"sender\":\"bench\"}",
+                          O.channel, sent, k, i);
+        payloads[i] = payload[i];
+        plens[i] = (size_t)pn;
+        B.expect_len[i] = (size_t)snprintf(frame[i], sizeof frame[i], "{\"message\":%.*s}", pn, payload[i]);
+        B.expect[i] = frame[i];
+    }
+    B.m = m;
+    redis_publish_all(payloads, plens, m);
     bool ok = loop_until(all_received, now_ms(CLOCK_MONOTONIC) + BROADCAST_TIMEOUT_MS);
     r.keryx_cpu = keryx_cpu_ms() - k0;
     r.client_cpu = now_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
-    if (!ok) die("broadcast %d: %d of %d sockets received it within %d ms", k, B.got, O.n, BROADCAST_TIMEOUT_MS);
-    if (B.wrong) die("broadcast %d: %d frames were not the broadcast", k, B.wrong);
-    if (!fgets(reply, sizeof reply, cli_out)) die("redis-cli gave no reply");
-    if (strcmp(reply, "1\n") != 0) die("PUBLISH reached %.*s Redis subscribers, expected 1 (keryx)", (int)strcspn(reply, "\n"), reply);
-    B.expect = NULL;
+    if (!ok) die("%s %d: %d of %d sockets received it within %d ms", what, k, B.got, O.n, BROADCAST_TIMEOUT_MS);
+    if (B.wrong) die("%s %d: %d frames were not the broadcast, or out of order", what, k, B.wrong);
+    redis_check_replies(m);
+    B.m = 0;
     r.last = B.last - sent;
     r.first = B.first - sent;
     r.p50 = median_of(B.arrivals, O.n) - sent;
-    note("broadcast %d: first socket %.2f ms, half %.2f ms, last (%dth) %.2f ms; keryx CPU %.2f ms, client CPU %.2f ms",
-         k, r.first, r.p50, O.n, r.last, r.keryx_cpu, r.client_cpu);
+    note("%s %d (%d message%s): first socket %.2f ms, half %.2f ms, last (%dth) %.2f ms; keryx CPU %.2f ms "
+         "(%.2f us per socket per message), client CPU %.2f ms",
+         what, k, m, m > 1 ? "s" : "", r.first, r.p50, O.n, r.last, r.keryx_cpu, r.keryx_cpu * 1000 / O.n / m,
+         r.client_cpu);
     return r;
+}
+
+/* keryx's write syscalls (every kind a socket write can take) during one untimed broadcast of m
+ * messages, counted by `perf stat` on its tracepoints; -1 when perf is missing or refused. */
+static double write_syscalls(int k, int m)
+{
+    char pid[16], out[] = "/tmp/ws-fanout-perf.XXXXXX";
+    int fd = mkstemp(out);
+    if (fd < 0) return -1;
+    close(fd);
+    snprintf(pid, sizeof pid, "%d", O.pid);
+    pid_t p = fork();
+    if (p < 0) return -1;
+    if (p == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) dup2(null, 2);
+        execlp("perf", "perf", "stat", "-x,", "-o", out, "-e",
+               "syscalls:sys_enter_sendto,syscalls:sys_enter_sendmsg,syscalls:sys_enter_write,"
+               "syscalls:sys_enter_writev",
+               "-p", pid, (char *)NULL);
+        _exit(127);
+    }
+    loop_until(never, now_ms(CLOCK_MONOTONIC) + 500); /* perf attaches */
+    broadcast(k, m, "counted");
+    kill(p, SIGINT);
+    int st = 0;
+    waitpid(p, &st, 0);
+    FILE *f = fopen(out, "r");
+    double total = 0;
+    int found = 0;
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        double v;
+        if (strstr(line, "syscalls:sys_enter_") && sscanf(line, "%lf,", &v) == 1) {
+            total += v;
+            found++;
+        }
+    }
+    if (f) fclose(f);
+    unlink(out);
+    return found == 4 ? total : -1;
 }
 
 /* ---- main ------------------------------------------------------------------------------------- */
@@ -466,12 +545,32 @@ static void parse_args(int argc, char **argv)
         else if (!strcmp(k, "concurrency")) O.concurrency = int_arg(k, v, 1);
         else if (!strcmp(k, "channel")) O.channel = v;
         else if (!strcmp(k, "probe")) O.probe = v;
+        else if (!strcmp(k, "burst")) O.burst = int_arg(k, v, 0);
+        else if (!strcmp(k, "subscribers")) O.subscribers = int_arg(k, v, 1);
+        else if (!strcmp(k, "count-syscalls")) O.count_syscalls = int_arg(k, v, 0);
         else die("unknown option --%s", k);
     }
     if (!O.port || !O.pid || !O.redis_port) die("--port, --keryx-pid and --redis-port are required");
     if (O.broadcasts > MAX_BROADCASTS) die("--broadcasts is at most %d", MAX_BROADCASTS);
+    if (O.burst > MAX_BURST) die("--burst is at most %d", MAX_BURST);
     for (const char *c = O.channel; *c; c++)
         if (*c == '"' || *c == '\'' || *c == '\\' || (unsigned char)*c < 0x20) die("--channel: no quotes or control characters");
+}
+
+/* "<name>":[…per run…] and the medians, as "<prefix>last_ms_median" etc. */
+static void print_runs(const char *name, const char *prefix, const bresult_t *r, int n)
+{
+    printf(",\"%s\":[", name);
+    double v[5][MAX_BROADCASTS];
+    for (int k = 0; k < n; k++) {
+        printf("%s{\"k\":%d,\"last_ms\":%.3f,\"first_ms\":%.3f,\"p50_ms\":%.3f,\"keryx_cpu_ms\":%.3f,\"client_cpu_ms\":%.3f}",
+               k ? "," : "", k + 1, r[k].last, r[k].first, r[k].p50, r[k].keryx_cpu, r[k].client_cpu);
+        v[0][k] = r[k].last, v[1][k] = r[k].first, v[2][k] = r[k].p50, v[3][k] = r[k].keryx_cpu, v[4][k] = r[k].client_cpu;
+    }
+    printf("],\"%slast_ms_median\":%.3f,\"%sfirst_ms_median\":%.3f,\"%sp50_ms_median\":%.3f,"
+           "\"%skeryx_cpu_ms_median\":%.3f,\"%sclient_cpu_ms_median\":%.3f",
+           prefix, median_of(v[0], n), prefix, median_of(v[1], n), prefix, median_of(v[2], n), prefix,
+           median_of(v[3], n), prefix, median_of(v[4], n));
 }
 
 int main(int argc, char **argv)
@@ -504,13 +603,21 @@ int main(int argc, char **argv)
         rss_after_gc = rss_kib();
     }
 
-    start_redis_cli();
-    bresult_t r[MAX_BROADCASTS];
+    redis_connect();
+    bresult_t r[MAX_BROADCASTS], rb[MAX_BROADCASTS];
     for (int k = 0; k < O.broadcasts; k++) {
         loop_until(never, now_ms(CLOCK_MONOTONIC) + QUIET_BEFORE_BROADCAST_MS);
-        r[k] = broadcast(k + 1);
+        r[k] = broadcast(k + 1, 1, "broadcast");
     }
-    fclose(cli_in);
+    for (int k = 0; O.burst > 0 && k < O.broadcasts; k++) {
+        loop_until(never, now_ms(CLOCK_MONOTONIC) + QUIET_BEFORE_BROADCAST_MS);
+        rb[k] = broadcast(O.broadcasts + k + 1, O.burst, "burst");
+    }
+    double sys1 = -1, sysb = -1;
+    if (O.count_syscalls) {
+        sys1 = write_syscalls(2 * O.broadcasts + 1, 1);
+        if (O.burst > 0) sysb = write_syscalls(2 * O.broadcasts + 2, O.burst);
+    }
 
     printf("{\"client\":\"c\",\"connections\":%d,\"channel\":\"%s\",\"rss_before_kib\":%ld,\"rss_after_kib\":%ld,"
            "\"connect_ms\":%.1f,\"connect_keryx_cpu_ms\":%.1f",
@@ -518,17 +625,14 @@ int main(int argc, char **argv)
     if (O.probe)
         printf(",\"lua_heap_before_kib\":%.1f,\"lua_heap_after_kib\":%.1f,\"lua_heap_after_live_kib\":%.1f,"
                "\"rss_after_gc_kib\":%ld", heap_before, heap_after, heap_after_live, rss_after_gc);
-    printf(",\"broadcasts\":[");
-    double v[5][MAX_BROADCASTS];
-    for (int k = 0; k < O.broadcasts; k++) {
-        printf("%s{\"k\":%d,\"last_ms\":%.3f,\"first_ms\":%.3f,\"p50_ms\":%.3f,\"keryx_cpu_ms\":%.3f,\"client_cpu_ms\":%.3f}",
-               k ? "," : "", k + 1, r[k].last, r[k].first, r[k].p50, r[k].keryx_cpu, r[k].client_cpu);
-        v[0][k] = r[k].last, v[1][k] = r[k].first, v[2][k] = r[k].p50, v[3][k] = r[k].keryx_cpu, v[4][k] = r[k].client_cpu;
+    print_runs("broadcasts", "", r, O.broadcasts);
+    if (O.burst > 0) {
+        printf(",\"burst\":%d", O.burst);
+        print_runs("bursts", "burst_", rb, O.broadcasts);
     }
-    printf("],\"last_ms_median\":%.3f,\"first_ms_median\":%.3f,\"p50_ms_median\":%.3f,\"keryx_cpu_ms_median\":%.3f,"
-           "\"client_cpu_ms_median\":%.3f}\n",
-           median_of(v[0], O.broadcasts), median_of(v[1], O.broadcasts), median_of(v[2], O.broadcasts),
-           median_of(v[3], O.broadcasts), median_of(v[4], O.broadcasts));
+    /* Write syscalls per socket per message (-1: not counted). */
+    printf(",\"writes_per_socket_single\":%.3f,\"writes_per_socket_message_burst\":%.3f}\n",
+           sys1 < 0 ? -1 : sys1 / O.n, sysb < 0 ? -1 : sysb / O.n / O.burst);
     fflush(stdout);
     /* Exit closes every socket at once (keryx sees 10,000 EOFs). */
     return 0;

@@ -13,6 +13,7 @@ struct chan {
     uint32_t hash;
     kx_conn_t **subs;
     int n, cap;
+    bool walking; /* a delivery is walking subs: an empty channel is freed after it */
     chan_t *next;
 };
 
@@ -20,6 +21,7 @@ struct chan {
 typedef struct {
     chan_t **chans;
     int n_chans, cap_chans;
+    bool batched; /* in this loop iteration's batch (B.conns) */
 } subs_t;
 
 static struct {
@@ -79,7 +81,7 @@ static chan_t *chan_find(const char *name, size_t len, bool create)
 
 static void chan_drop_if_empty(chan_t *ch)
 {
-    if (ch->n > 0) return;
+    if (ch->n > 0 || ch->walking) return;
     chan_t **p = &C.buckets[ch->hash % C.nbuckets];
     while (*p && *p != ch) p = &(*p)->next;
     if (*p) *p = ch->next;
@@ -162,23 +164,96 @@ void kx_channels_drop(kx_conn_t *c)
     *slot = NULL;
 }
 
+/* ---- the fan-out batch ---------------------------------------------------------------------
+ * Every frame delivered during a loop iteration is queued on its sockets, and each socket
+ * that got any is written once, just before the loop polls again (an ev_prepare watcher runs
+ * after every callback of the iteration). Several messages from one read of the subscriber
+ * connection (a burst of PUBLISHes) then cost each socket one write instead of one per
+ * message: the send, not our code, is most of a broadcast's cost (bench/README.md,
+ * "WebSockets"). */
+
+static struct {
+    kx_conn_t **conns; /* each held by a reference until flushed */
+    int n, cap;
+    ev_prepare prepare;
+    bool init;
+} B;
+
+/* Past this many sockets, the list's memory goes back after the flush. */
+#define BATCH_KEEP 1024
+
+static void batch_flush(void)
+{
+    /* A flush never delivers, so the list does not grow while it is walked. */
+    for (int i = 0; i < B.n; i++) {
+        kx_conn_t *c = B.conns[i];
+        if (!c->closed) { /* a closed socket's subscriptions (and flag) are gone */
+            subs_of(c, false)->batched = false;
+            kx_ws_flush(c);
+        }
+        kx_conn_unref(c);
+    }
+    B.n = 0;
+    if (B.cap > BATCH_KEEP) {
+        free(B.conns);
+        B.conns = NULL;
+        B.cap = 0;
+    }
+    ev_prepare_stop(kx_srv->loop, &B.prepare);
+}
+
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    batch_flush();
+}
+
+static void batch_add(kx_conn_t *c, subs_t *ws)
+{
+    if (ws->batched) return;
+    if (!B.init) {
+        ev_prepare_init(&B.prepare, on_prepare);
+        B.init = true;
+    }
+    if (B.n == B.cap) {
+        B.cap = B.cap ? B.cap * 2 : 64;
+        B.conns = kx_xrealloc(B.conns, sizeof *B.conns * (size_t)B.cap);
+    }
+    ws->batched = true;
+    kx_conn_ref(c);
+    B.conns[B.n++] = c;
+    if (!ev_is_active(&B.prepare)) ev_prepare_start(kx_srv->loop, &B.prepare);
+}
+
+/* Queuing can close a socket (more than the output cap behind), which detaches it from
+ * ch->subs by moving the last subscriber into its place: that one is then visited at the same
+ * index (only c itself ever leaves). The channel is kept until the walk ends. */
+static int deliver_frame(chan_t *ch, kx_ws_frame_t *f)
+{
+    int sent = 0;
+    ch->walking = true;
+    for (int i = 0; i < ch->n;) {
+        kx_conn_t *c = ch->subs[i];
+        int n = ch->n;
+        batch_add(c, subs_of(c, false)); /* before queuing: c may be gone after it */
+        if (kx_ws_queue_frame(c, f) == KX_OK) sent++;
+        /* cppcheck-suppress knownConditionTrueFalse ; false positive: a drop while queuing detaches c */
+        if (ch->n == n) i++; /* else c left, and index i holds the next one */
+    }
+    ch->walking = false;
+    chan_drop_if_empty(ch);
+    return sent;
+}
+
 int kx_channels_deliver(const char *channel, size_t clen, const char *payload, size_t len)
 {
     chan_t *ch = chan_find(channel, clen, false);
     if (!ch) return 0;
-    uint8_t hdr[10];
-    size_t hlen = kx_ws_text_header(hdr, len);
-    int sent = 0;
-    /* Sending can close a socket (slow consumer), which detaches it from this list: walk a
-     * copy of the list, by id, so removals do not disturb the walk. */
-    int n = ch->n;
-    uint64_t *ids = kx_xmalloc(sizeof *ids * (size_t)(n ? n : 1));
-    for (int i = 0; i < n; i++) ids[i] = kx_ws_id(ch->subs[i]);
-    for (int i = 0; i < n; i++) {
-        kx_conn_t *c = kx_ws_find(ids[i]);
-        if (c && kx_ws_send_framed(c, hdr, hlen, payload, len) == KX_OK) sent++;
-    }
-    free(ids);
+    kx_ws_frame_t *f = kx_ws_frame_text(payload, len);
+    int sent = deliver_frame(ch, f);
+    kx_ws_frame_unref(f);
     return sent;
 }
 

@@ -1,8 +1,9 @@
 /* channels.h — which local WebSocket is subscribed to which channel, and the fan-out of a
  * broadcast to them.
  *
- * Owns: the channel registry (name → subscribed sockets, a hash table that grows) and each
- * socket's subscription list (WS_MAX_SUBSCRIPTIONS), kept in the socket's kx_ws_user slot.
+ * Owns: the channel registry (name → subscribed sockets, a hash table that grows), each
+ * socket's subscription list (WS_MAX_SUBSCRIPTIONS), kept in the socket's kx_ws_user slot, and
+ * the fan-out batch (the sockets a broadcast was queued on in this loop iteration).
  * Callers: lua_api_ws.c (subscribe, unsubscribe, queries, deliver), server.c (installs
  * kx_channels_on_publish as the pub/sub handler and kx_channels_drop in the close handler).
  * Never: runs Lua or decides authorization (the Lua side asked the channel's `authorize`
@@ -19,7 +20,9 @@ bool kx_channels_is_subscribed(kx_conn_t *c, const char *channel, size_t len);
 int kx_channels_count(kx_conn_t *c);
 /* The socket closed: every subscription goes. */
 void kx_channels_drop(kx_conn_t *c);
-/* Sends payload as a text frame to every local socket subscribed to channel; returns how many. */
+/* Queues payload as a text frame (one copy, shared) on every local socket subscribed to channel;
+ * returns how many. The sockets are written once per loop iteration, just before the loop
+ * polls (an ev_prepare watcher): every broadcast of the iteration in one write per socket. */
 int kx_channels_deliver(const char *channel, size_t clen, const char *payload, size_t len);
 /* A published broadcast ({"channel","message","sender"}) from any keryx process: delivered to
  * local subscribers as {"message": <it>}, and kept in the feed while it has readers. */

@@ -209,9 +209,8 @@ void kx_ws_close(kx_conn_t *c, uint16_t code, const char *reason)
     pump(c);
 }
 
-/* One frame for every recipient: server frames are unmasked, so the bytes are the same for
- * all. Written straight to a socket's buffer when wslay has nothing queued for it (order
- * holds), else queued through wslay. */
+/* The header of a text frame. Server frames are unmasked, so a broadcast's bytes are the same
+ * for every recipient: built once (kx_ws_frame_text), queued to each socket. */
 size_t kx_ws_text_header(uint8_t h[10], size_t len)
 {
     h[0] = 0x80 | WSLAY_TEXT_FRAME;
@@ -230,35 +229,87 @@ size_t kx_ws_text_header(uint8_t h[10], size_t len)
     return 10;
 }
 
-int kx_ws_send_framed(kx_conn_t *c, const uint8_t *hdr, size_t hlen, const char *p, size_t n)
+/* A socket whose queued output reaches this is written at once rather than at the end of the
+ * loop iteration: a burst of large frames to a reading peer must not look like a peer that
+ * does not read (KX_CONN_OUTPUT_CAP counts what is queued). */
+#define WS_BATCH_FLUSH_AT (64u * 1024)
+/* Below this, a frame for a transport without writev is copied rather than lent (see
+ * kx_ws_queue_frame). */
+#define WS_FRAME_COPY_MAX 4096
+
+struct kx_ws_frame {
+    int refs;
+    size_t hlen, len; /* len: header + payload */
+    uint8_t bytes[];
+};
+
+kx_ws_frame_t *kx_ws_frame_text(const char *p, size_t n)
+{
+    uint8_t hdr[10];
+    size_t hlen = kx_ws_text_header(hdr, n);
+    kx_ws_frame_t *f = kx_xmalloc(sizeof *f + hlen + n);
+    f->refs = 1;
+    f->hlen = hlen;
+    f->len = hlen + n;
+    memcpy(f->bytes, hdr, hlen);
+    memcpy(f->bytes + hlen, p, n);
+    return f;
+}
+
+void kx_ws_frame_unref(kx_ws_frame_t *f)
+{
+    if (f && --f->refs == 0) free(f);
+}
+
+static void frame_release(void *ud)
+{
+    kx_ws_frame_unref(ud);
+}
+
+/* Appends to the connection's queue, behind whatever it holds: the bytes leave with the
+ * socket's next write, whoever triggers it (kx_ws_flush, or a reply sent meanwhile), so the
+ * order of frames on the socket is the order they were queued in. */
+int kx_ws_queue_frame(kx_conn_t *c, kx_ws_frame_t *f)
 {
     kx_ws_t *ws = c->ws;
     if (!ws || c->closed || ws->closing) return KX_ECLOSED;
-    if (ws->ctx && wslay_event_want_write(ws->ctx)) return kx_ws_send_text(c, p, n);
-    if (kx_conn_unsent(c) + hlen + n > KX_CONN_OUTPUT_CAP) {
+    /* wslay holds frames not yet in the connection's queue: this one goes behind them. */
+    if (ws->ctx && wslay_event_want_write(ws->ctx))
+        return queue_text(c, (const char *)f->bytes + f->hlen, f->len - f->hlen);
+    if (kx_conn_unsent(c) + f->len > KX_CONN_OUTPUT_CAP) {
         kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)ws->id,
                     c->peer_ip);
         kx_conn_close(c);
         return KX_ECLOSED;
     }
-    /* The usual case — nothing queued, a small frame — is one write from the stack, with no
-     * buffer kept on the socket afterwards. */
-    if (!kx_conn_busy_writing(c) && hlen + n <= 4096) {
-        uint8_t tmp[4096 + 10];
-        memcpy(tmp, hdr, hlen);
-        memcpy(tmp + hlen, p, n);
-        ssize_t w = kx_conn_write_now(c, tmp, hlen + n);
-        if (w == (ssize_t)(hlen + n)) return KX_OK;
-        if (w == KX_ECLOSED) return KX_ECLOSED;
-        size_t done = w > 0 ? (size_t)w : 0;
-        kx_conn_write(c, tmp + done, hlen + n - done);
-        kx_conn_flush(c);
-        return KX_OK;
+    /* A transport without writev (TLS) writes each piece of the queue on its own: a small
+     * frame lent there would make a burst two writes (the lent frame, then the copies behind
+     * it), so it is copied; a large one is still lent. */
+    if (!c->tp->writev && f->len < WS_FRAME_COPY_MAX) {
+        kx_conn_write(c, f->bytes, f->len);
+    } else {
+        /* Lent, not copied: the frame waits in every recipient's queue until the batch is
+         * flushed, and one shared copy is no malloc per socket (and no 10,000 copies of a
+         * large one). A connection lends one piece at a time: the frames after it are copied. */
+        f->refs++;
+        kx_conn_write_lent(c, f->bytes, f->len, frame_release, f);
     }
-    kx_conn_write(c, hdr, hlen);
-    kx_conn_write(c, p, n);
-    kx_conn_flush(c);
+    if (kx_conn_unsent(c) >= WS_BATCH_FLUSH_AT) kx_ws_flush(c);
     return KX_OK;
+}
+
+void kx_ws_flush(kx_conn_t *c)
+{
+    if (!c->ws || c->closed) return;
+    kx_conn_ref(c); /* writing may close c */
+    /* Without a wslay context (an idle socket: the usual recipient) nothing of the socket's
+     * waits outside the connection's queue, and pump would add nothing but its checks. */
+    if (c->ws->ctx) pump(c);
+    else kx_conn_flush(c);
+    /* An idle socket keeps no write buffer (the idle-memory figures of bench/README.md),
+     * including the second one a lent frame leaves behind, which pump does not free. */
+    if (!c->closed && !kx_conn_busy_writing(c)) kx_conn_trim(c);
+    kx_conn_unref(c);
 }
 
 /* ---- wslay callbacks ---------------------------------------------------------------------- */

@@ -36,10 +36,19 @@ kx_conn_t *kx_ws_find(uint64_t id);
 int kx_ws_send_text(kx_conn_t *c, const char *p, size_t n);
 /* A text frame header for a payload of len bytes (2, 4 or 10 bytes written to h). */
 size_t kx_ws_text_header(uint8_t h[10], size_t len);
-/* Sends one prepared text frame (header from kx_ws_text_header + payload): the same bytes go
- * to every recipient of a broadcast. KX_OK or KX_ECLOSED (gone, or dropped for being more than
- * KX_CONN_OUTPUT_CAP behind). */
-int kx_ws_send_framed(kx_conn_t *c, const uint8_t *hdr, size_t hlen, const char *p, size_t n);
+/* A broadcast's text frame, built once for all its recipients (refcounted: a socket the frame
+ * is lent to holds a reference until it is written; the creator drops its own with unref). */
+typedef struct kx_ws_frame kx_ws_frame_t;
+kx_ws_frame_t *kx_ws_frame_text(const char *p, size_t n);
+void kx_ws_frame_unref(kx_ws_frame_t *f);
+/* Queues the frame on c without writing it (a fan-out batch: kx_ws_flush writes it, or any
+ * frame sent to c meanwhile takes it along, in order). A socket whose queue reaches 64 KiB is
+ * written at once. KX_OK or KX_ECLOSED (gone, closing, or dropped for being more than
+ * KX_CONN_OUTPUT_CAP behind: c may then be freed when the caller holds no reference). */
+int kx_ws_queue_frame(kx_conn_t *c, kx_ws_frame_t *f);
+/* Writes what c has queued (one write when the kernel takes it all); an idle socket then
+ * keeps no write buffer. May close c. */
+void kx_ws_flush(kx_conn_t *c);
 void kx_ws_close(kx_conn_t *c, uint16_t code, const char *reason);
 /* True once a close frame was queued (the socket ends soon). */
 bool kx_ws_closing(const kx_conn_t *c);

@@ -342,4 +342,40 @@ describe("channels", function()
         assert.is_nil(members(R, "messages")[tostring(uid)])
         watcher:close(1000)
     end)
+
+    -- keryx writes what one read of its subscriber connection brings as one batch per socket
+    -- (src/channels.c): a burst of PUBLISHes sent to Redis in one write must still reach every
+    -- subscriber, on both processes, complete and in publish order; every fifth message is
+    -- large (20 kB), the size whose frame is shared between sockets instead of copied.
+    it("delivers a burst of publishes sent in one pipeline to every subscriber, in order", function()
+        local room = uniq("room:burst-")
+        local subs = {}
+        for i = 1, 6 do
+            local ws = open(i <= 4 and A or B)
+            subscribed(ws, room, 1)
+            subs[#subs + 1] = ws
+        end
+        local N, big = 40, string.rep("b", 20000)
+        local cmds = {}
+        for i = 1, N do
+            -- keryx reads the channel from the payload's prefix: "channel" must come first.
+            local payload = ('{"channel":"%s","message":{"i":%d,"pad":"%s"},"sender":"spec"}'):format(room, i,
+                i % 5 == 0 and big or "")
+            cmds[#cmds + 1] = ("*3\r\n$7\r\nPUBLISH\r\n$12\r\nkeryx:pubsub\r\n$%d\r\n%s\r\n"):format(#payload,
+                payload)
+        end
+        local rc = assert(socket.connect("127.0.0.1", R.port))
+        assert(rc:send(table.concat(cmds)))
+        for i = 1, N do assert.are.equal(":2", rc:receive("*l"), "PUBLISH " .. i .. " reached both processes") end
+        rc:close()
+        for n, ws in ipairs(subs) do
+            for i = 1, N do
+                local m, raw = ws:next_message(room, 3)
+                assert.is_table(m, ("socket %d: message %d missing (%s)"):format(n, i, tostring(raw)))
+                assert.are.equal(i, m.i, ("socket %d: message %d out of order"):format(n, i))
+                assert.are.equal(i % 5 == 0 and 20000 or 0, #m.pad)
+            end
+        end
+        for _, ws in ipairs(subs) do ws:close(1000) end
+    end)
 end)
