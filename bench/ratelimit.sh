@@ -136,8 +136,8 @@ load_script() {
     SCRIPT_SHA=$(rcli -x SCRIPT LOAD <"$RL_SCRIPT")
     [[ "$SCRIPT_SHA" == "$file_sha" ]] ||
         die "SCRIPT LOAD answered '$SCRIPT_SHA', expected the file's SHA1 $file_sha"
-    # One call by hand, a batch of one: {now_ms, requests left} — a fresh key leaves limit - 1.
-    reply=$(rcli EVALSHA "$SCRIPT_SHA" 1 "$RL_PREFIX:{ip:check}" "$RL_LIMIT" "$RL_WINDOW_MS" | sed -n 2p)
+    # One call by hand, a batch of one: "now_ms requests-left" — a fresh key leaves limit - 1.
+    reply=$(rcli EVALSHA "$SCRIPT_SHA" 1 "$RL_PREFIX:{ip:check}" "$RL_LIMIT" "$RL_WINDOW_MS" | awk '{print $2}')
     [[ "$reply" == "$((RL_LIMIT - 1))" ]] || die "EVALSHA check answered '$reply', expected $((RL_LIMIT - 1)) requests left"
     log "script $SCRIPT_SHA loaded"
 }
@@ -249,7 +249,7 @@ check_routes() {
 }
 
 # start_nginx: nginx + Lua doing keryx's check: the same script (by SHA), key, arguments,
-# headers and body. A minimal RESP client: EVALSHA out, the reply {now_ms, code} in; the
+# headers and body. A minimal RESP client: EVALSHA out, the reply "now_ms code" in; the
 # connection goes back to a keepalive pool (setkeepalive), so each request borrows an open one.
 start_nginx() {
     local port prefix="$TMP/nginx" body
@@ -286,11 +286,11 @@ http {
                 local ok2 = sock:send({ "*6\r\n\$7\r\nEVALSHA\r\n\$40\r\n", SHA, "\r\n\$1\r\n1\r\n\$", #key, "\r\n", key,
                     "\r\n\$", #LIMIT, "\r\n", LIMIT, "\r\n\$", #WINDOW, "\r\n", WINDOW, "\r\n" })
                 local head = ok2 and sock:receive("*l")
-                local now = head == "*2" and sock:receive("*l")
-                local code = now and sock:receive("*l")
+                local line = head and head:sub(1, 1) == "\$" and sock:receive("*l")
+                local now, code = (line or ""):match("^(%d+) (%-?%d+)\$")
                 if not code then ngx.status = 503 ngx.say("redis: ", head) sock:close() return end
                 sock:setkeepalive(60000, 100)
-                now, code = tonumber(now:sub(2)), tonumber(code:sub(2))
+                now, code = tonumber(now), tonumber(code)
                 local window = tonumber(WINDOW)
                 local w = math.floor(now / window)
                 ngx.header["X-RateLimit-Limit"] = LIMIT

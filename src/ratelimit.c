@@ -92,20 +92,43 @@ int kx_ratelimit_base_key(const char *prefix, size_t prefixlen, const char *iden
     return KX_OK;
 }
 
-static bool is_int(const redisReply *r)
+/* One decimal integer (an optional '-', 1 to 18 digits: no overflow) at *p, up to `end`;
+ * advances *p past it. */
+static bool take_int(const char **p, const char *end, int64_t *out)
 {
-    return r && r->type == REDIS_REPLY_INTEGER;
+    const char *s = *p;
+    bool neg = s < end && *s == '-';
+    if (neg) s++;
+    int64_t v = 0;
+    int digits = 0;
+    for (; s < end && *s >= '0' && *s <= '9'; s++, digits++) {
+        if (digits == 18) return false;
+        v = v * 10 + (*s - '0');
+    }
+    if (digits == 0) return false;
+    *out = neg ? -v : v;
+    *p = s;
+    return true;
 }
 
-int kx_ratelimit_parse_reply(const redisReply *r, size_t n, size_t i, int64_t limit, int64_t window_ms,
-                             kx_ratelimit_result_t *out)
+int kx_ratelimit_split_reply(const redisReply *r, size_t n, int64_t *vals)
 {
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n + 1 || !r->element || i >= n) return KX_EPROTO;
-    if (!is_int(r->element[0]) || !is_int(r->element[i + 1])) return KX_EPROTO;
+    if (!r || r->type != REDIS_REPLY_STRING || !r->str || n == 0 || n > KX_RATELIMIT_BATCH_MAX)
+        return KX_EPROTO;
+    const char *p = r->str, *end = r->str + r->len;
+    for (size_t i = 0; i <= n; i++) {
+        if (i > 0 && (p >= end || *p++ != ' ')) return KX_EPROTO;
+        if (!take_int(&p, end, &vals[i])) return KX_EPROTO;
+    }
+    return p == end ? KX_OK : KX_EPROTO;
+}
+
+int kx_ratelimit_result(int64_t now_ms, int64_t code, int64_t limit, int64_t window_ms,
+                        kx_ratelimit_result_t *out)
+{
     if (limit < 0 || limit > KX_RATELIMIT_MAX_LIMIT || window_ms < 1 ||
         window_ms > KX_RATELIMIT_MAX_WINDOW_MS)
         return KX_EPROTO;
-    int64_t now_ms = r->element[0]->integer, code = r->element[i + 1]->integer;
     /* A clock before 2001 or past year 2286 is no Redis TIME; the bound keeps the sums exact. */
     if (now_ms < 1000000000000LL || now_ms > 9999999999999LL) return KX_EPROTO;
     /* Allowed: what is left after this request, below the limit; refused: -1. */
@@ -221,12 +244,13 @@ static void on_reply(void *ud, redisReply *reply, const char *err)
         batch_fail(b, msg);
         return;
     }
+    int64_t vals[KX_RATELIMIT_BATCH_MAX + 1];
+    bool parsed = kx_ratelimit_split_reply(reply, (size_t)b->n, vals) == KX_OK;
     for (int i = 0; i < b->n; i++) {
         kx_ratelimit_op_t *op = b->ops[i];
         if (!op) continue;
         kx_ratelimit_result_t res;
-        if (kx_ratelimit_parse_reply(reply, (size_t)b->n, (size_t)i, op->limit, op->window_ms, &res) !=
-            KX_OK) {
+        if (!parsed || kx_ratelimit_result(vals[0], vals[i + 1], op->limit, op->window_ms, &res) != KX_OK) {
             answer(op, NULL, "ERR malformed reply from the rate-limit script");
             continue;
         }
@@ -236,7 +260,8 @@ static void on_reply(void *ud, redisReply *reply, const char *err)
     batch_free(b);
 }
 
-/* Sends the pending batch: EVALSHA <sha> n key_1 … key_n limit_1 window_1 … limit_n window_n. */
+/* Sends the pending batch: EVALSHA <sha> n key_1 … key_n limit_1 window_1 … limit_n window_n,
+ * or only limit window when every check has the same (the usual case: one policy). */
 static void flush(void)
 {
     batch_t *b = R.pending;
@@ -259,19 +284,25 @@ static void flush(void)
     const char *argv[3 * KX_RATELIMIT_BATCH_MAX];
     size_t lens[3 * KX_RATELIMIT_BATCH_MAX];
     char nums[2 * KX_RATELIMIT_BATCH_MAX][24]; /* kx_json_int64 writes at most 21 */
+    bool shared = true; /* one limit and window for all: sent once (lua/redis/ratelimit.lua) */
     for (int i = 0; i < n; i++) {
         kx_ratelimit_op_t *op = b->ops[i];
         argv[i] = op->key;
         lens[i] = op->keylen;
+        shared = shared && op->limit == b->ops[0]->limit && op->window_ms == b->ops[0]->window_ms;
+    }
+    int pairs = shared ? 1 : n;
+    for (int i = 0; i < pairs; i++) {
         for (int k = 0; k < 2; k++) {
             char *s = nums[2 * i + k];
             argv[n + 2 * i + k] = s;
-            lens[n + 2 * i + k] = kx_json_int64(k == 0 ? op->limit : op->window_ms, s);
+            lens[n + 2 * i + k] = kx_json_int64(k == 0 ? b->ops[i]->limit : b->ops[i]->window_ms, s);
         }
     }
     /* Each check keeps its own deadline; the call itself gets the usual command timeout. */
-    b->eval = script ? kx_redis_eval(NULL, script, n, 3 * n, argv, lens, kx_redis_timeout(), on_reply, b)
-                     : NULL;
+    b->eval = script
+                  ? kx_redis_eval(NULL, script, n, n + 2 * pairs, argv, lens, kx_redis_timeout(), on_reply, b)
+                  : NULL;
     if (!b->eval) batch_fail(b, "closed");
 }
 

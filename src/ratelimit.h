@@ -66,13 +66,17 @@ bool kx_ratelimit_valid_prefix(const char *s, size_t n);
  * invalid, KX_ELIMIT when out is too small. *outlen (may be NULL) gets the length. */
 int kx_ratelimit_base_key(const char *prefix, size_t prefixlen, const char *identifier, size_t idlen,
                           char *out, size_t cap, size_t *outlen);
-/* Reads check i (0-based) of a batch of n from the script's reply: an array of exactly n + 1
- * integers {now_ms, code_1, …, code_n}, now_ms a plausible unix time in ms, code -1 (refused)
- * or 0 <= code < limit (allowed, code requests left). reset_at (the end of the fixed window
- * holding now_ms, in unix s, rounded up) and retry_after (refused: the seconds to that end,
- * at least 1; allowed: 0) come from now_ms and window_ms, as the script computes its windows.
- * KX_EPROTO for anything else (an error reply included: the caller handles those first). */
-int kx_ratelimit_parse_reply(const redisReply *r, size_t n, size_t i, int64_t limit, int64_t window_ms,
-                             kx_ratelimit_result_t *out);
+/* Splits the script's reply to a batch of n checks — one bulk string of n + 1 decimal integers
+ * separated by single spaces, "now_ms code_1 … code_n" — into vals[0..n]. KX_EPROTO for
+ * anything else (another reply type, an error reply included: the caller handles those first;
+ * a count other than n + 1; a sign or digit out of place; more than 18 digits). */
+int kx_ratelimit_split_reply(const redisReply *r, size_t n, int64_t *vals);
+/* One check's result from the reply's now_ms and its code: -1 (refused) or 0 <= code < limit
+ * (allowed, code requests left). reset_at (the end of the fixed window holding now_ms, in unix
+ * s, rounded up) and retry_after (refused: the seconds to that end, at least 1; allowed: 0)
+ * come from now_ms and window_ms, as the script computes its windows. KX_EPROTO when now_ms is
+ * no plausible unix time in ms, the code is out of range, or limit/window are out of bounds. */
+int kx_ratelimit_result(int64_t now_ms, int64_t code, int64_t limit, int64_t window_ms,
+                        kx_ratelimit_result_t *out);
 
 #endif

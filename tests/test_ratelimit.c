@@ -70,32 +70,41 @@ static void test_base_key(void **state)
 
 /* ---- replies -------------------------------------------------------------------------------- */
 
+/* The script's reply to a batch: one bulk string "v0 v1 …". */
 typedef struct {
-    redisReply arr;
-    redisReply items[8];
-    redisReply *ptrs[8];
+    redisReply r;
+    char text[256];
 } fake_reply_t;
 
 static void make_reply(fake_reply_t *f, size_t n, const long long *v)
 {
     memset(f, 0, sizeof *f);
-    f->arr.type = REDIS_REPLY_ARRAY;
-    f->arr.elements = n;
-    f->arr.element = f->ptrs;
-    for (size_t i = 0; i < n; i++) {
-        f->items[i].type = REDIS_REPLY_INTEGER;
-        f->items[i].integer = v[i];
-        f->ptrs[i] = &f->items[i];
-    }
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(f->text + len, sizeof f->text - len, i ? " %lld" : "%lld", v[i]);
+    f->r.type = REDIS_REPLY_STRING;
+    f->r.str = f->text;
+    f->r.len = len;
 }
 
-/* Check i of a batch of n whose reply is {now_ms, codes…}. */
+static int split_text(const char *text, size_t n, int64_t *vals)
+{
+    redisReply r = { 0 };
+    r.type = REDIS_REPLY_STRING;
+    r.str = (char *)text;
+    r.len = strlen(text);
+    return kx_ratelimit_split_reply(&r, n, vals);
+}
+
+/* Check i of a batch of n whose reply is "now_ms codes…". */
 static int parse_of(size_t n, size_t i, const long long *v, int64_t limit, int64_t window,
                     kx_ratelimit_result_t *out)
 {
     fake_reply_t f;
+    int64_t vals[KX_RATELIMIT_BATCH_MAX + 1];
     make_reply(&f, n + 1, v);
-    return kx_ratelimit_parse_reply(&f.arr, n, i, limit, window, out);
+    if (i >= n || kx_ratelimit_split_reply(&f.r, n, vals) != KX_OK) return KX_EPROTO;
+    return kx_ratelimit_result(vals[0], vals[i + 1], limit, window, out);
 }
 
 /* now = 1700000000500 ms: 500 ms into its second, 20 s 500 ms into its minute. */
@@ -154,41 +163,51 @@ static void test_parse_bad(void **state)
     v[0] = NOW;
     assert_int_equal(parse_of(2, 1, v, 20, 60000, &r), KX_OK);
 
-    fake_reply_t f;
-    long long w[6] = { NOW, 1, 2, 3, 4, 5 };
-    make_reply(&f, 3, w); /* a batch of 3 needs 4 elements */
-    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 3, 0, 20, 60000, &r), KX_EPROTO);
-    make_reply(&f, 5, w);
-    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 3, 0, 20, 60000, &r), KX_EPROTO);
-    make_reply(&f, 0, w);
-    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 0, 0, 20, 60000, &r), KX_EPROTO);
-    make_reply(&f, 4, w);
-    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 3, 0, 20, 60000, &r), KX_OK);
-    f.items[1].type = REDIS_REPLY_STRING; /* "1" as a bulk string is not the script's reply */
-    f.items[1].str = "1";
-    f.items[1].len = 1;
-    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 3, 0, 20, 60000, &r), KX_EPROTO);
-    make_reply(&f, 4, w);
-    f.items[0].type = REDIS_REPLY_NIL;
-    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 3, 1, 20, 60000, &r), KX_EPROTO);
-    make_reply(&f, 4, w);
-    f.ptrs[3] = NULL;
-    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 3, 2, 20, 60000, &r), KX_EPROTO);
-    make_reply(&f, 4, w);
-    f.arr.element = NULL;
-    assert_int_equal(kx_ratelimit_parse_reply(&f.arr, 3, 0, 20, 60000, &r), KX_EPROTO);
+    /* The reply's shape: exactly n + 1 integers, single spaces, nothing else. */
+    int64_t vals[KX_RATELIMIT_BATCH_MAX + 1];
+    assert_int_equal(split_text("1700000000500 1 2 3", 3, vals), KX_OK);
+    assert_int_equal(vals[0], NOW);
+    assert_int_equal(vals[3], 3);
+    assert_int_equal(split_text("1700000000500 -1", 1, vals), KX_OK);
+    assert_int_equal(vals[1], -1);
+    static const char *bad[] = {
+        "1700000000500 1 2",     /* a batch of 3 needs 4 numbers */
+        "1700000000500 1 2 3 4", /* one too many */
+        "",
+        "1700000000500  1 2 3", /* two spaces */
+        "1700000000500 1 2 3 ", /* trailing space */
+        " 1700000000500 1 2 3", /* leading space */
+        "1700000000500 1 2 x",
+        "1700000000500 1 2 3x",
+        "1700000000500 1 - 3",
+        "1700000000500 1 --2 3",
+        "1700000000500 1 +2 3",
+        "1700000000500 1 2 1234567890123456789", /* 19 digits: could overflow */
+        "1700000000500\r\n1 2 3",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (split_text(bad[i], 3, vals) != KX_EPROTO) fail_msg("accepted the reply \"%s\"", bad[i]);
+    assert_int_equal(split_text("1700000000500", 0, vals), KX_EPROTO);
+    assert_int_equal(split_text("1700000000500 1", KX_RATELIMIT_BATCH_MAX + 1, vals), KX_EPROTO);
 
     redisReply e = { 0 };
     e.type = REDIS_REPLY_ERROR;
     e.str = "OOM command not allowed";
     e.len = strlen(e.str);
-    assert_int_equal(kx_ratelimit_parse_reply(&e, 1, 0, 20, 60000, &r), KX_EPROTO);
+    assert_int_equal(kx_ratelimit_split_reply(&e, 1, vals), KX_EPROTO);
+    e.type = REDIS_REPLY_STATUS;
+    e.str = "1700000000500 1";
+    e.len = strlen(e.str);
+    assert_int_equal(kx_ratelimit_split_reply(&e, 1, vals), KX_EPROTO); /* a status is not the reply */
     e.type = REDIS_REPLY_NIL;
-    assert_int_equal(kx_ratelimit_parse_reply(&e, 1, 0, 20, 60000, &r), KX_EPROTO);
+    assert_int_equal(kx_ratelimit_split_reply(&e, 1, vals), KX_EPROTO);
     e.type = REDIS_REPLY_INTEGER;
     e.integer = 1;
-    assert_int_equal(kx_ratelimit_parse_reply(&e, 1, 0, 20, 60000, &r), KX_EPROTO);
-    assert_int_equal(kx_ratelimit_parse_reply(NULL, 1, 0, 20, 60000, &r), KX_EPROTO);
+    assert_int_equal(kx_ratelimit_split_reply(&e, 1, vals), KX_EPROTO);
+    e.type = REDIS_REPLY_ARRAY; /* the old reply shape */
+    e.elements = 0;
+    assert_int_equal(kx_ratelimit_split_reply(&e, 1, vals), KX_EPROTO);
+    assert_int_equal(kx_ratelimit_split_reply(NULL, 1, vals), KX_EPROTO);
 }
 
 /* ---- check: refusals before anything is sent -------------------------------------------- */

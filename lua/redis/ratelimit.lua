@@ -10,11 +10,15 @@
 --   KEYS[i]        base key `<prefix>:{<identifier>}` of check i (1 <= i <= #KEYS)
 --   ARGV[2i - 1]   its limit (requests per window, integer >= 0)
 --   ARGV[2i]       its window in milliseconds (integer >= 1)
+--   or, when every check of the batch has the same limit and window (one policy, the usual
+--   case), only ARGV[1] limit and ARGV[2] window, for all of them.
 --
--- Returns #KEYS + 1 integers: {now_ms, code_1, …, code_n}: now_ms is Redis' clock (unix ms), and
--- code_i is the requests left in check i's window after this one when it is allowed (>= 0),
--- -1 when it is refused. The caller derives the window's reset time and the retry delay from
--- now_ms and the window (w and elapsed below), which saves building them here.
+-- Returns ONE bulk string of #KEYS + 1 decimal integers separated by single spaces,
+-- "now_ms code_1 … code_n": now_ms is Redis' clock (unix ms), and code_i is the requests left in
+-- check i's window after this one when it is allowed (>= 0), -1 when it is refused. One string
+-- rather than an array of integers: the caller parses it in one pass, where a client library
+-- builds an object per array element. The caller derives the window's reset time and the retry
+-- delay from now_ms and the window (w and elapsed below), which saves building them here.
 --
 -- Algorithm: two fixed windows, the previous one weighted by the part of it that still lies
 -- inside the sliding window: w = floor(now / window); estimate = floor(prev * (1 - progress))
@@ -31,9 +35,14 @@
 
 local n = #KEYS
 local tonumber, floor = tonumber, math.floor
+local shared = #ARGV == 2
+if not shared and #ARGV ~= 2 * n then
+    return redis.error_reply("ERR ratelimit: ARGV must hold a limit and a window for every key, or one pair for all")
+end
 local limits, windows = {}, {}
 for i = 1, n do
-    local limit, window = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+    local a = shared and 1 or 2 * i - 1
+    local limit, window = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
     if not limit or not window or limit < 0 or window < 1 or limit ~= floor(limit) or window ~= floor(window) then
         return redis.error_reply("ERR ratelimit: limit must be an integer >= 0 and window an integer >= 1")
     end
@@ -62,4 +71,5 @@ for i = 1, n do
         out[i + 1] = limit - (estimate + 1)
     end
 end
-return out
+-- Every value is an integer below 1e14, which Lua writes with all its digits.
+return table.concat(out, " ")

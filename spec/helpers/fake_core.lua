@@ -744,13 +744,15 @@ function M.rate_limit(identifier, limit, window_ms, prefix)
     rl_chunk = rl_chunk or assert(loadfile(RL_SCRIPT_PATH))
     setfenv(rl_chunk, {
         KEYS = { prefix .. ":{" .. identifier .. "}" }, ARGV = { tostring(limit), tostring(window_ms) },
-        redis = fake_redis, math = math, string = string, tonumber = tonumber,
+        redis = fake_redis, math = math, string = string, tonumber = tonumber, table = table,
     })
     local r = rl_chunk()
-    if r.err then return nil, r.err end
-    -- Redis turns Lua numbers into integers by truncation; a batch of one is {now_ms, code}, and
+    if type(r) == "table" and r.err then return nil, r.err end
+    -- A batch of one answers "now_ms code" (src/ratelimit.c reads it the same way), and
     -- src/ratelimit.c derives the window's end and the retry delay from now_ms.
-    local now_ms, code = math.floor(r[1]), r[2] >= 0 and math.floor(r[2]) or math.ceil(r[2])
+    local now_s, code_s = r:match("^(%d+) (%-?%d+)$")
+    assert(now_s, "ratelimit.lua answered " .. tostring(r))
+    local now_ms, code = tonumber(now_s), tonumber(code_s)
     local w = math.floor(now_ms / window_ms)
     local retry = math.max(1, math.ceil((window_ms - (now_ms - w * window_ms)) / 1000))
     return code >= 0, limit, code >= 0 and code or 0, math.ceil((w + 1) * window_ms / 1000),
