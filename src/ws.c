@@ -177,9 +177,54 @@ static int queue_text(kx_conn_t *c, const char *p, size_t n)
     return wslay_event_queue_msg(c->ws->ctx, &msg) == 0 ? KX_OK : KX_ECLOSED;
 }
 
+/* Past this, a reply is copied into the connection's buffer instead of built on the stack. */
+#define WS_DIRECT_SEND_MAX (16u * 1024)
+
+/* The rest of a frame the socket did not take goes to the connection's buffer; it keeps none
+ * once everything is out (idle sockets hold no write buffer). */
+static int finish_direct(kx_conn_t *c)
+{
+    kx_conn_flush(c);
+    if (c->closed) return KX_ECLOSED;
+    if (!kx_conn_busy_writing(c)) {
+        kx_buf_free(&c->wbuf);
+        c->wpos = 0;
+    }
+    return KX_OK;
+}
+
+/* A text frame written without wslay: its queue and copies cost more than the whole action
+ * (see bench/README.md). Only called with nothing queued in wslay, so frames keep their order;
+ * the output cap is the one on_send enforces. */
+static int send_direct(kx_conn_t *c, const char *p, size_t n)
+{
+    uint8_t frame[WS_DIRECT_SEND_MAX + 10];
+    size_t hl = kx_ws_text_header(frame, n), total = hl + n;
+    if (kx_conn_unsent(c) + total > KX_CONN_OUTPUT_CAP) {
+        kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)c->ws->id,
+                    c->peer_ip);
+        kx_conn_close(c);
+        return KX_ECLOSED;
+    }
+    if (kx_conn_busy_writing(c) || n > WS_DIRECT_SEND_MAX) {
+        kx_conn_write(c, frame, hl);
+        kx_conn_write(c, p, n);
+        return finish_direct(c);
+    }
+    memcpy(frame + hl, p, n);
+    ssize_t w = kx_conn_write_now(c, frame, total);
+    if (w == (ssize_t)total) return KX_OK;
+    if (w == KX_ECLOSED) return KX_ECLOSED;
+    size_t done = w > 0 ? (size_t)w : 0;
+    kx_conn_write(c, frame + done, total - done);
+    return finish_direct(c);
+}
+
 int kx_ws_send_text(kx_conn_t *c, const char *p, size_t n)
 {
-    if (!c->ws || c->closed || c->ws->closing) return KX_ECLOSED;
+    kx_ws_t *ws = c->ws;
+    if (!ws || c->closed || ws->closing) return KX_ECLOSED;
+    if (!ws->ctx || !wslay_event_want_write(ws->ctx)) return send_direct(c, p, n);
     int rc = queue_text(c, p, n);
     if (rc == KX_OK) pump(c);
     return rc;
@@ -311,35 +356,53 @@ static bool over_rate(kx_ws_t *ws)
     return ++ws->window_count > max;
 }
 
+/* queue_close, creating the context first when the direct path has none. */
+static void close_soon(kx_conn_t *c, uint16_t code, const char *reason)
+{
+    if (!ensure_ctx(c)) {
+        kx_conn_close(c);
+        return;
+    }
+    queue_close(c, code, reason);
+}
+
+/* False (and the socket closing with 1008) once the peer sends faster than allowed. */
+static bool within_rate(kx_conn_t *c)
+{
+    kx_ws_t *ws = c->ws;
+    if (!over_rate(ws)) return true;
+    kx_log_warn("websocket %llu from %s sent more than %lld messages per second: disconnected",
+                (unsigned long long)ws->id, c->peer_ip, (long long)kx_srv->cfg->ws_max_messages_per_second);
+    close_soon(c, 1008, "WebSocket rate limit exceeded");
+    return false;
+}
+
+/* One complete text message, from wslay or from the direct path: the same checks for both. */
+static void on_text(kx_conn_t *c, const char *text, size_t n)
+{
+    if (!within_rate(c)) return;
+    if (!kx_utf8_valid((const uint8_t *)text, n)) {
+        close_soon(c, 1007, "invalid UTF-8");
+        return;
+    }
+    kx_metrics_count(KX_METRIC_WS_MESSAGES);
+    /* The handler must not run the app here (inside wslay_event_recv): it queues. */
+    if (W.events && W.events->on_message) W.events->on_message(c->ws->id, text, n);
+}
+
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
 {
     (void)ctx;
     kx_conn_t *c = ud;
-    kx_ws_t *ws = c->ws;
-    if (ws->closing) return;
+    if (c->ws->closing) return;
     if (arg->opcode == WSLAY_BINARY_FRAME) {
         queue_close(c, 1003, "binary messages are not supported");
         return;
     }
     /* A ping costs us a pong: pings count toward the rate like messages (pong and close
-     * frames cost nothing and are not counted). */
-    bool counted = arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_PING;
-    if (counted && over_rate(ws)) {
-        kx_log_warn("websocket %llu from %s sent more than %lld messages per second: disconnected",
-                    (unsigned long long)ws->id, c->peer_ip,
-                    (long long)kx_srv->cfg->ws_max_messages_per_second);
-        queue_close(c, 1008, "WebSocket rate limit exceeded");
-        return;
-    }
-    if (arg->opcode != WSLAY_TEXT_FRAME) return; /* ping/pong/close: wslay answers them */
-    if (!kx_utf8_valid(arg->msg, arg->msg_length)) {
-        queue_close(c, 1007, "invalid UTF-8");
-        return;
-    }
-    kx_metrics_count(KX_METRIC_WS_MESSAGES);
-    /* The handler must not run the app here (inside wslay_event_recv): it queues. */
-    if (W.events && W.events->on_message)
-        W.events->on_message(ws->id, (const char *)arg->msg, arg->msg_length);
+     * frames cost nothing and are not counted). wslay answers ping, pong and close. */
+    if (arg->opcode == WSLAY_PING) within_rate(c);
+    if (arg->opcode == WSLAY_TEXT_FRAME) on_text(c, (const char *)arg->msg, arg->msg_length);
 }
 
 static const struct wslay_event_callbacks callbacks = {
@@ -402,19 +465,96 @@ static void drop_behind(kx_conn_t *c)
     kx_conn_flush(c);
 }
 
+/* ---- the direct receive path ---------------------------------------------------------------
+ *
+ * Nearly every client frame is one whole masked text message in one read. wslay would copy it
+ * twice and needs its context (8 KiB, allocated and zeroed per message since idle sockets give
+ * it back): such a frame is taken here instead, with the same checks (frame tracker, payload
+ * limit, rate, UTF-8). Anything else — control frames, fragments, binary, RSV bits, an unmasked
+ * frame, a 64-bit or non-minimal length, a limit breach — goes to wslay, and so does every byte
+ * after it until wslay holds nothing again (its context is gone). */
+enum { DIRECT_NO, DIRECT_WAIT, DIRECT_YES };
+
+/* Whether p[0..avail) starts with a frame for the direct path; *hlen and *plen on DIRECT_YES.
+ * DIRECT_WAIT: it may become one, more bytes are needed. */
+static int direct_frame(const uint8_t *p, size_t avail, uint64_t max, size_t *hlen, size_t *plen)
+{
+    if (avail < 2) return p[0] == 0x81 ? DIRECT_WAIT : DIRECT_NO; /* FIN + text, no RSV bits */
+    if (p[0] != 0x81 || !(p[1] & 0x80)) return DIRECT_NO;         /* clients must mask (§5.3) */
+    size_t len = p[1] & 0x7f, h = 6;
+    if (len == 127) return DIRECT_NO;
+    if (len == 126) {
+        if (avail < 4) return DIRECT_WAIT;
+        len = ((size_t)p[2] << 8) | p[3];
+        if (len < 126) return DIRECT_NO; /* not the minimal encoding: wslay's call */
+        h = 8;
+    }
+    if (max && len > max) return DIRECT_NO; /* refused with 1009 by the tracker, via wslay */
+    if (avail < h + len) return DIRECT_WAIT;
+    *hlen = h;
+    *plen = len;
+    return DIRECT_YES;
+}
+
+static void unmask(uint8_t *p, size_t n, const uint8_t key[4])
+{
+    uint8_t k8[8];
+    uint64_t k, v;
+    memcpy(k8, key, 4);
+    memcpy(k8 + 4, key, 4);
+    memcpy(&k, k8, 8);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&v, p + i, 8);
+        v ^= k;
+        memcpy(p + i, &v, 8);
+    }
+    for (; i < n; i++) p[i] ^= key[i & 3];
+}
+
+/* Takes the direct frames at the front of rbuf (unmasked in place). True when nothing is left
+ * for wslay: rbuf is empty or holds the start of a direct frame. */
+static bool recv_direct(kx_conn_t *c)
+{
+    kx_ws_t *ws = c->ws;
+    uint8_t *p = (uint8_t *)c->rbuf.data;
+    size_t off = 0, hlen, plen;
+    uint64_t max = (uint64_t)kx_srv->cfg->ws_max_payload_size;
+    int r = DIRECT_NO;
+    kx_conn_ref(c);
+    while (!ws->ctx && !ws->closing && !c->closed && off < c->rbuf.len) {
+        r = direct_frame(p + off, c->rbuf.len - off, max, &hlen, &plen);
+        if (r != DIRECT_YES) break;
+        kx_ws_frames_feed(&ws->fr, p + off, hlen + plen, max); /* in step; passes (checked above) */
+        unmask(p + off + hlen, plen, p + off + hlen - 4);
+        on_text(c, (const char *)p + off + hlen, plen);
+        off += hlen + plen;
+    }
+    bool done = c->closed;
+    if (!done) {
+        kx_buf_consume(&c->rbuf, off);
+        done = c->rbuf.len == 0 || (r == DIRECT_WAIT && !ws->ctx && !ws->closing);
+    }
+    kx_conn_unref(c);
+    return done;
+}
+
 static void ws_on_read(kx_conn_t *c)
 {
     kx_ws_t *ws = c->ws;
     if (!ws->closing) kx_conn_set_timer(c, kx_srv->cfg->ws_idle_timeout_ms);
     if (c->rbuf.len == 0) return; /* a kick with nothing new */
-    if (!ensure_ctx(c)) {
-        kx_conn_close(c);
-        return;
+    if (!recv_direct(c)) {
+        if (!ensure_ctx(c)) {
+            kx_conn_close(c);
+            return;
+        }
+        if (wslay_event_recv(ws->ctx) != 0) {
+            fail_protocol(c);
+            return;
+        }
     }
-    if (wslay_event_recv(ws->ctx) != 0) {
-        fail_protocol(c);
-        return;
-    }
+    if (c->closed) return;
     if (ws->closing) kx_buf_reset(&c->rbuf);
     pump(c);
     if (c->closed) return;

@@ -9,7 +9,8 @@
  * (send, close), server.c (installs the event handlers, drain).
  * Never: runs the app or calls a higher layer by name: open, message and close go to the
  * handlers installed with kx_ws_set_events, and on_message is called from inside wslay's
- * receive callback, so it must only queue work. Never parses JSON. */
+ * receive callback (or from the direct path that takes whole text frames without wslay, in
+ * the middle of a read), so it must only queue work. Never parses JSON. */
 #ifndef KX_WS_H
 #define KX_WS_H
 #include "http.h"
