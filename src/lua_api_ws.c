@@ -1,5 +1,5 @@
 /* lua_api_ws.c — what keryx.ws and keryx.channels (Lua) may do to sockets, by id:
- *   core.ws_send(id, text)            → true | nil, "closed"
+ *   core.ws_send(id, text [, text2 [, text3]]) → true | nil, "closed"   (one frame: the texts joined)
  *   core.ws_close(id, code, reason)
  *   core.ws_subscribe(id, channel)    → true | nil, "limit" | "invalid" | "closed"
  *   core.ws_unsubscribe(id, channel)  → true | nil, "invalid" | "closed"
@@ -27,12 +27,19 @@ static int closed(lua_State *L)
     return 2;
 }
 
+/* The text may come in up to three pieces (nil ones skipped): a reply's head, the action's
+ * JSON and the closing brace go out as one frame without a Lua string joining them. */
 static int l_ws_send(lua_State *L)
 {
-    size_t n;
+    struct iovec v[3];
+    int n = 0;
     kx_conn_t *c = arg_ws(L);
-    const char *text = luaL_checklstring(L, 2, &n);
-    if (!c || kx_ws_send_text(c, text, n) != KX_OK) return closed(L);
+    for (int i = 2; i <= 4; i++) {
+        if (i > 2 && lua_isnoneornil(L, i)) continue;
+        v[n].iov_base = (void *)luaL_checklstring(L, i, &v[n].iov_len);
+        n++;
+    }
+    if (!c || kx_ws_send_pieces(c, v, n) != KX_OK) return closed(L);
     lua_pushboolean(L, 1);
     return 1;
 }

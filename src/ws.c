@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <wslay/wslay.h>
+#include <sys/uio.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_CLOSE_GRACE_MS 1000 /* wait this long for the peer's close reply */
@@ -33,6 +34,7 @@ struct kx_ws {
 };
 
 static struct {
+    bool direct; /* on_message is called from the direct path: see kx_ws_message_may_run */
     kx_ws_t *by_id[ID_BUCKETS];
     uint64_t next_id;
     int count;
@@ -87,6 +89,11 @@ kx_conn_t *kx_ws_find(uint64_t id)
     for (kx_ws_t *ws = W.by_id[id % ID_BUCKETS]; ws; ws = ws->next_by_id)
         if (ws->id == id && !ws->conn->closed) return ws->conn;
     return NULL;
+}
+
+bool kx_ws_message_may_run(void)
+{
+    return W.direct;
 }
 
 bool kx_ws_closing(const kx_conn_t *c)
@@ -193,25 +200,33 @@ static int finish_direct(kx_conn_t *c)
     return KX_OK;
 }
 
+static size_t pieces_len(const struct iovec *v, int n)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++) len += v[i].iov_len;
+    return len;
+}
+
 /* A text frame written without wslay: its queue and copies cost more than the whole action
  * (see bench/README.md). Only called with nothing queued in wslay, so frames keep their order;
  * the output cap is the one on_send enforces. */
-static int send_direct(kx_conn_t *c, const char *p, size_t n)
+static int send_direct(kx_conn_t *c, const struct iovec *v, int n)
 {
     uint8_t frame[WS_DIRECT_SEND_MAX + 10];
-    size_t hl = kx_ws_text_header(frame, n), total = hl + n;
+    size_t len = pieces_len(v, n), hl = kx_ws_text_header(frame, len), total = hl + len;
     if (kx_conn_unsent(c) + total > KX_CONN_OUTPUT_CAP) {
         kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)c->ws->id,
                     c->peer_ip);
         kx_conn_close(c);
         return KX_ECLOSED;
     }
-    if (kx_conn_busy_writing(c) || n > WS_DIRECT_SEND_MAX) {
+    if (kx_conn_busy_writing(c) || len > WS_DIRECT_SEND_MAX) {
         kx_conn_write(c, frame, hl);
-        kx_conn_write(c, p, n);
+        for (int i = 0; i < n; i++) kx_conn_write(c, v[i].iov_base, v[i].iov_len);
         return finish_direct(c);
     }
-    memcpy(frame + hl, p, n);
+    for (size_t i = 0, at = hl; i < (size_t)n; at += v[i].iov_len, i++)
+        memcpy(frame + at, v[i].iov_base, v[i].iov_len);
     ssize_t w = kx_conn_write_now(c, frame, total);
     if (w == (ssize_t)total) return KX_OK;
     if (w == KX_ECLOSED) return KX_ECLOSED;
@@ -220,14 +235,31 @@ static int send_direct(kx_conn_t *c, const char *p, size_t n)
     return finish_direct(c);
 }
 
-int kx_ws_send_text(kx_conn_t *c, const char *p, size_t n)
+/* wslay wants the message in one piece (it copies it into its queue). */
+static int queue_pieces(kx_conn_t *c, const struct iovec *v, int n)
+{
+    if (n == 1) return queue_text(c, v[0].iov_base, v[0].iov_len);
+    kx_buf_t b = KX_BUF_INIT;
+    for (int i = 0; i < n; i++) kx_buf_append(&b, v[i].iov_base, v[i].iov_len);
+    int rc = queue_text(c, b.data ? b.data : "", b.len);
+    kx_buf_free(&b);
+    return rc;
+}
+
+int kx_ws_send_pieces(kx_conn_t *c, const struct iovec *v, int n)
 {
     kx_ws_t *ws = c->ws;
     if (!ws || c->closed || ws->closing) return KX_ECLOSED;
-    if (!ws->ctx || !wslay_event_want_write(ws->ctx)) return send_direct(c, p, n);
-    int rc = queue_text(c, p, n);
+    if (!ws->ctx || !wslay_event_want_write(ws->ctx)) return send_direct(c, v, n);
+    int rc = queue_pieces(c, v, n);
     if (rc == KX_OK) pump(c);
     return rc;
+}
+
+int kx_ws_send_text(kx_conn_t *c, const char *p, size_t n)
+{
+    struct iovec v = { (void *)p, n };
+    return kx_ws_send_pieces(c, &v, 1);
 }
 
 /* Queues the close frame without sending: safe inside wslay_event_recv (on_msg). The context
@@ -377,8 +409,10 @@ static bool within_rate(kx_conn_t *c)
     return false;
 }
 
-/* One complete text message, from wslay or from the direct path: the same checks for both. */
-static void on_text(kx_conn_t *c, const char *text, size_t n)
+/* One complete text message, from wslay or from the direct path: the same checks for both.
+ * W.direct is set for this call alone (the handler reads it before running anything that could
+ * reach wslay's on_msg for another socket, which sets its own). */
+static void on_text(kx_conn_t *c, const char *text, size_t n, bool direct)
 {
     if (!within_rate(c)) return;
     if (!kx_utf8_valid((const uint8_t *)text, n)) {
@@ -386,8 +420,11 @@ static void on_text(kx_conn_t *c, const char *text, size_t n)
         return;
     }
     kx_metrics_count(KX_METRIC_WS_MESSAGES);
-    /* The handler must not run the app here (inside wslay_event_recv): it queues. */
-    if (W.events && W.events->on_message) W.events->on_message(c->ws->id, text, n);
+    /* Inside wslay_event_recv the handler must not run the app: it queues (ws.h). */
+    if (!W.events || !W.events->on_message) return;
+    W.direct = direct;
+    W.events->on_message(c->ws->id, text, n);
+    W.direct = false;
 }
 
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
@@ -402,7 +439,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     /* A ping costs us a pong: pings count toward the rate like messages (pong and close
      * frames cost nothing and are not counted). wslay answers ping, pong and close. */
     if (arg->opcode == WSLAY_PING) within_rate(c);
-    if (arg->opcode == WSLAY_TEXT_FRAME) on_text(c, (const char *)arg->msg, arg->msg_length);
+    if (arg->opcode == WSLAY_TEXT_FRAME) on_text(c, (const char *)arg->msg, arg->msg_length, false);
 }
 
 static const struct wslay_event_callbacks callbacks = {
@@ -527,7 +564,7 @@ static bool recv_direct(kx_conn_t *c)
         if (r != DIRECT_YES) break;
         kx_ws_frames_feed(&ws->fr, p + off, hlen + plen, max); /* in step; passes (checked above) */
         unmask(p + off + hlen, plen, p + off + hlen - 4);
-        on_text(c, (const char *)p + off + hlen, plen);
+        on_text(c, (const char *)p + off + hlen, plen, true);
         off += hlen + plen;
     }
     bool done = c->closed;

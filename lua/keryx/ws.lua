@@ -275,9 +275,9 @@ local function handle(s, text, ctx)
     ctx.mid = mid
     local kind = msg.messageType
     if kind == "action" then
-        local reply, discard = transport.action(s.conn, msg.action, msg.params, mid)
+        local head, body, discard = transport.action(s.conn, msg.action, msg.params, mid)
         ctx.discard = discard
-        return reply
+        return head, body
     elseif kind == "subscribe" then
         return subscribe(s, msg.channel, mid)
     elseif kind == "unsubscribe" then
@@ -290,7 +290,7 @@ function M.message(id, text)
     local s = sockets[id]
     if not s then return false end -- closed before this message's task ran
     local ctx = {}
-    local ok, reply = xpcall(handle, on_error, s, text, ctx)
+    local ok, reply, body = xpcall(handle, on_error, s, text, ctx)
     if not ok then
         -- A framework failure (or the stack/memory cap): answer it, and spoil the coroutine.
         ctx.discard = true
@@ -298,7 +298,9 @@ function M.message(id, text)
         local rok, r = pcall(bug_reply, ctx.mid, typed, "websocket message")
         reply = rok and r or nil
     end
-    if reply then ws_send(id, reply) end
+    -- An action's reply comes as head and body (transport.head): one frame, not joined in Lua.
+    if body then ws_send(id, reply, body, "}")
+    elseif reply then ws_send(id, reply) end
     return ctx.discard and true or false
 end
 

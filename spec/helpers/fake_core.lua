@@ -795,9 +795,12 @@ function M.ws_take(id)
     return out
 end
 
-function M.ws_send(id, text)
+function M.ws_send(id, text, text2, text3)
     local s = check_id("ws_send", id)
     check("ws_send", 2, text, "string")
+    -- Like C: up to three pieces, nil ones skipped, sent as one frame.
+    if text2 ~= nil then check("ws_send", 3, text2, "string"); text = text .. text2 end
+    if text3 ~= nil then check("ws_send", 4, text3, "string"); text = text .. text3 end
     if not s or s.closing then return nil, "closed" end
     local list = M.ws_sent[id]
     list[#list + 1] = text

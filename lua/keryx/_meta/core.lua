@@ -367,9 +367,11 @@ function core.verify_password(password, stored) end
 
 ---@param id number   socket id
 ---@param text string
+---@param text2? string  further pieces of the same frame (nil ones skipped): the frame's
+---@param text3? string  payload is text .. text2 .. text3, joined in C
 ---@return true|nil ok
 ---@return "closed"|nil err
-function core.ws_send(id, text) end
+function core.ws_send(id, text, text2, text3) end
 
 --- Closes socket `id` (code 1000..4999 except 1005/1006/1015, reason ≤ 123 bytes; raises
 --- otherwise). An unknown id is ignored.
