@@ -1,5 +1,7 @@
 /* lua_api_ws.c — what keryx.ws and keryx.channels (Lua) may do to sockets, by id:
  *   core.ws_send(id, text [, text2 [, text3]]) → true | nil, "closed"   (one frame: the texts joined)
+ *   core.ws_hold_json(value, array_mt, empty_array) → true | nil   (JSON kept in C)
+ *   core.ws_send_held(id, head)       → true | nil, "closed"   (one frame: head, held JSON, "}")
  *   core.ws_close(id, code, reason)
  *   core.ws_subscribe(id, channel)    → true | nil, "limit" | "invalid" | "closed"
  *   core.ws_unsubscribe(id, channel)  → true | nil, "invalid" | "closed"
@@ -40,6 +42,47 @@ static int l_ws_send(lua_State *L)
         n++;
     }
     if (!c || kx_ws_send_pieces(c, v, n) != KX_OK) return closed(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* An action's response JSON, kept in C between core.ws_hold_json and core.ws_send_held: a
+ * long Lua string would be hashed and interned only to be copied into the frame. */
+static kx_buf_t held = KX_BUF_INIT;
+#define HELD_KEEP (1u << 20) /* a buffer grown past this is given back after use */
+
+static void drop_held(void)
+{
+    held.len = 0;
+    if (held.cap > HELD_KEEP) kx_buf_free(&held);
+}
+
+/* core.ws_hold_json(value, array_mt, empty_array) → true | nil (the C encoder cannot: the
+ * caller uses json.encode). Replaces what was held. */
+static int l_ws_hold_json(lua_State *L)
+{
+    lua_settop(L, 3);
+    drop_held();
+    if (kx_lua_json_encode_into(L, 1, 2, 3, &held)) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    drop_held();
+    lua_pushnil(L);
+    return 1;
+}
+
+/* core.ws_send_held(id, head) → true | nil, "closed": one frame head .. held JSON .. "}"; the
+ * held JSON is dropped either way. */
+static int l_ws_send_held(lua_State *L)
+{
+    size_t n;
+    kx_conn_t *c = arg_ws(L);
+    const char *head = luaL_checklstring(L, 2, &n);
+    struct iovec v[3] = { { (void *)head, n }, { held.data, held.len }, { (void *)"}", 1 } };
+    int rc = c ? kx_ws_send_pieces(c, v, 3) : KX_ECLOSED;
+    drop_held();
+    if (rc != KX_OK) return closed(L);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -169,6 +212,8 @@ static const luaL_Reg fns[] = {
     { "mcp_feed_close", l_mcp_feed_close },
     { "mcp_feed", l_mcp_feed },
     { "ws_send", l_ws_send },
+    { "ws_hold_json", l_ws_hold_json },
+    { "ws_send_held", l_ws_send_held },
     { "ws_close", l_ws_close },
     { "ws_subscribe", l_ws_subscribe },
     { "ws_unsubscribe", l_ws_unsubscribe },

@@ -27,7 +27,8 @@ local channels = require "keryx.channels"
 local M = {}
 
 local type, tostring, pairs, ipairs, xpcall, pcall, format = type, tostring, pairs, ipairs, xpcall, pcall, string.format
-local ws_send, channel_name_valid = core.ws_send, core.channel_name_valid
+local ws_send, ws_send_held, channel_name_valid = core.ws_send, core.ws_send_held, core.channel_name_valid
+local HELD = transport.HELD
 local ws_cfg = core.config.server.web.websocket
 
 --- id -> { id, conn, channels = { [channel] = presence key }, adding = { [channel] = n }, closed }
@@ -298,8 +299,10 @@ function M.message(id, text)
         local rok, r = pcall(bug_reply, ctx.mid, typed, "websocket message")
         reply = rok and r or nil
     end
-    -- An action's reply comes as head and body (transport.head): one frame, not joined in Lua.
-    if body then ws_send(id, reply, body, "}")
+    -- An action's reply comes as head and body (transport.head): one frame, not joined in Lua;
+    -- a HELD body is in C already.
+    if body == HELD then ws_send_held(id, reply)
+    elseif body then ws_send(id, reply, body, "}")
     elseif reply then ws_send(id, reply) end
     return ctx.discard and true or false
 end

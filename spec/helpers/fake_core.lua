@@ -807,6 +807,18 @@ function M.ws_send(id, text, text2, text3)
     return true
 end
 
+-- Like C: the JSON waits for ws_send_held (json_encode's, here).
+function M.ws_hold_json(value)
+    M._held = M.json_encode(value)
+    return M._held ~= nil or nil
+end
+
+function M.ws_send_held(id, head)
+    local held = M._held or ""
+    M._held = nil
+    return M.ws_send(id, head, held, "}")
+end
+
 function M.ws_close(id, code, reason)
     local s = check_id("ws_close", id)
     code = code or 1000

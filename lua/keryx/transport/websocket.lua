@@ -23,6 +23,12 @@ local clock_ms, now_ms, log_enabled = core.clock_ms, core.now_ms, core.log_enabl
 
 local ERROR_FIELDS = { "message", "type", "timestamp", "key", "value", "stack" }
 
+-- The body M.action returns when the response's JSON is held in C (core.ws_hold_json) for
+-- core.ws_send_held: no Lua string for a text that is only ever copied into the frame.
+local HELD = setmetatable({}, { __name = "keryx.transport.websocket.HELD" })
+M.HELD = HELD
+local ws_hold_json, ARRAY_MT, EMPTY_ARRAY = core.ws_hold_json, getmetatable(json.array()), json.empty_array
+
 local HEADS = { response = '{"response":', error = '{"error":' }
 
 --- '{"messageId":<id>,"<field>":' (no messageId when message_id is nil): a reply is its head,
@@ -86,11 +92,19 @@ local function ws_params(p)
     return out
 end
 
+-- The response's JSON: held in C (HELD) when the C encoder takes it, else as json.encode
+-- answers (its Lua encoder, or the error).
+local function encode(response)
+    if response ~= nil and ws_hold_json(response, ARRAY_MT, EMPTY_ARRAY) then return HELD end
+    return pipeline.encode_response(response)
+end
+
 --- Runs action `name` for a websocket conn. raw is the message's `params` as decoded
 --- (nil/null = {}, else a JSON object). Returns the reply as its head and body (the text is
---- head .. body .. "}": {"messageId":…,"response":…} or {"messageId":…,"error":…}, see M.head)
---- and true when the task's coroutine must not be pooled (the action hit the stack or memory
---- cap).
+--- head .. body .. "}": {"messageId":…,"response":…} or {"messageId":…,"error":…}, see M.head;
+--- body M.HELD: the response's JSON waits in C for core.ws_send_held, which must be the next
+--- thing this VM does with it) and true when the task's coroutine must not be pooled (the
+--- action hit the stack or memory cap).
 ---@return string head, string body, boolean discard
 function M.action(socket_conn, name, raw, message_id)
     -- The clock is read for the action log line only.
@@ -107,7 +121,7 @@ function M.action(socket_conn, name, raw, message_id)
         if raw then response, err = pipeline.act(action, raw, conn) end
     end
     local body
-    if not err then body, err = pipeline.encode_response(response) end
+    if not err then body, err = encode(response) end
     -- An unknown action has no schema saying which params are secret: its params are not logged.
     pipeline.log_action("WEBSOCKET", action_name, started, "WEBSOCKET", conn.identifier, nil, conn.correlation_id,
         err, action, action and raw or nil)
