@@ -170,3 +170,46 @@ describe("websocket direct replies to a peer that does not read", function()
         H.stop(srv)
     end)
 end)
+
+describe("websocket replies the C encoder leaves to json.lua", function()
+    local srv, ws, dir
+    setup(function()
+        -- A throw-away app: responses core.ws_hold_json refuses (a metatable of the app's own, a
+        -- function) go the Lua way, as core.json_encode's do over HTTP.
+        dir = os.tmpname()
+        os.remove(dir)
+        assert(os.execute("mkdir -p " .. dir .. "/actions") == 0)
+        local f = assert(io.open(dir .. "/actions/shapes.lua", "w"))
+        f:write([[
+local keryx = require "keryx"
+return {
+    keryx.action { name = "shape:meta", description = "a response with a metatable",
+        run = function() return setmetatable({ a = 1 }, { __index = {} }) end },
+    keryx.action { name = "shape:fn", description = "a response JSON cannot carry",
+        run = function() return { f = function() end } end },
+    keryx.action { name = "shape:nil", description = "no response", run = function() end },
+}
+]])
+        f:close()
+        srv = H.start { app = dir }
+    end)
+    teardown(function()
+        H.stop(srv)
+        os.execute("rm -rf " .. dir)
+    end)
+    before_each(function() ws = W.open(srv) end)
+    after_each(function() ws:close() end)
+
+    it("answers each as before: Lua-encoded, an encoding error, {}", function()
+        local reply, raw = ws:request({ messageType = "action", action = "shape:meta", messageId = 1 }, 3)
+        assert.are.same({ messageId = 1, response = { a = 1 } }, reply, raw)
+        reply, raw = ws:request({ messageType = "action", action = "shape:fn", messageId = 2 }, 3)
+        assert.is_table(reply.error, raw)
+        assert.are.equal("CONNECTION_ACTION_RUN", reply.error.type)
+        reply, raw = ws:request({ messageType = "action", action = "shape:nil", messageId = 3 }, 3)
+        assert.are.same({ messageId = 3, response = {} }, reply, raw)
+        -- and the next held reply is whole
+        reply, raw = ws:request({ messageType = "action", action = "status", messageId = 4 }, 3)
+        assert.is_table(reply.response, raw)
+    end)
+end)

@@ -79,17 +79,17 @@ function M.error_reply(message_id, err)
 end
 
 -- The message's params: absent or null → {}; a JSON object → its entries (null values
--- dropped, as for a JSON body); anything else → CONNECTION_ACTION_PARAM_FORMATTING.
+-- dropped, as for a JSON body); anything else → CONNECTION_ACTION_PARAM_FORMATTING. The
+-- object is the message's own, just decoded: its nulls are dropped in place, with no copy.
 local function ws_params(p)
     if p == nil or p == json.null then return {} end
     if type(p) ~= "table" or json.is_array(p) or (next(p) ~= nil and p[1] ~= nil) then
         return nil, errors.new("CONNECTION_ACTION_PARAM_FORMATTING", "params must be a JSON object")
     end
-    local out = {}
     for k, v in pairs(p) do
-        if v ~= json.null then out[k] = v end
+        if v == json.null then p[k] = nil end -- clearing a field during pairs is allowed
     end
-    return out
+    return p
 end
 
 -- The response's JSON: held in C (HELD) when the C encoder takes it, else as json.encode
