@@ -2,6 +2,8 @@
  *   core.ws_send(id, text [, text2 [, text3]]) → true | nil, "closed"   (one frame: the texts joined)
  *   core.ws_hold_json(value, array_mt, empty_array) → true | nil   (JSON kept in C)
  *   core.ws_send_held(id, head)       → true | nil, "closed"   (one frame: head, held JSON, "}")
+ *   core.ws_send_held_for(id, message_id, array_mt, empty_array) → the same, head written in C
+ *                                       (false: message_id left to json.lua, nothing sent)
  *   core.ws_close(id, code, reason)
  *   core.ws_subscribe(id, channel)    → true | nil, "limit" | "invalid" | "closed"
  *   core.ws_unsubscribe(id, channel)  → true | nil, "invalid" | "closed"
@@ -82,6 +84,36 @@ static int l_ws_send_held(lua_State *L)
     struct iovec v[3] = { { (void *)head, n }, { held.data, held.len }, { (void *)"}", 1 } };
     int rc = c ? kx_ws_send_pieces(c, v, 3) : KX_ECLOSED;
     drop_held();
+    if (rc != KX_OK) return closed(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.ws_send_held_for(id, message_id, array_mt, empty_array) → true | nil, "closed" | false:
+ * core.ws_send_held with the head {"messageId":<message_id>,"response": (or {"response": for a
+ * nil message_id) written here, not joined in Lua. false: the C encoder refuses message_id,
+ * nothing was sent and the JSON is still held (the caller sends with a head of its own). */
+static int l_ws_send_held_for(lua_State *L)
+{
+    static kx_buf_t head = KX_BUF_INIT;
+    lua_settop(L, 4);
+    kx_conn_t *c = arg_ws(L);
+    head.len = 0;
+    if (lua_isnil(L, 2)) {
+        kx_buf_puts(&head, "{\"response\":");
+    } else {
+        kx_buf_puts(&head, "{\"messageId\":");
+        if (!kx_lua_json_encode_into(L, 2, 3, 4, &head)) {
+            if (head.cap > HELD_KEEP) kx_buf_free(&head);
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+        kx_buf_puts(&head, ",\"response\":");
+    }
+    struct iovec v[3] = { { head.data, head.len }, { held.data, held.len }, { (void *)"}", 1 } };
+    int rc = c ? kx_ws_send_pieces(c, v, 3) : KX_ECLOSED;
+    drop_held();
+    if (head.cap > HELD_KEEP) kx_buf_free(&head);
     if (rc != KX_OK) return closed(L);
     lua_pushboolean(L, 1);
     return 1;
@@ -214,6 +246,7 @@ static const luaL_Reg fns[] = {
     { "ws_send", l_ws_send },
     { "ws_hold_json", l_ws_hold_json },
     { "ws_send_held", l_ws_send_held },
+    { "ws_send_held_for", l_ws_send_held_for },
     { "ws_close", l_ws_close },
     { "ws_subscribe", l_ws_subscribe },
     { "ws_unsubscribe", l_ws_unsubscribe },

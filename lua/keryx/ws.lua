@@ -28,7 +28,8 @@ local M = {}
 
 local type, tostring, pairs, ipairs, xpcall, pcall, format = type, tostring, pairs, ipairs, xpcall, pcall, string.format
 local ws_send, ws_send_held, channel_name_valid = core.ws_send, core.ws_send_held, core.channel_name_valid
-local HELD = transport.HELD
+local ws_send_held_for = core.ws_send_held_for
+local HELD, ARRAY_MT, EMPTY_ARRAY = transport.HELD, transport.ARRAY_MT, json.empty_array
 local ws_cfg = core.config.server.web.websocket
 
 --- id -> { id, conn, channels = { [channel] = presence key }, adding = { [channel] = n }, closed }
@@ -299,7 +300,11 @@ function M.message(id, text)
     end
     -- An action's reply comes as head and body (transport.head): one frame, not joined in Lua;
     -- a HELD body is in C already.
-    if body == HELD then ws_send_held(id, reply)
+    if body == HELD then
+        -- false: the C encoder left messageId to json.lua; the JSON is still held
+        if ws_send_held_for(id, mid, ARRAY_MT, EMPTY_ARRAY) == false then
+            ws_send_held(id, transport.head(mid, "response"))
+        end
     elseif body then ws_send(id, reply, body, "}")
     elseif reply then ws_send(id, reply) end
     return discard and true or false

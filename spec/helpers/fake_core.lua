@@ -819,6 +819,17 @@ function M.ws_send_held(id, head)
     return M.ws_send(id, head, held, "}")
 end
 
+-- Like C, but every messageId goes through json_encode (C leaves none to json.lua here).
+function M.ws_send_held_for(id, message_id)
+    local head = '{"response":'
+    if message_id ~= nil then
+        local mid = M.json_encode(message_id)
+        if mid == nil then return false end
+        head = '{"messageId":' .. mid .. ',"response":'
+    end
+    return M.ws_send_held(id, head)
+end
+
 function M.ws_close(id, code, reason)
     local s = check_id("ws_close", id)
     code = code or 1000

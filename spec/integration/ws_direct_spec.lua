@@ -133,6 +133,34 @@ describe("websocket direct paths", function()
     end)
 end)
 
+describe("websocket UTF-8 check after an ASCII run", function()
+    local srv
+    setup(function() srv = H.start { env = { WS_MAX_MESSAGES_PER_SECOND = "1000000" } } end)
+    teardown(function() H.stop(srv) end)
+
+    -- ws.c skips ASCII 8 bytes at a time before kx_utf8_valid: a bad byte anywhere in or after
+    -- the words, or one cut short at the end, still closes with 1007.
+    for _, bad in ipairs { ("a"):rep(8) .. "\192\175", ("a"):rep(7) .. "\255", ("a"):rep(16) .. "\237\160\128",
+        ("a"):rep(23) .. "\226\130", ("a"):rep(9) .. "\128" .. ("b"):rep(20) } do
+        it(("closes with 1007 on %d bytes, bad from byte %d"):format(#bad, (bad:find("[\128-\255]"))), function()
+            local ws = W.open(srv)
+            ws:send_text(bad)
+            local code = ws:read_close(2)
+            assert.are.equal(1007, code)
+            ws:close()
+        end)
+    end
+
+    it("accepts multi-byte characters after a long ASCII run", function()
+        local ws = W.open(srv)
+        local mid = ("x"):rep(40) .. "\226\130\172\240\159\152\128"
+        local reply, raw = ws:request({ messageType = "action", action = "status", messageId = mid }, 3)
+        assert.is_table(reply, raw)
+        assert.are.equal(mid, reply.messageId)
+        ws:close()
+    end)
+end)
+
 describe("websocket direct replies to a peer that does not read", function()
     it("drops the socket once its replies pass the output cap, and serves the others", function()
         local srv = H.start { env = { WS_MAX_MESSAGES_PER_SECOND = "1000000" } }

@@ -389,6 +389,17 @@ function core.ws_hold_json(value, array_mt, empty_array) end
 ---@return "closed"|nil err
 function core.ws_send_held(id, head) end
 
+--- core.ws_send_held with the head '{"messageId":<message_id>,"response":' ('{"response":' for
+--- nil) written in C. false when the C encoder refuses message_id: nothing was sent and the JSON
+--- is still held.
+---@param id number
+---@param message_id any
+---@param array_mt table
+---@param empty_array table
+---@return boolean|nil ok
+---@return "closed"|nil err
+function core.ws_send_held_for(id, message_id, array_mt, empty_array) end
+
 --- Closes socket `id` (code 1000..4999 except 1005/1006/1015, reason ≤ 123 bytes; raises
 --- otherwise). An unknown id is ignored.
 ---@param id number

@@ -28,6 +28,7 @@ local ERROR_FIELDS = { "message", "type", "timestamp", "key", "value", "stack" }
 local HELD = setmetatable({}, { __name = "keryx.transport.websocket.HELD" })
 M.HELD = HELD
 local ws_hold_json, ARRAY_MT, EMPTY_ARRAY = core.ws_hold_json, getmetatable(json.array()), json.empty_array
+M.ARRAY_MT = ARRAY_MT
 
 local HEADS = { response = '{"response":', error = '{"error":' }
 
@@ -102,8 +103,9 @@ end
 --- Runs action `name` for a websocket conn. raw is the message's `params` as decoded
 --- (nil/null = {}, else a JSON object). Returns the reply as its head and body (the text is
 --- head .. body .. "}": {"messageId":…,"response":…} or {"messageId":…,"error":…}, see M.head;
---- body M.HELD: the response's JSON waits in C for core.ws_send_held, which must be the next
---- thing this VM does with it) and true when the task's coroutine must not be pooled (the
+--- body M.HELD, with no head: the response's JSON waits in C for core.ws_send_held_for (or
+--- core.ws_send_held with M.head(message_id, "response")), which must be the next thing this VM
+--- does with it) and true when the task's coroutine must not be pooled (the
 --- action hit the stack or memory cap).
 ---@return string head, string body, boolean discard
 function M.action(socket_conn, name, raw, message_id)
@@ -127,6 +129,8 @@ function M.action(socket_conn, name, raw, message_id)
         err, action, action and raw or nil)
     local discard = rawget(conn, "discard_thread") or (err ~= nil and err.type == "CONNECTION_ACTION_RUN")
     if err then return M.head(message_id, "error"), M.error_body(err), discard and true or false end
+    -- A held body's head is written in C (core.ws_send_held_for), when it can be: see keryx.ws.
+    if body == HELD then return nil, HELD, discard and true or false end
     return M.head(message_id, "response"), body, discard and true or false
 end
 
