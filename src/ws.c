@@ -522,45 +522,8 @@ static void drop_behind(kx_conn_t *c)
  * it back): such a frame is taken here instead, with the same checks (frame tracker, payload
  * limit, rate, UTF-8). Anything else — control frames, fragments, binary, RSV bits, an unmasked
  * frame, a 64-bit or non-minimal length, a limit breach — goes to wslay, and so does every byte
- * after it until wslay holds nothing again (its context is gone). */
-enum { DIRECT_NO, DIRECT_WAIT, DIRECT_YES };
-
-/* Whether p[0..avail) starts with a frame for the direct path; *hlen and *plen on DIRECT_YES.
- * DIRECT_WAIT: it may become one, more bytes are needed. */
-static int direct_frame(const uint8_t *p, size_t avail, uint64_t max, size_t *hlen, size_t *plen)
-{
-    if (avail < 2) return p[0] == 0x81 ? DIRECT_WAIT : DIRECT_NO; /* FIN + text, no RSV bits */
-    if (p[0] != 0x81 || !(p[1] & 0x80)) return DIRECT_NO;         /* clients must mask (§5.3) */
-    size_t len = p[1] & 0x7f, h = 6;
-    if (len == 127) return DIRECT_NO;
-    if (len == 126) {
-        if (avail < 4) return DIRECT_WAIT;
-        len = ((size_t)p[2] << 8) | p[3];
-        if (len < 126) return DIRECT_NO; /* not the minimal encoding: wslay's call */
-        h = 8;
-    }
-    if (max && len > max) return DIRECT_NO; /* refused with 1009 by the tracker, via wslay */
-    if (avail < h + len) return DIRECT_WAIT;
-    *hlen = h;
-    *plen = len;
-    return DIRECT_YES;
-}
-
-static void unmask(uint8_t *p, size_t n, const uint8_t key[4])
-{
-    uint8_t k8[8];
-    uint64_t k, v;
-    memcpy(k8, key, 4);
-    memcpy(k8 + 4, key, 4);
-    memcpy(&k, k8, 8);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        memcpy(&v, p + i, 8);
-        v ^= k;
-        memcpy(p + i, &v, 8);
-    }
-    for (; i < n; i++) p[i] ^= key[i & 3];
-}
+ * after it until wslay holds nothing again (its context is gone). Which frames qualify is
+ * kx_ws_direct_frame (ws_frame.c), which tests/fuzz/fuzz_ws.c holds to what wslay reads. */
 
 /* Takes the direct frames at the front of rbuf (unmasked in place). True when nothing is left
  * for wslay: rbuf is empty or holds the start of a direct frame. */
@@ -570,20 +533,20 @@ static bool recv_direct(kx_conn_t *c)
     uint8_t *p = (uint8_t *)c->rbuf.data;
     size_t off = 0, hlen, plen;
     uint64_t max = (uint64_t)kx_srv->cfg->ws_max_payload_size;
-    int r = DIRECT_NO;
+    int r = KX_WS_DIRECT_NO;
     kx_conn_ref(c);
     while (!ws->ctx && !ws->closing && !c->closed && off < c->rbuf.len) {
-        r = direct_frame(p + off, c->rbuf.len - off, max, &hlen, &plen);
-        if (r != DIRECT_YES) break;
+        r = kx_ws_direct_frame(p + off, c->rbuf.len - off, max, &hlen, &plen);
+        if (r != KX_WS_DIRECT_YES) break;
         kx_ws_frames_feed(&ws->fr, p + off, hlen + plen, max); /* in step; passes (checked above) */
-        unmask(p + off + hlen, plen, p + off + hlen - 4);
+        kx_ws_unmask(p + off + hlen, plen, p + off + hlen - 4);
         on_text(c, (const char *)p + off + hlen, plen, true);
         off += hlen + plen;
     }
     bool done = c->closed;
     if (!done) {
         kx_buf_consume(&c->rbuf, off);
-        done = c->rbuf.len == 0 || (r == DIRECT_WAIT && !ws->ctx && !ws->closing);
+        done = c->rbuf.len == 0 || (r == KX_WS_DIRECT_WAIT && !ws->ctx && !ws->closing);
     }
     kx_conn_unref(c);
     return done;
