@@ -147,7 +147,7 @@ test-integration: compile mcp-clients openapi-clients swagger-ui
 #                             NODE_EXTRA_CA_CERTS and spec/mcp/bearer_proxy.mjs an https
 #                             upstream; /mcp over TLS is covered by mcp_flow/mcp_rules/mcp_cors
 TLS_SPECS := smoke actions content_headers headers_cors http_limits http_smuggling sessions \
-             static_files websocket ws_hardening streaming hardening_http hardening_errors \
+             static_files websocket ws_hardening ws_direct streaming hardening_http hardening_errors \
              hardening_login hardening_presence hardening_startup rate_limit channels chat_app config \
              mcp_cors mcp_flow mcp_resources mcp_rules oauth_flow oauth_rules browser
 test-integration-tls: compile

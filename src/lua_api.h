@@ -131,5 +131,9 @@ void kx_lua_open_metrics(lua_State *L);
 /* lua_api_json.c — json_encode(value, array_mt, empty_array): lua/keryx/json.lua's encoder in
  * C (same bytes; nil where json.lua's Lua encoder must answer, errors included). */
 void kx_lua_open_json(lua_State *L);
+/* Appends the JSON of the value at absolute index idx to b, as json_encode would return it
+ * (array_mt and empty: absolute indexes of json.lua's marks); false where json_encode answers
+ * nil (b then holds a partial text). */
+bool kx_lua_json_encode_into(lua_State *L, int idx, int array_mt, int empty, kx_buf_t *b);
 
 #endif

@@ -318,6 +318,12 @@ static bool encode_value(enc_t *e, int idx, int depth)
 }
 
 /* core.json_encode(value, array_mt, empty_array) → text | nil (see the header). */
+bool kx_lua_json_encode_into(lua_State *L, int idx, int array_mt, int empty, kx_buf_t *b)
+{
+    enc_t e = { .L = L, .b = b, .array_mt = array_mt, .empty = empty };
+    return encode_value(&e, idx, 0);
+}
+
 static int l_json_encode(lua_State *L)
 {
     lua_settop(L, 3);

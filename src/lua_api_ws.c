@@ -1,5 +1,9 @@
 /* lua_api_ws.c — what keryx.ws and keryx.channels (Lua) may do to sockets, by id:
- *   core.ws_send(id, text)            → true | nil, "closed"
+ *   core.ws_send(id, text [, text2 [, text3]]) → true | nil, "closed"   (one frame: the texts joined)
+ *   core.ws_hold_json(value, array_mt, empty_array) → true | nil   (JSON kept in C)
+ *   core.ws_send_held(id, head)       → true | nil, "closed"   (one frame: head, held JSON, "}")
+ *   core.ws_send_held_for(id, message_id, array_mt, empty_array) → the same, head written in C
+ *                                       (false: message_id left to json.lua, nothing sent)
  *   core.ws_close(id, code, reason)
  *   core.ws_subscribe(id, channel)    → true | nil, "limit" | "invalid" | "closed"
  *   core.ws_unsubscribe(id, channel)  → true | nil, "invalid" | "closed"
@@ -27,12 +31,90 @@ static int closed(lua_State *L)
     return 2;
 }
 
+/* The text may come in up to three pieces (nil ones skipped): a reply's head, the action's
+ * JSON and the closing brace go out as one frame without a Lua string joining them. */
 static int l_ws_send(lua_State *L)
+{
+    struct iovec v[3];
+    int n = 0;
+    kx_conn_t *c = arg_ws(L);
+    for (int i = 2; i <= 4; i++) {
+        if (i > 2 && lua_isnoneornil(L, i)) continue;
+        v[n].iov_base = (void *)luaL_checklstring(L, i, &v[n].iov_len);
+        n++;
+    }
+    if (!c || kx_ws_send_pieces(c, v, n) != KX_OK) return closed(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* An action's response JSON, kept in C between core.ws_hold_json and core.ws_send_held: a
+ * long Lua string would be hashed and interned only to be copied into the frame. */
+static kx_buf_t held = KX_BUF_INIT;
+#define HELD_KEEP (1u << 20) /* a buffer grown past this is given back after use */
+
+static void drop_held(void)
+{
+    held.len = 0;
+    if (held.cap > HELD_KEEP) kx_buf_free(&held);
+}
+
+/* core.ws_hold_json(value, array_mt, empty_array) → true | nil (the C encoder cannot: the
+ * caller uses json.encode). Replaces what was held. */
+static int l_ws_hold_json(lua_State *L)
+{
+    lua_settop(L, 3);
+    drop_held();
+    if (kx_lua_json_encode_into(L, 1, 2, 3, &held)) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    drop_held();
+    lua_pushnil(L);
+    return 1;
+}
+
+/* core.ws_send_held(id, head) → true | nil, "closed": one frame head .. held JSON .. "}"; the
+ * held JSON is dropped either way. */
+static int l_ws_send_held(lua_State *L)
 {
     size_t n;
     kx_conn_t *c = arg_ws(L);
-    const char *text = luaL_checklstring(L, 2, &n);
-    if (!c || kx_ws_send_text(c, text, n) != KX_OK) return closed(L);
+    const char *head = luaL_checklstring(L, 2, &n);
+    struct iovec v[3] = { { (void *)head, n }, { held.data, held.len }, { (void *)"}", 1 } };
+    int rc = c ? kx_ws_send_pieces(c, v, 3) : KX_ECLOSED;
+    drop_held();
+    if (rc != KX_OK) return closed(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.ws_send_held_for(id, message_id, array_mt, empty_array) → true | nil, "closed" | false:
+ * core.ws_send_held with the head {"messageId":<message_id>,"response": (or {"response": for a
+ * nil message_id) written here, not joined in Lua. false: the C encoder refuses message_id,
+ * nothing was sent and the JSON is still held (the caller sends with a head of its own). */
+static int l_ws_send_held_for(lua_State *L)
+{
+    static kx_buf_t head = KX_BUF_INIT;
+    lua_settop(L, 4);
+    kx_conn_t *c = arg_ws(L);
+    head.len = 0;
+    if (lua_isnil(L, 2)) {
+        kx_buf_puts(&head, "{\"response\":");
+    } else {
+        kx_buf_puts(&head, "{\"messageId\":");
+        if (!kx_lua_json_encode_into(L, 2, 3, 4, &head)) {
+            if (head.cap > HELD_KEEP) kx_buf_free(&head);
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+        kx_buf_puts(&head, ",\"response\":");
+    }
+    struct iovec v[3] = { { head.data, head.len }, { held.data, held.len }, { (void *)"}", 1 } };
+    int rc = c ? kx_ws_send_pieces(c, v, 3) : KX_ECLOSED;
+    drop_held();
+    if (head.cap > HELD_KEEP) kx_buf_free(&head);
+    if (rc != KX_OK) return closed(L);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -162,6 +244,9 @@ static const luaL_Reg fns[] = {
     { "mcp_feed_close", l_mcp_feed_close },
     { "mcp_feed", l_mcp_feed },
     { "ws_send", l_ws_send },
+    { "ws_hold_json", l_ws_hold_json },
+    { "ws_send_held", l_ws_send_held },
+    { "ws_send_held_for", l_ws_send_held_for },
     { "ws_close", l_ws_close },
     { "ws_subscribe", l_ws_subscribe },
     { "ws_unsubscribe", l_ws_unsubscribe },

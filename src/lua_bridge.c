@@ -21,6 +21,7 @@
 #include "log.h"
 #include "session.h"
 #include "dispatch.h"
+#include "ws.h"
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -1017,10 +1018,12 @@ void kx_lua_spawn_ws(kx_ws_event_t ev, uint64_t id, kx_conn_t *c, const char *te
         lua_pushnil(co);
     }
     t->nargs = 2;
-    /* A message arrives inside wslay's receive callback, and a close deep inside another
-     * operation (a flush, a list walk): both wait on the ready queue, so Lua never runs
-     * inside another library's callback and no caller finds Lua has run under its feet. */
-    if (ev == KX_WS_OPEN) start_task(t);
+    /* A message from inside wslay's receive callback, and a close deep inside another
+     * operation (a flush, a list walk), wait on the ready queue, so Lua never runs inside
+     * another library's callback and no caller finds Lua has run under its feet. A message
+     * from ws.c's direct path runs now, as an HTTP request does: queued, it would cost the
+     * loop one more poll before it ran. */
+    if (ev == KX_WS_OPEN || (ev == KX_WS_MESSAGE && kx_ws_message_may_run())) start_task(t);
     else kx_task_wake(t, t->nargs);
 }
 

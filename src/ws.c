@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <wslay/wslay.h>
+#include <sys/uio.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_CLOSE_GRACE_MS 1000 /* wait this long for the peer's close reply */
@@ -33,6 +34,7 @@ struct kx_ws {
 };
 
 static struct {
+    bool direct; /* on_message is called from the direct path: see kx_ws_message_may_run */
     kx_ws_t *by_id[ID_BUCKETS];
     uint64_t next_id;
     int count;
@@ -87,6 +89,11 @@ kx_conn_t *kx_ws_find(uint64_t id)
     for (kx_ws_t *ws = W.by_id[id % ID_BUCKETS]; ws; ws = ws->next_by_id)
         if (ws->id == id && !ws->conn->closed) return ws->conn;
     return NULL;
+}
+
+bool kx_ws_message_may_run(void)
+{
+    return W.direct;
 }
 
 bool kx_ws_closing(const kx_conn_t *c)
@@ -177,12 +184,82 @@ static int queue_text(kx_conn_t *c, const char *p, size_t n)
     return wslay_event_queue_msg(c->ws->ctx, &msg) == 0 ? KX_OK : KX_ECLOSED;
 }
 
-int kx_ws_send_text(kx_conn_t *c, const char *p, size_t n)
+/* Past this, a reply is copied into the connection's buffer instead of built on the stack. */
+#define WS_DIRECT_SEND_MAX (16u * 1024)
+
+/* The rest of a frame the socket did not take goes to the connection's buffer; it keeps none
+ * once everything is out (idle sockets hold no write buffer). */
+static int finish_direct(kx_conn_t *c)
 {
-    if (!c->ws || c->closed || c->ws->closing) return KX_ECLOSED;
-    int rc = queue_text(c, p, n);
+    kx_conn_flush(c);
+    if (c->closed) return KX_ECLOSED;
+    if (!kx_conn_busy_writing(c)) {
+        kx_buf_free(&c->wbuf);
+        c->wpos = 0;
+    }
+    return KX_OK;
+}
+
+static size_t pieces_len(const struct iovec *v, int n)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++) len += v[i].iov_len;
+    return len;
+}
+
+/* A text frame written without wslay: its queue, its copies and the context it needs cost a
+ * status round trip about as much as the action itself (callgrind). Only called with nothing
+ * queued in wslay, so frames keep their order; the output cap is the one on_send enforces. */
+static int send_direct(kx_conn_t *c, const struct iovec *v, int n)
+{
+    uint8_t frame[WS_DIRECT_SEND_MAX + 10];
+    size_t len = pieces_len(v, n), hl = kx_ws_text_header(frame, len), total = hl + len;
+    if (kx_conn_unsent(c) + total > KX_CONN_OUTPUT_CAP) {
+        kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)c->ws->id,
+                    c->peer_ip);
+        kx_conn_close(c);
+        return KX_ECLOSED;
+    }
+    if (kx_conn_busy_writing(c) || len > WS_DIRECT_SEND_MAX) {
+        kx_conn_write(c, frame, hl);
+        for (int i = 0; i < n; i++) kx_conn_write(c, v[i].iov_base, v[i].iov_len);
+        return finish_direct(c);
+    }
+    for (size_t i = 0, at = hl; i < (size_t)n; at += v[i].iov_len, i++)
+        memcpy(frame + at, v[i].iov_base, v[i].iov_len);
+    ssize_t w = kx_conn_write_now(c, frame, total);
+    if (w == (ssize_t)total) return KX_OK;
+    if (w == KX_ECLOSED) return KX_ECLOSED;
+    size_t done = w > 0 ? (size_t)w : 0;
+    kx_conn_write(c, frame + done, total - done);
+    return finish_direct(c);
+}
+
+/* wslay wants the message in one piece (it copies it into its queue). */
+static int queue_pieces(kx_conn_t *c, const struct iovec *v, int n)
+{
+    if (n == 1) return queue_text(c, v[0].iov_base, v[0].iov_len);
+    kx_buf_t b = KX_BUF_INIT;
+    for (int i = 0; i < n; i++) kx_buf_append(&b, v[i].iov_base, v[i].iov_len);
+    int rc = queue_text(c, b.data ? b.data : "", b.len);
+    kx_buf_free(&b);
+    return rc;
+}
+
+int kx_ws_send_pieces(kx_conn_t *c, const struct iovec *v, int n)
+{
+    kx_ws_t *ws = c->ws;
+    if (!ws || c->closed || ws->closing) return KX_ECLOSED;
+    if (!ws->ctx || !wslay_event_want_write(ws->ctx)) return send_direct(c, v, n);
+    int rc = queue_pieces(c, v, n);
     if (rc == KX_OK) pump(c);
     return rc;
+}
+
+int kx_ws_send_text(kx_conn_t *c, const char *p, size_t n)
+{
+    struct iovec v = { (void *)p, n };
+    return kx_ws_send_pieces(c, &v, 1);
 }
 
 /* Queues the close frame without sending: safe inside wslay_event_recv (on_msg). The context
@@ -362,35 +439,71 @@ static bool over_rate(kx_ws_t *ws)
     return ++ws->window_count > max;
 }
 
+/* queue_close, creating the context first when the direct path has none. */
+static void close_soon(kx_conn_t *c, uint16_t code, const char *reason)
+{
+    if (!ensure_ctx(c)) {
+        kx_conn_close(c);
+        return;
+    }
+    queue_close(c, code, reason);
+}
+
+/* False (and the socket closing with 1008) once the peer sends faster than allowed. */
+static bool within_rate(kx_conn_t *c)
+{
+    kx_ws_t *ws = c->ws;
+    if (!over_rate(ws)) return true;
+    kx_log_warn("websocket %llu from %s sent more than %lld messages per second: disconnected",
+                (unsigned long long)ws->id, c->peer_ip, (long long)kx_srv->cfg->ws_max_messages_per_second);
+    close_soon(c, 1008, "WebSocket rate limit exceeded");
+    return false;
+}
+
+/* kx_utf8_valid from the first byte with its top bit set: messages are JSON, mostly ASCII, and
+ * an ASCII byte is a whole character, so the rest starts on a character boundary. */
+static bool text_valid(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    for (uint64_t v; i + 8 <= n; i += 8) {
+        memcpy(&v, p + i, 8);
+        if (v & 0x8080808080808080ull) break;
+    }
+    while (i < n && p[i] < 0x80) i++;
+    return kx_utf8_valid(p + i, n - i);
+}
+
+/* One complete text message, from wslay or from the direct path: the same checks for both.
+ * W.direct is set for this call alone (the handler reads it before running anything that could
+ * reach wslay's on_msg for another socket, which sets its own). */
+static void on_text(kx_conn_t *c, const char *text, size_t n, bool direct)
+{
+    if (!within_rate(c)) return;
+    if (!text_valid((const uint8_t *)text, n)) {
+        close_soon(c, 1007, "invalid UTF-8");
+        return;
+    }
+    kx_metrics_count(KX_METRIC_WS_MESSAGES);
+    /* Inside wslay_event_recv the handler must not run the app: it queues (ws.h). */
+    if (!W.events || !W.events->on_message) return;
+    W.direct = direct;
+    W.events->on_message(c->ws->id, text, n);
+    W.direct = false;
+}
+
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
 {
     (void)ctx;
     kx_conn_t *c = ud;
-    kx_ws_t *ws = c->ws;
-    if (ws->closing) return;
+    if (c->ws->closing) return;
     if (arg->opcode == WSLAY_BINARY_FRAME) {
         queue_close(c, 1003, "binary messages are not supported");
         return;
     }
     /* A ping costs us a pong: pings count toward the rate like messages (pong and close
-     * frames cost nothing and are not counted). */
-    bool counted = arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_PING;
-    if (counted && over_rate(ws)) {
-        kx_log_warn("websocket %llu from %s sent more than %lld messages per second: disconnected",
-                    (unsigned long long)ws->id, c->peer_ip,
-                    (long long)kx_srv->cfg->ws_max_messages_per_second);
-        queue_close(c, 1008, "WebSocket rate limit exceeded");
-        return;
-    }
-    if (arg->opcode != WSLAY_TEXT_FRAME) return; /* ping/pong/close: wslay answers them */
-    if (!kx_utf8_valid(arg->msg, arg->msg_length)) {
-        queue_close(c, 1007, "invalid UTF-8");
-        return;
-    }
-    kx_metrics_count(KX_METRIC_WS_MESSAGES);
-    /* The handler must not run the app here (inside wslay_event_recv): it queues. */
-    if (W.events && W.events->on_message)
-        W.events->on_message(ws->id, (const char *)arg->msg, arg->msg_length);
+     * frames cost nothing and are not counted). wslay answers ping, pong and close. */
+    if (arg->opcode == WSLAY_PING) within_rate(c);
+    if (arg->opcode == WSLAY_TEXT_FRAME) on_text(c, (const char *)arg->msg, arg->msg_length, false);
 }
 
 static const struct wslay_event_callbacks callbacks = {
@@ -453,19 +566,59 @@ static void drop_behind(kx_conn_t *c)
     kx_conn_flush(c);
 }
 
+/* ---- the direct receive path ---------------------------------------------------------------
+ *
+ * Nearly every client frame is one whole masked text message in one read. wslay would copy it
+ * twice and needs its context (8 KiB, allocated and zeroed per message since idle sockets give
+ * it back): such a frame is taken here instead, with the same checks (frame tracker, payload
+ * limit, rate, UTF-8). Anything else — control frames, fragments, binary, RSV bits, an unmasked
+ * frame, a 64-bit or non-minimal length, a limit breach — goes to wslay, and so does every byte
+ * after it until wslay holds nothing again (its context is gone). Which frames qualify is
+ * kx_ws_direct_frame (ws_frame.c), which tests/fuzz/fuzz_ws.c holds to what wslay reads. */
+
+/* Takes the direct frames at the front of rbuf (unmasked in place). True when nothing is left
+ * for wslay: rbuf is empty or holds the start of a direct frame. */
+static bool recv_direct(kx_conn_t *c)
+{
+    kx_ws_t *ws = c->ws;
+    uint8_t *p = (uint8_t *)c->rbuf.data;
+    size_t off = 0, hlen, plen;
+    uint64_t max = (uint64_t)kx_srv->cfg->ws_max_payload_size;
+    int r = KX_WS_DIRECT_NO;
+    kx_conn_ref(c);
+    while (!ws->ctx && !ws->closing && !c->closed && off < c->rbuf.len) {
+        r = kx_ws_direct_frame(p + off, c->rbuf.len - off, max, &hlen, &plen);
+        if (r != KX_WS_DIRECT_YES) break;
+        kx_ws_frames_feed(&ws->fr, p + off, hlen + plen, max); /* in step; passes (checked above) */
+        kx_ws_unmask(p + off + hlen, plen, p + off + hlen - 4);
+        on_text(c, (const char *)p + off + hlen, plen, true);
+        off += hlen + plen;
+    }
+    bool done = c->closed;
+    if (!done) {
+        kx_buf_consume(&c->rbuf, off);
+        done = c->rbuf.len == 0 || (r == KX_WS_DIRECT_WAIT && !ws->ctx && !ws->closing);
+    }
+    kx_conn_unref(c);
+    return done;
+}
+
 static void ws_on_read(kx_conn_t *c)
 {
     kx_ws_t *ws = c->ws;
     if (!ws->closing) kx_conn_set_timer(c, kx_srv->cfg->ws_idle_timeout_ms);
     if (c->rbuf.len == 0) return; /* a kick with nothing new */
-    if (!ensure_ctx(c)) {
-        kx_conn_close(c);
-        return;
+    if (!recv_direct(c)) {
+        if (!ensure_ctx(c)) {
+            kx_conn_close(c);
+            return;
+        }
+        if (wslay_event_recv(ws->ctx) != 0) {
+            fail_protocol(c);
+            return;
+        }
     }
-    if (wslay_event_recv(ws->ctx) != 0) {
-        fail_protocol(c);
-        return;
-    }
+    if (c->closed) return;
     if (ws->closing) kx_buf_reset(&c->rbuf);
     pump(c);
     if (c->closed) return;

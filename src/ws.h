@@ -9,10 +9,13 @@
  * (send, close), server.c (installs the event handlers, drain).
  * Never: runs the app or calls a higher layer by name: open, message and close go to the
  * handlers installed with kx_ws_set_events, and on_message is called from inside wslay's
- * receive callback, so it must only queue work. Never parses JSON. */
+ * receive callback, where it must only queue work — unless kx_ws_message_may_run() says the
+ * message came through the direct path (a whole text frame taken without wslay, in a read
+ * handler like HTTP's). Never parses JSON. */
 #ifndef KX_WS_H
 #define KX_WS_H
 #include "http.h"
+#include <sys/uio.h>
 
 typedef struct kx_ws kx_ws_t;
 
@@ -31,9 +34,16 @@ bool kx_ws_is_upgrade(const kx_request_t *r);
 /* Answers the upgrade request on c: 101 and the WebSocket handler, or an error response. */
 void kx_ws_upgrade(kx_conn_t *c);
 
+/* True while on_message is called from the direct path, outside wslay: the handler may run
+ * the app at once, as HTTP's read handler does (the socket may be sent to or closed meanwhile;
+ * the direct path checks for both). False inside wslay's callbacks. */
+bool kx_ws_message_may_run(void);
 /* By id (the Lua side only ever holds ids, never pointers). NULL once closed. */
 kx_conn_t *kx_ws_find(uint64_t id);
 int kx_ws_send_text(kx_conn_t *c, const char *p, size_t n);
+/* One text frame whose payload is the n pieces one after the other (a reply's head and body
+ * need no joining first). */
+int kx_ws_send_pieces(kx_conn_t *c, const struct iovec *v, int n);
 /* A text frame header for a payload of len bytes (2, 4 or 10 bytes written to h). */
 size_t kx_ws_text_header(uint8_t h[10], size_t len);
 /* A broadcast's text frame, built once for all its recipients (refcounted: a socket the frame

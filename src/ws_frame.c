@@ -1,5 +1,6 @@
 /* ws_frame.c — the client frame tracker (see ws_frame.h). */
 #include "ws_frame.h"
+#include <string.h>
 
 #define OP_CONT 0x0
 #define OP_TEXT 0x1
@@ -68,4 +69,39 @@ size_t kx_ws_frames_feed(kx_ws_frames_t *fr, const uint8_t *p, size_t n, uint64_
 bool kx_ws_frames_idle(const kx_ws_frames_t *fr)
 {
     return !fr->hdr_len && !fr->left && !fr->in_message;
+}
+
+int kx_ws_direct_frame(const uint8_t *p, size_t avail, uint64_t max_payload, size_t *hlen, size_t *plen)
+{
+    if (avail < 2) return p[0] == 0x81 ? KX_WS_DIRECT_WAIT : KX_WS_DIRECT_NO; /* FIN + text */
+    if (p[0] != 0x81 || !(p[1] & 0x80)) return KX_WS_DIRECT_NO;               /* clients mask (§5.3) */
+    size_t len = p[1] & 0x7f, h = 6;
+    if (len == 127) return KX_WS_DIRECT_NO;
+    if (len == 126) {
+        if (avail < 4) return KX_WS_DIRECT_WAIT;
+        len = ((size_t)p[2] << 8) | p[3];
+        if (len < 126) return KX_WS_DIRECT_NO; /* not the minimal encoding: wslay's call */
+        h = 8;
+    }
+    if (max_payload && len > max_payload) return KX_WS_DIRECT_NO;
+    if (avail < h + len) return KX_WS_DIRECT_WAIT;
+    *hlen = h;
+    *plen = len;
+    return KX_WS_DIRECT_YES;
+}
+
+void kx_ws_unmask(uint8_t *p, size_t n, const uint8_t key[4])
+{
+    uint8_t k8[8];
+    uint64_t k, v;
+    memcpy(k8, key, 4);
+    memcpy(k8 + 4, key, 4);
+    memcpy(&k, k8, 8);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) { /* key[i & 3] == k8[0] at every multiple of 8 */
+        memcpy(&v, p + i, 8);
+        v ^= k;
+        memcpy(p + i, &v, 8);
+    }
+    for (; i < n; i++) p[i] ^= key[i & 3];
 }

@@ -2,7 +2,8 @@
  * inside frames, and the rules it enforces on a complete header, each fed whole and byte by
  * byte: a header announcing more than the limit (16-bit and 64-bit lengths, up to 2^63-1) →
  * 1009 with no payload needed; a close frame with a 1-byte payload → 1002; a 64-bit length
- * with the top bit set → 1002; bytes before a bad header are handed on, none after; sticky. */
+ * with the top bit set → 1002; bytes before a bad header are handed on, none after; sticky.
+ * Then the direct path's frame test (kx_ws_direct_frame) and kx_ws_unmask. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -104,12 +105,62 @@ static void test_protocol_errors(void **state)
     assert_int_equal(fr.violation, 0);
 }
 
+/* The frames ws.c takes without wslay: whole masked FIN text frames with a 7-bit or minimal
+ * 16-bit length within the limit; WAIT while one may still be coming; wslay's otherwise. */
+static void test_direct_frames(void **state)
+{
+    (void)state;
+    uint8_t buf[300 + 8];
+    size_t hl, pl, n = header(buf, 0x81, 5);
+    memcpy(buf + n, "hello", 5);
+    assert_int_equal(kx_ws_direct_frame(buf, n + 5, MAX, &hl, &pl), KX_WS_DIRECT_YES);
+    assert_int_equal(hl, 6);
+    assert_int_equal(pl, 5);
+    for (size_t k = 1; k < n + 5; k++)
+        assert_int_equal(kx_ws_direct_frame(buf, k, MAX, &hl, &pl), KX_WS_DIRECT_WAIT);
+    n = header(buf, 0x81, 300);
+    assert_int_equal(n, 8);
+    assert_int_equal(kx_ws_direct_frame(buf, n + 300, MAX, &hl, &pl), KX_WS_DIRECT_YES);
+    assert_int_equal(pl, 300);
+    assert_int_equal(kx_ws_direct_frame(buf, 3, MAX, &hl, &pl), KX_WS_DIRECT_WAIT);
+    assert_int_equal(kx_ws_direct_frame(buf, n + 300, 299, &hl, &pl), KX_WS_DIRECT_NO); /* over the limit */
+    static const uint8_t others[] = {
+        0x01, 0x82, 0x80, 0x89, 0x88, 0xc1, 0xa1, 0x91
+    }; /* fragment, binary, … */
+    for (size_t i = 0; i < sizeof others; i++) {
+        n = header(buf, others[i], 5);
+        assert_int_equal(kx_ws_direct_frame(buf, n + 5, MAX, &hl, &pl), KX_WS_DIRECT_NO);
+    }
+    n = header(buf, 0x81, 5);
+    buf[1] &= 0x7f; /* unmasked */
+    assert_int_equal(kx_ws_direct_frame(buf, n + 5, MAX, &hl, &pl), KX_WS_DIRECT_NO);
+    uint8_t l16[] = { 0x81, 0x80 | 126, 0, 5, 1, 2, 3, 4, 'a', 'b', 'c', 'd', 'e' }; /* not minimal */
+    assert_int_equal(kx_ws_direct_frame(l16, sizeof l16, MAX, &hl, &pl), KX_WS_DIRECT_NO);
+    n = header(buf, 0x81, 70000); /* 64-bit length */
+    assert_int_equal(kx_ws_direct_frame(buf, n, 0, &hl, &pl), KX_WS_DIRECT_NO);
+}
+
+static void test_unmask(void **state)
+{
+    (void)state;
+    static const uint8_t key[4] = { 0x37, 0xfa, 0x21, 0x3d };
+    uint8_t p[37], want[37];
+    for (size_t n = 0; n <= sizeof p; n++) { /* every tail length around the 8-byte steps */
+        for (size_t i = 0; i < n; i++) {
+            p[i] = (uint8_t)(i * 7 + 1);
+            want[i] = p[i] ^ key[i % 4];
+        }
+        kx_ws_unmask(p, n, key);
+        if (n > 0) assert_memory_equal(p, want, n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_frames_and_idle),
-        cmocka_unit_test(test_oversized_header_refused_at_once),
-        cmocka_unit_test(test_protocol_errors),
+        cmocka_unit_test(test_frames_and_idle), cmocka_unit_test(test_oversized_header_refused_at_once),
+        cmocka_unit_test(test_protocol_errors), cmocka_unit_test(test_direct_frames),
+        cmocka_unit_test(test_unmask),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,9 @@ local channels = require "keryx.channels"
 local M = {}
 
 local type, tostring, pairs, ipairs, xpcall, pcall, format = type, tostring, pairs, ipairs, xpcall, pcall, string.format
-local ws_send, channel_name_valid = core.ws_send, core.channel_name_valid
+local ws_send, ws_send_held, channel_name_valid = core.ws_send, core.ws_send_held, core.channel_name_valid
+local ws_send_held_for = core.ws_send_held_for
+local HELD, ARRAY_MT, EMPTY_ARRAY = transport.HELD, transport.ARRAY_MT, json.empty_array
 local ws_cfg = core.config.server.web.websocket
 
 --- id -> { id, conn, channels = { [channel] = presence key }, adding = { [channel] = n }, closed }
@@ -266,18 +268,15 @@ function M.open(id, info)
     return false
 end
 
-local function handle(s, text, ctx)
+-- msg, err: the message decoded (json.decode never raises); mid its messageId. Returns the
+-- reply (text, or head and body: see transport.action) and whether the coroutine is spoiled.
+local function handle(s, msg, err, mid)
     conn_mod.refresh(s.conn) -- every message reads the session afresh (a logout elsewhere counts)
-    local msg, err = json.decode(text)
     if msg == nil then return fail(nil, "CONNECTION_ACTION_RUN", tostring(err)) end
     if type(msg) ~= "table" then return fail(nil, "CONNECTION_ACTION_RUN", "messageType either missing or unknown") end
-    local mid = msg.messageId
-    ctx.mid = mid
     local kind = msg.messageType
     if kind == "action" then
-        local reply, discard = transport.action(s.conn, msg.action, msg.params, mid)
-        ctx.discard = discard
-        return reply
+        return transport.action(s.conn, msg.action, msg.params, mid)
     elseif kind == "subscribe" then
         return subscribe(s, msg.channel, mid)
     elseif kind == "unsubscribe" then
@@ -289,17 +288,26 @@ end
 function M.message(id, text)
     local s = sockets[id]
     if not s then return false end -- closed before this message's task ran
-    local ctx = {}
-    local ok, reply = xpcall(handle, on_error, s, text, ctx)
+    local msg, err = json.decode(text)
+    local mid = type(msg) == "table" and msg.messageId or nil -- decoded tables have no metatable
+    local ok, reply, body, discard = xpcall(handle, on_error, s, msg, err, mid)
     if not ok then
         -- A framework failure (or the stack/memory cap): answer it, and spoil the coroutine.
-        ctx.discard = true
+        discard = true
         local typed = errors.is(reply) and reply or errors.from_any(reply)
-        local rok, r = pcall(bug_reply, ctx.mid, typed, "websocket message")
-        reply = rok and r or nil
+        local rok, r = pcall(bug_reply, mid, typed, "websocket message")
+        reply, body = rok and r or nil, nil
     end
-    if reply then ws_send(id, reply) end
-    return ctx.discard and true or false
+    -- An action's reply comes as head and body (transport.head): one frame, not joined in Lua;
+    -- a HELD body is in C already.
+    if body == HELD then
+        -- false: the C encoder left messageId to json.lua; the JSON is still held
+        if ws_send_held_for(id, mid, ARRAY_MT, EMPTY_ARRAY) == false then
+            ws_send_held(id, transport.head(mid, "response"))
+        end
+    elseif body then ws_send(id, reply, body, "}")
+    elseif reply then ws_send(id, reply) end
+    return discard and true or false
 end
 
 function M.close(id)

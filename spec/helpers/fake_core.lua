@@ -797,13 +797,39 @@ function M.ws_take(id)
     return out
 end
 
-function M.ws_send(id, text)
+function M.ws_send(id, text, text2, text3)
     local s = check_id("ws_send", id)
     check("ws_send", 2, text, "string")
+    -- Like C: up to three pieces, nil ones skipped, sent as one frame.
+    if text2 ~= nil then check("ws_send", 3, text2, "string"); text = text .. text2 end
+    if text3 ~= nil then check("ws_send", 4, text3, "string"); text = text .. text3 end
     if not s or s.closing then return nil, "closed" end
     local list = M.ws_sent[id]
     list[#list + 1] = text
     return true
+end
+
+-- Like C: the JSON waits for ws_send_held (json_encode's, here).
+function M.ws_hold_json(value)
+    M._held = M.json_encode(value)
+    return M._held ~= nil or nil
+end
+
+function M.ws_send_held(id, head)
+    local held = M._held or ""
+    M._held = nil
+    return M.ws_send(id, head, held, "}")
+end
+
+-- Like C, but every messageId goes through json_encode (C leaves none to json.lua here).
+function M.ws_send_held_for(id, message_id)
+    local head = '{"response":'
+    if message_id ~= nil then
+        local mid = M.json_encode(message_id)
+        if mid == nil then return false end
+        head = '{"messageId":' .. mid .. ',"response":'
+    end
+    return M.ws_send_held(id, head)
 end
 
 function M.ws_close(id, code, reason)

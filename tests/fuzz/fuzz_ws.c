@@ -2,7 +2,9 @@
  * the client frame stream as keryx reads it (ws_frame.c's tracker, fed whole and in pieces,
  * must agree; then wslay's own parser and message state machine over the bytes the tracker
  * let through, with keryx's payload limit), UTF-8 validation (checked against a byte-by-byte
- * reference decoder), channel names and the broadcast payload prefix. Run: make fuzz. */
+ * reference decoder), channel names and the broadcast payload prefix; and a frame ws.c takes
+ * without wslay (kx_ws_direct_frame) must be one wslay reads as the same text message. Run:
+ * make fuzz. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,11 +44,24 @@ static ssize_t fz_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     return (ssize_t)len; /* replies (pongs, closes) are discarded */
 }
 
+/* While check_direct runs wslay: the message it expects, and what wslay delivered. */
+static struct {
+    bool on;
+    const uint8_t *p;
+    size_t n;
+    int same, other;
+} D;
+
 static void fz_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
 {
     (void)ctx;
     (void)ud;
     if (arg->opcode <= WSLAY_BINARY_FRAME && arg->msg_length > MAX_PAYLOAD) abort();
+    if (!D.on) return;
+    if (arg->opcode == WSLAY_TEXT_FRAME && arg->msg_length == D.n &&
+        (D.n == 0 || memcmp(arg->msg, D.p, D.n) == 0))
+        D.same++;
+    else D.other++;
 }
 
 /* The tracker: the accepted prefix and the verdict do not depend on how bytes are split. */
@@ -83,6 +98,33 @@ static void run_wslay(const uint8_t *data, size_t n)
         if (wslay_event_send(ctx) != 0) break;
     }
     wslay_event_context_free(ctx);
+}
+
+/* ws.c's direct path: a frame it takes without wslay is one wslay takes too, as exactly one
+ * text message with the payload kx_ws_unmask gives (none when that is not UTF-8: both refuse
+ * it); the tracker passes it and ends idle. */
+static void check_direct(const uint8_t *data, size_t size)
+{
+    size_t hlen, plen;
+    if (size == 0 || kx_ws_direct_frame(data, size, MAX_PAYLOAD, &hlen, &plen) != KX_WS_DIRECT_YES) return;
+    if (hlen + plen > size || plen > MAX_PAYLOAD) abort();
+    kx_ws_frames_t fr = { 0 };
+    if (kx_ws_frames_feed(&fr, data, hlen + plen, MAX_PAYLOAD) != hlen + plen || !kx_ws_frames_idle(&fr))
+        abort();
+    uint8_t *payload = malloc(plen ? plen : 1);
+    if (!payload) return;
+    memcpy(payload, data + hlen, plen);
+    kx_ws_unmask(payload, plen, data + hlen - 4);
+    D.on = true;
+    D.p = payload;
+    D.n = plen;
+    D.same = D.other = 0;
+    run_wslay(data, hlen + plen);
+    D.on = false;
+    /* wslay refuses a text message that is not UTF-8 (close 1007), as ws.c's on_text does. */
+    bool utf8 = kx_utf8_valid(payload, plen);
+    free(payload);
+    if (D.other != 0 || D.same != (utf8 ? 1 : 0)) abort();
 }
 
 /* Reference: decode one code point at a time by the RFC 3629 table. */
@@ -127,6 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ok = track_both_ways(data, size, &violation);
     if (violation && violation != 1002 && violation != 1009) abort();
     run_wslay(data, ok);
+    check_direct(data, size);
     if (kx_utf8_valid(data, size) != ref_utf8(data, size)) abort();
     const char *s = (const char *)data;
     bool valid = kx_channel_name_valid(s, size);

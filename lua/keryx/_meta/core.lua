@@ -367,9 +367,38 @@ function core.verify_password(password, stored) end
 
 ---@param id number   socket id
 ---@param text string
+---@param text2? string  further pieces of the same frame (nil ones skipped): the frame's
+---@param text3? string  payload is text .. text2 .. text3, joined in C
 ---@return true|nil ok
 ---@return "closed"|nil err
-function core.ws_send(id, text) end
+function core.ws_send(id, text, text2, text3) end
+
+--- Encodes value as core.json_encode would and keeps the JSON in C for the next
+--- core.ws_send_held (replacing what was kept); nil where core.json_encode answers nil.
+---@param value any
+---@param array_mt table
+---@param empty_array table
+---@return true|nil ok
+function core.ws_hold_json(value, array_mt, empty_array) end
+
+--- Sends one text frame to socket `id`: head, the JSON core.ws_hold_json kept, then "}"; the
+--- kept JSON is dropped either way.
+---@param id number
+---@param head string
+---@return true|nil ok
+---@return "closed"|nil err
+function core.ws_send_held(id, head) end
+
+--- core.ws_send_held with the head '{"messageId":<message_id>,"response":' ('{"response":' for
+--- nil) written in C. false when the C encoder refuses message_id: nothing was sent and the JSON
+--- is still held.
+---@param id number
+---@param message_id any
+---@param array_mt table
+---@param empty_array table
+---@return boolean|nil ok
+---@return "closed"|nil err
+function core.ws_send_held_for(id, message_id, array_mt, empty_array) end
 
 --- Closes socket `id` (code 1000..4999 except 1005/1006/1015, reason ≤ 123 bytes; raises
 --- otherwise). An unknown id is ignored.
