@@ -130,7 +130,7 @@ start_keryx() {
     KERYX_URL="http://127.0.0.1:$port"
     (cd "$ROOT" && exec env REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" \
         WEB_SERVER_PORT="$port" WEB_SERVER_HOST=127.0.0.1 WEB_SERVER_WORKERS=1 LOG_LEVEL=warn \
-        NODE_ENV=production PROCESS_NAME="$SERVER_NAME" WEB_SERVER_MAX_CONNECTIONS=20000 \
+        NODE_ENV=production PROCESS_NAME="$SERVER_NAME" WEB_SERVER_MAX_CONNECTIONS=20000 WS_MAX_MESSAGES_PER_SECOND=100000000 \
         RATE_LIMIT_ENABLED=true RATE_LIMIT_UNAUTH_LIMIT="$RL_LIMIT" RATE_LIMIT_AUTH_LIMIT="$RL_LIMIT" \
         RATE_LIMIT_WINDOW_MS="$RL_WINDOW_MS" RATE_LIMIT_KEY_PREFIX="$RL_PREFIX" RATE_LIMIT_FAIL_OPEN=false \
         taskset -c "$SERVER_CPU" "$@" ./keryx --app "$TMP/app" start) >"$TMP/keryx.log" 2>&1 &
@@ -290,6 +290,23 @@ count_instructions() {
     awk -v b="$busy" -v i="$idle" -v n="$CALLGRIND_REQUESTS" 'BEGIN {printf "%.0f", (b - i) / n}'
 }
 
+# count_ws_instructions: the same for the `status` action over one WebSocket (bench/ws-get.c),
+# one round trip at a time: set against /api/status over HTTP, the WebSocket path's own cost
+# without the load generator (ws-load.js, Node) limiting the rate.
+count_ws_instructions() {
+    local pid=$KERYX_PID port=${KERYX_URL##*:} t0 t1 busy idle
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    t0=$(date +%s.%N)
+    taskset -c "$CLIENT_CPU" "$ROOT/build/ws-get" "$port" "$CALLGRIND_REQUESTS" >/dev/null ||
+        die "keryx: the WebSocket fixed-count client failed"
+    t1=$(date +%s.%N)
+    busy=$(dump_total "$pid")
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    sleep "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')"
+    idle=$(dump_total "$pid")
+    awk -v b="$busy" -v i="$idle" -v n="$CALLGRIND_REQUESTS" 'BEGIN {printf "%.0f", (b - i) / n}'
+}
+
 # dump_total <pid>: dump callgrind's counters now and print the dump's total Ir.
 dump_total() {
     local f
@@ -303,15 +320,17 @@ dump_total() {
 build_client() {
     mkdir -p "$ROOT/build"
     cc -O2 -Wall -Wextra -Werror -o "$ROOT/build/bench-get" "$BENCH_DIR/bench-get.c" || die "cannot build bench/bench-get.c"
+    cc -O2 -Wall -Wextra -Werror -o "$ROOT/build/ws-get" "$BENCH_DIR/ws-get.c" || die "cannot build bench/ws-get.c"
 }
 
 instruction_rows() {
     local cg=(valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out.%p" --dump-instr=no)
-    local kt ks nt ns
+    local kt ks kw nt ns
     log "instructions per request: keryx under callgrind"
     start_keryx "${cg[@]}"
     kt=$(count_instructions keryx /api/bench/trivial)
     ks=$(count_instructions keryx /api/status)
+    kw=$(count_ws_instructions)
     stop_process "$KERYX_PID"
     KERYX_PID=""
     log "instructions per request: nginx under callgrind"
@@ -324,6 +343,8 @@ instruction_rows() {
         "$(verdict "$(ratio "$kt" "$nt")" "<" 1.0)" "callgrind, 1 connection"
     add_row "user-space instructions per request: /api/status" "$ks" "$ns" "$(ratio "$ks" "$ns")" "< 1.0" \
         "$(verdict "$(ratio "$ks" "$ns")" "<" 1.0)" "callgrind, 1 connection"
+    add_row "user-space instructions: WebSocket status round trip / HTTP GET /api/status (keryx)" "$kw" "$ks" \
+        "$(ratio "$kw" "$ks")" "≤ 1.0" "$(verdict "$(ratio "$kw" "$ks")" "<=" 1.0)" "callgrind, 1 connection"
 }
 
 # ---- rows read from the other scripts ----------------------------------------------------

@@ -26,6 +26,14 @@ bool kx_log_enabled(kx_log_level_t level)
 
 int kx_log_level_parse(const char *s, kx_log_level_t *out)
 {
+    /* Exact names first, by their first letter (all differ): Lua asks core.log_enabled("info")
+     * several times on every request and message. */
+    for (size_t i = 0; i < KX_ARRAY_LEN(names); i++) {
+        if (s[0] == names[i][0] && strcmp(s + 1, names[i] + 1) == 0) {
+            *out = (kx_log_level_t)i;
+            return KX_OK;
+        }
+    }
     for (size_t i = 0; i < KX_ARRAY_LEN(names); i++) {
         if (strcasecmp(s, names[i]) == 0) {
             *out = (kx_log_level_t)i;
