@@ -189,6 +189,14 @@ function Server:alive()
     return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
+--- Asserts keryx is still running and answers GET /api/status with 200 within `timeout`
+--- seconds (default 2): what a spec checks after trying to break something.
+function Server:assert_serving(timeout)
+    assert.is_true(self:alive(), "keryx died:\n" .. self:log())
+    local res = self:request { path = "/api/status", timeout = timeout or 2 }
+    assert.are.equal(200, res.status)
+end
+
 --- Everything keryx wrote so far (after stop(): what it had written by then).
 function Server:log()
     if self.final_log then return self.final_log end

@@ -26,10 +26,6 @@ local function closed(c)
     return err == "closed"
 end
 
-local function serving(srv)
-    assert.is_true(srv:alive(), "keryx died:\n" .. srv:log())
-    assert.are.equal(200, srv:request { path = "/api/status", timeout = 2 }.status)
-end
 
 describe("hardening: HTTP", function()
     local srv
@@ -136,7 +132,7 @@ describe("hardening: HTTP", function()
             local res = H.read_response(c)
             c:close()
             assert.are.equal(403, res.status)
-            serving(srv)
+            srv:assert_serving()
         end)
     end)
 

@@ -54,11 +54,6 @@ local function own_pair(name)
     return cert, key, dir
 end
 
-local function serving(srv)
-    assert.is_true(srv:alive(), "keryx died:\n" .. srv:log())
-    local res = srv:request { path = "/api/status", timeout = 3 }
-    assert.are.equal(200, res.status)
-end
 
 --- Reads until the peer closes or `timeout` s pass: returns the bytes and "closed" / "timeout".
 local function drain(c, timeout)
@@ -162,7 +157,7 @@ describe("TLS", function()
             assert.truthy(raw:find("https://", 1, true), raw)
             assert.is_nil(raw:find('"healthy"', 1, true), raw)
             assert.are.equal("closed", how)
-            serving(srv)
+            srv:assert_serving(3)
         end)
 
         it("closes garbage before a handshake and a garbage record after one", function()
@@ -182,7 +177,7 @@ describe("TLS", function()
             local _, how = drain(c, 2)
             c:close()
             assert.are.equal("closed", how)
-            serving(srv)
+            srv:assert_serving(3)
         end)
 
         it("closes a stalled handshake at the header timeout (600 ms here)", function()
@@ -196,7 +191,7 @@ describe("TLS", function()
             partial:close()
             assert.are.same({ "closed", "closed" }, { how1, how2 })
             assert.is_true(took >= 0.4 and took < 2, "closed after " .. took .. " s")
-            serving(srv)
+            srv:assert_serving(3)
         end)
 
         it("survives a handshake flood and still serves", function()
@@ -217,10 +212,10 @@ describe("TLS", function()
             assert.are.equal(0, code, out)
             local n = tonumber(out:match("(%d+) connections in [%d.]+s"))
             assert.is_true(n ~= nil and n > 10, out)
-            serving(srv)
+            srv:assert_serving(3)
             for i = 1, 150 do held[i]:close() end
             -- The held ones were closed by the header timeout in the meantime or now: still fine.
-            serving(srv)
+            srv:assert_serving(3)
         end)
     end)
 

@@ -29,11 +29,6 @@ end
 
 local stop, open, error_of, count = H.stop, W.open, W.error_of, H.count
 
-local function serving(srv)
-    assert.is_true(srv:alive(), "keryx died:\n" .. srv:log())
-    local res = srv:request { path = "/api/status", timeout = 2 }
-    assert.are.equal(200, res.status)
-end
 
 --- The socket receives a close frame with code (and reason when given), then the TCP stream ends.
 local function closes_with(ws, code, reason)
@@ -64,8 +59,8 @@ describe("websocket handshake", function()
         stop(strict)
     end)
     after_each(function()
-        serving(srv)
-        serving(strict)
+        srv:assert_serving()
+        strict:assert_serving()
     end)
 
     it("answers 101 with the RFC 6455 Sec-WebSocket-Accept", function()
@@ -177,7 +172,7 @@ describe("websocket messages", function()
     before_each(function() ws = open(srv) end)
     after_each(function()
         ws:close(1000)
-        serving(srv)
+        srv:assert_serving()
     end)
 
     it("runs an action: {messageId, response}", function()
@@ -393,7 +388,7 @@ describe("websocket limits", function()
         } }
     end)
     teardown(function() stop(srv) end)
-    after_each(function() serving(srv) end)
+    after_each(function() srv:assert_serving() end)
 
     --- A JSON action message of exactly n bytes.
     local function message_of_size(n, mid)
@@ -578,7 +573,7 @@ describe("websocket keepalive", function()
         srv = H.start { env = { WS_IDLE_TIMEOUT_MS = "500", WS_PING_INTERVAL_MS = "150" } }
     end)
     teardown(function() stop(srv) end)
-    after_each(function() serving(srv) end)
+    after_each(function() srv:assert_serving() end)
 
     it("pings every WS_PING_INTERVAL_MS and closes an idle socket after WS_IDLE_TIMEOUT_MS", function()
         local ws = open(srv)

@@ -18,11 +18,6 @@ local bit = require "bit"
 
 local OP = W.OP
 
-local function serving(srv)
-    assert.is_true(srv:alive(), "keryx died:\n" .. srv:log())
-    local res = srv:request { path = "/api/status", timeout = 2 }
-    assert.are.equal(200, res.status)
-end
 
 local function action_frame(action, mid, params)
     return W.frame { payload = cjson.encode { messageType = "action", action = action, messageId = mid, params = params } }
@@ -47,7 +42,7 @@ describe("websocket direct paths", function()
     before_each(function() ws = W.open(srv) end)
     after_each(function()
         ws:close()
-        serving(srv)
+        srv:assert_serving()
     end)
 
     it("keeps pongs and replies whole and in order when pings and actions share a write", function()
@@ -194,7 +189,7 @@ describe("websocket direct replies to a peer that does not read", function()
         assert.is_table(reply.response, raw)
         reader:close()
         ws.sock:close()
-        serving(srv)
+        srv:assert_serving()
         H.stop(srv)
     end)
 end)

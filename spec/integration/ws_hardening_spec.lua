@@ -13,11 +13,6 @@ local socket = require "socket"
 
 local OP = W.OP
 
-local function serving(srv)
-    assert.is_true(srv:alive(), "keryx died:\n" .. srv:log())
-    local res = srv:request { path = "/api/status", timeout = 2 }
-    assert.are.equal(200, res.status)
-end
 
 local rss_kib = H.rss_kib
 
@@ -47,7 +42,7 @@ describe("websocket hardening", function()
         assert.are.equal(1008, code)
         assert.is_true(ws:closed_by_peer(2))
         assert.truthy(srv:log():find("messages per second", 1, true))
-        serving(srv)
+        srv:assert_serving()
     end)
 
     it("keeps memory flat while 20 clients send pings and never read", function()
@@ -75,7 +70,7 @@ describe("websocket hardening", function()
         local bound = (os.getenv("KERYX_BIN") or ""):find("asan", 1, true) and 640 * 1024 or 120 * 1024
         assert.is_true(after - before < bound, ("RSS grew from %d to %d KiB"):format(before, after))
         for _, c in ipairs(clients) do if c then c.sock:close() end end
-        serving(srv)
+        srv:assert_serving()
     end)
 
     it("answers a close frame with a 1-byte payload with 1002", function()
@@ -84,7 +79,7 @@ describe("websocket hardening", function()
         ws:send_frame { opcode = OP.CLOSE, payload = "x" }
         assert.are.equal(1002, (ws:read_close(2)))
         assert.is_true(ws:closed_by_peer(2))
-        serving(srv)
+        srv:assert_serving()
     end)
 
     for _, len in ipairs { 2 * 1024 * 1024, 2 ^ 40, 2 ^ 63 - 1024 } do
@@ -95,7 +90,7 @@ describe("websocket hardening", function()
             ws:send_raw(W.frame { opcode = OP.TEXT, payload = "", length = len })
             assert.are.equal(1009, (ws:read_close(2)))
             assert.is_true(socket.gettime() - t0 < 1, "the close waited for payload")
-            serving(srv)
+            srv:assert_serving()
         end)
     end
 
@@ -112,7 +107,7 @@ describe("websocket hardening", function()
             if f and f.opcode == OP.CLOSE then code = W.close_code(f.payload) end
         until code or not f or socket.gettime() > deadline
         assert.are.equal(1009, code)
-        serving(srv)
+        srv:assert_serving()
         -- The message is handed to the app before the close; its reply may be cut off by the
         -- close, but the server must have run it.
         assert.truthy(got_reply or srv:log():find("[ACTION:WEBSOCKET:OK] status", 1, true))
