@@ -20,12 +20,11 @@
 #include <unistd.h>
 #include "channels.h"
 #include "ws.h"
+#include "test_server.h"
 
 #define ROOM "room:t"
 #define MAX_FD 1024
 
-static kx_config_t cfg;
-static kx_server_t srv;
 static int writes[MAX_FD]; /* transport writes, by the server end's fd */
 
 static ssize_t counted_write(kx_conn_t *c, const void *buf, size_t n)
@@ -271,12 +270,7 @@ static void test_output_cap_drops_a_non_reader(void **state)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    char err[256];
-    kx_config_defaults(&cfg, "test");
-    assert_int_equal(kx_config_finish(&cfg, err, sizeof err), KX_OK);
-    srv.loop = ev_loop_new(EVFLAG_AUTO);
-    srv.cfg = &cfg;
-    kx_srv = &srv;
+    test_server_start();
     transport = counted;
     transport.read = kx_transport_plain.read;
     no_writev = transport;

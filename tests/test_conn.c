@@ -21,9 +21,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "conn.h"
+#include "test_server.h"
 
-static kx_config_t cfg;
-static kx_server_t srv;
 
 /* ---- a scripted transport ------------------------------------------------------------------ */
 
@@ -614,12 +613,7 @@ static void test_memory_handed_back_after_a_drop(void **state)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    char err[256];
-    kx_config_defaults(&cfg, "test");
-    assert_int_equal(kx_config_finish(&cfg, err, sizeof err), KX_OK);
-    srv.loop = ev_loop_new(EVFLAG_AUTO);
-    srv.cfg = &cfg;
-    kx_srv = &srv;
+    test_server_start();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_rounds_then_data),
         cmocka_unit_test(test_stalled_handshake_is_timed_out),

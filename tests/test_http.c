@@ -14,9 +14,8 @@
 #include <unistd.h>
 #include "dispatch.h"
 #include "http.h"
+#include "test_server.h"
 
-static kx_config_t cfg;
-static kx_server_t srv;
 
 typedef struct {
     char out[65536];
@@ -26,15 +25,9 @@ typedef struct {
 
 static void setup_server(void)
 {
-    char err[256];
-    kx_config_defaults(&cfg, "test");
-    assert_int_equal(kx_config_finish(&cfg, err, sizeof err), KX_OK);
-    memset(&srv, 0, sizeof srv);
-    srv.loop = ev_loop_new(EVFLAG_AUTO);
-    srv.cfg = &cfg;
+    test_server_start();
     srv.router = kx_router_new();
     srv.static_root_fd = srv.www_root_fd = -1;
-    kx_srv = &srv;
     kx_response_init(&srv);
     kx_http_set_request_handler(kx_dispatch);
 }

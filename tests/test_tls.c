@@ -20,9 +20,8 @@
 #include <unistd.h>
 #include "conn.h"
 #include "tls.h"
+#include "test_server.h"
 
-static kx_config_t cfg;
-static kx_server_t srv;
 static char dir[64];
 static char cert[128], key[128];
 
@@ -347,7 +346,7 @@ static void test_reload_keeps_open_connections(void **state)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    char err[256], cmd[256];
+    char cmd[256];
     snprintf(dir, sizeof dir, "/tmp/keryx-test-tls-XXXXXX");
     if (!mkdtemp(dir)) return 1;
     snprintf(cmd, sizeof cmd, "scripts/tls-test-certs.sh %s", dir);
@@ -355,11 +354,7 @@ int main(void)
     path_of(cert, sizeof cert, "live.pem");
     path_of(key, sizeof key, "live.key");
     copy_pair("server");
-    kx_config_defaults(&cfg, "test");
-    assert_int_equal(kx_config_finish(&cfg, err, sizeof err), KX_OK);
-    srv.loop = ev_loop_new(EVFLAG_AUTO);
-    srv.cfg = &cfg;
-    kx_srv = &srv;
+    test_server_start();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_refusals_name_the_variable),
         cmocka_unit_test(test_handshake_alpn_and_bytes_both_ways),
