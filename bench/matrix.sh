@@ -271,17 +271,15 @@ keryx_rows() {
 
 # ---- instructions per request (callgrind) ------------------------------------------------
 
-# count_instructions <server> <path>: user-space instructions per request of that server's
-# one process: counters zeroed, CALLGRIND_REQUESTS requests over one connection, dumped; the
+# count_per_run <pid> <command…>: user-space instructions per request of that process while
+# the command makes CALLGRIND_REQUESTS requests: counters zeroed, the command run, dumped; the
 # same time idle is measured the same way and subtracted (timers, the task poller).
-count_instructions() {
-    local server=$1 path=$2 pid url t0 t1 busy idle
-    pid=$(server_pid "$server")
-    url=$(url_of "$server")$path
+count_per_run() {
+    local pid=$1 t0 t1 busy idle
+    shift
     callgrind_control -z "$pid" >/dev/null 2>&1
     t0=$(date +%s.%N)
-    taskset -c "$CLIENT_CPU" "$BENCH_DIR/../build/bench-get" "$url" "$CALLGRIND_REQUESTS" ||
-        die "$server $path: fixed-count client failed"
+    taskset -c "$CLIENT_CPU" "$@" >/dev/null || die "the fixed-count client failed: $*"
     t1=$(date +%s.%N)
     busy=$(dump_total "$pid")
     callgrind_control -z "$pid" >/dev/null 2>&1
@@ -290,21 +288,16 @@ count_instructions() {
     awk -v b="$busy" -v i="$idle" -v n="$CALLGRIND_REQUESTS" 'BEGIN {printf "%.0f", (b - i) / n}'
 }
 
-# count_ws_instructions: the same for the `status` action over one WebSocket (bench/ws-get.c),
-# one round trip at a time: set against /api/status over HTTP, the WebSocket path's own cost
-# without the load generator (ws-load.js, Node) limiting the rate.
+# count_instructions <server> <path>: HTTP GETs of path over one connection (bench/bench-get.c).
+count_instructions() {
+    count_per_run "$(server_pid "$1")" "$BENCH_DIR/../build/bench-get" "$(url_of "$1")$2" "$CALLGRIND_REQUESTS"
+}
+
+# count_ws_instructions: the `status` action over one WebSocket (bench/ws-get.c), one round trip
+# at a time: set against /api/status over HTTP, the WebSocket path's own cost without the load
+# generator (ws-load.js, Node) limiting the rate.
 count_ws_instructions() {
-    local pid=$KERYX_PID port=${KERYX_URL##*:} t0 t1 busy idle
-    callgrind_control -z "$pid" >/dev/null 2>&1
-    t0=$(date +%s.%N)
-    taskset -c "$CLIENT_CPU" "$ROOT/build/ws-get" "$port" "$CALLGRIND_REQUESTS" >/dev/null ||
-        die "keryx: the WebSocket fixed-count client failed"
-    t1=$(date +%s.%N)
-    busy=$(dump_total "$pid")
-    callgrind_control -z "$pid" >/dev/null 2>&1
-    sleep "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')"
-    idle=$(dump_total "$pid")
-    awk -v b="$busy" -v i="$idle" -v n="$CALLGRIND_REQUESTS" 'BEGIN {printf "%.0f", (b - i) / n}'
+    count_per_run "$KERYX_PID" "$ROOT/build/ws-get" "${KERYX_URL##*:}" "$CALLGRIND_REQUESTS"
 }
 
 # dump_total <pid>: dump callgrind's counters now and print the dump's total Ir.
