@@ -4,7 +4,8 @@
  * Owns: its slabs (64 KiB mmap'd regions, each serving one size class at a time), the blocks
  * above KX_LUA_ALLOC_SMALL_MAX (plain malloc), and the arithmetic of the budget it is given
  * (used bytes, the cap, the grace reserve); and kx_spare_t, a capped free list of fixed-size
- * structs (lua_bridge.c's tasks: one per request, no malloc when one is kept). The budget's storage belongs to the caller, and
+ * structs (lua_bridge.c's tasks, lua_api.c's Redis waits, ratelimit.c's checks and batches: no malloc when
+ * one is kept). The budget's storage belongs to the caller, and
  * one budget may serve several allocators: the cap is the process's, over every VM alive.
  * Callers: lua_bridge.c (one allocator per VM, passed as the `ud` of lua_newstate, so two VMs
  * alive during an in-place reload never share a free list; destroyed after lua_close), and

@@ -3,7 +3,7 @@
  * Owns: kx_lua_wait_t records between park and completion/cancel. Callers: lua_api_*.c.
  * Never: resumes a task (completions wake it through the ready queue). */
 #include "lua_api.h"
-#include <string.h>
+#include "lua_alloc.h"
 #include <lauxlib.h>
 #include <stdlib.h>
 
@@ -23,22 +23,18 @@ int kx_lua_push_fail(lua_State *L, const char *why)
     return 2;
 }
 
-/* Every Redis wait of a request makes one; ended waits are kept for the next (a bounded stack)
- * rather than going back to malloc. */
-#define SPARE_WAITS_MAX 256
-static kx_lua_wait_t *spare_waits[SPARE_WAITS_MAX];
-static int nspare_waits;
+/* Every Redis wait of a request makes one; ended waits are kept for the next rather than going
+ * back to malloc. */
+static kx_spare_t spare_waits = { .size = sizeof(kx_lua_wait_t), .cap = 256 };
 
 static void wait_free(kx_lua_wait_t *w)
 {
-    if (nspare_waits < SPARE_WAITS_MAX) spare_waits[nspare_waits++] = w;
-    else free(w);
+    kx_spare_put(&spare_waits, w);
 }
 
 kx_lua_wait_t *kx_lua_wait_new(kx_task_t *t, void (*cancel_op)(void *op))
 {
-    kx_lua_wait_t *w = nspare_waits > 0 ? spare_waits[--nspare_waits] : kx_xmalloc(sizeof *w);
-    memset(w, 0, sizeof *w);
+    kx_lua_wait_t *w = kx_spare_get(&spare_waits);
     w->task = t;
     w->cancel_op = cancel_op;
     return w;

@@ -1,6 +1,7 @@
 /* ratelimit.c — the Redis side of rate limiting (see ratelimit.h). */
 #include "ratelimit.h"
 #include "json_number.h"
+#include "lua_alloc.h"
 #include "metrics.h"
 #include "redis_script.h"
 #include <inttypes.h>
@@ -34,21 +35,19 @@ struct batch {
     kx_ratelimit_op_t *ops[KX_RATELIMIT_BATCH_MAX];
 };
 
-/* Answered ops wait here for the next check instead of going back to malloc: under load every
- * request makes one, and an op (its key buffer) is too big for a cheap allocation. */
-#define SPARE_OPS_MAX 256
-
+/* Answered ops and sent batches are kept for the next ones instead of going back to malloc:
+ * under load every request makes an op, and an op (its key buffer) and a batch (1 KiB of
+ * slots) are too big for a cheap allocation. */
 static struct {
     struct ev_loop *loop;
     ev_prepare prepare;
     batch_t *pending;
-    kx_ratelimit_op_t *spare[SPARE_OPS_MAX];
-    int nspare;
+    kx_spare_t ops, batches;
     kx_ratelimit_op_t *head, *tail; /* every check not yet answered or cancelled */
     ev_timer deadline;              /* armed while any is: at the earliest deadline, or before */
     uint64_t seq;                   /* checks started so far */
-    batch_t *spare_batch;           /* a batch's 1 KiB is a slow malloc; one is kept */
-} R;
+} R = { .ops = { .size = sizeof(kx_ratelimit_op_t), .cap = 256 },
+        .batches = { .size = sizeof(batch_t), .cap = 1 } };
 
 /* ---- pure helpers ------------------------------------------------------------------------ */
 
@@ -146,31 +145,15 @@ int kx_ratelimit_result(int64_t now_ms, int64_t code, int64_t limit, int64_t win
 
 /* ---- checks ------------------------------------------------------------------------------ */
 
-static batch_t *batch_new(void)
-{
-    batch_t *b = R.spare_batch ? R.spare_batch : kx_xmalloc(sizeof *b);
-    R.spare_batch = NULL;
-    b->eval = NULL;
-    b->n = 0;
-    return b;
-}
-
 static void batch_free(batch_t *b)
 {
-    if (R.spare_batch) free(b);
-    else R.spare_batch = b;
-}
-
-static kx_ratelimit_op_t *op_new(void)
-{
-    return R.nspare > 0 ? R.spare[--R.nspare] : kx_xmalloc(sizeof(kx_ratelimit_op_t));
+    kx_spare_put(&R.batches, b);
 }
 
 /* For an op never put in flight (refused before it was queued). */
 static void op_release(kx_ratelimit_op_t *op)
 {
-    if (R.nspare < SPARE_OPS_MAX) R.spare[R.nspare++] = op;
-    else free(op);
+    kx_spare_put(&R.ops, op);
 }
 
 static void link_op(kx_ratelimit_op_t *op)
@@ -357,7 +340,7 @@ int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limi
     if (!fn || limit < 0 || limit > KX_RATELIMIT_MAX_LIMIT || window_ms < 1 ||
         window_ms > KX_RATELIMIT_MAX_WINDOW_MS)
         return KX_EINVAL;
-    kx_ratelimit_op_t *op = op_new();
+    kx_ratelimit_op_t *op = kx_spare_get(&R.ops);
     if (kx_ratelimit_base_key(prefix, prefixlen, identifier, idlen, op->key, sizeof op->key, &op->keylen) !=
         KX_OK) {
         op_release(op);
@@ -384,7 +367,7 @@ int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limi
     }
     if (R.pending && R.pending->n == KX_RATELIMIT_BATCH_MAX) flush();
     if (!R.pending) {
-        R.pending = batch_new();
+        R.pending = kx_spare_get(&R.batches);
         ev_prepare_start(R.loop, &R.prepare);
     }
     op->fn = fn;
