@@ -7,6 +7,7 @@
 local socket = require "socket"
 local cjson = require "cjson"
 local http_assert = require "http_assert"
+local luassert = require "luassert"
 local testing = require "keryx.testing" -- what app authors get: shared, not copied
 local T = require "tls_client"
 
@@ -192,9 +193,9 @@ end
 --- Asserts keryx is still running and answers GET /api/status with 200 within `timeout`
 --- seconds (default 2): what a spec checks after trying to break something.
 function Server:assert_serving(timeout)
-    assert.is_true(self:alive(), "keryx died:\n" .. self:log())
+    luassert.is_true(self:alive(), "keryx died:\n" .. self:log())
     local res = self:request { path = "/api/status", timeout = timeout or 2 }
-    assert.are.equal(200, res.status)
+    luassert.are.equal(200, res.status)
 end
 
 --- Everything keryx wrote so far (after stop(): what it had written by then).
