@@ -616,6 +616,15 @@ void kx_conn_kick(kx_conn_t *c)
     kx_conn_unref(c);
 }
 
+void kx_conn_trim_output(kx_conn_t *c)
+{
+    if (c->closed || kx_conn_busy_writing(c)) return;
+    kx_buf_free(&c->wfront);
+    kx_buf_free(&c->wbuf);
+    c->fpos = 0;
+    c->wpos = 0;
+}
+
 void kx_conn_trim(kx_conn_t *c)
 {
     if (c->closed) return;
@@ -625,12 +634,7 @@ void kx_conn_trim(kx_conn_t *c)
         if (rbuf_is_scratch(c)) c->rbuf = (kx_buf_t)KX_BUF_INIT;
         else kx_buf_free(&c->rbuf);
     }
-    if (!kx_conn_busy_writing(c)) {
-        kx_buf_free(&c->wfront);
-        kx_buf_free(&c->wbuf);
-        c->fpos = 0;
-        c->wpos = 0;
-    }
+    kx_conn_trim_output(c);
 }
 
 kx_conn_t *kx_conn_open(kx_server_t *s, int fd, const kx_transport_t *tp, const char *peer_ip)

@@ -155,6 +155,9 @@ void kx_conn_kick(kx_conn_t *c);
 /* Frees the read buffer when empty and the write buffer when everything queued was written:
  * an idle connection keeps no buffers (a protocol calls it when it goes idle). */
 void kx_conn_trim(kx_conn_t *c);
+/* Its write half alone: both write buffers go once everything queued was written (safe while
+ * the connection is reading). */
+void kx_conn_trim_output(kx_conn_t *c);
 /* How many times memory was handed back after the connection count fell (tests). */
 unsigned kx_conn_trims(void);
 /* Open connections from this peer address. */

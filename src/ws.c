@@ -169,10 +169,7 @@ static void pump(kx_conn_t *c)
     kx_conn_flush(c);
     if (!c->closed && c->ws) {
         release_if_idle(c->ws);
-        if (!kx_conn_busy_writing(c)) { /* idle sockets keep no write buffer either */
-            kx_buf_free(&c->wbuf);
-            c->wpos = 0;
-        }
+        kx_conn_trim_output(c); /* idle sockets keep no write buffer either */
     }
     kx_conn_unref(c);
 }
@@ -189,14 +186,26 @@ static int queue_text(kx_conn_t *c, const char *p, size_t n)
 
 /* The rest of a frame the socket did not take goes to the connection's buffer; it keeps none
  * once everything is out (idle sockets hold no write buffer). */
+/* One line per socket dropped for not reading (its output would pass KX_CONN_OUTPUT_CAP). */
+static void log_not_reading(const kx_conn_t *c)
+{
+    kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)c->ws->id,
+                c->peer_ip);
+}
+
+/* Whether `more` bytes would take c's unsent output past KX_CONN_OUTPUT_CAP (logged when so). */
+static bool past_output_cap(const kx_conn_t *c, size_t more)
+{
+    if (kx_conn_unsent(c) + more <= KX_CONN_OUTPUT_CAP) return false;
+    log_not_reading(c);
+    return true;
+}
+
 static int finish_direct(kx_conn_t *c)
 {
     kx_conn_flush(c);
     if (c->closed) return KX_ECLOSED;
-    if (!kx_conn_busy_writing(c)) {
-        kx_buf_free(&c->wbuf);
-        c->wpos = 0;
-    }
+    kx_conn_trim_output(c);
     return KX_OK;
 }
 
@@ -214,9 +223,7 @@ static int send_direct(kx_conn_t *c, const struct iovec *v, int n)
 {
     uint8_t frame[WS_DIRECT_SEND_MAX + 10];
     size_t len = pieces_len(v, n), hl = kx_ws_text_header(frame, len), total = hl + len;
-    if (kx_conn_unsent(c) + total > KX_CONN_OUTPUT_CAP) {
-        kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)c->ws->id,
-                    c->peer_ip);
+    if (past_output_cap(c, total)) {
         kx_conn_close(c);
         return KX_ECLOSED;
     }
@@ -353,9 +360,7 @@ int kx_ws_queue_frame(kx_conn_t *c, kx_ws_frame_t *f)
     /* wslay holds frames not yet in the connection's queue: this one goes behind them. */
     if (ws->ctx && wslay_event_want_write(ws->ctx))
         return queue_text(c, (const char *)f->bytes + f->hlen, f->len - f->hlen);
-    if (kx_conn_unsent(c) + f->len > KX_CONN_OUTPUT_CAP) {
-        kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)ws->id,
-                    c->peer_ip);
+    if (past_output_cap(c, f->len)) {
         kx_conn_close(c);
         return KX_ECLOSED;
     }
@@ -417,9 +422,7 @@ static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 {
     (void)flags;
     kx_conn_t *c = ud;
-    if (kx_conn_unsent(c) + len > KX_CONN_OUTPUT_CAP) {
-        kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)c->ws->id,
-                    c->peer_ip);
+    if (past_output_cap(c, len)) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
@@ -556,7 +559,7 @@ static void drop_behind(kx_conn_t *c)
 {
     static const char frame[] = { (char)0x88, 0x02, (char)(1008 >> 8), (char)(1008 & 0xff) };
     kx_ws_t *ws = c->ws;
-    kx_log_warn("websocket %llu from %s is not reading: dropping it", (unsigned long long)ws->id, c->peer_ip);
+    log_not_reading(c);
     ws->closing = true;
     kx_conn_want_read(c, false);
     kx_buf_reset(&c->rbuf);
