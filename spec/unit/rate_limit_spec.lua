@@ -281,6 +281,17 @@ describe("keryx.middleware.rate_limit", function()
         assert.is_nil(h:find("Retry-After", 1, true))
     end)
 
+    it("keeps each address's own identifier past the bound on kept identifiers (4,096)", function()
+        for i = 1, 5000 do
+            local ip = ("10.%d.%d.%d"):format(math.floor(i / 65536), math.floor(i / 256) % 256, i % 256)
+            assert.is_true((before(mw, web_conn { identifier = ip })))
+            assert.are.equal("ip:" .. ip, fake.rate_limit_calls[i].identifier)
+        end
+        -- the first addresses again, after the bound emptied what was kept
+        assert.is_true((before(mw, web_conn { identifier = "10.0.0.1" })))
+        assert.are.equal("ip:10.0.0.1", fake.rate_limit_calls[5001].identifier)
+    end)
+
     it("limits a logged-in user by id with the authenticated limit", function()
         local id = fake.random_id()
         store_session(id, { user_id = 7 })
