@@ -6,7 +6,7 @@
  *   cc -O2 -Wall -Wextra -Werror -o build/ws-get bench/ws-get.c
  *   ws-get PORT N            (127.0.0.1; server pings are skipped)
  *
- * Client frames are masked (RFC 6455 §5.3) with a fixed key; the upgrade uses the RFC's example
+ * Client frames are masked, as clients must mask theirs, with a fixed key; the upgrade uses a fixed
  * key. Replies up to 1 MiB. */
 #define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>

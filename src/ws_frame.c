@@ -29,7 +29,7 @@ static uint64_t header_length(const kx_ws_frames_t *fr)
 static uint16_t check_header(const kx_ws_frames_t *fr, uint64_t len, uint64_t max_payload)
 {
     uint8_t op = fr->hdr[0] & 0x0f;
-    if ((fr->hdr[1] & 0x7f) == 127 && (len >> 63)) return 1002; /* RFC 6455 §5.2: MSB is 0 */
+    if ((fr->hdr[1] & 0x7f) == 127 && (len >> 63)) return 1002; /* a 64-bit length has its top bit clear */
     if (op == OP_CLOSE && len == 1) return 1002;                /* a code is two bytes */
     if (op < OP_CLOSE && max_payload && len > max_payload) return 1009;
     return 0;
@@ -74,7 +74,7 @@ bool kx_ws_frames_idle(const kx_ws_frames_t *fr)
 int kx_ws_direct_frame(const uint8_t *p, size_t avail, uint64_t max_payload, size_t *hlen, size_t *plen)
 {
     if (avail < 2) return p[0] == 0x81 ? KX_WS_DIRECT_WAIT : KX_WS_DIRECT_NO; /* FIN + text */
-    if (p[0] != 0x81 || !(p[1] & 0x80)) return KX_WS_DIRECT_NO;               /* clients mask (§5.3) */
+    if (p[0] != 0x81 || !(p[1] & 0x80)) return KX_WS_DIRECT_NO;               /* clients mask their frames */
     size_t len = p[1] & 0x7f, h = 6;
     if (len == 127) return KX_WS_DIRECT_NO;
     if (len == 126) {

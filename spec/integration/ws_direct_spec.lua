@@ -114,7 +114,7 @@ describe("websocket direct paths", function()
         for i = 1, #text do
             masked[i] = string.char(bit.bxor(text:byte(i), mask:byte((i - 1) % 4 + 1)))
         end
-        -- 16-bit length field holding a length under 126 (RFC 6455 §5.2 asks for the 7-bit form)
+        -- 16-bit length field holding a length under 126 (the minimal form is the 7-bit one)
         local frame = "\129" .. string.char(0x80 + 126) .. string.char(0, #text) .. mask .. table.concat(masked)
         assert(ws:send_raw(frame .. action_frame("status", 4)))
         local f = ws:receive(3)
