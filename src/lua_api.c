@@ -65,6 +65,11 @@ void kx_lua_wait_abandon(kx_lua_wait_t *w)
     wait_free(w);
 }
 
+void kx_lua_waits_free(void)
+{
+    kx_spare_clear(&spare_waits);
+}
+
 void kx_lua_check_string(lua_State *L, int idx, const char *fn, const char *what)
 {
     if (lua_type(L, idx) != LUA_TSTRING)

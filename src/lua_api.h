@@ -88,6 +88,8 @@ void kx_lua_wait_park(kx_lua_wait_t *w);
 /* Frees w and clears the task's wait hook; returns the task to push results on and wake. */
 kx_task_t *kx_lua_wait_done(kx_lua_wait_t *w);
 void kx_lua_wait_abandon(kx_lua_wait_t *w);
+/* Frees the wait records kept for reuse (kx_lua_close, once no task waits any more). */
+void kx_lua_waits_free(void);
 
 /* ---- the areas: each adds its functions to the table on top of the stack ------------------- */
 

@@ -1267,6 +1267,7 @@ void kx_lua_close(void)
     }
     free_everys(NULL);
     kx_spare_clear(&B.spare);
+    kx_lua_waits_free();
     free(B.app_dir);
     B.app_dir = NULL;
 }

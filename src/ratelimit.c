@@ -394,3 +394,9 @@ void kx_ratelimit_cancel(kx_ratelimit_op_t *op)
     if (op->batch) op->batch->ops[op->slot] = NULL;
     op_free(op);
 }
+
+void kx_ratelimit_free(void)
+{
+    kx_spare_clear(&R.ops);
+    kx_spare_clear(&R.batches);
+}

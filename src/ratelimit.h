@@ -54,6 +54,9 @@ int kx_ratelimit_check_within(const char *identifier, size_t idlen, int64_t limi
                               void *ud, kx_ratelimit_op_t **out);
 /* The caller no longer wants the answer; the op is freed and fn is never called. */
 void kx_ratelimit_cancel(kx_ratelimit_op_t *op);
+/* Frees the checks and batches kept for reuse: at shutdown, once Redis is stopped (which
+ * answers every check still waiting). */
+void kx_ratelimit_free(void);
 
 /* ---- pure helpers (exposed for tests) ---------------------------------------------------- */
 

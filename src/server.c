@@ -9,6 +9,7 @@
 #include "log.h"
 #include "lua_bridge.h"
 #include "redis_script.h"
+#include "ratelimit.h"
 #include "redis.h"
 #include "crypto.h"
 #include "pubsub.h"
@@ -263,6 +264,7 @@ int kx_server_main(kx_config_t *cfg, const kx_boot_t *b)
         int code = kx_lua_run_cli(b->command, b->action ? b->action : "", b->argc, b->argv);
         kx_redis_flush((double)cfg->redis_command_timeout_ms / 1000.0); /* what the action sent */
         kx_redis_stop();
+        kx_ratelimit_free();
         kx_redis_scripts_free();
         kx_crypto_stop();
         kx_lua_close();
@@ -291,6 +293,7 @@ int kx_server_main(kx_config_t *cfg, const kx_boot_t *b)
     kx_watch_stop();
     kx_pubsub_stop();
     kx_redis_stop();
+    kx_ratelimit_free();
     kx_redis_scripts_free();
     kx_crypto_stop();
     kx_lua_close();

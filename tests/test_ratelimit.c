@@ -317,6 +317,7 @@ static void test_each_check_keeps_its_deadline(void **state)
     }
     kx_redis_stop();
     ev_run(D.loop, EVRUN_NOWAIT);
+    kx_ratelimit_free();
     kx_redis_scripts_free();
     close(lfd);
     ev_loop_destroy(D.loop);
