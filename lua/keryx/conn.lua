@@ -168,13 +168,10 @@ function methods:set_header(name, value)
     h[n + 1], h[n + 2] = name, value
 end
 
---- Framework code only: appends name, value pairs built from constant names and digit values
---- (keryx.middleware.rate_limit's three), which set_header's checks would pass by construction.
-function M.append_headers(conn, list)
-    local h = header_list(conn)
-    local n = #h
-    for i = 1, #list do h[n + i] = list[i] end
-end
+--- Framework code only: the answer's flat name, value header list, for appending pairs built
+--- from constant names and digit values (keryx.middleware.rate_limit's), which
+--- set_header's checks would pass by construction.
+M.header_list = header_list
 
 --- Answers with this Content-Type (web); a string returned by the action is then the body.
 ---@param ct string e.g. "text/html; charset=utf-8"

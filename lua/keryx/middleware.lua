@@ -21,6 +21,8 @@ local conn_mod = require "keryx.conn"
 local M = {}
 
 local cfg = core.config.rateLimit
+local check_values, append_headers, header_list = rate_limit.check_values, rate_limit.append_headers,
+    conn_mod.header_list
 local pcall, type, tostring, error = pcall, type, tostring, error
 
 -- A usable user id: a number or a non-empty string (anything else is not a login).
@@ -61,20 +63,22 @@ M.rate_limit = {
     before = function(_, conn)
         if not cfg.enabled then return end
         local id, authed = identity(conn)
-        local info, err = rate_limit.check(id, authed)
-        if not info then
+        local allowed, limit, remaining, reset_at, retry_after = check_values(id, authed)
+        if allowed == nil then
             if cfg.failOpen then return end
-            error(errors.unavailable("Rate limiting unavailable", "Redis: " .. tostring(err)), 0)
+            error(errors.unavailable("Rate limiting unavailable", "Redis: " .. tostring(limit)), 0)
         end
-        -- rate_limit.headers' names are constants and its values digits, so what
-        -- conn:set_header checks (a token name, no CR/LF/NUL) holds by construction: appending
-        -- them unchecked spares every rate-limited request three pattern checks.
-        conn_mod.append_headers(conn, rate_limit.headers(info))
-        if info.limited then
-            -- Retry-After is already in the headers above, so the error carries no retry_after.
-            error(errors.new("CONNECTION_RATE_LIMITED",
-                ("Rate limit exceeded. Try again in %d seconds."):format(info.retry_after)), 0)
+        -- The header names are constants and the values digits, so what conn:set_header checks
+        -- (a token name, no CR/LF/NUL) holds by construction: they go straight into the
+        -- answer's header list, with no table of their own and no pattern checks.
+        if allowed then
+            append_headers(header_list(conn), limit, remaining, reset_at, nil)
+            return
         end
+        append_headers(header_list(conn), limit, 0, reset_at, retry_after)
+        -- Retry-After is already in the headers above, so the error carries no retry_after.
+        error(errors.new("CONNECTION_RATE_LIMITED",
+            ("Rate limit exceeded. Try again in %d seconds."):format(retry_after)), 0)
     end,
 }
 

@@ -12,6 +12,13 @@
 --   headers(info) → { "X-RateLimit-Limit", "n", "X-RateLimit-Remaining", "n", "X-RateLimit-Reset", "s" }
 --       plus "Retry-After", "s" when refused: name, value pairs for conn:set_header.
 --
+-- The same without a table per request (framework code: keryx.middleware.rate_limit):
+--   check_values(identifier, is_authenticated)
+--       → allowed, limit, remaining, reset_at, retry_after   (the configured limit and window)
+--       → nil, err                                           as check
+--   append_headers(list, limit, remaining, reset_at, retry_after_or_nil)
+--       appends headers()'s pairs to the flat name, value list `list`.
+--
 -- The counting happens in Redis (lua/redis/ratelimit.lua via core.rate_limit), atomically, so
 -- every keryx process on one Redis shares each client's budget. Refused requests are not
 -- counted. Nothing here logs per request: a failure streak is logged once (connection losses
@@ -46,6 +53,19 @@ local function int_opt(v, name, default)
     return v
 end
 
+-- core.rate_limit's answer, passed on; a failure is reported (once per streak) as nil, err.
+local function checked(allowed, lim, remaining, reset_at, retry_after)
+    if allowed == nil then
+        local err = lim
+        -- The action's timeout fired meanwhile: the request is over, do not let it go on.
+        errors.check_aborted(nil, err)
+        note_failure(err)
+        return nil, err
+    end
+    failing = false
+    return allowed, lim, remaining, reset_at, retry_after
+end
+
 function M.check(identifier, is_authenticated, opts)
     if type(identifier) ~= "string" then
         error("keryx.rate_limit.check: identifier must be a string", 2)
@@ -60,17 +80,18 @@ function M.check(identifier, is_authenticated, opts)
     if prefix == nil then prefix = cfg.keyPrefix end
     if type(prefix) ~= "string" then error("keryx.rate_limit.check: opts.key_prefix must be a string", 2) end
 
-    local allowed, lim, remaining, reset_at, retry_after = rate_limit(identifier, limit, window_ms, prefix)
-    if allowed == nil then
-        local err = lim
-        -- The action's timeout fired meanwhile: the request is over, do not let it go on.
-        errors.check_aborted(nil, err)
-        note_failure(err)
-        return nil, err
-    end
-    failing = false
+    local allowed, lim, remaining, reset_at, retry_after = checked(rate_limit(identifier, limit, window_ms, prefix))
+    if allowed == nil then return nil, lim end
     if allowed then return { limit = lim, remaining = remaining, reset_at = reset_at } end
     return { limit = lim, remaining = 0, reset_at = reset_at, retry_after = retry_after, limited = true }
+end
+
+function M.check_values(identifier, is_authenticated)
+    if type(identifier) ~= "string" then
+        error("keryx.rate_limit.check_values: identifier must be a string", 2)
+    end
+    local limit = is_authenticated and cfg.authenticatedLimit or cfg.unauthenticatedLimit
+    return checked(rate_limit(identifier, limit, cfg.windowMs, cfg.keyPrefix))
 end
 
 local function n(v)
@@ -81,14 +102,19 @@ end
 -- from the last request rather than formatted (and interned) again each time.
 local last_limit, last_limit_text, last_reset, last_reset_text
 
-function M.headers(info)
-    local limit, reset = info.limit, info.reset_at
+function M.append_headers(h, limit, remaining, reset, retry_after)
     if limit ~= last_limit then last_limit, last_limit_text = limit, n(limit) end
     if reset ~= last_reset then last_reset, last_reset_text = reset, n(reset) end
-    local h = { "X-RateLimit-Limit", last_limit_text, "X-RateLimit-Remaining", n(info.remaining),
-        "X-RateLimit-Reset", last_reset_text }
-    if info.limited then h[7], h[8] = "Retry-After", n(info.retry_after) end
+    local i = #h
+    h[i + 1], h[i + 2] = "X-RateLimit-Limit", last_limit_text
+    h[i + 3], h[i + 4] = "X-RateLimit-Remaining", n(remaining)
+    h[i + 5], h[i + 6] = "X-RateLimit-Reset", last_reset_text
+    if retry_after ~= nil then h[i + 7], h[i + 8] = "Retry-After", n(retry_after) end
     return h
+end
+
+function M.headers(info)
+    return M.append_headers({}, info.limit, info.remaining, info.reset_at, info.limited and info.retry_after or nil)
 end
 
 return M

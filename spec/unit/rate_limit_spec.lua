@@ -254,6 +254,39 @@ describe("keryx.rate_limit.headers", function()
     end)
 end)
 
+describe("keryx.rate_limit.check_values", function()
+    it("answers as check does, with values instead of a table", function()
+        cfg.unauthenticatedLimit, cfg.authenticatedLimit = 2, 5
+        local function values(id, authed)
+            return { run(function() return rate_limit.check_values(id, authed) end) }
+        end
+        local first = values("ip:v", false)
+        assert.are.same({ identifier = "ip:v", limit = 2, window_ms = 60000, prefix = "ratelimit" },
+            fake.rate_limit_calls[1])
+        assert.are.same({ true, 2, 1 }, { first[1], first[2], first[3] })
+        local info = check("ip:v", false) -- the same counter: the second of two
+        assert.are.equal(0, info.remaining)
+        local refused = values("ip:v", false)
+        assert.is_false(refused[1])
+        assert.are.equal(info.reset_at, refused[4])
+        assert.is_true(refused[5] >= 1)
+        assert.are.equal(5, values("user:1", true)[2])
+        fake.redis_up = false
+        assert.are.same({ nil, "closed" }, values("ip:v", false))
+        assert.is_false((run(function() return pcall(rate_limit.check_values, 42, false) end)))
+    end)
+
+    it("appends the same pairs as headers() to a list that already holds some", function()
+        local h = { "X-Own", "1" }
+        assert.are.equal(h, rate_limit.append_headers(h, 20, 7, 1700000060, nil))
+        assert.are.same({ "X-Own", "1", "X-RateLimit-Limit", "20", "X-RateLimit-Remaining", "7",
+            "X-RateLimit-Reset", "1700000060" }, h)
+        rate_limit.append_headers(h, 30, 0, 1700000120, 12)
+        assert.are.same({ "X-RateLimit-Limit", "30", "X-RateLimit-Remaining", "0", "X-RateLimit-Reset", "1700000120",
+            "Retry-After", "12" }, { unpack(h, 9) })
+    end)
+end)
+
 describe("keryx.middleware.rate_limit", function()
     local mw = middleware.rate_limit
 
