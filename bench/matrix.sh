@@ -25,7 +25,9 @@
 #
 # Environment: BENCH_DURATION (default 5s), BENCH_RUNS (default 3), BENCH_WRITE (1 = append
 # the table to bench/RESULTS.md), BENCH_MATRIX_QUICK (1 = this script's rows only),
-# BENCH_CALLGRIND (0 = skip the instruction counts, default 1).
+# BENCH_CALLGRIND (0 = skip the instruction counts, default 1), BENCH_REDIS_CPU (default 1:
+# Redis beside wrk, the layout; 0 puts it beside the server, so that wrk alone has
+# CPU 1 and the rate-limited rows saturate the server too, see bench/README.md).
 #
 # Exit status: 0 whatever PASS/FAIL says; 1 when a server fails to start or dies, a reply is
 # not what the row expects, or a prerequisite is missing.
@@ -47,7 +49,7 @@ CALLGRIND=${BENCH_CALLGRIND:-1}
 
 SERVER_CPU=0
 CLIENT_CPU=1
-REDIS_CPU=1
+REDIS_CPU=${BENCH_REDIS_CPU:-1}
 CONNECTIONS=50
 BIG_CONNECTIONS=10
 START_TIMEOUT_S=60        # keryx and nginx under callgrind start slowly
