@@ -17,9 +17,12 @@
 #      PUBLISHes in one write to Redis; the time until the last socket has the last of them,
 #      and keryx's CPU per socket per message. When perf is installed, one more broadcast and
 #      one more burst, untimed, count keryx's write syscalls per socket per message.
-#   2. Round trips, on a fresh keryx: 50 WebSockets each sending `status` actions back to back
-#      (bench/ws-load.js, npm `ws`: installed into bench/node_modules when missing) against
+#   2. Round trips, on a fresh keryx: 50 WebSockets each sending `status` actions back to back,
+#      one in flight per socket (bench/ws-rt.c, C and epoll like wrk, compiled into build/;
+#      BENCH_WS_RT_CLIENT=node uses `bench/ws-load.js actions` instead, npm `ws`) against
 #      `wrk -t1 -c50` on GET /api/status; runs interleaved, medians, and their ratio.
+#
+# npm `ws` is installed into bench/node_modules when missing, only if a Node client is used.
 #
 # keryx's CPU time is read from /proc/<pid>/task/*/schedstat (ns, every thread).
 # How to read the figures: bench/README.md ("WebSockets").
@@ -33,6 +36,7 @@
 #   BENCH_WS_CONNECTIONS    idle sockets for the memory and fan-out figures (default 10000)
 #   BENCH_WS_BROADCASTS     broadcasts timed (default 5; the median is reported)
 #   BENCH_WS_FANOUT_CLIENT  c (default) or node
+#   BENCH_WS_RT_CLIENT      c (default: build/ws-rt) or node (ws-load.js actions)
 #   BENCH_WS_BURST          PUBLISHes per burst (default 10; 0 = no bursts; the C client only)
 #
 # Exit status: 0 whatever the PASS/FAIL words say; 1 when Redis or keryx fails to start (or
@@ -55,6 +59,7 @@ WRITE=${BENCH_WRITE:-0}
 CONNECTIONS=${BENCH_WS_CONNECTIONS:-10000}
 BROADCASTS=${BENCH_WS_BROADCASTS:-5}
 FANOUT_CLIENT=${BENCH_WS_FANOUT_CLIENT:-c}
+RT_CLIENT=${BENCH_WS_RT_CLIENT:-c}
 BURST=${BENCH_WS_BURST:-10}
 
 SERVER_CPU=0
@@ -111,6 +116,7 @@ check_args() {
     ((CONNECTIONS <= 25000)) || die "BENCH_WS_CONNECTIONS is at most 25000 (one client address, ephemeral ports)"
     if ! [[ "$BROADCASTS" =~ ^[1-9][0-9]*$ ]] || ((BROADCASTS > 100)); then die "BENCH_WS_BROADCASTS must be 1..100"; fi
     case "$FANOUT_CLIENT" in c|node) ;; *) die "BENCH_WS_FANOUT_CLIENT must be c or node";; esac
+    case "$RT_CLIENT" in c|node) ;; *) die "BENCH_WS_RT_CLIENT must be c or node";; esac
     if ! [[ "$BURST" =~ ^[0-9]+$ ]] || ((BURST > 100)); then die "BENCH_WS_BURST must be 0..100"; fi
     DURATION_MS=$(duration_ms "$DURATION")
     if [[ -z "$DURATION_MS" ]] || ((DURATION_MS == 0)); then die "BENCH_DURATION must be like 10, 10s or 1m, not '$DURATION'"; fi
@@ -120,9 +126,13 @@ check_args() {
 
 check_prereqs() {
     local cmd
-    for cmd in wrk taskset curl awk cc node npm; do
-        command -v "$cmd" >/dev/null || die "'$cmd' not found (Debian: apt-get install wrk util-linux curl gcc nodejs npm)"
+    # node reads the clients' JSON; npm only installs ws-load.js's `ws` when a Node client runs.
+    for cmd in wrk taskset curl awk cc node; do
+        command -v "$cmd" >/dev/null || die "'$cmd' not found (Debian: apt-get install wrk util-linux curl gcc nodejs)"
     done
+    if [[ "$FANOUT_CLIENT" == node || "$RT_CLIENT" == node ]]; then
+        command -v npm >/dev/null || die "'npm' not found (Debian: apt-get install npm), needed for the Node clients"
+    fi
     for cmd in redis-server redis-cli; do
         command -v "$cmd" >/dev/null || die "'$cmd' not found (Debian: apt-get install redis-server redis-tools)"
     done
@@ -141,16 +151,24 @@ raise_fd_limit() {
     log "open-file limit $(ulimit -n)"
 }
 
+# ensure_node_modules: npm `ws`, for ws-load.js; only when a Node client runs.
 ensure_node_modules() {
+    [[ "$FANOUT_CLIENT" == node || "$RT_CLIENT" == node ]] || return 0
     [[ -f "$BENCH_DIR/node_modules/ws/package.json" ]] && return 0
     log "installing bench/node_modules (npm ws, from bench/package.json)"
     npm install --prefix "$BENCH_DIR" --no-audit --no-fund >&2 || die "npm install --prefix bench failed"
 }
 
-build_fanout_client() {
-    [[ "$FANOUT_CLIENT" == c ]] || return 0
-    cc -O2 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$TMP/ws-fanout" "$BENCH_DIR/ws-fanout.c" ||
-        die "cannot compile bench/ws-fanout.c"
+build_clients() {
+    if [[ "$FANOUT_CLIENT" == c ]]; then
+        cc -O2 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$TMP/ws-fanout" "$BENCH_DIR/ws-fanout.c" ||
+            die "cannot compile bench/ws-fanout.c"
+    fi
+    if [[ "$RT_CLIENT" == c ]]; then
+        mkdir -p "$ROOT/build"
+        cc -O2 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$ROOT/build/ws-rt" "$BENCH_DIR/ws-rt.c" ||
+            die "cannot compile bench/ws-rt.c"
+    fi
 }
 
 cleanup() { stop_all_and_clean "$CHILD_PID" "$KERYX_PID" "$REDIS_PID"; }
@@ -290,7 +308,9 @@ ws_run() {
     local out="$TMP/actions.json" b0 t0 b1 t1 key value
     local -A R=()
     read -r b0 t0 <<<"$(cpu_line "$CLIENT_CPU")"
-    run_child "$out" taskset -c "$CLIENT_CPU" node "$BENCH_DIR/ws-load.js" actions \
+    local -a client=(node "$BENCH_DIR/ws-load.js" actions)
+    [[ "$RT_CLIENT" == c ]] && client=("$ROOT/build/ws-rt")
+    run_child "$out" taskset -c "$CLIENT_CPU" "${client[@]}" \
         --url "ws://127.0.0.1:$KERYX_PORT/" --keryx-pid "$KERYX_PID" --sockets "$RT_SOCKETS" \
         --duration-ms "$1" --warmup-ms "$CLIENT_RAMP_MS" || { keryx_log_tail; die "the WebSocket round-trip client failed"; }
     read -r b1 t1 <<<"$(cpu_line "$CLIENT_CPU")"
@@ -425,7 +445,7 @@ markdown_tables() {
     echo
     echo "| transport | round trips/s (median) | p50 | p99 | keryx CPU per round trip |"
     echo "|---|---:|---:|---:|---:|"
-    printf '| WebSocket (`ws-load.js actions`, %d sockets) | %s | %s ms | %s ms | %s µs |\n' "$RT_SOCKETS" \
+    printf '| WebSocket (`%s`, %d sockets) | %s | %s ms | %s ms | %s µs |\n' "$(rt_client_name)" "$RT_SOCKETS" \
         "${MED[ws,ops]}" "${MED[ws,p50]}" "${MED[ws,p99]}" "${MED[ws,cpu]}"
     printf '| HTTP keep-alive (`wrk -t1 -c%d`) | %s | %s ms | %s ms | %s µs |\n' "$RT_SOCKETS" \
         "${MED[http,ops]}" "${MED[http,p50]}" "${MED[http,p99]}" "${MED[http,cpu]}"
@@ -470,17 +490,25 @@ burst_table() {
     fi
 }
 
+# rt_client_name: the round-trip client, as the tables name it.
+rt_client_name() { [[ "$RT_CLIENT" == c ]] && echo "ws-rt.c" || echo "ws-load.js actions"; }
+
+# node_client_line: "node vX, ws Y" when a Node client ran, else nothing.
+node_client_line() {
+    [[ "$FANOUT_CLIENT" == node || "$RT_CLIENT" == node ]] || return 0
+    printf ' (Node clients: node %s, ws %s)' "$(node --version)" \
+        "$(node -p 'require(process.argv[1]).version' "$BENCH_DIR/node_modules/ws/package.json")"
+}
+
 machine_line() {
     local cpu redis_version
     cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
     redis_version=$(redis-server --version 2>/dev/null | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^v=/) print substr($i, 3)}')
-    printf '%s, %s CPUs, Linux %s, load average %s at start; Redis %s (no persistence, CPU %s); keryx on CPU %s; clients on CPU %s: fan-out %s, round trips %s WebSockets (node %s, ws %s) vs wrk -t1 -c%s, %s × %s per transport, interleaved' \
+    printf '%s, %s CPUs, Linux %s, load average %s at start; Redis %s (no persistence, CPU %s); keryx on CPU %s; clients on CPU %s: fan-out %s, round trips %s WebSockets (bench/%s) vs wrk -t1 -c%s, %s × %s per transport, interleaved%s' \
         "${cpu:-unknown CPU}" "$(nproc)" "$(uname -r)" "$LOAD_AT_START" "${redis_version:-?}" "$REDIS_CPU" \
         "$SERVER_CPU" "$CLIENT_CPU" \
         "$([[ $FANOUT_CLIENT == c ]] && echo "bench/ws-fanout.c" || echo "bench/ws-load.js")" \
-        "$RT_SOCKETS" "$(node --version)" \
-        "$(node -p 'require(process.argv[1]).version' "$BENCH_DIR/node_modules/ws/package.json")" \
-        "$RT_SOCKETS" "$RUNS" "$DURATION"
+        "$RT_SOCKETS" "$(rt_client_name)" "$RT_SOCKETS" "$RUNS" "$DURATION" "$(node_client_line)"
 }
 
 report() {
@@ -528,7 +556,7 @@ main() {
     TMP=$(mktemp -d "${TMPDIR:-/tmp}/keryx-bench-ws.XXXXXX")
     raise_fd_limit
     ensure_node_modules
-    build_fanout_client
+    build_clients
     start_redis
     write_app
     start_keryx
