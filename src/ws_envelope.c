@@ -8,30 +8,35 @@ typedef struct {
     size_t n, i;
 } cur_t;
 
-static void skip_ws(cur_t *c)
+/* Byte classes: JSON whitespace (between tokens); what ends a plain string or spoils it (the
+ * quote, the backslash, bytes below 0x20: tab, LF and CR are both). */
+enum { C_WS = 1, C_STOP = 2 };
+#define S4(b) [b] = C_STOP, [b + 1] = C_STOP, [b + 2] = C_STOP, [b + 3] = C_STOP
+/* clang-format off */
+static const uint8_t CLASS[256] = {
+    S4(0), S4(4), [8] = C_STOP, ['\t'] = C_STOP | C_WS, ['\n'] = C_STOP | C_WS, [11] = C_STOP,
+    [12] = C_STOP, ['\r'] = C_STOP | C_WS, [14] = C_STOP, [15] = C_STOP, S4(16), S4(20), S4(24), S4(28),
+    [' '] = C_WS, ['"'] = C_STOP, ['\\'] = C_STOP,
+};
+/* clang-format on */
+#undef S4
+#define IS_WS(ch) (CLASS[(uint8_t)(ch)] & C_WS)
+
+static inline void skip_ws(cur_t *c)
 {
-    while (c->i < c->n) {
-        char ch = c->s[c->i];
-        if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') break;
-        c->i++;
-    }
+    while (c->i < c->n && IS_WS(c->s[c->i])) c->i++;
 }
 
 /* At '"': a string without escapes or control bytes; its bytes in *out, c->i past the quote. */
 static bool plain_string(cur_t *c, kx_ws_span_t *out)
 {
-    size_t start = c->i + 1;
-    for (size_t j = start; j < c->n; j++) {
-        unsigned char ch = (unsigned char)c->s[j];
-        if (ch == '"') {
-            out->p = c->s + start;
-            out->len = j - start;
-            c->i = j + 1;
-            return true;
-        }
-        if (ch == '\\' || ch < 0x20) return false;
-    }
-    return false;
+    size_t start = c->i + 1, j = start;
+    while (j < c->n && !(CLASS[(uint8_t)c->s[j]] & C_STOP)) j++;
+    if (j >= c->n || c->s[j] != '"') return false;
+    out->p = c->s + start;
+    out->len = j - start;
+    c->i = j + 1;
+    return true;
 }
 
 /* -?(0|[1-9][0-9]*), at most 15 digits, followed by whitespace, ',' or '}' (strtod would read
@@ -54,8 +59,7 @@ static bool small_integer(cur_t *c, double *out)
     size_t digits = j - first;
     if (digits == 0 || (digits > 1 && c->s[first] == '0') || j >= c->n) return false;
     char next = c->s[j];
-    if (next != ',' && next != '}' && next != ' ' && next != '\t' && next != '\n' && next != '\r')
-        return false;
+    if (next != ',' && next != '}' && !IS_WS(next)) return false;
     double d = (double)v; /* < 10^15 < 2^53: exact */
     *out = neg ? -d : d;
     c->i = j;
@@ -101,23 +105,36 @@ static bool object_text(cur_t *c, kx_ws_span_t *out)
 
 enum { K_TYPE = 1, K_ACTION = 2, K_MID = 4, K_CHANNEL = 8, K_PARAMS = 16 };
 
-static int key_of(const kx_ws_span_t *k)
+/* At '"': which of the five keys (its name and closing quote follow: no escape can be among
+ * them), c->i past its closing quote; 0 for any other key. */
+static int key_at(cur_t *c)
 {
-#define KEY_IS(lit) (k->len == sizeof(lit) - 1 && memcmp(k->p, lit, sizeof(lit) - 1) == 0)
-    if (KEY_IS("messageType")) return K_TYPE;
-    if (KEY_IS("action")) return K_ACTION;
-    if (KEY_IS("messageId")) return K_MID;
-    if (KEY_IS("channel")) return K_CHANNEL;
-    if (KEY_IS("params")) return K_PARAMS;
+    const char *p = c->s + c->i + 1;
+    size_t avail = c->n - c->i - 1;
+#define KEY(lit, k)                                                      \
+    if (avail >= sizeof(lit) && memcmp(p, lit "\"", sizeof(lit)) == 0) { \
+        c->i += 1 + sizeof(lit);                                         \
+        return k;                                                        \
+    }
+    if (avail == 0) return 0;
+    switch (p[0]) {
+    case 'm':
+        KEY("messageType", K_TYPE);
+        KEY("messageId", K_MID);
+        break;
+    case 'a': KEY("action", K_ACTION); break;
+    case 'c': KEY("channel", K_CHANNEL); break;
+    case 'p': KEY("params", K_PARAMS); break;
+    default: break;
+    }
     return 0;
-#undef KEY_IS
+#undef KEY
 }
 
 static bool member(cur_t *c, kx_ws_envelope_t *env, int *seen)
 {
-    kx_ws_span_t k;
-    if (c->i >= c->n || c->s[c->i] != '"' || !plain_string(c, &k)) return false;
-    int key = key_of(&k);
+    if (c->i >= c->n || c->s[c->i] != '"') return false;
+    int key = key_at(c);
     if (key == 0 || (*seen & key)) return false;
     *seen |= key;
     skip_ws(c);
