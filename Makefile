@@ -282,7 +282,7 @@ FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
                 -std=gnu11 -D_GNU_SOURCE -I src -I $(LLHTTP_INC) $(LUA_CFLAGS)
 FUZZ_SRCS_http        := src/http_guard.c src/mem.c src/buf.c $(wildcard $(LLHTTP_DIR)/*.c)
 FUZZ_SRCS_static_path := src/static_path.c src/mem.c src/buf.c
-FUZZ_SRCS_ws          := src/channel_name.c src/utf8.c src/mem.c src/ws_frame.c
+FUZZ_SRCS_ws          := src/channel_name.c src/utf8.c src/mem.c src/ws_frame.c src/ws_envelope.c
 FUZZ_LIBS_ws          := -lwslay
 FUZZ_SRCS_oauth       := src/oauth.c src/crypto.c src/mem.c src/log.c src/buf.c
 FUZZ_LIBS_oauth       := -lcrypto -lev -lpthread

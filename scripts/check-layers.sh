@@ -23,7 +23,7 @@ OBJDIR=${1:-build}
 
 declare -A LAYER=(
     [common]=0 [home]=0 [mem]=0 [lua_alloc]=0 [buf]=0 [utf8]=0 [json_number]=0 [log]=0 [config]=0 [crypto]=0
-    [http_guard]=0 [static_path]=0 [channel_name]=0 [cors]=0 [redis_url]=0 [session]=0 [ws_frame]=0
+    [http_guard]=0 [static_path]=0 [channel_name]=0 [cors]=0 [redis_url]=0 [session]=0 [ws_frame]=0 [ws_envelope]=0
     [redis]=0 [redis_script]=0 [pubsub]=0 [ratelimit]=0 [oauth]=0 [mcp_guard]=0 [prodcheck]=0 [metrics]=0
     [conn]=1 [listen]=1 [tls]=1 [watch]=1
     [http]=2 [ws]=2 [sse]=2 [response]=2

@@ -10,11 +10,15 @@
  *   core.ws_is_subscribed(id, channel), core.ws_subscription_count(id), core.ws_count()
  *   core.channel_name_valid(name)     → ^[a-zA-Z0-9:._-]{1,200}$, checked in C
  *   core.publish(payload)             → true | nil, "closed"   (PUBLISH keryx:pubsub)
+ *   core.ws_envelope(text)            → messageType, action, messageId, channel, params JSON
+ *                                       (each nil when absent) | nothing: not a simple
+ *                                       envelope (ws_envelope.h), json.decode must read it
  * None of these yield. */
 #include "lua_api.h"
 #include "pubsub.h"
 #include "ws.h"
 #include "channels.h"
+#include "ws_envelope.h"
 #include <lauxlib.h>
 
 static kx_conn_t *arg_ws(lua_State *L)
@@ -239,6 +243,31 @@ static int l_mcp_feed(lua_State *L)
     return 2;
 }
 
+static void push_span(lua_State *L, kx_ws_span_t sp)
+{
+    if (sp.p) lua_pushlstring(L, sp.p, sp.len);
+    else lua_pushnil(L);
+}
+
+/* core.ws_envelope(text): a message's envelope read without building its table (the params
+ * object stays JSON text, for keryx.json's decode); nothing when the text is not the simple
+ * shape ws_envelope.c takes, or not a string. */
+static int l_ws_envelope(lua_State *L)
+{
+    size_t len;
+    kx_ws_envelope_t e;
+    if (lua_type(L, 1) != LUA_TSTRING) return 0;
+    const char *text = lua_tolstring(L, 1, &len);
+    if (!kx_ws_envelope_scan(text, len, &e)) return 0;
+    push_span(L, e.type);
+    push_span(L, e.action);
+    if (e.mid == KX_WS_MID_NUMBER) lua_pushnumber(L, e.mid_number);
+    else push_span(L, e.mid_string);
+    push_span(L, e.channel);
+    push_span(L, e.params);
+    return 5;
+}
+
 static const luaL_Reg fns[] = {
     { "mcp_feed_open", l_mcp_feed_open },
     { "mcp_feed_close", l_mcp_feed_close },
@@ -255,6 +284,7 @@ static const luaL_Reg fns[] = {
     { "ws_count", l_ws_count },
     { "channel_name_valid", l_channel_name_valid },
     { "publish", l_publish },
+    { "ws_envelope", l_ws_envelope },
     { NULL, NULL },
 };
 

@@ -28,7 +28,7 @@ local M = {}
 
 local type, tostring, pairs, ipairs, xpcall, pcall, format = type, tostring, pairs, ipairs, xpcall, pcall, string.format
 local ws_send, ws_send_held, channel_name_valid = core.ws_send, core.ws_send_held, core.channel_name_valid
-local ws_send_held_for = core.ws_send_held_for
+local ws_send_held_for, ws_envelope = core.ws_send_held_for, core.ws_envelope
 local HELD, ARRAY_MT, EMPTY_ARRAY = transport.HELD, transport.ARRAY_MT, json.empty_array
 local ws_cfg = core.config.server.web.websocket
 
@@ -268,29 +268,57 @@ function M.open(id, info)
     return false
 end
 
--- msg, err: the message decoded (json.decode never raises); mid its messageId. Returns the
--- reply (text, or head and body: see transport.action) and whether the coroutine is spoiled.
-local function handle(s, msg, err, mid)
+-- The message's fields: kind (messageType), name (action), params (decoded), channel, mid
+-- (messageId). Returns the reply (text, or head and body: see transport.action) and whether the
+-- coroutine is spoiled.
+local function route(s, kind, name, params, channel, mid)
     conn_mod.refresh(s.conn) -- every message reads the session afresh (a logout elsewhere counts)
-    if msg == nil then return fail(nil, "CONNECTION_ACTION_RUN", tostring(err)) end
-    if type(msg) ~= "table" then return fail(nil, "CONNECTION_ACTION_RUN", "messageType either missing or unknown") end
-    local kind = msg.messageType
     if kind == "action" then
-        return transport.action(s.conn, msg.action, msg.params, mid)
+        return transport.action(s.conn, name, params, mid)
     elseif kind == "subscribe" then
-        return subscribe(s, msg.channel, mid)
+        return subscribe(s, channel, mid)
     elseif kind == "unsubscribe" then
-        return unsubscribe(s, msg.channel, mid)
+        return unsubscribe(s, channel, mid)
     end
     return fail(mid, "CONNECTION_ACTION_RUN", "messageType either missing or unknown")
+end
+
+-- msg, err: the message decoded by json.decode (which never raises); mid its messageId.
+local function handle(s, msg, err, mid)
+    if type(msg) == "table" then return route(s, msg.messageType, msg.action, msg.params, msg.channel, mid) end
+    conn_mod.refresh(s.conn)
+    if msg == nil then return fail(nil, "CONNECTION_ACTION_RUN", tostring(err)) end
+    return fail(nil, "CONNECTION_ACTION_RUN", "messageType either missing or unknown")
+end
+
+-- The simple envelope (most messages) read in C, without json.decode building the message's
+-- table: see core.ws_envelope. Its params object comes as JSON text, decoded here by the same
+-- json.decode; nil when C did not take the text, or when params does not decode (json.decode of
+-- the whole text then gives today's error message).
+local function envelope(text)
+    if not ws_envelope then return nil end
+    local kind, name, mid, channel, params_json = ws_envelope(text)
+    if kind == nil then return nil end
+    local params
+    if params_json ~= nil then
+        params = json.decode(params_json)
+        if params == nil then return nil end
+    end
+    return kind, name, params, channel, mid
 end
 
 function M.message(id, text)
     local s = sockets[id]
     if not s then return false end -- closed before this message's task ran
-    local msg, err = json.decode(text)
-    local mid = type(msg) == "table" and msg.messageId or nil -- decoded tables have no metatable
-    local ok, reply, body, discard = xpcall(handle, on_error, s, msg, err, mid)
+    local ok, reply, body, discard
+    local kind, name, params, channel, mid = envelope(text)
+    if kind ~= nil then
+        ok, reply, body, discard = xpcall(route, on_error, s, kind, name, params, channel, mid)
+    else
+        local msg, err = json.decode(text)
+        mid = type(msg) == "table" and msg.messageId or nil -- decoded tables have no metatable
+        ok, reply, body, discard = xpcall(handle, on_error, s, msg, err, mid)
+    end
     if not ok then
         -- A framework failure (or the stack/memory cap): answer it, and spoil the coroutine.
         discard = true

@@ -19,7 +19,8 @@
 --   config (real defaults for NODE_ENV=test), version, home, mode
 --   redis_call / redis_pipeline: a tiny Redis (strings, sets, EXPIRE/PEXPIRE, INCR, and EVAL /
 --                     EVALSHA running the real lua/redis scripts against the same store)
---   ws_* / channel_name_valid / publish: sockets and pub/sub (see the WebSocket section)
+--   ws_* / channel_name_valid / publish: sockets and pub/sub (see the WebSocket section);
+--                     ws_envelope is a Lua port of src/ws_envelope.c
 --   req_header(name)  the current web request's header (any case) from fake.req_headers
 --                     (lowercase name → value), like C reading the task's request; nil
 --                     outside a task, for absent names, and once fake.req_gone is true (the
@@ -103,6 +104,8 @@ function M.reset(node_env)
     M.everys = {}        -- core.every registrations: { {ms=, fn=}, ... }
     M.draining_now = false -- core.draining()
     M.metrics = {}       -- metrics_action / metrics_task calls: {fn=, ...arguments} in order
+    M.ws_envelope_off = false -- true: ws_envelope takes nothing (every message to json.decode)
+    M.ws_envelopes = 0   -- how many texts ws_envelope took
     tasks, current = {}, nil
 end
 
@@ -891,6 +894,74 @@ local function channel_of(payload)
     local name = payload:match('^{"channel":"([^"]*)",')
     if name and M.channel_name_valid(name) then return name end
     return nil
+end
+
+-- Like C (src/ws_envelope.c): the simple envelope's fields, params as its JSON text; nothing
+-- for any other text. Bytes below 0x20 (and 0x7f: Lua's %c) in keys and strings say no.
+local ENVELOPE_KEYS = { messageType = true, action = true, messageId = true, channel = true, params = true }
+local WS = "[ \t\n\r]*"
+
+local function envelope_object(text, i) -- text:sub(i, i) == "{": the end of the object, or nil
+    local depth, n, byte = 0, #text, string.byte
+    while i <= n do
+        local c = byte(text, i)
+        if c == 0 then return nil
+        elseif c == 123 or c == 91 then -- { [
+            depth = depth + 1
+            if depth > 64 then return nil end
+        elseif c == 125 or c == 93 then -- } ]
+            depth = depth - 1
+            if depth == 0 then return c == 125 and i or nil end
+        elseif c == 34 then -- a string: to its closing quote, escapes skipped
+            i = i + 1
+            while true do
+                c = byte(text, i)
+                if c == nil or c == 0 then return nil end
+                if c == 34 then break end
+                if c == 92 then
+                    i = i + 1
+                    c = byte(text, i)
+                    if c == nil or c == 0 then return nil end
+                end
+                i = i + 1
+            end
+        end
+        i = i + 1
+    end
+    return nil
+end
+
+function M.ws_envelope(text)
+    if M.ws_envelope_off or type(text) ~= "string" then return end
+    local v = {}
+    local i = text:match("^" .. WS .. "{()")
+    if not i or text:match("^" .. WS .. "}", i) then return end
+    while true do
+        local key, j = text:match('^' .. WS .. '"([^"\\%c]*)"' .. WS .. ':' .. WS .. '()', i)
+        if not ENVELOPE_KEYS[key] or v[key] ~= nil then return end
+        local c, val = text:sub(j, j), nil
+        if c == '"' and key ~= "params" then
+            val, i = text:match('^"([^"\\%c]*)"()', j)
+        elseif key == "messageId" then
+            local digits
+            digits, i = text:match("^(-?%d+)()[ \t\n\r,}]", j)
+            if digits and #digits:gsub("^-", "") <= 15 and not digits:match("^-?0%d") then
+                val = tonumber(digits)
+            end
+        elseif key == "params" and c == "{" then
+            local e = envelope_object(text, j)
+            if e then val, i = text:sub(j, e), e + 1 end
+        end
+        if val == nil then return end
+        v[key] = val
+        local sep, after = text:match("^" .. WS .. "([,}])()", i)
+        if not sep then return end
+        i = after
+        if sep == "}" then break end
+    end
+    if not text:match("^" .. WS .. "$", i) or v.messageType == nil then return end
+    M.ws_envelopes = M.ws_envelopes + 1
+    return v.messageType, v.action, v.messageId, v.channel, v.params
 end
 
 function M.publish(payload)

@@ -313,6 +313,54 @@ describe("ws.message: malformed frames", function()
     end)
 end)
 
+describe("ws.message: the envelope read by core.ws_envelope", function()
+    before_each(function() open(1) end)
+
+    it("the fake's port gives json.decode's fields for every message it takes", function()
+        local cases = dofile("spec/unit/ws_envelope_cases.lua") -- not a spec: C is tested on it too
+        local r = cases.compare(json, fake.ws_envelope, 5000)
+        assert.are.same({}, r.mismatches)
+        assert.is_true(r.taken > r.checked / 5)
+    end)
+
+    it("replies as json.decode's path does, byte for byte, and falls back on what it does not take", function()
+        register {
+            name = "echo",
+            run = function(params) return { got = params } end,
+        }
+        define_channel { name = "room" }
+        local texts = {
+            '{"messageType":"action","action":"echo","messageId":1}',
+            ' { "messageType" : "action" , "action" : "echo" , "messageId" : -0 , "params" : { "a" : [1, null] } } ',
+            '{"messageType":"action","action":"echo","messageId":"m","params":{"a":null,"s":"\\u00e9}"}}',
+            '{"messageType":"action","action":"echo","params":{"a":}}', -- params fail: whole text's error
+            '{"messageType":"action","action":"echo","params":{"a":1},"messageId":7}x',
+            '{"messageType":"action","action":"nope","messageId":123456789012345}',
+            '{"messageType":"action","action":"echo","params":{"a":1,"a":2}}',
+            '{"messageType":"subscribe","channel":"room","messageId":2}',
+            '{"messageType":"unsubscribe","channel":"room","messageId":3}',
+            '{"messageType":"subscribe","channel":"bad name!"}',
+            '{"messageType":"bogus","messageId":4}',
+            '{"messageType":"action","action":"echo","params":[1]}',
+            '{"messageType":"action","action":"echo","params":{"0":1}}',
+            '{"messageType":"action","action":"echo","other":1}',
+        }
+        -- The stack's text names the line of ws.lua each path runs from: left out.
+        fake.config.server.web.includeStackInErrors = false
+        local taken = 0
+        for _, text in ipairs(texts) do
+            fake.ws_envelope_off = true
+            local slow = send_raw(1, text)
+            fake.ws_envelope_off = false
+            local before = fake.ws_envelopes
+            local fast = send_raw(1, text)
+            taken = taken + fake.ws_envelopes - before
+            assert.are.same(slow, fast, text)
+        end
+        assert.are.equal(11, taken)
+    end)
+end)
+
 describe("ws.message: subscribe", function()
     local order
     before_each(function()

@@ -3,8 +3,9 @@
  * must agree; then wslay's own parser and message state machine over the bytes the tracker
  * let through, with keryx's payload limit), UTF-8 validation (checked against a byte-by-byte
  * reference decoder), channel names and the broadcast payload prefix; and a frame ws.c takes
- * without wslay (kx_ws_direct_frame) must be one wslay reads as the same text message. Run:
- * make fuzz. */
+ * without wslay (kx_ws_direct_frame) must be one wslay reads as the same text message; and the
+ * message envelope reader (ws_envelope.c): what it hands back lies inside the text and has the
+ * shape it promises. Run: make fuzz. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "channel_name.h"
 #include "utf8.h"
 #include "ws_frame.h"
+#include "ws_envelope.h"
 
 #define MAX_PAYLOAD 4096
 
@@ -163,6 +165,42 @@ static bool ref_utf8(const unsigned char *s, size_t n)
     return true;
 }
 
+/* A span the envelope reader hands back lies inside the text; a string span holds no quote,
+ * backslash or control byte; the params text is an object's braces with no NUL between. */
+static void check_span(const char *s, size_t size, kx_ws_span_t sp, bool string)
+{
+    if (!sp.p) return;
+    if (sp.p < s || sp.len > size || (size_t)(sp.p - s) > size - sp.len) abort();
+    for (size_t i = 0; i < sp.len; i++) {
+        unsigned char c = (unsigned char)sp.p[i];
+        if (string && (c == '"' || c == '\\' || c < 0x20)) abort();
+        if (!string && c == 0) abort();
+    }
+    if (!string && (sp.len < 2 || sp.p[0] != '{' || sp.p[sp.len - 1] != '}')) abort();
+}
+
+static void check_envelope(const char *s, size_t size)
+{
+    kx_ws_envelope_t e;
+    if (!kx_ws_envelope_scan(s, size, &e)) return;
+    if (!e.type.p || (s[0] != '{' && s[0] != ' ' && s[0] != '\t' && s[0] != '\n' && s[0] != '\r')) abort();
+    check_span(s, size, e.type, true);
+    check_span(s, size, e.action, true);
+    check_span(s, size, e.channel, true);
+    check_span(s, size, e.params, false);
+    if (e.mid == KX_WS_MID_STRING) check_span(s, size, e.mid_string, true);
+    if (e.mid == KX_WS_MID_NUMBER &&
+        !(e.mid_number < 1e15 && e.mid_number > -1e15 && e.mid_number == (double)(int64_t)e.mid_number))
+        abort();
+    /* it ends with the object's '}' or whitespace after it: without its last byte, the text is
+     * still an envelope exactly when that byte was whitespace */
+    kx_ws_envelope_t again;
+    char last = s[size - 1];
+    bool ws = last == ' ' || last == '\t' || last == '\n' || last == '\r';
+    if (!ws && last != '}') abort();
+    if (kx_ws_envelope_scan(s, size - 1, &again) != ws) abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint16_t violation = 0;
@@ -180,5 +218,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (name < s || name + nlen > s + size || !kx_channel_name_valid(name, nlen)) abort();
         if (size < 12 || memcmp(s, "{\"channel\":\"", 12) != 0) abort();
     }
+    check_envelope(s, size);
     return 0;
 }

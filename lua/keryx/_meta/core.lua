@@ -444,6 +444,20 @@ function core.channel_name_valid(name) end
 ---@return "closed"|nil err
 function core.publish(payload) end
 
+--- A WebSocket message's envelope read in C without building its table, for the simple shape
+--- (src/ws_envelope.h): one JSON object whose keys are among messageType (present), action,
+--- messageId, channel and params, strings without escapes, messageId a string or an integer of
+--- at most 15 digits, params an object (returned as its JSON text, undecoded). Nothing at all
+--- for any other text: json.decode must read it. What it returns is what json.decode gives for
+--- the same fields.
+---@param text string
+---@return string|nil message_type
+---@return string|nil action
+---@return string|number|nil message_id
+---@return string|nil channel
+---@return string|nil params_json
+function core.ws_envelope(text) end
+
 -- ---- rate limiting (src/lua_api_ratelimit.c) --------------------------------------------------
 
 --- One atomic sliding-window check in Redis; yields. Five values rather than a table, so the
