@@ -9,7 +9,7 @@ local errors = require "keryx.errors"
 
 local M = {}
 local cfg = core.config.session
-local type, tostring = type, tostring
+local type, tostring, pairs = type, tostring, pairs
 
 local function key(id)
     return "session:" .. id
@@ -21,12 +21,49 @@ local function check(v, err)
     return v
 end
 
+-- Decoded records by their stored text: a logged-in client's requests read the same text over
+-- and over, and a copy of a flat record costs a fraction of decoding it again. Only records
+-- whose fields and data values are all scalars (no nested table) are kept, so a copy is two
+-- fresh tables that no other request shares; texts over MEMO_MAX_BYTES are not kept, and the
+-- memo is emptied when it holds MEMO_MAX_ENTRIES (at most ~1 MiB of texts).
+local MEMO_MAX_ENTRIES, MEMO_MAX_BYTES = 1024, 1024
+local memo, n_memo = {}, 0
+
+-- rec's fields and data as two fresh tables, or nil when anything in them is a table.
+local function flat_copy(rec)
+    local copy, data = {}, {}
+    for k, v in pairs(rec) do
+        if k ~= "data" then
+            if type(v) == "table" then return nil end
+            copy[k] = v
+        end
+    end
+    for k, v in pairs(rec.data) do
+        if type(v) == "table" then return nil end
+        data[k] = v
+    end
+    copy.data = data
+    return copy
+end
+
+local function decode(raw)
+    local kept = memo[raw]
+    if kept then return flat_copy(kept) end
+    local rec = json.decode(raw)
+    if type(rec) ~= "table" or type(rec.data) ~= "table" then return rec end
+    if #raw <= MEMO_MAX_BYTES and flat_copy(rec) then
+        if n_memo >= MEMO_MAX_ENTRIES then memo, n_memo = {}, 0 end
+        memo[raw], n_memo = flat_copy(rec), n_memo + 1 -- a copy: rec itself goes to the caller
+    end
+    return rec
+end
+
 --- The record for id, or nil when none exists (a cookie naming no session is never adopted).
 function M.load(id)
     -- GETEX reads and refreshes the TTL in one command (Redis >= 6.2).
     local raw = check(redis.call("GETEX", key(id), "EX", cfg.ttl))
     if type(raw) ~= "string" then return nil end
-    local rec = json.decode(raw)
+    local rec = decode(raw)
     if type(rec) ~= "table" or rec.id ~= id or type(rec.data) ~= "table" then return nil end
     return rec
 end

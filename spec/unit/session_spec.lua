@@ -33,6 +33,43 @@ describe("sessions", function()
         assert.are.same({ { "GETEX", "session:" .. id, "EX", fake.config.session.ttl } }, fake.redis_log)
     end)
 
+    it("each load of the same stored record gets tables of its own", function()
+        local id = fake.random_id()
+        store(id, { user_id = 7, name = "ann", gone = json.null })
+        local first = web(id).session
+        first.data.user_id, first.data.extra, first.extra = 8, true, true -- not saved
+        for _ = 1, 3 do
+            local rec = web(id).session -- the same text again: from the decoded-record memo
+            assert.are_not.equal(first, rec)
+            assert.are_not.equal(first.data, rec.data)
+            assert.are.same({ id = id, createdAt = 1, data = { user_id = 7, name = "ann", gone = json.null } }, rec)
+            rec.data.user_id = 9
+        end
+        -- nested data is not kept, and still loads whole, unshared
+        store(id, { user_id = 7, prefs = { theme = "dark" } })
+        local a, b = web(id).session, web(id).session
+        assert.are.same({ theme = "dark" }, b.data.prefs)
+        a.data.prefs.theme = "light"
+        assert.are.equal("dark", web(id).session.data.prefs.theme)
+        assert.are_not.equal(a.data.prefs, b.data.prefs)
+    end)
+
+    it("the memo's bound: 1,100 sessions each load their own record, the first again after", function()
+        local ids = {}
+        for i = 1, 1100 do
+            ids[i] = fake.random_id()
+            store(ids[i], { user_id = i })
+            assert.are.equal(i, web(ids[i]).session.data.user_id)
+        end
+        for _, i in ipairs { 1, 2, 1024, 1025, 1100 } do
+            assert.are.equal(i, web(ids[i]).session.data.user_id)
+            assert.are.equal(ids[i], web(ids[i]).session.id)
+        end
+        -- a changed record is read as changed (the memo is keyed by the stored text)
+        store(ids[5], { user_id = 55 })
+        assert.are.equal(55, web(ids[5]).session.data.user_id)
+    end)
+
     it("never adopts a cookie that names no session (no fixation), and sets no cookie", function()
         local c = web(fake.random_id())
         assert.is_nil(c.session)
