@@ -271,11 +271,25 @@ void kx_conn_close_idle(kx_server_t *s)
 
 /* ---- timers ------------------------------------------------------------------------------ */
 
+static void arm_timer(struct ev_loop *loop, kx_conn_t *c, ev_tstamp after)
+{
+    ev_timer_stop(loop, &c->timer);
+    ev_timer_set(&c->timer, after, 0.);
+    ev_timer_start(loop, &c->timer);
+    c->timer_at = ev_now(loop) + after;
+}
+
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    (void)loop;
     (void)revents;
     kx_conn_t *c = w->data;
+    if (c->deadline == 0) return; /* the timeout was lifted after the timer was armed */
+    ev_tstamp left = c->deadline - ev_now(loop);
+    if (left > 0) { /* moved later since: wait for the rest, or as long as the shortest */
+        arm_timer(loop, c, left < c->timer_min ? left : c->timer_min);
+        return;
+    }
+    c->deadline = 0;
     /* The handler may close (and so free) the connection: hold it until we are done. */
     kx_conn_ref(c);
     if (c->handshaking || !c->handler || !c->handler->on_timeout) kx_conn_close(c);
@@ -286,10 +300,16 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 void kx_conn_set_timer(kx_conn_t *c, int64_t ms)
 {
     if (c->closed) return; /* a closed connection must not leave a timer behind */
-    ev_timer_stop(kx_srv->loop, &c->timer);
-    if (ms <= 0) return;
-    ev_timer_set(&c->timer, (ev_tstamp)ms / 1000.0, 0.);
-    ev_timer_start(kx_srv->loop, &c->timer);
+    struct ev_loop *loop = kx_srv->loop;
+    if (ms <= 0) {
+        c->deadline = 0; /* an armed timer finds no deadline and stays stopped */
+        return;
+    }
+    ev_tstamp after = (ev_tstamp)ms / 1000.0;
+    if (c->timer_min == 0 || after < c->timer_min) c->timer_min = after;
+    c->deadline = ev_now(loop) + after;
+    if (ev_is_active(&c->timer) && c->timer_at <= c->deadline) return;
+    arm_timer(loop, c, after);
 }
 
 /* ---- watchers ---------------------------------------------------------------------------- */

@@ -88,7 +88,10 @@ struct kx_conn {
     kx_want_t tp_want; /* set by the transport with KX_EAGAIN */
     const kx_conn_handler_t *handler;
     ev_io rio, wio;
-    ev_timer timer;
+    ev_timer timer;   /* armed at or before `deadline` (see kx_conn_set_timer) */
+    ev_tstamp deadline, timer_at; /* loop time the protocol's timeout is due (0: none); when
+                                   * the armed timer fires */
+    ev_tstamp timer_min;          /* the shortest timeout set so far (s; 0: none yet) */
     kx_buf_t rbuf;
     /* The write queue, in order: wfront[fpos..], lent.p[off..], wbuf[wpos..], then the
      * file. Bytes are always appended to wbuf; lending moves what wbuf held to wfront (a
@@ -145,7 +148,12 @@ void kx_conn_flush(kx_conn_t *c);
 size_t kx_conn_unsent(const kx_conn_t *c);
 /* Whether queued bytes or a file remain to be written. */
 bool kx_conn_busy_writing(const kx_conn_t *c);
-/* (Re)arms the connection timer; ms <= 0 stops it. */
+/* The protocol's timeout: on_timeout (or the close) ms from now, replacing any earlier one;
+ * ms <= 0: none. Lazy: the libev timer is only moved when the new deadline is earlier than
+ * the one it is armed for, so a request's three timeouts (head, none, keep-alive) cost no
+ * timer-heap work. A timer that fires before the deadline re-arms itself for what is left, but
+ * never for longer than the shortest timeout the connection has used, so that the next one set
+ * is not earlier than it. */
 void kx_conn_set_timer(kx_conn_t *c, int64_t ms);
 /* The protocol wants input (true) or is full and lets bytes wait in the kernel (false). */
 void kx_conn_want_read(kx_conn_t *c, bool want);

@@ -214,6 +214,63 @@ static void test_stalled_handshake_is_timed_out(void **state)
     close(peer);
 }
 
+static void on_run_for(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ONE);
+}
+
+/* Runs the loop for about ms milliseconds, whatever else is active. */
+static void run_for(int ms)
+{
+    ev_timer t;
+    ev_timer_init(&t, on_run_for, ms / 1000.0, 0.);
+    ev_timer_start(srv.loop, &t);
+    ev_run(srv.loop, 0);
+    ev_timer_stop(srv.loop, &t);
+}
+
+/* kx_conn_set_timer is lazy (the libev timer moves only to an earlier time): a timeout moved
+ * later, lifted, or moved earlier must still fire exactly when the last call said. */
+static void test_timer_moved_later_lifted_or_earlier(void **state)
+{
+    (void)state;
+    reset();
+    int peer;
+    kx_conn_t *c = open_pair(&peer);
+    kx_conn_ref(c);
+
+    kx_conn_set_timer(c, 30);
+    kx_conn_set_timer(c, 0); /* lifted: the armed timer must not close the connection */
+    run_for(80);
+    assert_false(c->closed);
+    assert_int_equal(P.timeouts, 0);
+
+    kx_conn_set_timer(c, 30);
+    run_for(15);
+    kx_conn_set_timer(c, 100); /* later: due ~115 ms from the start */
+    run_for(45);               /* ~60 ms: past the first deadline, before the second */
+    assert_false(c->closed);
+    assert_int_equal(P.timeouts, 0);
+    run_for(100); /* ~160 ms */
+    assert_true(c->closed);
+    assert_int_equal(P.timeouts, 1);
+    kx_conn_unref(c);
+    close(peer);
+
+    reset();
+    c = open_pair(&peer);
+    kx_conn_ref(c);
+    kx_conn_set_timer(c, 5000);
+    kx_conn_set_timer(c, 20); /* earlier: the timer must move */
+    run_for(120);
+    assert_true(c->closed);
+    assert_int_equal(P.timeouts, 1);
+    kx_conn_unref(c);
+    close(peer);
+}
+
 static void test_read_waiting_for_writable(void **state)
 {
     (void)state;
@@ -617,6 +674,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_rounds_then_data),
         cmocka_unit_test(test_stalled_handshake_is_timed_out),
+        cmocka_unit_test(test_timer_moved_later_lifted_or_earlier),
         cmocka_unit_test(test_read_waiting_for_writable),
         cmocka_unit_test(test_write_waiting_for_readable),
         cmocka_unit_test(test_pending_bytes_are_read_without_the_socket),
