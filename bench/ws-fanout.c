@@ -52,6 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ws-client.h"
+
 #define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="           /* RFC 6455 §1.3 */
 #define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="     /* its Sec-WebSocket-Accept */
 #define RBUF 65536                                  /* handshake reply or one server frame */
@@ -92,34 +94,6 @@ static struct {
     double first, last, *arrivals;
 } B;
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("[bench:websocket:client] ERROR: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static void note(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("[bench:websocket:client] ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-static double now_ms(clockid_t clk)
-{
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* ---- /proc readings ------------------------------------------------------------------------ */
 
 static long rss_kib(void)
@@ -139,23 +113,7 @@ static long rss_kib(void)
 /* keryx's CPU time, every thread, in ms: schedstat is in ns, not 10 ms clock ticks. */
 static double keryx_cpu_ms(void)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", O.pid);
-    DIR *d = opendir(path);
-    if (!d) die("cannot list %s", path);
-    double ns = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.') continue;
-        char p[300];
-        unsigned long long run = 0;
-        snprintf(p, sizeof p, "/proc/%d/task/%s/schedstat", O.pid, e->d_name);
-        FILE *f = fopen(p, "r");
-        if (!f) continue; /* a thread that just ended */
-        if (fscanf(f, "%llu", &run) == 1) ns += (double)run;
-        fclose(f);
-    }
-    closedir(d);
-    return ns / 1e6;
+    return cpu_ns_of(O.pid) / 1e6;
 }
 
 /* ---- the Lua heap probe: one blocking HTTP/1.1 GET ------------------------------------------ */
@@ -193,24 +151,10 @@ static void probe(double *kib, double *live_kib)
 
 /* ---- WebSocket frames ------------------------------------------------------------------------ */
 
-static void write_all(int fd, const void *p, size_t n, const char *what)
-{
-    ssize_t w = write(fd, p, n);
-    /* Only small frames on an idle socket: the kernel takes them whole or something is wrong. */
-    if (w != (ssize_t)n) die("%s: short write (%zd of %zu: %s)", what, w, n, w < 0 ? strerror(errno) : "");
-}
-
 /* A masked client frame (payload < 126 bytes: subscribe messages and pongs). */
 static void send_frame(int fd, int opcode, const char *payload, size_t len)
 {
-    unsigned char f[6 + 125];
-    if (len > 125) die("client frame too long");
-    uint32_t mask = (uint32_t)rand();
-    f[0] = (unsigned char)(0x80 | opcode);
-    f[1] = (unsigned char)(0x80 | len);
-    memcpy(f + 2, &mask, 4);
-    for (size_t i = 0; i < len; i++) f[6 + i] = (unsigned char)payload[i] ^ f[2 + i % 4];
-    write_all(fd, f, 6 + len, "frame");
+    ws_send_frame(fd, opcode, payload, len, (uint32_t)rand());
 }
 
 static void start_one(void);
@@ -249,29 +193,13 @@ static void on_text(int i, const char *p, size_t len, double t)
 static void on_frames(int i, double t)
 {
     sock_t *s = &S[i];
-    size_t off = 0;
-    while (s->rlen - off >= 2) {
-        const unsigned char *h = (const unsigned char *)s->rbuf + off;
-        int opcode = h[0] & 0x0f;
-        uint64_t plen = h[1] & 0x7f;
-        size_t hl = 2;
-        if (h[1] & 0x80) die("socket %d: keryx sent a masked frame", i);
-        if (plen == 126) {
-            if (s->rlen - off < 4) break;
-            plen = ((uint64_t)h[2] << 8) | h[3];
-            hl = 4;
-        } else if (plen == 127) {
-            die("socket %d: frame over 64 KiB", i);
-        }
-        if (hl + plen > RBUF) die("socket %d: frame of %llu bytes", i, (unsigned long long)plen);
-        if (s->rlen - off < hl + plen) break;
-        const char *payload = s->rbuf + off + hl;
-        if (!(h[0] & 0x80)) die("socket %d: fragmented frame", i);
-        if (opcode == 1) on_text(i, payload, (size_t)plen, t);
-        else if (opcode == 9) send_frame(s->fd, 10, payload, (size_t)plen);
-        else if (opcode == 8) die("socket %d: keryx closed it (%.*s)", i, (int)(plen > 2 ? plen - 2 : 0), payload + 2);
-        else if (opcode != 10) die("socket %d: unexpected opcode %d", i, opcode);
-        off += hl + (size_t)plen;
+    size_t off = 0, n, plen;
+    int opcode;
+    const char *payload;
+    while ((n = ws_next_frame(i, s->fd, s->rbuf + off, s->rlen - off, RBUF, &opcode, &payload, &plen,
+                              (uint32_t)rand()))) {
+        if (opcode == 1) on_text(i, payload, plen, t);
+        off += n;
     }
     s->rlen -= off;
     if (s->rlen > 0) memmove(s->rbuf, s->rbuf + off, s->rlen);
@@ -280,16 +208,8 @@ static void on_frames(int i, double t)
 static void on_handshake(int i)
 {
     sock_t *s = &S[i];
-    char *end = memmem(s->rbuf, s->rlen, "\r\n\r\n", 4);
-    if (!end) {
-        if (s->rlen == RBUF) die("socket %d: handshake reply too long", i);
-        return;
-    }
-    size_t head = (size_t)(end - s->rbuf) + 4;
-    if (s->rlen < 12 || memcmp(s->rbuf, "HTTP/1.1 101", 12) != 0)
-        die("socket %d: upgrade refused: %.*s", i, (int)(head < 300 ? head : 300), s->rbuf);
-    if (!memmem(s->rbuf, head, "Sec-WebSocket-Accept: " WS_ACCEPT "\r\n", 24 + sizeof WS_ACCEPT - 1))
-        die("socket %d: wrong Sec-WebSocket-Accept in %.*s", i, (int)head, s->rbuf);
+    size_t head = ws_upgrade_head(i, s->rbuf, s->rlen, RBUF, WS_ACCEPT);
+    if (!head) return;
     s->rlen -= head;
     memmove(s->rbuf, s->rbuf + head, s->rlen);
     s->state = S_SUBSCRIBING;

@@ -34,7 +34,7 @@
  *
  *   cc -O2 -Wall -Wextra -Werror -o build/ws-rt bench/ws-rt.c      (websocket.sh does it) */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memmem, strcasestr */
+#define _GNU_SOURCE /* memmem */
 #endif
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -52,6 +52,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "ws-client.h"
 
 #define RBUF (1 << 20)              /* a socket's read buffer: the handshake reply or one frame */
 #define UPGRADE_TIMEOUT_MS 10000
@@ -84,34 +86,6 @@ static double *lat;                 /* their send-to-reply times, ms */
 static size_t lat_cap;
 static uint64_t rng;
 
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("[bench:websocket:client] ERROR: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static void note(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("[bench:websocket:client] ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-static double now_ms(clockid_t clk)
-{
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* xorshift64*: masking keys and handshake keys (not security, only not constant). */
 static uint32_t rand32(void)
 {
@@ -121,48 +95,12 @@ static uint32_t rand32(void)
     return (uint32_t)((rng * 0x2545F4914F6CDD1DULL) >> 32);
 }
 
-/* keryx's CPU time, every thread, in ns: schedstat is in ns, not 10 ms clock ticks. */
-static double keryx_cpu_ns(void)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", O.pid);
-    DIR *d = opendir(path);
-    if (!d) die("cannot list %s (keryx gone?)", path);
-    double ns = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.') continue;
-        char p[300];
-        unsigned long long run = 0;
-        snprintf(p, sizeof p, "/proc/%d/task/%s/schedstat", O.pid, e->d_name);
-        FILE *f = fopen(p, "r");
-        if (!f) continue; /* a thread that just ended */
-        if (fscanf(f, "%llu", &run) == 1) ns += (double)run;
-        fclose(f);
-    }
-    closedir(d);
-    return ns;
-}
-
 /* ---- WebSocket frames ------------------------------------------------------------------------ */
-
-static void write_all(int fd, const void *p, size_t n, const char *what)
-{
-    ssize_t w = write(fd, p, n);
-    /* Small frames, one in flight: the kernel takes them whole or something is wrong. */
-    if (w != (ssize_t)n) die("%s: short write (%zd of %zu: %s)", what, w, n, w < 0 ? strerror(errno) : "");
-}
 
 /* A masked client frame (payload < 126 bytes: actions and pongs). */
 static void send_frame(int fd, int opcode, const char *payload, size_t len)
 {
-    unsigned char f[6 + 125];
-    if (len > 125) die("client frame too long");
-    uint32_t mask = rand32();
-    f[0] = (unsigned char)(0x80 | opcode);
-    f[1] = (unsigned char)(0x80 | len);
-    memcpy(f + 2, &mask, 4);
-    for (size_t i = 0; i < len; i++) f[6 + i] = (unsigned char)payload[i] ^ f[2 + i % 4];
-    write_all(fd, f, 6 + len, "frame");
+    ws_send_frame(fd, opcode, payload, len, rand32());
 }
 
 static void send_action(int i)
@@ -209,32 +147,12 @@ static void on_text(int i, const char *p, size_t len, double t)
 static void on_frames(int i, double t)
 {
     sock_t *s = &S[i];
-    size_t off = 0;
-    while (s->rlen - off >= 2) {
-        const unsigned char *h = (const unsigned char *)s->rbuf + off;
-        int opcode = h[0] & 0x0f;
-        uint64_t plen = h[1] & 0x7f;
-        size_t hl = 2;
-        if (h[1] & 0x80) die("socket %d: keryx sent a masked frame", i);
-        if (plen == 126) {
-            if (s->rlen - off < 4) break;
-            plen = ((uint64_t)h[2] << 8) | h[3];
-            hl = 4;
-        } else if (plen == 127) {
-            if (s->rlen - off < 10) break;
-            plen = 0;
-            for (int k = 0; k < 8; k++) plen = (plen << 8) | h[2 + k];
-            hl = 10;
-        }
-        if (plen > RBUF - hl) die("socket %d: frame of %llu bytes", i, (unsigned long long)plen);
-        if (s->rlen - off < hl + plen) break;
-        const char *payload = s->rbuf + off + hl;
-        if (!(h[0] & 0x80)) die("socket %d: fragmented frame", i);
-        if (opcode == 1) on_text(i, payload, (size_t)plen, t);
-        else if (opcode == 9) send_frame(s->fd, 10, payload, (size_t)plen);
-        else if (opcode == 8) die("socket %d: keryx closed it (%.*s)", i, (int)(plen > 2 ? plen - 2 : 0), payload + 2);
-        else if (opcode != 10) die("socket %d: unexpected opcode %d", i, opcode);
-        off += hl + (size_t)plen;
+    size_t off = 0, n, plen;
+    int opcode;
+    const char *payload;
+    while ((n = ws_next_frame(i, s->fd, s->rbuf + off, s->rlen - off, RBUF, &opcode, &payload, &plen, rand32()))) {
+        if (opcode == 1) on_text(i, payload, plen, t);
+        off += n;
     }
     s->rlen -= off;
     if (s->rlen > 0 && off > 0) memmove(s->rbuf, s->rbuf + off, s->rlen);
@@ -243,17 +161,8 @@ static void on_frames(int i, double t)
 static void on_handshake(int i)
 {
     sock_t *s = &S[i];
-    char *end = memmem(s->rbuf, s->rlen, "\r\n\r\n", 4);
-    if (!end) {
-        if (s->rlen == RBUF) die("socket %d: handshake reply too long", i);
-        return;
-    }
-    size_t head = (size_t)(end - s->rbuf) + 4;
-    if (s->rlen < 12 || memcmp(s->rbuf, "HTTP/1.1 101", 12) != 0)
-        die("socket %d: upgrade refused: %.*s", i, (int)(head < 300 ? head : 300), s->rbuf);
-    *end = '\0'; /* the head as a string, for strcasestr (the blank line is consumed anyway) */
-    if (!strcasestr(s->rbuf, "\r\nSec-WebSocket-Accept:"))
-        die("socket %d: no Sec-WebSocket-Accept in %s", i, s->rbuf);
+    size_t head = ws_upgrade_head(i, s->rbuf, s->rlen, RBUF, NULL);
+    if (!head) return;
     s->rlen -= head;
     memmove(s->rbuf, s->rbuf + head, s->rlen);
     s->state = S_OPEN;
@@ -433,11 +342,11 @@ int main(int argc, char **argv)
     loop_until_upgraded(t0);
     loop_until(t0 + (double)O.warmup_ms);
 
-    double k0 = keryx_cpu_ns(), c0 = now_ms(CLOCK_PROCESS_CPUTIME_ID), m0 = now_ms(CLOCK_MONOTONIC);
+    double k0 = cpu_ns_of(O.pid), c0 = now_ms(CLOCK_PROCESS_CPUTIME_ID), m0 = now_ms(CLOCK_MONOTONIC);
     measuring = true;
     loop_until(m0 + (double)O.duration_ms);
     measuring = false;
-    double m1 = now_ms(CLOCK_MONOTONIC), k1 = keryx_cpu_ns(), c1 = now_ms(CLOCK_PROCESS_CPUTIME_ID);
+    double m1 = now_ms(CLOCK_MONOTONIC), k1 = cpu_ns_of(O.pid), c1 = now_ms(CLOCK_PROCESS_CPUTIME_ID);
     double elapsed = m1 - m0;
 
     for (int i = 0; i < O.n; i++)

@@ -88,7 +88,7 @@ struct kx_conn {
     kx_want_t tp_want; /* set by the transport with KX_EAGAIN */
     const kx_conn_handler_t *handler;
     ev_io rio, wio;
-    ev_timer timer;   /* armed at or before `deadline` (see kx_conn_set_timer) */
+    ev_timer timer;               /* armed at or before `deadline` (see kx_conn_set_timer) */
     ev_tstamp deadline, timer_at; /* loop time the protocol's timeout is due (0: none); when
                                    * the armed timer fires */
     ev_tstamp timer_min;          /* the shortest timeout set so far (s; 0: none yet) */
