@@ -276,7 +276,6 @@ static void arm_timer(struct ev_loop *loop, kx_conn_t *c, ev_tstamp after)
     ev_timer_stop(loop, &c->timer);
     ev_timer_set(&c->timer, after, 0.);
     ev_timer_start(loop, &c->timer);
-    c->timer_at = ev_now(loop) + after;
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -308,7 +307,8 @@ void kx_conn_set_timer(kx_conn_t *c, int64_t ms)
     ev_tstamp after = (ev_tstamp)ms / 1000.0;
     if (c->timer_min == 0 || after < c->timer_min) c->timer_min = after;
     c->deadline = ev_now(loop) + after;
-    if (ev_is_active(&c->timer) && c->timer_at <= c->deadline) return;
+    /* An armed timer that fires no later than the new deadline is left where it is. */
+    if (ev_is_active(&c->timer) && ev_timer_remaining(loop, &c->timer) <= after) return;
     arm_timer(loop, c, after);
 }
 

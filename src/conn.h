@@ -88,10 +88,9 @@ struct kx_conn {
     kx_want_t tp_want; /* set by the transport with KX_EAGAIN */
     const kx_conn_handler_t *handler;
     ev_io rio, wio;
-    ev_timer timer;               /* armed at or before `deadline` (see kx_conn_set_timer) */
-    ev_tstamp deadline, timer_at; /* loop time the protocol's timeout is due (0: none); when
-                                   * the armed timer fires */
-    ev_tstamp timer_min;          /* the shortest timeout set so far (s; 0: none yet) */
+    ev_timer timer;      /* armed at or before `deadline` (see kx_conn_set_timer) */
+    ev_tstamp deadline;  /* loop time the protocol's timeout is due (0: none) */
+    ev_tstamp timer_min; /* the shortest timeout set so far (s; 0: none yet) */
     kx_buf_t rbuf;
     /* The write queue, in order: wfront[fpos..], lent.p[off..], wbuf[wpos..], then the
      * file. Bytes are always appended to wbuf; lending moves what wbuf held to wfront (a
