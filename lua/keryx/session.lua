@@ -51,9 +51,11 @@ local function decode(raw)
     if kept then return flat_copy(kept) end
     local rec = json.decode(raw)
     if type(rec) ~= "table" or type(rec.data) ~= "table" then return rec end
-    if #raw <= MEMO_MAX_BYTES and flat_copy(rec) then
+    -- A copy is kept: rec itself goes to the caller.
+    local copy = #raw <= MEMO_MAX_BYTES and flat_copy(rec)
+    if copy then
         if n_memo >= MEMO_MAX_ENTRIES then memo, n_memo = {}, 0 end
-        memo[raw], n_memo = flat_copy(rec), n_memo + 1 -- a copy: rec itself goes to the caller
+        memo[raw], n_memo = copy, n_memo + 1
     end
     return rec
 end
