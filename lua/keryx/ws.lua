@@ -296,7 +296,6 @@ end
 -- json.decode; nil when C did not take the text, or when params does not decode (json.decode of
 -- the whole text then gives today's error message).
 local function envelope(text)
-    if not ws_envelope then return nil end
     local kind, name, mid, channel, params_json = ws_envelope(text)
     if kind == nil then return nil end
     local params
