@@ -72,7 +72,7 @@ M.rate_limit = {
         -- (a token name, no CR/LF/NUL) holds by construction: they go straight into the
         -- answer's header list, with no table of their own and no pattern checks.
         if allowed then
-            append_headers(header_list(conn), limit, remaining, reset_at, nil)
+            append_headers(header_list(conn), limit, remaining, reset_at)
             return
         end
         append_headers(header_list(conn), limit, 0, reset_at, retry_after)
