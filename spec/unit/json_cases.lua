@@ -11,7 +11,8 @@
 -- holds a table with a metatable of its own (json.lua's Lua encoder answers those).
 local M = {}
 
--- Deterministic generator (a linear congruential one: the same values on every run).
+-- Deterministic generator (a linear congruential one: the same values on every run); also
+-- ws_envelope_cases.lua's.
 local function new_rng(seed)
     local state = seed
     return function(n) -- integer in 1..n
@@ -19,6 +20,7 @@ local function new_rng(seed)
         return state % n + 1
     end
 end
+M.new_rng = new_rng
 
 local function byte_string()
     local t = {}

@@ -15,13 +15,7 @@
 -- report = { checked, taken, mismatches = {…} }.
 local M = {}
 
-local function new_rng(seed)
-    local state = seed
-    return function(n) -- integer in 1..n
-        state = (state * 1103515245 + 12345) % 2147483648
-        return state % n + 1
-    end
-end
+local new_rng = dofile("spec/unit/json_cases.lua").new_rng -- the same deterministic generator
 
 local KEYS = { "messageType", "action", "messageId", "channel", "params" }
 local FIELDS = { messageType = true, action = true, messageId = true, channel = true, params = true }
