@@ -10,16 +10,7 @@
 #include <cmocka.h>
 
 #include "lua_api.h"
-#include <lauxlib.h>
-#include <lualib.h>
-
-/* package.preload["keryx.core"]: a table holding only what lua_api_json.c registers. */
-static int open_core(lua_State *L)
-{
-    lua_newtable(L);
-    kx_lua_open_json(L);
-    return 1;
-}
+#include "lua_cases.h"
 
 static const char driver[] = "package.path = 'lua/?.lua;spec/unit/?.lua;' .. package.path\n"
                              "local json = require 'keryx.json'\n"
@@ -30,23 +21,12 @@ static const char driver[] = "package.path = 'lua/?.lua;spec/unit/?.lua;' .. pac
 static void test_same_bytes_as_lua(void **state)
 {
     (void)state;
-    lua_State *L = luaL_newstate();
-    assert_non_null(L);
-    luaL_openlibs(L);
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "preload");
-    lua_pushcfunction(L, open_core);
-    lua_setfield(L, -2, "keryx.core");
-    lua_pop(L, 2);
-    if (luaL_loadstring(L, driver) != 0 || lua_pcall(L, 0, 3, 0) != 0) fail_msg("%s", lua_tostring(L, -1));
-    long checked = (long)lua_tointeger(L, -3), by_c = (long)lua_tointeger(L, -2);
-    const char *mismatches = lua_tostring(L, -1);
-    if (mismatches[0]) fail_msg("%s", mismatches);
+    long checked, by_c;
+    run_lua_cases(kx_lua_open_json, driver, &checked, &by_c);
     /* every case was compared, and C answered most of them (not the Lua fallback) */
     assert_true(checked > 20000);
     assert_true(by_c > checked / 2);
     print_message("%ld values compared, %ld encoded by C\n", checked, by_c);
-    lua_close(L);
 }
 
 int main(void)

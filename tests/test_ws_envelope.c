@@ -17,8 +17,7 @@
 
 #include "ws_envelope.h"
 #include "lua_api.h"
-#include <lauxlib.h>
-#include <lualib.h>
+#include "lua_cases.h"
 
 /* Scans a heap copy of s[0..n) of exactly n bytes; the spans found are moved to point into s
  * (same offsets), as the copy is freed. */
@@ -315,14 +314,6 @@ static void test_long_and_deep(void **state)
     }
 }
 
-/* package.preload["keryx.core"]: a table holding what lua_api_ws.c registers. */
-static int open_core(lua_State *L)
-{
-    lua_newtable(L);
-    kx_lua_open_ws(L);
-    return 1;
-}
-
 static const char driver[] = "package.path = 'lua/?.lua;spec/unit/?.lua;' .. package.path\n"
                              "local json = require 'keryx.json'\n"
                              "local core = require 'keryx.core'\n"
@@ -335,23 +326,12 @@ static const char driver[] = "package.path = 'lua/?.lua;spec/unit/?.lua;' .. pac
 static void test_same_fields_as_json_decode(void **state)
 {
     (void)state;
-    lua_State *L = luaL_newstate();
-    assert_non_null(L);
-    luaL_openlibs(L);
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "preload");
-    lua_pushcfunction(L, open_core);
-    lua_setfield(L, -2, "keryx.core");
-    lua_pop(L, 2);
-    if (luaL_loadstring(L, driver) != 0 || lua_pcall(L, 0, 3, 0) != 0) fail_msg("%s", lua_tostring(L, -1));
-    long checked = (long)lua_tointeger(L, -3), taken = (long)lua_tointeger(L, -2);
-    const char *mismatches = lua_tostring(L, -1);
-    if (mismatches[0]) fail_msg("%s", mismatches);
+    long checked, taken;
+    run_lua_cases(kx_lua_open_ws, driver, &checked, &taken);
     /* every message was compared, and a good share of them took the fast path */
     assert_true(checked > 20000);
     assert_true(taken > checked / 5);
     print_message("%ld messages compared, %ld read by the fast path\n", checked, taken);
-    lua_close(L);
 }
 
 int main(void)
