@@ -124,13 +124,16 @@ check_args() {
     [[ -n "$WARMUP_MS" ]] || die "BENCH_WARMUP must be like 1, 1s or 0, not '$WARMUP'"
 }
 
+# node_client_used: whether either client is the Node one (ws-load.js, npm `ws`).
+node_client_used() { [[ "$FANOUT_CLIENT" == node || "$RT_CLIENT" == node ]]; }
+
 check_prereqs() {
     local cmd
     # node reads the clients' JSON; npm only installs ws-load.js's `ws` when a Node client runs.
     for cmd in wrk taskset curl awk cc node; do
         command -v "$cmd" >/dev/null || die "'$cmd' not found (Debian: apt-get install wrk util-linux curl gcc nodejs)"
     done
-    if [[ "$FANOUT_CLIENT" == node || "$RT_CLIENT" == node ]]; then
+    if node_client_used; then
         command -v npm >/dev/null || die "'npm' not found (Debian: apt-get install npm), needed for the Node clients"
     fi
     for cmd in redis-server redis-cli; do
@@ -153,7 +156,7 @@ raise_fd_limit() {
 
 # ensure_node_modules: npm `ws`, for ws-load.js; only when a Node client runs.
 ensure_node_modules() {
-    [[ "$FANOUT_CLIENT" == node || "$RT_CLIENT" == node ]] || return 0
+    node_client_used || return 0
     [[ -f "$BENCH_DIR/node_modules/ws/package.json" ]] && return 0
     log "installing bench/node_modules (npm ws, from bench/package.json)"
     npm install --prefix "$BENCH_DIR" --no-audit --no-fund >&2 || die "npm install --prefix bench failed"
@@ -495,7 +498,7 @@ rt_client_name() { [[ "$RT_CLIENT" == c ]] && echo "ws-rt.c" || echo "ws-load.js
 
 # node_client_line: "node vX, ws Y" when a Node client ran, else nothing.
 node_client_line() {
-    [[ "$FANOUT_CLIENT" == node || "$RT_CLIENT" == node ]] || return 0
+    node_client_used || return 0
     printf ' (Node clients: node %s, ws %s)' "$(node --version)" \
         "$(node -p 'require(process.argv[1]).version' "$BENCH_DIR/node_modules/ws/package.json")"
 }

@@ -1,6 +1,6 @@
 /* ws-client.h — the WebSocket client pieces bench/ws-fanout.c and bench/ws-rt.c share:
- * messages and exits, clocks, keryx's CPU time, masked client frames, the upgrade reply and
- * reading server frames out of a socket's buffer. Header-only (static functions): each client
+ * messages and exits, clocks, keryx's CPU time, the TCP connection, masked client frames, the
+ * upgrade reply, reading server frames out of a socket's buffer, and sorting doubles. Header-only (static functions): each client
  * is one `cc` command (bench/websocket.sh) with this file beside it.
  *
  * Server frames as keryx sends them: unmasked, final (keryx sends no fragments), 7-, 16- or
@@ -9,8 +9,11 @@
 #ifndef BENCH_WS_CLIENT_H
 #define BENCH_WS_CLIENT_H
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,6 +73,28 @@ static double cpu_ns_of(int pid)
     }
     closedir(d);
     return ns;
+}
+
+/* A TCP connection to host:port (IPv4), TCP_NODELAY, connecting in the background when
+ * nonblock is true. */
+static int tcp_connect(const char *host, int port, bool nonblock)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0), 0);
+    if (fd < 0) die("socket: %s", strerror(errno));
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) die("the host must be an IPv4 address, not '%s'", host);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS)
+        die("connect to %s:%d: %s", host, port, strerror(errno));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+/* For qsort: doubles in ascending order. */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 static void write_all(int fd, const void *p, size_t n, const char *what)

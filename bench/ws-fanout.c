@@ -118,23 +118,10 @@ static double keryx_cpu_ms(void)
 
 /* ---- the Lua heap probe: one blocking HTTP/1.1 GET ------------------------------------------ */
 
-static int tcp_connect(bool nonblock)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0), 0);
-    if (fd < 0) die("socket: %s", strerror(errno));
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)O.port) };
-    if (inet_pton(AF_INET, O.host, &a.sin_addr) != 1) die("--host must be an IPv4 address");
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS)
-        die("connect to %s:%d: %s", O.host, O.port, strerror(errno));
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
 static void probe(double *kib, double *live_kib)
 {
     char req[512], resp[4096];
-    int fd = tcp_connect(false);
+    int fd = tcp_connect(O.host, O.port, false);
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n",
                      O.probe, O.host, O.port);
     if (write(fd, req, (size_t)n) != n) die("probe: write failed");
@@ -273,7 +260,7 @@ static void on_writable(int i)
 static void start_one(void)
 {
     int i = started++;
-    S[i].fd = tcp_connect(true);
+    S[i].fd = tcp_connect(O.host, O.port, true);
     S[i].state = S_CONNECTING;
     struct epoll_event ev = { .events = EPOLLOUT, .data.u32 = (uint32_t)i };
     if (epoll_ctl(ep, EPOLL_CTL_ADD, S[i].fd, &ev) != 0) die("epoll_ctl: %s", strerror(errno));
@@ -344,12 +331,6 @@ static void redis_check_replies(int m)
     for (int i = 0; i < m; i++)
         if (memcmp(got + i * wn, want, (size_t)wn) != 0)
             die("PUBLISH answered %.*s, expected %d Redis subscribers (keryx)", wn, got + i * wn, O.subscribers);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static double median_of(double *v, int n)

@@ -226,14 +226,7 @@ static void on_writable(int i)
 
 static void start_one(int i)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (fd < 0) die("socket: %s", strerror(errno));
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)O.port) };
-    if (inet_pton(AF_INET, O.host, &a.sin_addr) != 1) die("--url: the host must be an IPv4 address");
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS)
-        die("connect to %s:%d: %s", O.host, O.port, strerror(errno));
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int fd = tcp_connect(O.host, O.port, true);
     S[i].fd = fd;
     S[i].state = S_CONNECTING;
     S[i].rbuf = malloc(RBUF);
@@ -267,12 +260,6 @@ static void loop_until_upgraded(double t0)
             die("only %d of %d sockets upgraded after %d ms", upgraded, O.n, UPGRADE_TIMEOUT_MS);
         loop_until(now_ms(CLOCK_MONOTONIC) + 10);
     }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* As ws-load.js: the value at floor(p% of n), sorted. */
